@@ -1,0 +1,164 @@
+/* The kernel<->userspace ABI: every record the BPF side writes to the ring buffer. */
+#ifndef ZEROTRACE_EVENTS_H
+#define ZEROTRACE_EVENTS_H
+
+#ifdef __BPF__
+/* vmlinux.h already provides the __u* types. */
+#else
+#include <linux/types.h>
+#endif
+
+#ifdef __cplusplus
+#define ZT_STATIC_ASSERT static_assert
+#else
+#define ZT_STATIC_ASSERT _Static_assert
+#endif
+
+/* Largest payload one data event carries; a syscall that moves more emits several chunks. */
+#define ZT_MAX_CHUNK 16384
+/* Default bytes captured per syscall (--capture-bytes). */
+#define ZT_DEFAULT_CAPTURE 16384
+/* Hard upper bound for --capture-bytes. */
+#define ZT_MAX_CAPTURE (4 * ZT_MAX_CHUNK)
+/* iovecs looked at per readv/writev/sendmsg/recvmsg; later ones only count bytes. */
+#define ZT_MAX_IOV 8
+/* messages looked at per sendmmsg/recvmmsg; later ones only count bytes. */
+#define ZT_MAX_MMSG 8
+/* Kernel connection-table capacity (LRU: the oldest idle entries go first). */
+#define ZT_MAX_CONNS 65536
+#define ZT_COMM_LEN 16
+
+/* What a ring-buffer record is; the first byte of every record. */
+enum zt_event_type {
+	ZT_EV_CONN_OPEN = 1,  /* a TCP connection became tracked */
+	ZT_EV_CONN_CLOSE = 2, /* close(), fd reuse, or the agent noticed it is gone */
+	ZT_EV_DATA = 3,       /* bytes moved on a tracked connection */
+	ZT_EV_PROC_EXEC = 4,  /* a process called execve */
+	ZT_EV_PROC_EXIT = 5,  /* a whole process (thread group) exited */
+};
+
+/* Which side of the connection this process is. */
+enum zt_role {
+	ZT_ROLE_UNKNOWN = 0, /* socket existed before the agent saw connect/accept */
+	ZT_ROLE_CLIENT = 1,  /* this process called connect() */
+	ZT_ROLE_SERVER = 2,  /* this process got the socket from accept() */
+};
+
+/* Direction of a data event, from the traced process's point of view. */
+enum zt_direction {
+	ZT_DIR_EGRESS = 0,  /* the process sent these bytes */
+	ZT_DIR_INGRESS = 1, /* the process received these bytes */
+};
+
+/* Which layer produced the bytes of a data event. */
+enum zt_source {
+	ZT_SRC_SYSCALL = 0, /* socket syscall */
+	ZT_SRC_TLS = 1,     /* plaintext from a TLS library uprobe */
+};
+
+/* Syscall that produced a data event (for dumps and per-syscall accounting). */
+enum zt_syscall {
+	ZT_SYS_READ = 0,
+	ZT_SYS_WRITE = 1,
+	ZT_SYS_READV = 2,
+	ZT_SYS_WRITEV = 3,
+	ZT_SYS_SENDTO = 4,
+	ZT_SYS_RECVFROM = 5,
+	ZT_SYS_SENDMSG = 6,
+	ZT_SYS_RECVMSG = 7,
+	ZT_SYS_SENDMMSG = 8,
+	ZT_SYS_RECVMMSG = 9,
+	ZT_SYS_SENDFILE = 10,
+	ZT_SYS_COUNT = 11,
+};
+
+/* Why a connection stopped being tracked. */
+enum zt_close_reason {
+	ZT_CLOSE_SYSCALL = 0,  /* close(fd) */
+	ZT_CLOSE_FD_REUSE = 1, /* fd now names another file: the old socket is gone */
+};
+
+/* Flags of a connection-open event. */
+#define ZT_CONN_F_PREEXISTING 0x1 /* discovered on first use, not at connect/accept */
+
+/* Bits of zt_conn_open.family. */
+#define ZT_AF_INET 2
+#define ZT_AF_INET6 10
+
+/* Fields every record starts with. */
+struct zt_event_header {
+	__u8 type;     /* enum zt_event_type */
+	__u8 pad[3];   /* zero */
+	__u32 tgid;    /* process id */
+	__u32 tid;     /* thread id */
+	__u32 fd;      /* socket fd in tgid; 0 for process events */
+	__u64 ts_ns;   /* CLOCK_MONOTONIC (bpf_ktime_get_ns) at the event */
+	__u64 conn_id; /* unique per (tgid, fd, generation); 0 for process events */
+};
+ZT_STATIC_ASSERT(sizeof(struct zt_event_header) == 32, "zt_event_header ABI");
+
+/* A connection became tracked: its tuple as the kernel socket knows it. */
+struct zt_conn_open {
+	struct zt_event_header hdr;
+	__u8 role;              /* enum zt_role */
+	__u8 flags;             /* ZT_CONN_F_* */
+	__u16 family;           /* ZT_AF_INET or ZT_AF_INET6 of the socket */
+	__u16 local_port;       /* host byte order */
+	__u16 remote_port;      /* host byte order */
+	__u8 local_addr[16];    /* IPv4 in the first 4 bytes, or IPv6 (maybe v4-mapped) */
+	__u8 remote_addr[16];   /* same layout as local_addr */
+	char comm[ZT_COMM_LEN]; /* thread name at the time */
+};
+ZT_STATIC_ASSERT(sizeof(struct zt_conn_open) == 32 + 8 + 32 + 16, "zt_conn_open ABI");
+
+/* A tracked connection ended; positions are the final stream lengths. */
+struct zt_conn_close {
+	struct zt_event_header hdr;
+	__u64 sent_bytes;     /* egress stream length */
+	__u64 received_bytes; /* ingress stream length */
+	__u8 reason;          /* enum zt_close_reason */
+	__u8 pad[7];          /* zero */
+};
+ZT_STATIC_ASSERT(sizeof(struct zt_conn_close) == 56, "zt_conn_close ABI");
+
+/* One chunk of bytes that a process sent or received on a tracked connection.
+ * A syscall yields chunks in stream order. When it moved more than was captured, its last
+ * record is a trailer with captured == 0 (stream_pos = end of the syscall): every byte of
+ * [syscall_pos, syscall_pos + byte_count) that no chunk delivered is a gap. */
+struct zt_data_event {
+	struct zt_event_header hdr;
+	__u64 syscall_pos; /* stream position of the syscall's first byte */
+	__u64 stream_pos;  /* stream position of data[0] */
+	__u32 byte_count;  /* bytes the whole syscall moved; may exceed captured */
+	__u32 captured;    /* bytes present in data[] */
+	__u8 direction;    /* enum zt_direction */
+	__u8 source;       /* enum zt_source */
+	__u8 syscall;      /* enum zt_syscall */
+	__u8 pad[5];       /* zero */
+	/* followed by `captured` payload bytes: the record is sizeof(*this) + captured long */
+};
+ZT_STATIC_ASSERT(sizeof(struct zt_data_event) == 64, "zt_data_event ABI");
+
+/* A process exec'd or exited (userspace refreshes or frees its metadata). */
+struct zt_proc_event {
+	struct zt_event_header hdr;
+	__u32 ppid;             /* parent tgid (exec) */
+	__u32 pad;              /* zero */
+	char comm[ZT_COMM_LEN]; /* name after exec / at exit */
+};
+ZT_STATIC_ASSERT(sizeof(struct zt_proc_event) == 56, "zt_proc_event ABI");
+
+/* Counters the BPF side keeps in a per-CPU array, indexed by this enum. */
+enum zt_kernel_counter {
+	ZT_CNT_RINGBUF_RESERVE_FAILED = 0, /* a record was lost: ring buffer full */
+	ZT_CNT_DATA_EVENTS = 1,            /* data events written */
+	ZT_CNT_CONN_OPENED = 2,            /* connections that became tracked */
+	ZT_CNT_CONN_CLOSED = 3,            /* close events written */
+	ZT_CNT_CAPTURE_TRUNCATED = 4,      /* syscalls whose bytes exceeded the capture limit */
+	ZT_CNT_READ_USER_FAILED = 5,       /* bpf_probe_read_user failed: bytes became a gap */
+	ZT_CNT_IOV_OVERFLOW = 6,           /* iovecs/messages past ZT_MAX_IOV/MMSG (bytes only) */
+	ZT_CNT_STASH_MISSING = 7,          /* exit without enter (agent started mid-syscall) */
+	ZT_CNT_COUNT = 8,
+};
+
+#endif /* ZEROTRACE_EVENTS_H */

@@ -1,0 +1,86 @@
+// One direction of a connection: bytes placed by stream position, with gaps where bytes
+// were not captured (capture limit, lost events) so parsers can skip and resynchronise.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace zerotrace::conn {
+
+// Counters a stream keeps about what it could not hold.
+struct ByteStreamStats {
+  uint64_t bytes_added = 0;         // captured bytes accepted
+  uint64_t bytes_duplicate = 0;     // captured bytes already present (overlap)
+  uint64_t bytes_dropped_cap = 0;   // captured bytes turned into a gap by the byte cap
+  uint64_t bytes_stale = 0;         // bytes offered behind the consumed front
+  uint64_t gaps = 0;                // gap ranges that reached the front
+  uint64_t gap_bytes = 0;           // bytes skipped as gaps at the front
+};
+
+// A byte stream with holes. Positions are absolute offsets since the stream began.
+//
+// Three kinds of ranges exist past the front: data (captured bytes), known gaps (bytes the
+// kernel reported moving but did not capture), and unknown holes (nothing said yet; a late
+// event may still fill them). Parsers read Front(): data and known gaps only. A hole becomes
+// a gap when the owner calls DeclareHolesAsGaps() (idle timeout, close) or when the buffered
+// data past it exceeds the cap.
+class ByteStream {
+ public:
+  explicit ByteStream(size_t byte_cap = 1 << 20) : byte_cap_(byte_cap) {}
+
+  // Hot path. Places `data` at `pos`, moved at monotonic time `ts_ns`. Overlaps with
+  // buffered or consumed bytes are trimmed. Adjacent data ranges are merged so that Peek()
+  // returns every contiguous captured byte at the front.
+  void AddData(uint64_t pos, std::string_view data, uint64_t ts_ns);
+  // Hot path. Marks [pos, pos+len) as bytes that exist but were not captured.
+  void AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns);
+  // Every hole before the furthest known position becomes a gap.
+  void DeclareHolesAsGaps();
+
+  // What the parser sees at the front of the stream.
+  struct Front {
+    uint64_t pos = 0;           // position of the front
+    std::string_view data;      // contiguous captured bytes at pos (empty if a gap is first)
+    uint64_t gap = 0;           // >0: a gap of this many bytes starts at pos
+  };
+  Front Peek() const;
+
+  // Consumes n bytes from the front: data bytes and/or gap bytes. n may span several
+  // ranges; consuming into an unknown hole is allowed (the hole becomes consumed).
+  void Consume(uint64_t n);
+  // Consumes everything up to `pos` (no-op if pos <= front).
+  void ConsumeTo(uint64_t pos);
+
+  // Monotonic time of the syscall that moved the byte at `pos` (data or gap, not consumed);
+  // 0 if unknown. Used for span start (first request byte) and end (last response byte).
+  uint64_t TimestampAt(uint64_t pos) const;
+
+  uint64_t front_pos() const { return front_; }
+  // One past the furthest byte known to exist (data or gap).
+  uint64_t end_pos() const { return end_; }
+  // Captured bytes currently buffered.
+  size_t buffered_bytes() const { return buffered_; }
+  bool empty() const { return ranges_.empty(); }
+  const ByteStreamStats& stats() const { return stats_; }
+
+ private:
+  struct Range {
+    uint64_t len = 0;
+    std::string bytes;  // empty for a gap
+    bool is_gap = false;
+  };
+  void EnforceCap();
+
+  size_t byte_cap_;
+  uint64_t front_ = 0;
+  uint64_t end_ = 0;
+  size_t buffered_ = 0;
+  std::map<uint64_t, Range> ranges_;  // start position -> range; never overlapping
+  std::map<uint64_t, uint64_t> ts_marks_;  // position -> ts_ns of bytes from there on
+  ByteStreamStats stats_;
+};
+
+}  // namespace zerotrace::conn
