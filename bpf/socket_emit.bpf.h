@@ -1,0 +1,252 @@
+/* Writing records to the ring buffer: headers, close/process events, and the payload of
+ * one data syscall split into chunks (plain buffers, iovecs, msghdr, mmsghdr arrays).
+ * Included by socket_trace.bpf.c after its maps. */
+#ifndef ZT_SOCKET_EMIT_BPF_H
+#define ZT_SOCKET_EMIT_BPF_H
+
+/* Chunks one user buffer may produce: capture_bytes <= ZT_MAX_CAPTURE bounds the rest. */
+#define ZT_CHUNKS_PER_BUF (ZT_MAX_CAPTURE / ZT_MAX_CHUNK)
+/* mmsghdr entries whose msg_len is summed to learn a sendmmsg/recvmmsg byte count. */
+#define ZT_MMSG_SCAN 64
+
+static __always_inline void zt_count(__u32 counter)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &counter);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void zt_fill_header(struct zt_event_header *h, __u8 type, __u32 fd,
+					   __u64 conn_id)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	h->type = type;
+	h->tgid = id >> 32;
+	h->tid = (__u32)id;
+	h->fd = fd;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_id = conn_id;
+}
+
+static __noinline void zt_emit_close(struct conn_key *key, struct conn_state *st, __u8 reason)
+{
+	struct zt_conn_close *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	zt_fill_header(&ev->hdr, ZT_EV_CONN_CLOSE, key->fd, st->conn_id);
+	ev->sent_bytes = st->send_pos;
+	ev->received_bytes = st->recv_pos;
+	ev->reason = reason;
+	bpf_ringbuf_submit(ev, 0);
+	zt_count(ZT_CNT_CONN_CLOSED);
+}
+
+static __always_inline void zt_emit_proc(__u8 type, __u32 ppid)
+{
+	struct zt_proc_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	zt_fill_header(&ev->hdr, type, 0, 0);
+	ev->ppid = ppid;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* Where one syscall's emission stands. */
+struct emit_state {
+	__u64 conn_id;
+	__u64 syscall_pos; /* stream position of the syscall's first byte */
+	__u64 pos;         /* stream position of the next byte to place */
+	__u32 fd;
+	__u32 byte_count; /* bytes the syscall moved */
+	__u32 budget;     /* capture bytes left for this syscall */
+	__u32 emitted;    /* records written */
+	__u32 captured;   /* payload bytes written */
+	__u8 direction;
+	__u8 sys;
+};
+
+/* Hot path: copies up to the budget of one user buffer of len bytes at s->pos, in chunks. */
+static __noinline void zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
+{
+	__u32 zero = 0, off = 0;
+
+	for (int i = 0; i < ZT_CHUNKS_PER_BUF; i++) {
+		struct data_scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+		__u64 n = len - off;
+
+		if (!sc || off >= len || s->budget == 0)
+			break;
+		if (n > s->budget)
+			n = s->budget;
+		/* keep clang from folding the bound into a signed 32-bit form the verifier rejects */
+		asm volatile("" : "+r"(n));
+		if (n > ZT_MAX_CHUNK)
+			n = ZT_MAX_CHUNK;
+		asm volatile("" : "+r"(n));
+		if (n == 0 || n > ZT_MAX_CHUNK)
+			break;
+		if (bpf_probe_read_user(sc->data, n, (void *)(ubuf + off))) {
+			zt_count(ZT_CNT_READ_USER_FAILED);
+			break;
+		}
+		__builtin_memset(&sc->ev, 0, sizeof(sc->ev));
+		zt_fill_header(&sc->ev.hdr, ZT_EV_DATA, s->fd, s->conn_id);
+		sc->ev.syscall_pos = s->syscall_pos;
+		sc->ev.stream_pos = s->pos + off;
+		sc->ev.byte_count = s->byte_count;
+		sc->ev.captured = n;
+		sc->ev.direction = s->direction;
+		sc->ev.source = ZT_SRC_SYSCALL;
+		sc->ev.syscall = s->sys;
+		if (bpf_ringbuf_output(&events, sc, sizeof(sc->ev) + n, 0)) {
+			zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
+			break;
+		}
+		zt_count(ZT_CNT_DATA_EVENTS);
+		s->emitted++;
+		s->captured += n;
+		s->budget -= n;
+		off += n;
+	}
+	s->pos += len;
+}
+
+/* Hot path: the first `bytes` bytes spread over an iovec array, in order. */
+static __noinline void zt_emit_iovecs(struct emit_state *s, __u64 iov_ptr, __u32 iovlen,
+				      __u32 bytes)
+{
+	struct iovec iov;
+
+	for (int i = 0; i < ZT_MAX_IOV; i++) {
+		__u32 n;
+
+		if (i >= iovlen || bytes == 0)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov))))
+			break;
+		n = iov.iov_len < bytes ? iov.iov_len : bytes;
+		zt_emit_buf(s, (__u64)iov.iov_base, n);
+		bytes -= n;
+	}
+	if (bytes) { /* iovecs past ZT_MAX_IOV: their bytes become a gap */
+		zt_count(ZT_CNT_IOV_OVERFLOW);
+		s->pos += bytes;
+	}
+}
+
+/* Bytes a sendmmsg/recvmmsg moved: the sum of msg_len over the first `msgs` entries. */
+static __always_inline __u64 zt_mmsg_bytes(__u64 vec, __u32 msgs)
+{
+	__u64 total = 0;
+
+	for (int i = 0; i < ZT_MMSG_SCAN; i++) {
+		__u32 len = 0;
+
+		if (i >= msgs)
+			break;
+		bpf_probe_read_user(&len, sizeof(len),
+				    (void *)(vec + i * sizeof(struct mmsghdr) +
+					     __builtin_offsetof(struct mmsghdr, msg_len)));
+		total += len;
+	}
+	if (msgs > ZT_MMSG_SCAN)
+		zt_count(ZT_CNT_IOV_OVERFLOW);
+	return total;
+}
+
+/* Hot path: one finished data syscall that returned ret on a tracked connection. */
+static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_state *st,
+					   struct syscall_args *a, long ret)
+{
+	struct emit_state s = {};
+	struct user_msghdr msg;
+	__u64 bytes = ret;
+
+	s.sys = a->sys;
+	s.direction = (a->sys == ZT_SYS_WRITE || a->sys == ZT_SYS_WRITEV ||
+		       a->sys == ZT_SYS_SENDTO || a->sys == ZT_SYS_SENDMSG ||
+		       a->sys == ZT_SYS_SENDMMSG || a->sys == ZT_SYS_SENDFILE)
+			      ? ZT_DIR_EGRESS
+			      : ZT_DIR_INGRESS;
+	if (a->sys == ZT_SYS_SENDMMSG || a->sys == ZT_SYS_RECVMMSG)
+		bytes = zt_mmsg_bytes(a->buf, ret);
+	if (bytes == 0)
+		return 0;
+	s.conn_id = st->conn_id;
+	s.fd = key->fd;
+	s.byte_count = bytes;
+	s.budget = capture_bytes;
+	if (s.direction == ZT_DIR_EGRESS)
+		s.syscall_pos = __sync_fetch_and_add(&st->send_pos, bytes);
+	else
+		s.syscall_pos = __sync_fetch_and_add(&st->recv_pos, bytes);
+	s.pos = s.syscall_pos;
+	if (bytes > s.budget)
+		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
+
+	switch (a->sys) {
+	case ZT_SYS_READ:
+	case ZT_SYS_WRITE:
+	case ZT_SYS_SENDTO:
+	case ZT_SYS_RECVFROM:
+		zt_emit_buf(&s, a->buf, bytes);
+		break;
+	case ZT_SYS_READV:
+	case ZT_SYS_WRITEV:
+		zt_emit_iovecs(&s, a->buf, a->vlen, bytes);
+		break;
+	case ZT_SYS_SENDMSG:
+	case ZT_SYS_RECVMSG:
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf) == 0)
+			zt_emit_iovecs(&s, (__u64)msg.msg_iov, msg.msg_iovlen, bytes);
+		break;
+	case ZT_SYS_SENDMMSG:
+	case ZT_SYS_RECVMMSG:
+		for (int i = 0; i < ZT_MAX_MMSG; i++) {
+			__u64 m = a->buf + i * sizeof(struct mmsghdr);
+			struct mmsghdr mh;
+
+			if (i >= ret)
+				break;
+			if (bpf_probe_read_user(&mh, sizeof(mh), (void *)m))
+				break;
+			zt_emit_iovecs(&s, (__u64)mh.msg_hdr.msg_iov, mh.msg_hdr.msg_iovlen,
+				       mh.msg_len);
+		}
+		break;
+	default: /* sendfile: sizes only */
+		break;
+	}
+	/* Trailer: this syscall's records are complete and the rest of its bytes are a gap. */
+	if (s.captured < s.byte_count) {
+		struct zt_data_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+		if (!ev) {
+			zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
+			return 0;
+		}
+		__builtin_memset(ev, 0, sizeof(*ev));
+		zt_fill_header(&ev->hdr, ZT_EV_DATA, s.fd, s.conn_id);
+		ev->syscall_pos = s.syscall_pos;
+		ev->stream_pos = s.syscall_pos + s.byte_count;
+		ev->byte_count = s.byte_count;
+		ev->direction = s.direction;
+		ev->syscall = s.sys;
+		bpf_ringbuf_submit(ev, 0);
+		zt_count(ZT_CNT_DATA_EVENTS);
+	}
+	return 0;
+}
+
+#endif /* ZT_SOCKET_EMIT_BPF_H */

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Socket syscall tracepoints: track TCP connections per (tgid, fd, generation) and copy the
+ * bytes each process sends and receives into the ring buffer. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include <zerotrace/events.h>
+
+#include "sock_lookup.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define ZT_EAGAIN 11
+#define ZT_EINPROGRESS 115
+
+/* Load-time configuration, set by the loader before load. */
+const volatile __u32 self_tgid = 0;      /* the agent: never traced */
+const volatile __u8 filter_pids = 0;     /* 1: trace only tgids in pid_filter */
+const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_MAX_CAPTURE */
+
+/* Source of conn ids; starts at 1 so 0 means "no connection". */
+__u64 next_conn_id = 1;
+
+struct conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+/* What the kernel remembers about one tracked connection. */
+struct conn_state {
+	__u64 conn_id;  /* generation: unique for this (tgid, fd) lifetime */
+	__u64 file;     /* struct file * the fd named when tracked: detects fd reuse */
+	__u64 send_pos; /* egress stream length so far */
+	__u64 recv_pos; /* ingress stream length so far */
+	__u8 role;      /* enum zt_role */
+	__u8 pad[7];
+};
+
+/* Syscall arguments saved at sys_enter until sys_exit, per thread. */
+struct syscall_args {
+	__u64 buf;  /* buffer, iovec array, msghdr or mmsghdr array (user pointer) */
+	__u32 fd;
+	__u32 vlen; /* iovec/message count for vectored calls */
+	__u8 sys;   /* enum zt_syscall, or ZT_SYS_COUNT for connect */
+	__u8 pad[7];
+};
+
+/* Staging area for one data event: ring buffer records are variable-sized copies of it. */
+struct data_scratch {
+	struct zt_data_event ev;
+	__u8 data[ZT_MAX_CHUNK];
+};
+
+/* Tracked TCP connections. LRU so a lost close can never fill the table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ZT_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+/* Arguments of in-flight syscalls, keyed by pid_tgid. LRU: a thread killed mid-syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct syscall_args);
+} inflight SEC(".maps");
+
+/* tgids to trace when filter_pids is set (--pid). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+/* Per-CPU staging buffer for data events (too big for the 512-byte stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_scratch);
+} scratch SEC(".maps");
+
+/* Self-metrics, indexed by enum zt_kernel_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ZT_CNT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* All records to userspace. Size set by the loader (--ringbuf-bytes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+#include "socket_emit.bpf.h"
+
+/* Whether the current process is traced at all. */
+static __always_inline bool zt_traced(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return false;
+	return true;
+}
+
+/* Starts tracking fd as a connection with the given role; emits the open event. */
+static __noinline struct conn_state *zt_track(struct conn_key *key, struct file *file,
+					     struct sock *sk, __u8 role, __u8 flags)
+{
+	struct conn_state st = {};
+	struct zt_conn_open *ev;
+
+	st.conn_id = __sync_fetch_and_add(&next_conn_id, 1);
+	st.file = (__u64)file;
+	st.role = role;
+	if (bpf_map_update_elem(&conns, key, &st, BPF_ANY))
+		return NULL;
+	zt_count(ZT_CNT_CONN_OPENED);
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (ev) {
+		__builtin_memset(ev, 0, sizeof(*ev));
+		zt_fill_header(&ev->hdr, ZT_EV_CONN_OPEN, key->fd, st.conn_id);
+		ev->role = role;
+		ev->flags = flags;
+		zt_fill_tuple(ev, sk);
+		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+		bpf_ringbuf_submit(ev, 0);
+	} else {
+		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
+	}
+	return bpf_map_lookup_elem(&conns, key);
+}
+
+/* The tracked connection fd names now; discovers sockets opened before the agent. */
+static __always_inline struct conn_state *zt_conn_for_fd(struct conn_key *key)
+{
+	struct file *file = zt_fd_to_file(key->fd);
+	struct conn_state *st;
+	struct sock *sk;
+
+	if (!file)
+		return NULL;
+	st = bpf_map_lookup_elem(&conns, key);
+	if (st) {
+		if (st->file == (__u64)file)
+			return st;
+		zt_emit_close(key, st, ZT_CLOSE_FD_REUSE);
+		bpf_map_delete_elem(&conns, key);
+	}
+	sk = zt_file_to_tcp_sock(file);
+	if (!sk)
+		return NULL;
+	return zt_track(key, file, sk, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
+}
+
+/* sys_enter_* of data syscalls: remember the arguments until sys_exit, but only for fds
+ * that are tracked TCP connections (files and other sockets cost no map writes). */
+static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args args = {.buf = buf, .fd = fd, .vlen = vlen, .sys = sys};
+	struct conn_key key = {.tgid = id >> 32, .fd = fd};
+
+	if (!zt_traced(key.tgid) || !zt_conn_for_fd(&key))
+		return 0;
+	bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
+	return 0;
+}
+
+/* sys_exit_* of data syscalls: emit the bytes moved on a tracked connection. */
+static __always_inline int zt_exit_data(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args *args = bpf_map_lookup_elem(&inflight, &id);
+	struct syscall_args a;
+	struct conn_key key;
+	struct conn_state *st;
+
+	if (!args)
+		return 0;
+	a = *args;
+	bpf_map_delete_elem(&inflight, &id);
+	if (ret <= 0) /* failures, EAGAIN and EOF move no bytes */
+		return 0;
+	key.tgid = id >> 32;
+	key.fd = a.fd;
+	st = bpf_map_lookup_elem(&conns, &key);
+	if (!st)
+		return 0;
+	return zt_emit_syscall(&key, st, &a, ret);
+}
+
+#define ZT_ENTER_BUF(name, sys)                                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                              \
+	int zt_enter_##name(struct trace_event_raw_sys_enter *ctx)               \
+	{                                                                        \
+		return zt_enter(ctx->args[0], ctx->args[1], ctx->args[2], sys);  \
+	}
+
+ZT_ENTER_BUF(read, ZT_SYS_READ)
+ZT_ENTER_BUF(write, ZT_SYS_WRITE)
+ZT_ENTER_BUF(readv, ZT_SYS_READV)
+ZT_ENTER_BUF(writev, ZT_SYS_WRITEV)
+ZT_ENTER_BUF(sendto, ZT_SYS_SENDTO)
+ZT_ENTER_BUF(recvfrom, ZT_SYS_RECVFROM)
+ZT_ENTER_BUF(sendmsg, ZT_SYS_SENDMSG)
+ZT_ENTER_BUF(recvmsg, ZT_SYS_RECVMSG)
+ZT_ENTER_BUF(sendmmsg, ZT_SYS_SENDMMSG)
+ZT_ENTER_BUF(recvmmsg, ZT_SYS_RECVMMSG)
+
+/* sendfile(out_fd, in_fd, offset, count): only the byte count reaches the stream. */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int zt_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
+{
+	return zt_enter(ctx->args[0], 0, 0, ZT_SYS_SENDFILE);
+}
+
+/* One program for every data syscall's sys_exit: the stash says which syscall it was, so
+ * the verifier checks the emit path once. The loader attaches it to the other sys_exit_*
+ * tracepoints of ZT_SYS_* (sys_exit_write, sys_exit_readv, ...). */
+SEC("tracepoint/syscalls/sys_exit_read")
+int zt_exit_data_syscall(struct trace_event_raw_sys_exit *ctx)
+{
+	return zt_exit_data(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int zt_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args args = {.fd = ctx->args[0], .sys = ZT_SYS_COUNT};
+
+	if (zt_traced(id >> 32))
+		bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int zt_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args *args = bpf_map_lookup_elem(&inflight, &id);
+	struct conn_key key = {.tgid = id >> 32};
+	struct conn_state *old;
+	struct file *file;
+	struct sock *sk;
+	long ret = ctx->ret;
+
+	__u8 sys;
+
+	if (!args)
+		return 0;
+	key.fd = args->fd;
+	sys = args->sys;
+	bpf_map_delete_elem(&inflight, &id);
+	if (sys != ZT_SYS_COUNT)
+		return 0;
+	if (ret != 0 && ret != -ZT_EINPROGRESS)
+		return 0;
+	file = zt_fd_to_file(key.fd);
+	if (!file || !(sk = zt_file_to_tcp_sock(file)))
+		return 0;
+	old = bpf_map_lookup_elem(&conns, &key);
+	if (old) {
+		zt_emit_close(&key, old, ZT_CLOSE_FD_REUSE);
+		bpf_map_delete_elem(&conns, &key);
+	}
+	zt_track(&key, file, sk, ZT_ROLE_CLIENT, 0);
+	return 0;
+}
+
+/* accept/accept4 return the new fd; no arguments are needed. */
+static __always_inline int zt_exit_accept(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = {.tgid = id >> 32, .fd = ret};
+	struct conn_state *old;
+	struct file *file;
+	struct sock *sk;
+
+	if (ret < 0 || !zt_traced(key.tgid))
+		return 0;
+	file = zt_fd_to_file(key.fd);
+	if (!file || !(sk = zt_file_to_tcp_sock(file)))
+		return 0;
+	old = bpf_map_lookup_elem(&conns, &key);
+	if (old) {
+		zt_emit_close(&key, old, ZT_CLOSE_FD_REUSE);
+		bpf_map_delete_elem(&conns, &key);
+	}
+	zt_track(&key, file, sk, ZT_ROLE_SERVER, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int zt_exit_accept_(struct trace_event_raw_sys_exit *ctx)
+{
+	return zt_exit_accept(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int zt_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return zt_exit_accept(ctx->ret);
+}
+
+/* close(fd): the fd is still valid at enter; emit the final positions and forget it. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int zt_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = {.tgid = id >> 32, .fd = ctx->args[0]};
+	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
+
+	if (!st)
+		return 0;
+	zt_emit_close(&key, st, ZT_CLOSE_SYSCALL);
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int zt_proc_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	if (!zt_traced(id >> 32))
+		return 0;
+	zt_emit_proc(ZT_EV_PROC_EXEC, BPF_CORE_READ(task, real_parent, tgid));
+	return 0;
+}
+
+/* Fires per thread; the process is gone when the last thread leaves (signal->live == 0). */
+SEC("tracepoint/sched/sched_process_exit")
+int zt_proc_exit(struct trace_event_raw_sched_process_template *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	bpf_map_delete_elem(&inflight, &id);
+	if (!zt_traced(id >> 32) || BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	zt_emit_proc(ZT_EV_PROC_EXIT, 0);
+	return 0;
+}
