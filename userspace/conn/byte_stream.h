@@ -7,17 +7,18 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace zerotrace::conn {
 
 // Counters a stream keeps about what it could not hold.
 struct ByteStreamStats {
-  uint64_t bytes_added = 0;         // captured bytes accepted
-  uint64_t bytes_duplicate = 0;     // captured bytes already present (overlap)
-  uint64_t bytes_dropped_cap = 0;   // captured bytes turned into a gap by the byte cap
-  uint64_t bytes_stale = 0;         // bytes offered behind the consumed front
-  uint64_t gaps = 0;                // gap ranges that reached the front
-  uint64_t gap_bytes = 0;           // bytes skipped as gaps at the front
+  uint64_t bytes_added = 0;        // captured bytes accepted
+  uint64_t bytes_duplicate = 0;    // captured bytes already present (overlap)
+  uint64_t bytes_dropped_cap = 0;  // captured bytes turned into a gap by the byte cap
+  uint64_t bytes_stale = 0;        // bytes offered behind the consumed front
+  uint64_t gaps = 0;               // gap ranges that reached the front
+  uint64_t gap_bytes = 0;          // bytes skipped as gaps at the front
 };
 
 // A byte stream with holes. Positions are absolute offsets since the stream began.
@@ -30,6 +31,11 @@ struct ByteStreamStats {
 class ByteStream {
  public:
   explicit ByteStream(size_t byte_cap = 1 << 20) : byte_cap_(byte_cap) {}
+  // Move-only: it owns buffers and recycled map nodes.
+  ByteStream(const ByteStream&) = delete;
+  ByteStream& operator=(const ByteStream&) = delete;
+  ByteStream(ByteStream&&) noexcept = default;
+  ByteStream& operator=(ByteStream&&) noexcept = default;
 
   // Hot path. Places `data` at `pos`, moved at monotonic time `ts_ns`. Overlaps with
   // buffered or consumed bytes are trimmed. Adjacent data ranges are merged so that Peek()
@@ -42,11 +48,14 @@ class ByteStream {
 
   // What the parser sees at the front of the stream.
   struct Front {
-    uint64_t pos = 0;           // position of the front
-    std::string_view data;      // contiguous captured bytes at pos (empty if a gap is first)
-    uint64_t gap = 0;           // >0: a gap of this many bytes starts at pos
+    uint64_t pos = 0;       // position of the front
+    std::string_view data;  // contiguous captured bytes at pos (empty if a gap is first)
+    uint64_t gap = 0;       // >0: a gap of this many bytes starts at pos
   };
   Front Peek() const;
+  // True if the front is data and a known gap directly follows it: a partial message there
+  // can never complete, so the parser should resynchronise instead of waiting.
+  bool GapAfterFrontData() const;
 
   // Consumes n bytes from the front: data bytes and/or gap bytes. n may span several
   // ranges; consuming into an unknown hole is allowed (the hole becomes consumed).
@@ -67,19 +76,42 @@ class ByteStream {
   const ByteStreamStats& stats() const { return stats_; }
 
  private:
+  // One range past the front. For data, bytes[i] is the byte at position base + i; the
+  // prefix before the range's live start is dead (consumed or dropped) until compacted.
   struct Range {
-    uint64_t len = 0;
+    uint64_t end = 0;   // one past the last position
+    uint64_t base = 0;  // position of bytes[0] (data only)
     std::string bytes;  // empty for a gap
     bool is_gap = false;
   };
+  using RangeMap = std::map<uint64_t, Range>;  // start position -> range; never overlapping
+  // The syscall time of [start, end); marks are sorted and never overlap.
+  struct TsMark {
+    uint64_t start = 0;
+    uint64_t end = 0;
+    uint64_t ts_ns = 0;
+  };
+
+  void PlaceData(uint64_t pos, std::string_view data, uint64_t ts_ns, RangeMap::iterator next);
+  RangeMap::iterator PlaceGap(uint64_t start, uint64_t stop, RangeMap::iterator next);
+  RangeMap::iterator NewRange(uint64_t start, RangeMap::iterator hint);
+  RangeMap::iterator Release(RangeMap::iterator it);
+  RangeMap::iterator Rekey(RangeMap::iterator it, uint64_t start);
+  void MergeFront();
+  void CompactFront();
   void EnforceCap();
+  void DropFrontTo(uint64_t cut);
+  void AddTsMark(uint64_t start, uint64_t end, uint64_t ts_ns);
+  void PruneTsMarks();
 
   size_t byte_cap_;
   uint64_t front_ = 0;
   uint64_t end_ = 0;
   size_t buffered_ = 0;
-  std::map<uint64_t, Range> ranges_;  // start position -> range; never overlapping
-  std::map<uint64_t, uint64_t> ts_marks_;  // position -> ts_ns of bytes from there on
+  RangeMap ranges_;
+  std::vector<RangeMap::node_type> spare_;  // released nodes: steady state allocates nothing
+  std::vector<TsMark> ts_marks_;            // live marks are [ts_head_, size())
+  size_t ts_head_ = 0;
   ByteStreamStats stats_;
 };
 

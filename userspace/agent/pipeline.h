@@ -1,0 +1,60 @@
+// The consumer side of the ring buffer: decode -> connection table -> observers.
+#pragma once
+
+#include <cstdio>
+
+#include "base/clock.h"
+#include "conn/conn_table.h"
+#include "probes/event_decode.h"
+#include "probes/socket_tracer.h"
+
+namespace zerotrace::agent {
+
+// Until protocol parsers exist, the default output: one line per finished connection.
+class ConnSummaryPrinter : public conn::ConnObserver {
+ public:
+  ConnSummaryPrinter(FILE* out, const WallClock* clock) : out_(out), clock_(clock) {}
+  void OnClose(conn::Connection& c, conn::CloseCause cause) override;
+
+ private:
+  FILE* out_;
+  const WallClock* clock_;
+};
+
+// Frees kernel conn entries through the tracer (process exit).
+class TracerKernelState : public conn::KernelConnState {
+ public:
+  void set_tracer(probes::SocketTracer* t) { tracer_ = t; }
+  void Forget(uint32_t tgid, uint32_t fd) override {
+    if (tracer_) tracer_->ForgetConnection(tgid, fd);
+  }
+
+ private:
+  probes::SocketTracer* tracer_ = nullptr;
+};
+
+class Pipeline : public probes::RecordSink {
+ public:
+  Pipeline(conn::ConnTableLimits limits, conn::ConnObserver* observer,
+           conn::KernelConnState* kernel)
+      : table_(limits, observer, kernel, &processes_) {}
+
+  // Hot path: decode and apply one record.
+  void OnRecord(const void* data, size_t size) override {
+    probes::EventView ev;
+    if (probes::DecodeEvent(data, size, &ev) != probes::DecodeError::kNone) {
+      decode_errors_++;
+      return;
+    }
+    table_.OnEvent(ev);
+  }
+  conn::ConnTable& table() { return table_; }
+  uint64_t decode_errors() const { return decode_errors_; }
+
+ private:
+  conn::ProcessCache processes_;
+  conn::ConnTable table_;
+  uint64_t decode_errors_ = 0;
+};
+
+}  // namespace zerotrace::agent

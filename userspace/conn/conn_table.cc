@@ -1,0 +1,195 @@
+// ConnTable: applies kernel records in order; frees state on close, exit, idle and cap.
+#include "conn/conn_table.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace zerotrace::conn {
+
+const char* CloseCauseName(CloseCause c) {
+  switch (c) {
+    case CloseCause::kClose:
+      return "close";
+    case CloseCause::kFdReuse:
+      return "fd_reuse";
+    case CloseCause::kProcessExit:
+      return "process_exit";
+    case CloseCause::kIdle:
+      return "idle";
+    case CloseCause::kEvicted:
+      return "evicted";
+    case CloseCause::kShutdown:
+      return "shutdown";
+  }
+  return "?";
+}
+
+ConnTable::ConnTable(ConnTableLimits limits, ConnObserver* observer, KernelConnState* kernel,
+                     ProcessCache* processes)
+    : limits_(limits), observer_(observer), kernel_(kernel), processes_(processes) {}
+
+ConnTable::~ConnTable() = default;
+
+Connection* ConnTable::Find(uint64_t conn_id) {
+  auto it = conns_.find(conn_id);
+  return it == conns_.end() ? nullptr : it->second.get();
+}
+
+size_t ConnTable::ConnectionsOf(uint32_t tgid) const {
+  auto it = by_tgid_.find(tgid);
+  return it == by_tgid_.end() ? 0 : it->second.size();
+}
+
+Connection& ConnTable::Open(const zt_event_header& h) {
+  if (conns_.size() >= limits_.max_connections) EvictOldest();
+  auto c = std::make_unique<Connection>();
+  c->conn_id = h.conn_id;
+  c->tgid = h.tgid;
+  c->fd = h.fd;
+  c->open_ts_ns = h.ts_ns;
+  c->last_ts_ns = h.ts_ns;
+  c->sent = ByteStream(limits_.stream_byte_cap);
+  c->received = ByteStream(limits_.stream_byte_cap);
+  Connection& ref = *c;
+  conns_[h.conn_id] = std::move(c);
+  by_tgid_[h.tgid].insert(h.conn_id);
+  stats_.opened++;
+  return ref;
+}
+
+void ConnTable::Remove(uint64_t conn_id, CloseCause cause) {
+  auto it = conns_.find(conn_id);
+  if (it == conns_.end()) return;
+  Connection& c = *it->second;
+  c.sent.DeclareHolesAsGaps();
+  c.received.DeclareHolesAsGaps();
+  if (observer_) observer_->OnClose(c, cause);
+  if (cause == CloseCause::kProcessExit && kernel_) kernel_->Forget(c.tgid, c.fd);
+  auto t = by_tgid_.find(c.tgid);
+  if (t != by_tgid_.end()) {
+    t->second.erase(conn_id);
+    if (t->second.empty()) by_tgid_.erase(t);
+  }
+  conns_.erase(it);
+  stats_.closed++;
+}
+
+void ConnTable::OnEvent(const probes::EventView& ev) {
+  stats_.events[ev.type & 7]++;
+  switch (ev.type) {
+    case ZT_EV_CONN_OPEN: {
+      const zt_conn_open& o = *ev.open;
+      if (Find(o.hdr.conn_id)) return;  // data for it arrived first (reordered across CPUs)
+      Connection& c = Open(o.hdr);
+      c.open_seen = true;
+      c.role = o.role;
+      c.preexisting = o.flags & ZT_CONN_F_PREEXISTING;
+      c.tuple.family = o.family;
+      c.tuple.local_port = o.local_port;
+      c.tuple.remote_port = o.remote_port;
+      std::memcpy(c.tuple.local_addr.data(), o.local_addr, 16);
+      std::memcpy(c.tuple.remote_addr.data(), o.remote_addr, 16);
+      c.comm.assign(o.comm, strnlen(o.comm, sizeof(o.comm)));
+      if (processes_) c.process = processes_->Get(o.hdr.tgid, c.comm);
+      if (observer_) observer_->OnOpen(c);
+      return;
+    }
+    case ZT_EV_CONN_CLOSE: {
+      const zt_conn_close& cl = *ev.close;
+      if (!Find(cl.hdr.conn_id)) {
+        stats_.stale_close++;
+        return;
+      }
+      if (cl.reason == ZT_CLOSE_FD_REUSE) stats_.fd_reused++;
+      Remove(cl.hdr.conn_id,
+             cl.reason == ZT_CLOSE_FD_REUSE ? CloseCause::kFdReuse : CloseCause::kClose);
+      return;
+    }
+    case ZT_EV_DATA:
+      OnData(*ev.data, ev.payload);
+      return;
+    case ZT_EV_PROC_EXEC:
+      if (processes_) processes_->Refresh(ev.proc->hdr.tgid);
+      return;
+    case ZT_EV_PROC_EXIT: {
+      auto t = by_tgid_.find(ev.proc->hdr.tgid);
+      if (t != by_tgid_.end()) {
+        const std::vector<uint64_t> ids(t->second.begin(), t->second.end());
+        for (uint64_t id : ids) {
+          stats_.proc_exit_closed++;
+          Remove(id, CloseCause::kProcessExit);
+        }
+      }
+      if (processes_) processes_->Forget(ev.proc->hdr.tgid);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+// Hot path: places a chunk in its stream; uncaptured bytes of a syscall become gaps.
+void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
+  Connection* c = Find(d.hdr.conn_id);
+  if (!c) {
+    stats_.data_unknown_conn++;
+    c = &Open(d.hdr);
+    if (processes_) c->process = processes_->Get(d.hdr.tgid, "");
+    if (observer_) observer_->OnOpen(*c);
+  }
+  c->last_ts_ns = d.hdr.ts_ns;
+  ByteStream& s = c->stream(d.direction);
+  SyscallCursor& cur = d.direction == ZT_DIR_EGRESS ? c->sent_cursor : c->received_cursor;
+  if (cur.syscall_pos != d.syscall_pos) {
+    cur.syscall_pos = d.syscall_pos;
+    cur.covered_to = d.syscall_pos;
+  }
+  if (d.captured > 0) {
+    if (d.stream_pos > cur.covered_to) {
+      s.AddGap(cur.covered_to, d.stream_pos - cur.covered_to, d.hdr.ts_ns);
+    }
+    s.AddData(d.stream_pos, payload, d.hdr.ts_ns);
+    cur.covered_to = std::max<uint64_t>(cur.covered_to, d.stream_pos + d.captured);
+  } else {
+    const uint64_t end = d.syscall_pos + d.byte_count;
+    if (end > cur.covered_to) s.AddGap(cur.covered_to, end - cur.covered_to, d.hdr.ts_ns);
+    cur.covered_to = end;
+  }
+  if (observer_) observer_->OnData(*c, d.direction, d.hdr.ts_ns);
+}
+
+void ConnTable::ExpireIdle(uint64_t now_ns) {
+  std::vector<uint64_t> idle;
+  for (const auto& [id, c] : conns_) {
+    if (now_ns > c->last_ts_ns && now_ns - c->last_ts_ns > limits_.idle_timeout_ns) {
+      idle.push_back(id);
+    }
+  }
+  for (uint64_t id : idle) {
+    stats_.expired_idle++;
+    Remove(id, CloseCause::kIdle);
+  }
+}
+
+// Evicts the least recently active 1/16 of the table at once, so a flood costs O(1) amortised.
+void ConnTable::EvictOldest() {
+  std::vector<std::pair<uint64_t, uint64_t>> by_age;  // (last_ts, id)
+  by_age.reserve(conns_.size());
+  for (const auto& [id, c] : conns_) by_age.emplace_back(c->last_ts_ns, id);
+  const size_t n = std::max<size_t>(1, by_age.size() / 16);
+  std::nth_element(by_age.begin(), by_age.begin() + (n - 1), by_age.end());
+  for (size_t i = 0; i < n; i++) {
+    stats_.evicted_cap++;
+    Remove(by_age[i].second, CloseCause::kEvicted);
+  }
+}
+
+void ConnTable::CloseAll() {
+  std::vector<uint64_t> ids;
+  ids.reserve(conns_.size());
+  for (const auto& [id, c] : conns_) ids.push_back(id);
+  for (uint64_t id : ids) Remove(id, CloseCause::kShutdown);
+}
+
+}  // namespace zerotrace::conn

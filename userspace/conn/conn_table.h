@@ -1,0 +1,120 @@
+// The connection table: (tgid, fd, generation) -> tuple, role, process, two byte streams.
+#pragma once
+
+#include <zerotrace/events.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "conn/byte_stream.h"
+#include "conn/process_info.h"
+#include "conn/tuple.h"
+#include "probes/event_decode.h"
+
+namespace zerotrace::conn {
+
+// Per-protocol state a later stage hangs on a connection; owned by the connection.
+class ConnAttachment {
+ public:
+  virtual ~ConnAttachment() = default;
+};
+
+// Where a syscall's records stand in one direction (to turn uncaptured bytes into gaps).
+struct SyscallCursor {
+  uint64_t syscall_pos = UINT64_MAX;  // syscall whose records are arriving
+  uint64_t covered_to = 0;            // stream position after the last delivered byte
+};
+
+struct Connection {
+  uint64_t conn_id = 0;
+  uint32_t tgid = 0;
+  uint32_t fd = 0;
+  uint8_t role = ZT_ROLE_UNKNOWN;  // enum zt_role
+  bool preexisting = false;        // found on first use: stream positions start mid-way
+  bool open_seen = false;          // false: the open event was lost, tuple unknown
+  Tuple tuple;
+  std::string comm;
+  ProcessInfo process;
+  uint64_t open_ts_ns = 0;
+  uint64_t last_ts_ns = 0;
+  ByteStream sent;      // egress: what this process wrote
+  ByteStream received;  // ingress: what this process read
+  SyscallCursor sent_cursor, received_cursor;
+  std::unique_ptr<ConnAttachment> attachment;
+
+  ByteStream& stream(uint8_t direction) { return direction == ZT_DIR_EGRESS ? sent : received; }
+};
+
+// Why a connection left the table.
+enum class CloseCause { kClose, kFdReuse, kProcessExit, kIdle, kEvicted, kShutdown };
+const char* CloseCauseName(CloseCause c);
+
+// The next stage (protocol parsing). Called on the consumer thread.
+class ConnObserver {
+ public:
+  virtual ~ConnObserver() = default;
+  virtual void OnOpen(Connection&) {}
+  // Hot path: new bytes or gaps in `direction`'s stream.
+  virtual void OnData(Connection&, uint8_t /*direction*/, uint64_t /*ts_ns*/) {}
+  // Last call before the connection is freed; streams have had their holes declared.
+  virtual void OnClose(Connection&, CloseCause) {}
+};
+
+// Frees kernel-side state the kernel cannot free itself (process exit skips close()).
+class KernelConnState {
+ public:
+  virtual ~KernelConnState() = default;
+  virtual void Forget(uint32_t tgid, uint32_t fd) = 0;
+};
+
+struct ConnTableLimits {
+  size_t max_connections = 65536;              // beyond: the least recently active is evicted
+  size_t stream_byte_cap = 1 << 20;            // buffered captured bytes per direction
+  uint64_t idle_timeout_ns = 300'000'000'000;  // no events for this long: freed
+};
+
+struct ConnTableStats {
+  uint64_t events[8] = {};         // by enum zt_event_type
+  uint64_t data_unknown_conn = 0;  // data for a conn whose open event was lost
+  uint64_t opened = 0, closed = 0, fd_reused = 0, proc_exit_closed = 0;
+  uint64_t expired_idle = 0, evicted_cap = 0;
+  uint64_t stale_close = 0;  // close for a conn not in the table
+};
+
+class ConnTable {
+ public:
+  ConnTable(ConnTableLimits limits, ConnObserver* observer, KernelConnState* kernel,
+            ProcessCache* processes);
+  ~ConnTable();
+
+  // Hot path: applies one decoded ring-buffer record.
+  void OnEvent(const probes::EventView& ev);
+  // Frees connections idle since before now_ns - idle_timeout (call about once a second).
+  void ExpireIdle(uint64_t now_ns);
+  // Closes everything (agent exit) so observers can flush.
+  void CloseAll();
+
+  Connection* Find(uint64_t conn_id);
+  size_t size() const { return conns_.size(); }
+  size_t ConnectionsOf(uint32_t tgid) const;
+  const ConnTableStats& stats() const { return stats_; }
+
+ private:
+  Connection& Open(const zt_event_header& h);
+  void Remove(uint64_t conn_id, CloseCause cause);
+  void OnData(const zt_data_event& d, std::string_view payload);
+  void EvictOldest();
+
+  ConnTableLimits limits_;
+  ConnObserver* observer_;
+  KernelConnState* kernel_;
+  ProcessCache* processes_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+  std::unordered_map<uint32_t, std::unordered_set<uint64_t>> by_tgid_;
+  ConnTableStats stats_;
+};
+
+}  // namespace zerotrace::conn

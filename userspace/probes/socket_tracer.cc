@@ -1,0 +1,183 @@
+// SocketTracer: the only place that turns libbpf's negative errno into a Status.
+#include "probes/socket_tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "probes/preflight.h"
+#include "socket_trace.skel.h"
+
+namespace zerotrace::probes {
+namespace {
+
+std::string Errno(int err) { return std::strerror(err < 0 ? -err : err); }
+
+int OnRingRecord(void* ctx, void* data, size_t size) {
+  static_cast<RecordSink*>(ctx)->OnRecord(data, size);
+  return 0;
+}
+
+// "tracepoint/syscalls/sys_enter_read" -> {"syscalls", "sys_enter_read"}.
+bool SplitTracepoint(const std::string& section, std::string* category, std::string* name) {
+  const std::string prefix = "tracepoint/";
+  if (section.rfind(prefix, 0) != 0) return false;
+  const std::string rest = section.substr(prefix.size());
+  const size_t slash = rest.find('/');
+  if (slash == std::string::npos) return false;
+  *category = rest.substr(0, slash);
+  *name = rest.substr(slash + 1);
+  return true;
+}
+
+bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+struct ConnKey {
+  uint32_t tgid;
+  uint32_t fd;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& config,
+                                                            const std::string& tracefs,
+                                                            RecordSink* sink,
+                                                            std::vector<std::string>* notes) {
+  if (config.capture_bytes > ZT_MAX_CAPTURE) {
+    return Status::Error("--capture-bytes " + std::to_string(config.capture_bytes) +
+                         " is above the maximum " + std::to_string(ZT_MAX_CAPTURE));
+  }
+  const auto page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  if (!IsPowerOfTwo(config.ringbuf_bytes) || config.ringbuf_bytes < page) {
+    return Status::Error("--ringbuf-bytes must be a power of two and at least " +
+                         std::to_string(page));
+  }
+  std::unique_ptr<SocketTracer> t(new SocketTracer());
+  t->skel_ = socket_trace__open();
+  if (!t->skel_) return Status::Error("opening the BPF object failed: " + Errno(errno));
+
+  t->skel_->rodata->self_tgid = config.self_tgid;
+  t->skel_->rodata->filter_pids = config.pids.empty() ? 0 : 1;
+  t->skel_->rodata->capture_bytes = config.capture_bytes;
+  bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
+
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, t->skel_->obj) {
+    std::string category, name;
+    if (!SplitTracepoint(bpf_program__section_name(prog), &category, &name)) continue;
+    if (!TracepointExists(tracefs, category, name)) {
+      bpf_program__set_autoload(prog, false);
+      t->disabled_.push_back(category + ":" + name);
+      notes->push_back("this kernel has no tracepoint " + category + ":" + name +
+                       "; that hook is disabled");
+    }
+  }
+  if (int err = socket_trace__load(t->skel_); err) {
+    return Status::Error(
+        "loading the BPF programs failed: " + Errno(err) +
+        "; on kernels older than 5.11 raise the locked-memory limit (ulimit -l unlimited)");
+  }
+  for (const uint32_t pid : config.pids) {
+    const uint8_t one = 1;
+    if (bpf_map__update_elem(t->skel_->maps.pid_filter, &pid, sizeof(pid), &one, sizeof(one),
+                             BPF_ANY)) {
+      return Status::Error("adding pid " + std::to_string(pid) +
+                           " to the filter failed: " + Errno(errno));
+    }
+  }
+  bpf_object__for_each_program(prog, t->skel_->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) {
+      return Status::Error(std::string("attaching ") + bpf_program__section_name(prog) +
+                           " failed: " + Errno(errno));
+    }
+    t->links_.push_back(link);
+  }
+  // The shared sys_exit program (attached above to sys_exit_read) serves every data syscall.
+  static const char* kMoreDataExits[] = {
+      "sys_exit_write",    "sys_exit_readv",     "sys_exit_writev",  "sys_exit_sendto",
+      "sys_exit_recvfrom", "sys_exit_sendmsg",   "sys_exit_recvmsg", "sys_exit_sendmmsg",
+      "sys_exit_recvmmsg", "sys_exit_sendfile64"};
+  for (const char* name : kMoreDataExits) {
+    if (!TracepointExists(tracefs, "syscalls", name)) {
+      t->disabled_.push_back(std::string("syscalls:") + name);
+      notes->push_back(std::string("this kernel has no tracepoint syscalls:") + name +
+                       "; that hook is disabled");
+      continue;
+    }
+    bpf_link* link =
+        bpf_program__attach_tracepoint(t->skel_->progs.zt_exit_data_syscall, "syscalls", name);
+    if (!link) {
+      return Status::Error(std::string("attaching tracepoint/syscalls/") + name +
+                           " failed: " + Errno(errno));
+    }
+    t->links_.push_back(link);
+  }
+  t->rb_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingRecord, sink, nullptr);
+  if (!t->rb_) return Status::Error("creating the ring buffer reader failed: " + Errno(errno));
+  return t;
+}
+
+SocketTracer::~SocketTracer() {
+  if (rb_) ring_buffer__free(rb_);
+  // Each detach waits for an RCU grace period; detaching in parallel shares them, which keeps
+  // shutdown well under the 2 s promised for SIGTERM.
+  std::vector<std::thread> detachers;
+  for (bpf_link* link : links_) detachers.emplace_back([link] { bpf_link__destroy(link); });
+  for (auto& t : detachers) t.join();
+  if (skel_) socket_trace__destroy(skel_);
+}
+
+int SocketTracer::Poll(int timeout_ms) { return ring_buffer__poll(rb_, timeout_ms); }
+
+std::array<uint64_t, ZT_CNT_COUNT> SocketTracer::ReadCounters() const {
+  std::array<uint64_t, ZT_CNT_COUNT> out{};
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return out;
+  std::vector<uint64_t> per_cpu(ncpu);
+  for (uint32_t i = 0; i < ZT_CNT_COUNT; i++) {
+    if (bpf_map__lookup_elem(skel_->maps.counters, &i, sizeof(i), per_cpu.data(),
+                             per_cpu.size() * sizeof(uint64_t), 0) == 0) {
+      for (uint64_t v : per_cpu) out[i] += v;
+    }
+  }
+  return out;
+}
+
+void SocketTracer::ForgetConnection(uint32_t tgid, uint32_t fd) {
+  const ConnKey key{tgid, fd};
+  bpf_map__delete_elem(skel_->maps.conns, &key, sizeof(key), 0);
+}
+
+size_t SocketTracer::KernelConnections(uint32_t tgid) const {
+  size_t n = 0;
+  ConnKey key{}, next{};
+  const ConnKey* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.conns, prev, &next, sizeof(next)) == 0) {
+    if (next.tgid == tgid) n++;
+    key = next;
+    prev = &key;
+  }
+  return n;
+}
+
+std::vector<ProgramStats> SocketTracer::ReadProgramStats() const {
+  std::vector<ProgramStats> out;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    const int fd = bpf_program__fd(prog);
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
+    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  }
+  return out;
+}
+
+}  // namespace zerotrace::probes

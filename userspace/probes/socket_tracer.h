@@ -1,0 +1,74 @@
+// Loads socket_trace.bpf.c (embedded skeleton), attaches its tracepoints, reads its ring buffer.
+#pragma once
+
+#include <zerotrace/events.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+struct socket_trace;
+struct ring_buffer;
+struct bpf_link;
+
+namespace zerotrace::probes {
+
+struct TracerConfig {
+  uint32_t self_tgid = 0;                       // never traced (the agent)
+  std::vector<uint32_t> pids;                   // empty: trace every process
+  uint32_t capture_bytes = ZT_DEFAULT_CAPTURE;  // per syscall, <= ZT_MAX_CAPTURE
+  uint32_t ringbuf_bytes = 8u << 20;            // power of two, >= page size
+};
+
+// Receives raw ring-buffer records on the consumer thread.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  // Hot path: called once per record, in ring-buffer order.
+  virtual void OnRecord(const void* data, size_t size) = 0;
+};
+
+// Run time of one BPF program as measured by kernel.bpf_stats_enabled.
+struct ProgramStats {
+  std::string name;
+  uint64_t run_count = 0;
+  uint64_t run_time_ns = 0;
+};
+
+class SocketTracer {
+ public:
+  // open -> configure -> disable hooks this kernel lacks -> load -> attach.
+  // `notes` receives one line per hook that had to be disabled.
+  static StatusOr<std::unique_ptr<SocketTracer>> Start(const TracerConfig& config,
+                                                       const std::string& tracefs, RecordSink* sink,
+                                                       std::vector<std::string>* notes);
+  ~SocketTracer();
+  SocketTracer(const SocketTracer&) = delete;
+  SocketTracer& operator=(const SocketTracer&) = delete;
+
+  // Delivers pending records to the sink; waits up to timeout_ms for the first one.
+  // Returns the number of records consumed, or a negative errno.
+  int Poll(int timeout_ms);
+
+  // Sums the per-CPU counters (enum zt_kernel_counter).
+  std::array<uint64_t, ZT_CNT_COUNT> ReadCounters() const;
+  // Frees the kernel's state for (tgid, fd): used when a process exits without close().
+  void ForgetConnection(uint32_t tgid, uint32_t fd);
+  // Kernel connection-table entries that belong to tgid (tests and diagnostics; walks the map).
+  size_t KernelConnections(uint32_t tgid) const;
+  std::vector<ProgramStats> ReadProgramStats() const;
+  const std::vector<std::string>& disabled_hooks() const { return disabled_; }
+
+ private:
+  SocketTracer() = default;
+  socket_trace* skel_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  std::vector<bpf_link*> links_;
+  std::vector<std::string> disabled_;
+};
+
+}  // namespace zerotrace::probes
