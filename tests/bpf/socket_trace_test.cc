@@ -1,0 +1,433 @@
+// Real kernel, real processes: each test triggers traffic and asserts the exact events.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "conn/conn_table.h"
+#include "subprocess.h"
+#include "trace_session.h"
+
+namespace zerotrace::testing {
+namespace {
+
+using std::chrono::seconds;
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+const Record* OpenWithRole(const std::vector<Record>& opens, uint8_t role, uint16_t port,
+                           bool remote) {
+  for (const auto& r : opens) {
+    const uint16_t p = remote ? r.open.remote_port : r.open.local_port;
+    if (r.open.role == role && p == port) return &r;
+  }
+  return nullptr;
+}
+
+// "client_pid=12 server_pid=34" -> {client_pid: 12, server_pid: 34}
+std::map<std::string, long> ParseKv(const std::string& line) {
+  std::map<std::string, long> kv;
+  static const std::regex re(R"((\w+)=(-?\d+))");
+  for (auto it = std::sregex_iterator(line.begin(), line.end(), re); it != std::sregex_iterator();
+       ++it) {
+    kv[(*it)[1]] = std::stol((*it)[2]);
+  }
+  return kv;
+}
+
+// curl -> python http.server: both ends traced, tuples mirrored, roles and bytes exact.
+TEST(SocketTrace, PythonServerAndCurlSeeMirroredExactBytes) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  TempDir dir;
+  std::ofstream(dir.path() + "/hello.txt") << "hello from zerotrace\n";
+  const int port = FreePort();
+  Subprocess server({kPython, "-m", "http.server", std::to_string(port), "--bind", "127.0.0.1",
+                     "--directory", dir.path()});
+  ASSERT_TRUE(WaitForListen(port, seconds(10)));
+  Subprocess curl({"curl", "-sS", "-o", "/dev/null",
+                   "http://127.0.0.1:" + std::to_string(port) + "/hello.txt"});
+  ASSERT_EQ(curl.Wait(seconds(10)), 0);
+
+  // The server closes its side after the response; wait for both ends' close events.
+  ASSERT_TRUE(session.WaitUntil([&](const std::vector<Record>& rs) {
+    int closes = 0;
+    for (const auto& r : rs) {
+      if (r.hdr.type == ZT_EV_CONN_CLOSE &&
+          (r.hdr.tgid == static_cast<uint32_t>(curl.pid()) ||
+           r.hdr.tgid == static_cast<uint32_t>(server.pid())) &&
+          r.close.sent_bytes > 0)
+        closes++;
+    }
+    return closes >= 2;
+  }));
+
+  const std::vector<Record> curl_opens = session.OpensOf(curl.pid());
+  ASSERT_EQ(curl_opens.size(), 1u);
+  const Record* c = OpenWithRole(curl_opens, ZT_ROLE_CLIENT, port, true);
+  ASSERT_NE(c, nullptr) << "no client open event for curl";
+  EXPECT_EQ(c->open.family, ZT_AF_INET);
+  EXPECT_EQ(c->Tuple().RemoteEndpoint(), "127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(std::string(c->open.comm), "curl");
+
+  const Record* s = nullptr;
+  const std::vector<Record> server_opens = session.OpensOf(server.pid());
+  for (const auto& r : server_opens) {
+    if (r.open.role == ZT_ROLE_SERVER && r.Tuple() == c->Tuple().Mirrored()) s = &r;
+  }
+  ASSERT_NE(s, nullptr) << "no server open event with the mirrored tuple";
+
+  const std::string request =
+      TraceSession::Reassemble(session.DataOf(curl.pid(), c->hdr.conn_id, ZT_DIR_EGRESS));
+  const std::string response =
+      TraceSession::Reassemble(session.DataOf(curl.pid(), c->hdr.conn_id, ZT_DIR_INGRESS));
+  EXPECT_EQ(request.rfind(
+                "GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n", 0),
+            0u)
+      << request;
+  EXPECT_TRUE(request.ends_with("\r\n\r\n")) << request;
+  EXPECT_EQ(response.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << response;
+  EXPECT_TRUE(response.ends_with("\r\n\r\nhello from zerotrace\n")) << response;
+  // The server received exactly what curl sent, and sent exactly what curl received.
+  EXPECT_EQ(TraceSession::Reassemble(session.DataOf(server.pid(), s->hdr.conn_id, ZT_DIR_INGRESS)),
+            request);
+  EXPECT_EQ(TraceSession::Reassemble(session.DataOf(server.pid(), s->hdr.conn_id, ZT_DIR_EGRESS)),
+            response);
+
+  auto closes = session.Select([&](const Record& r) {
+    return r.hdr.type == ZT_EV_CONN_CLOSE && r.hdr.conn_id == c->hdr.conn_id;
+  });
+  ASSERT_EQ(closes.size(), 1u);
+  EXPECT_EQ(closes[0].close.sent_bytes, request.size());
+  EXPECT_EQ(closes[0].close.received_bytes, response.size());
+}
+
+// Runs one zt_sockops mode to completion and returns its key=value output.
+std::map<std::string, long> RunSockops(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {ZT_SOCKOPS};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Subprocess p(argv);
+  std::map<std::string, long> kv;
+  while (auto line = p.ReadLine(seconds(20))) {
+    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
+  }
+  EXPECT_EQ(p.Wait(seconds(10)), 0) << "zt_sockops " << args[0] << " failed";
+  return kv;
+}
+
+// The single open event of `pid` with `role`, waiting for it.
+Record OneOpen(TraceSession& s, long pid, uint8_t role) {
+  std::vector<Record> opens;
+  s.WaitUntil([&](const std::vector<Record>&) {
+    opens.clear();
+    for (const auto& r : s.OpensOf(pid)) {
+      if (r.open.role == role) opens.push_back(r);
+    }
+    return !opens.empty();
+  });
+  EXPECT_EQ(opens.size(), 1u) << "pid " << pid << " role " << int(role);
+  return opens.empty() ? Record{} : opens[0];
+}
+
+// Data records of a connection and direction once their total reaches `bytes`.
+std::vector<Record> WaitData(TraceSession& s, long pid, uint64_t conn, uint8_t dir,
+                             uint64_t bytes) {
+  std::vector<Record> out;
+  s.WaitUntil([&](const std::vector<Record>&) {
+    out = s.DataOf(pid, conn, dir);
+    uint64_t end = 0;
+    for (const auto& r : out) end = std::max<uint64_t>(end, r.data.syscall_pos + r.data.byte_count);
+    return end >= bytes;
+  });
+  return out;
+}
+
+struct Chunk {
+  uint64_t pos;
+  std::string bytes;
+  bool operator==(const Chunk&) const = default;
+};
+
+std::vector<Chunk> Chunks(const std::vector<Record>& data) {
+  std::vector<Chunk> out;
+  for (const auto& r : data) {
+    if (r.data.captured) out.push_back({r.data.stream_pos, r.payload});
+  }
+  return out;
+}
+
+void PrintTo(const Chunk& c, std::ostream* os) {
+  *os << "{" << c.pos << ", \"" << c.bytes << "\"}";
+}
+
+TEST(SocketTrace, WritevAndReadvChunksLandAtTheirStreamPositions) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto kv = RunSockops({"writev", std::to_string(FreePort())});
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
+  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 16);
+  EXPECT_EQ(Chunks(out), (std::vector<Chunk>{{0, "alpha-"}, {6, "beta-"}, {11, "gamma"}}));
+  for (const auto& r : out) {
+    EXPECT_EQ(r.data.syscall, ZT_SYS_WRITEV);
+    EXPECT_EQ(r.data.byte_count, 16u);
+    EXPECT_EQ(r.data.syscall_pos, 0u);
+  }
+  auto in = WaitData(session, kv["server_pid"], s.hdr.conn_id, ZT_DIR_INGRESS, 16);
+  EXPECT_EQ(Chunks(in), (std::vector<Chunk>{{0, "alpha"}, {5, "-beta"}, {10, "-gamma"}}));
+  EXPECT_EQ(in[0].data.syscall, ZT_SYS_READV);
+  EXPECT_EQ(TraceSession::Reassemble(
+                WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_INGRESS, 2)),
+            "ok");
+}
+
+TEST(SocketTrace, SendmsgAndRecvmsgIovecs) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto kv = RunSockops({"sendmsg", std::to_string(FreePort())});
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
+  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 16);
+  EXPECT_EQ(Chunks(out), (std::vector<Chunk>{{0, "alpha-"}, {6, "beta-"}, {11, "gamma"}}));
+  EXPECT_EQ(out[0].data.syscall, ZT_SYS_SENDMSG);
+  auto in = WaitData(session, kv["server_pid"], s.hdr.conn_id, ZT_DIR_INGRESS, 16);
+  EXPECT_EQ(Chunks(in), (std::vector<Chunk>{{0, "alpha"}, {5, "-beta"}, {10, "-gamma"}}));
+  EXPECT_EQ(in[0].data.syscall, ZT_SYS_RECVMSG);
+}
+
+TEST(SocketTrace, SendmmsgAndRecvmmsgEveryMessage) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto kv = RunSockops({"mmsg", std::to_string(FreePort())});
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
+  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 11);
+  EXPECT_EQ(Chunks(out), (std::vector<Chunk>{{0, "one"}, {3, "two"}, {6, "three"}}));
+  EXPECT_EQ(out[0].data.syscall, ZT_SYS_SENDMMSG);
+  EXPECT_EQ(out[0].data.byte_count, 11u);
+  auto in = WaitData(session, kv["server_pid"], s.hdr.conn_id, ZT_DIR_INGRESS, 11);
+  EXPECT_EQ(TraceSession::Reassemble(in), "onetwothree");
+  EXPECT_EQ(in[0].data.syscall, ZT_SYS_RECVMMSG);
+}
+
+TEST(SocketTrace, NonblockingEagainEmitsNothing) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto kv = RunSockops({"nonblock", std::to_string(FreePort())});
+  ASSERT_EQ(kv["eagain"], 1);
+  ASSERT_EQ(kv["einprogress"], 1);
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  auto in = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_INGRESS, 4);
+  // Exactly one ingress record: the successful read of "late"; the EAGAIN read left no trace.
+  ASSERT_EQ(in.size(), 1u);
+  EXPECT_EQ(in[0].payload, "late");
+  EXPECT_EQ(in[0].data.stream_pos, 0u);
+}
+
+TEST(SocketTrace, UdpProducesNothing) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto kv = RunSockops({"udp", std::to_string(FreePort())});
+  ASSERT_GT(kv["client_pid"], 0);
+  // Both processes have exited (their exit events arrived): everything they did is in.
+  ASSERT_TRUE(session.WaitUntil([&](const std::vector<Record>& rs) {
+    int exits = 0;
+    for (const auto& r : rs) {
+      if (r.hdr.type == ZT_EV_PROC_EXIT &&
+          (r.hdr.tgid == uint32_t(kv["client_pid"]) || r.hdr.tgid == uint32_t(kv["server_pid"])))
+        exits++;
+    }
+    return exits == 2;
+  }));
+  auto socket_records = session.Select([&](const Record& r) {
+    return (r.hdr.tgid == uint32_t(kv["client_pid"]) || r.hdr.tgid == uint32_t(kv["server_pid"])) &&
+           r.hdr.conn_id != 0;
+  });
+  EXPECT_TRUE(socket_records.empty()) << socket_records.size() << " records for UDP traffic";
+}
+
+TEST(SocketTrace, FdReuseStartsNewGeneration) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto kv = RunSockops({"fdreuse", std::to_string(FreePort())});
+  ASSERT_EQ(kv["reused"], 1);
+  const long pid = kv["client_pid"];
+  std::vector<Record> opens;
+  ASSERT_TRUE(session.WaitUntil([&](const std::vector<Record>&) {
+    opens = session.OpensOf(pid);
+    return opens.size() >= 2;
+  }));
+  ASSERT_EQ(opens.size(), 2u);
+  EXPECT_EQ(opens[0].hdr.fd, opens[1].hdr.fd);
+  EXPECT_NE(opens[0].hdr.conn_id, opens[1].hdr.conn_id);
+  EXPECT_EQ(
+      TraceSession::Reassemble(WaitData(session, pid, opens[0].hdr.conn_id, ZT_DIR_EGRESS, 5)),
+      "first");
+  EXPECT_EQ(
+      TraceSession::Reassemble(WaitData(session, pid, opens[1].hdr.conn_id, ZT_DIR_EGRESS, 6)),
+      "second");
+  // The first generation was closed before the second opened.
+  auto closes = session.Select([&](const Record& r) {
+    return r.hdr.type == ZT_EV_CONN_CLOSE && r.hdr.conn_id == opens[0].hdr.conn_id;
+  });
+  ASSERT_EQ(closes.size(), 1u);
+  EXPECT_LT(closes[0].hdr.ts_ns, opens[1].hdr.ts_ns);
+  EXPECT_EQ(closes[0].close.sent_bytes, 5u);
+}
+
+TEST(SocketTrace, Ipv6LoopbackTuple) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const int port = FreePort();
+  auto kv = RunSockops({"ipv6", std::to_string(port)});
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  EXPECT_EQ(c.open.family, ZT_AF_INET6);
+  EXPECT_EQ(c.Tuple().RemoteEndpoint(), "[::1]:" + std::to_string(port));
+  EXPECT_EQ(c.Tuple().LocalEndpoint(), "[::1]:" + std::to_string(kv["client_port"]));
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
+  EXPECT_EQ(s.Tuple(), c.Tuple().Mirrored());
+  EXPECT_EQ(TraceSession::Reassemble(
+                WaitData(session, kv["server_pid"], s.hdr.conn_id, ZT_DIR_INGRESS, 16)),
+            "alpha-beta-gamma");
+}
+
+TEST(SocketTrace, V4MappedPeerOnDualStackServer) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const int port = FreePort();
+  auto kv = RunSockops({"v4mapped", std::to_string(port)});
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  EXPECT_EQ(c.open.family, ZT_AF_INET);
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
+  EXPECT_EQ(s.open.family, ZT_AF_INET6);
+  // The server's socket is IPv6 with v4-mapped addresses; they print as the IPv4 peer.
+  EXPECT_EQ(s.Tuple().RemoteEndpoint(), "127.0.0.1:" + std::to_string(kv["client_port"]));
+  EXPECT_EQ(s.Tuple().LocalEndpoint(), "127.0.0.1:" + std::to_string(port));
+}
+
+TEST(SocketTrace, PayloadBiggerThanCaptureLimitLeavesExactGap) {
+  probes::TracerConfig cfg;
+  cfg.capture_bytes = 16384;
+  TraceSession session(cfg);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  constexpr uint64_t kBytes = 100000;
+  auto kv = RunSockops({"big", std::to_string(FreePort()), std::to_string(kBytes)});
+  ASSERT_EQ(kv["client_write_calls"], 1);
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, kBytes);
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out[0].data.byte_count, kBytes);
+  uint64_t gap = 0;
+  const std::string got = TraceSession::Reassemble(out, &gap);
+  ASSERT_EQ(got.size(), 16384u);
+  EXPECT_EQ(gap, kBytes - 16384);
+  for (size_t i = 0; i < got.size(); i++) {
+    ASSERT_EQ(got[i], char('a' + i % 26)) << "byte " << i;
+  }
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
+  auto in = WaitData(session, kv["server_pid"], s.hdr.conn_id, ZT_DIR_INGRESS, kBytes);
+  uint64_t in_gap = 0;
+  const std::string in_got = TraceSession::Reassemble(in, &in_gap);
+  EXPECT_EQ(in_got.size() + in_gap, kBytes);
+}
+
+TEST(SocketTrace, ConnectionOpenedBeforeTheAgentIsDiscoveredOnFirstUse) {
+  const int port = FreePort();
+  Subprocess hold({ZT_SOCKOPS, "hold", std::to_string(port)});
+  std::map<std::string, long> kv;
+  while (auto line = hold.ReadLine(seconds(10))) {
+    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
+    if (line->find("connected") != std::string::npos) break;
+  }
+  ASSERT_GT(kv["client_pid"], 0);
+  TraceSession session;  // starts after the connection exists
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  hold.WriteStdin("go\n");
+  ASSERT_EQ(hold.Wait(seconds(10)), 0);
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_UNKNOWN);
+  EXPECT_TRUE(c.open.flags & ZT_CONN_F_PREEXISTING);
+  EXPECT_EQ(c.Tuple().RemoteEndpoint(), "127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(c.Tuple().LocalEndpoint(), "127.0.0.1:" + std::to_string(kv["client_port"]));
+  // Positions count from discovery: "before" was sent earlier and is not part of the stream.
+  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 5);
+  EXPECT_EQ(Chunks(out), (std::vector<Chunk>{{0, "after"}}));
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_UNKNOWN);
+  EXPECT_EQ(s.Tuple(), c.Tuple().Mirrored());
+}
+
+TEST(SocketTrace, ProcessExitingMidConnectionLeavesNoState) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto kv = RunSockops({"die", std::to_string(FreePort())});
+  const long pid = kv["client_pid"];
+  const Record c = OneOpen(session, pid, ZT_ROLE_CLIENT);
+  ASSERT_TRUE(session.WaitUntil([&](const std::vector<Record>& rs) {
+    for (const auto& r : rs) {
+      if (r.hdr.type == ZT_EV_PROC_EXIT && r.hdr.tgid == uint32_t(pid)) return true;
+    }
+    return false;
+  }));
+  // No close() ran: the kernel still holds the entry until userspace frees it on exit.
+  struct KernelForget : conn::KernelConnState {
+    probes::SocketTracer* t;
+    void Forget(uint32_t tgid, uint32_t fd) override { t->ForgetConnection(tgid, fd); }
+  } forget;
+  forget.t = &session.tracer();
+  conn::ConnTable table({}, nullptr, &forget, nullptr);
+  for (const auto& r :
+       session.Select([&](const Record& r) { return r.hdr.tgid == uint32_t(pid); })) {
+    probes::EventView v;
+    v.type = r.hdr.type;
+    v.header = &r.hdr;
+    if (r.hdr.type == ZT_EV_CONN_OPEN) v.open = &r.open;
+    if (r.hdr.type == ZT_EV_CONN_CLOSE) v.close = &r.close;
+    if (r.hdr.type == ZT_EV_DATA) {
+      v.data = &r.data;
+      v.payload = r.payload;
+    }
+    if (r.hdr.type == ZT_EV_PROC_EXIT || r.hdr.type == ZT_EV_PROC_EXEC) v.proc = &r.proc;
+    if (r.hdr.type == ZT_EV_CONN_OPEN) {
+      table.OnEvent(v);
+      EXPECT_EQ(table.ConnectionsOf(pid), 1u);
+      continue;
+    }
+    table.OnEvent(v);
+  }
+  EXPECT_EQ(table.ConnectionsOf(pid), 0u);
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_EQ(session.tracer().KernelConnections(pid), 0u);
+  EXPECT_EQ(c.hdr.conn_id != 0, true);
+}
+
+// The CLI: --dump-events prints the traffic readably; SIGTERM exits 0 promptly.
+TEST(SocketTrace, DumpEventsCliPrintsTrafficAndExitsOnSigterm) {
+  Subprocess agent({"/bin/sh", "-c", std::string("exec ") + ZT_AGENT + " --dump-events 2>&1"});
+  ASSERT_TRUE(agent.WaitForLine("tracing every process", seconds(30)));
+  auto kv = RunSockops({"writev", std::to_string(FreePort())});
+  const std::string pid = "pid=" + std::to_string(kv["client_pid"]) + " ";
+  std::optional<std::string> line;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    line = agent.ReadLine(seconds(10));
+    if (!line ||
+        (line->find(pid) != std::string::npos && line->find(" DATA ") != std::string::npos))
+      break;
+  }
+  ASSERT_TRUE(line.has_value());
+  EXPECT_NE(line->find("comm=zt_sockops"), std::string::npos) << *line;
+  EXPECT_NE(line->find("role=client 127.0.0.1:" + std::to_string(kv["client_port"])),
+            std::string::npos)
+      << *line;
+  EXPECT_NE(line->find("egress writev pos=0 syscall_pos=0 bytes=16 captured=6 \"alpha-\""),
+            std::string::npos)
+      << *line;
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(agent.pid(), SIGTERM);
+  EXPECT_EQ(agent.Wait(seconds(5)), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2));
+}
+
+}  // namespace
+}  // namespace zerotrace::testing

@@ -1,0 +1,380 @@
+// Specification of ByteStream: placement by position, gaps, holes, cap and timestamps.
+#include "conn/byte_stream.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace zerotrace::conn {
+namespace {
+
+// One AddData (len == 0 means data) or AddGap (gap > 0) call.
+struct Op {
+  uint64_t pos;
+  std::string data;
+  uint64_t gap = 0;
+  uint64_t ts = 0;
+};
+
+void Apply(ByteStream& stream, const std::vector<Op>& ops) {
+  for (const Op& op : ops) {
+    if (op.gap > 0) {
+      stream.AddGap(op.pos, op.gap, op.ts);
+    } else {
+      stream.AddData(op.pos, op.data, op.ts);
+    }
+  }
+}
+
+std::string Letters(uint64_t from, uint64_t len) {
+  std::string s;
+  for (uint64_t i = from; i < from + len; ++i) s.push_back(static_cast<char>('a' + i % 26));
+  return s;
+}
+
+static_assert(!std::is_copy_constructible_v<ByteStream>);
+static_assert(std::is_nothrow_move_constructible_v<ByteStream>);
+
+TEST(ByteStreamTest, NewStreamIsEmptyHoleAtZero) {
+  ByteStream stream;
+  ByteStream::Front front = stream.Peek();
+  EXPECT_EQ(front.pos, 0u);
+  EXPECT_TRUE(front.data.empty());
+  EXPECT_EQ(front.gap, 0u);
+  EXPECT_TRUE(stream.empty());
+  EXPECT_EQ(stream.end_pos(), 0u);
+}
+
+TEST(ByteStreamTest, InOrderChunksMergeIntoOneView) {
+  ByteStream stream;
+  stream.AddData(0, "GET / HT", 1);
+  stream.AddData(8, "TP/1.1\r\n", 2);
+  stream.AddData(16, "\r\n", 3);
+  ByteStream::Front front = stream.Peek();
+  EXPECT_EQ(front.pos, 0u);
+  EXPECT_EQ(front.data, "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(front.gap, 0u);
+  EXPECT_EQ(stream.buffered_bytes(), 18u);
+  EXPECT_EQ(stream.end_pos(), 18u);
+  EXPECT_EQ(stream.stats().bytes_added, 18u);
+}
+
+TEST(ByteStreamTest, OutOfOrderChunkFillsHole) {
+  ByteStream stream;
+  stream.AddData(5, "fghij", 2);
+  EXPECT_TRUE(stream.Peek().data.empty()) << "a hole at the front makes the parser wait";
+  EXPECT_EQ(stream.Peek().gap, 0u);
+  stream.AddData(0, "abcde", 1);
+  EXPECT_EQ(stream.Peek().data, "abcdefghij");
+}
+
+// Every arrival order of the same chunks yields the same stream.
+TEST(ByteStreamTest, AnyArrivalOrderYieldsTheSameView) {
+  std::vector<Op> chunks = {{0, "abc"}, {3, "defg"}, {7, "h"}, {8, "ijklmn"}, {14, "op"}};
+  std::vector<size_t> order = {0, 1, 2, 3, 4};
+  do {
+    ByteStream stream;
+    for (size_t i : order) stream.AddData(chunks[i].pos, chunks[i].data, i + 1);
+    EXPECT_EQ(stream.Peek().data, "abcdefghijklmnop");
+    EXPECT_EQ(stream.stats().bytes_duplicate, 0u);
+  } while (std::next_permutation(order.begin(), order.end()));
+}
+
+TEST(ByteStreamTest, OverlapIsTrimmed) {
+  struct Case {
+    const char* name;
+    std::vector<Op> ops;
+    std::string want_front;
+    uint64_t want_duplicate;
+  };
+  const Case cases[] = {
+      {"exact duplicate", {{0, "abcd"}, {0, "abcd"}}, "abcd", 4},
+      {"overlaps the tail", {{0, "abcd"}, {2, "cdef"}}, "abcdef", 2},
+      {"overlaps the head", {{2, "cdef"}, {0, "abcd"}}, "abcdef", 2},
+      {"spans two ranges and fills between",
+       {{0, "ab"}, {4, "ef"}, {0, "abcdefgh"}},
+       "abcdefgh",
+       4},
+      {"inside a range", {{0, "abcdef"}, {2, "cd"}}, "abcdef", 2},
+      {"first writer wins", {{0, "abcd"}, {2, "XYZW"}}, "abcdZW", 2},
+      {"data over a known gap stays a gap", {{0, "ab"}, {2, "", 2}, {2, "cdef"}}, "ab", 2},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ByteStream stream;
+    Apply(stream, c.ops);
+    EXPECT_EQ(stream.Peek().data, c.want_front);
+    EXPECT_EQ(stream.stats().bytes_duplicate, c.want_duplicate);
+  }
+}
+
+TEST(ByteStreamTest, GapFromCaptureLimitIsSkippable) {
+  ByteStream stream;
+  stream.AddData(0, "POST", 1);  // the syscall moved 104 bytes; 4 were captured
+  stream.AddGap(4, 100, 1);
+  stream.AddData(104, "HTTP", 2);
+  EXPECT_EQ(stream.Peek().data, "POST");
+  stream.Consume(4);
+  ByteStream::Front front = stream.Peek();
+  EXPECT_EQ(front.pos, 4u);
+  EXPECT_TRUE(front.data.empty());
+  EXPECT_EQ(front.gap, 100u);
+  stream.Consume(front.gap);
+  EXPECT_EQ(stream.Peek().data, "HTTP");
+  EXPECT_EQ(stream.stats().gaps, 1u);
+  EXPECT_EQ(stream.stats().gap_bytes, 100u);
+  EXPECT_EQ(stream.buffered_bytes(), 4u);
+}
+
+TEST(ByteStreamTest, GapAfterFrontDataTellsPartialMessageCannotComplete) {
+  struct Case {
+    const char* name;
+    std::vector<Op> ops;
+    bool want;
+  };
+  const Case cases[] = {
+      {"data then gap", {{0, "GET /"}, {5, "", 10}}, true},
+      {"data then hole", {{0, "GET /"}, {7, "", 10}}, false},
+      {"data at the end", {{0, "GET /"}}, false},
+      {"gap at the front", {{0, "", 5}, {5, "GET /"}}, false},
+      {"hole at the front", {{3, "GET /"}, {8, "", 2}}, false},
+      {"empty stream", {}, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ByteStream stream;
+    Apply(stream, c.ops);
+    EXPECT_EQ(stream.GapAfterFrontData(), c.want);
+  }
+}
+
+TEST(ByteStreamTest, AdjacentGapsMergeIntoOne) {
+  ByteStream stream;
+  stream.AddGap(5, 5, 2);
+  stream.AddGap(0, 5, 1);
+  stream.AddGap(10, 5, 3);
+  EXPECT_EQ(stream.Peek().gap, 15u);
+}
+
+TEST(ByteStreamTest, GapDoesNotOverwriteCapturedBytes) {
+  ByteStream stream;
+  stream.AddData(4, "data", 1);
+  stream.AddGap(0, 12, 2);
+  EXPECT_EQ(stream.Peek().gap, 4u);
+  stream.Consume(4);
+  EXPECT_EQ(stream.Peek().data, "data");
+  stream.Consume(4);
+  EXPECT_EQ(stream.Peek().gap, 4u);
+}
+
+TEST(ByteStreamTest, HoleBecomesGapWhenDeclared) {
+  ByteStream stream;
+  stream.AddData(10, "abc", 1);
+  stream.AddData(20, "xyz", 2);
+  EXPECT_EQ(stream.Peek().gap, 0u) << "an unknown hole is not a gap yet";
+  stream.DeclareHolesAsGaps();
+  EXPECT_EQ(stream.end_pos(), 23u);
+  EXPECT_EQ(stream.Peek().gap, 10u);
+  stream.Consume(10);
+  EXPECT_EQ(stream.Peek().data, "abc");
+  stream.Consume(3);
+  EXPECT_EQ(stream.Peek().gap, 7u);
+  stream.Consume(7);
+  EXPECT_EQ(stream.Peek().data, "xyz");
+  stream.Consume(3);
+  EXPECT_TRUE(stream.empty());
+}
+
+TEST(ByteStreamTest, DeclaredGapMergesWithNeighbouringGaps) {
+  ByteStream stream;
+  stream.AddGap(0, 4, 1);
+  stream.AddGap(8, 4, 2);
+  stream.DeclareHolesAsGaps();
+  EXPECT_EQ(stream.Peek().gap, 12u);
+}
+
+TEST(ByteStreamTest, CapTurnsOldestDataIntoGap) {
+  ByteStream stream(/*byte_cap=*/10);
+  stream.AddData(0, "abcdef", 1);
+  stream.AddData(6, "ghijkl", 2);
+  EXPECT_EQ(stream.buffered_bytes(), 10u);
+  EXPECT_EQ(stream.stats().bytes_dropped_cap, 2u);
+  EXPECT_EQ(stream.Peek().gap, 2u);
+  stream.Consume(2);
+  EXPECT_EQ(stream.Peek().data, "cdefghijkl");
+}
+
+TEST(ByteStreamTest, CapSwallowsHoleBeforeOldestData) {
+  ByteStream stream(/*byte_cap=*/8);
+  stream.AddData(4, "abcdef", 1);  // [0, 4) is an unknown hole the parser waits on
+  stream.AddData(10, "ghij", 2);
+  EXPECT_EQ(stream.Peek().gap, 6u) << "hole and the two oldest bytes become one gap";
+  stream.Consume(6);
+  EXPECT_EQ(stream.Peek().data, "cdefghij");
+}
+
+TEST(ByteStreamTest, StreamNeverGrowsBeyondCap) {
+  constexpr size_t kCap = 1000;
+  ByteStream stream(kCap);
+  uint64_t pos = 0;
+  for (int i = 0; i < 100; ++i) {
+    std::string chunk = Letters(pos, 37 + i % 50);
+    stream.AddData(pos, chunk, i);
+    pos += chunk.size();
+    ASSERT_LE(stream.buffered_bytes(), kCap);
+  }
+  EXPECT_EQ(stream.buffered_bytes(), kCap);
+  EXPECT_EQ(stream.stats().bytes_dropped_cap, pos - kCap);
+  stream.Consume(stream.Peek().gap);
+  EXPECT_EQ(stream.Peek().data, Letters(pos - kCap, kCap)) << "the newest bytes survive";
+}
+
+TEST(ByteStreamTest, ConsumeAcrossDataAndGap) {
+  ByteStream stream;
+  stream.AddData(0, "abcd", 1);
+  stream.AddGap(4, 6, 1);
+  stream.AddData(10, "wxyz", 2);
+  stream.Consume(7);  // all data and half the gap
+  ByteStream::Front front = stream.Peek();
+  EXPECT_EQ(front.pos, 7u);
+  EXPECT_EQ(front.gap, 3u);
+  stream.Consume(5);  // rest of the gap and two data bytes
+  EXPECT_EQ(stream.Peek().pos, 12u);
+  EXPECT_EQ(stream.Peek().data, "yz");
+  EXPECT_EQ(stream.buffered_bytes(), 2u);
+  EXPECT_EQ(stream.stats().gaps, 1u);
+  EXPECT_EQ(stream.stats().gap_bytes, 6u);
+}
+
+TEST(ByteStreamTest, ConsumeThroughUnknownHoleIsAllowed) {
+  ByteStream stream;
+  stream.AddData(10, "abc", 1);
+  stream.Consume(12);
+  EXPECT_EQ(stream.Peek().data, "c");
+  stream.Consume(100);
+  EXPECT_EQ(stream.front_pos(), 112u);
+  EXPECT_EQ(stream.end_pos(), 112u);
+  EXPECT_TRUE(stream.empty());
+}
+
+TEST(ByteStreamTest, ConsumeToSkipsToPosition) {
+  ByteStream stream;
+  stream.AddData(0, "abcdef", 1);
+  stream.ConsumeTo(4);
+  EXPECT_EQ(stream.Peek().data, "ef");
+  stream.ConsumeTo(2);  // behind the front: no-op
+  EXPECT_EQ(stream.front_pos(), 4u);
+}
+
+TEST(ByteStreamTest, StreamMayStartMidway) {
+  ByteStream stream;
+  stream.ConsumeTo(1000);  // a connection first seen after 1000 bytes
+  stream.AddData(1000, "abc", 1);
+  EXPECT_EQ(stream.Peek().data, "abc");
+}
+
+TEST(ByteStreamTest, StaleBytesBehindFrontIgnored) {
+  ByteStream stream;
+  stream.AddData(0, "abcdef", 1);
+  stream.Consume(4);
+  stream.AddData(0, "abc", 2);  // wholly behind
+  EXPECT_EQ(stream.stats().bytes_stale, 3u);
+  stream.AddData(2, "cdefgh", 3);  // straddles the front
+  EXPECT_EQ(stream.stats().bytes_stale, 5u);
+  EXPECT_EQ(stream.stats().bytes_duplicate, 2u);
+  EXPECT_EQ(stream.Peek().data, "efgh");
+  stream.AddGap(0, 3, 4);
+  EXPECT_EQ(stream.Peek().data, "efgh");
+}
+
+TEST(ByteStreamTest, EmptyDataAndZeroGapAreIgnored) {
+  ByteStream stream;
+  stream.AddData(5, "", 1);
+  stream.AddGap(5, 0, 1);
+  EXPECT_TRUE(stream.empty());
+  EXPECT_EQ(stream.end_pos(), 0u);
+}
+
+TEST(ByteStreamTest, LateChunkJoinsFrontWhenFrontReachesIt) {
+  ByteStream stream;
+  stream.AddData(0, "ab", 1);
+  stream.AddData(4, "ef", 2);
+  stream.AddData(6, "gh", 3);
+  stream.AddGap(8, 2, 4);
+  stream.AddData(2, "cd", 5);
+  EXPECT_EQ(stream.Peek().data, "abcdefgh");
+  stream.Consume(8);
+  EXPECT_EQ(stream.Peek().gap, 2u);
+}
+
+TEST(ByteStreamTest, LongStreamWithPartialConsumesStaysCorrect) {
+  ByteStream stream;
+  uint64_t pos = 0;
+  for (int i = 0; i < 2000; ++i) {
+    std::string chunk = Letters(pos, 300);
+    stream.AddData(pos, chunk, i);
+    pos += chunk.size();
+    ByteStream::Front front = stream.Peek();
+    ASSERT_EQ(front.data, Letters(front.pos, pos - front.pos));
+    stream.Consume(front.data.size() - front.data.size() % 1000);  // whole "messages" only
+  }
+  EXPECT_LT(stream.buffered_bytes(), 1000u);
+}
+
+TEST(ByteStreamTest, TimestampAtReturnsChunkTime) {
+  ByteStream stream;
+  stream.AddData(0, "abcd", 100);
+  stream.AddData(4, "efgh", 200);
+  stream.AddGap(8, 4, 200);
+  stream.AddData(20, "late", 300);
+  stream.AddData(16, "mnop", 400);
+  stream.AddData(2, "XXXXXX", 999);  // duplicate: the first writer's time stands
+  struct Case {
+    uint64_t pos;
+    uint64_t want;
+  };
+  const Case cases[] = {{0, 100}, {3, 100},  {4, 200},  {7, 200},  {8, 200},  {11, 200}, {12, 0},
+                        {15, 0},  {16, 400}, {19, 400}, {20, 300}, {23, 300}, {24, 0},   {1000, 0}};
+  for (const Case& c : cases) EXPECT_EQ(stream.TimestampAt(c.pos), c.want) << "pos " << c.pos;
+  stream.Consume(5);
+  EXPECT_EQ(stream.TimestampAt(4), 0u) << "consumed";
+  EXPECT_EQ(stream.TimestampAt(5), 200u);
+}
+
+TEST(ByteStreamTest, TimestampSurvivesCapDrop) {
+  ByteStream stream(/*byte_cap=*/4);
+  stream.AddData(0, "abcd", 10);
+  stream.AddData(4, "efgh", 20);
+  EXPECT_EQ(stream.Peek().gap, 4u);
+  EXPECT_EQ(stream.TimestampAt(0), 10u);
+  EXPECT_EQ(stream.TimestampAt(4), 20u);
+}
+
+TEST(ByteStreamTest, TimestampMarksArePrunedAsConsumed) {
+  ByteStream stream;
+  uint64_t pos = 0;
+  for (uint64_t ts = 1; ts <= 100000; ++ts) {
+    stream.AddData(pos, "0123456789", ts);
+    pos += 10;
+    ASSERT_EQ(stream.TimestampAt(pos - 1), ts);
+    stream.Consume(10);
+  }
+  EXPECT_TRUE(stream.empty());
+  EXPECT_EQ(stream.TimestampAt(pos - 1), 0u);
+}
+
+TEST(ByteStreamTest, ManyOutOfOrderRangesStayBounded) {
+  ByteStream stream;
+  // Every other byte arrives: holes the parser would wait on forever without a bound.
+  for (uint64_t pos = 200000; pos > 0; pos -= 2) stream.AddData(pos, "x", pos);
+  EXPECT_GT(stream.stats().bytes_dropped_cap, 0u);
+  EXPECT_GT(stream.Peek().gap, 0u);
+}
+
+}  // namespace
+}  // namespace zerotrace::conn

@@ -1,0 +1,221 @@
+// ConnTable on synthetic records: lifecycle, gaps from trailers, exit cleanup, caps.
+#include "conn/conn_table.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+namespace zerotrace::conn {
+namespace {
+
+// Builds records the way the kernel writes them.
+class Records {
+ public:
+  probes::EventView Open(uint64_t conn, uint32_t tgid, uint32_t fd, uint8_t role, uint64_t ts = 1) {
+    auto& o = opens_.emplace_back();
+    o.hdr = Header(ZT_EV_CONN_OPEN, conn, tgid, fd, ts);
+    o.role = role;
+    o.family = ZT_AF_INET;
+    o.local_port = 40000;
+    o.remote_port = 80;
+    o.local_addr[0] = 127;
+    o.remote_addr[0] = 127;
+    std::memcpy(o.comm, "curl", 5);
+    probes::EventView v;
+    v.type = ZT_EV_CONN_OPEN;
+    v.header = &o.hdr;
+    v.open = &o;
+    return v;
+  }
+  probes::EventView Data(uint64_t conn, uint32_t tgid, uint8_t dir, uint64_t syscall_pos,
+                         uint64_t stream_pos, uint32_t byte_count, const std::string& bytes,
+                         uint64_t ts = 2) {
+    auto& d = datas_.emplace_back();
+    d.hdr = Header(ZT_EV_DATA, conn, tgid, 3, ts);
+    d.direction = dir;
+    d.syscall_pos = syscall_pos;
+    d.stream_pos = stream_pos;
+    d.byte_count = byte_count;
+    d.captured = bytes.size();
+    payloads_.push_back(bytes);
+    probes::EventView v;
+    v.type = ZT_EV_DATA;
+    v.header = &d.hdr;
+    v.data = &d;
+    v.payload = payloads_.back();
+    return v;
+  }
+  probes::EventView Close(uint64_t conn, uint32_t tgid, uint8_t reason = ZT_CLOSE_SYSCALL) {
+    auto& c = closes_.emplace_back();
+    c.hdr = Header(ZT_EV_CONN_CLOSE, conn, tgid, 3, 3);
+    c.reason = reason;
+    probes::EventView v;
+    v.type = ZT_EV_CONN_CLOSE;
+    v.header = &c.hdr;
+    v.close = &c;
+    return v;
+  }
+  probes::EventView Exit(uint32_t tgid) {
+    auto& p = procs_.emplace_back();
+    p.hdr = Header(ZT_EV_PROC_EXIT, 0, tgid, 0, 4);
+    probes::EventView v;
+    v.type = ZT_EV_PROC_EXIT;
+    v.header = &p.hdr;
+    v.proc = &p;
+    return v;
+  }
+
+ private:
+  static zt_event_header Header(uint8_t type, uint64_t conn, uint32_t tgid, uint32_t fd,
+                                uint64_t ts) {
+    zt_event_header h{};
+    h.type = type;
+    h.conn_id = conn;
+    h.tgid = tgid;
+    h.tid = tgid;
+    h.fd = fd;
+    h.ts_ns = ts;
+    return h;
+  }
+  // deques keep addresses stable while views point into them
+  std::deque<zt_conn_open> opens_;
+  std::deque<zt_data_event> datas_;
+  std::deque<zt_conn_close> closes_;
+  std::deque<zt_proc_event> procs_;
+  std::deque<std::string> payloads_;
+};
+
+struct Recorder : ConnObserver {
+  std::vector<std::string> log;
+  std::string last_front;  // received stream front at close
+  void OnOpen(Connection& c) override { log.push_back("open " + std::to_string(c.conn_id)); }
+  void OnData(Connection& c, uint8_t dir, uint64_t) override {
+    log.push_back("data " + std::to_string(c.conn_id) + (dir == ZT_DIR_EGRESS ? " out" : " in"));
+  }
+  void OnClose(Connection& c, CloseCause cause) override {
+    log.push_back("close " + std::to_string(c.conn_id) + " " + CloseCauseName(cause));
+  }
+};
+
+struct ForgetLog : KernelConnState {
+  std::vector<std::pair<uint32_t, uint32_t>> forgotten;
+  void Forget(uint32_t tgid, uint32_t fd) override { forgotten.emplace_back(tgid, fd); }
+};
+
+TEST(ConnTable, OpenDataCloseFreesState) {
+  Records r;
+  Recorder obs;
+  ConnTable t({}, &obs, nullptr, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_CLIENT));
+  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 0, 0, 4, "GET "));
+  Connection* c = t.Find(1);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->role, ZT_ROLE_CLIENT);
+  EXPECT_EQ(c->comm, "curl");
+  EXPECT_EQ(c->tuple.RemoteEndpoint(), "127.0.0.0:80");
+  EXPECT_EQ(c->sent.Peek().data, "GET ");
+  t.OnEvent(r.Close(1, 100));
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.ConnectionsOf(100), 0u);
+  EXPECT_EQ(obs.log, (std::vector<std::string>{"open 1", "data 1 out", "close 1 close"}));
+}
+
+TEST(ConnTable, TrailerTurnsUncapturedBytesIntoGap) {
+  Records r;
+  ConnTable t({}, nullptr, nullptr, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_SERVER));
+  // One 100-byte read: 10 bytes captured, then the trailer.
+  t.OnEvent(r.Data(1, 100, ZT_DIR_INGRESS, 0, 0, 100, "0123456789"));
+  t.OnEvent(r.Data(1, 100, ZT_DIR_INGRESS, 0, 100, 100, ""));
+  t.OnEvent(r.Data(1, 100, ZT_DIR_INGRESS, 100, 100, 3, "abc"));
+  ByteStream& s = t.Find(1)->received;
+  EXPECT_EQ(s.Peek().data, "0123456789");
+  s.Consume(10);
+  EXPECT_EQ(s.Peek().gap, 90u);
+  s.Consume(90);
+  EXPECT_EQ(s.Peek().data, "abc");
+}
+
+TEST(ConnTable, MissingChunkInsideSyscallBecomesGap) {
+  Records r;
+  ConnTable t({}, nullptr, nullptr, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_SERVER));
+  // writev of 3 iovecs where the middle one was not captured.
+  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 0, 0, 9, "abc"));
+  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 0, 6, 9, "ghi"));
+  ByteStream& s = t.Find(1)->sent;
+  EXPECT_EQ(s.Peek().data, "abc");
+  s.Consume(3);
+  EXPECT_EQ(s.Peek().gap, 3u);
+  s.Consume(3);
+  EXPECT_EQ(s.Peek().data, "ghi");
+}
+
+TEST(ConnTable, ProcessExitClosesItsConnectionsAndFreesKernelState) {
+  Records r;
+  Recorder obs;
+  ForgetLog kernel;
+  ConnTable t({}, &obs, &kernel, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_CLIENT));
+  t.OnEvent(r.Open(2, 100, 4, ZT_ROLE_CLIENT));
+  t.OnEvent(r.Open(3, 200, 3, ZT_ROLE_SERVER));
+  t.OnEvent(r.Exit(100));
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_EQ(t.ConnectionsOf(100), 0u);
+  EXPECT_EQ(t.ConnectionsOf(200), 1u);
+  std::sort(kernel.forgotten.begin(), kernel.forgotten.end());
+  EXPECT_EQ(kernel.forgotten, (std::vector<std::pair<uint32_t, uint32_t>>{{100, 3}, {100, 4}}));
+}
+
+TEST(ConnTable, DataWithoutOpenStillTracked) {
+  Records r;
+  ConnTable t({}, nullptr, nullptr, nullptr);
+  t.OnEvent(r.Data(9, 100, ZT_DIR_EGRESS, 0, 0, 2, "hi"));
+  ASSERT_NE(t.Find(9), nullptr);
+  EXPECT_FALSE(t.Find(9)->open_seen);
+  EXPECT_EQ(t.stats().data_unknown_conn, 1u);
+  t.OnEvent(r.Open(9, 100, 3, ZT_ROLE_CLIENT));  // late open is ignored, state kept
+  EXPECT_EQ(t.Find(9)->sent.Peek().data, "hi");
+}
+
+TEST(ConnTable, FdReuseAndStaleCloseAreCounted) {
+  Records r;
+  Recorder obs;
+  ConnTable t({}, &obs, nullptr, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_CLIENT));
+  t.OnEvent(r.Close(1, 100, ZT_CLOSE_FD_REUSE));
+  t.OnEvent(r.Close(1, 100));
+  EXPECT_EQ(t.stats().fd_reused, 1u);
+  EXPECT_EQ(t.stats().stale_close, 1u);
+  EXPECT_EQ(obs.log.back(), "close 1 fd_reuse");
+}
+
+TEST(ConnTable, IdleConnectionsExpire) {
+  Records r;
+  ConnTableLimits limits;
+  limits.idle_timeout_ns = 1000;
+  ConnTable t(limits, nullptr, nullptr, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_CLIENT, 10));
+  t.OnEvent(r.Open(2, 100, 4, ZT_ROLE_CLIENT, 5000));
+  t.ExpireIdle(5500);
+  EXPECT_EQ(t.Find(1), nullptr);
+  EXPECT_NE(t.Find(2), nullptr);
+  EXPECT_EQ(t.stats().expired_idle, 1u);
+}
+
+TEST(ConnTable, CapEvictsLeastRecentlyActive) {
+  Records r;
+  ConnTableLimits limits;
+  limits.max_connections = 4;
+  ConnTable t(limits, nullptr, nullptr, nullptr);
+  for (uint64_t i = 1; i <= 5; i++) t.OnEvent(r.Open(i, 100, i, ZT_ROLE_CLIENT, i * 10));
+  EXPECT_EQ(t.size(), 4u);
+  EXPECT_EQ(t.Find(1), nullptr);
+  EXPECT_EQ(t.stats().evicted_cap, 1u);
+}
+
+}  // namespace
+}  // namespace zerotrace::conn

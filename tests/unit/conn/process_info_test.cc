@@ -1,0 +1,252 @@
+// Specification of ReadProcessInfo and ProcessCache against real and fake /proc trees.
+#include "conn/process_info.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace zerotrace::conn {
+namespace {
+
+namespace fs = std::filesystem;
+using std::string_literals::operator""s;
+
+constexpr char kId[] = "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899";
+// Above the kernel's PID_MAX_LIMIT (4M), so never a live pid.
+constexpr uint32_t kNoSuchPid = 0x7ffffff0;
+
+// A fake /proc: <root>/<pid>/{comm,environ,cgroup,exe}.
+class FakeProc {
+ public:
+  FakeProc() {
+    root_ = fs::temp_directory_path() / ("zt_fake_proc_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  ~FakeProc() { fs::remove_all(root_); }
+
+  void AddProcess(uint32_t pid, const std::string& comm, const std::string& exe_target,
+                  const std::string& environ, const std::string& cgroup) {
+    fs::path dir = root_ / std::to_string(pid);
+    fs::create_directories(dir);
+    std::ofstream(dir / "comm") << comm << "\n";
+    std::ofstream(dir / "environ", std::ios::binary) << environ;
+    std::ofstream(dir / "cgroup") << cgroup;
+    if (!exe_target.empty()) fs::create_symlink(exe_target, dir / "exe");
+  }
+  std::string root() const { return root_.string(); }
+
+ private:
+  fs::path root_;
+};
+
+std::string Environ(std::initializer_list<std::string> vars) {
+  std::string out;
+  for (const std::string& var : vars) out += var + '\0';
+  return out;
+}
+
+TEST(ProcessInfoTest, ReadsOwnProcess) {
+  std::optional<ProcessInfo> info = ReadProcessInfo(getpid());
+  ASSERT_TRUE(info.has_value());
+  fs::path exe = fs::read_symlink("/proc/self/exe");
+  EXPECT_EQ(info->pid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(info->exe_path, exe.string());
+  EXPECT_EQ(info->exe_name, exe.filename().string());
+  EXPECT_EQ(info->comm, exe.filename().string().substr(0, 15));
+  const char* env_service = std::getenv("OTEL_SERVICE_NAME");
+  std::string want_service = env_service && *env_service ? env_service : info->exe_name;
+  EXPECT_EQ(info->service_name, want_service);
+}
+
+TEST(ProcessInfoTest, ServiceNameComesFromChildEnvironment) {
+  // The pipe closes on exec, so a read of EOF means the child is now /bin/sleep.
+  int exec_pipe[2];
+  ASSERT_EQ(pipe2(exec_pipe, O_CLOEXEC), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char* const argv[] = {const_cast<char*>("sleep"), const_cast<char*>("30"), nullptr};
+    char* const envp[] = {const_cast<char*>("LANG=C"),
+                          const_cast<char*>("OTEL_SERVICE_NAME=checkout"), nullptr};
+    execve("/bin/sleep", argv, envp);
+    _exit(127);
+  }
+  close(exec_pipe[1]);
+  char byte;
+  ASSERT_EQ(read(exec_pipe[0], &byte, 1), 0);
+  close(exec_pipe[0]);
+
+  // environ is published a moment after the exec point the pipe reports; poll briefly.
+  std::optional<ProcessInfo> info;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  do {
+    info = ReadProcessInfo(static_cast<uint32_t>(child));
+    if (info && info->service_name == "checkout") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  } while (std::chrono::steady_clock::now() < deadline);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->service_name, "checkout");
+  EXPECT_EQ(info->comm, "sleep");
+  EXPECT_EQ(info->exe_name, fs::canonical("/bin/sleep").filename().string());
+  EXPECT_FALSE(ReadProcessInfo(static_cast<uint32_t>(child)).has_value()) << "reaped";
+}
+
+TEST(ProcessInfoTest, MissingProcessIsNullopt) {
+  EXPECT_FALSE(ReadProcessInfo(kNoSuchPid).has_value());
+  FakeProc proc;
+  EXPECT_FALSE(ReadProcessInfo(42, proc.root()).has_value());
+}
+
+TEST(ProcessInfoTest, ContainerIdFromCgroupPath) {
+  struct Case {
+    const char* name;
+    std::string cgroup;
+    std::string want;
+  };
+  const std::string id = kId;
+  const Case cases[] = {
+      {"docker v2 systemd", "0::/system.slice/docker-" + id + ".scope\n", id},
+      {"docker v1", "12:memory:/docker/" + id + "\n11:cpu:/docker/" + id + "\n", id},
+      {"containerd systemd",
+       "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c_3d4e.slice/"
+       "cri-containerd-" +
+           id + ".scope\n",
+       id},
+      {"crio", "0::/kubepods.slice/kubepods-pod12.slice/crio-" + id + ".scope\n", id},
+      {"kubepods cgroupfs", "0::/kubepods/besteffort/pod0c1d2e3f-aaaa-bbbb-cccc-0123456789ab/" + id,
+       id},
+      {"podman", "0::/machine.slice/libpod-" + id + ".scope/container\n", id},
+      {"nested init.scope", "0::/system.slice/docker-" + id + ".scope/init.scope\n", id},
+      {"v1 line after empty hierarchies", "2:cpuset:/\n1:name=systemd:/docker/" + id + "\n", id},
+      {"host process", "0::/user.slice/user-1000.slice/session-3.scope\n", ""},
+      {"root cgroup", "0::/\n", ""},
+      {"63 hex chars is not an id", "0::/docker/" + id.substr(1) + "\n", ""},
+      {"65 hex chars is not an id", "0::/docker/a" + id + "\n", ""},
+      {"upper-case hex is not an id", "0::/docker/" + std::string(64, 'A') + "\n", ""},
+      {"malformed line", "garbage\n", ""},
+      {"empty file", "", ""},
+  };
+  FakeProc proc;
+  uint32_t pid = 100;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    EXPECT_EQ(ContainerIdFromCgroup(c.cgroup), c.want);
+    proc.AddProcess(pid, "app", "/usr/bin/app", "", c.cgroup);
+    std::optional<ProcessInfo> info = ReadProcessInfo(pid, proc.root());
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->container_id, c.want);
+    ++pid;
+  }
+}
+
+TEST(ProcessInfoTest, ServiceNamePrecedence) {
+  struct Case {
+    const char* name;
+    std::string exe_target;
+    std::string environ;
+    std::string want_exe_path, want_exe_name, want_service;
+  };
+  const Case cases[] = {
+      {"OTEL_SERVICE_NAME wins", "/usr/bin/python3.11",
+       Environ({"HOME=/root", "OTEL_SERVICE_NAME=orders", "PATH=/bin"}), "/usr/bin/python3.11",
+       "python3.11", "orders"},
+      {"empty OTEL_SERVICE_NAME falls back to exe", "/opt/app/server",
+       Environ({"OTEL_SERVICE_NAME="}), "/opt/app/server", "server", "server"},
+      {"similar variable names do not count", "/opt/app/server",
+       Environ({"XOTEL_SERVICE_NAME=no", "OTEL_SERVICE_NAMES=no"}), "/opt/app/server", "server",
+       "server"},
+      {"deleted binary is named without the suffix", "/opt/app/server (deleted)", "",
+       "/opt/app/server", "server", "server"},
+      {"unreadable exe falls back to comm", "", "", "", "", "worker"},
+      {"last entry without trailing NUL", "/bin/x", "A=1\0OTEL_SERVICE_NAME=tail"s, "/bin/x", "x",
+       "tail"},
+  };
+  FakeProc proc;
+  uint32_t pid = 200;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    proc.AddProcess(pid, "worker", c.exe_target, c.environ, "0::/\n");
+    std::optional<ProcessInfo> info = ReadProcessInfo(pid, proc.root());
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->pid, pid);
+    EXPECT_EQ(info->comm, "worker");
+    EXPECT_EQ(info->exe_path, c.want_exe_path);
+    EXPECT_EQ(info->exe_name, c.want_exe_name);
+    EXPECT_EQ(info->service_name, c.want_service);
+    ++pid;
+  }
+}
+
+TEST(ProcessCacheTest, CachesUntilForgotten) {
+  FakeProc proc;
+  proc.AddProcess(1, "api", "/srv/api", "", "");
+  ProcessCache cache(8, proc.root());
+  EXPECT_EQ(cache.Get(1, "fallback").service_name, "api");
+  fs::remove_all(fs::path(proc.root()) / "1");  // exited, exit event not seen yet
+  EXPECT_EQ(cache.Get(1, "fallback").service_name, "api");
+  EXPECT_EQ(cache.stats().hits, 1u);
+  EXPECT_EQ(cache.stats().reads, 1u);
+  cache.Forget(1);
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(ProcessCacheTest, ExitedProcessUsesCommFallback) {
+  FakeProc proc;
+  ProcessCache cache(8, proc.root());
+  const ProcessInfo& info = cache.Get(7, "nginx");
+  EXPECT_EQ(info.pid, 7u);
+  EXPECT_EQ(info.comm, "nginx");
+  EXPECT_EQ(info.service_name, "nginx");
+  EXPECT_EQ(cache.stats().gone, 1u);
+  EXPECT_EQ(cache.Get(8, "").service_name, "unknown_service");
+}
+
+TEST(ProcessCacheTest, RefreshRereadsAfterExec) {
+  FakeProc proc;
+  proc.AddProcess(3, "sh", "/bin/sh", "", "");
+  ProcessCache cache(8, proc.root());
+  EXPECT_EQ(cache.Get(3, "").exe_name, "sh");
+  fs::remove_all(fs::path(proc.root()) / "3");
+  proc.AddProcess(3, "java", "/usr/bin/java", Environ({"OTEL_SERVICE_NAME=billing"}), "");
+  cache.Refresh(3);
+  EXPECT_EQ(cache.Get(3, "").service_name, "billing");
+  cache.Refresh(4);  // not cached: stays uncached
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(ProcessCacheTest, FullCacheEvictsLeastRecentlyUsed) {
+  FakeProc proc;
+  for (uint32_t pid = 1; pid <= 4; ++pid)
+    proc.AddProcess(pid, "p" + std::to_string(pid), "", "", "");
+  ProcessCache cache(3, proc.root());
+  cache.Get(1, "");
+  cache.Get(2, "");
+  cache.Get(3, "");
+  cache.Get(1, "");  // 2 is now the oldest use
+  cache.Get(4, "");
+  EXPECT_EQ(cache.size(), 3u);
+  EXPECT_EQ(cache.stats().evictions, 1u);
+  uint64_t reads = cache.stats().reads;
+  cache.Get(1, "");
+  cache.Get(3, "");
+  cache.Get(4, "");
+  EXPECT_EQ(cache.stats().reads, reads) << "1, 3 and 4 stayed cached";
+  cache.Get(2, "");
+  EXPECT_EQ(cache.stats().reads, reads + 1) << "2 was evicted";
+}
+
+}  // namespace
+}  // namespace zerotrace::conn
