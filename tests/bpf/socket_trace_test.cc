@@ -4,7 +4,7 @@
 
 #include <fstream>
 #include <map>
-#include <regex>
+#include <sstream>
 
 #include "conn/conn_table.h"
 #include "subprocess.h"
@@ -29,10 +29,14 @@ const Record* OpenWithRole(const std::vector<Record>& opens, uint8_t role, uint1
 // "client_pid=12 server_pid=34" -> {client_pid: 12, server_pid: 34}
 std::map<std::string, long> ParseKv(const std::string& line) {
   std::map<std::string, long> kv;
-  static const std::regex re(R"((\w+)=(-?\d+))");
-  for (auto it = std::sregex_iterator(line.begin(), line.end(), re); it != std::sregex_iterator();
-       ++it) {
-    kv[(*it)[1]] = std::stol((*it)[2]);
+  std::istringstream words(line);
+  std::string word;
+  while (words >> word) {
+    const size_t eq = word.find('=');
+    if (eq == std::string::npos || eq == 0) continue;
+    char* end = nullptr;
+    const long v = std::strtol(word.c_str() + eq + 1, &end, 10);
+    if (end != word.c_str() + eq + 1 && *end == '\0') kv[word.substr(0, eq)] = v;
   }
   return kv;
 }
