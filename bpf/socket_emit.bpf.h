@@ -9,6 +9,13 @@
 /* mmsghdr entries whose msg_len is summed to learn a sendmmsg/recvmmsg byte count. */
 #define ZT_MMSG_SCAN 64
 
+/* Wake the consumer only when enough is pending (see wakeup_bytes). */
+static __always_inline __u64 zt_wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void zt_count(__u32 counter)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &counter);
@@ -43,7 +50,7 @@ static __noinline void zt_emit_close(struct conn_key *key, struct conn_state *st
 	ev->sent_bytes = st->send_pos;
 	ev->received_bytes = st->recv_pos;
 	ev->reason = reason;
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, zt_wakeup_flag());
 	zt_count(ZT_CNT_CONN_CLOSED);
 }
 
@@ -59,7 +66,7 @@ static __always_inline void zt_emit_proc(__u8 type, __u32 ppid)
 	zt_fill_header(&ev->hdr, type, 0, 0);
 	ev->ppid = ppid;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, zt_wakeup_flag());
 }
 
 /* Where one syscall's emission stands. */
@@ -72,6 +79,7 @@ struct emit_state {
 	__u32 budget;     /* capture bytes left for this syscall */
 	__u32 emitted;    /* records written */
 	__u32 captured;   /* payload bytes written */
+	__u64 ts_ns;       /* ingress: now (bytes arrived by exit); egress: syscall entry */
 	__u8 direction;
 	__u8 sys;
 };
@@ -102,6 +110,7 @@ static __noinline void zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 		}
 		__builtin_memset(&sc->ev, 0, sizeof(sc->ev));
 		zt_fill_header(&sc->ev.hdr, ZT_EV_DATA, s->fd, s->conn_id);
+		sc->ev.hdr.ts_ns = s->ts_ns;
 		sc->ev.syscall_pos = s->syscall_pos;
 		sc->ev.stream_pos = s->pos + off;
 		sc->ev.byte_count = s->byte_count;
@@ -109,7 +118,7 @@ static __noinline void zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 		sc->ev.direction = s->direction;
 		sc->ev.source = ZT_SRC_SYSCALL;
 		sc->ev.syscall = s->sys;
-		if (bpf_ringbuf_output(&events, sc, sizeof(sc->ev) + n, 0)) {
+		if (bpf_ringbuf_output(&events, sc, sizeof(sc->ev) + n, zt_wakeup_flag())) {
 			zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
 			break;
 		}
@@ -179,6 +188,7 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 		       a->sys == ZT_SYS_SENDMMSG || a->sys == ZT_SYS_SENDFILE)
 			      ? ZT_DIR_EGRESS
 			      : ZT_DIR_INGRESS;
+	s.ts_ns = s.direction == ZT_DIR_EGRESS && a->enter_ns ? a->enter_ns : bpf_ktime_get_ns();
 	if (a->sys == ZT_SYS_SENDMMSG || a->sys == ZT_SYS_RECVMMSG)
 		bytes = zt_mmsg_bytes(a->buf, ret);
 	if (bytes == 0)
@@ -238,12 +248,13 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 		}
 		__builtin_memset(ev, 0, sizeof(*ev));
 		zt_fill_header(&ev->hdr, ZT_EV_DATA, s.fd, s.conn_id);
+		ev->hdr.ts_ns = s.ts_ns;
 		ev->syscall_pos = s.syscall_pos;
 		ev->stream_pos = s.syscall_pos + s.byte_count;
 		ev->byte_count = s.byte_count;
 		ev->direction = s.direction;
 		ev->syscall = s.sys;
-		bpf_ringbuf_submit(ev, 0);
+		bpf_ringbuf_submit(ev, zt_wakeup_flag());
 		zt_count(ZT_CNT_DATA_EVENTS);
 	}
 	return 0;

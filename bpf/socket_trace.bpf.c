@@ -19,6 +19,9 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 self_tgid = 0;      /* the agent: never traced */
 const volatile __u8 filter_pids = 0;     /* 1: trace only tgids in pid_filter */
 const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_MAX_CAPTURE */
+/* Pending bytes above which a record wakes the consumer; below, it finds them on its next
+ * timed poll. Batching wakeups saves a context switch per record. */
+const volatile __u64 wakeup_bytes = 1 << 20;
 
 /* Source of conn ids; starts at 1 so 0 means "no connection". */
 __u64 next_conn_id = 1;
@@ -45,6 +48,7 @@ struct syscall_args {
 	__u32 vlen; /* iovec/message count for vectored calls */
 	__u8 sys;   /* enum zt_syscall, or ZT_SYS_COUNT for connect */
 	__u8 pad[7];
+	__u64 enter_ns; /* sys_enter time: sent bytes are stamped when the send began */
 };
 
 /* Staging area for one data event: ring buffer records are variable-sized copies of it. */
@@ -132,7 +136,7 @@ static __noinline struct conn_state *zt_track(struct conn_key *key, struct file 
 		ev->flags = flags;
 		zt_fill_tuple(ev, sk);
 		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-		bpf_ringbuf_submit(ev, 0);
+		bpf_ringbuf_submit(ev, zt_wakeup_flag());
 	} else {
 		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
 	}
@@ -171,6 +175,7 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 
 	if (!zt_traced(key.tgid) || !zt_conn_for_fd(&key))
 		return 0;
+	args.enter_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
 	return 0;
 }

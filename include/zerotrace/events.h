@@ -92,7 +92,8 @@ struct zt_event_header {
 	__u32 tgid;    /* process id */
 	__u32 tid;     /* thread id */
 	__u32 fd;      /* socket fd in tgid; 0 for process events */
-	__u64 ts_ns;   /* CLOCK_MONOTONIC (bpf_ktime_get_ns) at the event */
+	__u64 ts_ns;   /* CLOCK_MONOTONIC (bpf_ktime_get_ns); data: sys_exit for received
+		        * bytes, sys_enter for sent bytes (a send starts before its reply) */
 	__u64 conn_id; /* unique per (tgid, fd, generation); 0 for process events */
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_event_header) == 32, "zt_event_header ABI");

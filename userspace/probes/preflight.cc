@@ -40,8 +40,8 @@ Status CheckPrivileges() {
   const bool bpf = admin || (HasCap(caps, kCapBpf) && HasCap(caps, kCapPerfmon));
   if (bpf) return Status::Ok();
   return Status::Error(
-      "zerotrace needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_RESOURCE, CAP_DAC_READ_SEARCH,"
-      " CAP_SYS_PTRACE to read /proc of other processes): run it with sudo");
+      "root is required, or CAP_BPF and CAP_PERFMON (plus CAP_DAC_READ_SEARCH and "
+      "CAP_SYS_PTRACE to read other processes' /proc entries); run it with sudo");
 }
 
 Status EnsureTracefs(PreflightReport* report) {

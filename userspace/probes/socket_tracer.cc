@@ -63,6 +63,7 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   t->skel_->rodata->self_tgid = config.self_tgid;
   t->skel_->rodata->filter_pids = config.pids.empty() ? 0 : 1;
   t->skel_->rodata->capture_bytes = config.capture_bytes;
+  t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
 
   bpf_program* prog;
@@ -133,7 +134,13 @@ SocketTracer::~SocketTracer() {
   if (skel_) socket_trace__destroy(skel_);
 }
 
-int SocketTracer::Poll(int timeout_ms) { return ring_buffer__poll(rb_, timeout_ms); }
+int SocketTracer::Poll(int timeout_ms) {
+  // Records below the wakeup threshold do not wake epoll: consume them after the wait.
+  const int woken = ring_buffer__poll(rb_, timeout_ms);
+  if (woken < 0) return woken;
+  const int rest = ring_buffer__consume(rb_);
+  return rest < 0 ? rest : woken + rest;
+}
 
 std::array<uint64_t, ZT_CNT_COUNT> SocketTracer::ReadCounters() const {
   std::array<uint64_t, ZT_CNT_COUNT> out{};

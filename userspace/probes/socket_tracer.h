@@ -50,7 +50,8 @@ class SocketTracer {
   SocketTracer(const SocketTracer&) = delete;
   SocketTracer& operator=(const SocketTracer&) = delete;
 
-  // Delivers pending records to the sink; waits up to timeout_ms for the first one.
+  // Delivers pending records to the sink. Waits up to timeout_ms unless the ring buffer is
+  // an eighth full (the kernel side batches wakeups), so records wait at most timeout_ms.
   // Returns the number of records consumed, or a negative errno.
   int Poll(int timeout_ms);
 
