@@ -1,0 +1,246 @@
+// Specification of Http1Parser: heads, framing, malformed input, resync and detection.
+#include "protocols/http1/parser.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace zerotrace::protocols::http1 {
+namespace {
+
+using Result = Http1Parser::Result;
+
+// Feeds `bytes` at once and collects results until kNeedMore.
+struct Harness {
+  explicit Harness(MessageKind kind) : parser(kind, &stats) {}
+  std::vector<Result> Feed(std::string_view bytes, std::string_view method = {}) {
+    stream.AddData(pos, bytes, ++ts);
+    pos += bytes.size();
+    return Drain(method);
+  }
+  std::vector<Result> Gap(uint64_t n) {
+    stream.AddGap(pos, n, ++ts);
+    pos += n;
+    return Drain({});
+  }
+  std::vector<Result> Drain(std::string_view method) {
+    std::vector<Result> rs;
+    for (Result r = parser.Next(stream, method); r != Result::kNeedMore;
+         r = parser.Next(stream, method)) {
+      rs.push_back(r);
+      if (r == Result::kDropped && first_drop == DropReason::kNone) {
+        first_drop = parser.drop_reason();
+      }
+      if (rs.size() > 10000) break;  // a parser that never settles is a bug
+    }
+    return rs;
+  }
+  Http1Stats stats;
+  conn::ByteStream stream;
+  Http1Parser parser;
+  uint64_t pos = 0;
+  uint64_t ts = 100;
+  DropReason first_drop = DropReason::kNone;
+};
+
+TEST(Http1Parser, ParsesRequestHead) {
+  Harness h(MessageKind::kRequest);
+  const auto rs = h.Feed(
+      "\r\nDELETE /a/b?c=d HTTP/1.0\r\nHost: example.com\r\nX-Empty:\r\n"
+      "X-Folded: first\r\n  second\r\nTraceparent: 00-abc-def-01 \r\n\r\n");
+  ASSERT_EQ(rs, (std::vector<Result>{Result::kHeaders, Result::kComplete}));
+  const HttpRequest& r = h.parser.request();
+  EXPECT_EQ(r.method, "DELETE");
+  EXPECT_EQ(r.target, "/a/b?c=d");
+  EXPECT_EQ(r.version_minor, 0);
+  EXPECT_EQ(r.start_pos, 2u);  // the leading empty line is not part of the message
+  EXPECT_EQ(r.headers.size(), 4u);
+  EXPECT_EQ(r.headers.Get("host"), "example.com");
+  EXPECT_EQ(r.headers.Get("x-empty"), "");
+  EXPECT_EQ(r.headers.Get("x-folded"), "first    second");
+  EXPECT_EQ(r.headers.Get("TRACEPARENT"), "00-abc-def-01");
+  EXPECT_FALSE(r.headers.Get("missing").has_value());
+}
+
+TEST(Http1Parser, AcceptsBareLineFeeds) {
+  Harness h(MessageKind::kResponse);
+  const auto rs = h.Feed("HTTP/1.1 200 OK\nContent-Length: 2\n\nhi", "GET");
+  ASSERT_EQ(rs, (std::vector<Result>{Result::kHeaders, Result::kComplete}));
+  EXPECT_EQ(h.parser.body().body_size, 2u);
+}
+
+TEST(Http1Parser, ResponseFramingTable) {
+  struct Case {
+    const char* name;
+    std::string method;
+    std::string head;
+    BodyFraming framing;
+  };
+  const std::vector<Case> cases = {
+      {"length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+       BodyFraming::kContentLength},
+      {"zero length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", BodyFraming::kNone},
+      {"repeated equal length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n",
+       BodyFraming::kContentLength},
+      {"chunked wins over length", "GET",
+       "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+       BodyFraming::kChunked},
+      {"other coding reads to close", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+       BodyFraming::kUntilClose},
+      {"no length reads to close", "GET", "HTTP/1.1 200 OK\r\n\r\n", BodyFraming::kUntilClose},
+      {"head", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", BodyFraming::kNone},
+      {"204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", BodyFraming::kNone},
+      {"304", "GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\n\r\n", BodyFraming::kNone},
+      {"101", "GET", "HTTP/1.1 101 Switching Protocols\r\n\r\n", BodyFraming::kTunnel},
+      {"connect 200", "CONNECT", "HTTP/1.1 200 OK\r\n\r\n", BodyFraming::kTunnel},
+      {"connect 407", "CONNECT", "HTTP/1.1 407 Auth\r\nContent-Length: 3\r\n\r\n",
+       BodyFraming::kContentLength},
+      {"no reason phrase", "GET", "HTTP/1.1 200\r\nContent-Length: 3\r\n\r\n",
+       BodyFraming::kContentLength},
+  };
+  for (const Case& tc : cases) {
+    SCOPED_TRACE(tc.name);
+    Harness h(MessageKind::kResponse);
+    const auto rs = h.Feed(tc.head, tc.method);
+    ASSERT_FALSE(rs.empty());
+    EXPECT_EQ(rs[0], Result::kHeaders);
+    EXPECT_EQ(h.parser.response().framing, tc.framing);
+  }
+}
+
+TEST(Http1Parser, MalformedHeadsAreDropped) {
+  struct Case {
+    const char* name;
+    MessageKind kind;
+    std::string bytes;
+  };
+  const std::vector<Case> cases = {
+      {"space before colon", MessageKind::kRequest, "GET / HTTP/1.1\r\nHost : x\r\n\r\n"},
+      {"no colon", MessageKind::kRequest, "GET / HTTP/1.1\r\nHost x\r\n\r\n"},
+      {"fold first", MessageKind::kRequest, "GET / HTTP/1.1\r\n Host: x\r\n\r\n"},
+      {"bad version", MessageKind::kRequest, "GET / HTTP/1.x\r\n\r\n"},
+      {"bad length", MessageKind::kRequest, "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n"},
+      {"conflicting lengths", MessageKind::kRequest,
+       "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"},
+      {"request coding not chunked", MessageKind::kRequest,
+       "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"},
+      {"bad status", MessageKind::kResponse, "HTTP/1.1 2000 OK\r\n\r\n"},
+      {"not a response", MessageKind::kResponse, "HTTP/2 200\r\n\r\n"},
+  };
+  for (const Case& tc : cases) {
+    SCOPED_TRACE(tc.name);
+    Harness h(tc.kind);
+    const auto rs = h.Feed(tc.bytes, "GET");
+    ASSERT_FALSE(rs.empty());
+    EXPECT_EQ(rs[0], Result::kDropped);
+    EXPECT_EQ(h.first_drop, DropReason::kMalformed);
+    EXPECT_EQ(h.stats.parse_errors, 1u);
+  }
+}
+
+TEST(Http1Parser, HeadersOverLimitAreDroppedAndResync) {
+  Harness h(MessageKind::kRequest);
+  std::string big = "GET / HTTP/1.1\r\n";
+  while (big.size() <= kMaxHeaderBytes) big += "X-Filler: " + std::string(100, 'f') + "\r\n";
+  auto rs = h.Feed(big);
+  ASSERT_FALSE(rs.empty());
+  EXPECT_EQ(rs[0], Result::kDropped);
+  EXPECT_EQ(h.parser.drop_reason(), DropReason::kHeadersTooLarge);
+  rs = h.Feed("\r\nGET /next HTTP/1.1\r\n\r\n");
+  ASSERT_FALSE(rs.empty());
+  EXPECT_EQ(rs.back(), Result::kComplete);
+  EXPECT_EQ(h.parser.request().target, "/next");
+  EXPECT_EQ(h.stats.headers_too_large, 1u);
+}
+
+TEST(Http1Parser, ResyncFindsRequestAfterBodyTail) {
+  Harness h(MessageKind::kRequest);
+  h.Gap(10);
+  const auto rs = h.Feed("tail of a body}PATCH /x/1 HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_FALSE(rs.empty());
+  EXPECT_EQ(rs.back(), Result::kComplete);
+  EXPECT_EQ(h.parser.request().method, "PATCH");
+  EXPECT_EQ(h.parser.request().target, "/x/1");
+  EXPECT_EQ(h.stats.dropped_gap_at_start, 1u);
+}
+
+TEST(Http1Parser, ResyncFindsResponseSplitAcrossEvents) {
+  Harness h(MessageKind::kResponse);
+  h.Gap(3);
+  EXPECT_EQ(h.Feed("junk junk HTT", "GET"), std::vector<Result>{Result::kDropped});
+  const auto rs = h.Feed("P/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "GET");
+  ASSERT_EQ(rs, (std::vector<Result>{Result::kDropped, Result::kHeaders, Result::kComplete}));
+  EXPECT_EQ(h.parser.response().status, 200);
+}
+
+TEST(Http1Parser, ChunkLineLostInGapLosesFraming) {
+  Harness h(MessageKind::kResponse);
+  auto rs = h.Feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "GET");
+  ASSERT_EQ(rs, (std::vector<Result>{Result::kHeaders}));
+  rs = h.Gap(4);
+  ASSERT_FALSE(rs.empty());
+  EXPECT_EQ(rs[0], Result::kComplete);  // then the gap itself is skipped while resyncing
+  EXPECT_TRUE(h.parser.body().framing_lost);
+  EXPECT_EQ(h.stats.body_framing_lost, 1u);
+}
+
+TEST(Http1Parser, FinishCompletesUntilCloseAndTruncates) {
+  Harness h(MessageKind::kResponse);
+  h.Feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "GET");
+  EXPECT_TRUE(h.parser.in_body());
+  EXPECT_EQ(h.parser.Finish(h.stream), Result::kComplete);
+  EXPECT_TRUE(h.parser.body().truncated);
+  EXPECT_EQ(h.parser.Finish(h.stream), Result::kNeedMore);
+}
+
+TEST(Http1Detection, RequestTable) {
+  struct Case {
+    std::string bytes;
+    Detection want;
+  };
+  const std::vector<Case> cases = {
+      {"GET / HTTP/1.1\r\n", Detection::kYes},
+      {"POST /api HTTP/1.0\n", Detection::kYes},
+      {"CONNECT example.com:443 HTTP/1.1\r\n", Detection::kYes},
+      {"GET http://example.com/ HTTP/1.1\r\n", Detection::kYes},
+      {"", Detection::kMaybe},
+      {"GE", Detection::kMaybe},
+      {"GET /partial", Detection::kMaybe},
+      {"GET / HTTP/1.", Detection::kMaybe},
+      {"GET / HTTP/1.1\r", Detection::kMaybe},
+      {"get / HTTP/1.1\r\n", Detection::kNo},
+      {"FOO / HTTP/1.1\r\n", Detection::kNo},
+      {"GET / HTTP/2.0\r\n", Detection::kNo},
+      {"GET  / HTTP/1.1\r\n", Detection::kNo},
+      {"GET / HTTP/1.1 \r\n", Detection::kNo},
+      {"\x16\x03\x01", Detection::kNo},
+  };
+  for (const Case& tc : cases) {
+    EXPECT_EQ(DetectHttp1Request(tc.bytes), tc.want) << tc.bytes;
+  }
+}
+
+TEST(Http1Detection, ResponseTable) {
+  struct Case {
+    std::string bytes;
+    Detection want;
+  };
+  const std::vector<Case> cases = {
+      {"HTTP/1.1 200 OK\r\n", Detection::kYes},
+      {"HTTP/1.0 404\r\n", Detection::kYes},
+      {"HTTP/1.1 101 Switching", Detection::kYes},
+      {"HTTP/1.1 20", Detection::kMaybe},
+      {"HTTP/", Detection::kMaybe},
+      {"HTTP/2 200\r\n", Detection::kNo},
+      {"HTTP/1.1 600 X\r\n", Detection::kNo},
+      {"HTTP/1.1 2000\r\n", Detection::kNo},
+      {"http/1.1 200 OK\r\n", Detection::kNo},
+  };
+  for (const Case& tc : cases) {
+    EXPECT_EQ(DetectHttp1Response(tc.bytes), tc.want) << tc.bytes;
+  }
+}
+
+}  // namespace
+}  // namespace zerotrace::protocols::http1

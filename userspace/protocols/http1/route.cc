@@ -1,0 +1,133 @@
+// URL handling for spans: request-target splitting, route templates, privacy redaction.
+#include "protocols/http1/route.h"
+
+#include <array>
+
+namespace zerotrace::protocols::http1 {
+namespace {
+
+constexpr size_t npos = std::string_view::npos;
+// Hex runs at least this long are ids (hashes, object ids), not words.
+constexpr size_t kMinHexId = 16;
+
+bool IsHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool AllOf(std::string_view s, bool (*pred)(char)) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!pred(c)) return false;
+  }
+  return true;
+}
+
+bool IsDigitChar(char c) { return c >= '0' && c <= '9'; }
+
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !IsHex(s[i])) return false;
+  }
+  return true;
+}
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
+
+// True if `needle` (lower case) occurs in `hay`, ignoring the case of `hay`.
+bool ContainsIgnoreCase(std::string_view hay, std::string_view needle) {
+  if (needle.size() > hay.size()) return false;
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+    size_t j = 0;
+    while (j < needle.size() && Lower(hay[i + j]) == needle[j]) ++j;
+    if (j == needle.size()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TargetParts SplitTarget(std::string_view target) {
+  TargetParts parts;
+  if (const size_t hash = target.find('#'); hash != npos) target = target.substr(0, hash);
+  if (target == "*") {
+    parts.path = target;
+    return parts;
+  }
+  std::string_view rest = target;
+  if (!target.empty() && target[0] != '/') {
+    const size_t sep = target.find("://");
+    if (sep == npos) {  // authority-form (CONNECT host:port)
+      parts.authority = target;
+      return parts;
+    }
+    parts.scheme = target.substr(0, sep);
+    rest = target.substr(sep + 3);
+    const size_t end = rest.find_first_of("/?");
+    parts.authority = rest.substr(0, end);
+    rest = end == npos ? std::string_view() : rest.substr(end);
+  }
+  const size_t q = rest.find('?');
+  parts.path = rest.substr(0, q);
+  if (q != npos) parts.query = rest.substr(q + 1);
+  if (parts.path.empty() && !parts.scheme.empty()) parts.path = "/";
+  return parts;
+}
+
+std::string InferRoute(std::string_view path) {
+  if (path.empty()) return "/";
+  std::string route;
+  route.reserve(path.size());
+  size_t i = 0;
+  while (i <= path.size()) {
+    const size_t slash = path.find('/', i);
+    const std::string_view seg = path.substr(i, slash == npos ? npos : slash - i);
+    if (AllOf(seg, IsDigitChar)) {
+      route += "{id}";
+    } else if (IsUuid(seg)) {
+      route += "{uuid}";
+    } else if (seg.size() >= kMinHexId && AllOf(seg, IsHex)) {
+      route += "{hex}";
+    } else {
+      route += seg;
+    }
+    if (slash == npos) break;
+    route += '/';
+    i = slash + 1;
+  }
+  return route;
+}
+
+std::string RedactQuery(std::string_view query) {
+  std::string out;
+  out.reserve(query.size() + 16);
+  size_t i = 0;
+  while (i <= query.size()) {
+    const size_t amp = query.find('&', i);
+    const std::string_view pair = query.substr(i, amp == npos ? npos : amp - i);
+    const size_t eq = pair.find('=');
+    if (eq == npos) {
+      out += pair;
+    } else {
+      out += pair.substr(0, eq + 1);
+      out += "REDACTED";
+    }
+    if (amp == npos) break;
+    out += '&';
+    i = amp + 1;
+  }
+  return out;
+}
+
+bool IsSensitiveHeader(std::string_view name) {
+  static constexpr std::array<std::string_view, 12> kMarks = {
+      "auth",   "cookie",  "token",   "secret",  "password",   "passwd",
+      "apikey", "api-key", "api_key", "session", "credential", "signature"};
+  for (std::string_view mark : kMarks) {
+    if (ContainsIgnoreCase(name, mark)) return true;
+  }
+  return false;
+}
+
+}  // namespace zerotrace::protocols::http1
