@@ -1,0 +1,284 @@
+// The export pipeline: bounded queue drops and counts, batching by size and delay, drain on stop.
+#include "export/span_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace zerotrace::exporter {
+namespace {
+
+using std::chrono::milliseconds;
+using trace::Span;
+using Clock = std::chrono::steady_clock;
+
+Span Named(const std::string& name) {
+  Span s;
+  s.name = name;
+  return s;
+}
+
+// Polls cond until it holds or the deadline passes; tests never sleep for a fixed time.
+bool WaitFor(const std::function<bool()>& cond, milliseconds timeout = milliseconds(5000)) {
+  const auto deadline = Clock::now() + timeout;
+  while (!cond()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return true;
+}
+
+// Records what the worker hands it; can be made to block inside Export or to throw.
+class RecordingExporter : public SpanExporter {
+ public:
+  void Export(const std::vector<Span>& spans) override {
+    std::unique_lock lock(mu_);
+    in_export_ = true;
+    gate_.wait(lock, [this] { return open_; });
+    in_export_ = false;
+    batches_.push_back(spans.size());
+    for (const Span& s : spans) names_.push_back(s.name);
+    export_times_.push_back(Clock::now());
+    events_.push_back("export");
+    if (throw_next_) {
+      throw_next_ = false;
+      throw std::runtime_error("injected");
+    }
+  }
+  void Flush() override {
+    std::lock_guard lock(mu_);
+    flushes_++;
+    events_.push_back("flush");
+  }
+  const char* name() const override { return "recording"; }
+
+  void Close() {
+    std::lock_guard lock(mu_);
+    open_ = false;
+  }
+  void Open() {
+    {
+      std::lock_guard lock(mu_);
+      open_ = true;
+    }
+    gate_.notify_all();
+  }
+  void ThrowOnNextExport() {
+    std::lock_guard lock(mu_);
+    throw_next_ = true;
+  }
+  bool in_export() {
+    std::lock_guard lock(mu_);
+    return in_export_;
+  }
+  size_t span_count() {
+    std::lock_guard lock(mu_);
+    return names_.size();
+  }
+  std::vector<size_t> batches() {
+    std::lock_guard lock(mu_);
+    return batches_;
+  }
+  std::vector<std::string> names() {
+    std::lock_guard lock(mu_);
+    return names_;
+  }
+  std::vector<Clock::time_point> export_times() {
+    std::lock_guard lock(mu_);
+    return export_times_;
+  }
+  std::vector<std::string> events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  int flushes() {
+    std::lock_guard lock(mu_);
+    return flushes_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable gate_;
+  bool open_ = true, in_export_ = false, throw_next_ = false;
+  std::vector<size_t> batches_;
+  std::vector<std::string> names_;
+  std::vector<Clock::time_point> export_times_;
+  std::vector<std::string> events_;
+  int flushes_ = 0;
+};
+
+struct Harness {
+  explicit Harness(ExportWorkerOptions options, int exporters = 1) {
+    std::vector<std::unique_ptr<SpanExporter>> owned;
+    for (int i = 0; i < exporters; i++) {
+      auto e = std::make_unique<RecordingExporter>();
+      recorders.push_back(e.get());
+      owned.push_back(std::move(e));
+    }
+    worker = std::make_unique<ExportWorker>(options, std::move(owned));
+  }
+  RecordingExporter& rec() { return *recorders[0]; }
+  std::vector<RecordingExporter*> recorders;
+  std::unique_ptr<ExportWorker> worker;
+};
+
+ExportWorkerOptions Options(size_t capacity, size_t batch, milliseconds delay) {
+  ExportWorkerOptions o;
+  o.queue.capacity = capacity;
+  o.queue.max_batch_size = batch;
+  o.queue.max_batch_delay = delay;
+  return o;
+}
+
+TEST(SpanQueueTest, DropsWhenFullAndCountsEveryDrop) {
+  SpanQueue q({.capacity = 4, .max_batch_size = 2, .max_batch_delay = milliseconds(1)});
+  int accepted = 0;
+  for (int i = 0; i < 10; i++) accepted += q.TryPush(Named("s")) ? 1 : 0;
+  EXPECT_EQ(accepted, 4);
+  EXPECT_EQ(q.size(), 4u);
+  EXPECT_EQ(q.counters().queued.load(), 4u);
+  EXPECT_EQ(q.counters().dropped_full.load(), 6u);
+}
+
+TEST(SpanQueueTest, PoppedSpansCountAgainstCapacityUntilReleased) {
+  SpanQueue q({.capacity = 2, .max_batch_size = 2, .max_batch_delay = milliseconds(0)});
+  ASSERT_TRUE(q.TryPush(Named("a")));
+  ASSERT_TRUE(q.TryPush(Named("b")));
+  std::vector<Span> batch;
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
+  EXPECT_EQ(batch.size(), 2u);
+  EXPECT_FALSE(q.TryPush(Named("c"))) << "memory is bounded while the batch is exported";
+  q.Release(std::move(batch));
+  EXPECT_TRUE(q.TryPush(Named("d")));
+}
+
+TEST(SpanQueueTest, PopTimesOutWhenNothingIsReady) {
+  SpanQueue q({.capacity = 8, .max_batch_size = 4, .max_batch_delay = std::chrono::hours(1)});
+  ASSERT_TRUE(q.TryPush(Named("young")));
+  std::vector<Span> batch;
+  EXPECT_EQ(q.PopReady(&batch, Clock::now() + milliseconds(5)), SpanQueue::PopResult::kTimeout);
+  q.Close();
+  EXPECT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch) << "drains on close";
+  EXPECT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kClosedAndEmpty);
+  EXPECT_FALSE(q.TryPush(Named("late")));
+  EXPECT_EQ(q.counters().dropped_stopping.load(), 1u);
+}
+
+TEST(ExportWorkerTest, TryPushNeverWaitsOnABlockedExporter) {
+  Harness h(Options(/*capacity=*/3, /*batch=*/1, milliseconds(0)));
+  h.rec().Close();
+  ASSERT_TRUE(h.worker->TryPush(Named("first")));
+  ASSERT_TRUE(WaitFor([&] { return h.rec().in_export(); }));
+  // The exporter is stuck; the producer still returns at once, and overflow is counted.
+  const auto start = Clock::now();
+  int accepted = 0;
+  for (int i = 0; i < 1000; i++) accepted += h.worker->TryPush(Named("more")) ? 1 : 0;
+  EXPECT_LT(Clock::now() - start, milliseconds(1000));
+  EXPECT_EQ(accepted, 2);
+  EXPECT_EQ(h.worker->counters().dropped_full.load(), 998u);
+  h.rec().Open();
+  EXPECT_TRUE(h.worker->Stop(milliseconds(5000)));
+  EXPECT_EQ(h.worker->counters().exported.load(), 3u);
+}
+
+TEST(ExportWorkerTest, FullBatchesGoOutWithoutWaitingForTheDelay) {
+  Harness h(Options(1000, 10, std::chrono::hours(1)));
+  for (int i = 0; i < 30; i++) ASSERT_TRUE(h.worker->TryPush(Named(std::to_string(i))));
+  ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == 30; }));
+  EXPECT_EQ(h.rec().batches(), (std::vector<size_t>{10, 10, 10}));
+  std::vector<std::string> expected;
+  for (int i = 0; i < 30; i++) expected.push_back(std::to_string(i));
+  EXPECT_EQ(h.rec().names(), expected) << "order is kept";
+}
+
+TEST(ExportWorkerTest, PartialBatchGoesOutAfterTheDelay) {
+  Harness h(Options(1000, 100, milliseconds(150)));
+  const auto pushed = Clock::now();
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(h.worker->TryPush(Named("s")));
+  ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == 3; }));
+  EXPECT_EQ(h.rec().batches(), (std::vector<size_t>{3}));
+  const auto waited = h.rec().export_times()[0] - pushed;
+  EXPECT_GE(waited, milliseconds(150));
+  EXPECT_LT(waited, milliseconds(3000));
+}
+
+TEST(ExportWorkerTest, FlushesWhenIdle) {
+  ExportWorkerOptions o = Options(100, 10, milliseconds(10));
+  o.flush_interval = milliseconds(20);
+  Harness h(o);
+  EXPECT_TRUE(WaitFor([&] { return h.rec().flushes() >= 3; }));
+  EXPECT_EQ(h.rec().span_count(), 0u);
+}
+
+TEST(ExportWorkerTest, StopDrainsEverythingThenFlushes) {
+  Harness h(Options(1000, 10, std::chrono::hours(1)), /*exporters=*/2);
+  for (int i = 0; i < 25; i++) ASSERT_TRUE(h.worker->TryPush(Named("s")));
+  EXPECT_TRUE(h.worker->Stop(milliseconds(5000)));
+  for (RecordingExporter* r : h.recorders) {
+    EXPECT_EQ(r->span_count(), 25u);
+    for (size_t b : r->batches()) EXPECT_LE(b, 10u);
+    ASSERT_FALSE(r->events().empty());
+    EXPECT_EQ(r->events().back(), "flush");
+  }
+  EXPECT_EQ(h.worker->counters().exported.load(), 25u);
+  EXPECT_EQ(h.worker->queue_depth(), 0u);
+  EXPECT_FALSE(h.worker->TryPush(Named("after stop")));
+  EXPECT_EQ(h.worker->counters().dropped_stopping.load(), 1u);
+  EXPECT_TRUE(h.worker->Stop(milliseconds(1))) << "Stop is idempotent";
+}
+
+TEST(ExportWorkerTest, StopGivesUpAtItsDeadlineAndCountsTheRest) {
+  Harness h(Options(1000, 1, milliseconds(0)));
+  h.rec().Close();
+  ASSERT_TRUE(h.worker->TryPush(Named("stuck")));
+  ASSERT_TRUE(WaitFor([&] { return h.rec().in_export(); }));
+  for (int i = 0; i < 4; i++) ASSERT_TRUE(h.worker->TryPush(Named("queued")));
+  const auto stop_called = Clock::now();
+  auto stopped = std::async(std::launch::async, [&] { return h.worker->Stop(milliseconds(50)); });
+  // Unblock the exporter only once the stop deadline has passed.
+  ASSERT_TRUE(WaitFor([&] { return Clock::now() - stop_called > milliseconds(100); }));
+  h.rec().Open();
+  EXPECT_FALSE(stopped.get());
+  EXPECT_EQ(h.worker->counters().exported.load(), 1u);
+  EXPECT_EQ(h.worker->counters().dropped_stopping.load(), 4u);
+  EXPECT_EQ(h.rec().events().back(), "flush");
+}
+
+TEST(ExportWorkerTest, ThrowingExporterIsCountedAndTheWorkerCarriesOn) {
+  Harness h(Options(100, 2, std::chrono::hours(1)));  // only full batches until Stop
+  h.rec().ThrowOnNextExport();
+  ASSERT_TRUE(h.worker->TryPush(Named("a")));
+  ASSERT_TRUE(h.worker->TryPush(Named("b")));
+  ASSERT_TRUE(WaitFor([&] { return h.worker->counters().export_failed.load() == 2; }));
+  ASSERT_TRUE(h.worker->TryPush(Named("c")));
+  EXPECT_TRUE(h.worker->Stop(milliseconds(5000)));
+  EXPECT_EQ(h.worker->counters().exported.load(), 1u);
+}
+
+TEST(ExportWorkerTest, ConcurrentProducersLoseNothingUncounted) {
+  Harness h(Options(512, 64, milliseconds(5)));
+  constexpr int kThreads = 4, kPerThread = 20000;
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kThreads; t++) {
+    producers.emplace_back([&] {
+      for (int i = 0; i < kPerThread; i++) (void)h.worker->TryPush(Named("s"));
+    });
+  }
+  for (auto& p : producers) p.join();
+  EXPECT_TRUE(h.worker->Stop(milliseconds(10000)));
+  const ExportCounters& c = h.worker->counters();
+  EXPECT_EQ(c.queued.load() + c.dropped_full.load(), uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(c.exported.load(), c.queued.load());
+  EXPECT_EQ(h.rec().span_count(), c.exported.load());
+}
+
+}  // namespace
+}  // namespace zerotrace::exporter

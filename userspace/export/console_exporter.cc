@@ -1,0 +1,181 @@
+// Console lines: fixed columns, terminal-safe text, cached local-time formatting.
+#include "export/console_exporter.h"
+
+#include <ctime>
+#include <string_view>
+#include <variant>
+
+#include "export/otlp_json.h"
+
+namespace zerotrace::exporter {
+namespace {
+
+using trace::AttributeValue;
+using trace::Span;
+
+constexpr size_t kServiceWidth = 17, kServiceMax = 32;
+constexpr size_t kKindWidth = 6;
+constexpr size_t kMethodWidth = 7, kMethodMax = 16;
+constexpr size_t kPathWidth = 32, kPathMax = 96;
+constexpr size_t kNameWidth = kMethodWidth + 1 + kPathWidth;
+constexpr size_t kStatusWidth = 4, kStatusMax = 32;
+constexpr size_t kDurationWidth = 11;  // "12345.678ms"
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+void AppendByteEscape(unsigned char c, std::string* out) {
+  const char esc[4] = {'\\', 'x', kHexDigits[c >> 4], kHexDigits[c & 15]};
+  out->append(esc, sizeof(esc));
+}
+
+// Appends s using at most max_cols columns (cut with "..." beyond); returns the columns used.
+// Control characters, C1 controls and ill-formed UTF-8 become \xNN per byte.
+size_t AppendSafe(std::string_view s, size_t max_cols, std::string* out) {
+  size_t cols = 0, cut_size = out->size(), cut_cols = 0;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out->push_back(static_cast<char>(c));
+      cols++;
+      i++;
+    } else if (c < 0x80) {
+      AppendByteEscape(c, out);
+      cols += 4;
+      i++;
+    } else {
+      const Utf8Step step = DecodeUtf8(s.substr(i));
+      if (step.valid && step.code_point >= 0xA0) {
+        out->append(s.data() + i, step.length);
+        cols++;
+      } else {
+        for (uint32_t k = 0; k < step.length; k++) {
+          AppendByteEscape(static_cast<unsigned char>(s[i + k]), out);
+        }
+        cols += 4 * step.length;
+      }
+      i += step.length;
+    }
+    if (cols + 3 <= max_cols) {
+      cut_size = out->size();
+      cut_cols = cols;
+    }
+    if (cols > max_cols) {
+      out->resize(cut_size);
+      out->append("...");
+      return cut_cols + 3;
+    }
+  }
+  return cols;
+}
+
+void Pad(size_t used, size_t width, std::string* out) {
+  if (used < width) out->append(width - used, ' ');
+}
+
+void AppendColumn(std::string_view s, size_t width, size_t max_cols, std::string* out) {
+  Pad(AppendSafe(s, max_cols, out), width, out);
+}
+
+// The attribute as text: strings as they are, numbers in decimal; empty when absent.
+std::string_view AttributeText(const AttributeValue* v, char (&buf)[32]) {
+  if (v == nullptr) return {};
+  if (const auto* s = std::get_if<std::string>(v)) return *s;
+  if (const auto* i = std::get_if<int64_t>(v)) {
+    const int n = std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(*i));
+    return std::string_view(buf, n);
+  }
+  if (const auto* b = std::get_if<bool>(v)) return *b ? "true" : "false";
+  const int n = std::snprintf(buf, sizeof(buf), "%g", std::get<double>(*v));
+  return std::string_view(buf, n);
+}
+
+const char* KindName(trace::SpanKind kind) {
+  switch (kind) {
+    case trace::SpanKind::kServer:
+      return "SERVER";
+    case trace::SpanKind::kClient:
+      return "CLIENT";
+    case trace::SpanKind::kInternal:
+      return "INTERNAL";
+  }
+  return "?";
+}
+
+template <size_t N>
+void AppendShortId(const char* label, const std::array<uint8_t, N>& bytes, std::string* out) {
+  out->append(label);
+  for (size_t i = 0; i < 4; i++) {
+    out->push_back(kHexDigits[bytes[i] >> 4]);
+    out->push_back(kHexDigits[bytes[i] & 15]);
+  }
+}
+
+}  // namespace
+
+void ConsoleExporter::AppendLine(const Span& span, std::string* out) {
+  // Time of day of the span's end, local time; localtime_r only once per distinct second.
+  const auto second = static_cast<int64_t>(span.end_unix_ns / 1'000'000'000);
+  if (second != cached_second_) {
+    const auto t = static_cast<time_t>(second);
+    struct tm tm {};
+    localtime_r(&t, &tm);
+    const int fields[3] = {tm.tm_hour, tm.tm_min, tm.tm_sec};
+    for (int k = 0; k < 3; k++) {
+      cached_hms_[3 * k] = static_cast<char>('0' + fields[k] / 10 % 10);
+      cached_hms_[3 * k + 1] = static_cast<char>('0' + fields[k] % 10);
+      if (k < 2) cached_hms_[3 * k + 2] = ':';
+    }
+    cached_second_ = second;
+  }
+  char buf[48];
+  out->append(cached_hms_, sizeof(cached_hms_));
+  int n = std::snprintf(buf, sizeof(buf), ".%03u ",
+                        static_cast<unsigned>(span.end_unix_ns / 1'000'000 % 1000));
+  out->append(buf, n);
+
+  const std::string_view service =
+      span.resource ? std::string_view(span.resource->service_name) : std::string_view();
+  AppendColumn(service.empty() ? "-" : service, kServiceWidth, kServiceMax, out);
+  out->push_back(' ');
+  AppendColumn(KindName(span.kind), kKindWidth, kKindWidth + 2, out);
+  out->push_back(' ');
+
+  char method_buf[32], path_buf[32], status_buf[32];
+  const std::string_view method = AttributeText(span.Find("http.request.method"), method_buf);
+  const std::string_view path = AttributeText(span.Find("url.path"), path_buf);
+  if (!method.empty() && !path.empty()) {
+    AppendColumn(method, kMethodWidth, kMethodMax, out);
+    out->push_back(' ');
+    AppendColumn(path, kPathWidth, kPathMax, out);
+  } else {
+    AppendColumn(span.name, kNameWidth, kPathMax, out);
+  }
+  out->push_back(' ');
+
+  std::string_view status = AttributeText(span.Find("http.response.status_code"), status_buf);
+  if (status.empty()) status = AttributeText(span.Find("error.type"), status_buf);
+  if (status.empty()) status = span.status == trace::StatusCode::kError ? "ERR" : "-";
+  AppendColumn(status, kStatusWidth, kStatusMax, out);
+  out->push_back(' ');
+
+  const uint64_t us = span.end_unix_ns > span.start_unix_ns
+                          ? (span.end_unix_ns - span.start_unix_ns + 500) / 1000
+                          : 0;
+  n = std::snprintf(buf, sizeof(buf), "%llu.%03llums", static_cast<unsigned long long>(us / 1000),
+                    static_cast<unsigned long long>(us % 1000));
+  Pad(n, kDurationWidth, out);
+  out->append(buf, n);
+
+  AppendShortId(" trace=", span.trace_id.bytes, out);
+  AppendShortId(" span=", span.span_id.bytes, out);
+  if (span.parent_span_id.valid()) AppendShortId(" parent=", span.parent_span_id.bytes, out);
+  out->push_back('\n');
+}
+
+void ConsoleExporter::Export(const std::vector<Span>& spans) {
+  buf_.clear();
+  for (const Span& s : spans) AppendLine(s, &buf_);
+  std::fwrite(buf_.data(), 1, buf_.size(), out_);
+  std::fflush(out_);
+}
+
+}  // namespace zerotrace::exporter

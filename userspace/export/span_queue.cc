@@ -1,0 +1,215 @@
+// Bounded span queue (chunked, recycled storage) and the export thread that drains it.
+#include "export/span_queue.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <utility>
+
+namespace zerotrace::exporter {
+namespace {
+
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+SpanQueueOptions Sanitize(SpanQueueOptions o) {
+  o.capacity = std::max<size_t>(o.capacity, 1);
+  o.max_batch_size = std::clamp<size_t>(o.max_batch_size, 1, o.capacity);
+  return o;
+}
+
+}  // namespace
+
+SpanQueue::SpanQueue(SpanQueueOptions options) : options_(Sanitize(options)) {}
+
+bool SpanQueue::TryPush(trace::Span&& span) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) {
+      counters_.dropped_stopping.fetch_add(1, kRelaxed);
+      return false;
+    }
+    if (queued_ + in_flight_ >= options_.capacity) {
+      counters_.dropped_full.fetch_add(1, kRelaxed);
+      return false;
+    }
+    if (chunks_.empty() || chunks_.back().spans.size() >= options_.max_batch_size) {
+      Chunk& chunk = chunks_.emplace_back();
+      if (!free_storage_.empty()) {
+        chunk.spans = std::move(free_storage_.back());
+        free_storage_.pop_back();
+      } else {
+        chunk.spans.reserve(options_.max_batch_size);
+      }
+      chunk.first_push = Clock::now();
+      // The consumer may be asleep until its next flush; it must learn this batch's deadline.
+      wake = chunks_.size() == 1;
+    }
+    std::vector<trace::Span>& back = chunks_.back().spans;
+    back.push_back(std::move(span));
+    queued_++;
+    wake = wake || (chunks_.size() == 1 && back.size() == options_.max_batch_size);
+  }
+  counters_.queued.fetch_add(1, kRelaxed);
+  if (wake) ready_.notify_one();
+  return true;
+}
+
+SpanQueue::PopResult SpanQueue::PopReady(std::vector<trace::Span>* batch, Clock::time_point until) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    const auto now = Clock::now();
+    auto wake = until;
+    if (!chunks_.empty()) {
+      Chunk& front = chunks_.front();
+      const auto due = front.first_push + options_.max_batch_delay;
+      if (closed_ || chunks_.size() > 1 || front.spans.size() >= options_.max_batch_size ||
+          now >= due) {
+        *batch = std::move(front.spans);
+        chunks_.pop_front();
+        queued_ -= batch->size();
+        in_flight_ += batch->size();
+        return PopResult::kBatch;
+      }
+      wake = std::min(wake, due);
+    } else if (closed_) {
+      return PopResult::kClosedAndEmpty;
+    }
+    if (now >= until) return PopResult::kTimeout;
+    ready_.wait_until(lock, wake);
+  }
+}
+
+void SpanQueue::Release(std::vector<trace::Span>&& batch) {
+  const size_t n = batch.size();
+  batch.clear();  // destroys the spans outside the lock
+  std::vector<trace::Span> storage = std::move(batch);
+  std::lock_guard lock(mu_);
+  in_flight_ -= n;
+  const size_t keep = options_.capacity / options_.max_batch_size + 2;
+  if (free_storage_.size() < keep) free_storage_.push_back(std::move(storage));
+}
+
+void SpanQueue::Close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  ready_.notify_all();
+}
+
+size_t SpanQueue::DropAll() {
+  std::deque<Chunk> dropped;  // destroyed after the lock is released
+  size_t n;
+  {
+    std::lock_guard lock(mu_);
+    dropped.swap(chunks_);
+    n = queued_;
+    queued_ = 0;
+  }
+  counters_.dropped_stopping.fetch_add(n, kRelaxed);
+  return n;
+}
+
+size_t SpanQueue::size() const {
+  std::lock_guard lock(mu_);
+  return queued_;
+}
+
+ExportWorker::ExportWorker(ExportWorkerOptions options,
+                           std::vector<std::unique_ptr<SpanExporter>> exporters)
+    : options_(options), exporters_(std::move(exporters)), queue_(options.queue) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+ExportWorker::~ExportWorker() { (void)Stop(std::chrono::seconds(5)); }
+
+bool ExportWorker::Stop(std::chrono::milliseconds timeout) {
+  if (stopped_) return drained_;
+  stopped_ = true;
+  const auto deadline = SpanQueue::Clock::now() + timeout;
+  stop_deadline_ns_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count());
+  queue_.Close();
+  if (thread_.joinable()) thread_.join();
+  return drained_;
+}
+
+void ExportWorker::Run() {
+  pthread_setname_np(pthread_self(), "zt-export");
+  using Clock = SpanQueue::Clock;
+  const auto stop_deadline_passed = [this](Clock::time_point now) {
+    const int64_t d = stop_deadline_ns_.load();
+    return d != 0 && now.time_since_epoch() >= std::chrono::nanoseconds(d);
+  };
+  std::vector<trace::Span> batch;
+  auto next_flush = Clock::now() + options_.flush_interval;
+  for (;;) {
+    const SpanQueue::PopResult r = queue_.PopReady(&batch, next_flush);
+    if (r == SpanQueue::PopResult::kClosedAndEmpty) break;
+    auto now = Clock::now();
+    if (stop_deadline_passed(now)) {
+      queue_.counters().dropped_stopping.fetch_add(batch.size(), kRelaxed);
+      const size_t dropped = batch.size() + queue_.DropAll();
+      if (dropped > 0) drained_ = false;
+      queue_.Release(std::move(batch));
+      break;
+    }
+    if (r == SpanQueue::PopResult::kBatch) {
+      ExportBatch(batch);
+      queue_.Release(std::move(batch));
+      batch = {};
+      now = Clock::now();
+    }
+    if (now >= next_flush) {
+      FlushAll();
+      next_flush = now + options_.flush_interval;
+    }
+  }
+  FlushAll();
+}
+
+void ExportWorker::ExportBatch(const std::vector<trace::Span>& batch) {
+  bool ok = true;
+  for (const auto& exporter : exporters_) {
+    // An exporter bug must not take the agent down from this thread; the batch counts as failed.
+    try {
+      exporter->Export(batch);
+    } catch (const std::exception& e) {
+      ok = false;
+      LogFailure(exporter->name(), "export", e.what());
+    } catch (...) {
+      ok = false;
+      LogFailure(exporter->name(), "export", "unknown exception");
+    }
+  }
+  (ok ? queue_.counters().exported : queue_.counters().export_failed)
+      .fetch_add(batch.size(), kRelaxed);
+}
+
+void ExportWorker::FlushAll() {
+  for (const auto& exporter : exporters_) {
+    try {
+      exporter->Flush();
+    } catch (const std::exception& e) {
+      LogFailure(exporter->name(), "flush", e.what());
+    } catch (...) {
+      LogFailure(exporter->name(), "flush", "unknown exception");
+    }
+  }
+}
+
+// At most one line per interval: a failing exporter must not flood stderr.
+void ExportWorker::LogFailure(const char* exporter, const char* what, const char* why) {
+  const auto now = SpanQueue::Clock::now();
+  suppressed_logs_++;
+  if (now < next_log_) return;
+  std::fprintf(stderr, "zerotrace: exporter %s: %s failed: %s (%llu failures since last report)\n",
+               exporter, what, why, static_cast<unsigned long long>(suppressed_logs_));
+  suppressed_logs_ = 0;
+  next_log_ = now + std::chrono::seconds(10);
+}
+
+}  // namespace zerotrace::exporter

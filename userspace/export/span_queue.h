@@ -1,0 +1,132 @@
+// The bounded span queue between the ring-buffer consumer and the export thread, and that thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "export/exporter.h"
+#include "trace/span.h"
+
+namespace zerotrace::exporter {
+
+// Self-metrics of the export pipeline; read them with .load() from any thread.
+struct ExportCounters {
+  std::atomic<uint64_t> queued{0};            // spans accepted by TryPush
+  std::atomic<uint64_t> dropped_full{0};      // spans refused because the queue was at capacity
+  std::atomic<uint64_t> dropped_stopping{0};  // pushed after Stop, or still queued at its deadline
+  std::atomic<uint64_t> exported{0};          // spans in batches every exporter took without error
+  std::atomic<uint64_t> export_failed{0};     // spans in batches on which an exporter threw
+};
+
+struct SpanQueueOptions {
+  // Most spans held by the pipeline at once: queued plus popped-but-not-released.
+  size_t capacity = 8192;
+  size_t max_batch_size = 512;
+  // A queued span waits at most this long for its batch to fill up.
+  std::chrono::milliseconds max_batch_delay{200};
+};
+
+// Bounded multi-producer queue that hands out spans in batches of at most max_batch_size.
+// Spans are stored in per-batch chunks, so the lock is held O(1) per push and per pop, and chunk
+// storage is recycled: no allocation per span in steady state beyond the span's own.
+class SpanQueue {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class PopResult { kBatch, kTimeout, kClosedAndEmpty };
+
+  explicit SpanQueue(SpanQueueOptions options = {});
+  SpanQueue(const SpanQueue&) = delete;
+  SpanQueue& operator=(const SpanQueue&) = delete;
+
+  // Hot path: never waits for the consumer beyond a short critical section. When full (or
+  // closed) the span is dropped, counted, and false is returned.
+  bool TryPush(trace::Span&& span);
+
+  // Waits until a batch is ready (full, or its oldest span is max_batch_delay old; after
+  // Close(), any queued span) or until `until`. On kBatch, *batch holds the spans; hand the
+  // vector back with Release() once exported so its capacity is freed and its storage reused.
+  PopResult PopReady(std::vector<trace::Span>* batch, Clock::time_point until);
+  void Release(std::vector<trace::Span>&& batch);
+
+  // Refuses further pushes and wakes the consumer, which then drains without waiting.
+  void Close();
+  // Drops everything still queued, counted in dropped_stopping; returns how many.
+  size_t DropAll();
+
+  size_t size() const;
+  const SpanQueueOptions& options() const { return options_; }
+  ExportCounters& counters() { return counters_; }
+  const ExportCounters& counters() const { return counters_; }
+
+ private:
+  struct Chunk {
+    std::vector<trace::Span> spans;
+    Clock::time_point first_push;
+  };
+
+  const SpanQueueOptions options_;
+  ExportCounters counters_;
+  mutable std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<Chunk> chunks_;  // every chunk but the last is full
+  std::vector<std::vector<trace::Span>> free_storage_;
+  size_t queued_ = 0;     // spans in chunks_
+  size_t in_flight_ = 0;  // spans popped and not yet released
+  bool closed_ = false;
+};
+
+struct ExportWorkerOptions {
+  SpanQueueOptions queue;
+  // Every exporter's Flush() runs at least this often, even when idle.
+  std::chrono::milliseconds flush_interval{1000};
+};
+
+// Owns the export thread: pops batches from its queue and hands each to every exporter.
+class ExportWorker {
+ public:
+  // Starts the thread.
+  ExportWorker(ExportWorkerOptions options, std::vector<std::unique_ptr<SpanExporter>> exporters);
+  // Stops with a 5 s drain deadline if Stop() was not called.
+  ~ExportWorker();
+  ExportWorker(const ExportWorker&) = delete;
+  ExportWorker& operator=(const ExportWorker&) = delete;
+
+  // Hot path, called by the ring-buffer consumer: never waits on export or I/O.
+  bool TryPush(trace::Span&& span) { return queue_.TryPush(std::move(span)); }
+
+  // Refuses new spans, exports what is queued until `timeout` has passed (the rest is dropped
+  // and counted), flushes every exporter and joins. An Export call already running when the
+  // deadline passes is waited for. Returns true when nothing was dropped. Call from one thread;
+  // later calls return the first result.
+  bool Stop(std::chrono::milliseconds timeout);
+
+  const ExportCounters& counters() const { return queue_.counters(); }
+  // Spans waiting in the queue now (counters().queued is the running total).
+  size_t queue_depth() const { return queue_.size(); }
+
+ private:
+  void Run();
+  void ExportBatch(const std::vector<trace::Span>& batch);
+  void FlushAll();
+  void LogFailure(const char* exporter, const char* what, const char* why);
+
+  const ExportWorkerOptions options_;
+  std::vector<std::unique_ptr<SpanExporter>> exporters_;
+  SpanQueue queue_;
+  std::atomic<int64_t> stop_deadline_ns_{0};  // steady clock, set before Close()
+  bool drained_ = true;                       // written by the thread, read after join
+  bool stopped_ = false;
+  SpanQueue::Clock::time_point next_log_{};  // export thread only
+  uint64_t suppressed_logs_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace zerotrace::exporter

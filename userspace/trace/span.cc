@@ -1,0 +1,75 @@
+// Span ids and lookups.
+#include "trace/span.h"
+
+#include <sys/random.h>
+
+#include <random>
+
+namespace zerotrace::trace {
+namespace {
+
+// One generator per thread, seeded from getrandom(); ids need uniqueness, not secrecy.
+std::mt19937_64& Rng() {
+  thread_local std::mt19937_64 rng = [] {
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) seed = std::random_device{}();
+    return std::mt19937_64(seed);
+  }();
+  return rng;
+}
+
+template <size_t N>
+std::string ToHex(const std::array<uint8_t, N>& b) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string s(2 * N, '0');
+  for (size_t i = 0; i < N; i++) {
+    s[2 * i] = kDigits[b[i] >> 4];
+    s[2 * i + 1] = kDigits[b[i] & 15];
+  }
+  return s;
+}
+
+template <size_t N>
+bool NonZero(const std::array<uint8_t, N>& b) {
+  for (uint8_t v : b) {
+    if (v) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool TraceId::valid() const { return NonZero(bytes); }
+bool SpanId::valid() const { return NonZero(bytes); }
+std::string TraceId::Hex() const { return ToHex(bytes); }
+std::string SpanId::Hex() const { return ToHex(bytes); }
+
+TraceId NewTraceId() {
+  TraceId id;
+  do {
+    const uint64_t a = Rng()(), b = Rng()();
+    for (int i = 0; i < 8; i++) {
+      id.bytes[i] = a >> (8 * i);
+      id.bytes[8 + i] = b >> (8 * i);
+    }
+  } while (!id.valid());
+  return id;
+}
+
+SpanId NewSpanId() {
+  SpanId id;
+  do {
+    const uint64_t a = Rng()();
+    for (int i = 0; i < 8; i++) id.bytes[i] = a >> (8 * i);
+  } while (!id.valid());
+  return id;
+}
+
+const AttributeValue* Span::Find(const std::string& key) const {
+  for (const auto& a : attributes) {
+    if (a.key == key) return &a.value;
+  }
+  return nullptr;
+}
+
+}  // namespace zerotrace::trace

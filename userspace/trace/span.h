@@ -1,0 +1,72 @@
+// The span model every exporter consumes: OpenTelemetry fields, wall-clock times, resource.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace zerotrace::trace {
+
+struct TraceId {
+  std::array<uint8_t, 16> bytes{};
+  bool valid() const;  // not all zero (W3C)
+  std::string Hex() const;
+  bool operator==(const TraceId&) const = default;
+};
+
+struct SpanId {
+  std::array<uint8_t, 8> bytes{};
+  bool valid() const;  // not all zero (W3C)
+  std::string Hex() const;
+  bool operator==(const SpanId&) const = default;
+};
+
+// Random W3C ids (never all zero); fast, seeded once per process from the kernel.
+TraceId NewTraceId();
+SpanId NewSpanId();
+
+// OTLP's SpanKind numbering.
+enum class SpanKind : int { kInternal = 1, kServer = 2, kClient = 3 };
+// OTLP's Status.code numbering.
+enum class StatusCode : int { kUnset = 0, kOk = 1, kError = 2 };
+
+using AttributeValue = std::variant<std::string, int64_t, bool, double>;
+struct Attribute {
+  std::string key;
+  AttributeValue value;
+};
+
+// One traced process: shared by all its spans.
+struct Resource {
+  std::string service_name;
+  uint32_t pid = 0;
+  std::string executable_name;
+  std::string executable_path;
+  std::string container_id;  // empty when not in a container
+  std::string host_name;
+  std::vector<Attribute> extra;  // e.g. OTEL_RESOURCE_ATTRIBUTES of the agent
+};
+
+struct Span {
+  TraceId trace_id;
+  SpanId span_id;
+  SpanId parent_span_id;  // all zero: a root span
+  std::string trace_state;
+  std::string name;
+  SpanKind kind = SpanKind::kInternal;
+  uint64_t start_unix_ns = 0;
+  uint64_t end_unix_ns = 0;
+  std::vector<Attribute> attributes;
+  StatusCode status = StatusCode::kUnset;
+  std::string status_message;
+  std::shared_ptr<const Resource> resource;
+
+  // The attribute named key, or nullptr.
+  const AttributeValue* Find(const std::string& key) const;
+};
+
+}  // namespace zerotrace::trace
