@@ -435,3 +435,36 @@ TEST(SocketTrace, DumpEventsCliPrintsTrafficAndExitsOnSigterm) {
 
 }  // namespace
 }  // namespace zerotrace::testing
+
+namespace zerotrace::testing {
+namespace {
+
+// Start-up errors are clear and non-zero: no privileges, bad flags, an unwritable output.
+TEST(AgentCli, StartupErrorsAreActionable) {
+  struct Case {
+    std::vector<std::string> argv;
+    int want_status;
+    std::string want_text;
+  } cases[] = {
+      {{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ZT_AGENT, "--duration",
+        "1"},
+       1,
+       "root is required"},
+      {{ZT_AGENT, "--capture-bytes", "999999"}, 2, "--capture-bytes"},
+      {{ZT_AGENT, "--ringbuf-bytes", "12345", "--duration", "1"}, 1, "power of two"},
+      {{ZT_AGENT, "--jsonl", "/nonexistent-dir/x.jsonl"}, 2, "/nonexistent-dir/x.jsonl"},
+      {{ZT_AGENT, "--no-such-flag"}, 2, "--no-such-flag"},
+  };
+  for (const auto& c : cases) {
+    std::string cmd = "exec";
+    for (const auto& a : c.argv) cmd += " '" + a + "'";
+    Subprocess p({"/bin/sh", "-c", cmd + " 2>&1"});
+    std::string out;
+    while (auto line = p.ReadLine(std::chrono::seconds(20))) out += *line + "\n";
+    EXPECT_EQ(p.Wait(std::chrono::seconds(20)), c.want_status) << cmd << "\n" << out;
+    EXPECT_NE(out.find(c.want_text), std::string::npos) << cmd << "\n" << out;
+  }
+}
+
+}  // namespace
+}  // namespace zerotrace::testing

@@ -4,16 +4,24 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <thread>
 
 #include "agent/event_dump.h"
+#include "agent/http_spans.h"
 #include "agent/options.h"
 #include "agent/pipeline.h"
 #include "base/clock.h"
+#include "export/console_exporter.h"
+#include "export/jsonl_exporter.h"
+#include "export/span_queue.h"
 #include "probes/preflight.h"
 #include "probes/socket_tracer.h"
 
 namespace {
+
+using namespace zerotrace;
 
 std::atomic<bool> g_stop{false};
 
@@ -28,24 +36,51 @@ void InstallSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-void PrintKernelCounters(const zerotrace::probes::SocketTracer& t, uint64_t decode_errors) {
+// Spans from the consumer thread into the export queue; never blocks.
+class QueueSink : public agent::SpanSink {
+ public:
+  explicit QueueSink(exporter::ExportWorker* worker) : worker_(worker) {}
+  void OnSpan(trace::Span&& span) override { worker_->TryPush(std::move(span)); }
+
+ private:
+  exporter::ExportWorker* worker_;
+};
+
+using ull = unsigned long long;
+
+void PrintStats(const probes::SocketTracer& t, uint64_t decode_errors,
+                const agent::HttpSpanProducer& http, const exporter::ExportWorker* worker) {
   const auto c = t.ReadCounters();
+  const auto& h = http.http1_stats();
   std::fprintf(stderr,
                "zerotrace: stats data_events=%llu conns_opened=%llu conns_closed=%llu "
                "ringbuf_reserve_failed=%llu capture_truncated=%llu read_user_failed=%llu "
-               "iov_overflow=%llu decode_errors=%llu\n",
-               (unsigned long long)c[ZT_CNT_DATA_EVENTS], (unsigned long long)c[ZT_CNT_CONN_OPENED],
-               (unsigned long long)c[ZT_CNT_CONN_CLOSED],
-               (unsigned long long)c[ZT_CNT_RINGBUF_RESERVE_FAILED],
-               (unsigned long long)c[ZT_CNT_CAPTURE_TRUNCATED],
-               (unsigned long long)c[ZT_CNT_READ_USER_FAILED],
-               (unsigned long long)c[ZT_CNT_IOV_OVERFLOW], (unsigned long long)decode_errors);
+               "iov_overflow=%llu decode_errors=%llu http_conns=%llu http_exchanges=%llu "
+               "http_parse_errors=%llu http_resyncs=%llu spans=%llu",
+               (ull)c[ZT_CNT_DATA_EVENTS], (ull)c[ZT_CNT_CONN_OPENED], (ull)c[ZT_CNT_CONN_CLOSED],
+               (ull)c[ZT_CNT_RINGBUF_RESERVE_FAILED], (ull)c[ZT_CNT_CAPTURE_TRUNCATED],
+               (ull)c[ZT_CNT_READ_USER_FAILED], (ull)c[ZT_CNT_IOV_OVERFLOW], (ull)decode_errors,
+               (ull)http.stats().conns_http, (ull)h.exchanges, (ull)h.parse_errors, (ull)h.resyncs,
+               (ull)http.stats().spans);
+  if (worker) {
+    const auto& e = worker->counters();
+    std::fprintf(stderr, " spans_exported=%llu spans_dropped_full=%llu spans_export_failed=%llu",
+                 (ull)e.exported.load(), (ull)e.dropped_full.load(), (ull)e.export_failed.load());
+  }
+  std::fprintf(stderr, "\n");
+}
+
+std::vector<trace::Attribute> ResourceExtras() {
+  std::vector<trace::Attribute> out;
+  if (const char* env = std::getenv("OTEL_RESOURCE_ATTRIBUTES")) {
+    for (auto& [k, v] : agent::ParseResourceAttributes(env)) out.push_back({k, v});
+  }
+  return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  using namespace zerotrace;
   bool exit_now = false;
   auto opts = agent::ParseOptions(argc, argv, &exit_now);
   if (!opts.ok()) {
@@ -54,6 +89,20 @@ int main(int argc, char** argv) {
   }
   if (exit_now) return 0;
   const agent::Options& o = *opts;
+
+  // Exporters first: a bad path is a start-up error, before anything is loaded.
+  std::vector<std::unique_ptr<exporter::SpanExporter>> exporters;
+  if (!o.jsonl_path.empty()) {
+    auto jsonl = exporter::JsonlExporter::Open(o.jsonl_path);
+    if (!jsonl.ok()) {
+      std::fprintf(stderr, "zerotrace: %s\n", jsonl.status().message().c_str());
+      return 2;
+    }
+    exporters.push_back(std::move(jsonl.value()));
+  }
+  if (exporters.empty() || o.console) {
+    exporters.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
+  }
 
   probes::PreflightReport report;
   if (Status s = probes::Preflight(&report); !s.ok()) {
@@ -70,50 +119,65 @@ int main(int argc, char** argv) {
   cfg.capture_bytes = o.capture_bytes;
   cfg.ringbuf_bytes = o.ringbuf_bytes;
 
+  std::unique_ptr<exporter::ExportWorker> worker;
+  if (!o.dump_events)
+    worker = std::make_unique<exporter::ExportWorker>(exporter::ExportWorkerOptions{},
+                                                      std::move(exporters));
+  QueueSink sink(worker.get());
+  protocols::http1::SpanOptions span_options;
+  span_options.infer_routes = o.infer_routes;
+  agent::HttpSpanProducer http(&sink, &clock, span_options, ResourceExtras());
   agent::EventDumper dumper(stdout, &clock);
-  agent::ConnSummaryPrinter printer(stdout, &clock);
   agent::TracerKernelState kernel_state;
-  agent::Pipeline pipeline(conn::ConnTableLimits{}, &printer, &kernel_state);
-  probes::RecordSink* sink = o.dump_events ? static_cast<probes::RecordSink*>(&dumper) : &pipeline;
+  agent::Pipeline pipeline(conn::ConnTableLimits{}, &http, &kernel_state);
+  probes::RecordSink* record_sink =
+      o.dump_events ? static_cast<probes::RecordSink*>(&dumper) : &pipeline;
 
   std::vector<std::string> notes;
-  auto tracer = probes::SocketTracer::Start(cfg, report.tracefs, sink, &notes);
+  auto started = probes::SocketTracer::Start(cfg, report.tracefs, record_sink, &notes);
   for (const auto& note : notes) std::fprintf(stderr, "zerotrace: %s\n", note.c_str());
-  if (!tracer.ok()) {
-    std::fprintf(stderr, "zerotrace: %s\n", tracer.status().message().c_str());
+  if (!started.ok()) {
+    std::fprintf(stderr, "zerotrace: %s\n", started.status().message().c_str());
     return 1;
   }
-  kernel_state.set_tracer(tracer->get());
+  std::unique_ptr<probes::SocketTracer> tracer = std::move(started.value());
+  kernel_state.set_tracer(tracer.get());
   std::fprintf(stderr, "zerotrace: tracing%s (pid %u); Ctrl-C to stop\n",
                o.pids.empty() ? " every process" : " selected processes", cfg.self_tgid);
 
   const uint64_t start = WallClock::MonotonicNow();
   const uint64_t deadline =
       o.duration_s > 0 ? start + static_cast<uint64_t>(o.duration_s * 1e9) : UINT64_MAX;
-  uint64_t next_expire = start + 1'000'000'000ULL;
+  uint64_t next_tick = start + 1'000'000'000ULL;
   uint64_t next_stats =
       o.stats_interval_s > 0 ? start + static_cast<uint64_t>(o.stats_interval_s * 1e9) : UINT64_MAX;
+  auto decode_errors = [&] { return pipeline.decode_errors() + dumper.decode_errors(); };
   while (!g_stop.load()) {
-    const int n = (*tracer)->Poll(100);
+    const int n = tracer->Poll(100);
     if (n < 0 && n != -EINTR) {
       std::fprintf(stderr, "zerotrace: reading the ring buffer failed: %d\n", n);
       break;
     }
-    std::fflush(stdout);
+    if (o.dump_events) std::fflush(stdout);
     const uint64_t now = WallClock::MonotonicNow();
     if (now >= deadline) break;
-    if (now >= next_expire) {
+    if (now >= next_tick) {
       pipeline.table().ExpireIdle(now);
-      next_expire = now + 1'000'000'000ULL;
+      http.Expire(pipeline.table(), now);
+      next_tick = now + 1'000'000'000ULL;
     }
     if (now >= next_stats) {
-      PrintKernelCounters(**tracer, pipeline.decode_errors() + dumper.decode_errors());
+      PrintStats(*tracer, decode_errors(), http, worker.get());
       next_stats = now + static_cast<uint64_t>(o.stats_interval_s * 1e9);
     }
   }
-  (*tracer)->Poll(0);  // drain what is already in the ring buffer
-  pipeline.table().CloseAll();
+  tracer->Poll(0);              // what is already in the ring buffer
+  pipeline.table().CloseAll();  // pending requests become spans
+  PrintStats(*tracer, decode_errors(), http, worker.get());
+  // Detaching waits for RCU grace periods; flush the exporters meanwhile.
+  std::thread detach([&tracer] { tracer.reset(); });
+  if (worker) worker->Stop(std::chrono::milliseconds(1500));
+  detach.join();
   std::fflush(stdout);
-  PrintKernelCounters(**tracer, pipeline.decode_errors() + dumper.decode_errors());
   return 0;
 }

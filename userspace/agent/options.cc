@@ -27,6 +27,12 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
                  "seconds between self-metric summary lines on stderr (0: off)")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--verbose,-v", o.verbose, "log loader details");
+  app.add_option("--jsonl", o.jsonl_path,
+                 "append spans to PATH as OTLP/JSON lines (one ExportTraceServiceRequest per "
+                 "line); the console output then stops unless --console is given");
+  app.add_flag("--console", o.console, "print spans on stdout even when another exporter is set");
+  app.add_flag("!--no-route-inference", o.infer_routes,
+               "name spans \"{METHOD}\" instead of \"{METHOD} {route template}\"");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -37,6 +43,49 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
     return Status::Error(e.what() + std::string("; see --help"));
   }
   return o;
+}
+
+namespace {
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      const std::string hex(s.substr(i + 1, 2));
+      char* end = nullptr;
+      const long v = std::strtol(hex.c_str(), &end, 16);
+      if (end == hex.c_str() + 2) {
+        out += static_cast<char>(v);
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> ParseResourceAttributes(std::string_view env) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!env.empty()) {
+    const size_t comma = env.find(',');
+    const std::string_view item = env.substr(0, comma);
+    env = comma == std::string_view::npos ? std::string_view() : env.substr(comma + 1);
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos) continue;
+    const std::string_view key = Trim(item.substr(0, eq));
+    if (key.empty()) continue;
+    out.emplace_back(PercentDecode(key), PercentDecode(Trim(item.substr(eq + 1))));
+  }
+  return out;
 }
 
 }  // namespace zerotrace::agent

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -19,7 +21,14 @@ struct Options {
   uint32_t ringbuf_bytes = 8u << 20;
   double stats_interval_s = 60;
   bool verbose = false;
+  std::string jsonl_path;    // --jsonl: OTLP/JSON lines
+  bool console = false;      // --console: also print spans when another exporter is set
+  bool infer_routes = true;  // --no-route-inference turns span names into "{METHOD}"
 };
+
+// OTEL_RESOURCE_ATTRIBUTES ("k=v,k2=v2", values percent-encoded) as key/value pairs;
+// malformed entries are skipped.
+std::vector<std::pair<std::string, std::string>> ParseResourceAttributes(std::string_view env);
 
 // Parses argv. Returns an error for bad values; sets *exit_now for --help/--version.
 StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now);

@@ -1,25 +1,11 @@
 // The consumer side of the ring buffer: decode -> connection table -> observers.
 #pragma once
 
-#include <cstdio>
-
-#include "base/clock.h"
 #include "conn/conn_table.h"
 #include "probes/event_decode.h"
 #include "probes/socket_tracer.h"
 
 namespace zerotrace::agent {
-
-// Until protocol parsers exist, the default output: one line per finished connection.
-class ConnSummaryPrinter : public conn::ConnObserver {
- public:
-  ConnSummaryPrinter(FILE* out, const WallClock* clock) : out_(out), clock_(clock) {}
-  void OnClose(conn::Connection& c, conn::CloseCause cause) override;
-
- private:
-  FILE* out_;
-  const WallClock* clock_;
-};
 
 // Frees kernel conn entries through the tracer (process exit).
 class TracerKernelState : public conn::KernelConnState {

@@ -98,6 +98,11 @@ class ConnTable {
   void CloseAll();
 
   Connection* Find(uint64_t conn_id);
+  // Calls fn on every live connection (not on the hot path: timers and diagnostics).
+  template <typename Fn>
+  void ForEach(Fn&& fn) {
+    for (auto& [id, c] : conns_) fn(*c);
+  }
   size_t size() const { return conns_.size(); }
   size_t ConnectionsOf(uint32_t tgid) const;
   const ConnTableStats& stats() const { return stats_; }

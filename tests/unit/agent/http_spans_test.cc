@@ -1,0 +1,183 @@
+// HttpSpanProducer on synthetic kernel records: detection, pairing into spans, attributes,
+// redaction and error status, from both sides of a connection.
+#include "agent/http_spans.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <deque>
+
+namespace zerotrace::agent {
+namespace {
+
+struct Collect : SpanSink {
+  std::vector<trace::Span> spans;
+  void OnSpan(trace::Span&& s) override { spans.push_back(std::move(s)); }
+};
+
+std::string Str(const trace::Span& s, const std::string& key) {
+  const auto* v = s.Find(key);
+  if (!v) return "<absent>";
+  if (auto* str = std::get_if<std::string>(v)) return *str;
+  if (auto* i = std::get_if<int64_t>(v)) return std::to_string(*i);
+  return "?";
+}
+
+// Feeds a ConnTable the way the kernel would, for one connection.
+class Conn {
+ public:
+  Conn(conn::ConnTable* t, uint64_t id, uint8_t role) : t_(t), id_(id) {
+    zt_conn_open o{};
+    o.hdr.type = ZT_EV_CONN_OPEN;
+    o.hdr.conn_id = id;
+    o.hdr.tgid = 4242;
+    o.role = role;
+    o.family = ZT_AF_INET;
+    const uint8_t lo[4] = {127, 0, 0, 1}, peer[4] = {10, 1, 2, 3};
+    std::memcpy(o.local_addr, lo, 4);
+    std::memcpy(o.remote_addr, peer, 4);
+    o.local_port = role == ZT_ROLE_SERVER ? 8080 : 50000;
+    o.remote_port = role == ZT_ROLE_SERVER ? 50000 : 8080;
+    std::memcpy(o.comm, "svc", 4);
+    probes::EventView v;
+    v.type = o.hdr.type;
+    v.header = &o.hdr;
+    v.open = &o;
+    t_->OnEvent(v);
+  }
+  void Send(uint8_t dir, const std::string& bytes, uint64_t ts) {
+    zt_data_event d{};
+    d.hdr.type = ZT_EV_DATA;
+    d.hdr.conn_id = id_;
+    d.hdr.tgid = 4242;
+    d.hdr.ts_ns = ts;
+    d.direction = dir;
+    uint64_t& pos = dir == ZT_DIR_EGRESS ? sent_ : received_;
+    d.syscall_pos = d.stream_pos = pos;
+    d.byte_count = d.captured = bytes.size();
+    pos += bytes.size();
+    probes::EventView v;
+    v.type = d.hdr.type;
+    v.header = &d.hdr;
+    v.data = &d;
+    v.payload = bytes;
+    t_->OnEvent(v);
+  }
+  void Close() {
+    zt_conn_close c{};
+    c.hdr.type = ZT_EV_CONN_CLOSE;
+    c.hdr.conn_id = id_;
+    c.hdr.tgid = 4242;
+    probes::EventView v;
+    v.type = c.hdr.type;
+    v.header = &c.hdr;
+    v.close = &c;
+    t_->OnEvent(v);
+  }
+
+ private:
+  conn::ConnTable* t_;
+  uint64_t id_;
+  uint64_t sent_ = 0, received_ = 0;
+};
+
+class HttpSpansTest : public ::testing::Test {
+ protected:
+  Collect sink;
+  WallClock clock;
+  HttpSpanProducer producer{&sink, &clock, {}, {{"k8s.node.name", std::string("node-1")}}};
+  conn::ConnTable table{{}, &producer, nullptr, nullptr};
+};
+
+TEST_F(HttpSpansTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
+  Conn c(&table, 1, ZT_ROLE_CLIENT);
+  c.Send(ZT_DIR_EGRESS,
+         "GET /users/42/orders?token=s3cret&page=2 HTTP/1.1\r\nHost: shop.local:8080\r\n"
+         "User-Agent: curl/7.88.1\r\nAuthorization: Bearer abc\r\n\r\n",
+         1000);
+  c.Send(ZT_DIR_INGRESS, "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!", 5000);
+  ASSERT_EQ(sink.spans.size(), 1u);
+  const trace::Span& s = sink.spans[0];
+  EXPECT_EQ(s.kind, trace::SpanKind::kClient);
+  EXPECT_EQ(s.name, "GET /users/{id}/orders");
+  EXPECT_EQ(Str(s, "url.path"), "/users/42/orders");
+  EXPECT_EQ(Str(s, "url.query"), "token=REDACTED&page=REDACTED");
+  EXPECT_EQ(Str(s, "url.full"),
+            "http://shop.local:8080/users/42/orders?token=REDACTED&page=REDACTED");
+  EXPECT_EQ(Str(s, "server.address"), "shop.local");
+  EXPECT_EQ(Str(s, "server.port"), "8080");
+  EXPECT_EQ(Str(s, "network.peer.address"), "10.1.2.3");
+  EXPECT_EQ(Str(s, "user_agent.original"), "curl/7.88.1");
+  EXPECT_EQ(Str(s, "http.response.status_code"), "404");
+  EXPECT_EQ(Str(s, "http.response.body.size"), "5");
+  EXPECT_EQ(Str(s, "error.type"), "404");  // 4xx is an error on CLIENT spans
+  EXPECT_EQ(s.status, trace::StatusCode::kError);
+  EXPECT_EQ(s.end_unix_ns - s.start_unix_ns, 4000u);
+  for (const auto& a : s.attributes) {  // no header value other than the user agent leaves
+    if (auto* v = std::get_if<std::string>(&a.value)) {
+      EXPECT_EQ(v->find("Bearer"), std::string::npos) << a.key;
+      EXPECT_EQ(v->find("s3cret"), std::string::npos) << a.key;
+    }
+  }
+  EXPECT_EQ(s.resource->service_name, "svc");
+  ASSERT_EQ(s.resource->extra.size(), 1u);
+}
+
+TEST_F(HttpSpansTest, ServerSpanJoinsIncomingTraceparent) {
+  Conn c(&table, 2, ZT_ROLE_SERVER);
+  c.Send(ZT_DIR_INGRESS,
+         "POST /pay HTTP/1.1\r\nHost: x\r\ntraceparent: "
+         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: a=b\r\n"
+         "Content-Length: 3\r\n\r\nabc",
+         10);
+  c.Send(ZT_DIR_EGRESS, "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 20);
+  ASSERT_EQ(sink.spans.size(), 1u);
+  const trace::Span& s = sink.spans[0];
+  EXPECT_EQ(s.kind, trace::SpanKind::kServer);
+  EXPECT_EQ(s.trace_id.Hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(s.parent_span_id.Hex(), "00f067aa0ba902b7");
+  EXPECT_EQ(s.trace_state, "a=b");
+  EXPECT_EQ(Str(s, "client.address"), "10.1.2.3");
+  EXPECT_EQ(Str(s, "http.request.body.size"), "3");
+  EXPECT_EQ(s.status, trace::StatusCode::kError);
+  EXPECT_EQ(Str(s, "url.full"), "<absent>");
+}
+
+TEST_F(HttpSpansTest, ServerSpan4xxIsNotAnError) {
+  Conn c(&table, 3, ZT_ROLE_SERVER);
+  c.Send(ZT_DIR_INGRESS, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n", 10);
+  c.Send(ZT_DIR_EGRESS, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 20);
+  ASSERT_EQ(sink.spans.size(), 1u);
+  EXPECT_EQ(sink.spans[0].status, trace::StatusCode::kUnset);
+  EXPECT_EQ(Str(sink.spans[0], "error.type"), "<absent>");
+}
+
+TEST_F(HttpSpansTest, UnansweredRequestAtCloseIsAnErrorSpan) {
+  Conn c(&table, 4, ZT_ROLE_CLIENT);
+  c.Send(ZT_DIR_EGRESS, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", 10);
+  EXPECT_TRUE(sink.spans.empty());
+  c.Close();
+  ASSERT_EQ(sink.spans.size(), 1u);
+  EXPECT_EQ(sink.spans[0].status, trace::StatusCode::kError);
+  EXPECT_NE(Str(sink.spans[0], "error.type"), "<absent>");
+}
+
+TEST_F(HttpSpansTest, NonHttpConnectionProducesNothingAndIsDrained) {
+  Conn c(&table, 5, ZT_ROLE_CLIENT);
+  c.Send(ZT_DIR_INGRESS, "220 smtp.example ESMTP ready\r\n", 10);  // server speaks first
+  c.Send(ZT_DIR_EGRESS, "EHLO me\r\n", 20);
+  EXPECT_TRUE(sink.spans.empty());
+  EXPECT_EQ(producer.stats().conns_not_http, 1u);
+  EXPECT_EQ(table.Find(5)->sent.buffered_bytes(), 0u);
+}
+
+TEST_F(HttpSpansTest, PreexistingConnectionRoleInferredFromTraffic) {
+  Conn c(&table, 6, ZT_ROLE_UNKNOWN);
+  c.Send(ZT_DIR_INGRESS, "GET /x HTTP/1.1\r\nHost: y\r\n\r\n", 10);
+  c.Send(ZT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 20);
+  ASSERT_EQ(sink.spans.size(), 1u);
+  EXPECT_EQ(sink.spans[0].kind, trace::SpanKind::kServer);
+}
+
+}  // namespace
+}  // namespace zerotrace::agent

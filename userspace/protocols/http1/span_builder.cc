@@ -1,0 +1,120 @@
+// BuildSpan: attribute names and status rules follow the OpenTelemetry HTTP conventions.
+#include "protocols/http1/span_builder.h"
+
+#include <charconv>
+
+#include "protocols/http1/route.h"
+#include "trace/w3c.h"
+
+namespace zerotrace::protocols::http1 {
+namespace {
+
+void Add(trace::Span& s, const char* key, std::string value) {
+  s.attributes.push_back({key, std::move(value)});
+}
+void Add(trace::Span& s, const char* key, int64_t value) { s.attributes.push_back({key, value}); }
+
+// "example.com:8080" -> {"example.com", 8080}; "[::1]:80" -> {"::1", 80}; no port -> 0.
+std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
+  std::string_view host = authority, port;
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close != std::string_view::npos) {
+      port = host.substr(close + 1);
+      host = host.substr(1, close - 1);
+      if (!port.empty() && port.front() == ':') port.remove_prefix(1);
+    }
+  } else if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+  }
+  int64_t p = 0;
+  std::from_chars(port.data(), port.data() + port.size(), p);
+  return {std::string(host), p};
+}
+
+}  // namespace
+
+trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t role,
+                      const WallClock& clock, const SpanOptions& options,
+                      std::shared_ptr<const trace::Resource> resource) {
+  const HttpRequest& req = x.req;
+  const HttpResponse* resp = x.resp ? &*x.resp : nullptr;
+  const bool server = role == ZT_ROLE_SERVER;
+  trace::Span s;
+  s.kind = server ? trace::SpanKind::kServer : trace::SpanKind::kClient;
+  s.resource = std::move(resource);
+  s.span_id = trace::NewSpanId();
+  std::optional<trace::TraceParent> parent;
+  if (server) {
+    if (auto h = req.headers.Get("traceparent")) parent = trace::ParseTraceParent(*h);
+  }
+  if (parent) {
+    s.trace_id = parent->trace_id;
+    s.parent_span_id = parent->parent_id;
+    if (auto ts = req.headers.Get("tracestate")) s.trace_state = std::string(*ts);
+  } else {
+    s.trace_id = trace::NewTraceId();
+  }
+
+  const uint64_t start = req.start_ts_ns;
+  uint64_t end = resp && resp->end_ts_ns ? resp->end_ts_ns : req.end_ts_ns;
+  if (end < start) end = start;
+  s.start_unix_ns = clock.ToUnixNs(start);
+  s.end_unix_ns = clock.ToUnixNs(end);
+
+  const TargetParts target = SplitTarget(req.target);
+  const std::string path = target.path.empty() ? std::string("/") : std::string(target.path);
+  s.name = options.infer_routes ? req.method + " " + InferRoute(path) : req.method;
+
+  Add(s, "http.request.method", req.method);
+  Add(s, "url.path", path);
+  const std::string query = RedactQuery(target.query);
+  if (!target.query.empty()) Add(s, "url.query", query);
+  Add(s, "url.scheme", "http");
+
+  // server.address/port: what the client asked for (Host), else the server socket.
+  std::string host;
+  int64_t port = 0;
+  if (auto h = req.headers.Get("host")) std::tie(host, port) = SplitHostPort(*h);
+  if (!target.authority.empty()) std::tie(host, port) = SplitHostPort(target.authority);
+  const conn::Tuple& t = c.tuple;
+  const uint16_t server_port = server ? t.local_port : t.remote_port;
+  if (host.empty()) host = server ? t.LocalAddress() : t.RemoteAddress();
+  if (port == 0) port = server_port;
+  Add(s, "server.address", host);
+  Add(s, "server.port", port);
+  if (!server) {
+    std::string full = "http://" + host;
+    if (port != 80) full += ":" + std::to_string(port);
+    full += path;
+    if (!target.query.empty()) full += "?" + query;
+    Add(s, "url.full", std::move(full));
+  } else if (c.open_seen) {
+    Add(s, "client.address", t.RemoteAddress());
+  }
+  if (c.open_seen) {
+    Add(s, "network.peer.address", t.RemoteAddress());
+    Add(s, "network.peer.port", static_cast<int64_t>(t.remote_port));
+  }
+  Add(s, "network.protocol.version", req.version_minor == 0 ? "1.0" : "1.1");
+  if (auto ua = req.headers.Get("user-agent")) Add(s, "user_agent.original", std::string(*ua));
+  Add(s, "http.request.body.size", static_cast<int64_t>(req.body_size));
+  if (resp) {
+    Add(s, "http.response.status_code", static_cast<int64_t>(resp->status));
+    Add(s, "http.response.body.size", static_cast<int64_t>(resp->body_size));
+    const bool error = resp->status >= 500 || (!server && resp->status >= 400);
+    if (error) {
+      s.status = trace::StatusCode::kError;
+      Add(s, "error.type", std::to_string(resp->status));
+    }
+  }
+  if (!x.error_type.empty() && (!resp || x.error != ExchangeError::kNone)) {
+    s.status = trace::StatusCode::kError;
+    if (!s.Find("error.type")) Add(s, "error.type", x.error_type);
+    s.status_message = x.error_type;
+  }
+  return s;
+}
+
+}  // namespace zerotrace::protocols::http1

@@ -1,0 +1,24 @@
+// Turns one HTTP exchange seen by one process into an OpenTelemetry span (semantic
+// conventions for HTTP), with privacy redaction applied before anything leaves the agent.
+#pragma once
+
+#include <memory>
+
+#include "base/clock.h"
+#include "conn/conn_table.h"
+#include "protocols/http1/types.h"
+#include "trace/span.h"
+
+namespace zerotrace::protocols::http1 {
+
+struct SpanOptions {
+  bool infer_routes = true;  // name "GET /users/{id}" instead of "GET"
+};
+
+// Builds the span for `x` from `c`'s point of view: SERVER if c accepted, CLIENT if it
+// connected. A valid incoming traceparent on a SERVER span makes it join that trace.
+trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t role,
+                      const WallClock& clock, const SpanOptions& options,
+                      std::shared_ptr<const trace::Resource> resource);
+
+}  // namespace zerotrace::protocols::http1
