@@ -165,6 +165,23 @@ static __always_inline struct conn_state *zt_conn_for_fd(struct conn_key *key)
 	return zt_track(key, file, sk, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
 }
 
+/* connect/accept made fd a new connection: whatever the fd named before is gone. */
+static __always_inline void zt_track_new(struct conn_key *key, __u8 role)
+{
+	struct file *file = zt_fd_to_file(key->fd);
+	struct conn_state *old;
+	struct sock *sk;
+
+	if (!file || !(sk = zt_file_to_tcp_sock(file)))
+		return;
+	old = bpf_map_lookup_elem(&conns, key);
+	if (old) {
+		zt_emit_close(key, old, ZT_CLOSE_FD_REUSE);
+		bpf_map_delete_elem(&conns, key);
+	}
+	zt_track(key, file, sk, role, 0);
+}
+
 /* sys_enter_* of data syscalls: remember the arguments until sys_exit, but only for fds
  * that are tracked TCP connections (files and other sockets cost no map writes). */
 static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
@@ -254,11 +271,7 @@ int zt_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct syscall_args *args = bpf_map_lookup_elem(&inflight, &id);
 	struct conn_key key = {.tgid = id >> 32};
-	struct conn_state *old;
-	struct file *file;
-	struct sock *sk;
 	long ret = ctx->ret;
-
 	__u8 sys;
 
 	if (!args)
@@ -270,15 +283,7 @@ int zt_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	if (ret != 0 && ret != -ZT_EINPROGRESS)
 		return 0;
-	file = zt_fd_to_file(key.fd);
-	if (!file || !(sk = zt_file_to_tcp_sock(file)))
-		return 0;
-	old = bpf_map_lookup_elem(&conns, &key);
-	if (old) {
-		zt_emit_close(&key, old, ZT_CLOSE_FD_REUSE);
-		bpf_map_delete_elem(&conns, &key);
-	}
-	zt_track(&key, file, sk, ZT_ROLE_CLIENT, 0);
+	zt_track_new(&key, ZT_ROLE_CLIENT);
 	return 0;
 }
 
@@ -287,21 +292,10 @@ static __always_inline int zt_exit_accept(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key key = {.tgid = id >> 32, .fd = ret};
-	struct conn_state *old;
-	struct file *file;
-	struct sock *sk;
 
 	if (ret < 0 || !zt_traced(key.tgid))
 		return 0;
-	file = zt_fd_to_file(key.fd);
-	if (!file || !(sk = zt_file_to_tcp_sock(file)))
-		return 0;
-	old = bpf_map_lookup_elem(&conns, &key);
-	if (old) {
-		zt_emit_close(&key, old, ZT_CLOSE_FD_REUSE);
-		bpf_map_delete_elem(&conns, &key);
-	}
-	zt_track(&key, file, sk, ZT_ROLE_SERVER, 0);
+	zt_track_new(&key, ZT_ROLE_SERVER);
 	return 0;
 }
 
