@@ -50,6 +50,7 @@ static __noinline void zt_emit_close(struct conn_key *key, struct conn_state *st
 	ev->sent_bytes = st->send_pos;
 	ev->received_bytes = st->recv_pos;
 	ev->reason = reason;
+	ev->flags = st->close_flags;
 	bpf_ringbuf_submit(ev, zt_wakeup_flag());
 	zt_count(ZT_CNT_CONN_CLOSED);
 }
@@ -181,6 +182,7 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	struct emit_state s = {};
 	struct user_msghdr msg;
 	__u64 bytes = ret;
+	__u64 *muted_id;
 
 	s.sys = a->sys;
 	s.direction = (a->sys == ZT_SYS_WRITE || a->sys == ZT_SYS_WRITEV ||
@@ -197,6 +199,9 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	s.fd = key->fd;
 	s.byte_count = bytes;
 	s.budget = capture_bytes;
+	muted_id = bpf_map_lookup_elem(&muted, key);
+	if (muted_id && *muted_id == st->conn_id)
+		s.budget = 0;
 	if (s.direction == ZT_DIR_EGRESS)
 		s.syscall_pos = __sync_fetch_and_add(&st->send_pos, bytes);
 	else

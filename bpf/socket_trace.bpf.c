@@ -14,6 +14,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define ZT_EAGAIN 11
 #define ZT_EINPROGRESS 115
+#define ZT_EPIPE 32
+#define ZT_ECONNRESET 104
 
 /* Load-time configuration, set by the loader before load. */
 const volatile __u32 self_tgid = 0;      /* the agent: never traced */
@@ -38,7 +40,8 @@ struct conn_state {
 	__u64 send_pos; /* egress stream length so far */
 	__u64 recv_pos; /* ingress stream length so far */
 	__u8 role;      /* enum zt_role */
-	__u8 pad[7];
+	__u8 close_flags; /* ZT_CLOSE_F_* to report at close */
+	__u8 pad[6];
 };
 
 /* Syscall arguments saved at sys_enter until sys_exit, per thread. */
@@ -72,6 +75,15 @@ struct {
 	__type(key, __u64);
 	__type(value, struct syscall_args);
 } inflight SEC(".maps");
+
+/* Connections userspace found to carry no protocol it parses: only sizes are sent for them.
+ * The value is the conn_id, so a later connection on the same fd is not muted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ZT_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, __u64);
+} muted SEC(".maps");
 
 /* tgids to trace when filter_pids is set (--pid). */
 struct {
@@ -210,10 +222,17 @@ static __always_inline int zt_exit_data(long ret)
 		return 0;
 	a = *args;
 	bpf_map_delete_elem(&inflight, &id);
-	if (ret <= 0) /* failures, EAGAIN and EOF move no bytes */
-		return 0;
 	key.tgid = id >> 32;
 	key.fd = a.fd;
+	if (ret == -ZT_ECONNRESET || ret == -ZT_EPIPE) {
+		/* The peer reset: the close event will say so (pending requests failed). */
+		st = bpf_map_lookup_elem(&conns, &key);
+		if (st)
+			st->close_flags |= ZT_CLOSE_F_RESET;
+		return 0;
+	}
+	if (ret <= 0) /* other failures, EAGAIN and EOF move no bytes */
+		return 0;
 	st = bpf_map_lookup_elem(&conns, &key);
 	if (!st)
 		return 0;

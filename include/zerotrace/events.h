@@ -78,6 +78,9 @@ enum zt_close_reason {
 	ZT_CLOSE_FD_REUSE = 1, /* fd now names another file: the old socket is gone */
 };
 
+/* Flags of a connection-close event. */
+#define ZT_CLOSE_F_RESET 0x1 /* a read or write failed with ECONNRESET/EPIPE before close */
+
 /* Flags of a connection-open event. */
 #define ZT_CONN_F_PREEXISTING 0x1 /* discovered on first use, not at connect/accept */
 
@@ -118,7 +121,8 @@ struct zt_conn_close {
 	__u64 sent_bytes;     /* egress stream length */
 	__u64 received_bytes; /* ingress stream length */
 	__u8 reason;          /* enum zt_close_reason */
-	__u8 pad[7];          /* zero */
+	__u8 flags;           /* ZT_CLOSE_F_* */
+	__u8 pad[6];          /* zero */
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_conn_close) == 56, "zt_conn_close ABI");
 

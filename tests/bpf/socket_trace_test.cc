@@ -405,6 +405,34 @@ TEST(SocketTrace, ProcessExitingMidConnectionLeavesNoState) {
   EXPECT_EQ(c.hdr.conn_id != 0, true);
 }
 
+TEST(SocketTrace, MutedConnectionSendsOnlyByteCounts) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  Subprocess hold({ZT_SOCKOPS, "hold", std::to_string(FreePort())});
+  std::map<std::string, long> kv;
+  while (auto line = hold.ReadLine(seconds(10))) {
+    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
+    if (line->find("connected") != std::string::npos) break;
+  }
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  ASSERT_EQ(TraceSession::Reassemble(
+                WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 6)),
+            "before");
+  session.tracer().MutePayload(c.hdr.tgid, c.hdr.fd, c.hdr.conn_id);
+  hold.WriteStdin("go\n");
+  ASSERT_EQ(hold.Wait(seconds(10)), 0);
+  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 11);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].data.syscall_pos, 6u);
+  EXPECT_EQ(out[1].data.byte_count, 5u);
+  EXPECT_EQ(out[1].data.captured, 0u);  // sizes only
+  // The other end was not muted: it still sees the bytes.
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
+  EXPECT_EQ(TraceSession::Reassemble(
+                WaitData(session, kv["server_pid"], s.hdr.conn_id, ZT_DIR_INGRESS, 11)),
+            "beforeafter");
+}
+
 // The CLI: --dump-events prints the traffic readably; SIGTERM exits 0 promptly.
 TEST(SocketTrace, DumpEventsCliPrintsTrafficAndExitsOnSigterm) {
   Subprocess agent({"/bin/sh", "-c", std::string("exec ") + ZT_AGENT + " --dump-events 2>&1"});
@@ -446,8 +474,7 @@ TEST(AgentCli, StartupErrorsAreActionable) {
     int want_status;
     std::string want_text;
   } cases[] = {
-      {{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ZT_AGENT, "--duration",
-        "1"},
+      {{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ZT_AGENT, "--duration", "1"},
        1,
        "root is required"},
       {{ZT_AGENT, "--capture-bytes", "999999"}, 2, "--capture-bytes"},

@@ -26,8 +26,13 @@ struct HttpSpanProducer::Session : conn::ConnAttachment {
 
 HttpSpanProducer::HttpSpanProducer(SpanSink* sink, const WallClock* clock,
                                    http1::SpanOptions options,
-                                   std::vector<trace::Attribute> resource_extra)
-    : sink_(sink), clock_(clock), options_(options), resource_extra_(std::move(resource_extra)) {
+                                   std::vector<trace::Attribute> resource_extra,
+                                   conn::KernelConnState* kernel)
+    : sink_(sink),
+      clock_(clock),
+      kernel_(kernel),
+      options_(options),
+      resource_extra_(std::move(resource_extra)) {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   host_name_ = host;
@@ -77,6 +82,7 @@ bool HttpSpanProducer::Detect(conn::Connection& c, Session& s) {
   } else {
     s.state = Session::State::kNotHttp;
     stats_.conns_not_http++;
+    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id);
   }
   return true;
 }
@@ -92,10 +98,11 @@ void HttpSpanProducer::OnData(conn::Connection& c, uint8_t, uint64_t ts_ns) {
   conn::ByteStream& req = s.role == ZT_ROLE_CLIENT ? c.sent : c.received;
   conn::ByteStream& resp = s.role == ZT_ROLE_CLIENT ? c.received : c.sent;
   s.stitcher->Advance(req, resp, ts_ns, &exchanges_);
-  Emit(c, s);
+  Emit(c, s, ts_ns);
   if (s.stitcher->tunneled()) {
     stats_.tunneled++;
     s.state = Session::State::kNotHttp;
+    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id);
     Drain(c.sent);
     Drain(c.received);
   }
@@ -107,9 +114,10 @@ void HttpSpanProducer::OnClose(conn::Connection& c, conn::CloseCause cause) {
   if (s.state != Session::State::kHttp) return;
   conn::ByteStream& req = s.role == ZT_ROLE_CLIENT ? c.sent : c.received;
   conn::ByteStream& resp = s.role == ZT_ROLE_CLIENT ? c.received : c.sent;
-  (void)cause;  // the kernel does not tell a reset from a close yet
-  s.stitcher->OnClose(req, resp, http1::CloseReason::kClosed, &exchanges_);
-  Emit(c, s);
+  const auto reason =
+      cause == conn::CloseCause::kReset ? http1::CloseReason::kReset : http1::CloseReason::kClosed;
+  s.stitcher->OnClose(req, resp, reason, &exchanges_);
+  Emit(c, s, c.last_ts_ns);
 }
 
 void HttpSpanProducer::Expire(conn::ConnTable& table, uint64_t now_ns) {
@@ -118,15 +126,15 @@ void HttpSpanProducer::Expire(conn::ConnTable& table, uint64_t now_ns) {
     Session& s = *static_cast<Session*>(c.attachment.get());
     if (s.state != Session::State::kHttp) return;
     s.stitcher->Expire(now_ns, &exchanges_);
-    Emit(c, s);
+    Emit(c, s, now_ns);
   });
 }
 
-void HttpSpanProducer::Emit(conn::Connection& c, Session& s) {
+void HttpSpanProducer::Emit(conn::Connection& c, Session& s, uint64_t finished_ns) {
   if (exchanges_.empty()) return;
   auto resource = ResourceOf(c);
   for (const auto& x : exchanges_) {
-    sink_->OnSpan(http1::BuildSpan(x, c, s.role, *clock_, options_, resource));
+    sink_->OnSpan(http1::BuildSpan(x, c, s.role, *clock_, options_, resource, finished_ns));
     stats_.spans++;
   }
   exchanges_.clear();

@@ -31,8 +31,11 @@ struct HttpSpanStats {
 
 class HttpSpanProducer : public conn::ConnObserver {
  public:
+  // `kernel` (may be null) is told about connections that carry no HTTP, so that the kernel
+  // side stops copying their payload.
   HttpSpanProducer(SpanSink* sink, const WallClock* clock, protocols::http1::SpanOptions options,
-                   std::vector<trace::Attribute> resource_extra);
+                   std::vector<trace::Attribute> resource_extra,
+                   conn::KernelConnState* kernel = nullptr);
 
   void OnData(conn::Connection& c, uint8_t direction, uint64_t ts_ns) override;
   void OnClose(conn::Connection& c, conn::CloseCause cause) override;
@@ -46,11 +49,12 @@ class HttpSpanProducer : public conn::ConnObserver {
   struct Session;
   Session* SessionOf(conn::Connection& c);
   bool Detect(conn::Connection& c, Session& s);
-  void Emit(conn::Connection& c, Session& s);
+  void Emit(conn::Connection& c, Session& s, uint64_t finished_ns);
   std::shared_ptr<const trace::Resource> ResourceOf(const conn::Connection& c);
 
   SpanSink* sink_;
   const WallClock* clock_;
+  conn::KernelConnState* kernel_;
   protocols::http1::SpanOptions options_;
   std::vector<trace::Attribute> resource_extra_;
   std::string host_name_;

@@ -126,9 +126,9 @@ int main(int argc, char** argv) {
   QueueSink sink(worker.get());
   protocols::http1::SpanOptions span_options;
   span_options.infer_routes = o.infer_routes;
-  agent::HttpSpanProducer http(&sink, &clock, span_options, ResourceExtras());
-  agent::EventDumper dumper(stdout, &clock);
   agent::TracerKernelState kernel_state;
+  agent::HttpSpanProducer http(&sink, &clock, span_options, ResourceExtras(), &kernel_state);
+  agent::EventDumper dumper(stdout, &clock);
   agent::Pipeline pipeline(conn::ConnTableLimits{}, &http, &kernel_state);
   probes::RecordSink* record_sink =
       o.dump_events ? static_cast<probes::RecordSink*>(&dumper) : &pipeline;

@@ -14,6 +14,9 @@ class TracerKernelState : public conn::KernelConnState {
   void Forget(uint32_t tgid, uint32_t fd) override {
     if (tracer_) tracer_->ForgetConnection(tgid, fd);
   }
+  void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id) override {
+    if (tracer_) tracer_->MutePayload(tgid, fd, conn_id);
+  }
 
  private:
   probes::SocketTracer* tracer_ = nullptr;

@@ -11,6 +11,8 @@ const char* CloseCauseName(CloseCause c) {
   switch (c) {
     case CloseCause::kClose:
       return "close";
+    case CloseCause::kReset:
+      return "reset";
     case CloseCause::kFdReuse:
       return "fd_reuse";
     case CloseCause::kProcessExit:
@@ -102,8 +104,10 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
         return;
       }
       if (cl.reason == ZT_CLOSE_FD_REUSE) stats_.fd_reused++;
-      Remove(cl.hdr.conn_id,
-             cl.reason == ZT_CLOSE_FD_REUSE ? CloseCause::kFdReuse : CloseCause::kClose);
+      Find(cl.hdr.conn_id)->last_ts_ns = cl.hdr.ts_ns;  // spans waiting on it end here
+      Remove(cl.hdr.conn_id, cl.reason == ZT_CLOSE_FD_REUSE  ? CloseCause::kFdReuse
+                             : (cl.flags & ZT_CLOSE_F_RESET) ? CloseCause::kReset
+                                                             : CloseCause::kClose);
       return;
     }
     case ZT_EV_DATA:
@@ -118,6 +122,7 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
         const std::vector<uint64_t> ids(t->second.begin(), t->second.end());
         for (uint64_t id : ids) {
           stats_.proc_exit_closed++;
+          Find(id)->last_ts_ns = ev.proc->hdr.ts_ns;
           Remove(id, CloseCause::kProcessExit);
         }
       }

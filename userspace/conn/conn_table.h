@@ -49,7 +49,7 @@ struct Connection {
 };
 
 // Why a connection left the table.
-enum class CloseCause { kClose, kFdReuse, kProcessExit, kIdle, kEvicted, kShutdown };
+enum class CloseCause { kClose, kReset, kFdReuse, kProcessExit, kIdle, kEvicted, kShutdown };
 const char* CloseCauseName(CloseCause c);
 
 // The next stage (protocol parsing). Called on the consumer thread.
@@ -68,6 +68,8 @@ class KernelConnState {
  public:
   virtual ~KernelConnState() = default;
   virtual void Forget(uint32_t tgid, uint32_t fd) = 0;
+  // The connection carries nothing we parse: the kernel may stop copying its payload.
+  virtual void MutePayload(uint32_t /*tgid*/, uint32_t /*fd*/, uint64_t /*conn_id*/) {}
 };
 
 struct ConnTableLimits {

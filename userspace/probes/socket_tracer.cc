@@ -159,6 +159,12 @@ std::array<uint64_t, ZT_CNT_COUNT> SocketTracer::ReadCounters() const {
 void SocketTracer::ForgetConnection(uint32_t tgid, uint32_t fd) {
   const ConnKey key{tgid, fd};
   bpf_map__delete_elem(skel_->maps.conns, &key, sizeof(key), 0);
+  bpf_map__delete_elem(skel_->maps.muted, &key, sizeof(key), 0);
+}
+
+void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id) {
+  const ConnKey key{tgid, fd};
+  bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &conn_id, sizeof(conn_id), BPF_ANY);
 }
 
 size_t SocketTracer::KernelConnections(uint32_t tgid) const {

@@ -59,6 +59,8 @@ class SocketTracer {
   std::array<uint64_t, ZT_CNT_COUNT> ReadCounters() const;
   // Frees the kernel's state for (tgid, fd): used when a process exits without close().
   void ForgetConnection(uint32_t tgid, uint32_t fd);
+  // From now on only byte counts (no payload) are sent for this connection generation.
+  void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id);
   // Kernel connection-table entries that belong to tgid (tests and diagnostics; walks the map).
   size_t KernelConnections(uint32_t tgid) const;
   std::vector<ProgramStats> ReadProgramStats() const;

@@ -81,11 +81,18 @@ class Conn {
   uint64_t sent_ = 0, received_ = 0;
 };
 
+struct MuteLog : conn::KernelConnState {
+  std::vector<uint64_t> muted;
+  void Forget(uint32_t, uint32_t) override {}
+  void MutePayload(uint32_t, uint32_t, uint64_t conn_id) override { muted.push_back(conn_id); }
+};
+
 class HttpSpansTest : public ::testing::Test {
  protected:
   Collect sink;
   WallClock clock;
-  HttpSpanProducer producer{&sink, &clock, {}, {{"k8s.node.name", std::string("node-1")}}};
+  MuteLog kernel;
+  HttpSpanProducer producer{&sink, &clock, {}, {{"k8s.node.name", std::string("node-1")}}, &kernel};
   conn::ConnTable table{{}, &producer, nullptr, nullptr};
 };
 
@@ -168,6 +175,7 @@ TEST_F(HttpSpansTest, NonHttpConnectionProducesNothingAndIsDrained) {
   c.Send(ZT_DIR_EGRESS, "EHLO me\r\n", 20);
   EXPECT_TRUE(sink.spans.empty());
   EXPECT_EQ(producer.stats().conns_not_http, 1u);
+  EXPECT_EQ(kernel.muted, std::vector<uint64_t>{5});
   EXPECT_EQ(table.Find(5)->sent.buffered_bytes(), 0u);
 }
 
