@@ -115,8 +115,11 @@ Http1Parser::Result Http1Parser::Finish(conn::ByteStream& s) {
       state_ = State::kBodyDone;
       return Next(s);
     case State::kBodyLength:
-    case State::kChunkSize:
     case State::kChunkData:
+      // Only the bytes that moved count: the rest of the promised length never arrived.
+      body_.body_size -= std::min(body_.body_size, remaining_);
+      [[fallthrough]];
+    case State::kChunkSize:
     case State::kChunkCrlf:
     case State::kTrailers:
       ResetUnit();

@@ -1,6 +1,7 @@
 // BuildSpan: attribute names and status rules follow the OpenTelemetry HTTP conventions.
 #include "protocols/http1/span_builder.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "protocols/http1/route.h"
@@ -37,7 +38,7 @@ std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
 
 trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t role,
                       const WallClock& clock, const SpanOptions& options,
-                      std::shared_ptr<const trace::Resource> resource) {
+                      std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns) {
   const HttpRequest& req = x.req;
   const HttpResponse* resp = x.resp ? &*x.resp : nullptr;
   const bool server = role == ZT_ROLE_SERVER;
@@ -59,6 +60,7 @@ trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t 
 
   const uint64_t start = req.start_ts_ns;
   uint64_t end = resp && resp->end_ts_ns ? resp->end_ts_ns : req.end_ts_ns;
+  if (!resp) end = std::max(end, finished_ns);
   if (end < start) end = start;
   s.start_unix_ns = clock.ToUnixNs(start);
   s.end_unix_ns = clock.ToUnixNs(end);

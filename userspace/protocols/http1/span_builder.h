@@ -17,8 +17,10 @@ struct SpanOptions {
 
 // Builds the span for `x` from `c`'s point of view: SERVER if c accepted, CLIENT if it
 // connected. A valid incoming traceparent on a SERVER span makes it join that trace.
+// `finished_ns` (monotonic) ends a span that got no response: when the close or timeout
+// that ended the wait was seen.
 trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t role,
                       const WallClock& clock, const SpanOptions& options,
-                      std::shared_ptr<const trace::Resource> resource);
+                      std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns);
 
 }  // namespace zerotrace::protocols::http1
