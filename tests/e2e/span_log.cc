@@ -268,7 +268,11 @@ std::vector<std::string> CheckSpan(const Span& s, const WantSpan& w) {
   // status code; transport failures are errors with a reason.
   const bool http_error = w.status >= 500 || (w.kind == kClient && w.status >= 400);
   if (w.transport_error) {
-    if (!s.Has("error.type")) bad.push_back("error.type: want present, got (absent)");
+    if (!w.error_type.empty()) {
+      str("error.type", w.error_type);
+    } else if (!s.Has("error.type")) {
+      bad.push_back("error.type: want present, got (absent)");
+    }
   } else if (http_error) {
     str("error.type", std::to_string(w.status));
   } else {

@@ -77,6 +77,7 @@ struct WantSpan {
   std::string version = "1.1";       // network.protocol.version
   // Transport-level failure (reset, missing, truncated...): error.type present, any text.
   bool transport_error = false;
+  std::string error_type;  // with transport_error: the exact error.type; empty: any
   std::vector<std::string> service_names;  // resource service.name, any of; empty: not checked
 };
 
