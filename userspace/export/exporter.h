@@ -1,6 +1,7 @@
 // The interface every span sink implements: console, JSON lines, OTLP.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "trace/span.h"
@@ -18,6 +19,8 @@ class SpanExporter {
   virtual void Flush() {}
   // Short, stable name for logs and self-metrics ("console", "jsonl", ...).
   virtual const char* name() const = 0;
+  // Self-metrics as " key=value" pairs for the agent's stats line; safe from any thread.
+  virtual std::string StatsLine() const { return {}; }
 };
 
 }  // namespace zerotrace::exporter

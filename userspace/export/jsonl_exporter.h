@@ -30,6 +30,9 @@ class JsonlExporter final : public SpanExporter {
 
   // Lines whose write or flush failed (disk full, file system gone); readable from any thread.
   uint64_t write_failed() const { return write_failed_.load(std::memory_order_relaxed); }
+  std::string StatsLine() const override {
+    return " jsonl_write_failed=" + std::to_string(write_failed());
+  }
   const std::string& path() const { return path_; }
 
  private:

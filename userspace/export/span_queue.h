@@ -109,6 +109,12 @@ class ExportWorker {
   bool Stop(std::chrono::milliseconds timeout);
 
   const ExportCounters& counters() const { return queue_.counters(); }
+  // Every exporter's StatsLine(), concatenated; safe from any thread.
+  std::string ExporterStats() const {
+    std::string out;
+    for (const auto& e : exporters_) out += e->StatsLine();
+    return out;
+  }
   // Spans waiting in the queue now (counters().queued is the running total).
   size_t queue_depth() const { return queue_.size(); }
 

@@ -1,0 +1,95 @@
+// ToOtlpProto carries field for field what ToOtlpJson writes, and reuses its output message.
+#include "export/otlp_proto.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "export/otlp_json.h"
+#include "otlp_test_support.h"
+
+namespace zerotrace::exporter {
+namespace {
+
+using nlohmann::json;
+using testing::ExportRequest;
+using testing::ToJsonShape;
+
+TEST(OtlpProtoTest, TrickyBatchEqualsTheJsonEncoding) {
+  const auto spans = testing::TrickyBatch();
+  ExportRequest request;
+  ToOtlpProto(spans, &request);
+  EXPECT_EQ(ToJsonShape(request), json::parse(ToOtlpJson(spans)));
+  // Two processes: the equal-content copy of the first resource shares its ResourceSpans.
+  ASSERT_EQ(request.resource_spans_size(), 2);
+  EXPECT_EQ(request.resource_spans(0).scope_spans(0).spans_size(), 2);
+}
+
+TEST(OtlpProtoTest, TypicalBatchEqualsTheJsonEncoding) {
+  const auto spans = testing::TypicalBatch(64);
+  ExportRequest request;
+  ToOtlpProto(spans, &request);
+  EXPECT_EQ(ToJsonShape(request), json::parse(ToOtlpJson(spans)));
+}
+
+TEST(OtlpProtoTest, IdsAreRawBytesAndRootsHaveNoParent) {
+  const auto spans = testing::TrickyBatch();
+  ExportRequest request;
+  ToOtlpProto(spans, &request);
+  const auto& root = request.resource_spans(0).scope_spans(0).spans(0);
+  EXPECT_EQ(root.trace_id(),
+            std::string(reinterpret_cast<const char*>(spans[0].trace_id.bytes.data()), 16));
+  EXPECT_EQ(root.span_id().size(), 8u);
+  EXPECT_TRUE(root.parent_span_id().empty());
+  const auto& child = request.resource_spans(1).scope_spans(0).spans(0);
+  EXPECT_EQ(child.parent_span_id(), root.span_id());
+}
+
+TEST(OtlpProtoTest, IllFormedUtf8IsRepairedSoTheRequestSerializes) {
+  const auto spans = testing::TrickyBatch();
+  ExportRequest request;
+  ToOtlpProto(spans, &request);
+  const auto& root = request.resource_spans(0).scope_spans(0).spans(0);
+  EXPECT_EQ(root.attributes(1).value().string_value(), "/a\"b\\c\n\t\x01\xEF\xBF\xBD");
+  EXPECT_EQ(root.attributes(10).key(), "k\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  // A round trip through the wire format checks every string field for UTF-8 on parse.
+  ExportRequest parsed;
+  ASSERT_TRUE(parsed.ParseFromString(request.SerializeAsString()));
+  EXPECT_EQ(ToJsonShape(parsed), ToJsonShape(request));
+}
+
+TEST(OtlpProtoTest, ReusedRequestHoldsOnlyTheLatestBatch) {
+  ExportRequest reused;
+  ToOtlpProto(testing::TypicalBatch(100), &reused);
+  const auto spans = testing::TrickyBatch();
+  ToOtlpProto(spans, &reused);
+  ExportRequest fresh;
+  ToOtlpProto(spans, &fresh);
+  EXPECT_EQ(reused.SerializeAsString(), fresh.SerializeAsString());
+  ToOtlpProto({}, &reused);
+  EXPECT_EQ(reused.resource_spans_size(), 0);
+}
+
+TEST(OtlpProtoTest, WireEncoderWritesExactlyWhatProtobufSerializes) {
+  auto edge = testing::TrickyBatch();
+  edge[2].attributes = {{"", std::string("")},
+                        {"zero", int64_t{0}},
+                        {"neg", int64_t{-1}},
+                        {"f", 0.0},
+                        {std::string(200, 'k'), std::string(300, 'v')}};
+  edge[2].status_message = "\xf0\x90\x80";  // a 3-byte ill-formed subpart: same length repaired
+  edge[2].resource = nullptr;
+  const std::vector<std::vector<trace::Span>> batches = {
+      {}, testing::TrickyBatch(), testing::TypicalBatch(512), edge};
+  for (const auto& spans : batches) {
+    ExportRequest request;
+    ToOtlpProto(spans, &request);
+    std::string wire = "prefix";
+    AppendOtlpProto(spans, &wire);
+    ASSERT_EQ(wire.substr(0, 6), "prefix");
+    EXPECT_EQ(wire.substr(6), request.SerializeAsString()) << spans.size() << " spans";
+  }
+}
+
+}  // namespace
+}  // namespace zerotrace::exporter

@@ -1,0 +1,75 @@
+// OTLP exporter configuration from the standard OTEL_EXPORTER_OTLP_* variables and the flags.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace zerotrace::exporter {
+
+struct OtlpConfig {
+  enum class Protocol { kGrpc, kHttpProtobuf, kHttpJson };
+
+  // kHttp*: the full URL requests are POSTed to (".../v1/traces").
+  // kGrpc: an http:// or https:// URL, or a gRPC target "host:port" (TLS unless `insecure`).
+  std::string endpoint;
+  Protocol protocol = Protocol::kHttpProtobuf;
+  // Sent with every request (gRPC metadata keys lowercased, as gRPC requires).
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool gzip = false;
+  std::chrono::milliseconds timeout{10000};  // per export request
+  std::string certificate;                   // PEM file of CAs to trust; empty: system roots
+  std::string client_key;                    // PEM files for mTLS; both or neither
+  std::string client_certificate;
+  // True when the connection is plaintext: an http:// endpoint, or a scheme-less gRPC target
+  // with OTEL_EXPORTER_OTLP_INSECURE=true.
+  bool insecure = false;
+};
+
+const char* ProtocolName(OtlpConfig::Protocol protocol);  // "grpc", "http/protobuf", "http/json"
+
+// Reads an environment variable; nullptr when unset. Injected so tests need no real environment.
+using GetEnvFn = std::function<const char*(const char*)>;
+
+// The OTLP exporter configuration per the OpenTelemetry specification ("OTLP Exporter
+// Configuration"), or nullopt when no endpoint is set anywhere (then there is no OTLP export).
+// - Every OTEL_EXPORTER_OTLP_X has a signal-specific OTEL_EXPORTER_OTLP_TRACES_X that wins over
+//   it. An empty variable counts as unset.
+// - Endpoint: for HTTP, OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that gets "v1/traces"
+//   appended to its path; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is (an empty path
+//   becomes "/"). For gRPC both are used as given; http:// means plaintext, https:// TLS, and a
+//   scheme-less "host:port" is TLS unless OTEL_EXPORTER_OTLP_(TRACES_)INSECURE is "true".
+// - flag_endpoint (--otlp-endpoint), when non-empty, wins over both variables and is a base URL
+//   like OTEL_EXPORTER_OTLP_ENDPOINT, except that a path already ending in "/v1/traces" is kept.
+// - Protocol: flag_protocol, else _PROTOCOL, else "http/protobuf" (the specification's default):
+//   "grpc", "http/protobuf" or "http/json".
+// - _HEADERS: "k1=v1,k2=v2", values percent-decoded, whitespace around keys and values trimmed.
+// - _COMPRESSION: "gzip" or "none" (default). _TIMEOUT: milliseconds, default 10000.
+// - _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE: PEM files, checked to be readable.
+// Errors name the variable or flag and the bad value, for a start-up error and a non-zero exit.
+StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
+                                                   const std::string& flag_endpoint,
+                                                   const std::string& flag_protocol);
+
+// An endpoint URL split into its parts (scheme lowercased; IPv6 hosts keep their brackets).
+struct EndpointUrl {
+  std::string scheme;  // "http" or "https"; empty for a scheme-less gRPC target
+  std::string host;
+  uint16_t port = 0;  // 0: not given
+  std::string path;   // from the first '/', including query; may be empty
+};
+// Accepts "http[s]://host[:port][/path]" and, when allow_no_scheme, "host:port".
+StatusOr<EndpointUrl> ParseEndpointUrl(std::string_view url, bool allow_no_scheme);
+
+// The gRPC target for an endpoint: "host:port", the port defaulting to 443 (https or no
+// scheme) or 80 (http).
+std::string GrpcTarget(const EndpointUrl& url);
+
+}  // namespace zerotrace::exporter

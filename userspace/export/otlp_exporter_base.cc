@@ -1,0 +1,160 @@
+// The OTLP retry loop: one encode per batch, attempts bounded by timeout, policy and shutdown.
+#include "export/otlp_exporter_base.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace zerotrace::exporter {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+int64_t ToNs(RetryClock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+std::string Describe(const AttemptResult& r) {
+  return r.message.empty() ? r.reason : r.reason + ": " + r.message;
+}
+
+std::string Seconds(milliseconds ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3g s", static_cast<double>(ms.count()) / 1000);
+  return buf;
+}
+
+}  // namespace
+
+OtlpExporterBase::OtlpExporterBase(OtlpConfig config, OtlpExporterOptions options)
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      policy_(options_.retry, options_.retry_seed),
+      sleeper_(options_.sleeper ? options_.sleeper : std::make_shared<RealSleeper>()) {}
+
+void OtlpExporterBase::BeginShutdown(RetryClock::time_point deadline) {
+  shutdown_ns_.store(std::min(ToNs(deadline), shutdown_ns_.load()));
+  sleeper_->Limit(deadline);
+}
+
+std::string OtlpExporterBase::StatsLine() const {
+  const OtlpExporterCounters& c = counters_;
+  const std::pair<const char*, const std::atomic<uint64_t>*> fields[] = {
+      {"otlp_batches_ok", &c.batches_ok},
+      {"otlp_spans_ok", &c.spans_ok},
+      {"otlp_retries", &c.retries},
+      {"otlp_spans_dropped_retry_exhausted", &c.spans_dropped_retry_exhausted},
+      {"otlp_spans_dropped_non_retryable", &c.spans_dropped_non_retryable},
+      {"otlp_spans_rejected_partial", &c.spans_rejected_partial},
+      {"otlp_spans_dropped_shutdown", &c.spans_dropped_shutdown},
+      {"otlp_bytes_sent", &c.bytes_sent},
+  };
+  std::string out;
+  for (const auto& [key, value] : fields) {
+    out += ' ';
+    out += key;
+    out += '=';
+    out += std::to_string(value->load(kRelaxed));
+  }
+  return out;
+}
+
+void OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {
+  if (spans.empty()) return;
+  Encode(spans);
+  const RetryClock::time_point start = sleeper_->Now();
+  const RetryClock::time_point give_up = start + policy_.options().max_elapsed;
+  for (int retry = 0;; retry++) {
+    const RetryClock::time_point now = sleeper_->Now();
+    const RetryClock::time_point shutdown{std::chrono::nanoseconds(shutdown_ns_.load())};
+    if (now >= shutdown) {
+      Drop(&counters_.spans_dropped_shutdown, spans.size(), "shutdown",
+           "the agent is stopping and the collector has not taken the batch");
+      return;
+    }
+    // One request never runs past the batch's or the shutdown's deadline.
+    const auto budget = std::chrono::ceil<milliseconds>(std::min(give_up, shutdown) - now);
+    const AttemptResult result = Send(std::clamp(budget, milliseconds(1), config_.timeout));
+    if (result.kind != AttemptResult::Kind::kRetryable) {
+      Finish(result, spans.size());
+      return;
+    }
+    const auto elapsed = std::chrono::duration_cast<milliseconds>(sleeper_->Now() - start);
+    const auto delay = policy_.NextDelay(retry + 1, result.server_delay, elapsed);
+    if (!delay) {
+      Drop(&counters_.spans_dropped_retry_exhausted, spans.size(), "exhausted:" + result.reason,
+           "export failed (" + Describe(result) + ") and retrying would pass the " +
+               Seconds(policy_.options().max_elapsed) + " retry deadline");
+      return;
+    }
+    const RetryClock::time_point wake = sleeper_->Now() + *delay;
+    if (wake >= shutdown) {
+      Drop(&counters_.spans_dropped_shutdown, spans.size(), "shutdown",
+           "the agent is stopping; last export attempt failed: " + Describe(result));
+      return;
+    }
+    Log("retry:" + result.reason, "export failed (" + Describe(result) + "); retrying in " +
+                                      Seconds(*delay) +
+                                      (result.server_delay ? " as the collector asked" : ""));
+    if (!sleeper_->SleepUntil(wake)) {
+      Drop(&counters_.spans_dropped_shutdown, spans.size(), "shutdown",
+           "the agent is stopping; last export attempt failed: " + Describe(result));
+      return;
+    }
+    counters_.retries.fetch_add(1, kRelaxed);
+  }
+}
+
+void OtlpExporterBase::Finish(const AttemptResult& result, size_t spans) {
+  if (result.kind == AttemptResult::Kind::kPermanent) {
+    Drop(&counters_.spans_dropped_non_retryable, spans, "error:" + result.reason,
+         "export failed, not retryable: " + Describe(result));
+    return;
+  }
+  const auto rejected =
+      static_cast<size_t>(std::clamp<int64_t>(result.rejected_spans, 0, int64_t(spans)));
+  counters_.batches_ok.fetch_add(1, kRelaxed);
+  counters_.spans_ok.fetch_add(spans - rejected, kRelaxed);
+  if (rejected > 0) {
+    counters_.spans_rejected_partial.fetch_add(rejected, kRelaxed);
+    Log("partial", "the collector rejected " + std::to_string(rejected) + " of " +
+                       std::to_string(spans) + " spans: " +
+                       (result.partial_message.empty() ? "(no message)" : result.partial_message));
+  } else if (!result.partial_message.empty()) {
+    Log("partial-warning",
+        "the collector accepted the batch with a warning: " + result.partial_message);
+  }
+}
+
+void OtlpExporterBase::Drop(std::atomic<uint64_t>* counter, size_t spans, const std::string& reason,
+                            const std::string& line) {
+  counter->fetch_add(spans, kRelaxed);
+  Log(reason, "dropped " + std::to_string(spans) + " spans: " + line);
+}
+
+void OtlpExporterBase::Log(const std::string& reason, const std::string& line) {
+  const RetryClock::time_point now = sleeper_->Now();
+  uint64_t suppressed;
+  {
+    std::lock_guard lock(log_mu_);
+    LogState& state = log_state_[reason];
+    if (now < state.next) {
+      state.suppressed++;
+      return;
+    }
+    suppressed = state.suppressed;
+    state.suppressed = 0;
+    state.next = now + options_.log_interval;
+  }
+  std::string full = std::string("exporter ") + name() + " (" + config_.endpoint + "): " + line;
+  if (suppressed > 0) {
+    full += " (and " + std::to_string(suppressed) + " more like it since the last report)";
+  }
+  if (options_.log) {
+    options_.log(full);
+  } else {
+    std::fprintf(stderr, "zerotrace: %s\n", full.c_str());
+  }
+}
+
+}  // namespace zerotrace::exporter

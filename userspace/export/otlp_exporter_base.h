@@ -1,0 +1,96 @@
+// What both OTLP exporters share: the retry loop, counters, shutdown, rate-limited logs.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "export/exporter.h"
+#include "export/otlp_config.h"
+#include "export/retry.h"
+#include "trace/span.h"
+
+namespace zerotrace::exporter {
+
+// Self-metrics of one OTLP exporter; read with .load() from any thread. Every span of every
+// batch ends in exactly one of: spans_ok, spans_rejected_partial, spans_dropped_*.
+struct OtlpExporterCounters {
+  std::atomic<uint64_t> batches_ok{0};  // requests the collector accepted (maybe partially)
+  std::atomic<uint64_t> spans_ok{0};    // spans accepted, partial_success rejections excluded
+  std::atomic<uint64_t> retries{0};     // attempts after a batch's first
+  std::atomic<uint64_t> spans_dropped_retry_exhausted{0};  // retryable errors past max_elapsed
+  std::atomic<uint64_t> spans_dropped_non_retryable{0};    // e.g. HTTP 400, INVALID_ARGUMENT
+  std::atomic<uint64_t> spans_rejected_partial{0};         // partial_success.rejected_spans
+  std::atomic<uint64_t> spans_dropped_shutdown{0};         // retries cut off by BeginShutdown
+  std::atomic<uint64_t> bytes_sent{0};  // request bodies (HTTP: as sent; gRPC: before gzip)
+};
+
+struct OtlpExporterOptions {
+  RetryOptions retry;
+  uint64_t retry_seed = 0;           // 0: random
+  std::shared_ptr<Sleeper> sleeper;  // null: real time
+  // At most one log line per reason per interval; the next one says how many were suppressed.
+  std::chrono::milliseconds log_interval{10000};
+  std::function<void(const std::string&)> log;  // one line, no newline; null: stderr
+};
+
+class OtlpExporterBase : public SpanExporter {
+ public:
+  ~OtlpExporterBase() override = default;
+
+  // Encodes the batch once, then sends it until it is accepted, fails for good, or the retry
+  // policy or a shutdown gives up; every outcome is counted. Never throws, never waits past
+  // RetryOptions::max_elapsed (plus one request's timeout at most).
+  void Export(const std::vector<trace::Span>& spans) final;
+
+  // Thread-safe. From now on no attempt or backoff runs past `deadline`: a sleeping retry wakes
+  // and its batch is dropped (spans_dropped_shutdown). Call it when the agent stops, with the
+  // queue's drain deadline, so a dead collector cannot hold up the exit.
+  void BeginShutdown(RetryClock::time_point deadline);
+
+  // " otlp_spans_ok=… otlp_retries=…": every counter, for the agent's stats line.
+  std::string StatsLine() const override;
+
+  const OtlpExporterCounters& counters() const { return counters_; }
+  const OtlpConfig& config() const { return config_; }
+
+ protected:
+  OtlpExporterBase(OtlpConfig config, OtlpExporterOptions options);
+
+  // Turns the batch into the request Send() sends (kept until the next Encode).
+  virtual void Encode(const std::vector<trace::Span>& spans) = 0;
+  // Sends the encoded request once, waiting at most `timeout`. Adds to counters().bytes_sent.
+  virtual AttemptResult Send(std::chrono::milliseconds timeout) = 0;
+
+  // A log line, at most once per log_interval for each reason.
+  void Log(const std::string& reason, const std::string& line);
+
+  OtlpConfig config_;
+  OtlpExporterCounters counters_;
+
+ private:
+  void Finish(const AttemptResult& result, size_t spans);
+  void Drop(std::atomic<uint64_t>* counter, size_t spans, const std::string& reason,
+            const std::string& line);
+
+  OtlpExporterOptions options_;
+  RetryPolicy policy_;
+  std::shared_ptr<Sleeper> sleeper_;
+  std::atomic<int64_t> shutdown_ns_{INT64_MAX};  // RetryClock epoch ns; INT64_MAX: running
+
+  struct LogState {
+    RetryClock::time_point next{};
+    uint64_t suppressed = 0;
+  };
+  std::mutex log_mu_;
+  std::map<std::string, LogState> log_state_;
+};
+
+}  // namespace zerotrace::exporter

@@ -1,0 +1,46 @@
+// OTLP/gRPC span exporter: TraceService/Export over grpc++, TLS or plaintext, gzip, retries.
+#pragma once
+
+#include <grpcpp/completion_queue.h>
+#include <grpcpp/generic/generic_stub.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "export/otlp_config.h"
+#include "export/otlp_exporter_base.h"
+
+namespace zerotrace::exporter {
+
+class OtlpGrpcExporter final : public OtlpExporterBase {
+ public:
+  // A channel to config.endpoint (it connects lazily: a collector that is down now is no
+  // error). Errors: an endpoint that does not parse, certificate files that cannot be read.
+  static StatusOr<std::unique_ptr<OtlpGrpcExporter>> Create(const OtlpConfig& config,
+                                                            OtlpExporterOptions options = {});
+
+  ~OtlpGrpcExporter() override;
+
+  const char* name() const override { return "otlp-grpc"; }
+
+ private:
+  OtlpGrpcExporter(const OtlpConfig& config, OtlpExporterOptions options,
+                   std::shared_ptr<grpc::Channel> channel);
+  void Encode(const std::vector<trace::Span>& spans) override;
+  AttemptResult Send(std::chrono::milliseconds timeout) override;
+
+  std::shared_ptr<grpc::Channel> channel_;
+  // TraceService/Export called with the request's wire bytes (AppendOtlpProto): no message
+  // objects are built on the hot path. One call at a time, waited for on our own queue.
+  grpc::GenericStub stub_;
+  grpc::CompletionQueue cq_;
+  std::string body_;  // the encoded batch, reused
+};
+
+// Create() as the SpanExporter interface, for the agent's exporter list.
+StatusOr<std::unique_ptr<SpanExporter>> MakeOtlpGrpcExporter(const OtlpConfig& config,
+                                                             OtlpExporterOptions options = {});
+
+}  // namespace zerotrace::exporter

@@ -1,0 +1,497 @@
+// Spans as an ExportTraceServiceRequest message and as its wire bytes, like otlp_json.cc.
+#include "export/otlp_proto.h"
+
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+
+#include "export/otlp_json.h"
+
+#ifndef ZT_VERSION
+#define ZT_VERSION "0.0.0"
+#endif
+
+namespace zerotrace::exporter {
+namespace {
+
+namespace collector = opentelemetry::proto::collector::trace::v1;
+namespace common = opentelemetry::proto::common::v1;
+namespace otlp = opentelemetry::proto::trace::v1;
+using trace::Attribute;
+using trace::AttributeValue;
+using trace::Resource;
+using trace::Span;
+
+constexpr std::string_view kScopeName = "zerotrace";
+constexpr std::string_view kScopeVersion = ZT_VERSION;
+
+// ---- UTF-8 repair (what AppendJsonString does to ill-formed input) ----
+
+// Length of the valid UTF-8 prefix of s (all of s in the common case).
+size_t ValidUtf8Prefix(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if ((w & 0x8080808080808080ull) == 0) {  // 8 ASCII bytes
+        i += 8;
+        continue;
+      }
+    }
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      i++;
+      continue;
+    }
+    const Utf8Step step = DecodeUtf8(s.substr(i));
+    if (!step.valid) return i;
+    i += step.length;
+  }
+  return n;
+}
+
+// Calls emit(bytes) for the pieces of s with each maximal ill-formed subpart as U+FFFD.
+template <typename Emit>
+void RepairUtf8(std::string_view s, Emit&& emit) {
+  size_t i = ValidUtf8Prefix(s);
+  emit(s.substr(0, i));
+  while (i < s.size()) {
+    const Utf8Step step = DecodeUtf8(s.substr(i));
+    emit(step.valid ? s.substr(i, step.length) : std::string_view("\xEF\xBF\xBD"));
+    i += step.length;
+  }
+}
+
+size_t Utf8Size(std::string_view s) {
+  if (ValidUtf8Prefix(s) == s.size()) return s.size();
+  size_t n = 0;
+  RepairUtf8(s, [&n](std::string_view piece) { n += piece.size(); });
+  return n;
+}
+
+void AssignUtf8(std::string_view s, std::string* out) {
+  out->clear();
+  RepairUtf8(s, [out](std::string_view piece) { out->append(piece.data(), piece.size()); });
+}
+
+// ---- Resource attributes, shared by both encoders ----
+
+// An attribute value without owning its string.
+using ValueRef = std::variant<std::string_view, int64_t, bool, double>;
+
+ValueRef Ref(const AttributeValue& v) {
+  return std::visit([](const auto& x) -> ValueRef { return ValueRef(x); }, v);
+}
+
+// Calls f(key, ValueRef) for each resource attribute, in otlp_json.cc's order and with its
+// de-duplication: what the agent knows about the process wins over extras.
+template <typename F>
+void ForEachResourceAttribute(const Resource* r, F&& f) {
+  static const Resource kEmpty;
+  if (r == nullptr) r = &kEmpty;
+  if (!r->service_name.empty()) {
+    f("service.name", ValueRef(std::string_view(r->service_name)));
+  } else {
+    std::string fallback = "unknown_service";  // the resource semantic conventions' default
+    if (!r->executable_name.empty()) fallback += ":" + r->executable_name;
+    f("service.name", ValueRef(std::string_view(fallback)));
+  }
+  if (r->pid != 0) f("process.pid", ValueRef(int64_t{r->pid}));
+  if (!r->executable_name.empty()) {
+    f("process.executable.name", ValueRef(std::string_view(r->executable_name)));
+  }
+  if (!r->executable_path.empty()) {
+    f("process.executable.path", ValueRef(std::string_view(r->executable_path)));
+  }
+  if (!r->host_name.empty()) f("host.name", ValueRef(std::string_view(r->host_name)));
+  f("os.type", ValueRef(std::string_view("linux")));
+  if (!r->container_id.empty()) f("container.id", ValueRef(std::string_view(r->container_id)));
+  static constexpr std::string_view kOwnKeys[] = {"service.name",
+                                                  "process.pid",
+                                                  "process.executable.name",
+                                                  "process.executable.path",
+                                                  "host.name",
+                                                  "os.type",
+                                                  "container.id"};
+  for (size_t i = 0; i < r->extra.size(); i++) {
+    const Attribute& a = r->extra[i];
+    bool duplicate = false;
+    for (std::string_view own : kOwnKeys) duplicate = duplicate || a.key == own;
+    for (size_t j = 0; j < i && !duplicate; j++) duplicate = r->extra[j].key == a.key;
+    if (!duplicate) f(std::string_view(a.key), Ref(a.value));
+  }
+}
+
+// Kept identical to otlp_json.cc's grouping: equal content means one ResourceSpans.
+bool SameResource(const Resource* a, const Resource* b) {
+  if (a == b) return true;
+  if (a == nullptr || b == nullptr) return false;
+  if (a->pid != b->pid || a->service_name != b->service_name ||
+      a->executable_name != b->executable_name || a->executable_path != b->executable_path ||
+      a->container_id != b->container_id || a->host_name != b->host_name ||
+      a->extra.size() != b->extra.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a->extra.size(); i++) {
+    if (a->extra[i].key != b->extra[i].key || a->extra[i].value != b->extra[i].value) return false;
+  }
+  return true;
+}
+
+// Spans grouped by resource in order of first appearance: group[i] of span i, and the groups'
+// representative resources. Consecutive spans of one process are the common case.
+void GroupByResource(const std::vector<Span>& spans, std::vector<const Resource*>* resources,
+                     std::vector<uint32_t>* group) {
+  group->resize(spans.size());
+  uint32_t last = 0;
+  for (size_t i = 0; i < spans.size(); i++) {
+    const Resource* r = spans[i].resource.get();
+    if (resources->empty() || (*resources)[last] != r) {
+      uint32_t g = 0;
+      while (g < resources->size() && !SameResource((*resources)[g], r)) g++;
+      if (g == resources->size()) resources->push_back(r);
+      last = g;
+    }
+    (*group)[i] = last;
+  }
+}
+
+// ---- The message ----
+
+void SetAnyValue(const ValueRef& value, common::AnyValue* out) {
+  std::visit(
+      [out](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string_view>) {
+          AssignUtf8(v, out->mutable_string_value());
+        } else if constexpr (std::is_same_v<T, bool>) {
+          out->set_bool_value(v);
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          out->set_int_value(v);
+        } else {
+          static_assert(std::is_same_v<T, double>);
+          out->set_double_value(v);
+        }
+      },
+      value);
+}
+
+void AddKeyValue(std::string_view key, const ValueRef& value,
+                 google::protobuf::RepeatedPtrField<common::KeyValue>* list) {
+  common::KeyValue* kv = list->Add();
+  AssignUtf8(key, kv->mutable_key());
+  SetAnyValue(value, kv->mutable_value());
+}
+
+void SetBytes(const uint8_t* data, size_t n, std::string* out) {
+  out->assign(reinterpret_cast<const char*>(data), n);
+}
+
+void SetSpan(const Span& s, otlp::Span* out) {
+  SetBytes(s.trace_id.bytes.data(), s.trace_id.bytes.size(), out->mutable_trace_id());
+  SetBytes(s.span_id.bytes.data(), s.span_id.bytes.size(), out->mutable_span_id());
+  if (!s.trace_state.empty()) AssignUtf8(s.trace_state, out->mutable_trace_state());
+  if (s.parent_span_id.valid()) {
+    SetBytes(s.parent_span_id.bytes.data(), s.parent_span_id.bytes.size(),
+             out->mutable_parent_span_id());
+  }
+  AssignUtf8(s.name, out->mutable_name());
+  out->set_kind(static_cast<otlp::Span::SpanKind>(s.kind));
+  out->set_start_time_unix_nano(s.start_unix_ns);
+  out->set_end_time_unix_nano(s.end_unix_ns);
+  auto* attrs = out->mutable_attributes();
+  attrs->Reserve(static_cast<int>(s.attributes.size()));
+  for (const Attribute& a : s.attributes) AddKeyValue(a.key, Ref(a.value), attrs);
+  // Like the JSON encoder, every span carries a status, empty when unset.
+  otlp::Status* status = out->mutable_status();
+  status->set_code(static_cast<otlp::Status::StatusCode>(s.status));
+  if (!s.status_message.empty()) AssignUtf8(s.status_message, status->mutable_message());
+}
+
+// ---- Wire bytes ----
+
+// Field tags (field number << 3 | wire type); every field number used is below 16, so one byte.
+enum : uint8_t {
+  kVarint = 0,
+  kFixed64 = 1,
+  kLen = 2,
+};
+constexpr uint8_t Tag(int field, uint8_t type) { return static_cast<uint8_t>(field << 3 | type); }
+
+inline size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+// A length-delimited field holding n bytes.
+inline size_t LenField(size_t n) { return 1 + VarintSize(n) + n; }
+
+// A string measured once: its size after UTF-8 repair, and whether it needs the repair.
+struct Measured {
+  uint32_t size = 0;
+  bool valid = true;
+};
+
+inline Measured Measure(std::string_view s) {
+  if (ValidUtf8Prefix(s) == s.size()) return {static_cast<uint32_t>(s.size()), true};
+  return {static_cast<uint32_t>(Utf8Size(s)), false};
+}
+
+// One KeyValue, measured in the size pass and written from these numbers in the write pass.
+struct MeasuredKeyValue {
+  Measured key;
+  Measured string_value;  // string values only
+  uint32_t value_size;    // the AnyValue message
+  uint32_t size;          // the KeyValue message
+};
+
+MeasuredKeyValue MeasureKeyValue(std::string_view key, const ValueRef& value) {
+  MeasuredKeyValue m;
+  m.key = Measure(key);
+  if (const auto* s = std::get_if<std::string_view>(&value)) {
+    m.string_value = Measure(*s);
+    m.value_size = static_cast<uint32_t>(LenField(m.string_value.size));  // oneof: even if empty
+  } else if (std::holds_alternative<bool>(value)) {
+    m.value_size = 2;
+  } else if (const auto* i = std::get_if<int64_t>(&value)) {
+    m.value_size = static_cast<uint32_t>(1 + VarintSize(static_cast<uint64_t>(*i)));
+  } else {
+    m.value_size = 9;
+  }
+  m.size =
+      static_cast<uint32_t>((m.key.size > 0 ? LenField(m.key.size) : 0) + LenField(m.value_size));
+  return m;
+}
+
+// One span's measured strings and sizes; its attributes follow in the shared KeyValue array.
+struct MeasuredSpan {
+  Measured trace_state, name, status_message;
+  uint32_t status_size;
+  uint32_t size;
+  uint32_t first_attribute;  // index into the KeyValue array
+};
+
+MeasuredSpan MeasureSpan(const Span& s, std::vector<MeasuredKeyValue>* kvs) {
+  MeasuredSpan m;
+  m.first_attribute = static_cast<uint32_t>(kvs->size());
+  size_t n = LenField(16) + LenField(8);  // trace_id, span_id
+  if (!s.trace_state.empty()) {
+    m.trace_state = Measure(s.trace_state);
+    n += LenField(m.trace_state.size);
+  }
+  if (s.parent_span_id.valid()) n += LenField(8);
+  if (!s.name.empty()) {
+    m.name = Measure(s.name);
+    n += LenField(m.name.size);
+  }
+  if (s.kind != trace::SpanKind{0}) n += 1 + VarintSize(static_cast<uint64_t>(s.kind));
+  if (s.start_unix_ns != 0) n += 9;
+  if (s.end_unix_ns != 0) n += 9;
+  for (const Attribute& a : s.attributes) {
+    kvs->push_back(MeasureKeyValue(a.key, Ref(a.value)));
+    n += LenField(kvs->back().size);
+  }
+  if (!s.status_message.empty()) m.status_message = Measure(s.status_message);
+  m.status_size =
+      static_cast<uint32_t>((m.status_message.size > 0 ? LenField(m.status_message.size) : 0) +
+                            (s.status != trace::StatusCode::kUnset ? 2 : 0));
+  m.size = static_cast<uint32_t>(n + LenField(m.status_size));
+  return m;
+}
+
+constexpr size_t ScopeSize() {
+  return 1 + 1 + kScopeName.size() + (kScopeVersion.empty() ? 0 : 2 + kScopeVersion.size());
+}
+
+// Writes into a buffer sized exactly beforehand: no bound checks per byte.
+class WireWriter {
+ public:
+  explicit WireWriter(char* p) : p_(p) {}
+  char* end() const { return p_; }
+
+  void Byte(uint8_t b) { *p_++ = static_cast<char>(b); }
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      *p_++ = static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    *p_++ = static_cast<char>(v);
+  }
+  void Fixed64(uint64_t v) {  // little endian, as the wire format wants
+    for (int i = 0; i < 8; i++) *p_++ = static_cast<char>(v >> (8 * i));
+  }
+  void Raw(const void* data, size_t n) {
+    std::memcpy(p_, data, n);
+    p_ += n;
+  }
+  void Header(int field, size_t len) {
+    Byte(Tag(field, kLen));
+    Varint(len);
+  }
+  void BytesField(int field, const uint8_t* data, size_t n) {
+    Header(field, n);
+    Raw(data, n);
+  }
+  void StringField(int field, std::string_view s, Measured m) {
+    Header(field, m.size);
+    if (m.valid) {
+      Raw(s.data(), s.size());
+    } else {
+      RepairUtf8(s, [this](std::string_view piece) { Raw(piece.data(), piece.size()); });
+    }
+  }
+
+  // A KeyValue as field `field` of its parent.
+  void KeyValue(int field, std::string_view key, const ValueRef& value, const MeasuredKeyValue& m) {
+    Header(field, m.size);
+    if (m.key.size > 0) StringField(1, key, m.key);
+    Header(2, m.value_size);
+    std::visit(
+        [this, &m](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string_view>) {
+            StringField(1, v, m.string_value);
+          } else if constexpr (std::is_same_v<T, bool>) {
+            Byte(Tag(2, kVarint));
+            Byte(v ? 1 : 0);
+          } else if constexpr (std::is_same_v<T, int64_t>) {
+            Byte(Tag(3, kVarint));
+            Varint(static_cast<uint64_t>(v));
+          } else {
+            uint64_t bits;
+            std::memcpy(&bits, &v, 8);
+            Byte(Tag(4, kFixed64));
+            Fixed64(bits);
+          }
+        },
+        value);
+  }
+
+  void Span(const trace::Span& s, const MeasuredSpan& m, const MeasuredKeyValue* kvs) {
+    Header(2, m.size);  // ScopeSpans.spans
+    BytesField(1, s.trace_id.bytes.data(), 16);
+    BytesField(2, s.span_id.bytes.data(), 8);
+    if (!s.trace_state.empty()) StringField(3, s.trace_state, m.trace_state);
+    if (s.parent_span_id.valid()) BytesField(4, s.parent_span_id.bytes.data(), 8);
+    if (!s.name.empty()) StringField(5, s.name, m.name);
+    if (s.kind != trace::SpanKind{0}) {
+      Byte(Tag(6, kVarint));
+      Varint(static_cast<uint64_t>(s.kind));
+    }
+    if (s.start_unix_ns != 0) {
+      Byte(Tag(7, kFixed64));
+      Fixed64(s.start_unix_ns);
+    }
+    if (s.end_unix_ns != 0) {
+      Byte(Tag(8, kFixed64));
+      Fixed64(s.end_unix_ns);
+    }
+    for (size_t i = 0; i < s.attributes.size(); i++) {
+      const Attribute& a = s.attributes[i];
+      KeyValue(9, a.key, Ref(a.value), kvs[m.first_attribute + i]);
+    }
+    Header(15, m.status_size);
+    if (m.status_message.size > 0) StringField(2, s.status_message, m.status_message);
+    if (s.status != trace::StatusCode::kUnset) {
+      Byte(Tag(3, kVarint));
+      Varint(static_cast<uint64_t>(s.status));
+    }
+  }
+
+ private:
+  char* p_;
+};
+
+}  // namespace
+
+void ToOtlpProto(const std::vector<Span>& spans, collector::ExportTraceServiceRequest* out) {
+  out->Clear();
+  std::vector<const Resource*> resources;
+  std::vector<uint32_t> group;
+  GroupByResource(spans, &resources, &group);
+  std::vector<otlp::ScopeSpans*> scopes;
+  for (const Resource* r : resources) {
+    otlp::ResourceSpans* rs = out->add_resource_spans();
+    auto* attrs = rs->mutable_resource()->mutable_attributes();
+    ForEachResourceAttribute(
+        r, [attrs](std::string_view key, const ValueRef& v) { AddKeyValue(key, v, attrs); });
+    otlp::ScopeSpans* scope = rs->add_scope_spans();
+    scope->mutable_scope()->set_name(std::string(kScopeName));
+    scope->mutable_scope()->set_version(std::string(kScopeVersion));
+    scopes.push_back(scope);
+  }
+  for (size_t i = 0; i < spans.size(); i++) SetSpan(spans[i], scopes[group[i]]->add_spans());
+}
+
+void AppendOtlpProto(const std::vector<Span>& spans, std::string* out) {
+  std::vector<const Resource*> resources;
+  std::vector<uint32_t> group;
+  GroupByResource(spans, &resources, &group);
+  // Pass 1: every string validated once, every size computed once, bottom up.
+  // Scratch reused across calls on this thread (the export thread): no allocation per batch.
+  thread_local std::vector<MeasuredKeyValue> kvs;
+  thread_local std::vector<MeasuredSpan> measured;
+  kvs.clear();
+  measured.resize(spans.size());
+  std::vector<size_t> spans_bytes(resources.size(), 0);  // the spans fields of each ScopeSpans
+  for (size_t i = 0; i < spans.size(); i++) {
+    measured[i] = MeasureSpan(spans[i], &kvs);
+    spans_bytes[group[i]] += LenField(measured[i].size);
+  }
+  const size_t first_resource_kv = kvs.size();
+  std::vector<size_t> resource_size(resources.size(), 0), scope_spans_size(resources.size()),
+      resource_spans_size(resources.size());
+  size_t total = 0;
+  for (size_t g = 0; g < resources.size(); g++) {
+    ForEachResourceAttribute(resources[g], [&](std::string_view key, const ValueRef& v) {
+      kvs.push_back(MeasureKeyValue(key, v));
+      resource_size[g] += LenField(kvs.back().size);
+    });
+    scope_spans_size[g] = LenField(ScopeSize()) + spans_bytes[g];
+    resource_spans_size[g] = LenField(resource_size[g]) + LenField(scope_spans_size[g]);
+    total += LenField(resource_spans_size[g]);
+  }
+  // Spans of each group in input order.
+  std::vector<uint32_t> order(spans.size());
+  {
+    std::vector<uint32_t> next(resources.size() + 1, 0);
+    for (uint32_t g : group) next[g + 1]++;
+    for (size_t g = 0; g < resources.size(); g++) next[g + 1] += next[g];
+    for (uint32_t i = 0; i < spans.size(); i++) order[next[group[i]]++] = i;
+  }
+  // Pass 2: the bytes, into a buffer of exactly the right size.
+  const size_t start = out->size();
+  out->resize(start + total);
+  WireWriter w(out->data() + start);
+  size_t k = 0, resource_kv = first_resource_kv;
+  for (size_t g = 0; g < resources.size(); g++) {
+    w.Header(1, resource_spans_size[g]);  // ExportTraceServiceRequest.resource_spans
+    w.Header(1, resource_size[g]);        // ResourceSpans.resource
+    ForEachResourceAttribute(resources[g], [&](std::string_view key, const ValueRef& v) {
+      w.KeyValue(1, key, v, kvs[resource_kv++]);  // Resource.attributes
+    });
+    w.Header(2, scope_spans_size[g]);  // ResourceSpans.scope_spans
+    w.Header(1, ScopeSize());          // ScopeSpans.scope
+    w.Header(1, kScopeName.size());
+    w.Raw(kScopeName.data(), kScopeName.size());
+    if (!kScopeVersion.empty()) {
+      w.Header(2, kScopeVersion.size());
+      w.Raw(kScopeVersion.data(), kScopeVersion.size());
+    }
+    for (; k < spans.size() && group[order[k]] == g; k++) {
+      w.Span(spans[order[k]], measured[order[k]], kvs.data());
+    }
+  }
+  assert(w.end() == out->data() + start + total && "size pass and write pass disagree");
+}
+
+}  // namespace zerotrace::exporter

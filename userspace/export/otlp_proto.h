@@ -1,0 +1,27 @@
+// OTLP protobuf encoding of spans: the ExportTraceServiceRequest the gRPC and HTTP exporters send.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "trace/span.h"
+
+namespace zerotrace::exporter {
+
+// Replaces *out's contents with the spans, carrying field for field what ToOtlpJson writes: one
+// ResourceSpans per distinct Resource in order of first appearance, the same resource
+// attributes, scope "zerotrace" with the version, ids as raw bytes (no parent for a root),
+// kind/status codes, int/bool/double/string attributes. Strings are repaired to valid UTF-8
+// exactly as the JSON encoder repairs them (protobuf strings must be UTF-8, or collectors refuse
+// the whole request). Reusing one *out across batches reuses its sub-messages and string
+// capacity, so steady state allocates little.
+void ToOtlpProto(const std::vector<trace::Span>& spans,
+                 opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest* out);
+
+// Hot path of the OTLP exporters: the wire bytes of that same request, appended to *out,
+// byte for byte what ToOtlpProto(spans).SerializeAsString() gives, written directly (two passes:
+// exact sizes, then bytes into one pre-sized buffer) and several times faster.
+void AppendOtlpProto(const std::vector<trace::Span>& spans, std::string* out);
+
+}  // namespace zerotrace::exporter
