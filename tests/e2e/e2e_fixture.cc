@@ -46,7 +46,7 @@ void AgentTest::SetUp() {
   std::string cmd = std::string("exec ") + ZT_AGENT + " --jsonl " + dir() + "/spans.jsonl";
   for (const auto& f : AgentFlags()) cmd += " " + f;
   cmd += " 2>&1";
-  agent_ = std::make_unique<Subprocess>(std::vector<std::string>{"/bin/sh", "-c", cmd});
+  agent_ = std::make_unique<Subprocess>(std::vector<std::string>{"/bin/sh", "-c", cmd}, AgentEnv());
   std::vector<std::string> early;
   std::optional<std::string> attached;
   const auto deadline = Clock::now() + 30s;
@@ -73,6 +73,11 @@ void AgentTest::SetUp() {
       if (output_.size() > kKeptOutputLines) output_.pop_front();
     }
   });
+}
+
+std::vector<std::string> AgentTest::AgentOutput() const {
+  std::lock_guard<std::mutex> lock(output_mu_);
+  return std::vector<std::string>(output_.begin(), output_.end());
 }
 
 void AgentTest::StopAgent() {

@@ -48,6 +48,10 @@ class AgentTest : public ::testing::Test {
 
   // Extra agent flags (e.g. --capture-bytes) for fixtures derived from this one.
   virtual std::vector<std::string> AgentFlags() const { return {}; }
+  // Extra NAME=value entries for the agent's environment (OTEL_* variables).
+  virtual std::vector<std::string> AgentEnv() const { return {}; }
+  // What the agent printed so far (stdout and stderr), oldest first.
+  std::vector<std::string> AgentOutput() const;
 
   void SetUp() override;
   void TearDown() override;

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,9 @@
 #include "base/clock.h"
 #include "export/console_exporter.h"
 #include "export/jsonl_exporter.h"
+#include "export/otlp_config.h"
+#include "export/otlp_grpc_exporter.h"
+#include "export/otlp_http_exporter.h"
 #include "export/span_queue.h"
 #include "probes/preflight.h"
 #include "probes/socket_tracer.h"
@@ -48,9 +52,8 @@ class QueueSink : public agent::SpanSink {
 
 using ull = unsigned long long;
 
-void PrintStats(const probes::SocketTracer& t, uint64_t decode_errors,
+void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_errors,
                 const agent::HttpSpanProducer& http, const exporter::ExportWorker* worker) {
-  const auto c = t.ReadCounters();
   const auto& h = http.http1_stats();
   std::fprintf(stderr,
                "zerotrace: stats data_events=%llu conns_opened=%llu conns_closed=%llu "
@@ -64,8 +67,12 @@ void PrintStats(const probes::SocketTracer& t, uint64_t decode_errors,
                (ull)http.stats().spans);
   if (worker) {
     const auto& e = worker->counters();
-    std::fprintf(stderr, " spans_exported=%llu spans_dropped_full=%llu spans_export_failed=%llu",
-                 (ull)e.exported.load(), (ull)e.dropped_full.load(), (ull)e.export_failed.load());
+    std::fprintf(stderr,
+                 " spans_exported=%llu spans_dropped_full=%llu spans_dropped_stopping=%llu "
+                 "spans_export_failed=%llu",
+                 (ull)e.exported.load(), (ull)e.dropped_full.load(), (ull)e.dropped_stopping.load(),
+                 (ull)e.export_failed.load());
+    std::fprintf(stderr, "%s", worker->ExporterStats().c_str());
   }
   std::fprintf(stderr, "\n");
 }
@@ -99,6 +106,36 @@ int main(int argc, char** argv) {
       return 2;
     }
     exporters.push_back(std::move(jsonl.value()));
+  }
+  auto otlp = exporter::OtlpConfigFrom(
+      [](const char* n) { return static_cast<const char*>(std::getenv(n)); }, o.otlp_endpoint,
+      o.otlp_protocol);
+  if (!otlp.ok()) {
+    std::fprintf(stderr, "zerotrace: %s\n", otlp.status().message().c_str());
+    return 2;
+  }
+  std::chrono::milliseconds flush_timeout(1500);
+  exporter::OtlpExporterBase* otlp_exporter = nullptr;  // owned by the worker
+  if (otlp.value().has_value()) {
+    const exporter::OtlpConfig& cfg = *otlp.value();
+    std::unique_ptr<exporter::OtlpExporterBase> made;
+    Status status;
+    if (cfg.protocol == exporter::OtlpConfig::Protocol::kGrpc) {
+      auto e = exporter::OtlpGrpcExporter::Create(cfg);
+      if (e.ok()) made = std::move(e.value());
+      status = e.status();
+    } else {
+      auto e = exporter::OtlpHttpExporter::Create(cfg);
+      if (e.ok()) made = std::move(e.value());
+      status = e.status();
+    }
+    if (!made) {
+      std::fprintf(stderr, "zerotrace: %s\n", status.message().c_str());
+      return 2;
+    }
+    otlp_exporter = made.get();
+    exporters.push_back(std::move(made));
+    flush_timeout = cfg.timeout;  // SIGTERM flushes within the export timeout
   }
   if (exporters.empty() || o.console) {
     exporters.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
@@ -167,17 +204,19 @@ int main(int argc, char** argv) {
       next_tick = now + 1'000'000'000ULL;
     }
     if (now >= next_stats) {
-      PrintStats(*tracer, decode_errors(), http, worker.get());
+      PrintStats(tracer->ReadCounters(), decode_errors(), http, worker.get());
       next_stats = now + static_cast<uint64_t>(o.stats_interval_s * 1e9);
     }
   }
   tracer->Poll(0);              // what is already in the ring buffer
   pipeline.table().CloseAll();  // pending requests become spans
-  PrintStats(*tracer, decode_errors(), http, worker.get());
+  const auto kernel_counters = tracer->ReadCounters();
   // Detaching waits for RCU grace periods; flush the exporters meanwhile.
   std::thread detach([&tracer] { tracer.reset(); });
-  if (worker) worker->Stop(std::chrono::milliseconds(1500));
+  if (otlp_exporter) otlp_exporter->BeginShutdown(std::chrono::steady_clock::now() + flush_timeout);
+  if (worker) worker->Stop(flush_timeout);
   detach.join();
   std::fflush(stdout);
+  PrintStats(kernel_counters, decode_errors(), http, worker.get());  // final: after the flush
   return 0;
 }

@@ -30,6 +30,12 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
   app.add_option("--jsonl", o.jsonl_path,
                  "append spans to PATH as OTLP/JSON lines (one ExportTraceServiceRequest per "
                  "line); the console output then stops unless --console is given");
+  app.add_option("--otlp-endpoint", o.otlp_endpoint,
+                 "export spans over OTLP to this collector URL (e.g. http://localhost:4318); "
+                 "wins over OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  app.add_option("--otlp-protocol", o.otlp_protocol,
+                 "grpc, http/protobuf (default) or http/json; wins over "
+                 "OTEL_EXPORTER_OTLP_PROTOCOL");
   app.add_flag("--console", o.console, "print spans on stdout even when another exporter is set");
   app.add_flag("!--no-route-inference", o.infer_routes,
                "name spans \"{METHOD}\" instead of \"{METHOD} {route template}\"");

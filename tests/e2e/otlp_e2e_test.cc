@@ -1,0 +1,316 @@
+// OTLP export end to end: the real agent exports to the real tools/otlp-sink over gRPC and
+// HTTP; what arrives must equal, field for field, what the agent's JSON lines exporter wrote.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "e2e_fixture.h"
+#include "span_log.h"
+#include "subprocess.h"
+
+namespace zerotrace::e2e {
+namespace {
+
+using zerotrace::testing::FreePort;
+using zerotrace::testing::Subprocess;
+using Clock = std::chrono::steady_clock;
+
+// A running otlp-sink with both listeners.
+class Sink {
+ public:
+  // `grpc_port`/`http_port` 0: the kernel picks.
+  Sink(const std::string& dir, std::vector<std::string> flags, int grpc_port = 0, int http_port = 0)
+      : spans_path_(dir + "/sink-spans.jsonl"), requests_path_(dir + "/sink-requests.jsonl") {
+    std::vector<std::string> argv = {ZT_OTLP_SINK,
+                                     "--grpc",
+                                     "127.0.0.1:" + std::to_string(grpc_port),
+                                     "--http",
+                                     "127.0.0.1:" + std::to_string(http_port),
+                                     "--jsonl",
+                                     spans_path_,
+                                     "--requests-log",
+                                     requests_path_};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    proc_ = std::make_unique<Subprocess>(argv);
+    for (int i = 0; i < 2; i++) {
+      auto line = proc_->WaitForLine("listening on", std::chrono::seconds(20));
+      if (!line) break;
+      const int port = std::stoi(line->substr(line->rfind(':') + 1));
+      (line->find("grpc") != std::string::npos ? grpc_port_ : http_port_) = port;
+    }
+  }
+  ~Sink() {
+    if (proc_) {
+      kill(proc_->pid(), SIGTERM);
+      proc_->Wait(std::chrono::seconds(5));
+    }
+  }
+  int grpc_port() const { return grpc_port_; }
+  int http_port() const { return http_port_; }
+  const std::string& spans_path() const { return spans_path_; }
+  // One JSON object per request the sink answered.
+  std::vector<nlohmann::json> Requests() const {
+    std::vector<nlohmann::json> out;
+    std::ifstream in(requests_path_);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty()) out.push_back(nlohmann::json::parse(line, nullptr, false));
+    }
+    return out;
+  }
+
+ private:
+  std::string spans_path_, requests_path_;
+  std::unique_ptr<Subprocess> proc_;
+  int grpc_port_ = 0, http_port_ = 0;
+};
+
+// Polls the sink's span file until `pid` has at least n spans there.
+std::vector<Span> AwaitSinkSpans(const std::string& path, pid_t pid, size_t n,
+                                 std::chrono::milliseconds timeout) {
+  SpanLog log(path);
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    log.Poll();
+    if (log.CountForPid(pid) >= n) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return log.ForPid(pid);
+}
+
+// The two lists hold the same spans (by span id), equal in every field.
+::testing::AssertionResult SameSpans(std::vector<Span> a, std::vector<Span> b) {
+  auto by_id = [](const Span& x, const Span& y) { return x.span_id < y.span_id; };
+  std::sort(a.begin(), a.end(), by_id);
+  std::sort(b.begin(), b.end(), by_id);
+  if (a.size() != b.size())
+    return ::testing::AssertionFailure() << a.size() << " spans vs " << b.size();
+  for (size_t i = 0; i < a.size(); i++) {
+    const Span &x = a[i], &y = b[i];
+    if (x.span_id != y.span_id || x.trace_id != y.trace_id ||
+        x.parent_span_id != y.parent_span_id || x.name != y.name || x.kind != y.kind ||
+        x.start_ns != y.start_ns || x.end_ns != y.end_ns || x.status_code != y.status_code ||
+        x.service_name != y.service_name || x.pid != y.pid || x.attributes != y.attributes) {
+      return ::testing::AssertionFailure()
+             << "differs:\n  " << x.Describe() << "\n  " << y.Describe();
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+struct Transport {
+  const char* name;
+  const char* protocol;  // --otlp-protocol
+  bool gzip;
+};
+
+// Sink first, then the agent exporting to it (and to its own JSON lines for comparison).
+class OtlpExportTest : public AgentTest, public ::testing::WithParamInterface<Transport> {
+ protected:
+  void SetUp() override {
+    sink_ = std::make_unique<Sink>(dir(), std::vector<std::string>{});
+    ASSERT_GT(sink_->grpc_port(), 0);
+    ASSERT_GT(sink_->http_port(), 0);
+    AgentTest::SetUp();
+  }
+  void TearDown() override {
+    AgentTest::TearDown();
+    sink_.reset();
+  }
+  std::vector<std::string> AgentFlags() const override {
+    const bool grpc = std::string(GetParam().protocol) == "grpc";
+    const int port = grpc ? sink_->grpc_port() : sink_->http_port();
+    return {"--otlp-endpoint", "http://127.0.0.1:" + std::to_string(port), "--otlp-protocol",
+            GetParam().protocol};
+  }
+  std::vector<std::string> AgentEnv() const override {
+    std::vector<std::string> env = {"OTEL_EXPORTER_OTLP_HEADERS=x-team=checkout,x-env=e2e",
+                                    "OTEL_RESOURCE_ATTRIBUTES=k8s.node.name=node-7"};
+    if (GetParam().gzip) env.push_back("OTEL_EXPORTER_OTLP_COMPRESSION=gzip");
+    return env;
+  }
+  std::unique_ptr<Sink> sink_;
+};
+
+TEST_P(OtlpExportTest, SpansArriveEqualToTheJsonLines) {
+  auto& srv = StartPythonServer();
+  const auto curl = Curl({Url(srv.port, "/hello"), Url(srv.port, "/items/7?x=1")});
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{srv.pid(), 2}, {curl.pid, 2}}));  // stops the agent: flushed
+  for (const pid_t pid : {srv.pid(), curl.pid}) {
+    const auto got = AwaitSinkSpans(sink_->spans_path(), pid, 2, std::chrono::seconds(15));
+    EXPECT_TRUE(SameSpans(SpansOf(pid), got)) << "pid " << pid;
+  }
+  const auto requests = sink_->Requests();
+  ASSERT_FALSE(requests.empty());
+  const bool grpc = std::string(GetParam().protocol) == "grpc";
+  for (const auto& r : requests) {
+    EXPECT_EQ(r.value("transport", ""), grpc ? "grpc" : "http") << r.dump();
+    EXPECT_EQ(r.value("encoding", ""),
+              std::string(GetParam().protocol) == "http/json" ? "json" : "protobuf")
+        << r.dump();
+    EXPECT_EQ(r.value("gzip", false), GetParam().gzip) << r.dump();
+    EXPECT_EQ(r["headers"].value("x-team", ""), "checkout") << r.dump();
+    EXPECT_EQ(r["headers"].value("x-env", ""), "e2e") << r.dump();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, OtlpExportTest,
+                         ::testing::Values(Transport{"grpc", "grpc", false},
+                                           Transport{"grpc_gzip", "grpc", true},
+                                           Transport{"http_protobuf", "http/protobuf", false},
+                                           Transport{"http_protobuf_gzip", "http/protobuf", true},
+                                           Transport{"http_json", "http/json", false}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// The collector is down when the agent starts and comes up 10 s later: nothing is lost.
+class CollectorLateTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    port_ = FreePort();
+    AgentTest::SetUp();
+  }
+  std::vector<std::string> AgentFlags() const override {
+    return {"--otlp-endpoint", "http://127.0.0.1:" + std::to_string(port_), "--otlp-protocol",
+            "grpc"};
+  }
+  int port_ = 0;
+};
+
+TEST_F(CollectorLateTest, CollectorUpTenSecondsLaterLosesNothing) {
+  const auto started = Clock::now();
+  auto& srv = StartPythonServer();
+  constexpr int kRequests = 20;
+  const auto client =
+      RunPythonClient("keepalive_client.py", {std::to_string(srv.port), "--items", "20"});
+  ASSERT_EQ(client.exit_code, 0);
+  // The scenario: the collector stays down for 10 s after the agent started.
+  while (Clock::now() < started + std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  Sink sink(dir(), {}, port_, 0);
+  ASSERT_EQ(sink.grpc_port(), port_);
+  const auto got =
+      AwaitSinkSpans(sink.spans_path(), srv.pid(), kRequests, std::chrono::seconds(40));
+  EXPECT_EQ(got.size(), size_t{kRequests});
+  ASSERT_TRUE(AwaitSpans({{srv.pid(), kRequests}}));
+  EXPECT_TRUE(SameSpans(SpansOf(srv.pid()), got));
+}
+
+// A collector that answers UNAVAILABLE / 503 with a retry hint, then accepts: nothing lost.
+class RetryHintTest : public AgentTest, public ::testing::WithParamInterface<const char*> {
+ protected:
+  void SetUp() override {
+    sink_ = std::make_unique<Sink>(
+        dir(), std::vector<std::string>{"--fail", "2", "--retry-after-ms", "300"});
+    AgentTest::SetUp();
+  }
+  void TearDown() override {
+    AgentTest::TearDown();
+    sink_.reset();
+  }
+  std::vector<std::string> AgentFlags() const override {
+    const bool grpc = std::string(GetParam()) == "grpc";
+    return {"--otlp-endpoint",
+            "http://127.0.0.1:" + std::to_string(grpc ? sink_->grpc_port() : sink_->http_port()),
+            "--otlp-protocol", GetParam()};
+  }
+  std::unique_ptr<Sink> sink_;
+};
+
+TEST_P(RetryHintTest, RetriesUntilAcceptedAndLosesNothing) {
+  auto& srv = StartPythonServer();
+  const auto curl = Curl({Url(srv.port, "/hello")});
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{srv.pid(), 1}, {curl.pid, 1}}));
+  const auto got = AwaitSinkSpans(sink_->spans_path(), srv.pid(), 1, std::chrono::seconds(20));
+  EXPECT_TRUE(SameSpans(SpansOf(srv.pid()), got));
+  EXPECT_GE(sink_->Requests().size(), 3u);  // two refused, then accepted
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, RetryHintTest, ::testing::Values("grpc", "http/protobuf"),
+                         [](const auto& info) {
+                           return std::string(info.param) == "grpc" ? "grpc" : "http";
+                         });
+
+// A collector slower than the export timeout: the agent keeps consuming (every span is in its
+// own JSON lines) and what it could not export is counted, not silently lost.
+class SlowCollectorTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    sink_ = std::make_unique<Sink>(dir(), std::vector<std::string>{"--delay-ms", "3000"});
+    AgentTest::SetUp();
+  }
+  void TearDown() override {
+    AgentTest::TearDown();
+    sink_.reset();
+  }
+  std::vector<std::string> AgentFlags() const override {
+    return {"--otlp-endpoint", "http://127.0.0.1:" + std::to_string(sink_->grpc_port()),
+            "--otlp-protocol", "grpc"};
+  }
+  std::vector<std::string> AgentEnv() const override { return {"OTEL_EXPORTER_OTLP_TIMEOUT=300"}; }
+  std::unique_ptr<Sink> sink_;
+};
+
+TEST_F(SlowCollectorTest, ConsumerKeepsUpAndDropsAreCounted) {
+  auto& srv = StartPythonServer();
+  constexpr int kRequests = 200;
+  const auto client =
+      RunPythonClient("keepalive_client.py", {std::to_string(srv.port), "--items", "200"});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{srv.pid(), kRequests}}));
+  EXPECT_EQ(SpansOf(srv.pid()).size(), size_t{kRequests});
+  std::string stats;
+  for (const auto& line : AgentOutput()) {
+    if (line.find("zerotrace: stats") != std::string::npos) stats = line;
+  }
+  // "key=value" pairs of the agent's final stats line.
+  std::map<std::string, uint64_t> kv;
+  std::istringstream words(stats);
+  for (std::string w; words >> w;) {
+    const size_t eq = w.find('=');
+    if (eq != std::string::npos)
+      kv[w.substr(0, eq)] = std::strtoull(w.c_str() + eq + 1, nullptr, 10);
+  }
+  ASSERT_TRUE(kv.count("otlp_retries")) << stats;
+  EXPECT_GT(kv["otlp_retries"], 0u) << stats;
+  // Every span the slow collector did not take is in a drop counter.
+  EXPECT_GT(kv["otlp_spans_dropped_retry_exhausted"] + kv["otlp_spans_dropped_shutdown"] +
+                kv["spans_dropped_full"],
+            0u)
+      << stats;
+  EXPECT_EQ(kv["otlp_spans_ok"] + kv["otlp_spans_dropped_retry_exhausted"] +
+                kv["otlp_spans_dropped_shutdown"] + kv["otlp_spans_dropped_non_retryable"] +
+                kv["spans_dropped_full"] + kv["spans_dropped_stopping"],
+            kv["spans"])
+      << stats;
+}
+
+// Misconfiguration is a clear start-up error with a non-zero exit.
+TEST(OtlpConfigErrors, BadEndpointOrProtocolExitsNonZero) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  } cases[] = {
+      {{"--otlp-endpoint", "ftp://127.0.0.1:4317"}, "ftp://127.0.0.1:4317"},
+      {{"--otlp-endpoint", "http://"}, "http://"},
+      {{"--otlp-endpoint", "http://127.0.0.1:4317", "--otlp-protocol", "carrier-pigeon"},
+       "carrier-pigeon"},
+  };
+  for (const auto& c : cases) {
+    std::string cmd = std::string("exec ") + ZT_AGENT;
+    for (const auto& a : c.args) cmd += " '" + a + "'";
+    Subprocess p({"/bin/sh", "-c", cmd + " 2>&1"});
+    std::string out;
+    while (auto line = p.ReadLine(std::chrono::seconds(20))) out += *line + "\n";
+    EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 2) << cmd << "\n" << out;
+    EXPECT_NE(out.find(c.want), std::string::npos) << cmd << "\n" << out;
+  }
+}
+
+}  // namespace
+}  // namespace zerotrace::e2e
