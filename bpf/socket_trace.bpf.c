@@ -177,6 +177,28 @@ static __always_inline struct conn_state *zt_conn_for_fd(struct conn_key *key)
 	return zt_track(key, file, sk, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
 }
 
+/* Open event for one of the agent's own connections; nothing is tracked for it. */
+static __always_inline void zt_announce_agent_conn(struct conn_key *key)
+{
+	struct file *file = zt_fd_to_file(key->fd);
+	struct zt_conn_open *ev;
+	struct sock *sk;
+
+	if (!file || !(sk = zt_file_to_tcp_sock(file)))
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	zt_fill_header(&ev->hdr, ZT_EV_CONN_OPEN, key->fd, 0);
+	ev->role = ZT_ROLE_CLIENT;
+	ev->flags = ZT_CONN_F_AGENT;
+	zt_fill_tuple(ev, sk);
+	bpf_ringbuf_submit(ev, zt_wakeup_flag());
+}
+
 /* connect/accept made fd a new connection: whatever the fd named before is gone. */
 static __always_inline void zt_track_new(struct conn_key *key, __u8 role)
 {
@@ -279,7 +301,9 @@ int zt_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct syscall_args args = {.fd = ctx->args[0], .sys = ZT_SYS_COUNT};
 
-	if (zt_traced(id >> 32))
+	/* The agent's own connects are stashed too: their tuple tells userspace which
+	 * connections in other processes (a local collector) carry the agent's exports. */
+	if (zt_traced(id >> 32) || (id >> 32) == self_tgid)
 		bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
 	return 0;
 }
@@ -302,6 +326,10 @@ int zt_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	if (ret != 0 && ret != -ZT_EINPROGRESS)
 		return 0;
+	if (key.tgid == self_tgid) {
+		zt_announce_agent_conn(&key);
+		return 0;
+	}
 	zt_track_new(&key, ZT_ROLE_CLIENT);
 	return 0;
 }

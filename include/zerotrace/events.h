@@ -83,6 +83,7 @@ enum zt_close_reason {
 
 /* Flags of a connection-open event. */
 #define ZT_CONN_F_PREEXISTING 0x1 /* discovered on first use, not at connect/accept */
+#define ZT_CONN_F_AGENT 0x2 /* the agent's own connect (export): untracked; its peer is ignored */
 
 /* Bits of zt_conn_open.family. */
 #define ZT_AF_INET 2

@@ -53,6 +53,12 @@ bool HttpSpanProducer::Detect(conn::Connection& c, Session& s) {
   const std::string_view sent = c.sent.Peek().data, received = c.received.Peek().data;
   auto request_in = [&](std::string_view b) { return http1::DetectHttp1Request(b); };
   http1::Detection verdict = http1::Detection::kMaybe;
+  if (c.agent_peer) {  // our own exports arriving at a local collector: never a span
+    s.state = Session::State::kNotHttp;
+    stats_.conns_not_http++;
+    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id);
+    return true;
+  }
   if (s.role == ZT_ROLE_CLIENT || s.role == ZT_ROLE_SERVER) {
     const std::string_view req = s.role == ZT_ROLE_CLIENT ? sent : received;
     const std::string_view resp = s.role == ZT_ROLE_CLIENT ? received : sent;

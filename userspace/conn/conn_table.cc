@@ -82,6 +82,10 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
   switch (ev.type) {
     case ZT_EV_CONN_OPEN: {
       const zt_conn_open& o = *ev.open;
+      if (o.flags & ZT_CONN_F_AGENT) {
+        RememberAgentConn(o);
+        return;
+      }
       if (Find(o.hdr.conn_id)) return;  // data for it arrived first (reordered across CPUs)
       Connection& c = Open(o.hdr);
       c.open_seen = true;
@@ -144,6 +148,12 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     if (observer_) observer_->OnOpen(*c);
   }
   c->last_ts_ns = d.hdr.ts_ns;
+  // Checked at the first bytes: the agent's open event precedes any byte it sends.
+  if (c->open_seen && !c->agent_peer && c->sent.end_pos() == 0 && c->received.end_pos() == 0 &&
+      agent_peers_.count(TupleKey(c->tuple))) {
+    c->agent_peer = true;
+    stats_.agent_peer_conns++;
+  }
   ByteStream& s = c->stream(d.direction);
   SyscallCursor& cur = d.direction == ZT_DIR_EGRESS ? c->sent_cursor : c->received_cursor;
   if (cur.syscall_pos != d.syscall_pos) {
@@ -162,6 +172,30 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     cur.covered_to = end;
   }
   if (observer_) observer_->OnData(*c, d.direction, d.hdr.ts_ns);
+}
+
+std::string ConnTable::TupleKey(const Tuple& t) {
+  std::string k(reinterpret_cast<const char*>(t.local_addr.data()), 16);
+  k.append(reinterpret_cast<const char*>(t.remote_addr.data()), 16);
+  k += std::to_string(t.local_port) + ":" + std::to_string(t.remote_port);
+  return k;
+}
+
+void ConnTable::RememberAgentConn(const zt_conn_open& o) {
+  Tuple t;
+  t.family = o.family;
+  t.local_port = o.local_port;
+  t.remote_port = o.remote_port;
+  std::memcpy(t.local_addr.data(), o.local_addr, 16);
+  std::memcpy(t.remote_addr.data(), o.remote_addr, 16);
+  std::string key = TupleKey(t.Mirrored());
+  if (!agent_peers_.insert(key).second) return;
+  agent_peers_order_.push_back(std::move(key));
+  constexpr size_t kMaxAgentConns = 4096;  // exporters keep few connections open
+  if (agent_peers_order_.size() > kMaxAgentConns) {
+    agent_peers_.erase(agent_peers_order_.front());
+    agent_peers_order_.pop_front();
+  }
 }
 
 void ConnTable::ExpireIdle(uint64_t now_ns) {

@@ -4,6 +4,7 @@
 #include <zerotrace/events.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -35,6 +36,7 @@ struct Connection {
   uint8_t role = ZT_ROLE_UNKNOWN;  // enum zt_role
   bool preexisting = false;        // found on first use: stream positions start mid-way
   bool open_seen = false;          // false: the open event was lost, tuple unknown
+  bool agent_peer = false;         // the other end is the agent itself (its OTLP export)
   Tuple tuple;
   std::string comm;
   ProcessInfo process;
@@ -83,7 +85,8 @@ struct ConnTableStats {
   uint64_t data_unknown_conn = 0;  // data for a conn whose open event was lost
   uint64_t opened = 0, closed = 0, fd_reused = 0, proc_exit_closed = 0;
   uint64_t expired_idle = 0, evicted_cap = 0;
-  uint64_t stale_close = 0;  // close for a conn not in the table
+  uint64_t stale_close = 0;       // close for a conn not in the table
+  uint64_t agent_peer_conns = 0;  // connections whose peer is the agent itself (ignored)
 };
 
 class ConnTable {
@@ -114,6 +117,8 @@ class ConnTable {
   void Remove(uint64_t conn_id, CloseCause cause);
   void OnData(const zt_data_event& d, std::string_view payload);
   void EvictOldest();
+  void RememberAgentConn(const zt_conn_open& o);
+  static std::string TupleKey(const Tuple& t);
 
   ConnTableLimits limits_;
   ConnObserver* observer_;
@@ -122,6 +127,9 @@ class ConnTable {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
   std::unordered_map<uint32_t, std::unordered_set<uint64_t>> by_tgid_;
   ConnTableStats stats_;
+  // Tuples of the agent's own connections, as their peers see them (mirrored); bounded.
+  std::unordered_set<std::string> agent_peers_;
+  std::deque<std::string> agent_peers_order_;
 };
 
 }  // namespace zerotrace::conn
