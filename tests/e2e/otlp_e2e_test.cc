@@ -22,8 +22,10 @@ using Clock = std::chrono::steady_clock;
 class Sink {
  public:
   // `grpc_port`/`http_port` 0: the kernel picks.
-  Sink(const std::string& dir, std::vector<std::string> flags, int grpc_port = 0, int http_port = 0)
-      : spans_path_(dir + "/sink-spans.jsonl"), requests_path_(dir + "/sink-requests.jsonl") {
+  Sink(const std::string& dir, std::vector<std::string> flags, int grpc_port = 0, int http_port = 0,
+       const std::string& name = "sink")
+      : spans_path_(dir + "/" + name + "-spans.jsonl"),
+        requests_path_(dir + "/" + name + "-requests.jsonl") {
     std::vector<std::string> argv = {ZT_OTLP_SINK,
                                      "--grpc",
                                      "127.0.0.1:" + std::to_string(grpc_port),
@@ -201,6 +203,43 @@ TEST_F(CollectorLateTest, CollectorUpTenSecondsLaterLosesNothing) {
   EXPECT_EQ(got.size(), size_t{kRequests});
   ASSERT_TRUE(AwaitSpans({{srv.pid(), kRequests}}));
   EXPECT_TRUE(SameSpans(SpansOf(srv.pid()), got));
+}
+
+// The collector restarts mid-run: spans made while it was down reach the new instance.
+class CollectorRestartTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    first_ = std::make_unique<Sink>(dir(), std::vector<std::string>{}, 0, 0, "first");
+    AgentTest::SetUp();
+  }
+  void TearDown() override {
+    AgentTest::TearDown();
+    first_.reset();
+  }
+  std::vector<std::string> AgentFlags() const override {
+    return {"--otlp-endpoint", "http://127.0.0.1:" + std::to_string(first_->grpc_port()),
+            "--otlp-protocol", "grpc"};
+  }
+  std::unique_ptr<Sink> first_;
+};
+
+TEST_F(CollectorRestartTest, SpansMadeWhileItWasDownArriveAfterTheRestart) {
+  auto& srv = StartPythonServer();
+  const auto before = Curl({Url(srv.port, "/items/1")});
+  ASSERT_EQ(before.exit_code, 0);
+  ASSERT_EQ(AwaitSinkSpans(first_->spans_path(), before.pid, 1, std::chrono::seconds(15)).size(),
+            1u);
+  const int port = first_->grpc_port();
+  first_.reset();  // SIGTERM: the collector is gone
+  const auto during = Curl({Url(srv.port, "/items/2")});
+  ASSERT_EQ(during.exit_code, 0);
+  Sink second(dir(), {}, port, 0, "second");
+  ASSERT_EQ(second.grpc_port(), port);
+  const auto got = AwaitSinkSpans(second.spans_path(), during.pid, 1, std::chrono::seconds(40));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].Str("url.path"), "/items/2");
+  ASSERT_TRUE(AwaitSpans({{during.pid, 1}}));
+  EXPECT_TRUE(SameSpans(SpansOf(during.pid), got));
 }
 
 // A collector that answers UNAVAILABLE / 503 with a retry hint, then accepts: nothing lost.
