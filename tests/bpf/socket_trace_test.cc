@@ -433,6 +433,32 @@ TEST(SocketTrace, MutedConnectionSendsOnlyByteCounts) {
             "beforeafter");
 }
 
+TEST(SocketTrace, PidFilterTracesOnlyTheSelectedProcess) {
+  Subprocess hold({ZT_SOCKOPS, "hold", std::to_string(FreePort())});
+  std::map<std::string, long> kv;
+  while (auto line = hold.ReadLine(seconds(10))) {
+    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
+    if (line->find("connected") != std::string::npos) break;
+  }
+  ASSERT_GT(kv["client_pid"], 0);
+  probes::TracerConfig cfg;
+  cfg.pids = {static_cast<uint32_t>(kv["client_pid"])};
+  TraceSession session(cfg);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  hold.WriteStdin("go\n");
+  ASSERT_EQ(hold.Wait(seconds(10)), 0);
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_UNKNOWN);
+  EXPECT_EQ(TraceSession::Reassemble(
+                WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 5)),
+            "after");
+  // The server echoed "after" too, but it is not selected: nothing of it, nor of any other
+  // process, was recorded.
+  auto others = session.Select(
+      [&](const Record& r) { return r.hdr.tgid != static_cast<uint32_t>(kv["client_pid"]); });
+  EXPECT_TRUE(others.empty()) << others.size() << " records of other processes, first pid "
+                              << others[0].hdr.tgid;
+}
+
 // The CLI: --dump-events prints the traffic readably; SIGTERM exits 0 promptly.
 TEST(SocketTrace, DumpEventsCliPrintsTrafficAndExitsOnSigterm) {
   Subprocess agent({"/bin/sh", "-c", std::string("exec ") + ZT_AGENT + " --dump-events 2>&1"});
