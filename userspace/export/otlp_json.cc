@@ -311,21 +311,6 @@ void PutSpan(const Span& s, Sink& out) {
   out.Put("}}");
 }
 
-bool SameResource(const Resource* a, const Resource* b) {
-  if (a == b) return true;
-  if (a == nullptr || b == nullptr) return false;
-  if (a->pid != b->pid || a->service_name != b->service_name ||
-      a->executable_name != b->executable_name || a->executable_path != b->executable_path ||
-      a->container_id != b->container_id || a->host_name != b->host_name ||
-      a->extra.size() != b->extra.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a->extra.size(); i++) {
-    if (a->extra[i].key != b->extra[i].key || a->extra[i].value != b->extra[i].value) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Utf8Step DecodeUtf8(std::string_view s) {
@@ -378,7 +363,7 @@ void AppendOtlpJson(const std::vector<Span>& spans, std::string* out) {
       continue;
     }
     uint32_t g = 0;
-    while (g < resources.size() && !SameResource(resources[g], r)) g++;
+    while (g < resources.size() && !trace::SameResource(resources[g], r)) g++;
     if (g == resources.size()) resources.push_back(r);
     group_of[i] = last = g;
   }

@@ -127,22 +127,6 @@ void ForEachResourceAttribute(const Resource* r, F&& f) {
   }
 }
 
-// Kept identical to otlp_json.cc's grouping: equal content means one ResourceSpans.
-bool SameResource(const Resource* a, const Resource* b) {
-  if (a == b) return true;
-  if (a == nullptr || b == nullptr) return false;
-  if (a->pid != b->pid || a->service_name != b->service_name ||
-      a->executable_name != b->executable_name || a->executable_path != b->executable_path ||
-      a->container_id != b->container_id || a->host_name != b->host_name ||
-      a->extra.size() != b->extra.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a->extra.size(); i++) {
-    if (a->extra[i].key != b->extra[i].key || a->extra[i].value != b->extra[i].value) return false;
-  }
-  return true;
-}
-
 // Spans grouped by resource in order of first appearance: group[i] of span i, and the groups'
 // representative resources. Consecutive spans of one process are the common case.
 void GroupByResource(const std::vector<Span>& spans, std::vector<const Resource*>* resources,
@@ -153,7 +137,7 @@ void GroupByResource(const std::vector<Span>& spans, std::vector<const Resource*
     const Resource* r = spans[i].resource.get();
     if (resources->empty() || (*resources)[last] != r) {
       uint32_t g = 0;
-      while (g < resources->size() && !SameResource((*resources)[g], r)) g++;
+      while (g < resources->size() && !trace::SameResource((*resources)[g], r)) g++;
       if (g == resources->size()) resources->push_back(r);
       last = g;
     }

@@ -65,6 +65,21 @@ SpanId NewSpanId() {
   return id;
 }
 
+bool SameResource(const Resource* a, const Resource* b) {
+  if (a == b) return true;
+  if (a == nullptr || b == nullptr) return false;
+  if (a->pid != b->pid || a->service_name != b->service_name ||
+      a->executable_name != b->executable_name || a->executable_path != b->executable_path ||
+      a->container_id != b->container_id || a->host_name != b->host_name ||
+      a->extra.size() != b->extra.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a->extra.size(); i++) {
+    if (a->extra[i].key != b->extra[i].key || a->extra[i].value != b->extra[i].value) return false;
+  }
+  return true;
+}
+
 const AttributeValue* Span::Find(const std::string& key) const {
   for (const auto& a : attributes) {
     if (a.key == key) return &a.value;

@@ -51,6 +51,9 @@ struct Resource {
   std::vector<Attribute> extra;  // e.g. OTEL_RESOURCE_ATTRIBUTES of the agent
 };
 
+// Equal content (not just the same pointer): exporters group such spans into one resource.
+bool SameResource(const Resource* a, const Resource* b);
+
 struct Span {
   TraceId trace_id;
   SpanId span_id;
