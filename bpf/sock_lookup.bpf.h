@@ -66,6 +66,8 @@ static __always_inline void zt_fill_tuple(struct zt_conn_open *ev, struct sock *
 		bpf_core_read(ev->local_addr, 16, &skc->skc_v6_rcv_saddr);
 		bpf_core_read(ev->remote_addr, 16, &skc->skc_v6_daddr);
 	}
+	/* Loopback tuples repeat in every namespace: the linker needs this to tell them apart. */
+	ev->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
 }
 
 #endif /* ZT_SOCK_LOOKUP_BPF_H */

@@ -113,8 +113,10 @@ struct zt_conn_open {
 	__u8 local_addr[16];    /* IPv4 in the first 4 bytes, or IPv6 (maybe v4-mapped) */
 	__u8 remote_addr[16];   /* same layout as local_addr */
 	char comm[ZT_COMM_LEN]; /* thread name at the time */
+	__u32 netns;            /* the socket's network namespace (inode number); 0 if unknown */
+	__u32 pad2;             /* zero */
 };
-ZT_STATIC_ASSERT(sizeof(struct zt_conn_open) == 32 + 8 + 32 + 16, "zt_conn_open ABI");
+ZT_STATIC_ASSERT(sizeof(struct zt_conn_open) == 32 + 8 + 32 + 16 + 8, "zt_conn_open ABI");
 
 /* A tracked connection ended; positions are the final stream lengths. */
 struct zt_conn_close {

@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "protocols/http1/head.h"
 
 namespace zerotrace::agent {
@@ -22,13 +25,14 @@ struct HttpSpanProducer::Session : conn::ConnAttachment {
   enum class State { kDetecting, kHttp, kNotHttp } state = State::kDetecting;
   uint8_t role = ZT_ROLE_UNKNOWN;  // as detected when the kernel did not know
   std::unique_ptr<http1::Http1Stitcher> stitcher;
+  std::vector<std::pair<uint64_t, uint64_t>> handles;  // (exchange seq, linker handle)
 };
 
-HttpSpanProducer::HttpSpanProducer(SpanSink* sink, const WallClock* clock,
+HttpSpanProducer::HttpSpanProducer(trace::SpanLinker* linker, const WallClock* clock,
                                    http1::SpanOptions options,
                                    std::vector<trace::Attribute> resource_extra,
                                    conn::KernelConnState* kernel)
-    : sink_(sink),
+    : linker_(linker),
       clock_(clock),
       kernel_(kernel),
       options_(options),
@@ -84,6 +88,7 @@ bool HttpSpanProducer::Detect(conn::Connection& c, Session& s) {
   if (verdict == http1::Detection::kYes) {
     s.state = Session::State::kHttp;
     s.stitcher = std::make_unique<http1::Http1Stitcher>(&http1_stats_);
+    s.stitcher->set_listener(this);
     stats_.conns_http++;
   } else {
     s.state = Session::State::kNotHttp;
@@ -103,6 +108,7 @@ void HttpSpanProducer::OnData(conn::Connection& c, uint8_t, uint64_t ts_ns) {
   }
   conn::ByteStream& req = s.role == ZT_ROLE_CLIENT ? c.sent : c.received;
   conn::ByteStream& resp = s.role == ZT_ROLE_CLIENT ? c.received : c.sent;
+  Enter(c, s, ts_ns);
   s.stitcher->Advance(req, resp, ts_ns, &exchanges_);
   Emit(c, s, ts_ns);
   if (s.stitcher->tunneled()) {
@@ -122,8 +128,11 @@ void HttpSpanProducer::OnClose(conn::Connection& c, conn::CloseCause cause) {
   conn::ByteStream& resp = s.role == ZT_ROLE_CLIENT ? c.received : c.sent;
   const auto reason =
       cause == conn::CloseCause::kReset ? http1::CloseReason::kReset : http1::CloseReason::kClosed;
+  Enter(c, s, c.last_ts_ns);
   s.stitcher->OnClose(req, resp, reason, &exchanges_);
   Emit(c, s, c.last_ts_ns);
+  for (const auto& [seq, handle] : s.handles) linker_->Abandon(handle);  // never answered
+  s.handles.clear();
 }
 
 void HttpSpanProducer::Expire(conn::ConnTable& table, uint64_t now_ns) {
@@ -131,17 +140,92 @@ void HttpSpanProducer::Expire(conn::ConnTable& table, uint64_t now_ns) {
     if (!c.attachment) return;
     Session& s = *static_cast<Session*>(c.attachment.get());
     if (s.state != Session::State::kHttp) return;
+    Enter(c, s, now_ns);
     s.stitcher->Expire(now_ns, &exchanges_);
     Emit(c, s, now_ns);
   });
+}
+
+void HttpSpanProducer::Enter(conn::Connection& c, Session& s, uint64_t ts_ns) {
+  cur_conn_ = &c;
+  cur_session_ = &s;
+  cur_ts_ns_ = ts_ns;
+}
+
+namespace {
+
+// IPv4 as v4-mapped IPv6, so both sides of a connection compare alike.
+std::array<uint8_t, 16> Canonical(uint16_t family, const std::array<uint8_t, 16>& a) {
+  if (family != ZT_AF_INET) return a;
+  std::array<uint8_t, 16> m{};
+  m[10] = m[11] = 0xff;
+  std::copy_n(a.begin(), 4, m.begin() + 12);
+  return m;
+}
+
+// The value of the first request-id header (see trace::IsCorrelationHeader), or empty.
+std::string_view CorrelationOf(const http1::HttpRequest& req) {
+  char lower[32];
+  for (const auto field : req.headers) {
+    if (field.name.size() > sizeof(lower)) continue;
+    for (size_t i = 0; i < field.name.size(); i++) {
+      lower[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(field.name[i])));
+    }
+    if (trace::IsCorrelationHeader(std::string_view(lower, field.name.size()))) return field.value;
+  }
+  return {};
+}
+
+}  // namespace
+
+// Hot path: the request's span id is fixed now, and its parent when the evidence allows.
+void HttpSpanProducer::OnRequestStart(uint64_t seq, const http1::HttpRequest& req) {
+  if (cur_conn_ == nullptr || cur_session_ == nullptr) return;
+  const conn::Connection& c = *cur_conn_;
+  Session& s = *cur_session_;
+  trace::RequestStart r;
+  r.tgid = c.tgid;
+  r.tid = req.start_tid;
+  r.server = s.role == ZT_ROLE_SERVER;
+  r.start_ns = req.start_ts_ns != 0 ? req.start_ts_ns : cur_ts_ns_;
+  const conn::Tuple& t = c.tuple;
+  r.conn.known = c.open_seen && t.family != 0;
+  r.conn.from_start = r.conn.known && !c.preexisting;
+  const auto local = Canonical(t.family, t.local_addr), remote = Canonical(t.family, t.remote_addr);
+  r.conn.client_addr = r.server ? remote : local;
+  r.conn.server_addr = r.server ? local : remote;
+  r.conn.client_port = r.server ? t.remote_port : t.local_port;
+  r.conn.server_port = r.server ? t.local_port : t.remote_port;
+  r.conn.netns = t.netns != 0 ? t.netns : c.process.netns;
+  r.stream_pos = req.start_pos;
+  r.method = req.method;
+  r.target = req.target;
+  r.correlation = CorrelationOf(req);
+  if (auto h = req.headers.Get("traceparent")) r.traceparent = *h;
+  if (auto h = req.headers.Get("tracestate")) r.tracestate = *h;
+  if (s.handles.size() >= http1::kMaxPendingRequests) {  // dropped by loss, never to finish
+    linker_->Abandon(s.handles.front().second);
+    s.handles.erase(s.handles.begin());
+  }
+  s.handles.emplace_back(seq, linker_->Start(r));
 }
 
 void HttpSpanProducer::Emit(conn::Connection& c, Session& s, uint64_t finished_ns) {
   if (exchanges_.empty()) return;
   auto resource = ResourceOf(c);
   for (const auto& x : exchanges_) {
-    sink_->OnSpan(http1::BuildSpan(x, c, s.role, *clock_, options_, resource, finished_ns));
+    trace::Span span = http1::BuildSpan(x, c, s.role, *clock_, options_, resource, finished_ns);
     stats_.spans++;
+    auto at = std::find_if(s.handles.begin(), s.handles.end(),
+                           [&x](const auto& p) { return p.first == x.seq; });
+    if (at == s.handles.end()) {
+      linker_->FinishUnstarted(std::move(span));
+      continue;
+    }
+    const uint64_t handle = at->second;
+    s.handles.erase(at);
+    uint64_t end_ns = x.resp && x.resp->end_ts_ns ? x.resp->end_ts_ns : finished_ns;
+    linker_->Finish(handle, std::move(span), end_ns, x.resp ? x.resp->start_tid : 0);
   }
   exchanges_.clear();
 }

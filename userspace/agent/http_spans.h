@@ -12,15 +12,9 @@
 #include "protocols/http1/span_builder.h"
 #include "protocols/http1/stitcher.h"
 #include "trace/span.h"
+#include "trace/span_linker.h"
 
 namespace zerotrace::agent {
-
-// Where finished spans go (the export queue). Must not block.
-class SpanSink {
- public:
-  virtual ~SpanSink() = default;
-  virtual void OnSpan(trace::Span&& span) = 0;
-};
 
 struct HttpSpanStats {
   uint64_t conns_http = 0;      // connections detected as HTTP/1.x
@@ -29,11 +23,13 @@ struct HttpSpanStats {
   uint64_t tunneled = 0;  // upgrades/CONNECT that ended parsing
 };
 
-class HttpSpanProducer : public conn::ConnObserver {
+class HttpSpanProducer : public conn::ConnObserver, protocols::http1::RequestListener {
  public:
+  // Requests are reported to `linker` as they start and their spans when they finish.
   // `kernel` (may be null) is told about connections that carry no HTTP, so that the kernel
   // side stops copying their payload.
-  HttpSpanProducer(SpanSink* sink, const WallClock* clock, protocols::http1::SpanOptions options,
+  HttpSpanProducer(trace::SpanLinker* linker, const WallClock* clock,
+                   protocols::http1::SpanOptions options,
                    std::vector<trace::Attribute> resource_extra,
                    conn::KernelConnState* kernel = nullptr);
 
@@ -50,9 +46,15 @@ class HttpSpanProducer : public conn::ConnObserver {
   Session* SessionOf(conn::Connection& c);
   bool Detect(conn::Connection& c, Session& s);
   void Emit(conn::Connection& c, Session& s, uint64_t finished_ns);
+  void OnRequestStart(uint64_t seq, const protocols::http1::HttpRequest& req) override;
+  // The connection whose stitcher runs now (the listener's context).
+  void Enter(conn::Connection& c, Session& s, uint64_t ts_ns);
   std::shared_ptr<const trace::Resource> ResourceOf(const conn::Connection& c);
 
-  SpanSink* sink_;
+  trace::SpanLinker* linker_;
+  conn::Connection* cur_conn_ = nullptr;
+  Session* cur_session_ = nullptr;
+  uint64_t cur_ts_ns_ = 0;
   const WallClock* clock_;
   conn::KernelConnState* kernel_;
   protocols::http1::SpanOptions options_;

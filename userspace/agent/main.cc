@@ -15,6 +15,7 @@
 #include "agent/pipeline.h"
 #include "base/clock.h"
 #include "export/console_exporter.h"
+#include "export/console_tree_exporter.h"
 #include "export/jsonl_exporter.h"
 #include "export/otlp_config.h"
 #include "export/otlp_grpc_exporter.h"
@@ -40,20 +41,11 @@ void InstallSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-// Spans from the consumer thread into the export queue; never blocks.
-class QueueSink : public agent::SpanSink {
- public:
-  explicit QueueSink(exporter::ExportWorker* worker) : worker_(worker) {}
-  void OnSpan(trace::Span&& span) override { worker_->TryPush(std::move(span)); }
-
- private:
-  exporter::ExportWorker* worker_;
-};
-
 using ull = unsigned long long;
 
 void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_errors,
-                const agent::HttpSpanProducer& http, const exporter::ExportWorker* worker) {
+                const agent::HttpSpanProducer& http, const trace::SpanLinker& linker,
+                const exporter::ExportWorker* worker) {
   const auto& h = http.http1_stats();
   std::fprintf(stderr,
                "zerotrace: stats data_events=%llu conns_opened=%llu conns_closed=%llu "
@@ -65,6 +57,14 @@ void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_err
                (ull)c[ZT_CNT_READ_USER_FAILED], (ull)c[ZT_CNT_IOV_OVERFLOW], (ull)decode_errors,
                (ull)http.stats().conns_http, (ull)h.exchanges, (ull)h.parse_errors, (ull)h.resyncs,
                (ull)http.stats().spans);
+  const auto& l = linker.stats();
+  std::fprintf(stderr,
+               " link_traceparent=%llu link_peer=%llu link_thread=%llu link_forwarded=%llu "
+               "link_correlation=%llu link_ambiguous=%llu link_client_roots=%llu "
+               "link_server_roots=%llu link_cycles_refused=%llu link_abandoned=%llu",
+               (ull)l.link_traceparent, (ull)l.link_peer, (ull)l.link_thread, (ull)l.link_forwarded,
+               (ull)l.link_correlation, (ull)l.link_ambiguous, (ull)l.client_roots,
+               (ull)l.server_roots, (ull)l.cycles_refused, (ull)l.abandoned);
   if (worker) {
     const auto& e = worker->counters();
     std::fprintf(stderr,
@@ -138,7 +138,11 @@ int main(int argc, char** argv) {
     flush_timeout = cfg.timeout;  // SIGTERM flushes within the export timeout
   }
   if (exporters.empty() || o.console) {
-    exporters.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
+    if (o.console_format == "spans") {
+      exporters.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
+    } else {
+      exporters.push_back(std::make_unique<exporter::ConsoleTreeExporter>(stdout));
+    }
   }
 
   probes::PreflightReport report;
@@ -160,11 +164,14 @@ int main(int argc, char** argv) {
   if (!o.dump_events)
     worker = std::make_unique<exporter::ExportWorker>(exporter::ExportWorkerOptions{},
                                                       std::move(exporters));
-  QueueSink sink(worker.get());
+  // Linked spans go to the export queue from the consumer thread; TryPush never blocks.
+  trace::SpanLinker linker([w = worker.get()](trace::Span&& span) {
+    if (w) w->TryPush(std::move(span));
+  });
   protocols::http1::SpanOptions span_options;
   span_options.infer_routes = o.infer_routes;
   agent::TracerKernelState kernel_state;
-  agent::HttpSpanProducer http(&sink, &clock, span_options, ResourceExtras(), &kernel_state);
+  agent::HttpSpanProducer http(&linker, &clock, span_options, ResourceExtras(), &kernel_state);
   agent::EventDumper dumper(stdout, &clock);
   agent::Pipeline pipeline(conn::ConnTableLimits{}, &http, &kernel_state);
   probes::RecordSink* record_sink =
@@ -197,6 +204,7 @@ int main(int argc, char** argv) {
     }
     if (o.dump_events) std::fflush(stdout);
     const uint64_t now = WallClock::MonotonicNow();
+    linker.Tick(now);  // the ring buffer was just drained: every earlier event is in
     if (now >= deadline) break;
     if (now >= next_tick) {
       pipeline.table().ExpireIdle(now);
@@ -204,12 +212,13 @@ int main(int argc, char** argv) {
       next_tick = now + 1'000'000'000ULL;
     }
     if (now >= next_stats) {
-      PrintStats(tracer->ReadCounters(), decode_errors(), http, worker.get());
+      PrintStats(tracer->ReadCounters(), decode_errors(), http, linker, worker.get());
       next_stats = now + static_cast<uint64_t>(o.stats_interval_s * 1e9);
     }
   }
   tracer->Poll(0);              // what is already in the ring buffer
   pipeline.table().CloseAll();  // pending requests become spans
+  linker.Flush();
   const auto kernel_counters = tracer->ReadCounters();
   // Detaching waits for RCU grace periods; flush the exporters meanwhile.
   std::thread detach([&tracer] { tracer.reset(); });
@@ -217,6 +226,7 @@ int main(int argc, char** argv) {
   if (worker) worker->Stop(flush_timeout);
   detach.join();
   std::fflush(stdout);
-  PrintStats(kernel_counters, decode_errors(), http, worker.get());  // final: after the flush
+  PrintStats(kernel_counters, decode_errors(), http, linker,
+             worker.get());  // final: after the flush
   return 0;
 }

@@ -37,6 +37,10 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
                  "grpc, http/protobuf (default) or http/json; wins over "
                  "OTEL_EXPORTER_OTLP_PROTOCOL");
   app.add_flag("--console", o.console, "print spans on stdout even when another exporter is set");
+  app.add_option("--console-format", o.console_format,
+                 "tree (default: each trace as an indented tree once it is complete) or spans "
+                 "(one line per span as it finishes)")
+      ->check(CLI::IsMember({"tree", "spans"}));
   app.add_flag("!--no-route-inference", o.infer_routes,
                "name spans \"{METHOD}\" instead of \"{METHOD} {route template}\"");
   try {

@@ -21,11 +21,12 @@ struct Options {
   uint32_t ringbuf_bytes = 8u << 20;
   double stats_interval_s = 60;
   bool verbose = false;
-  std::string jsonl_path;    // --jsonl: OTLP/JSON lines
-  bool console = false;      // --console: also print spans when another exporter is set
-  bool infer_routes = true;  // --no-route-inference turns span names into "{METHOD}"
-  std::string otlp_endpoint;  // --otlp-endpoint: wins over OTEL_EXPORTER_OTLP_*ENDPOINT
-  std::string otlp_protocol;  // --otlp-protocol: grpc, http/protobuf or http/json
+  std::string jsonl_path;               // --jsonl: OTLP/JSON lines
+  bool console = false;                 // --console: also print spans when another exporter is set
+  std::string console_format = "tree";  // --console-format: tree or spans
+  bool infer_routes = true;             // --no-route-inference turns span names into "{METHOD}"
+  std::string otlp_endpoint;            // --otlp-endpoint: wins over OTEL_EXPORTER_OTLP_*ENDPOINT
+  std::string otlp_protocol;            // --otlp-protocol: grpc, http/protobuf or http/json
 };
 
 // OTEL_RESOURCE_ATTRIBUTES ("k=v,k2=v2", values percent-encoded) as key/value pairs;

@@ -30,7 +30,7 @@ uint64_t ClampLen(uint64_t pos, uint64_t len) {
 }  // namespace
 
 // Hot path.
-void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns) {
+void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid) {
   uint64_t len = ClampLen(pos, data.size());
   if (len == 0) return;
   const uint64_t end = pos + len;
@@ -63,7 +63,7 @@ void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns) {
       continue;
     }
     const uint64_t stop = it == ranges_.end() ? end : std::min(end, it->first);
-    PlaceData(cur, data.substr(cur - pos, stop - cur), ts_ns, it);
+    PlaceData(cur, data.substr(cur - pos, stop - cur), {ts_ns, tid}, it);
     cur = stop;
   }
   end_ = std::max(end_, end);
@@ -72,7 +72,7 @@ void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns) {
 }
 
 // Hot path.
-void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns) {
+void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid) {
   len = ClampLen(pos, len);
   if (len == 0) return;
   const uint64_t end = pos + len;
@@ -89,7 +89,7 @@ void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns) {
     }
     const uint64_t stop = it == ranges_.end() ? end : std::min(end, it->first);
     auto gap = PlaceGap(cur, stop, it);
-    AddTsMark(cur, stop, ts_ns);
+    AddTsMark(cur, stop, {ts_ns, tid});
     cur = std::min(gap->second.end, end);  // a merged-in following gap is already known
     it = std::next(gap);
   }
@@ -174,18 +174,19 @@ void ByteStream::ConsumeTo(uint64_t pos) {
   if (pos > front_) Consume(pos - front_);
 }
 
-uint64_t ByteStream::TimestampAt(uint64_t pos) const {
-  if (pos < front_) return 0;
+ByteStream::Stamp ByteStream::StampAt(uint64_t pos) const {
+  if (pos < front_) return {};
   const auto first = ts_marks_.begin() + static_cast<std::ptrdiff_t>(ts_head_);
   auto it = std::upper_bound(first, ts_marks_.end(), pos,
                              [](uint64_t p, const TsMark& mark) { return p < mark.start; });
-  if (it == first) return 0;
+  if (it == first) return {};
   --it;
-  return pos < it->end ? it->ts_ns : 0;
+  if (pos >= it->end) return {};
+  return {it->ts_ns, it->tid};
 }
 
 // Appends to the previous data range when contiguous, else starts a range before `next`.
-void ByteStream::PlaceData(uint64_t pos, std::string_view data, uint64_t ts_ns,
+void ByteStream::PlaceData(uint64_t pos, std::string_view data, const Stamp& stamp,
                            RangeMap::iterator next) {
   auto prev = next == ranges_.begin() ? ranges_.end() : std::prev(next);
   if (prev != ranges_.end() && !prev->second.is_gap && prev->second.end == pos) {
@@ -200,7 +201,7 @@ void ByteStream::PlaceData(uint64_t pos, std::string_view data, uint64_t ts_ns,
   }
   buffered_ += data.size();
   stats_.bytes_added += data.size();
-  AddTsMark(pos, pos + data.size(), ts_ns);
+  AddTsMark(pos, pos + data.size(), stamp);
 }
 
 // Makes [start, stop) a gap merged with adjacent gaps; returns the resulting gap range.
@@ -327,19 +328,22 @@ void ByteStream::DropFrontTo(uint64_t cut) {
 }
 
 // Hot path. Marks never overlap because only newly placed positions get one.
-void ByteStream::AddTsMark(uint64_t start, uint64_t end, uint64_t ts_ns) {
+void ByteStream::AddTsMark(uint64_t start, uint64_t end, const Stamp& stamp) {
   const size_t live = ts_marks_.size() - ts_head_;
+  const TsMark mark{start, end, stamp.ts_ns, stamp.tid};
   if (live == 0) {
-    ts_marks_.push_back({start, end, ts_ns});
+    ts_marks_.push_back(mark);
     return;
   }
   TsMark& last = ts_marks_.back();
   if (start >= last.end) {
-    if (start == last.end && (ts_ns == last.ts_ns || live >= kMaxTsMarks)) {
-      last.end = end;  // when full, the newest time wins: it is what ends a span
-      last.ts_ns = ts_ns;
+    const bool same = stamp.ts_ns == last.ts_ns && stamp.tid == last.tid;
+    if (start == last.end && (same || live >= kMaxTsMarks)) {
+      last.end = end;  // when full, the newest syscall wins: it is what ends a span
+      last.ts_ns = stamp.ts_ns;
+      last.tid = stamp.tid;
     } else if (live < kMaxTsMarks) {
-      ts_marks_.push_back({start, end, ts_ns});
+      ts_marks_.push_back(mark);
     }
     return;
   }
@@ -347,7 +351,7 @@ void ByteStream::AddTsMark(uint64_t start, uint64_t end, uint64_t ts_ns) {
   const auto first = ts_marks_.begin() + static_cast<std::ptrdiff_t>(ts_head_);
   auto at = std::upper_bound(first, ts_marks_.end(), start,
                              [](uint64_t p, const TsMark& mark) { return p < mark.start; });
-  ts_marks_.insert(at, {start, end, ts_ns});
+  ts_marks_.insert(at, mark);
 }
 
 // Forgets marks wholly behind the front; compacts the vector in amortised O(1).

@@ -40,9 +40,10 @@ class ByteStream {
   // Hot path. Places `data` at `pos`, moved at monotonic time `ts_ns`. Overlaps with
   // buffered or consumed bytes are trimmed. Adjacent data ranges are merged so that Peek()
   // returns every contiguous captured byte at the front.
-  void AddData(uint64_t pos, std::string_view data, uint64_t ts_ns);
+  // `tid` is the thread that made the syscall (0 if unknown).
+  void AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid = 0);
   // Hot path. Marks [pos, pos+len) as bytes that exist but were not captured.
-  void AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns);
+  void AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid = 0);
   // Every hole before the furthest known position becomes a gap.
   void DeclareHolesAsGaps();
 
@@ -65,7 +66,14 @@ class ByteStream {
 
   // Monotonic time of the syscall that moved the byte at `pos` (data or gap, not consumed);
   // 0 if unknown. Used for span start (first request byte) and end (last response byte).
-  uint64_t TimestampAt(uint64_t pos) const;
+  uint64_t TimestampAt(uint64_t pos) const { return StampAt(pos).ts_ns; }
+  // The syscall that moved the byte at `pos`: its time and thread (zeros if unknown). The
+  // thread tells which request a server thread was serving when it made a client call.
+  struct Stamp {
+    uint64_t ts_ns = 0;
+    uint32_t tid = 0;
+  };
+  Stamp StampAt(uint64_t pos) const;
 
   uint64_t front_pos() const { return front_; }
   // One past the furthest byte known to exist (data or gap).
@@ -90,9 +98,10 @@ class ByteStream {
     uint64_t start = 0;
     uint64_t end = 0;
     uint64_t ts_ns = 0;
+    uint32_t tid = 0;
   };
 
-  void PlaceData(uint64_t pos, std::string_view data, uint64_t ts_ns, RangeMap::iterator next);
+  void PlaceData(uint64_t pos, std::string_view data, const Stamp& stamp, RangeMap::iterator next);
   RangeMap::iterator PlaceGap(uint64_t start, uint64_t stop, RangeMap::iterator next);
   RangeMap::iterator NewRange(uint64_t start, RangeMap::iterator hint);
   RangeMap::iterator Release(RangeMap::iterator it);
@@ -101,7 +110,7 @@ class ByteStream {
   void CompactFront();
   void EnforceCap();
   void DropFrontTo(uint64_t cut);
-  void AddTsMark(uint64_t start, uint64_t end, uint64_t ts_ns);
+  void AddTsMark(uint64_t start, uint64_t end, const Stamp& stamp);
   void PruneTsMarks();
 
   size_t byte_cap_;

@@ -96,6 +96,7 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
       c.tuple.remote_port = o.remote_port;
       std::memcpy(c.tuple.local_addr.data(), o.local_addr, 16);
       std::memcpy(c.tuple.remote_addr.data(), o.remote_addr, 16);
+      c.tuple.netns = o.netns;
       c.comm.assign(o.comm, strnlen(o.comm, sizeof(o.comm)));
       if (processes_) c.process = processes_->Get(o.hdr.tgid, c.comm);
       if (observer_) observer_->OnOpen(c);
@@ -162,13 +163,14 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
   }
   if (d.captured > 0) {
     if (d.stream_pos > cur.covered_to) {
-      s.AddGap(cur.covered_to, d.stream_pos - cur.covered_to, d.hdr.ts_ns);
+      s.AddGap(cur.covered_to, d.stream_pos - cur.covered_to, d.hdr.ts_ns, d.hdr.tid);
     }
-    s.AddData(d.stream_pos, payload, d.hdr.ts_ns);
+    s.AddData(d.stream_pos, payload, d.hdr.ts_ns, d.hdr.tid);
     cur.covered_to = std::max<uint64_t>(cur.covered_to, d.stream_pos + d.captured);
   } else {
     const uint64_t end = d.syscall_pos + d.byte_count;
-    if (end > cur.covered_to) s.AddGap(cur.covered_to, end - cur.covered_to, d.hdr.ts_ns);
+    if (end > cur.covered_to)
+      s.AddGap(cur.covered_to, end - cur.covered_to, d.hdr.ts_ns, d.hdr.tid);
     cur.covered_to = end;
   }
   if (observer_) observer_->OnData(*c, d.direction, d.hdr.ts_ns);

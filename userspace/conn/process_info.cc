@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -117,6 +118,8 @@ std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const std::string& proc
   if (info.service_name.empty()) info.service_name = info.comm;
 
   if (ReadFile(dir + "cgroup", &contents)) info.container_id = ContainerIdFromCgroup(contents);
+  struct stat ns;
+  if (stat((dir + "ns/net").c_str(), &ns) == 0) info.netns = ns.st_ino;
   return info;
 }
 

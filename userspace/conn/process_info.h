@@ -19,6 +19,7 @@ struct ProcessInfo {
   std::string exe_name;      // basename of exe_path
   std::string service_name;  // OTEL_SERVICE_NAME if set and non-empty, else exe_name, else comm
   std::string container_id;  // 64-hex id from /proc/PID/cgroup; empty outside a container
+  uint64_t netns = 0;        // inode of /proc/PID/ns/net (0 if unreadable)
 };
 
 // Reads a live process's metadata; nullopt if the process is gone (no readable comm).

@@ -13,6 +13,7 @@ struct Tuple {
   std::array<uint8_t, 16> remote_addr{};
   uint16_t local_port = 0;
   uint16_t remote_port = 0;
+  uint32_t netns = 0;  // the socket's network namespace inode (0: unknown)
 
   // "127.0.0.1", "::1"; v4-mapped IPv6 prints as IPv4 ("::ffff:1.2.3.4" -> "1.2.3.4").
   std::string LocalAddress() const;

@@ -111,7 +111,7 @@ void AppendShortId(const char* label, const std::array<uint8_t, N>& bytes, std::
 
 }  // namespace
 
-void ConsoleExporter::AppendLine(const Span& span, std::string* out) {
+void ConsoleExporter::AppendLine(const Span& span, std::string* out, std::string_view tree) {
   // Time of day of the span's end, local time; localtime_r only once per distinct second.
   const auto second = static_cast<int64_t>(span.end_unix_ns / 1'000'000'000);
   if (second != cached_second_) {
@@ -131,6 +131,7 @@ void ConsoleExporter::AppendLine(const Span& span, std::string* out) {
   int n = std::snprintf(buf, sizeof(buf), ".%03u ",
                         static_cast<unsigned>(span.end_unix_ns / 1'000'000 % 1000));
   out->append(buf, n);
+  out->append(tree);
 
   const std::string_view service =
       span.resource ? std::string_view(span.resource->service_name) : std::string_view();

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "export/exporter.h"
@@ -25,8 +26,9 @@ class ConsoleExporter final : public SpanExporter {
   void Export(const std::vector<trace::Span>& spans) override;
   const char* name() const override { return "console"; }
 
-  // Appends span's line, with its '\n', to *out.
-  void AppendLine(const trace::Span& span, std::string* out);
+  // Appends span's line, with its '\n', to *out. `tree` (tree-drawing text) goes between the
+  // time and the service columns.
+  void AppendLine(const trace::Span& span, std::string* out, std::string_view tree = {});
 
  private:
   FILE* out_;

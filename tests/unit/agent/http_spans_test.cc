@@ -10,9 +10,15 @@
 namespace zerotrace::agent {
 namespace {
 
-struct Collect : SpanSink {
-  std::vector<trace::Span> spans;
-  void OnSpan(trace::Span&& s) override { spans.push_back(std::move(s)); }
+// The linker's output. Server spans wait for a same-node caller; 60 s of synthetic time
+// later they have stopped waiting (and no request is old enough to be given up).
+struct Collect {
+  std::vector<trace::Span> released;
+  trace::SpanLinker linker{[this](trace::Span&& s) { released.push_back(std::move(s)); }};
+  const std::vector<trace::Span>& spans() {
+    linker.Tick(60'000'000'000ULL);
+    return released;
+  }
 };
 
 std::string Str(const trace::Span& s, const std::string& key) {
@@ -92,7 +98,8 @@ class HttpSpansTest : public ::testing::Test {
   Collect sink;
   WallClock clock;
   MuteLog kernel;
-  HttpSpanProducer producer{&sink, &clock, {}, {{"k8s.node.name", std::string("node-1")}}, &kernel};
+  HttpSpanProducer producer{
+      &sink.linker, &clock, {}, {{"k8s.node.name", std::string("node-1")}}, &kernel};
   conn::ConnTable table{{}, &producer, nullptr, nullptr};
 };
 
@@ -103,8 +110,8 @@ TEST_F(HttpSpansTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
          "User-Agent: curl/7.88.1\r\nAuthorization: Bearer abc\r\n\r\n",
          1000);
   c.Send(ZT_DIR_INGRESS, "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!", 5000);
-  ASSERT_EQ(sink.spans.size(), 1u);
-  const trace::Span& s = sink.spans[0];
+  ASSERT_EQ(sink.spans().size(), 1u);
+  const trace::Span& s = sink.spans()[0];
   EXPECT_EQ(s.kind, trace::SpanKind::kClient);
   EXPECT_EQ(s.name, "GET /users/{id}/orders");
   EXPECT_EQ(Str(s, "url.path"), "/users/42/orders");
@@ -138,8 +145,8 @@ TEST_F(HttpSpansTest, ServerSpanJoinsIncomingTraceparent) {
          "Content-Length: 3\r\n\r\nabc",
          10);
   c.Send(ZT_DIR_EGRESS, "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 20);
-  ASSERT_EQ(sink.spans.size(), 1u);
-  const trace::Span& s = sink.spans[0];
+  ASSERT_EQ(sink.spans().size(), 1u);
+  const trace::Span& s = sink.spans()[0];
   EXPECT_EQ(s.kind, trace::SpanKind::kServer);
   EXPECT_EQ(s.trace_id.Hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_EQ(s.parent_span_id.Hex(), "00f067aa0ba902b7");
@@ -154,26 +161,26 @@ TEST_F(HttpSpansTest, ServerSpan4xxIsNotAnError) {
   Conn c(&table, 3, ZT_ROLE_SERVER);
   c.Send(ZT_DIR_INGRESS, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n", 10);
   c.Send(ZT_DIR_EGRESS, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 20);
-  ASSERT_EQ(sink.spans.size(), 1u);
-  EXPECT_EQ(sink.spans[0].status, trace::StatusCode::kUnset);
-  EXPECT_EQ(Str(sink.spans[0], "error.type"), "<absent>");
+  ASSERT_EQ(sink.spans().size(), 1u);
+  EXPECT_EQ(sink.spans()[0].status, trace::StatusCode::kUnset);
+  EXPECT_EQ(Str(sink.spans()[0], "error.type"), "<absent>");
 }
 
 TEST_F(HttpSpansTest, UnansweredRequestAtCloseIsAnErrorSpan) {
   Conn c(&table, 4, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_EGRESS, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", 10);
-  EXPECT_TRUE(sink.spans.empty());
+  EXPECT_TRUE(sink.spans().empty());
   c.Close();
-  ASSERT_EQ(sink.spans.size(), 1u);
-  EXPECT_EQ(sink.spans[0].status, trace::StatusCode::kError);
-  EXPECT_NE(Str(sink.spans[0], "error.type"), "<absent>");
+  ASSERT_EQ(sink.spans().size(), 1u);
+  EXPECT_EQ(sink.spans()[0].status, trace::StatusCode::kError);
+  EXPECT_NE(Str(sink.spans()[0], "error.type"), "<absent>");
 }
 
 TEST_F(HttpSpansTest, NonHttpConnectionProducesNothingAndIsDrained) {
   Conn c(&table, 5, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_INGRESS, "220 smtp.example ESMTP ready\r\n", 10);  // server speaks first
   c.Send(ZT_DIR_EGRESS, "EHLO me\r\n", 20);
-  EXPECT_TRUE(sink.spans.empty());
+  EXPECT_TRUE(sink.spans().empty());
   EXPECT_EQ(producer.stats().conns_not_http, 1u);
   EXPECT_EQ(kernel.muted, std::vector<uint64_t>{5});
   EXPECT_EQ(table.Find(5)->sent.buffered_bytes(), 0u);
@@ -183,8 +190,8 @@ TEST_F(HttpSpansTest, PreexistingConnectionRoleInferredFromTraffic) {
   Conn c(&table, 6, ZT_ROLE_UNKNOWN);
   c.Send(ZT_DIR_INGRESS, "GET /x HTTP/1.1\r\nHost: y\r\n\r\n", 10);
   c.Send(ZT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 20);
-  ASSERT_EQ(sink.spans.size(), 1u);
-  EXPECT_EQ(sink.spans[0].kind, trace::SpanKind::kServer);
+  ASSERT_EQ(sink.spans().size(), 1u);
+  EXPECT_EQ(sink.spans()[0].kind, trace::SpanKind::kServer);
 }
 
 }  // namespace

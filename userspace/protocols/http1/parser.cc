@@ -184,7 +184,9 @@ Http1Parser::Result Http1Parser::ParseStart(conn::ByteStream& s, std::string_vie
     }
     unit_started_ = true;
     unit_start_pos_ = f.pos;
-    unit_start_ts_ = s.TimestampAt(f.pos);
+    const conn::ByteStream::Stamp stamp = s.StampAt(f.pos);
+    unit_start_ts_ = stamp.ts_ns;
+    unit_start_tid_ = stamp.tid;
     last_ts_ = unit_start_ts_;
   }
   std::string_view block;
@@ -228,6 +230,7 @@ Http1Parser::Result Http1Parser::ParseStart(conn::ByteStream& s, std::string_vie
   }
   m.start_pos = head_start_pos_;
   m.start_ts_ns = head_start_ts_;
+  m.start_tid = head_start_tid_;
   body_head_ = true;
   return Result::kHeaders;
 }
@@ -256,9 +259,11 @@ Http1Parser::Result Http1Parser::ParseHead(std::string_view block, std::string_v
   m->end_pos = 0;
   head_start_pos_ = unit_start_pos_;
   head_start_ts_ = unit_start_ts_;
+  head_start_tid_ = unit_start_tid_;
   if (partial) {
     m->start_pos = head_start_pos_;
     m->start_ts_ns = head_start_ts_;
+    m->start_tid = head_start_tid_;
     m->framing = BodyFraming::kNone;
     if (kind_ == MessageKind::kResponse) {
       *interim = response_.status < 200 && response_.status != 101;

@@ -125,6 +125,7 @@ class Http1Parser {
   uint16_t pending_interim_ = 0;  // 1xx responses consumed before the next final one
   uint64_t head_start_pos_ = 0;   // first byte of the reported head
   uint64_t head_start_ts_ = 0;
+  uint32_t head_start_tid_ = 0;
 
   // Unit reading: a unit is parsed in place from the stream's data when it is contiguous;
   // when data is followed by a gap or hole, its bytes are moved into carry_ so the gap can
@@ -134,6 +135,7 @@ class Http1Parser {
   size_t unit_len_ = 0;   // length of the found unit
   uint64_t unit_start_pos_ = 0;
   uint64_t unit_start_ts_ = 0;
+  uint32_t unit_start_tid_ = 0;
   bool unit_started_ = false;
   size_t resync_scanned_ = 0;  // bytes at the front already scanned without a match
 

@@ -130,7 +130,9 @@ Http1Parser::Take Http1Parser::TakeUnit(conn::ByteStream& s, Unit kind, size_t l
     const conn::ByteStream::Front f = s.Peek();
     unit_started_ = true;
     unit_start_pos_ = f.pos;
-    unit_start_ts_ = s.TimestampAt(f.pos);
+    const conn::ByteStream::Stamp stamp = s.StampAt(f.pos);
+    unit_start_ts_ = stamp.ts_ns;
+    unit_start_tid_ = stamp.tid;
   }
   for (;;) {
     const conn::ByteStream::Front f = s.Peek();

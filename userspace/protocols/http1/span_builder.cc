@@ -5,7 +5,6 @@
 #include <charconv>
 
 #include "protocols/http1/route.h"
-#include "trace/w3c.h"
 
 namespace zerotrace::protocols::http1 {
 namespace {
@@ -45,19 +44,6 @@ trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t 
   trace::Span s;
   s.kind = server ? trace::SpanKind::kServer : trace::SpanKind::kClient;
   s.resource = std::move(resource);
-  s.span_id = trace::NewSpanId();
-  std::optional<trace::TraceParent> parent;
-  if (server) {
-    if (auto h = req.headers.Get("traceparent")) parent = trace::ParseTraceParent(*h);
-  }
-  if (parent) {
-    s.trace_id = parent->trace_id;
-    s.parent_span_id = parent->parent_id;
-    if (auto ts = req.headers.Get("tracestate")) s.trace_state = std::string(*ts);
-  } else {
-    s.trace_id = trace::NewTraceId();
-  }
-
   const uint64_t start = req.start_ts_ns;
   uint64_t end = resp && resp->end_ts_ns ? resp->end_ts_ns : req.end_ts_ns;
   if (!resp) end = std::max(end, finished_ns);

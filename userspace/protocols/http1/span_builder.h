@@ -16,7 +16,7 @@ struct SpanOptions {
 };
 
 // Builds the span for `x` from `c`'s point of view: SERVER if c accepted, CLIENT if it
-// connected. A valid incoming traceparent on a SERVER span makes it join that trace.
+// connected. Its ids are left empty: the SpanLinker assigns them (trace, span, parent).
 // `finished_ns` (monotonic) ends a span that got no response: when the close or timeout
 // that ended the wait was seen.
 trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t role,

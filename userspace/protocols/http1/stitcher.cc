@@ -86,9 +86,11 @@ void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
       }
       Entry& e = entries_.emplace_back();
       e.seq = next_seq_++;
+      e.x.seq = e.seq;
       e.x.req = std::move(req_parser_.request());
       e.seen_ns = now_ns;
       req_in_progress_ = e.seq;
+      if (listener_ != nullptr) listener_->OnRequestStart(e.seq, e.x.req);
       break;
     }
     case Http1Parser::Result::kComplete: {

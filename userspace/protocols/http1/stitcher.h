@@ -33,12 +33,24 @@ enum class CloseReason : uint8_t { kClosed = 0, kReset = 1 };
 // Requests delivered late (after a response to them) are handled; with no request lost,
 // pairing never depends on timestamps at all.
 //
+// Told of each request as soon as its head is parsed, before any response: a request's span
+// id is assigned then, so that calls made while serving it can name it as their parent.
+class RequestListener {
+ public:
+  virtual ~RequestListener() = default;
+  // `seq` is the exchange's HttpExchange::seq when it completes. `req` has its head only.
+  virtual void OnRequestStart(uint64_t seq, const HttpRequest& req) = 0;
+};
+
 // For a CLIENT-role process `requests` is what it sent and `responses` what it received;
 // for a SERVER-role process the other way round. One stitcher per connection; not thread-safe.
 class Http1Stitcher {
  public:
   // `stats` is shared by all stitchers (the agent's counters); null keeps private ones.
   explicit Http1Stitcher(Http1Stats* stats = nullptr);
+
+  // Who hears of requests as they start (may be null; not owned).
+  void set_listener(RequestListener* listener) { listener_ = listener; }
 
   // Hot path. Parses both streams as far as they go and appends completed exchanges, in
   // request order, to `out`. `now_ns` (monotonic) times requests whose bytes have no time.
@@ -110,6 +122,7 @@ class Http1Stitcher {
 
   Http1Stats own_stats_;
   Http1Stats* stats_;
+  RequestListener* listener_ = nullptr;
   Http1Parser req_parser_;
   Http1Parser resp_parser_;
   std::vector<Entry> entries_;  // live entries are [head_, size()); reused, not reallocated

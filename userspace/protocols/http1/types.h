@@ -113,6 +113,7 @@ struct HttpMessage {
   BodyFraming framing = BodyFraming::kNone;
   uint64_t start_ts_ns = 0;        // monotonic time of the first byte (0 if unknown)
   uint64_t end_ts_ns = 0;          // monotonic time of the last byte (0 if unknown)
+  uint32_t start_tid = 0;          // thread whose syscall moved the first byte (0 if unknown)
   uint64_t start_pos = 0;          // stream position of the first byte
   uint64_t end_pos = 0;            // stream position one past the last byte
   bool truncated = false;          // the connection ended before the message did
@@ -146,6 +147,7 @@ std::string_view ExchangeErrorName(ExchangeError error);
 
 // One request and, unless `error` says why not, its response.
 struct HttpExchange {
+  uint64_t seq = 0;  // the request's number on its connection (RequestListener's seq)
   HttpRequest req;
   std::optional<HttpResponse> resp;
   std::string error_type;  // ExchangeErrorName(error); empty when the exchange completed

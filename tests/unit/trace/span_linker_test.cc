@@ -1,0 +1,288 @@
+// SpanLinker: the linking rules on synthetic requests, each test one rule or one race.
+#include "trace/span_linker.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace zerotrace::trace {
+namespace {
+
+constexpr uint64_t kMs = 1'000'000;
+
+// Builds requests on connections between "processes" and collects what the linker releases.
+class SpanLinkerTest : public ::testing::Test {
+ protected:
+  std::vector<Span> out;
+  SpanLinker linker{[this](Span&& s) { out.push_back(std::move(s)); }};
+
+  // A connection from 127.0.0.1:client_port to 127.0.0.1:server_port in netns 1.
+  static ConnEnds Loopback(uint16_t client_port, uint16_t server_port, uint64_t netns = 1) {
+    ConnEnds c;
+    c.known = c.from_start = true;
+    c.client_addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    c.server_addr = c.client_addr;
+    c.client_port = client_port;
+    c.server_port = server_port;
+    c.netns = netns;
+    return c;
+  }
+  static RequestStart Req(bool server, uint32_t tgid, uint32_t tid, uint64_t start_ns,
+                          ConnEnds conn, std::string_view target = "/x") {
+    RequestStart r;
+    r.server = server;
+    r.tgid = tgid;
+    r.tid = tid;
+    r.start_ns = start_ns;
+    r.conn = conn;
+    r.method = "GET";
+    r.target = target;
+    return r;
+  }
+  // Finishes `h` as a span named `name` at end_ns (response written by `tid`).
+  void End(uint64_t h, const std::string& name, uint64_t end_ns, uint32_t tid = 0) {
+    Span s;
+    s.name = name;
+    linker.Finish(h, std::move(s), end_ns, tid);
+  }
+  const Span& Get(const std::string& name) {
+    for (const Span& s : out) {
+      if (s.name == name) return s;
+    }
+    ADD_FAILURE() << "no span " << name;
+    static const Span kNone;
+    return kNone;
+  }
+  bool Released(const std::string& name) const {
+    for (const Span& s : out) {
+      if (s.name == name) return true;
+    }
+    return false;
+  }
+  // Expects `child` to be `parent`'s child in the same trace.
+  void ExpectChild(const std::string& parent, const std::string& child) {
+    const Span &p = Get(parent), &c = Get(child);
+    EXPECT_EQ(c.parent_span_id, p.span_id) << child << " under " << parent;
+    EXPECT_EQ(c.trace_id, p.trace_id) << child << " in the trace of " << parent;
+  }
+  void ExpectRoot(const std::string& name) {
+    const Span& s = Get(name);
+    EXPECT_FALSE(s.parent_span_id.valid()) << name;
+    EXPECT_TRUE(s.trace_id.valid()) << name;
+    EXPECT_TRUE(s.span_id.valid()) << name;
+  }
+};
+
+TEST_F(SpanLinkerTest, ServerJoinsValidTraceparentAndKeepsTracestate) {
+  RequestStart r = Req(true, 20, 20, 100, ConnEnds{});
+  r.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  r.tracestate = "vendor=1";
+  End(linker.Start(r), "server", 200);
+  const Span& s = Get("server");
+  EXPECT_EQ(s.trace_id.Hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(s.parent_span_id.Hex(), "00f067aa0ba902b7");
+  EXPECT_EQ(s.trace_state, "vendor=1");
+  EXPECT_EQ(linker.stats().link_traceparent, 1u);
+}
+
+TEST_F(SpanLinkerTest, InvalidTraceparentIsIgnored) {
+  RequestStart r = Req(true, 20, 20, 100, ConnEnds{});
+  r.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+  End(linker.Start(r), "server", 200);
+  ExpectRoot("server");
+  EXPECT_EQ(linker.stats().link_traceparent, 0u);
+}
+
+TEST_F(SpanLinkerTest, SameNodeServerIsChildOfItsCallerWhicheverArrivesFirst) {
+  for (bool server_first : {false, true}) {
+    SCOPED_TRACE(server_first ? "server first" : "client first");
+    out.clear();
+    const ConnEnds conn = Loopback(server_first ? 40001 : 40002, 8080);
+    RequestStart call = Req(false, 10, 10, 100, conn), served = Req(true, 20, 21, 105, conn);
+    call.stream_pos = served.stream_pos = 77;
+    uint64_t c, s;
+    if (server_first) {
+      s = linker.Start(served);
+      c = linker.Start(call);
+    } else {
+      c = linker.Start(call);
+      s = linker.Start(served);
+    }
+    End(s, "server", 150, 21);
+    End(c, "client", 160);
+    ExpectRoot("client");
+    ExpectChild("client", "server");
+  }
+  EXPECT_EQ(linker.stats().link_peer, 2u);
+}
+
+TEST_F(SpanLinkerTest, PeerNeedsTheSameStreamPositionAndNetworkNamespace) {
+  const ConnEnds a = Loopback(40003, 8080, 1), b = Loopback(40003, 8080, 2);
+  RequestStart call = Req(false, 10, 10, 100, a), other_ns = Req(true, 20, 20, 105, b),
+               other_pos = Req(true, 30, 30, 105, a);
+  other_pos.stream_pos = 1;  // a later request on the connection, not this one
+  End(linker.Start(call), "client", 200);
+  End(linker.Start(other_ns), "server-ns2", 190, 20);
+  End(linker.Start(other_pos), "server-pos1", 190, 30);
+  EXPECT_FALSE(Released("server-ns2")) << "waits for its caller";
+  linker.Tick(105 + 2'000 * kMs);
+  ExpectRoot("server-ns2");
+  ExpectRoot("server-pos1");
+  EXPECT_EQ(linker.stats().link_peer, 0u);
+  EXPECT_EQ(linker.stats().server_roots, 2u);
+}
+
+TEST_F(SpanLinkerTest, NonLoopbackPeersLinkAcrossNamespaces) {
+  ConnEnds a = Loopback(40004, 80, 1);
+  a.client_addr[12] = 10, a.client_addr[15] = 1;  // 10.0.0.1 -> 10.0.0.2 over a veth pair
+  a.server_addr[12] = 10, a.server_addr[15] = 2;
+  ConnEnds b = a;
+  b.netns = 2;
+  End(linker.Start(Req(true, 20, 20, 105, b)), "server", 150, 20);
+  End(linker.Start(Req(false, 10, 10, 100, a)), "client", 160);
+  ExpectChild("client", "server");
+}
+
+TEST_F(SpanLinkerTest, CallOnTheServingThreadIsChildOfThatRequest) {
+  const uint64_t s = linker.Start(Req(true, 20, 21, 100, ConnEnds{}));
+  const uint64_t same = linker.Start(Req(false, 20, 21, 110, ConnEnds{}));
+  const uint64_t other = linker.Start(Req(false, 20, 22, 111, ConnEnds{}));
+  End(same, "call-same-thread", 120);
+  End(other, "call-other-thread", 121);
+  End(s, "served", 130, 21);
+  ExpectChild("served", "call-same-thread");
+  ExpectRoot("call-other-thread");
+  // Served and answered: a later call on that thread has no parent.
+  End(linker.Start(Req(false, 20, 21, 140, ConnEnds{})), "call-after", 150);
+  ExpectRoot("call-after");
+  EXPECT_EQ(linker.stats().link_thread, 1u);
+  EXPECT_EQ(linker.stats().client_roots, 2u);
+}
+
+TEST_F(SpanLinkerTest, ChildIsReleasedBeforeItsParentEndsAndNamesIt) {
+  const uint64_t s = linker.Start(Req(true, 20, 21, 100, ConnEnds{}));
+  End(linker.Start(Req(false, 20, 21, 110, ConnEnds{})), "call", 120);
+  ASSERT_TRUE(Released("call"));
+  EXPECT_FALSE(Released("served"));
+  End(s, "served", 130, 21);
+  ExpectChild("served", "call");
+}
+
+TEST_F(SpanLinkerTest, EventLoopLinksOnlyOnEvidence) {
+  struct Case {
+    const char* name;
+    std::string call_target, call_request_id;
+    const char* want_parent;  // nullptr: unparented and counted ambiguous
+  };
+  const std::vector<Case> cases = {
+      {"forwarded", "/b?id=2", "", "b"},
+      {"request id", "/other", "req-aaaaaaaaaa", "a"},
+      {"both agree", "/a?id=1", "req-aaaaaaaaaa", "a"},
+      {"both disagree", "/b?id=2", "req-aaaaaaaaaa", nullptr},
+      {"no evidence", "/other", "", nullptr},
+      {"short request id", "/other", "id-1", nullptr},
+  };
+  uint32_t tgid = 100;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    out.clear();
+    tgid++;
+    RequestStart a = Req(true, tgid, 1, 100, ConnEnds{}, "/a?id=1"),
+                 b = Req(true, tgid, 1, 101, ConnEnds{}, "/b?id=2");
+    a.correlation = "req-aaaaaaaaaa";
+    b.correlation = "req-bbbbbbbbbb";
+    const uint64_t ha = linker.Start(a), hb = linker.Start(b);
+    RequestStart call = Req(false, tgid, 1, 110, ConnEnds{}, c.call_target);
+    call.correlation = c.call_request_id;
+    const uint64_t before = linker.stats().link_ambiguous;
+    End(linker.Start(call), "call", 120);
+    End(ha, "a", 130, 1);
+    End(hb, "b", 131, 1);
+    if (c.want_parent) {
+      ExpectChild(c.want_parent, "call");
+    } else {
+      ExpectRoot("call");
+      EXPECT_EQ(linker.stats().link_ambiguous, before + 1);
+    }
+  }
+}
+
+TEST_F(SpanLinkerTest, TraceIdFlowsDownAChainResolvedOutOfOrder) {
+  // curl -> proxy (server, then its own call) -> backend. The proxy's server span learns its
+  // caller only after the proxy's call and the backend have started.
+  const ConnEnds front = Loopback(40010, 80), back = Loopback(40011, 9000);
+  RequestStart curl = Req(false, 1, 1, 100, front), proxy_in = Req(true, 2, 2, 101, front),
+               proxy_out = Req(false, 2, 2, 102, back), backend = Req(true, 3, 3, 103, back);
+  const uint64_t hs = linker.Start(proxy_in);
+  const uint64_t hp = linker.Start(proxy_out);
+  const uint64_t hb = linker.Start(backend);
+  End(hb, "backend", 104, 3);
+  End(hp, "proxy-out", 105);
+  EXPECT_FALSE(Released("backend")) << "its trace is not known yet";
+  const uint64_t hc = linker.Start(curl);
+  End(hs, "proxy-in", 106, 2);
+  End(hc, "curl", 107);
+  ExpectRoot("curl");
+  ExpectChild("curl", "proxy-in");
+  ExpectChild("proxy-in", "proxy-out");
+  ExpectChild("proxy-out", "backend");
+  EXPECT_EQ(linker.records(), 0u) << "everything released is freed";
+}
+
+TEST_F(SpanLinkerTest, ServerWithoutCallerWaitsThenBecomesARoot) {
+  End(linker.Start(Req(true, 2, 2, 100, Loopback(40020, 80))), "server", 110, 2);
+  EXPECT_TRUE(out.empty());
+  linker.Tick(100 + 2'000 * kMs - 1);
+  EXPECT_TRUE(out.empty());
+  linker.Tick(100 + 2'000 * kMs);
+  ExpectRoot("server");
+  EXPECT_EQ(linker.records(), 0u);
+}
+
+TEST_F(SpanLinkerTest, FlushReleasesEveryFinishedSpanAndCountsTheUnfinished) {
+  End(linker.Start(Req(true, 2, 2, 100, Loopback(40030, 80))), "waiting", 110, 2);
+  linker.Start(Req(true, 3, 3, 100, ConnEnds{}));  // never finishes
+  linker.Flush();
+  ExpectRoot("waiting");
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(linker.stats().abandoned, 1u);
+  EXPECT_EQ(linker.records(), 0u);
+}
+
+TEST_F(SpanLinkerTest, AbandonedRequestStopsBeingACandidate) {
+  const uint64_t s = linker.Start(Req(true, 2, 7, 100, ConnEnds{}));
+  linker.Abandon(s);
+  End(linker.Start(Req(false, 2, 7, 110, ConnEnds{})), "call", 120);
+  ExpectRoot("call");
+  EXPECT_EQ(linker.records(), 0u);
+}
+
+TEST_F(SpanLinkerTest, UnfinishedRequestsAreGivenUpByAgeAndRecordsStayBounded) {
+  SpanLinker::Options o;
+  o.max_records = 100;
+  SpanLinker small([this](Span&& s) { out.push_back(std::move(s)); }, o);
+  for (uint32_t i = 0; i < 1000; i++) small.Start(Req(true, 2, i, 100 + i, ConnEnds{}));
+  EXPECT_LE(small.records(), 100u);
+  small.Tick(2000 + o.max_age_ns);
+  EXPECT_EQ(small.records(), 0u);
+  EXPECT_EQ(small.stats().abandoned, 1000u);
+}
+
+TEST_F(SpanLinkerTest, IdsAreNeverZeroAndSpanIdsDiffer) {
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 1000; i++) {
+    Span s;
+    linker.FinishUnstarted(std::move(s));
+  }
+  for (const Span& s : out) {
+    ASSERT_TRUE(s.trace_id.valid());
+    ASSERT_TRUE(s.span_id.valid());
+    seen[s.span_id.Hex()]++;
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+}  // namespace
+}  // namespace zerotrace::trace

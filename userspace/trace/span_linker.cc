@@ -1,0 +1,426 @@
+// SpanLinker: the linking rules of DESIGN.md ("Linking"), applied as requests start.
+#include "trace/span_linker.h"
+
+#include <algorithm>
+
+#include "trace/w3c.h"
+
+namespace zerotrace::trace {
+namespace {
+
+// Completed server requests whose response another thread wrote stay candidates this long.
+constexpr uint64_t kOtherThreadGraceNs = 1'000'000'000;
+constexpr uint64_t kSweepEveryNs = 1'000'000'000;
+constexpr int kMaxDepth = 64;  // parent chains longer than this are not followed
+
+uint64_t ThreadKey(uint32_t tgid, uint32_t tid) { return (uint64_t{tgid} << 32) | tid; }
+
+bool IsLoopback(const std::array<uint8_t, 16>& a) {
+  static constexpr std::array<uint8_t, 16> kV6Loopback = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                          0, 0, 0, 0, 0, 0, 0, 1};
+  if (a == kV6Loopback) return true;
+  for (int i = 0; i < 10; i++) {
+    if (a[i] != 0) return false;
+  }
+  return a[10] == 0xff && a[11] == 0xff && a[12] == 127;  // 127.0.0.0/8, v4-mapped
+}
+
+}  // namespace
+
+bool IsCorrelationHeader(std::string_view n) {
+  return n == "x-request-id" || n == "x-correlation-id" || n == "request-id" ||
+         n == "x-amzn-trace-id" || n == "x-cloud-trace-context" || n == "x-b3-traceid" ||
+         n == "uber-trace-id";
+}
+
+size_t SpanLinker::PeerKeyHash::operator()(const PeerKey& k) const {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a over the fields
+  auto mix = [&h](uint64_t v) {
+    h ^= v;
+    h *= 1099511628211ULL;
+  };
+  for (size_t i = 0; i < 16; i += 8) {
+    uint64_t a = 0, b = 0;
+    for (size_t j = 0; j < 8; j++) {
+      a |= uint64_t{k.client_addr[i + j]} << (8 * j);
+      b |= uint64_t{k.server_addr[i + j]} << (8 * j);
+    }
+    mix(a);
+    mix(b);
+  }
+  mix((uint64_t{k.client_port} << 16) | k.server_port);
+  mix(k.stream_pos);
+  return h;
+}
+
+SpanLinker::SpanLinker(Sink sink, Options options) : sink_(std::move(sink)), options_(options) {}
+
+SpanLinker::PeerKey SpanLinker::KeyOf(const RequestStart& r) {
+  return {r.conn.client_addr, r.conn.server_addr, r.conn.client_port, r.conn.server_port,
+          r.stream_pos};
+}
+
+// Loopback tuples are only unique inside a network namespace; an unknown namespace matches.
+bool SpanLinker::SameNetwork(const Record& other, const RequestStart& r) {
+  if (other.netns == 0 || r.conn.netns == 0 || other.netns == r.conn.netns) return true;
+  return !IsLoopback(r.conn.client_addr) && !IsLoopback(r.conn.server_addr);
+}
+
+SpanLinker::Record* SpanLinker::Find(uint64_t handle) {
+  auto it = records_.find(handle);
+  return it == records_.end() ? nullptr : &it->second;
+}
+
+uint64_t SpanLinker::Start(const RequestStart& r) {
+  const uint64_t handle = next_handle_++;
+  stats_.requests++;
+  now_ns_ = std::max(now_ns_, r.start_ns);
+  Record& rec = records_[handle];
+  rec.tgid = r.tgid;
+  rec.tid = r.tid;
+  rec.server = r.server;
+  rec.start_ns = r.start_ns;
+  rec.netns = r.conn.netns;
+  rec.span_id = NewSpanId();
+  order_.push_back(handle);
+  if (r.server) {
+    LinkServed(handle, rec, r);
+  } else {
+    LinkCall(handle, r);
+  }
+  while (records_.size() > options_.max_records && !order_.empty()) {
+    const uint64_t oldest = order_.front();
+    order_.pop_front();
+    if (oldest == handle) {
+      order_.push_back(handle);
+      break;
+    }
+    if (Record* o = Find(oldest)) {
+      if (!o->finished) stats_.abandoned++;
+      if (!o->resolved) ResolveAsRoot(oldest);
+      Free(oldest);
+    }
+  }
+  return handle;
+}
+
+// Rule 3: a call made while its thread serves a request is that request's child, when the
+// evidence leaves no doubt. Rule 2 (the callee's side) is settled here too if it came first.
+void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
+  std::vector<uint64_t> in_flight;
+  if (auto it = serving_.find(ThreadKey(r.tgid, r.tid)); it != serving_.end()) {
+    for (uint64_t h : it->second) {
+      const Record* s = Find(h);
+      if (s == nullptr || h == handle) continue;
+      if (s->start_ns > r.start_ns) continue;  // started after the call
+      if (s->finished && s->end_ns < r.start_ns) continue;
+      in_flight.push_back(h);
+    }
+  }
+  uint64_t parent = 0;
+  if (in_flight.size() == 1) {
+    parent = in_flight[0];
+    stats_.link_thread++;
+  } else if (in_flight.size() > 1) {
+    std::vector<uint64_t> forwarded, correlated;
+    for (uint64_t h : in_flight) {
+      const Record& s = records_.at(h);
+      if (s.method == r.method && s.target == r.target) forwarded.push_back(h);
+      if (r.correlation.size() >= kMinCorrelationBytes && s.correlation == r.correlation) {
+        correlated.push_back(h);
+      }
+    }
+    auto has = [](const std::vector<uint64_t>& v, uint64_t h) {
+      return std::find(v.begin(), v.end(), h) != v.end();
+    };
+    if (correlated.size() == 1 && (forwarded.empty() || has(forwarded, correlated[0]))) {
+      parent = correlated[0];
+      stats_.link_correlation++;
+    } else if (forwarded.size() == 1 && (correlated.empty() || has(correlated, forwarded[0]))) {
+      parent = forwarded[0];
+      stats_.link_forwarded++;
+    } else {
+      stats_.link_ambiguous++;
+    }
+  } else {
+    stats_.client_roots++;
+  }
+  if (parent == 0 || !Adopt(parent, handle)) {
+    // A root here. An instrumented caller's own context, if it sent one, names the trace.
+    Record& self = records_.at(handle);
+    if (auto tp = ParseTraceParent(r.traceparent)) {
+      self.parent_span_id = tp->parent_id;
+      self.trace_state = std::string(r.tracestate);
+      Resolve(handle, tp->trace_id);
+    } else {
+      ResolveAsRoot(handle);
+    }
+  }
+
+  if (!r.conn.known || !r.conn.from_start) return;
+  const PeerKey key = KeyOf(r);
+  auto it = peers_.find(key);
+  if (it != peers_.end()) {
+    const uint64_t other_handle = it->second;
+    Record* other = Find(other_handle);
+    if (other != nullptr && !SameNetwork(*other, r)) other = nullptr;
+    if (other != nullptr && other->server && !other->resolved) {
+      peers_.erase(it);
+      other->peer.reset();
+      if (Adopt(handle, other_handle)) stats_.link_peer++;
+      return;
+    }
+    if (other != nullptr && other->server) {
+      stats_.peer_late++;  // already resolved as a root: too late to join
+      return;
+    }
+    if (Record* replaced = Find(other_handle)) replaced->peer.reset();
+    peers_.erase(it);
+  }
+  Record& self = records_.at(handle);
+  self.peer = key;
+  peers_[key] = handle;
+  peer_deadlines_.emplace_back(r.start_ns + options_.peer_wait_ns, handle);
+}
+
+// Rules 1 and 2: a request with a valid traceparent joins that trace; otherwise its caller on
+// this node (the mirrored connection, the same stream position) is its parent.
+void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart& r) {
+  served.method = std::string(r.method);
+  served.target = std::string(r.target);
+  served.correlation = std::string(r.correlation);
+  serving_[ThreadKey(r.tgid, r.tid)].push_back(handle);
+  served.in_thread_index = true;
+
+  if (auto tp = ParseTraceParent(r.traceparent)) {
+    served.parent_span_id = tp->parent_id;
+    served.trace_state = std::string(r.tracestate);
+    stats_.link_traceparent++;
+    Resolve(handle, tp->trace_id);
+    return;
+  }
+  if (!r.conn.known || !r.conn.from_start) {
+    stats_.server_roots++;
+    ResolveAsRoot(handle);
+    return;
+  }
+  const PeerKey key = KeyOf(r);
+  auto it = peers_.find(key);
+  if (it != peers_.end()) {
+    const uint64_t other_handle = it->second;
+    Record* other = Find(other_handle);
+    if (other != nullptr && !SameNetwork(*other, r)) other = nullptr;
+    if (other != nullptr && !other->server) {
+      peers_.erase(it);
+      other->peer.reset();
+      if (Adopt(other_handle, handle)) {
+        stats_.link_peer++;
+        return;
+      }
+      stats_.server_roots++;
+      ResolveAsRoot(handle);
+      return;
+    }
+    // An older request under the same key (or another namespace's): it waits no more.
+    if (Record* replaced = Find(other_handle)) replaced->peer.reset();
+    peers_.erase(it);
+  }
+  served.peer = key;
+  peers_[key] = handle;
+  peer_deadlines_.emplace_back(r.start_ns + options_.peer_wait_ns, handle);
+}
+
+bool SpanLinker::Adopt(uint64_t parent_handle, uint64_t child_handle) {
+  uint64_t h = parent_handle;
+  for (int depth = 0; h != 0 && depth < kMaxDepth; depth++) {
+    if (h == child_handle) {
+      stats_.cycles_refused++;
+      return false;
+    }
+    const Record* up = Find(h);
+    h = up == nullptr ? 0 : up->parent;
+  }
+  Record& parent = records_.at(parent_handle);
+  Record& child = records_.at(child_handle);
+  child.parent = parent_handle;
+  child.parent_span_id = parent.span_id;
+  if (parent.resolved) {
+    const TraceId trace_id = parent.trace_id;
+    Resolve(child_handle, trace_id);
+  } else {
+    parent.waiters.push_back(child_handle);
+  }
+  return true;
+}
+
+// Fixes the trace id of `handle` and of every descendant waiting for it.
+void SpanLinker::Resolve(uint64_t handle, const TraceId& trace_id) {
+  std::vector<std::pair<uint64_t, TraceId>> todo{{handle, trace_id}};
+  while (!todo.empty()) {
+    auto [h, id] = todo.back();
+    todo.pop_back();
+    Record* r = Find(h);
+    if (r == nullptr || r->resolved) continue;
+    r->trace_id = id;
+    r->resolved = true;
+    for (uint64_t w : r->waiters) todo.emplace_back(w, id);
+    r->waiters.clear();
+    if (r->finished && !r->released) Release(*r);
+    if (Freeable(*r)) Free(h);
+  }
+}
+
+void SpanLinker::ResolveAsRoot(uint64_t handle) { Resolve(handle, NewTraceId()); }
+
+void SpanLinker::Finish(uint64_t handle, Span&& span, uint64_t end_ns, uint32_t response_tid) {
+  Record* r = Find(handle);
+  if (r == nullptr) {
+    FinishUnstarted(std::move(span));
+    return;
+  }
+  now_ns_ = std::max(now_ns_, end_ns);
+  r->finished = true;
+  r->end_ns = end_ns;
+  r->span = std::move(span);
+  // Same thread: every call it made while serving was reported before this response.
+  if (r->in_thread_index && response_tid == r->tid) DropFromThreadIndex(handle, *r);
+  if (r->resolved) {
+    Release(*r);
+    if (Freeable(*r)) Free(handle);
+  }
+}
+
+void SpanLinker::FinishUnstarted(Span&& span) {
+  stats_.unstarted++;
+  stats_.spans_released++;
+  span.trace_id = NewTraceId();
+  span.span_id = NewSpanId();
+  sink_(std::move(span));
+}
+
+void SpanLinker::Abandon(uint64_t handle) {
+  Record* r = Find(handle);
+  if (r == nullptr || r->finished) return;
+  stats_.abandoned++;
+  r->finished = true;  // nothing left to release
+  r->released = true;
+  r->end_ns = now_ns_;
+  if (r->in_thread_index) DropFromThreadIndex(handle, *r);
+  if (Freeable(*r)) Free(handle);
+}
+
+void SpanLinker::Release(Record& r) {
+  r.released = true;
+  if (!r.span) return;
+  Span& s = *r.span;
+  s.trace_id = r.trace_id;
+  s.span_id = r.span_id;
+  s.parent_span_id = r.parent_span_id;
+  s.trace_state = r.trace_state;
+  stats_.spans_released++;
+  sink_(std::move(s));
+  r.span.reset();
+}
+
+bool SpanLinker::Freeable(const Record& r) const {
+  if (!r.resolved || !r.released || r.peer.has_value()) return false;
+  return !r.in_thread_index || r.end_ns + kOtherThreadGraceNs < now_ns_;
+}
+
+void SpanLinker::DropFromThreadIndex(uint64_t handle, Record& r) {
+  r.in_thread_index = false;
+  auto it = serving_.find(ThreadKey(r.tgid, r.tid));
+  if (it == serving_.end()) return;
+  auto& v = it->second;
+  if (auto at = std::find(v.begin(), v.end(), handle); at != v.end()) {
+    *at = v.back();
+    v.pop_back();
+  }
+  if (v.empty()) serving_.erase(it);
+}
+
+void SpanLinker::DropPeer(Record& r) {
+  if (!r.peer) return;
+  peers_.erase(*r.peer);
+  r.peer.reset();
+}
+
+void SpanLinker::Free(uint64_t handle) {
+  Record* r = Find(handle);
+  if (r == nullptr) return;
+  if (r->in_thread_index) DropFromThreadIndex(handle, *r);
+  if (r->peer) {
+    auto it = peers_.find(*r->peer);
+    if (it != peers_.end() && it->second == handle) peers_.erase(it);
+  }
+  records_.erase(handle);
+}
+
+void SpanLinker::Tick(uint64_t now_ns) {
+  now_ns_ = std::max(now_ns_, now_ns);
+  while (!peer_deadlines_.empty() && peer_deadlines_.front().first <= now_ns_) {
+    const uint64_t h = peer_deadlines_.front().second;
+    peer_deadlines_.pop_front();
+    Record* r = Find(h);
+    if (r == nullptr || !r->peer) continue;
+    auto it = peers_.find(*r->peer);
+    if (it != peers_.end() && it->second == h) peers_.erase(it);
+    r->peer.reset();
+    if (r->server && !r->resolved) {
+      stats_.server_roots++;
+      ResolveAsRoot(h);  // may free it
+    } else if (Freeable(*r)) {
+      Free(h);
+    }
+  }
+  if (now_ns_ < next_sweep_ns_) return;
+  next_sweep_ns_ = now_ns_ + kSweepEveryNs;
+  // Frees what became freeable by time alone and gives up requests that never finished.
+  const size_t n = order_.size();
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t h = order_.front();
+    order_.pop_front();
+    Record* r = Find(h);
+    if (r == nullptr) continue;
+    if (Freeable(*r)) {
+      Free(h);
+    } else if (r->start_ns + options_.max_age_ns < now_ns_) {
+      if (!r->finished) stats_.abandoned++;
+      DropPeer(*r);
+      if (!r->resolved) ResolveAsRoot(h);
+      Free(h);
+    } else {
+      order_.push_back(h);
+    }
+  }
+}
+
+void SpanLinker::Flush() {
+  // Start order: a parent is settled before the children that wait for it.
+  std::vector<uint64_t> handles(order_.begin(), order_.end());
+  std::sort(handles.begin(), handles.end());
+  for (uint64_t h : handles) {
+    Record* r = Find(h);
+    if (r == nullptr) continue;
+    DropPeer(*r);
+    if (!r->resolved) {
+      if (r->server && r->parent == 0) stats_.server_roots++;
+      if (r->parent != 0 && Find(r->parent) == nullptr) r->parent = 0;
+      if (r->parent == 0) ResolveAsRoot(h);
+    }
+  }
+  for (uint64_t h : handles) {
+    Record* r = Find(h);
+    if (r == nullptr) continue;
+    if (!r->resolved) ResolveAsRoot(h);  // its parent could not settle: keep the span
+    r = Find(h);
+    if (r == nullptr) continue;
+    if (!r->finished) stats_.abandoned++;
+    if (r->finished && !r->released) Release(*r);
+  }
+  for (uint64_t h : handles) Free(h);
+  order_.clear();
+  peer_deadlines_.clear();
+}
+
+}  // namespace zerotrace::trace

@@ -1,0 +1,160 @@
+// SpanLinker: gives every request its span id when it starts and its parent when the
+// evidence leaves no doubt, then releases finished spans once their trace id is known.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "trace/span.h"
+
+namespace zerotrace::trace {
+
+// The two ends of a request's TCP connection, as the side reporting it knows them.
+struct ConnEnds {
+  bool known = false;                     // false: the tuple is unknown (its open event was lost)
+  std::array<uint8_t, 16> client_addr{};  // IPv6, or IPv4 as v4-mapped IPv6
+  std::array<uint8_t, 16> server_addr{};
+  uint16_t client_port = 0;
+  uint16_t server_port = 0;
+  // Network namespace (inode) of the reporting process: loopback tuples are only unique in it.
+  uint64_t netns = 0;
+  // Stream positions count from the connection's first byte (it opened while traced), so both
+  // sides number the same request byte alike.
+  bool from_start = false;
+};
+
+// What is known of a request when its head has been parsed.
+struct RequestStart {
+  uint32_t tgid = 0;
+  uint32_t tid = 0;  // thread that read (server) or wrote (client) the request's first byte
+  bool server = false;
+  uint64_t start_ns = 0;  // monotonic time of the request's first byte
+  ConnEnds conn;
+  uint64_t stream_pos = 0;  // position of that byte in the client→server stream
+  std::string_view method;
+  std::string_view target;
+  std::string_view correlation;  // a request-id header's value (see CorrelationHeader)
+  std::string_view traceparent;  // raw W3C headers; empty when absent
+  std::string_view tracestate;
+};
+
+// The request-id headers that count as evidence: the same value on a call and on one request
+// in flight identifies the request the call serves. Values shorter than 8 bytes do not count.
+bool IsCorrelationHeader(std::string_view lowercase_name);
+inline constexpr size_t kMinCorrelationBytes = 8;
+
+struct SpanLinkerStats {
+  uint64_t requests = 0;
+  uint64_t link_traceparent = 0;  // server spans that joined the caller's W3C trace
+  uint64_t link_peer = 0;         // server spans parented by the same-node client span
+  uint64_t link_thread = 0;       // calls made while their thread served exactly one request
+  uint64_t link_forwarded = 0;    // calls repeating the method and target of one request
+  uint64_t link_correlation = 0;  // calls carrying the request id of one request
+  uint64_t link_ambiguous = 0;    // calls left unparented: several requests, no evidence
+  uint64_t client_roots = 0;      // calls made while their thread served no request
+  uint64_t server_roots = 0;      // requests whose caller is not traced on this node
+  uint64_t peer_late = 0;         // a caller that showed up after its server span left
+  uint64_t cycles_refused = 0;    // links that would have closed a loop
+  uint64_t abandoned = 0;         // requests that never finished (freed by age or cap)
+  uint64_t unstarted = 0;         // finished spans whose start was never reported
+  uint64_t spans_released = 0;
+};
+
+class SpanLinker {
+ public:
+  using Sink = std::function<void(Span&&)>;
+  struct Options {
+    // How long a server span waits for its same-node caller (whose event may come later).
+    uint64_t peer_wait_ns = 2'000'000'000;
+    // Requests older than this that have not finished are given up.
+    uint64_t max_age_ns = 120'000'000'000;
+    size_t max_records = 1 << 18;  // beyond: the oldest record is given up
+  };
+
+  explicit SpanLinker(Sink sink) : SpanLinker(std::move(sink), Options()) {}
+  SpanLinker(Sink sink, Options options);
+
+  // Hot path. A request started; its span id is fixed now. Returns the handle for Finish.
+  uint64_t Start(const RequestStart& r);
+  // Hot path. The request's exchange finished: `span` gets its ids and leaves once its trace
+  // id is known. `response_tid` wrote the response's first byte (0 if unknown).
+  void Finish(uint64_t handle, Span&& span, uint64_t end_ns, uint32_t response_tid);
+  // A span whose start was never reported (no handle): released as a root.
+  void FinishUnstarted(Span&& span);
+  // The request will never finish (its connection is gone).
+  void Abandon(uint64_t handle);
+  // Monotonic time passed: server spans stop waiting for callers; old state is freed.
+  void Tick(uint64_t now_ns);
+  // Resolves everything still waiting and releases every finished span (shutdown).
+  void Flush();
+
+  const SpanLinkerStats& stats() const { return stats_; }
+  size_t records() const { return records_.size(); }
+
+ private:
+  struct PeerKey {
+    std::array<uint8_t, 16> client_addr, server_addr;
+    uint16_t client_port, server_port;
+    uint64_t stream_pos;
+    bool operator==(const PeerKey&) const = default;
+  };
+  struct PeerKeyHash {
+    size_t operator()(const PeerKey& k) const;
+  };
+  struct Record {
+    uint32_t tgid = 0, tid = 0;
+    uint64_t netns = 0;
+    bool server = false;
+    uint64_t start_ns = 0, end_ns = 0;
+    bool finished = false;
+    bool released = false;
+    bool resolved = false;  // trace_id is final
+    bool in_thread_index = false;
+    std::optional<PeerKey> peer;  // set while waiting in peers_
+    SpanId span_id, parent_span_id;
+    TraceId trace_id;
+    std::string trace_state;
+    uint64_t parent = 0;                      // handle of a parent linked here (0: none / remote)
+    std::vector<uint64_t> waiters;            // children waiting for this record's trace id
+    std::string method, target, correlation;  // servers: evidence for calls they make
+    std::optional<Span> span;
+  };
+
+  Record* Find(uint64_t handle);
+  static PeerKey KeyOf(const RequestStart& r);
+  static bool SameNetwork(const Record& other, const RequestStart& r);
+  void LinkCall(uint64_t handle, const RequestStart& r);
+  void LinkServed(uint64_t handle, Record& served, const RequestStart& r);
+  // Makes `child` a child of `parent` (both here); false if that would close a loop.
+  bool Adopt(uint64_t parent_handle, uint64_t child_handle);
+  void Resolve(uint64_t handle, const TraceId& trace_id);
+  void ResolveAsRoot(uint64_t handle);
+  void Release(Record& r);
+  void DropFromThreadIndex(uint64_t handle, Record& r);
+  void DropPeer(Record& r);
+  void Free(uint64_t handle);
+  bool Freeable(const Record& r) const;
+
+  Sink sink_;
+  Options options_;
+  uint64_t next_handle_ = 1;
+  uint64_t now_ns_ = 0;
+  uint64_t next_sweep_ns_ = 0;
+  std::unordered_map<uint64_t, Record> records_;
+  std::deque<uint64_t> order_;  // handles by start (records and freed ones alike)
+  // Server requests in flight, per (tgid, tid) of the thread that read them.
+  std::unordered_map<uint64_t, std::vector<uint64_t>> serving_;
+  // Requests waiting for their other side on this node, by mirrored connection + position.
+  std::unordered_map<PeerKey, uint64_t, PeerKeyHash> peers_;
+  std::deque<std::pair<uint64_t, uint64_t>> peer_deadlines_;  // (deadline, handle), FIFO
+  SpanLinkerStats stats_;
+};
+
+}  // namespace zerotrace::trace
