@@ -243,6 +243,30 @@ zerotrace::testing::Subprocess& AgentTest::Spawn(std::vector<std::string> argv) 
 
 ::testing::AssertionResult AgentTest::AwaitSpans(
     const std::vector<std::pair<pid_t, size_t>>& at_least, std::chrono::milliseconds timeout) {
+  auto r = WaitForSpans(at_least, timeout);
+  StopAgent();
+  return r;
+}
+
+std::optional<uint64_t> AgentTest::StatsCounter(const std::string& name, size_t after_lines,
+                                                std::chrono::milliseconds timeout) const {
+  const auto deadline = Clock::now() + timeout;
+  const std::string key = " " + name + "=";
+  for (;;) {
+    const auto lines = AgentOutput();
+    for (size_t i = lines.size(); i > after_lines; i--) {
+      const std::string& l = lines[i - 1];
+      const size_t at = l.find(key);
+      if (l.find("zerotrace: stats") == std::string::npos || at == std::string::npos) continue;
+      return std::stoull(l.substr(at + key.size()));
+    }
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+::testing::AssertionResult AgentTest::WaitForSpans(
+    const std::vector<std::pair<pid_t, size_t>>& at_least, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   auto satisfied = [&] {
     for (const auto& [pid, n] : at_least) {
@@ -255,7 +279,6 @@ zerotrace::testing::Subprocess& AgentTest::Spawn(std::vector<std::string> argv) 
     if (satisfied() || Clock::now() >= deadline) break;
     std::this_thread::sleep_for(50ms);  // the agent flushes at least once a second
   }
-  StopAgent();
   if (satisfied()) return ::testing::AssertionSuccess();
   auto fail = ::testing::AssertionFailure();
   fail << "spans did not arrive within " << timeout.count() << " ms (" << log_->spans().size()

@@ -79,6 +79,15 @@ class AgentTest : public ::testing::Test {
   // log is final. Fails (with what did arrive) when the deadline passes first.
   ::testing::AssertionResult AwaitSpans(const std::vector<std::pair<pid_t, size_t>>& at_least,
                                         std::chrono::milliseconds timeout = 20s);
+  // Like AwaitSpans, but the agent keeps running.
+  ::testing::AssertionResult WaitForSpans(const std::vector<std::pair<pid_t, size_t>>& at_least,
+                                          std::chrono::milliseconds timeout = 20s);
+  // Every span logged so far (all processes).
+  const std::vector<Span>& AllSpans() const { return log_->spans(); }
+  // A counter from the agent's newest stats line printed after `after_lines` output lines
+  // (see AgentOutput), waiting for such a line up to `timeout`; nullopt if none came.
+  std::optional<uint64_t> StatsCounter(const std::string& name, size_t after_lines,
+                                       std::chrono::milliseconds timeout = 10s) const;
   // The final spans of a process, ordered by (start, end).
   std::vector<Span> SpansOf(pid_t pid) const { return log_->ForPid(pid); }
   // Succeeds when the spans of `pid`, in order, are exactly `wants`. With ZT_E2E_DUMP set in

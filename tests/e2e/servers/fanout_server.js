@@ -1,7 +1,7 @@
 // Event-loop fan-out server for the e2e tests: many requests in flight, each making one call.
 // Usage: node fanout_server.js PORT DOWNSTREAM_PORT
 //   (listens on 127.0.0.1:PORT, prints "ready" once listening, exits with 0 on SIGTERM)
-//   GET /work?id=N  waits a random 5-40 ms, then GET /lookup/<8 random hex digits> on
+//   GET /work?id=N  (or /work/N) waits a random 5-40 ms, then GET /lookup/<8 random hex digits> on
 //                   127.0.0.1:DOWNSTREAM_PORT over a keep-alive pool of at most 4 connections,
 //                   with no header taken from the incoming request; then answers
 //                   200 {"id":"N","lookup":"/lookup/<hex>","status":S} (S: the downstream's
@@ -51,11 +51,13 @@ const server = http.createServer((req, res) => {
     reply(res, 400, {error: 'bad request target'});
     return;
   }
-  if (req.method !== 'GET' || url.pathname !== '/work') {
+  // /work/N also works: spans redact query values, so tests name the request in its path.
+  const inPath = /^\/work\/([^/]+)$/.exec(url.pathname);
+  if (req.method !== 'GET' || (url.pathname !== '/work' && !inPath)) {
     reply(res, 404, {error: 'not found'});
     return;
   }
-  const id = url.searchParams.get('id') || '';
+  const id = inPath ? inPath[1] : (url.searchParams.get('id') || '');
   const path = `/lookup/${crypto.randomBytes(4).toString('hex')}`;
   setTimeout(() => {
     lookup(path, (err, status) => {

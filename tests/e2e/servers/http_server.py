@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """HTTP/1.1 test server for the e2e tests: one route per framing rule the agent must follow.
 
-Usage: http_server.py PORT   (listens on 127.0.0.1:PORT, prints "ready" once listening)
+Usage: http_server.py PORT [HOST]   (listens on HOST:PORT, default 127.0.0.1, prints "ready"
+once listening)
 
 Every response is deterministic so a test can predict its status and body size exactly:
   /hello               200, HELLO_BODY, Content-Length
@@ -184,6 +185,7 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # bursts of parallel clients must not overflow the listen backlog
 
     def handle_error(self, request, client_address):
         pass  # peers that vanish mid-response (killed clients, resets) are expected
@@ -191,7 +193,8 @@ class Server(ThreadingHTTPServer):
 
 def main():
     port = int(sys.argv[1])
-    server = Server(("127.0.0.1", port), Handler)
+    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    server = Server((host, port), Handler)
     print("ready", flush=True)
     server.serve_forever()
 
