@@ -303,6 +303,21 @@ TEST_F(LinkingE2eTest, InvalidTraceparentIsIgnoredAndTheSameNodeCallerLinks) {
   EXPECT_EQ(s.trace_id, c.trace_id);
 }
 
+TEST_F(LinkingE2eTest, CallerAndServerOverIpv6Loopback) {
+  const int port = FreePort();
+  Subprocess& server =
+      Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/http_server.py",
+             std::to_string(port), "::1"});
+  ASSERT_TRUE(server.WaitForLine("ready", 15s));
+  pid_t curl = 0;
+  CurlAll({"http://[::1]:" + std::to_string(port) + "/hello"}, false, &curl, {"-g"});
+  ASSERT_TRUE(AwaitSpans({{server.pid(), 1}, {curl, 1}}));
+  const Span s = SpansOf(server.pid()).at(0), c = SpansOf(curl).at(0);
+  EXPECT_EQ(s.Str("network.peer.address"), "::1");
+  EXPECT_EQ(s.parent_span_id, c.span_id);
+  EXPECT_EQ(s.trace_id, c.trace_id);
+}
+
 // Two network namespaces joined by a veth pair, no NAT: the caller in one, the server in the
 // other; their spans link like on loopback.
 TEST_F(LinkingE2eTest, ServicesInTwoNetworkNamespacesOnAVethPairLink) {

@@ -198,6 +198,7 @@ void HttpSpanProducer::OnRequestStart(uint64_t seq, const http1::HttpRequest& re
   r.conn.server_port = r.server ? t.local_port : t.remote_port;
   r.conn.netns = t.netns != 0 ? t.netns : c.process.netns;
   r.stream_pos = req.start_pos;
+  r.threads_migrate = c.process.go_runtime;
   r.method = req.method;
   r.target = req.target;
   r.correlation = CorrelationOf(req);

@@ -1,6 +1,7 @@
 // Reads process metadata from /proc and caches it per pid.
 #include "conn/process_info.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace zerotrace::conn {
@@ -102,6 +104,38 @@ std::string ContainerIdFromCgroup(std::string_view cgroup) {
   return {};
 }
 
+bool IsGoExecutable(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  auto read_at = [fd](void* buf, size_t n, uint64_t off) {
+    return pread(fd, buf, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n);
+  };
+  bool go = false;
+  Elf64_Ehdr eh;
+  if (read_at(&eh, sizeof(eh), 0) && std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+      eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_shentsize == sizeof(Elf64_Shdr) &&
+      eh.e_shstrndx < eh.e_shnum && eh.e_shnum <= 4096) {
+    Elf64_Shdr names;
+    if (read_at(&names, sizeof(names), eh.e_shoff + uint64_t{eh.e_shstrndx} * sizeof(Elf64_Shdr))) {
+      // Go linkers name these sections; other toolchains never do.
+      static constexpr std::string_view kGoSections[] = {".go.buildinfo", ".note.go.buildid"};
+      for (uint16_t i = 0; i < eh.e_shnum && !go; i++) {
+        Elf64_Shdr sh;
+        char name[24] = {};
+        if (!read_at(&sh, sizeof(sh), eh.e_shoff + uint64_t{i} * sizeof(Elf64_Shdr))) break;
+        if (sh.sh_name >= names.sh_size) continue;
+        const ssize_t n =
+            pread(fd, name, sizeof(name) - 1, static_cast<off_t>(names.sh_offset + sh.sh_name));
+        if (n <= 0) continue;
+        const std::string_view got(name, strnlen(name, static_cast<size_t>(n)));
+        for (std::string_view want : kGoSections) go |= got == want;
+      }
+    }
+  }
+  close(fd);
+  return go;
+}
+
 std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const std::string& proc_root) {
   const std::string dir = proc_root + "/" + std::to_string(pid) + "/";
   ProcessInfo info;
@@ -120,6 +154,7 @@ std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const std::string& proc
   if (ReadFile(dir + "cgroup", &contents)) info.container_id = ContainerIdFromCgroup(contents);
   struct stat ns;
   if (stat((dir + "ns/net").c_str(), &ns) == 0) info.netns = ns.st_ino;
+  info.go_runtime = IsGoExecutable(dir + "exe");
   return info;
 }
 

@@ -20,7 +20,11 @@ struct ProcessInfo {
   std::string service_name;  // OTEL_SERVICE_NAME if set and non-empty, else exe_name, else comm
   std::string container_id;  // 64-hex id from /proc/PID/cgroup; empty outside a container
   uint64_t netns = 0;        // inode of /proc/PID/ns/net (0 if unreadable)
+  bool go_runtime = false;   // a Go executable: goroutines move between threads
 };
+
+// True when the ELF file at `path` was linked by Go (it has Go's build-info sections).
+bool IsGoExecutable(const std::string& path);
 
 // Reads a live process's metadata; nullopt if the process is gone (no readable comm).
 // exe and environ of other users' processes need privileges; without them those fields fall

@@ -12,6 +12,7 @@ namespace {
 constexpr uint64_t kOtherThreadGraceNs = 1'000'000'000;
 constexpr uint64_t kSweepEveryNs = 1'000'000'000;
 constexpr int kMaxDepth = 64;  // parent chains longer than this are not followed
+constexpr size_t kMaxMigratingProcesses = 65536;
 
 uint64_t ThreadKey(uint32_t tgid, uint32_t tid) { return (uint64_t{tgid} << 32) | tid; }
 
@@ -108,7 +109,12 @@ uint64_t SpanLinker::Start(const RequestStart& r) {
 // evidence leaves no doubt. Rule 2 (the callee's side) is settled here too if it came first.
 void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
   std::vector<uint64_t> in_flight;
-  if (auto it = serving_.find(ThreadKey(r.tgid, r.tid)); it != serving_.end()) {
+  // A runtime that moves a request between threads (Go, work-stealing pools: seen as responses
+  // written by another thread than the request's reader) makes the thread prove nothing: the
+  // candidates are then every request the process is serving.
+  const bool unstable = r.threads_migrate || migrating_.count(r.tgid) != 0;
+  const uint64_t scope = ThreadKey(r.tgid, unstable ? 0 : r.tid);
+  if (auto it = serving_.find(scope); it != serving_.end()) {
     for (uint64_t h : it->second) {
       const Record* s = Find(h);
       if (s == nullptr || h == handle) continue;
@@ -190,6 +196,7 @@ void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart&
   served.target = std::string(r.target);
   served.correlation = std::string(r.correlation);
   serving_[ThreadKey(r.tgid, r.tid)].push_back(handle);
+  serving_[ThreadKey(r.tgid, 0)].push_back(handle);  // the process-wide list (no tid is 0)
   served.in_thread_index = true;
 
   if (auto tp = ParseTraceParent(r.traceparent)) {
@@ -284,6 +291,10 @@ void SpanLinker::Finish(uint64_t handle, Span&& span, uint64_t end_ns, uint32_t 
   r->span = std::move(span);
   // Same thread: every call it made while serving was reported before this response.
   if (r->in_thread_index && response_tid == r->tid) DropFromThreadIndex(handle, *r);
+  if (r->server && response_tid != 0 && response_tid != r->tid) {
+    if (migrating_.size() >= kMaxMigratingProcesses) migrating_.clear();
+    migrating_.insert(r->tgid);
+  }
   if (r->resolved) {
     Release(*r);
     if (Freeable(*r)) Free(handle);
@@ -329,14 +340,16 @@ bool SpanLinker::Freeable(const Record& r) const {
 
 void SpanLinker::DropFromThreadIndex(uint64_t handle, Record& r) {
   r.in_thread_index = false;
-  auto it = serving_.find(ThreadKey(r.tgid, r.tid));
-  if (it == serving_.end()) return;
-  auto& v = it->second;
-  if (auto at = std::find(v.begin(), v.end(), handle); at != v.end()) {
-    *at = v.back();
-    v.pop_back();
+  for (const uint64_t key : {ThreadKey(r.tgid, r.tid), ThreadKey(r.tgid, 0)}) {
+    auto it = serving_.find(key);
+    if (it == serving_.end()) continue;
+    auto& v = it->second;
+    if (auto at = std::find(v.begin(), v.end(), handle); at != v.end()) {
+      *at = v.back();
+      v.pop_back();
+    }
+    if (v.empty()) serving_.erase(it);
   }
-  if (v.empty()) serving_.erase(it);
 }
 
 void SpanLinker::DropPeer(Record& r) {

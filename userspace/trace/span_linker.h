@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "trace/span.h"
@@ -43,6 +44,8 @@ struct RequestStart {
   std::string_view correlation;  // a request-id header's value (see CorrelationHeader)
   std::string_view traceparent;  // raw W3C headers; empty when absent
   std::string_view tracestate;
+  // The process runs a runtime known to move requests between threads (Go).
+  bool threads_migrate = false;
 };
 
 // The request-id headers that count as evidence: the same value on a call and on one request
@@ -54,7 +57,9 @@ struct SpanLinkerStats {
   uint64_t requests = 0;
   uint64_t link_traceparent = 0;  // server spans that joined the caller's W3C trace
   uint64_t link_peer = 0;         // server spans parented by the same-node client span
-  uint64_t link_thread = 0;       // calls made while their thread served exactly one request
+  // Calls made while their thread served exactly one request (or their process, when its
+  // runtime moves requests between threads).
+  uint64_t link_thread = 0;
   uint64_t link_forwarded = 0;    // calls repeating the method and target of one request
   uint64_t link_correlation = 0;  // calls carrying the request id of one request
   uint64_t link_ambiguous = 0;    // calls left unparented: several requests, no evidence
@@ -149,8 +154,11 @@ class SpanLinker {
   uint64_t next_sweep_ns_ = 0;
   std::unordered_map<uint64_t, Record> records_;
   std::deque<uint64_t> order_;  // handles by start (records and freed ones alike)
-  // Server requests in flight, per (tgid, tid) of the thread that read them.
+  // Server requests in flight, per (tgid, tid) of the thread that read them, and per process
+  // under (tgid, 0).
   std::unordered_map<uint64_t, std::vector<uint64_t>> serving_;
+  // Processes seen answering a request from another thread than the one that read it.
+  std::unordered_set<uint32_t> migrating_;
   // Requests waiting for their other side on this node, by mirrored connection + position.
   std::unordered_map<PeerKey, uint64_t, PeerKeyHash> peers_;
   std::deque<std::pair<uint64_t, uint64_t>> peer_deadlines_;  // (deadline, handle), FIFO

@@ -194,6 +194,8 @@ class Server(ThreadingHTTPServer):
 def main():
     port = int(sys.argv[1])
     host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    if ":" in host:
+        Server.address_family = socket.AF_INET6
     server = Server((host, port), Handler)
     print("ready", flush=True)
     server.serve_forever()

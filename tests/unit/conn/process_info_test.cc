@@ -104,6 +104,21 @@ TEST(ProcessInfoTest, ServiceNameComesFromChildEnvironment) {
   EXPECT_FALSE(ReadProcessInfo(static_cast<uint32_t>(child)).has_value()) << "reaped";
 }
 
+TEST(ProcessInfoTest, GoExecutablesAreRecognisedByTheirBuildInfoSection) {
+  // A copy of /bin/true with the section Go's linker writes: objcopy makes it, no Go needed.
+  const std::string dir = ::testing::TempDir() + "/zt-go-" + std::to_string(getpid());
+  fs::create_directories(dir);
+  std::ofstream(dir + "/buildinfo") << "\xff Go buildinf:";
+  const std::string cmd =
+      "objcopy --add-section .go.buildinfo=" + dir + "/buildinfo /bin/true " + dir + "/fake-go";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_TRUE(IsGoExecutable(dir + "/fake-go"));
+  EXPECT_FALSE(IsGoExecutable("/bin/true"));
+  EXPECT_FALSE(IsGoExecutable(dir + "/buildinfo")) << "not ELF";
+  EXPECT_FALSE(IsGoExecutable(dir + "/missing"));
+  fs::remove_all(dir);
+}
+
 TEST(ProcessInfoTest, MissingProcessIsNullopt) {
   EXPECT_FALSE(ReadProcessInfo(kNoSuchPid).has_value());
   FakeProc proc;

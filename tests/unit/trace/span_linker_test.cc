@@ -161,6 +161,37 @@ TEST_F(SpanLinkerTest, CallOnTheServingThreadIsChildOfThatRequest) {
   EXPECT_EQ(linker.stats().client_roots, 2u);
 }
 
+TEST_F(SpanLinkerTest, ThreadProvesNothingOnceTheProcessAnswersFromAnotherThread) {
+  // A response written by another thread than the request's reader: requests move between
+  // threads in this process (a work-stealing runtime).
+  End(linker.Start(Req(true, 30, 1, 100, ConnEnds{})), "moved", 110, 2);
+  const uint64_t a = linker.Start(Req(true, 30, 1, 120, ConnEnds{}));
+  const uint64_t b = linker.Start(Req(true, 30, 2, 121, ConnEnds{}));
+  End(linker.Start(Req(false, 30, 1, 130, ConnEnds{})), "call", 140);
+  End(a, "a", 150, 1);
+  End(b, "b", 151, 2);
+  ExpectRoot("call");
+  EXPECT_EQ(linker.stats().link_ambiguous, 1u);
+}
+
+TEST_F(SpanLinkerTest, GoProcessLinksOnlyWhenOneRequestIsInFlightInTheWholeProcess) {
+  RequestStart s1 = Req(true, 40, 1, 100, ConnEnds{}), call = Req(false, 40, 2, 110, ConnEnds{});
+  s1.threads_migrate = call.threads_migrate = true;
+  const uint64_t h1 = linker.Start(s1);
+  End(linker.Start(call), "call-one-in-flight", 120);  // another thread: still the one request
+  End(h1, "s1", 130, 3);
+  ExpectChild("s1", "call-one-in-flight");
+
+  RequestStart s2 = Req(true, 40, 1, 200, ConnEnds{}), s3 = Req(true, 40, 2, 201, ConnEnds{});
+  RequestStart call2 = Req(false, 40, 1, 210, ConnEnds{});
+  s2.threads_migrate = s3.threads_migrate = call2.threads_migrate = true;
+  const uint64_t h2 = linker.Start(s2), h3 = linker.Start(s3);
+  End(linker.Start(call2), "call-two-in-flight", 220);
+  End(h2, "s2", 230, 1);
+  End(h3, "s3", 231, 2);
+  ExpectRoot("call-two-in-flight");
+}
+
 TEST_F(SpanLinkerTest, ChildIsReleasedBeforeItsParentEndsAndNamesIt) {
   const uint64_t s = linker.Start(Req(true, 20, 21, 100, ConnEnds{}));
   End(linker.Start(Req(false, 20, 21, 110, ConnEnds{})), "call", 120);
