@@ -68,15 +68,32 @@ bool SpanLinker::SameNetwork(const Record& other, const RequestStart& r) {
 }
 
 SpanLinker::Record* SpanLinker::Find(uint64_t handle) {
-  auto it = records_.find(handle);
-  return it == records_.end() ? nullptr : &it->second;
+  const uint64_t index = (handle & 0xffffffffULL) - 1;  // handles are never 0
+  if (index >= slots_.size()) return nullptr;
+  Slot& slot = slots_[index];
+  return slot.live && slot.gen == (handle >> 32) ? &slot.rec : nullptr;
+}
+
+uint64_t SpanLinker::Allocate() {
+  uint32_t index;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  Slot& slot = slots_[index];
+  slot.live = true;
+  live_++;
+  return (uint64_t{slot.gen} << 32) | (uint64_t{index} + 1);
 }
 
 uint64_t SpanLinker::Start(const RequestStart& r) {
-  const uint64_t handle = next_handle_++;
+  const uint64_t handle = Allocate();
   stats_.requests++;
   now_ns_ = std::max(now_ns_, r.start_ns);
-  Record& rec = records_[handle];
+  Record& rec = *Find(handle);
   rec.tgid = r.tgid;
   rec.tid = r.tid;
   rec.server = r.server;
@@ -89,7 +106,7 @@ uint64_t SpanLinker::Start(const RequestStart& r) {
   } else {
     LinkCall(handle, r);
   }
-  while (records_.size() > options_.max_records && !order_.empty()) {
+  while (live_ > options_.max_records && !order_.empty()) {
     const uint64_t oldest = order_.front();
     order_.pop_front();
     if (oldest == handle) {
@@ -130,7 +147,7 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
   } else if (in_flight.size() > 1) {
     std::vector<uint64_t> forwarded, correlated;
     for (uint64_t h : in_flight) {
-      const Record& s = records_.at(h);
+      const Record& s = *Find(h);
       if (s.method == r.method && s.target == r.target) forwarded.push_back(h);
       if (r.correlation.size() >= kMinCorrelationBytes && s.correlation == r.correlation) {
         correlated.push_back(h);
@@ -153,7 +170,7 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
   }
   if (parent == 0 || !Adopt(parent, handle)) {
     // A root here. An instrumented caller's own context, if it sent one, names the trace.
-    Record& self = records_.at(handle);
+    Record& self = *Find(handle);
     if (auto tp = ParseTraceParent(r.traceparent)) {
       self.parent_span_id = tp->parent_id;
       self.trace_state = std::string(r.tracestate);
@@ -183,7 +200,7 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
     if (Record* replaced = Find(other_handle)) replaced->peer.reset();
     peers_.erase(it);
   }
-  Record& self = records_.at(handle);
+  Record& self = *Find(handle);
   self.peer = key;
   peers_[key] = handle;
   peer_deadlines_.emplace_back(r.start_ns + options_.peer_wait_ns, handle);
@@ -247,8 +264,8 @@ bool SpanLinker::Adopt(uint64_t parent_handle, uint64_t child_handle) {
     const Record* up = Find(h);
     h = up == nullptr ? 0 : up->parent;
   }
-  Record& parent = records_.at(parent_handle);
-  Record& child = records_.at(child_handle);
+  Record& parent = *Find(parent_handle);
+  Record& child = *Find(child_handle);
   child.parent = parent_handle;
   child.parent_span_id = parent.span_id;
   if (parent.resolved) {
@@ -366,7 +383,12 @@ void SpanLinker::Free(uint64_t handle) {
     auto it = peers_.find(*r->peer);
     if (it != peers_.end() && it->second == handle) peers_.erase(it);
   }
-  records_.erase(handle);
+  Slot& slot = slots_[(handle & 0xffffffffULL) - 1];
+  slot.rec = Record();  // drops its strings and span; the slot keeps nothing alive
+  slot.live = false;
+  slot.gen++;
+  free_.push_back(static_cast<uint32_t>((handle & 0xffffffffULL) - 1));
+  live_--;
 }
 
 void SpanLinker::Tick(uint64_t now_ns) {
@@ -409,9 +431,8 @@ void SpanLinker::Tick(uint64_t now_ns) {
 }
 
 void SpanLinker::Flush() {
-  // Start order: a parent is settled before the children that wait for it.
+  // Roots first settle their whole subtrees; a record whose parent is gone becomes a root.
   std::vector<uint64_t> handles(order_.begin(), order_.end());
-  std::sort(handles.begin(), handles.end());
   for (uint64_t h : handles) {
     Record* r = Find(h);
     if (r == nullptr) continue;

@@ -101,7 +101,7 @@ class SpanLinker {
   void Flush();
 
   const SpanLinkerStats& stats() const { return stats_; }
-  size_t records() const { return records_.size(); }
+  size_t records() const { return live_; }
 
  private:
   struct PeerKey {
@@ -133,6 +133,7 @@ class SpanLinker {
   };
 
   Record* Find(uint64_t handle);
+  uint64_t Allocate();
   static PeerKey KeyOf(const RequestStart& r);
   static bool SameNetwork(const Record& other, const RequestStart& r);
   void LinkCall(uint64_t handle, const RequestStart& r);
@@ -149,10 +150,18 @@ class SpanLinker {
 
   Sink sink_;
   Options options_;
-  uint64_t next_handle_ = 1;
   uint64_t now_ns_ = 0;
   uint64_t next_sweep_ns_ = 0;
-  std::unordered_map<uint64_t, Record> records_;
+  // Records live in reused slots; a handle is (generation << 32) | (slot index + 1), so a
+  // stale handle finds nothing. No hashing and no allocation per request in steady state.
+  struct Slot {
+    uint32_t gen = 1;
+    bool live = false;
+    Record rec;
+  };
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_;
+  size_t live_ = 0;
   std::deque<uint64_t> order_;  // handles by start (records and freed ones alike)
   // Server requests in flight, per (tgid, tid) of the thread that read them, and per process
   // under (tgid, 0).
