@@ -181,29 +181,35 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
   }
 
   if (!r.conn.known || !r.conn.from_start) return;
+  if (const uint64_t served = MatchPeer(handle, r)) {  // its server side came first
+    if (Adopt(handle, served)) {
+      stats_.link_peer++;
+    } else {
+      stats_.server_roots++;
+      ResolveAsRoot(served);
+    }
+  }
+}
+
+// Rule 2's index, by mirrored connection and stream position: returns the other side of r's
+// exchange if it is waiting (and takes it out), else leaves `handle` waiting for it.
+uint64_t SpanLinker::MatchPeer(uint64_t handle, const RequestStart& r) {
   const PeerKey key = KeyOf(r);
-  auto it = peers_.find(key);
-  if (it != peers_.end()) {
+  if (auto it = peers_.find(key); it != peers_.end()) {
     const uint64_t other_handle = it->second;
     Record* other = Find(other_handle);
-    if (other != nullptr && !SameNetwork(*other, r)) other = nullptr;
-    if (other != nullptr && other->server && !other->resolved) {
-      peers_.erase(it);
-      other->peer.reset();
-      if (Adopt(handle, other_handle)) stats_.link_peer++;
-      return;
-    }
-    if (other != nullptr && other->server) {
-      stats_.peer_late++;  // already resolved as a root: too late to join
-      return;
-    }
-    if (Record* replaced = Find(other_handle)) replaced->peer.reset();
     peers_.erase(it);
+    if (other != nullptr) other->peer.reset();
+    if (other != nullptr && other->server != r.server && SameNetwork(*other, r)) {
+      return other_handle;
+    }
+    // Otherwise an older request under the same key (or another namespace's): it waits no more.
   }
   Record& self = *Find(handle);
   self.peer = key;
   peers_[key] = handle;
   peer_deadlines_.emplace_back(r.start_ns + options_.peer_wait_ns, handle);
+  return 0;
 }
 
 // Rules 1 and 2: a request with a valid traceparent joins that trace; otherwise its caller on
@@ -228,30 +234,15 @@ void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart&
     ResolveAsRoot(handle);
     return;
   }
-  const PeerKey key = KeyOf(r);
-  auto it = peers_.find(key);
-  if (it != peers_.end()) {
-    const uint64_t other_handle = it->second;
-    Record* other = Find(other_handle);
-    if (other != nullptr && !SameNetwork(*other, r)) other = nullptr;
-    if (other != nullptr && !other->server) {
-      peers_.erase(it);
-      other->peer.reset();
-      if (Adopt(other_handle, handle)) {
-        stats_.link_peer++;
-        return;
-      }
-      stats_.server_roots++;
-      ResolveAsRoot(handle);
+  if (const uint64_t caller = MatchPeer(handle, r)) {
+    if (Adopt(caller, handle)) {
+      stats_.link_peer++;
       return;
     }
-    // An older request under the same key (or another namespace's): it waits no more.
-    if (Record* replaced = Find(other_handle)) replaced->peer.reset();
-    peers_.erase(it);
+    stats_.server_roots++;
+    ResolveAsRoot(handle);
   }
-  served.peer = key;
-  peers_[key] = handle;
-  peer_deadlines_.emplace_back(r.start_ns + options_.peer_wait_ns, handle);
+  // Otherwise it waits for its caller until Tick() gives up on it.
 }
 
 bool SpanLinker::Adopt(uint64_t parent_handle, uint64_t child_handle) {

@@ -65,7 +65,6 @@ struct SpanLinkerStats {
   uint64_t link_ambiguous = 0;    // calls left unparented: several requests, no evidence
   uint64_t client_roots = 0;      // calls made while their thread served no request
   uint64_t server_roots = 0;      // requests whose caller is not traced on this node
-  uint64_t peer_late = 0;         // a caller that showed up after its server span left
   uint64_t cycles_refused = 0;    // links that would have closed a loop
   uint64_t abandoned = 0;         // requests that never finished (freed by age or cap)
   uint64_t unstarted = 0;         // finished spans whose start was never reported
@@ -138,6 +137,7 @@ class SpanLinker {
   static bool SameNetwork(const Record& other, const RequestStart& r);
   void LinkCall(uint64_t handle, const RequestStart& r);
   void LinkServed(uint64_t handle, Record& served, const RequestStart& r);
+  uint64_t MatchPeer(uint64_t handle, const RequestStart& r);
   // Makes `child` a child of `parent` (both here); false if that would close a loop.
   bool Adopt(uint64_t parent_handle, uint64_t child_handle);
   void Resolve(uint64_t handle, const TraceId& trace_id);
