@@ -337,5 +337,36 @@ const TlsCase kFails[] = {
 INSTANTIATE_TEST_SUITE_P(Tls, TlsExportFails, ::testing::ValuesIn(kFails),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// A certificate or key that cannot work is a start-up error with a non-zero exit, before
+// anything is traced.
+TEST(OtlpTlsConfigErrors, UnusablePemFilesExitNonZero) {
+  zerotrace::testing::TempDir dir;
+  TestPki pki, other;
+  ASSERT_TRUE(MakeTestPki(dir.path(), "ca", &pki));
+  ASSERT_TRUE(MakeTestPki(dir.path(), "other", &other));
+  const struct {
+    std::vector<std::string> env;
+    std::string want;
+  } cases[] = {
+      {{"OTEL_EXPORTER_OTLP_CERTIFICATE=" + pki.ca_key}, "holds no PEM certificate"},
+      {{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=" + pki.client_cert,
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY=" + other.client_key},
+       "is not the private key of the certificate"},
+  };
+  for (const auto& c : cases) {
+    for (const char* protocol : {"grpc", "http/protobuf"}) {
+      std::vector<std::string> env = c.env;
+      env.push_back("OTEL_EXPORTER_OTLP_ENDPOINT=https://127.0.0.1:4317");
+      env.push_back(std::string("OTEL_EXPORTER_OTLP_PROTOCOL=") + protocol);
+      Subprocess p({"/bin/sh", "-c", std::string("exec ") + ZT_AGENT + " 2>&1"}, env);
+      std::string out;
+      while (auto line = p.ReadLine(std::chrono::seconds(20))) out += *line + "\n";
+      EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 2) << protocol << "\n" << out;
+      EXPECT_NE(out.find(c.want), std::string::npos) << protocol << "\n" << out;
+      EXPECT_EQ(out.find("tracing"), std::string::npos) << protocol << "\n" << out;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace zerotrace::e2e
