@@ -43,7 +43,7 @@ struct TlsCase {
   // those of an unrelated CA.
   std::vector<std::string> env;
   SystemRoots roots = SystemRoots::kMachine;
-  const char* why = "";  // TlsExportFails: the failure line names this cause
+  const char* why = "";  // OtlpTlsExportFails: the failure line names this cause
 };
 
 void PrintTo(const TlsCase& c, std::ostream* os) { *os << c.name; }
@@ -162,9 +162,9 @@ class OtlpTlsTest : public AgentTest, public ::testing::WithParamInterface<TlsCa
   std::unique_ptr<SinkProcess> sink_;
 };
 
-class TlsExportArrives : public OtlpTlsTest {};
+class OtlpTlsExportArrives : public OtlpTlsTest {};
 
-TEST_P(TlsExportArrives, SpansArriveEqualToTheJsonLines) {
+TEST_P(OtlpTlsExportArrives, SpansArriveEqualToTheJsonLines) {
   auto& srv = StartPythonServer();
   const auto curl = Curl({Url(srv.port, "/hello"), Url(srv.port, "/items/7?x=1")});
   ASSERT_EQ(curl.exit_code, 0);
@@ -222,12 +222,12 @@ const TlsCase kArrives[] = {
      {"CERTIFICATE=$CA", "TRACES_INSECURE=true"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Tls, TlsExportArrives, ::testing::ValuesIn(kArrives),
+INSTANTIATE_TEST_SUITE_P(Tls, OtlpTlsExportArrives, ::testing::ValuesIn(kArrives),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // Stats every second, to see failures counted while the agent runs; a short export timeout, so
 // that the retries left at SIGTERM end soon.
-class TlsExportFails : public OtlpTlsTest {
+class OtlpTlsExportFails : public OtlpTlsTest {
  protected:
   std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
   std::vector<std::string> AgentEnv() const override {
@@ -243,7 +243,7 @@ uint64_t FailedSpans(std::map<std::string, uint64_t>& kv) {
          kv["otlp_spans_dropped_retry_exhausted"] + kv["otlp_spans_dropped_shutdown"];
 }
 
-TEST_P(TlsExportFails, NothingArrivesAndTheAgentCountsItAndRunsOn) {
+TEST_P(OtlpTlsExportFails, NothingArrivesAndTheAgentCountsItAndRunsOn) {
   auto& srv = StartPythonServer();
   const auto curl = Curl({Url(srv.port, "/hello")});
   ASSERT_EQ(curl.exit_code, 0);
@@ -334,7 +334,7 @@ const TlsCase kFails[] = {
      {"CERTIFICATE=$CA", "INSECURE=true"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Tls, TlsExportFails, ::testing::ValuesIn(kFails),
+INSTANTIATE_TEST_SUITE_P(Tls, OtlpTlsExportFails, ::testing::ValuesIn(kFails),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // A certificate or key that cannot work is a start-up error with a non-zero exit, before
