@@ -46,7 +46,9 @@ void AgentTest::SetUp() {
   std::string cmd = std::string("exec ") + ZT_AGENT + " --jsonl " + dir() + "/spans.jsonl";
   for (const auto& f : AgentFlags()) cmd += " " + f;
   cmd += " 2>&1";
-  agent_ = std::make_unique<Subprocess>(std::vector<std::string>{"/bin/sh", "-c", cmd}, AgentEnv());
+  std::vector<std::string> argv = AgentLauncher();
+  argv.insert(argv.end(), {"/bin/sh", "-c", cmd});
+  agent_ = std::make_unique<Subprocess>(std::move(argv), AgentEnv());
   std::vector<std::string> early;
   std::optional<std::string> attached;
   const auto deadline = Clock::now() + 30s;
@@ -62,9 +64,13 @@ void AgentTest::SetUp() {
                            "30 s); its output:\n"
                         << Join(std::vector<std::string>(output_.begin(), output_.end()), 100);
   drain_ = std::thread([this] {
-    while (!stop_drain_) {
+    for (;;) {
+      // Checked before the read: once the agent has exited (stop_drain_ is set after that),
+      // what it printed last, such as the final stats line, is still read up to EOF.
+      const bool stopping = stop_drain_;
       auto line = agent_->ReadLine(100ms);
       if (!line) {
+        if (stopping) break;
         std::this_thread::sleep_for(20ms);  // EOF returns at once: do not spin
         continue;
       }

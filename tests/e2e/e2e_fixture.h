@@ -50,6 +50,9 @@ class AgentTest : public ::testing::Test {
   virtual std::vector<std::string> AgentFlags() const { return {}; }
   // Extra NAME=value entries for the agent's environment (OTEL_* variables).
   virtual std::vector<std::string> AgentEnv() const { return {}; }
+  // A command that runs the agent's command (appended to it) in another setting, such as a
+  // mount namespace; it must exec that command, so the agent keeps the launcher's pid.
+  virtual std::vector<std::string> AgentLauncher() const { return {}; }
   // What the agent printed so far (stdout and stderr), oldest first.
   std::vector<std::string> AgentOutput() const;
 

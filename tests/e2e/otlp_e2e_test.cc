@@ -1,13 +1,12 @@
 // OTLP export end to end: the real agent exports to the real tools/otlp-sink over gRPC and
 // HTTP; what arrives must equal, field for field, what the agent's JSON lines exporter wrote.
 #include <gtest/gtest.h>
-#include <signal.h>
 
-#include <fstream>
 #include <map>
 #include <sstream>
 
 #include "e2e_fixture.h"
+#include "otlp_sink_process.h"
 #include "span_log.h"
 #include "subprocess.h"
 
@@ -17,92 +16,6 @@ namespace {
 using zerotrace::testing::FreePort;
 using zerotrace::testing::Subprocess;
 using Clock = std::chrono::steady_clock;
-
-// A running otlp-sink with both listeners.
-class Sink {
- public:
-  // `grpc_port`/`http_port` 0: the kernel picks.
-  Sink(const std::string& dir, std::vector<std::string> flags, int grpc_port = 0, int http_port = 0,
-       const std::string& name = "sink")
-      : spans_path_(dir + "/" + name + "-spans.jsonl"),
-        requests_path_(dir + "/" + name + "-requests.jsonl") {
-    std::vector<std::string> argv = {ZT_OTLP_SINK,
-                                     "--grpc",
-                                     "127.0.0.1:" + std::to_string(grpc_port),
-                                     "--http",
-                                     "127.0.0.1:" + std::to_string(http_port),
-                                     "--jsonl",
-                                     spans_path_,
-                                     "--requests-log",
-                                     requests_path_};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    proc_ = std::make_unique<Subprocess>(argv);
-    for (int i = 0; i < 2; i++) {
-      auto line = proc_->WaitForLine("listening on", std::chrono::seconds(20));
-      if (!line) break;
-      const int port = std::stoi(line->substr(line->rfind(':') + 1));
-      (line->find("grpc") != std::string::npos ? grpc_port_ : http_port_) = port;
-    }
-  }
-  ~Sink() {
-    if (proc_) {
-      kill(proc_->pid(), SIGTERM);
-      proc_->Wait(std::chrono::seconds(5));
-    }
-  }
-  int grpc_port() const { return grpc_port_; }
-  pid_t pid() const { return proc_->pid(); }
-  int http_port() const { return http_port_; }
-  const std::string& spans_path() const { return spans_path_; }
-  // One JSON object per request the sink answered.
-  std::vector<nlohmann::json> Requests() const {
-    std::vector<nlohmann::json> out;
-    std::ifstream in(requests_path_);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (!line.empty()) out.push_back(nlohmann::json::parse(line, nullptr, false));
-    }
-    return out;
-  }
-
- private:
-  std::string spans_path_, requests_path_;
-  std::unique_ptr<Subprocess> proc_;
-  int grpc_port_ = 0, http_port_ = 0;
-};
-
-// Polls the sink's span file until `pid` has at least n spans there.
-std::vector<Span> AwaitSinkSpans(const std::string& path, pid_t pid, size_t n,
-                                 std::chrono::milliseconds timeout) {
-  SpanLog log(path);
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    log.Poll();
-    if (log.CountForPid(pid) >= n) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return log.ForPid(pid);
-}
-
-// The two lists hold the same spans (by span id), equal in every field.
-::testing::AssertionResult SameSpans(std::vector<Span> a, std::vector<Span> b) {
-  auto by_id = [](const Span& x, const Span& y) { return x.span_id < y.span_id; };
-  std::sort(a.begin(), a.end(), by_id);
-  std::sort(b.begin(), b.end(), by_id);
-  if (a.size() != b.size())
-    return ::testing::AssertionFailure() << a.size() << " spans vs " << b.size();
-  for (size_t i = 0; i < a.size(); i++) {
-    const Span &x = a[i], &y = b[i];
-    if (x.span_id != y.span_id || x.trace_id != y.trace_id ||
-        x.parent_span_id != y.parent_span_id || x.name != y.name || x.kind != y.kind ||
-        x.start_ns != y.start_ns || x.end_ns != y.end_ns || x.status_code != y.status_code ||
-        x.service_name != y.service_name || x.pid != y.pid || x.attributes != y.attributes) {
-      return ::testing::AssertionFailure()
-             << "differs:\n  " << x.Describe() << "\n  " << y.Describe();
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
 
 struct Transport {
   const char* name;
@@ -114,7 +27,7 @@ struct Transport {
 class OtlpExportTest : public AgentTest, public ::testing::WithParamInterface<Transport> {
  protected:
   void SetUp() override {
-    sink_ = std::make_unique<Sink>(dir(), std::vector<std::string>{});
+    sink_ = std::make_unique<SinkProcess>(dir(), std::vector<std::string>{});
     ASSERT_GT(sink_->grpc_port(), 0);
     ASSERT_GT(sink_->http_port(), 0);
     AgentTest::SetUp();
@@ -135,7 +48,7 @@ class OtlpExportTest : public AgentTest, public ::testing::WithParamInterface<Tr
     if (GetParam().gzip) env.push_back("OTEL_EXPORTER_OTLP_COMPRESSION=gzip");
     return env;
   }
-  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<SinkProcess> sink_;
 };
 
 TEST_P(OtlpExportTest, SpansArriveEqualToTheJsonLines) {
@@ -196,7 +109,7 @@ TEST_F(CollectorLateTest, CollectorUpTenSecondsLaterLosesNothing) {
   while (Clock::now() < started + std::chrono::seconds(10)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  Sink sink(dir(), {}, port_, 0);
+  SinkProcess sink(dir(), {}, port_, 0);
   ASSERT_EQ(sink.grpc_port(), port_);
   const auto got =
       AwaitSinkSpans(sink.spans_path(), srv.pid(), kRequests, std::chrono::seconds(40));
@@ -209,7 +122,7 @@ TEST_F(CollectorLateTest, CollectorUpTenSecondsLaterLosesNothing) {
 class CollectorRestartTest : public AgentTest {
  protected:
   void SetUp() override {
-    first_ = std::make_unique<Sink>(dir(), std::vector<std::string>{}, 0, 0, "first");
+    first_ = std::make_unique<SinkProcess>(dir(), std::vector<std::string>{}, 0, 0, "first");
     AgentTest::SetUp();
   }
   void TearDown() override {
@@ -220,7 +133,7 @@ class CollectorRestartTest : public AgentTest {
     return {"--otlp-endpoint", "http://127.0.0.1:" + std::to_string(first_->grpc_port()),
             "--otlp-protocol", "grpc"};
   }
-  std::unique_ptr<Sink> first_;
+  std::unique_ptr<SinkProcess> first_;
 };
 
 TEST_F(CollectorRestartTest, SpansMadeWhileItWasDownArriveAfterTheRestart) {
@@ -233,7 +146,7 @@ TEST_F(CollectorRestartTest, SpansMadeWhileItWasDownArriveAfterTheRestart) {
   first_.reset();  // SIGTERM: the collector is gone
   const auto during = Curl({Url(srv.port, "/items/2")});
   ASSERT_EQ(during.exit_code, 0);
-  Sink second(dir(), {}, port, 0, "second");
+  SinkProcess second(dir(), {}, port, 0, "second");
   ASSERT_EQ(second.grpc_port(), port);
   const auto got = AwaitSinkSpans(second.spans_path(), during.pid, 1, std::chrono::seconds(40));
   ASSERT_EQ(got.size(), 1u);
@@ -246,7 +159,7 @@ TEST_F(CollectorRestartTest, SpansMadeWhileItWasDownArriveAfterTheRestart) {
 class RetryHintTest : public AgentTest, public ::testing::WithParamInterface<const char*> {
  protected:
   void SetUp() override {
-    sink_ = std::make_unique<Sink>(
+    sink_ = std::make_unique<SinkProcess>(
         dir(), std::vector<std::string>{"--fail", "2", "--retry-after-ms", "300"});
     AgentTest::SetUp();
   }
@@ -260,7 +173,7 @@ class RetryHintTest : public AgentTest, public ::testing::WithParamInterface<con
             "http://127.0.0.1:" + std::to_string(grpc ? sink_->grpc_port() : sink_->http_port()),
             "--otlp-protocol", GetParam()};
   }
-  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<SinkProcess> sink_;
 };
 
 TEST_P(RetryHintTest, RetriesUntilAcceptedAndLosesNothing) {
@@ -283,7 +196,7 @@ INSTANTIATE_TEST_SUITE_P(Transports, RetryHintTest, ::testing::Values("grpc", "h
 class SlowCollectorTest : public AgentTest {
  protected:
   void SetUp() override {
-    sink_ = std::make_unique<Sink>(dir(), std::vector<std::string>{"--delay-ms", "3000"});
+    sink_ = std::make_unique<SinkProcess>(dir(), std::vector<std::string>{"--delay-ms", "3000"});
     AgentTest::SetUp();
   }
   void TearDown() override {
@@ -295,7 +208,7 @@ class SlowCollectorTest : public AgentTest {
             "--otlp-protocol", "grpc"};
   }
   std::vector<std::string> AgentEnv() const override { return {"OTEL_EXPORTER_OTLP_TIMEOUT=300"}; }
-  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<SinkProcess> sink_;
 };
 
 TEST_F(SlowCollectorTest, ConsumerKeepsUpAndDropsAreCounted) {

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 namespace zerotrace::otlp_sink {
@@ -94,22 +95,45 @@ bool ParseSize(std::string_view s, int base, size_t* out) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
+// One connection's bytes: the socket itself, or TLS over it.
+class ConnectionIo {
+ public:
+  ConnectionIo(int fd, std::unique_ptr<TlsConnection> tls) : fd_(fd), tls_(std::move(tls)) {}
+
+  // Bytes read into buf; 0 at EOF or on error.
+  size_t Read(char* buf, size_t n) {
+    if (tls_) return tls_->Read(buf, n);
+    for (;;) {
+      const ssize_t got = recv(fd_, buf, n, 0);
+      if (got < 0 && errno == EINTR) continue;
+      return got > 0 ? static_cast<size_t>(got) : 0;
+    }
+  }
+  bool WriteAll(std::string_view data) { return tls_ ? tls_->WriteAll(data) : SendAll(fd_, data); }
+  // No more writes: the peer sees the end of the stream now.
+  void CloseWrite() {
+    if (tls_) tls_->Close();
+    shutdown(fd_, SHUT_WR);
+  }
+
+ private:
+  int fd_;
+  std::unique_ptr<TlsConnection> tls_;  // null: plaintext
+};
+
 // Buffered reads from one connection; bytes past the current request stay for the next one.
 class ConnectionReader {
  public:
-  explicit ConnectionReader(int fd) : fd_(fd) {}
+  explicit ConnectionReader(ConnectionIo* io) : io_(io) {}
 
   std::string& buffer() { return buffer_; }
-  // Appends what the socket has; false at EOF or on error.
+  // Appends what the connection has; false at EOF or on error.
   bool ReadMore() {
     char chunk[16 * 1024];
-    for (;;) {
-      const ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      buffer_.append(chunk, static_cast<size_t>(n));
-      return true;
-    }
+    const size_t n = io_->Read(chunk, sizeof(chunk));
+    if (n == 0) return false;
+    buffer_.append(chunk, n);
+    return true;
   }
   // Reads until `delim` is buffered; returns its offset, or npos at EOF or past `limit` bytes.
   size_t ReadUntil(std::string_view delim, size_t limit) {
@@ -133,7 +157,7 @@ class ConnectionReader {
   }
 
  private:
-  int fd_;
+  ConnectionIo* io_;
   std::string buffer_;
 };
 
@@ -217,10 +241,9 @@ const std::string* HttpRequest::Header(std::string_view name) const {
   return nullptr;
 }
 
-std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::Listen(const std::string& host,
-                                                                          const std::string& port,
-                                                                          HttpHandler handler,
-                                                                          Limits limits) {
+std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::Listen(
+    const std::string& host, const std::string& port, HttpHandler handler, Limits limits,
+    const TlsServerContext* tls) {
   addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -252,7 +275,8 @@ std::variant<std::unique_ptr<HttpServer>, std::string> HttpServer::Listen(const 
   const int bound_port = bound.ss_family == AF_INET6
                              ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                              : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  return std::unique_ptr<HttpServer>(new HttpServer(fd, bound_port, std::move(handler), limits));
+  return std::unique_ptr<HttpServer>(
+      new HttpServer(fd, bound_port, std::move(handler), limits, tls));
 }
 
 HttpServer::~HttpServer() { Stop(); }
@@ -321,7 +345,20 @@ void HttpServer::ReapFinished() {
 
 void HttpServer::Serve(Connection* conn) {
   const int fd = conn->fd;
-  ConnectionReader reader(fd);
+  std::unique_ptr<TlsConnection> tls;
+  if (tls_ != nullptr) {
+    auto accepted = TlsConnection::Accept(*tls_, fd);
+    if (auto* error = std::get_if<std::string>(&accepted)) {
+      if (!stopping_)
+        std::fprintf(stderr, "otlp-sink: http: TLS handshake failed: %s\n", error->c_str());
+      shutdown(fd, SHUT_WR);
+      conn->done = true;
+      return;
+    }
+    tls = std::move(std::get<std::unique_ptr<TlsConnection>>(accepted));
+  }
+  ConnectionIo io(fd, std::move(tls));
+  ConnectionReader reader(&io);
   const std::function<bool()> client_gone = [this, fd] {
     pollfd p = {fd, POLLRDHUP, 0};
     const bool hung_up = poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
@@ -329,7 +366,7 @@ void HttpServer::Serve(Connection* conn) {
     return hung_up && !stopping_;
   };
   auto fail = [&](int status, std::string text) {
-    SendAll(fd, FormatResponse(PlainResponse(status, std::move(text)), /*keep_alive=*/false));
+    io.WriteAll(FormatResponse(PlainResponse(status, std::move(text)), /*keep_alive=*/false));
   };
   while (!stopping_) {
     // Empty lines before a request line are allowed (RFC 9112 2.2).
@@ -366,7 +403,7 @@ void HttpServer::Serve(Connection* conn) {
     }
     const std::string* expect = req.Header("expect");
     if (expect != nullptr && Lower(*expect) == "100-continue" && (chunked || length > 0)) {
-      if (!SendAll(fd, "HTTP/1.1 100 Continue\r\n\r\n")) break;
+      if (!io.WriteAll("HTTP/1.1 100 Continue\r\n\r\n")) break;
     }
     BodyResult body = BodyResult::kOk;
     if (chunked) {
@@ -385,9 +422,9 @@ void HttpServer::Serve(Connection* conn) {
     if (body == BodyResult::kEof) break;
 
     const HttpResponse resp = handler_(req, client_gone);
-    if (!SendAll(fd, FormatResponse(resp, keep_alive && !stopping_)) || !keep_alive) break;
+    if (!io.WriteAll(FormatResponse(resp, keep_alive && !stopping_)) || !keep_alive) break;
   }
-  shutdown(fd, SHUT_WR);  // the peer sees the end now; the fd is closed when reaped
+  io.CloseWrite();  // the peer sees the end now; the fd is closed when reaped
   conn->done = true;
 }
 

@@ -1,4 +1,5 @@
-// A small blocking HTTP/1.1 server: thread per connection, keep-alive, chunked, 100-continue.
+// A small blocking HTTP/1.1 server: thread per connection, keep-alive, chunked, 100-continue,
+// optionally over TLS.
 #pragma once
 
 #include <atomic>
@@ -13,6 +14,8 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "tls.h"
 
 namespace zerotrace::otlp_sink {
 
@@ -43,10 +46,11 @@ class HttpServer {
   };
 
   // Binds host:port (port "0": the kernel picks) and listens; an error message otherwise.
-  static std::variant<std::unique_ptr<HttpServer>, std::string> Listen(const std::string& host,
-                                                                       const std::string& port,
-                                                                       HttpHandler handler,
-                                                                       Limits limits);
+  // With `tls` (not owned; it must outlive the server) every connection starts with a TLS
+  // handshake; one that fails is logged on stderr and closed.
+  static std::variant<std::unique_ptr<HttpServer>, std::string> Listen(
+      const std::string& host, const std::string& port, HttpHandler handler, Limits limits,
+      const TlsServerContext* tls = nullptr);
   static std::variant<std::unique_ptr<HttpServer>, std::string> Listen(const std::string& host,
                                                                        const std::string& port,
                                                                        HttpHandler handler) {
@@ -70,8 +74,13 @@ class HttpServer {
     std::atomic<bool> done{false};
   };
 
-  HttpServer(int listen_fd, int port, HttpHandler handler, Limits limits)
-      : listen_fd_(listen_fd), port_(port), handler_(std::move(handler)), limits_(limits) {}
+  HttpServer(int listen_fd, int port, HttpHandler handler, Limits limits,
+             const TlsServerContext* tls)
+      : listen_fd_(listen_fd),
+        port_(port),
+        handler_(std::move(handler)),
+        limits_(limits),
+        tls_(tls) {}
   void AcceptLoop();
   void Serve(Connection* conn);
   void ReapFinished();  // with mu_ held
@@ -80,6 +89,7 @@ class HttpServer {
   int port_;
   HttpHandler handler_;
   Limits limits_;
+  const TlsServerContext* tls_;  // null: plaintext
   std::thread accept_thread_;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;  // guards connections_

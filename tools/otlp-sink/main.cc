@@ -14,6 +14,7 @@
 #include "otlp_grpc.h"
 #include "otlp_http.h"
 #include "sink.h"
+#include "tls.h"
 
 namespace zerotrace::otlp_sink {
 namespace {
@@ -22,8 +23,8 @@ constexpr int kMaxGrpcMessageBytes = 64 * 1024 * 1024;
 constexpr auto kShutdownGrace = std::chrono::seconds(2);
 
 constexpr const char* kFooter = R"(Output (stdout, each line flushed):
-  otlp-sink: grpc listening on HOST:PORT     once per listener at start (the real port)
-  otlp-sink: http listening on HOST:PORT
+  otlp-sink: grpc listening on HOST:PORT     once per listener at start (the real port);
+  otlp-sink: http listening on HOST:PORT     with --tls-cert followed by (TLS) or (mTLS)
   <service.name> <KIND> "<name>" status=<UNSET|OK|ERROR> trace=<hex> span=<hex>
     parent=<hex|-> duration=<ms>ms [key=value]...   one line per accepted span, unless
                                                --jsonl or --quiet (string values JSON-quoted)
@@ -61,8 +62,11 @@ std::string Printable(const std::string& address, int port) {
   return address.substr(0, address.rfind(':') + 1) + std::to_string(port);
 }
 
-void Announce(const char* transport, const std::string& address, int port) {
-  std::printf("otlp-sink: %s listening on %s\n", transport, Printable(address, port).c_str());
+void Announce(const char* transport, const std::string& address, int port,
+              const TlsServerContext* tls) {
+  const char* mode = tls == nullptr ? "" : tls->requires_client_cert() ? " (mTLS)" : " (TLS)";
+  std::printf("otlp-sink: %s listening on %s%s\n", transport, Printable(address, port).c_str(),
+              mode);
   std::fflush(stdout);
 }
 
@@ -70,7 +74,7 @@ int Run(int argc, char** argv) {
   CLI::App app{
       "otlp-sink: receives OpenTelemetry traces over OTLP/gRPC and OTLP/HTTP (protobuf or JSON, "
       "gzip or not) and prints them, or records them as OTLP/JSON lines. Fault modes make it "
-      "answer like a failing or slow collector."};
+      "answer like a failing or slow collector. --tls-cert serves both listeners over TLS."};
   app.footer(kFooter);
   // A flag given again overrides the earlier value, so wrappers can append to a base command.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -80,6 +84,7 @@ int Run(int argc, char** argv) {
   std::optional<int> retry_after_ms;
   int delay_ms = 0;
   SinkOptions options;
+  TlsFiles tls_files;
   app.add_option("--grpc", grpc_address,
                  "OTLP/gRPC listen address HOST:PORT; port 0 picks a free port (printed); "
                  "\"off\" disables the listener")
@@ -127,6 +132,15 @@ int Run(int argc, char** argv) {
                  "error_message")
       ->type_name("N")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--tls-cert", tls_files.cert,
+                 "Serve both listeners over TLS with this PEM certificate (chain); needs --tls-key")
+      ->type_name("FILE");
+  app.add_option("--tls-key", tls_files.key, "The PEM private key of --tls-cert")
+      ->type_name("FILE");
+  app.add_option("--tls-client-ca", tls_files.client_ca,
+                 "Require client certificates issued by a CA in this PEM file (mTLS); needs "
+                 "--tls-cert")
+      ->type_name("FILE");
   CLI11_PARSE(app, argc, argv);
 
   const std::optional<int> grpc_code = ParseGrpcCode(fail_status);
@@ -150,6 +164,24 @@ int Run(int argc, char** argv) {
     return 2;
   }
 
+  if (tls_files.cert.empty() != tls_files.key.empty()) {
+    std::fprintf(stderr, "otlp-sink: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  if (!tls_files.client_ca.empty() && tls_files.cert.empty()) {
+    std::fprintf(stderr, "otlp-sink: --tls-client-ca needs --tls-cert and --tls-key\n");
+    return 2;
+  }
+  std::unique_ptr<TlsServerContext> tls;
+  if (!tls_files.cert.empty()) {
+    auto loaded = TlsServerContext::Load(tls_files);
+    if (auto* error = std::get_if<std::string>(&loaded)) {
+      std::fprintf(stderr, "otlp-sink: %s\n", error->c_str());
+      return 1;
+    }
+    tls = std::move(std::get<std::unique_ptr<TlsServerContext>>(loaded));
+  }
+
   // Every thread started from here on inherits the mask; only sigwait below takes the signals.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -170,7 +202,8 @@ int Run(int argc, char** argv) {
   if (grpc_on) {
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(grpc_address, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(
+        grpc_address, tls ? tls->GrpcCredentials() : grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(&grpc_service);
     builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
     // Without this a second sink could bind the same port and steal half the connections.
@@ -180,7 +213,7 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "otlp-sink: cannot listen for gRPC on %s\n", grpc_address.c_str());
       return 1;
     }
-    Announce("grpc", grpc_address, port);
+    Announce("grpc", grpc_address, port, tls.get());
   }
   std::unique_ptr<HttpServer> http_server;
   if (http_on) {
@@ -188,7 +221,8 @@ int Run(int argc, char** argv) {
         http_hp->host, http_hp->port,
         [&sink](const HttpRequest& request, const std::function<bool()>& client_gone) {
           return HandleOtlpHttp(sink, request, client_gone);
-        });
+        },
+        HttpServer::Limits(), tls.get());
     if (auto* error = std::get_if<std::string>(&listening)) {
       std::fprintf(stderr, "otlp-sink: %s\n", error->c_str());
       if (grpc_server) grpc_server->Shutdown();
@@ -196,7 +230,7 @@ int Run(int argc, char** argv) {
     }
     http_server = std::move(std::get<std::unique_ptr<HttpServer>>(listening));
     http_server->Start();
-    Announce("http", http_address, http_server->port());
+    Announce("http", http_address, http_server->port(), tls.get());
   }
 
   int signal_number = 0;

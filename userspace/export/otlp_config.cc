@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "export/pem_files.h"
+
 namespace zerotrace::exporter {
 namespace {
 
@@ -333,6 +335,15 @@ StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
     for (const auto* s : {&ca, &key, &cert}) {
       if (!s->has_value()) continue;
       if (Status st = CheckReadable(**s); !st.ok()) return st;
+    }
+    // Unusable contents would otherwise only show as every export failing.
+    if (ca) {
+      if (Status st = CheckPemCertificates({ca->source, ca->value}); !st.ok()) return st;
+    }
+    if (cert) {
+      const PemSetting cert_file{cert->source, cert->value};
+      if (Status st = CheckPemCertificates(cert_file); !st.ok()) return st;
+      if (Status st = CheckPemKeyPair({key->source, key->value}, cert_file); !st.ok()) return st;
     }
     if (ca) c.certificate = ca->value;
     if (key) c.client_key = key->value;

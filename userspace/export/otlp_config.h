@@ -52,7 +52,8 @@ using GetEnvFn = std::function<const char*(const char*)>;
 //   "grpc", "http/protobuf" or "http/json".
 // - _HEADERS: "k1=v1,k2=v2", values percent-decoded, whitespace around keys and values trimmed.
 // - _COMPRESSION: "gzip" or "none" (default). _TIMEOUT: milliseconds, default 10000.
-// - _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE: PEM files, checked to be readable.
+// - _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE: PEM files, for TLS endpoints only: checked
+//   to be readable, to hold certificates, and the client key to be the client certificate's.
 // Errors name the variable or flag and the bad value, for a start-up error and a non-zero exit.
 StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
                                                    const std::string& flag_endpoint,

@@ -119,7 +119,10 @@ Status OtlpHttpExporter::Init() {
   set(curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &OtlpHttpExporter::OnHeader));
   set(curl_easy_setopt(curl_, CURLOPT_HEADERDATA, this));
   if (!config_.certificate.empty()) {
+    // The given CAs replace the system roots, as in the gRPC exporter: libcurl would still
+    // trust its default CA directory (/etc/ssl/certs) next to CAINFO.
     set(curl_easy_setopt(curl_, CURLOPT_CAINFO, config_.certificate.c_str()));
+    set(curl_easy_setopt(curl_, CURLOPT_CAPATH, nullptr));
   }
   if (!config_.client_certificate.empty()) {
     set(curl_easy_setopt(curl_, CURLOPT_SSLCERT, config_.client_certificate.c_str()));

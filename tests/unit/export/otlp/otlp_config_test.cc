@@ -6,14 +6,20 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <string>
+
+#include "subprocess.h"
+#include "test_pki.h"
 
 namespace zerotrace::exporter {
 namespace {
 
 using Env = std::map<std::string, std::string>;
 using Protocol = OtlpConfig::Protocol;
+using zerotrace::testing::MakeTestPki;
+using zerotrace::testing::TestPki;
 
 StatusOr<std::optional<OtlpConfig>> From(const Env& env, const std::string& flag_endpoint = "",
                                          const std::string& flag_protocol = "") {
@@ -233,23 +239,71 @@ TEST(OtlpConfigTest, HeadersCompressionTimeoutWithSignalPrecedence) {
 }
 
 TEST(OtlpConfigTest, CertificatesAreCheckedOnlyForTls) {
-  char ca[] = "/tmp/zt_otlp_ca_XXXXXX";
-  const int fd = mkstemp(ca);
-  ASSERT_GE(fd, 0);
-  close(fd);
+  zerotrace::testing::TempDir dir;
+  TestPki pki;
+  ASSERT_TRUE(MakeTestPki(dir.path(), "ca", &pki));
   auto tls = From({{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318"},
-                   {"OTEL_EXPORTER_OTLP_CERTIFICATE", ca},
-                   {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", ca},
-                   {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", ca}});
+                   {"OTEL_EXPORTER_OTLP_CERTIFICATE", pki.ca_cert},
+                   {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", pki.client_key},
+                   {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", pki.client_cert}});
   ASSERT_TRUE(tls.ok()) << tls.status().message();
-  EXPECT_EQ(tls.value()->certificate, ca);
-  EXPECT_EQ(tls.value()->client_key, ca);
-  EXPECT_EQ(tls.value()->client_certificate, ca);
+  EXPECT_EQ(tls.value()->certificate, pki.ca_cert);
+  EXPECT_EQ(tls.value()->client_key, pki.client_key);
+  EXPECT_EQ(tls.value()->client_certificate, pki.client_cert);
   auto plain = From({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"},
                      {"OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"}});
   ASSERT_TRUE(plain.ok()) << plain.status().message();
   EXPECT_TRUE(plain.value()->certificate.empty());
-  unlink(ca);
+}
+
+// Files that exist but cannot work: start-up errors, not every export failing later.
+TEST(OtlpConfigTest, UnusablePemFilesAreStartUpErrors) {
+  zerotrace::testing::TempDir dir;
+  TestPki pki, other;
+  ASSERT_TRUE(MakeTestPki(dir.path(), "ca", &pki));
+  ASSERT_TRUE(MakeTestPki(dir.path(), "other", &other));
+  const std::string junk = dir.path() + "/junk.pem";
+  std::ofstream(junk) << "not PEM\n";
+  const std::string tls = "https://c:4317";
+  struct Case {
+    const char* what;
+    Env env;
+    std::string message;  // expected, verbatim
+  } cases[] = {
+      {"CA file without a certificate",
+       {{"OTEL_EXPORTER_OTLP_CERTIFICATE", junk}},
+       "OTEL_EXPORTER_OTLP_CERTIFICATE: '" + junk + "' holds no PEM certificate"},
+      {"a key as the CA file",
+       {{"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", pki.client_key}},
+       "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: '" + pki.client_key + "' holds no PEM certificate"},
+      {"client certificate file without a certificate",
+       {{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", junk},
+        {"OTEL_EXPORTER_OTLP_CLIENT_KEY", pki.client_key}},
+       "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: '" + junk + "' holds no PEM certificate"},
+      {"client key file without a key",
+       {{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", pki.client_cert},
+        {"OTEL_EXPORTER_OTLP_CLIENT_KEY", pki.client_cert}},
+       "OTEL_EXPORTER_OTLP_CLIENT_KEY: '" + pki.client_cert +
+           "' holds no unencrypted PEM private key"},
+      {"client key of another certificate",
+       {{"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", pki.client_cert},
+        {"OTEL_EXPORTER_OTLP_CLIENT_KEY", other.client_key}},
+       "OTEL_EXPORTER_OTLP_CLIENT_KEY: '" + other.client_key +
+           "' is not the private key of the certificate in "
+           "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE ('" +
+           pki.client_cert + "')"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    for (const char* protocol : {"grpc", "http/protobuf"}) {
+      Env env = c.env;
+      env["OTEL_EXPORTER_OTLP_ENDPOINT"] = tls;
+      env["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol;
+      auto config = From(env);
+      ASSERT_FALSE(config.ok()) << protocol;
+      EXPECT_EQ(config.status().message(), c.message) << protocol;
+    }
+  }
 }
 
 struct ErrorCase {
