@@ -237,9 +237,9 @@ class OtlpTlsExportFails : public OtlpTlsTest {
   }
 };
 
-// Spans the exporter gave up on or is still retrying, from a stats line's counters.
+// Failures the exporter counted (attempts to retry, spans given up), from a stats line.
 uint64_t FailedSpans(std::map<std::string, uint64_t>& kv) {
-  return kv["otlp_retries"] + kv["otlp_spans_dropped_non_retryable"] +
+  return kv["otlp_attempts_retryable_failed"] + kv["otlp_spans_dropped_non_retryable"] +
          kv["otlp_spans_dropped_retry_exhausted"] + kv["otlp_spans_dropped_shutdown"];
 }
 

@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "export/console_exporter.h"
 #include "export/console_tree_exporter.h"
+#include "export/export_fanout.h"
 #include "export/jsonl_exporter.h"
 #include "export/otlp_config.h"
 #include "export/otlp_grpc_exporter.h"
@@ -45,7 +46,7 @@ using ull = unsigned long long;
 
 void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_errors,
                 const agent::HttpSpanProducer& http, const trace::SpanLinker& linker,
-                const exporter::ExportWorker* worker) {
+                const exporter::ExportFanout* worker) {
   const auto& h = http.http1_stats();
   std::fprintf(stderr,
                "zerotrace: stats data_events=%llu conns_opened=%llu conns_closed=%llu "
@@ -66,12 +67,12 @@ void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_err
                (ull)l.link_correlation, (ull)l.link_ambiguous, (ull)l.client_roots,
                (ull)l.server_roots, (ull)l.cycles_refused, (ull)l.abandoned);
   if (worker) {
-    const auto& e = worker->counters();
+    const exporter::ExportTotals e = worker->Totals();
     std::fprintf(stderr,
                  " spans_exported=%llu spans_dropped_full=%llu spans_dropped_stopping=%llu "
                  "spans_export_failed=%llu",
-                 (ull)e.exported.load(), (ull)e.dropped_full.load(), (ull)e.dropped_stopping.load(),
-                 (ull)e.export_failed.load());
+                 (ull)e.exported, (ull)e.dropped_full, (ull)e.dropped_stopping,
+                 (ull)e.export_failed);
     std::fprintf(stderr, "%s", worker->ExporterStats().c_str());
   }
   std::fprintf(stderr, "\n");
@@ -97,8 +98,9 @@ int main(int argc, char** argv) {
   if (exit_now) return 0;
   const agent::Options& o = *opts;
 
-  // Exporters first: a bad path is a start-up error, before anything is loaded.
-  std::vector<std::unique_ptr<exporter::SpanExporter>> exporters;
+  // Exporters first: a bad path is a start-up error, before anything is loaded. Local ones
+  // (console, JSON lines) and the collector each get their own export thread.
+  std::vector<std::unique_ptr<exporter::SpanExporter>> exporters, remote;
   if (!o.jsonl_path.empty()) {
     auto jsonl = exporter::JsonlExporter::Open(o.jsonl_path);
     if (!jsonl.ok()) {
@@ -115,7 +117,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::chrono::milliseconds flush_timeout(1500);
-  exporter::OtlpExporterBase* otlp_exporter = nullptr;  // owned by the worker
+  exporter::OtlpExporterBase* otlp_exporter = nullptr;  // owned by the fanout
   if (otlp.value().has_value()) {
     const exporter::OtlpConfig& cfg = *otlp.value();
     std::unique_ptr<exporter::OtlpExporterBase> made;
@@ -134,10 +136,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     otlp_exporter = made.get();
-    exporters.push_back(std::move(made));
+    remote.push_back(std::move(made));
     flush_timeout = cfg.timeout;  // SIGTERM flushes within the export timeout
   }
-  if (exporters.empty() || o.console) {
+  if ((exporters.empty() && remote.empty()) || o.console) {
     if (o.console_format == "spans") {
       exporters.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
     } else {
@@ -160,11 +162,15 @@ int main(int argc, char** argv) {
   cfg.capture_bytes = o.capture_bytes;
   cfg.ringbuf_bytes = o.ringbuf_bytes;
 
-  std::unique_ptr<exporter::ExportWorker> worker;
-  if (!o.dump_events)
-    worker = std::make_unique<exporter::ExportWorker>(exporter::ExportWorkerOptions{},
-                                                      std::move(exporters));
-  // Linked spans go to the export queue from the consumer thread; TryPush never blocks.
+  std::unique_ptr<exporter::ExportFanout> worker;
+  if (!o.dump_events) {
+    std::vector<std::vector<std::unique_ptr<exporter::SpanExporter>>> groups;
+    groups.push_back(std::move(exporters));
+    groups.push_back(std::move(remote));
+    worker = std::make_unique<exporter::ExportFanout>(exporter::ExportWorkerOptions{},
+                                                      std::move(groups));
+  }
+  // Linked spans go to the export queues from the consumer thread; TryPush never blocks.
   trace::SpanLinker linker([w = worker.get()](trace::Span&& span) {
     if (w) w->TryPush(std::move(span));
   });

@@ -43,6 +43,7 @@ std::string OtlpExporterBase::StatsLine() const {
       {"otlp_batches_ok", &c.batches_ok},
       {"otlp_spans_ok", &c.spans_ok},
       {"otlp_retries", &c.retries},
+      {"otlp_attempts_retryable_failed", &c.attempts_retryable_failed},
       {"otlp_spans_dropped_retry_exhausted", &c.spans_dropped_retry_exhausted},
       {"otlp_spans_dropped_non_retryable", &c.spans_dropped_non_retryable},
       {"otlp_spans_rejected_partial", &c.spans_rejected_partial},
@@ -79,6 +80,7 @@ void OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {
       Finish(result, spans.size());
       return;
     }
+    counters_.attempts_retryable_failed.fetch_add(1, kRelaxed);
     const auto elapsed = std::chrono::duration_cast<milliseconds>(sleeper_->Now() - start);
     const auto delay = policy_.NextDelay(retry + 1, result.server_delay, elapsed);
     if (!delay) {

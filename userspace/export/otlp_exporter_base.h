@@ -25,6 +25,7 @@ struct OtlpExporterCounters {
   std::atomic<uint64_t> batches_ok{0};  // requests the collector accepted (maybe partially)
   std::atomic<uint64_t> spans_ok{0};    // spans accepted, partial_success rejections excluded
   std::atomic<uint64_t> retries{0};     // attempts after a batch's first
+  std::atomic<uint64_t> attempts_retryable_failed{0};      // attempts that failed, worth a retry
   std::atomic<uint64_t> spans_dropped_retry_exhausted{0};  // retryable errors past max_elapsed
   std::atomic<uint64_t> spans_dropped_non_retryable{0};    // e.g. HTTP 400, INVALID_ARGUMENT
   std::atomic<uint64_t> spans_rejected_partial{0};         // partial_success.rejected_spans
