@@ -11,8 +11,10 @@
 
 #include "agent/event_dump.h"
 #include "agent/http_spans.h"
+#include "agent/metrics_server.h"
 #include "agent/options.h"
 #include "agent/pipeline.h"
+#include "agent/self_metrics.h"
 #include "base/clock.h"
 #include "export/console_exporter.h"
 #include "export/console_tree_exporter.h"
@@ -42,40 +44,46 @@ void InstallSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-using ull = unsigned long long;
+// Consumer thread only: what the consumer-owned stages count now.
+agent::ConsumerStats CollectConsumerStats(agent::Pipeline& pipeline,
+                                          const agent::EventDumper& dumper,
+                                          const agent::HttpSpanProducer& http,
+                                          const trace::SpanLinker& linker) {
+  agent::ConsumerStats c;
+  c.records = pipeline.records();
+  c.decode_errors = pipeline.decode_errors() + dumper.decode_errors();
+  c.tracked_connections = pipeline.table().size();
+  c.linker_pending = linker.records();
+  c.conns = pipeline.table().stats();
+  c.http = http.stats();
+  c.http1 = http.http1_stats();
+  c.linker = linker.stats();
+  return c;
+}
 
-void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_errors,
-                const agent::HttpSpanProducer& http, const trace::SpanLinker& linker,
+// Any thread: the export stage's atomics.
+agent::ExportStats CollectExportStats(const exporter::ExportFanout* worker) {
+  agent::ExportStats e;
+  if (!worker) return e;
+  const exporter::ExportTotals t = worker->Totals();
+  e.present = true;
+  e.queued = t.queued;
+  e.dropped_full = t.dropped_full;
+  e.dropped_stopping = t.dropped_stopping;
+  e.exported = t.exported;
+  e.export_failed = t.export_failed;
+  e.queue_depth = worker->queue_depth();
+  e.exporters = worker->ExporterCounters();
+  return e;
+}
+
+void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel, agent::ConsumerStats consumer,
                 const exporter::ExportFanout* worker) {
-  const auto& h = http.http1_stats();
-  std::fprintf(stderr,
-               "zerotrace: stats data_events=%llu conns_opened=%llu conns_closed=%llu "
-               "ringbuf_reserve_failed=%llu capture_truncated=%llu read_user_failed=%llu "
-               "iov_overflow=%llu decode_errors=%llu http_conns=%llu http_exchanges=%llu "
-               "http_parse_errors=%llu http_resyncs=%llu spans=%llu",
-               (ull)c[ZT_CNT_DATA_EVENTS], (ull)c[ZT_CNT_CONN_OPENED], (ull)c[ZT_CNT_CONN_CLOSED],
-               (ull)c[ZT_CNT_RINGBUF_RESERVE_FAILED], (ull)c[ZT_CNT_CAPTURE_TRUNCATED],
-               (ull)c[ZT_CNT_READ_USER_FAILED], (ull)c[ZT_CNT_IOV_OVERFLOW], (ull)decode_errors,
-               (ull)http.stats().conns_http, (ull)h.exchanges, (ull)h.parse_errors, (ull)h.resyncs,
-               (ull)http.stats().spans);
-  const auto& l = linker.stats();
-  std::fprintf(stderr,
-               " link_traceparent=%llu link_peer=%llu link_thread=%llu link_forwarded=%llu "
-               "link_correlation=%llu link_ambiguous=%llu link_client_roots=%llu "
-               "link_server_roots=%llu link_cycles_refused=%llu link_abandoned=%llu",
-               (ull)l.link_traceparent, (ull)l.link_peer, (ull)l.link_thread, (ull)l.link_forwarded,
-               (ull)l.link_correlation, (ull)l.link_ambiguous, (ull)l.client_roots,
-               (ull)l.server_roots, (ull)l.cycles_refused, (ull)l.abandoned);
-  if (worker) {
-    const exporter::ExportTotals e = worker->Totals();
-    std::fprintf(stderr,
-                 " spans_exported=%llu spans_dropped_full=%llu spans_dropped_stopping=%llu "
-                 "spans_export_failed=%llu",
-                 (ull)e.exported, (ull)e.dropped_full, (ull)e.dropped_stopping,
-                 (ull)e.export_failed);
-    std::fprintf(stderr, "%s", worker->ExporterStats().c_str());
-  }
-  std::fprintf(stderr, "\n");
+  agent::AgentSnapshot s;
+  s.kernel = kernel;
+  s.consumer = std::move(consumer);
+  s.exports = CollectExportStats(worker);
+  std::fprintf(stderr, "%s\n", agent::StatsLine(s).c_str());
 }
 
 std::vector<trace::Attribute> ResourceExtras() {
@@ -147,6 +155,17 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Bound before anything is loaded: a bad address or a port in use is a start-up error.
+  std::unique_ptr<agent::MetricsServer> metrics;
+  if (!o.metrics_addr.empty()) {
+    auto listening = agent::MetricsServer::Listen(o.metrics_addr);
+    if (!listening.ok()) {
+      std::fprintf(stderr, "zerotrace: %s\n", listening.status().message().c_str());
+      return 2;
+    }
+    metrics = std::move(listening.value());
+  }
+
   probes::PreflightReport report;
   if (Status s = probes::Preflight(&report); !s.ok()) {
     std::fprintf(stderr, "zerotrace: %s\n", s.message().c_str());
@@ -192,6 +211,20 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<probes::SocketTracer> tracer = std::move(started.value());
   kernel_state.set_tracer(tracer.get());
+  agent::ConsumerStatsBoard board;
+  if (metrics) {
+    // The metrics thread: consumer-owned stats through the board, the rest read directly.
+    metrics->Start([&board, t = tracer.get(), w = worker.get()] {
+      agent::AgentSnapshot snap;
+      if (auto consumer = board.Fresh(std::chrono::milliseconds(500))) snap.consumer = *consumer;
+      snap.kernel = t->ReadCounters();
+      snap.programs = t->ReadProgramStats();
+      snap.exports = CollectExportStats(w);
+      snap.process = agent::ReadProcessStats();
+      return agent::PrometheusText(snap);
+    });
+    std::fprintf(stderr, "zerotrace: metrics at %s\n", metrics->url().c_str());
+  }
   std::fprintf(stderr, "zerotrace: tracing%s (pid %u); Ctrl-C to stop\n",
                o.pids.empty() ? " every process" : " selected processes", cfg.self_tgid);
 
@@ -201,7 +234,6 @@ int main(int argc, char** argv) {
   uint64_t next_tick = start + 1'000'000'000ULL;
   uint64_t next_stats =
       o.stats_interval_s > 0 ? start + static_cast<uint64_t>(o.stats_interval_s * 1e9) : UINT64_MAX;
-  auto decode_errors = [&] { return pipeline.decode_errors() + dumper.decode_errors(); };
   while (!g_stop.load()) {
     const int n = tracer->Poll(100);
     if (n < 0 && n != -EINTR) {
@@ -211,6 +243,7 @@ int main(int argc, char** argv) {
     if (o.dump_events) std::fflush(stdout);
     const uint64_t now = WallClock::MonotonicNow();
     linker.Tick(now);  // the ring buffer was just drained: every earlier event is in
+    if (board.Wanted()) board.Publish(CollectConsumerStats(pipeline, dumper, http, linker));
     if (now >= deadline) break;
     if (now >= next_tick) {
       pipeline.table().ExpireIdle(now);
@@ -218,12 +251,14 @@ int main(int argc, char** argv) {
       next_tick = now + 1'000'000'000ULL;
     }
     if (now >= next_stats) {
-      PrintStats(tracer->ReadCounters(), decode_errors(), http, linker, worker.get());
+      PrintStats(tracer->ReadCounters(), CollectConsumerStats(pipeline, dumper, http, linker),
+                 worker.get());
       next_stats = now + static_cast<uint64_t>(o.stats_interval_s * 1e9);
     }
   }
-  tracer->Poll(0);              // what is already in the ring buffer
-  pipeline.table().CloseAll();  // pending requests become spans
+  if (metrics) metrics->Stop();  // it reads the tracer, which goes next
+  tracer->Poll(0);               // what is already in the ring buffer
+  pipeline.table().CloseAll();   // pending requests become spans
   linker.Flush();
   const auto kernel_counters = tracer->ReadCounters();
   // Detaching waits for RCU grace periods; flush the exporters meanwhile.
@@ -232,7 +267,7 @@ int main(int argc, char** argv) {
   if (worker) worker->Stop(flush_timeout);
   detach.join();
   std::fflush(stdout);
-  PrintStats(kernel_counters, decode_errors(), http, linker,
-             worker.get());  // final: after the flush
+  // Final: after the flush.
+  PrintStats(kernel_counters, CollectConsumerStats(pipeline, dumper, http, linker), worker.get());
   return 0;
 }

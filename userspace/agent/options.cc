@@ -36,6 +36,11 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
   app.add_option("--otlp-protocol", o.otlp_protocol,
                  "grpc, http/protobuf (default) or http/json; wins over "
                  "OTEL_EXPORTER_OTLP_PROTOCOL");
+  app.add_option("--metrics-addr", o.metrics_addr,
+                 "serve the agent's self-metrics at http://HOST:PORT/metrics in the Prometheus "
+                 "text format (e.g. 127.0.0.1:9464, [::1]:9464; port 0 picks a free one; "
+                 "default: off)")
+      ->type_name("HOST:PORT");
   app.add_flag("--console", o.console, "print spans on stdout even when another exporter is set");
   app.add_option("--console-format", o.console_format,
                  "tree (default: each trace as an indented tree once it is complete) or spans "

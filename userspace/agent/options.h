@@ -27,6 +27,7 @@ struct Options {
   bool infer_routes = true;             // --no-route-inference turns span names into "{METHOD}"
   std::string otlp_endpoint;            // --otlp-endpoint: wins over OTEL_EXPORTER_OTLP_*ENDPOINT
   std::string otlp_protocol;            // --otlp-protocol: grpc, http/protobuf or http/json
+  std::string metrics_addr;             // --metrics-addr: serve /metrics here; empty: off
 };
 
 // OTEL_RESOURCE_ATTRIBUTES ("k=v,k2=v2", values percent-encoded) as key/value pairs;

@@ -30,6 +30,7 @@ class Pipeline : public probes::RecordSink {
 
   // Hot path: decode and apply one record.
   void OnRecord(const void* data, size_t size) override {
+    records_++;
     probes::EventView ev;
     if (probes::DecodeEvent(data, size, &ev) != probes::DecodeError::kNone) {
       decode_errors_++;
@@ -39,11 +40,13 @@ class Pipeline : public probes::RecordSink {
   }
   conn::ConnTable& table() { return table_; }
   uint64_t decode_errors() const { return decode_errors_; }
+  uint64_t records() const { return records_; }
 
  private:
   conn::ProcessCache processes_;
   conn::ConnTable table_;
   uint64_t decode_errors_ = 0;
+  uint64_t records_ = 0;
 };
 
 }  // namespace zerotrace::agent

@@ -52,6 +52,14 @@ std::string ExportFanout::ExporterStats() const {
   return out;
 }
 
+std::vector<ExporterCounter> ExportFanout::ExporterCounters() const {
+  std::vector<ExporterCounter> out;
+  for (const auto& w : workers_) {
+    for (const ExporterCounter& c : w->ExporterCounters()) out.push_back(c);
+  }
+  return out;
+}
+
 size_t ExportFanout::queue_depth() const {
   size_t n = 0;
   for (const auto& w : workers_) n += w->queue_depth();

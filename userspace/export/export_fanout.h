@@ -32,6 +32,8 @@ class ExportFanout {
 
   ExportTotals Totals() const;
   std::string ExporterStats() const;
+  // Every worker's exporters' Counters(), in group order; safe from any thread.
+  std::vector<ExporterCounter> ExporterCounters() const;
   size_t queue_depth() const;
   size_t groups() const { return workers_.size(); }
 

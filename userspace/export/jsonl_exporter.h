@@ -30,8 +30,8 @@ class JsonlExporter final : public SpanExporter {
 
   // Lines whose write or flush failed (disk full, file system gone); readable from any thread.
   uint64_t write_failed() const { return write_failed_.load(std::memory_order_relaxed); }
-  std::string StatsLine() const override {
-    return " jsonl_write_failed=" + std::to_string(write_failed());
+  std::vector<ExporterCounter> Counters() const override {
+    return {{"jsonl_write_failed", "span lines whose write or flush failed", write_failed()}};
   }
   const std::string& path() const { return path_; }
 

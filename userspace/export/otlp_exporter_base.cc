@@ -37,27 +37,25 @@ void OtlpExporterBase::BeginShutdown(RetryClock::time_point deadline) {
   sleeper_->Limit(deadline);
 }
 
-std::string OtlpExporterBase::StatsLine() const {
+std::vector<ExporterCounter> OtlpExporterBase::Counters() const {
   const OtlpExporterCounters& c = counters_;
-  const std::pair<const char*, const std::atomic<uint64_t>*> fields[] = {
-      {"otlp_batches_ok", &c.batches_ok},
-      {"otlp_spans_ok", &c.spans_ok},
-      {"otlp_retries", &c.retries},
-      {"otlp_attempts_retryable_failed", &c.attempts_retryable_failed},
-      {"otlp_spans_dropped_retry_exhausted", &c.spans_dropped_retry_exhausted},
-      {"otlp_spans_dropped_non_retryable", &c.spans_dropped_non_retryable},
-      {"otlp_spans_rejected_partial", &c.spans_rejected_partial},
-      {"otlp_spans_dropped_shutdown", &c.spans_dropped_shutdown},
-      {"otlp_bytes_sent", &c.bytes_sent},
+  return {
+      {"otlp_batches_ok", "OTLP requests the collector accepted (maybe partially)",
+       c.batches_ok.load(kRelaxed)},
+      {"otlp_spans_ok", "spans the collector accepted", c.spans_ok.load(kRelaxed)},
+      {"otlp_retries", "OTLP attempts after a batch's first", c.retries.load(kRelaxed)},
+      {"otlp_attempts_retryable_failed", "OTLP attempts that failed with a retryable error",
+       c.attempts_retryable_failed.load(kRelaxed)},
+      {"otlp_spans_dropped_retry_exhausted", "spans dropped after retryable errors ran out of time",
+       c.spans_dropped_retry_exhausted.load(kRelaxed)},
+      {"otlp_spans_dropped_non_retryable", "spans dropped on a non-retryable collector error",
+       c.spans_dropped_non_retryable.load(kRelaxed)},
+      {"otlp_spans_rejected_partial", "spans the collector rejected in a partial success",
+       c.spans_rejected_partial.load(kRelaxed)},
+      {"otlp_spans_dropped_shutdown", "spans whose retries the agent's shutdown cut off",
+       c.spans_dropped_shutdown.load(kRelaxed)},
+      {"otlp_bytes_sent", "OTLP request body bytes sent", c.bytes_sent.load(kRelaxed)},
   };
-  std::string out;
-  for (const auto& [key, value] : fields) {
-    out += ' ';
-    out += key;
-    out += '=';
-    out += std::to_string(value->load(kRelaxed));
-  }
-  return out;
 }
 
 void OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {

@@ -56,8 +56,8 @@ class OtlpExporterBase : public SpanExporter {
   // queue's drain deadline, so a dead collector cannot hold up the exit.
   void BeginShutdown(RetryClock::time_point deadline);
 
-  // " otlp_spans_ok=… otlp_retries=…": every counter, for the agent's stats line.
-  std::string StatsLine() const override;
+  // otlp_spans_ok, otlp_retries, …: every counter, for the stats line and /metrics.
+  std::vector<ExporterCounter> Counters() const override;
 
   const OtlpExporterCounters& counters() const { return counters_; }
   const OtlpConfig& config() const { return config_; }

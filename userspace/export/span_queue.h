@@ -115,6 +115,14 @@ class ExportWorker {
     for (const auto& e : exporters_) out += e->StatsLine();
     return out;
   }
+  // Every exporter's Counters(), in exporter order; safe from any thread.
+  std::vector<ExporterCounter> ExporterCounters() const {
+    std::vector<ExporterCounter> out;
+    for (const auto& e : exporters_) {
+      for (const ExporterCounter& c : e->Counters()) out.push_back(c);
+    }
+    return out;
+  }
   // Spans waiting in the queue now (counters().queued is the running total).
   size_t queue_depth() const { return queue_.size(); }
 

@@ -52,6 +52,12 @@ Status EnsureTracefs(PreflightReport* report) {
     }
   }
   const std::string dir = "/sys/kernel/tracing";
+  // Mounted but not searchable (mode 0700): a capability is missing, not the mount.
+  if (access((dir + "/events").c_str(), F_OK) != 0 && errno == EACCES) {
+    return Status::Error("tracefs at " + dir +
+                         " is not readable (permission denied): run as root, or grant "
+                         "CAP_DAC_READ_SEARCH besides CAP_BPF and CAP_PERFMON");
+  }
   if (mount("nodev", dir.c_str(), "tracefs", 0, nullptr) != 0) {
     return Status::Error("tracefs is not mounted and mounting it at " + dir +
                          " failed: " + std::strerror(errno) +

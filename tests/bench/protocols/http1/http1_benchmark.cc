@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "conn/byte_stream.h"
+#include "conn/conn_table.h"
+#include "protocols/http1/span_builder.h"
 #include "protocols/http1/stitcher.h"
 
 namespace zerotrace::protocols::http1 {
@@ -65,6 +67,42 @@ void BM_KeepAliveExchange(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(stats.exchanges * (req.size() + resp.size())));
 }
 BENCHMARK(BM_KeepAliveExchange);
+
+// One exchange of the typical request and response above, as the stitcher emits it.
+HttpExchange TypicalExchange() {
+  conn::ByteStream requests, responses;
+  Http1Stats stats;
+  Http1Stitcher stitcher(&stats);
+  std::vector<HttpExchange> out;
+  requests.AddData(0, Request(), 1);
+  stitcher.Advance(requests, responses, 1, &out);
+  responses.AddData(0, Response(), 2);
+  stitcher.Advance(requests, responses, 2, &out);
+  return std::move(out.at(0));
+}
+
+// The span of one exchange, both sides (items/s = spans/s): runs once per traced request end.
+void BM_BuildSpan(benchmark::State& state) {
+  const HttpExchange x = TypicalExchange();
+  conn::Connection c;
+  c.open_seen = true;
+  c.tuple.family = ZT_AF_INET;
+  c.tuple.local_addr = {127, 0, 0, 1};
+  c.tuple.remote_addr = {10, 1, 2, 3};
+  c.tuple.local_port = 8080;
+  c.tuple.remote_port = 51234;
+  const WallClock clock;
+  const SpanOptions options;
+  auto resource = std::make_shared<const trace::Resource>();
+  uint8_t role = ZT_ROLE_SERVER;
+  for (auto _ : state) {
+    trace::Span span = BuildSpan(x, c, role, clock, options, resource, 3);
+    benchmark::DoNotOptimize(span.attributes.data());
+    role = role == ZT_ROLE_SERVER ? ZT_ROLE_CLIENT : ZT_ROLE_SERVER;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_BuildSpan);
 
 // The response arrives in three reads (head, then the body in two parts).
 void BM_SegmentedResponse(benchmark::State& state) {

@@ -1,0 +1,289 @@
+// The self-metric table, its two renderings, /proc readers and the consumer's stats board.
+#include "agent/self_metrics.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace zerotrace::agent {
+namespace {
+
+constexpr uint64_t kNsPerSecond = 1'000'000'000;
+
+std::string ReadFile(const char* path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// One row of a fixed part of the table.
+struct Row {
+  const char* stats_key;
+  const char* name;
+  const char* help;
+  PromType type;
+  uint64_t value;
+};
+
+}  // namespace
+
+std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
+  const auto& k = s.kernel;
+  const ConsumerStats& c = s.consumer;
+  const auto& h = c.http1;
+  const auto& l = c.linker;
+  constexpr PromType kCounter = PromType::kCounter;
+  constexpr PromType kGauge = PromType::kGauge;
+  std::vector<MetricRow> rows;
+  auto add = [&rows](const char* key, std::string name, const char* help, PromType type,
+                     uint64_t value, PromLabels labels = {}) {
+    rows.push_back({key, std::move(name), help, type, value, std::move(labels), 1});
+  };
+  // The stats line, in its order.
+  const Row line[] = {
+      {"data_events", "zerotrace_kernel_data_events_total",
+       "data events the kernel side wrote to the ring buffer", kCounter, k[ZT_CNT_DATA_EVENTS]},
+      {"conns_opened", "zerotrace_kernel_conns_opened_total",
+       "TCP connections the kernel side started tracking", kCounter, k[ZT_CNT_CONN_OPENED]},
+      {"conns_closed", "zerotrace_kernel_conns_closed_total", "close events the kernel side wrote",
+       kCounter, k[ZT_CNT_CONN_CLOSED]},
+      {"ringbuf_reserve_failed", "zerotrace_kernel_ringbuf_reserve_failed_total",
+       "records lost because the ring buffer was full", kCounter, k[ZT_CNT_RINGBUF_RESERVE_FAILED]},
+      {"capture_truncated", "zerotrace_kernel_capture_truncated_total",
+       "syscalls that moved more bytes than the capture limit", kCounter,
+       k[ZT_CNT_CAPTURE_TRUNCATED]},
+      {"read_user_failed", "zerotrace_kernel_read_user_failed_total",
+       "payload copies from user memory that failed (bytes became a gap)", kCounter,
+       k[ZT_CNT_READ_USER_FAILED]},
+      {"iov_overflow", "zerotrace_kernel_iov_overflow_total",
+       "iovecs or messages beyond the per-syscall limit (sizes only)", kCounter,
+       k[ZT_CNT_IOV_OVERFLOW]},
+      {"decode_errors", "zerotrace_decode_errors_total", "ring-buffer records that did not decode",
+       kCounter, c.decode_errors},
+      {"http_conns", "zerotrace_http_conns_total", "connections detected as HTTP/1.x", kCounter,
+       c.http.conns_http},
+      {"http_exchanges", "zerotrace_http_exchanges_total",
+       "HTTP exchanges emitted, error exchanges included", kCounter, h.exchanges},
+      {"http_parse_errors", "zerotrace_http_parse_errors_total",
+       "malformed HTTP start lines, headers or chunk framing", kCounter, h.parse_errors},
+      {"http_resyncs", "zerotrace_http_resyncs_total",
+       "times an HTTP parser scanned for the next message start", kCounter, h.resyncs},
+      {"spans", "zerotrace_spans_total", "spans made from HTTP exchanges", kCounter, c.http.spans},
+      {"link_traceparent", "zerotrace_link_traceparent_total",
+       "server spans that joined the caller's W3C trace", kCounter, l.link_traceparent},
+      {"link_peer", "zerotrace_link_peer_total",
+       "server spans parented by the same-node client span", kCounter, l.link_peer},
+      {"link_thread", "zerotrace_link_thread_total",
+       "calls made while their thread served exactly one request", kCounter, l.link_thread},
+      {"link_forwarded", "zerotrace_link_forwarded_total",
+       "calls repeating the method and target of one request", kCounter, l.link_forwarded},
+      {"link_correlation", "zerotrace_link_correlation_total",
+       "calls carrying the request id of one request", kCounter, l.link_correlation},
+      {"link_ambiguous", "zerotrace_link_ambiguous_total",
+       "calls left unparented: several requests, no evidence", kCounter, l.link_ambiguous},
+      {"link_client_roots", "zerotrace_link_client_roots_total",
+       "calls made while their thread served no request", kCounter, l.client_roots},
+      {"link_server_roots", "zerotrace_link_server_roots_total",
+       "requests whose caller is not traced on this node", kCounter, l.server_roots},
+      {"link_cycles_refused", "zerotrace_link_cycles_refused_total",
+       "links refused because they would close a loop", kCounter, l.cycles_refused},
+      {"link_abandoned", "zerotrace_link_abandoned_total", "requests that never finished", kCounter,
+       l.abandoned},
+  };
+  for (const Row& r : line) add(r.stats_key, r.name, r.help, r.type, r.value);
+  const ExportStats& e = s.exports;
+  if (e.present) {
+    add("spans_exported", "zerotrace_spans_exported_total",
+        "spans in batches every exporter took without error", kCounter, e.exported);
+    add("spans_dropped_full", "zerotrace_spans_dropped_full_total",
+        "spans refused because the export queue was full", kCounter, e.dropped_full);
+    add("spans_dropped_stopping", "zerotrace_spans_dropped_stopping_total",
+        "spans dropped because the agent was stopping", kCounter, e.dropped_stopping);
+    add("spans_export_failed", "zerotrace_spans_export_failed_total",
+        "spans in batches an exporter failed on", kCounter, e.export_failed);
+    for (const exporter::ExporterCounter& x : e.exporters) {
+      add(x.key, std::string("zerotrace_") + x.key + "_total", x.help, kCounter, x.value);
+    }
+  }
+
+  // Only on /metrics.
+  const Row more[] = {
+      {nullptr, "zerotrace_kernel_stash_missing_total",
+       "syscall exits without their enter (agent started mid-syscall)", kCounter,
+       k[ZT_CNT_STASH_MISSING]},
+      {nullptr, "zerotrace_conns_opened_total", "connections the connection table opened", kCounter,
+       c.conns.opened},
+      {nullptr, "zerotrace_conns_closed_total", "connections the connection table freed", kCounter,
+       c.conns.closed},
+      {nullptr, "zerotrace_conns_fd_reused_total", "connections ended by their fd's reuse",
+       kCounter, c.conns.fd_reused},
+      {nullptr, "zerotrace_conns_process_exit_total", "connections ended by their process's exit",
+       kCounter, c.conns.proc_exit_closed},
+      {nullptr, "zerotrace_conns_expired_idle_total", "connections freed after the idle timeout",
+       kCounter, c.conns.expired_idle},
+      {nullptr, "zerotrace_conns_evicted_total", "connections evicted at the table's cap", kCounter,
+       c.conns.evicted_cap},
+      {nullptr, "zerotrace_conns_data_unknown_total",
+       "data events for connections whose open event was lost", kCounter,
+       c.conns.data_unknown_conn},
+      {nullptr, "zerotrace_conns_agent_peer_total",
+       "connections whose peer is the agent's own export (ignored)", kCounter,
+       c.conns.agent_peer_conns},
+      {nullptr, "zerotrace_http_not_http_conns_total",
+       "connections found to carry no HTTP/1.x (payload muted)", kCounter, c.http.conns_not_http},
+      {nullptr, "zerotrace_http_requests_parsed_total", "HTTP request heads parsed", kCounter,
+       h.requests_parsed},
+      {nullptr, "zerotrace_http_responses_parsed_total", "HTTP final response heads parsed",
+       kCounter, h.responses_parsed},
+      {nullptr, "zerotrace_http_unpaired_requests_total",
+       "requests dropped because pairing became uncertain", kCounter, h.unpaired_requests},
+      {nullptr, "zerotrace_http_unpaired_responses_total",
+       "responses not paired (stale, ambiguous, unsolicited)", kCounter, h.unpaired_responses},
+      {nullptr, "zerotrace_http_ambiguous_responses_total",
+       "responses that could answer more than one request", kCounter, h.ambiguous_responses},
+      {nullptr, "zerotrace_http_timeouts_total", "exchanges emitted with error timeout", kCounter,
+       h.timeouts},
+      {nullptr, "zerotrace_http_dropped_gap_total",
+       "HTTP messages dropped for a gap at their start or in their headers", kCounter,
+       h.dropped_gap_at_start + h.dropped_gap_in_headers},
+      {nullptr, "zerotrace_link_requests_total", "requests the linker saw start", kCounter,
+       l.requests},
+      {nullptr, "zerotrace_link_unstarted_total", "finished spans whose start was never reported",
+       kCounter, l.unstarted},
+  };
+  for (const Row& r : more) add(r.stats_key, r.name, r.help, r.type, r.value);
+  if (e.present) {
+    add(nullptr, "zerotrace_spans_queued_total", "spans the export queue accepted", kCounter,
+        e.queued);
+  }
+
+  // Per-stage totals: what each stage handed on, along the data flow.
+  const char* kStageHelp =
+      "items each pipeline stage handed on: ring-buffer records consumed (ringbuf), data events "
+      "applied (conn), HTTP exchanges (http), linked spans released (trace), spans exported "
+      "(export)";
+  add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, c.records,
+      {{"stage", "ringbuf"}});
+  add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, c.conns.events[ZT_EV_DATA],
+      {{"stage", "conn"}});
+  add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, h.exchanges,
+      {{"stage", "http"}});
+  add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, l.spans_released,
+      {{"stage", "trace"}});
+  if (e.present) {
+    add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, e.exported,
+        {{"stage", "export"}});
+  }
+
+  // Gauges.
+  add(nullptr, "zerotrace_tracked_connections", "connections in the connection table", kGauge,
+      c.tracked_connections);
+  add(nullptr, "zerotrace_linker_pending_requests",
+      "requests the linker holds (in flight, or waiting for their trace)", kGauge,
+      c.linker_pending);
+  if (e.present) {
+    add(nullptr, "zerotrace_export_queue_depth", "spans waiting in the export queue", kGauge,
+        e.queue_depth);
+  }
+  add(nullptr, "process_resident_memory_bytes", "resident memory of the agent (VmRSS)", kGauge,
+      s.process.rss_bytes);
+  rows.push_back({nullptr,
+                  "process_cpu_seconds_total",
+                  "user and system CPU time of the agent in seconds",
+                  kCounter,
+                  s.process.cpu_ns,
+                  {},
+                  kNsPerSecond});
+  for (const probes::ProgramStats& p : s.programs) {
+    add(nullptr, "zerotrace_bpf_program_runs_total",
+        "runs of each BPF program (counted while kernel.bpf_stats_enabled=1)", kCounter,
+        p.run_count, {{"program", p.name}});
+  }
+  for (const probes::ProgramStats& p : s.programs) {
+    rows.push_back({nullptr,
+                    "zerotrace_bpf_program_run_seconds_total",
+                    "time spent in each BPF program (counted while kernel.bpf_stats_enabled=1)",
+                    kCounter,
+                    p.run_time_ns,
+                    {{"program", p.name}},
+                    kNsPerSecond});
+  }
+  return rows;
+}
+
+std::string StatsLine(const AgentSnapshot& s) {
+  std::string out = "zerotrace: stats";
+  for (const MetricRow& r : MetricRows(s)) {
+    if (r.stats_key == nullptr) continue;
+    out += ' ';
+    out += r.stats_key;
+    out += '=';
+    out += std::to_string(r.value);
+  }
+  return out;
+}
+
+std::string PrometheusText(const AgentSnapshot& s) {
+  PromTextWriter w;
+  for (const MetricRow& r : MetricRows(s)) {
+    // The table is fixed: a failure here is a bug the unit tests catch.
+    Status st = r.per_unit == 1 ? w.Add(r.name, r.help, r.type, r.value, r.labels)
+                                : w.Add(r.name, r.help, r.type,
+                                        static_cast<double>(r.value) / r.per_unit, r.labels);
+    if (!st.ok()) std::fprintf(stderr, "zerotrace: metrics: %s\n", st.message().c_str());
+  }
+  return w.Render();
+}
+
+uint64_t RssBytesFromStatm(const std::string& statm, uint64_t page_size) {
+  unsigned long long size = 0, resident = 0;
+  if (std::sscanf(statm.c_str(), "%llu %llu", &size, &resident) != 2) return 0;
+  return resident * page_size;
+}
+
+uint64_t CpuNsFromStat(const std::string& stat, uint64_t ticks_per_second) {
+  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || ticks_per_second == 0) return 0;
+  std::istringstream in(stat.substr(paren + 1));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  // Fields 3..13 precede utime (14) and stime (15).
+  for (int i = 3; i <= 13; i++) in >> field;
+  if (!(in >> utime >> stime)) return 0;
+  return (utime + stime) * (kNsPerSecond / ticks_per_second);
+}
+
+ProcessStats ReadProcessStats() {
+  ProcessStats p;
+  p.rss_bytes =
+      RssBytesFromStatm(ReadFile("/proc/self/statm"), static_cast<uint64_t>(sysconf(_SC_PAGESIZE)));
+  p.cpu_ns =
+      CpuNsFromStat(ReadFile("/proc/self/stat"), static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
+  return p;
+}
+
+void ConsumerStatsBoard::Publish(const ConsumerStats& stats) {
+  auto fresh = std::make_shared<const ConsumerStats>(stats);
+  {
+    std::lock_guard lock(mu_);
+    latest_.swap(fresh);
+    generation_++;
+    wanted_.store(false, std::memory_order_relaxed);
+  }
+  published_.notify_all();
+  // `fresh` now holds the previous stats; freed here, outside the lock.
+}
+
+std::shared_ptr<const ConsumerStats> ConsumerStatsBoard::Fresh(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const uint64_t asked_at = generation_;
+  wanted_.store(true, std::memory_order_relaxed);
+  published_.wait_for(lock, timeout, [&] { return generation_ != asked_at; });
+  return latest_;
+}
+
+}  // namespace zerotrace::agent
