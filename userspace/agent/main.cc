@@ -24,6 +24,7 @@
 #include "export/span_queue.h"
 #include "probes/preflight.h"
 #include "probes/socket_tracer.h"
+#include "probes/tls_tracer.h"
 
 namespace {
 
@@ -46,7 +47,8 @@ using ull = unsigned long long;
 
 void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_errors,
                 const agent::HttpSpanProducer& http, const trace::SpanLinker& linker,
-                const exporter::ExportFanout* worker) {
+                const exporter::ExportFanout* worker, const conn::ConnTableStats& conns,
+                const probes::TlsProbeStats* tls) {
   const auto& h = http.http1_stats();
   std::fprintf(stderr,
                "zerotrace: stats data_events=%llu conns_opened=%llu conns_closed=%llu "
@@ -66,6 +68,20 @@ void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_err
                (ull)l.link_traceparent, (ull)l.link_peer, (ull)l.link_thread, (ull)l.link_forwarded,
                (ull)l.link_correlation, (ull)l.link_ambiguous, (ull)l.client_roots,
                (ull)l.server_roots, (ull)l.cycles_refused, (ull)l.abandoned);
+  std::fprintf(stderr,
+               " tls_calls=%llu tls_no_fd=%llu tls_fd_conflict=%llu tls_conn_gone=%llu "
+               "tls_nested=%llu tls_conns=%llu tls_ciphertext_ignored=%llu",
+               (ull)c[ZT_CNT_TLS_CALLS], (ull)c[ZT_CNT_TLS_NO_FD], (ull)c[ZT_CNT_TLS_FD_CONFLICT],
+               (ull)c[ZT_CNT_TLS_CONN_GONE], (ull)c[ZT_CNT_TLS_NESTED], (ull)conns.tls_conns,
+               (ull)conns.ciphertext_ignored);
+  if (tls) {
+    std::fprintf(stderr,
+                 " tls_files_probed=%llu tls_files_detached=%llu tls_attach_failed=%llu "
+                 "tls_files_inspected=%llu tls_proc_events_dropped=%llu",
+                 (ull)tls->files_probed.load(), (ull)tls->files_detached.load(),
+                 (ull)tls->attach_failed.load(), (ull)tls->files_inspected.load(),
+                 (ull)tls->events_dropped.load());
+  }
   if (worker) {
     const exporter::ExportTotals e = worker->Totals();
     std::fprintf(stderr,
@@ -192,6 +208,26 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<probes::SocketTracer> tracer = std::move(started.value());
   kernel_state.set_tracer(tracer.get());
+  // TLS: load on the socket tracer's maps, then probe every TLS library file in use (and the
+  // host's, for processes that load one later) before reporting that tracing started.
+  std::unique_ptr<probes::TlsTracer> tls_tracer;
+  std::unique_ptr<probes::TlsProbeManager> tls_probes;
+  if (o.tls) {
+    std::vector<std::string> tls_notes;
+    auto tls = probes::TlsTracer::Start(cfg, *tracer, report.tracefs, &tls_notes);
+    for (const auto& note : tls_notes) std::fprintf(stderr, "zerotrace: %s\n", note.c_str());
+    if (!tls.ok()) {
+      std::fprintf(stderr, "zerotrace: %s\n", tls.status().message().c_str());
+      return 1;
+    }
+    tls_tracer = std::move(tls.value());
+    probes::TlsProbeOptions tls_options;
+    tls_options.self_pid = cfg.self_tgid;
+    tls_options.pids = o.pids;
+    tls_probes = std::make_unique<probes::TlsProbeManager>(tls_tracer.get(), tls_options);
+    tls_probes->Start();
+    pipeline.set_tls_probes(tls_probes.get());
+  }
   std::fprintf(stderr, "zerotrace: tracing%s (pid %u); Ctrl-C to stop\n",
                o.pids.empty() ? " every process" : " selected processes", cfg.self_tgid);
 
@@ -218,7 +254,8 @@ int main(int argc, char** argv) {
       next_tick = now + 1'000'000'000ULL;
     }
     if (now >= next_stats) {
-      PrintStats(tracer->ReadCounters(), decode_errors(), http, linker, worker.get());
+      PrintStats(tracer->ReadCounters(), decode_errors(), http, linker, worker.get(),
+                 pipeline.table().stats(), tls_probes ? &tls_probes->stats() : nullptr);
       next_stats = now + static_cast<uint64_t>(o.stats_interval_s * 1e9);
     }
   }
@@ -226,13 +263,18 @@ int main(int argc, char** argv) {
   pipeline.table().CloseAll();  // pending requests become spans
   linker.Flush();
   const auto kernel_counters = tracer->ReadCounters();
+  const probes::TlsProbeStats* tls_stats = tls_probes ? &tls_probes->stats() : nullptr;
   // Detaching waits for RCU grace periods; flush the exporters meanwhile.
-  std::thread detach([&tracer] { tracer.reset(); });
+  std::thread detach([&tracer, &tls_tracer, &tls_probes] {
+    if (tls_probes) tls_probes->Stop();  // detaches the uprobes; its stats stay readable
+    tls_tracer.reset();
+    tracer.reset();
+  });
   if (otlp_exporter) otlp_exporter->BeginShutdown(std::chrono::steady_clock::now() + flush_timeout);
   if (worker) worker->Stop(flush_timeout);
   detach.join();
   std::fflush(stdout);
-  PrintStats(kernel_counters, decode_errors(), http, linker,
-             worker.get());  // final: after the flush
+  PrintStats(kernel_counters, decode_errors(), http, linker, worker.get(), pipeline.table().stats(),
+             tls_stats);  // final: after the flush
   return 0;
 }

@@ -43,6 +43,8 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
       ->check(CLI::IsMember({"tree", "spans"}));
   app.add_flag("!--no-route-inference", o.infer_routes,
                "name spans \"{METHOD}\" instead of \"{METHOD} {route template}\"");
+  app.add_flag("!--no-tls", o.tls,
+               "do not attach uprobes to TLS libraries (OpenSSL, GnuTLS): HTTPS stays opaque");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -90,7 +90,9 @@ class Conn {
 struct MuteLog : conn::KernelConnState {
   std::vector<uint64_t> muted;
   void Forget(uint32_t, uint32_t) override {}
-  void MutePayload(uint32_t, uint32_t, uint64_t conn_id) override { muted.push_back(conn_id); }
+  void MutePayload(uint32_t, uint32_t, uint64_t conn_id, bool) override {
+    muted.push_back(conn_id);
+  }
 };
 
 class HttpSpansTest : public ::testing::Test {

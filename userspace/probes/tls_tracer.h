@@ -1,0 +1,59 @@
+// Loads tls_trace.bpf.c on the maps of a running SocketTracer and attaches its uprobes to
+// TLS library files, one probe set per file (uprobes on a file reach every process mapping it).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "probes/socket_tracer.h"
+#include "probes/tls_files.h"
+#include "probes/tls_probe_manager.h"
+
+struct tls_trace;
+
+namespace zerotrace::probes {
+
+// The uprobes and uretprobes on one file; detached when destroyed.
+class TlsProbeSet {
+ public:
+  explicit TlsProbeSet(std::vector<bpf_link*> links) : links_(std::move(links)) {}
+  ~TlsProbeSet();
+  TlsProbeSet(const TlsProbeSet&) = delete;
+  TlsProbeSet& operator=(const TlsProbeSet&) = delete;
+  size_t size() const { return links_.size(); }
+
+ private:
+  std::vector<bpf_link*> links_;
+};
+
+class TlsTracer : public TlsProbeBackend {
+ public:
+  // open -> share the socket tracer's maps -> configure -> load -> attach the mmap hook.
+  // `sockets` must outlive the TlsTracer.
+  static StatusOr<std::unique_ptr<TlsTracer>> Start(const TracerConfig& config,
+                                                    const SocketTracer& sockets,
+                                                    const std::string& tracefs,
+                                                    std::vector<std::string>* notes);
+  ~TlsTracer() override;
+  TlsTracer(const TlsTracer&) = delete;
+  TlsTracer& operator=(const TlsTracer&) = delete;
+
+  // Attaches an entry probe and a return probe to each function `symbols` has in `path`
+  // (a path the agent can open, e.g. under /proc/PID/root). Safe from any one thread.
+  StatusOr<std::unique_ptr<TlsProbeSet>> Attach(const std::string& path,
+                                                const TlsSymbols& symbols) override;
+  // The kernel reports the next executable mapping of this file again (kernel dev encoding).
+  void ForgetExecFile(uint32_t kernel_dev, uint64_t ino) override;
+  // False when this kernel has no sys_enter_mmap tracepoint: dlopen'ed files outside the
+  // library directories are then found only at exec.
+  bool watches_mmap() const { return mmap_link_ != nullptr; }
+
+ private:
+  TlsTracer() = default;
+  tls_trace* skel_ = nullptr;
+  bpf_link* mmap_link_ = nullptr;
+};
+
+}  // namespace zerotrace::probes
