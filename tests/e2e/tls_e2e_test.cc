@@ -339,8 +339,18 @@ TEST_F(TlsE2eTest, StaticallyLinkedOpenSslClientStartedAfterTheAgentIsTraced) {
   client.WriteStdin("go\n");
   ASSERT_TRUE(client.WaitForLine("done", 20s)) << "the static client did not finish";
   const auto xs = PlainItems(5);
+  ASSERT_TRUE(WaitForSpans({{srv.pid, xs.size()}, {client.pid(), xs.size()}}));
 
-  ASSERT_TRUE(AwaitSpans({{srv.pid, xs.size()}, {client.pid(), xs.size()}}));
+  // No process maps the executable any more: its probes go.
+  const auto detached_before = FreshCounter("tls_files_detached");
+  ASSERT_TRUE(detached_before.has_value());
+  ASSERT_EQ(client.Wait(10s), 0);
+  std::optional<uint64_t> detached;
+  for (int i = 0; i < 50 && !(detached && *detached > *detached_before); i++)
+    detached = FreshCounter("tls_files_detached");
+  EXPECT_TRUE(detached && *detached > *detached_before)
+      << "the probes of the exited static client were not removed";
+  StopAgent();
   EXPECT_TRUE(SpansAre(
       srv.pid, Spans(kServer, xs, srv.port, client_port, "zt-static-tls/1.0", PythonService())));
   EXPECT_TRUE(SpansAre(
@@ -363,6 +373,33 @@ TEST_F(TlsE2eTest, NonBlockingTlsClientPairsEveryResponse) {
                                       "zt-nonblocking/1.0", PythonService())));
   EXPECT_TRUE(SpansAre(
       client.pid, Spans(kClient, xs, srv.port, 0, "zt-nonblocking/1.0", PythonClientService())));
+}
+
+// node's TLS runs OpenSSL over memory buffers: its SSL_read/SSL_write make no socket syscall,
+// so their plaintext belongs to no known connection. It is counted (tls_no_fd) and dropped,
+// never attributed by guess; curl's side of the same exchanges is traced as usual.
+TEST_F(TlsE2eTest, NodeHttpsServerPlaintextIsCountedNotGuessed) {
+  const int port = FreePort();
+  Subprocess& node = Spawn({"node", std::string(ZT_E2E_DIR) + "/servers/https_server.js",
+                            std::to_string(port), cert_, key_});
+  ASSERT_TRUE(node.WaitForLine("ready", 10s)) << "node https server did not start";
+  const auto before = FreshCounter("tls_no_fd");
+  ASSERT_TRUE(before.has_value());
+  const auto curl = CurlHttps(port, {"/hello", "/missing"});
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_EQ(curl.codes, (std::vector<int>{200, 404}));
+  const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody},
+                                    {"GET", "/missing", 404, kNotFoundBody}};
+
+  ASSERT_TRUE(WaitForSpans({{curl.pid, xs.size()}}));
+  std::optional<uint64_t> no_fd;
+  for (int i = 0; i < 20 && !(no_fd && *no_fd >= *before + 4); i++)
+    no_fd = FreshCounter("tls_no_fd");
+  EXPECT_TRUE(no_fd && *no_fd >= *before + 4)
+      << "node's two reads and two writes were not counted as tls_no_fd";
+  StopAgent();
+  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(SpansAre(node.pid(), {}));
 }
 
 // wget uses GnuTLS (gnutls_record_send/recv); nginx uses OpenSSL.
