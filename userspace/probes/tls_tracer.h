@@ -49,6 +49,8 @@ class TlsTracer : public TlsProbeBackend {
   // False when this kernel has no sys_enter_mmap tracepoint: dlopen'ed files outside the
   // library directories are then found only at exec.
   bool watches_mmap() const { return mmap_link_ != nullptr; }
+  // Run counts and times of the TLS programs (kernel.bpf_stats_enabled).
+  std::vector<ProgramStats> ReadProgramStats() const;
 
  private:
   TlsTracer() = default;
