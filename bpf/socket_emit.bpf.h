@@ -67,7 +67,8 @@ static __always_inline void zt_emit_proc(__u8 type, __u32 ppid)
 	zt_fill_header(&ev->hdr, type, 0, 0);
 	ev->ppid = ppid;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, zt_wakeup_flag());
+	/* An exec may bring a TLS library userspace must probe before the first request. */
+	bpf_ringbuf_submit(ev, type == ZT_EV_PROC_EXEC ? BPF_RB_FORCE_WAKEUP : zt_wakeup_flag());
 }
 
 /* Where one syscall's emission stands. */
