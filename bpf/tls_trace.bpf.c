@@ -56,20 +56,25 @@ struct {
 #include "socket_emit.bpf.h"
 
 /* uprobe: a TLS read or write starts on this thread. */
-static __always_inline int zt_tls_enter(__u64 ssl, __u64 buf, __u64 out_len, __u8 op, __u8 kind)
+static __always_inline int zt_tls_enter(struct pt_regs *ctx, __u64 ssl, __u64 buf,
+					__u64 out_len, __u8 op, __u8 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	__u64 sp = PT_REGS_SP(ctx);
 	struct tls_call call = {};
 	struct tls_call *outer;
 
 	if (!zt_traced(id >> 32))
 		return 0;
 	outer = bpf_map_lookup_elem(&tls_calls, &id);
-	if (outer) { /* e.g. a compatibility wrapper calling the real library */
+	/* Nested (a wrapper calling the real library) only if deeper in the stack; otherwise the
+	 * outer call never returned through its uretprobe (longjmp) and is stale. */
+	if (outer && sp < outer->sp) {
 		outer->depth++;
 		zt_count(ZT_CNT_TLS_NESTED);
 		return 0;
 	}
+	call.sp = sp;
 	call.ssl = ssl;
 	call.buf = buf;
 	call.out_len = out_len;
@@ -83,39 +88,49 @@ static __always_inline int zt_tls_enter(__u64 ssl, __u64 buf, __u64 out_len, __u
 SEC("uprobe")
 int BPF_KPROBE(zt_ssl_write, void *ssl, const void *buf, int num)
 {
-	return zt_tls_enter((__u64)ssl, (__u64)buf, 0, ZT_SYS_TLS_WRITE, ZT_TLS_RET_INT);
+	return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, 0, ZT_SYS_TLS_WRITE, ZT_TLS_RET_INT);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(zt_ssl_read, void *ssl, void *buf, int num)
 {
-	return zt_tls_enter((__u64)ssl, (__u64)buf, 0, ZT_SYS_TLS_READ, ZT_TLS_RET_INT);
+	return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, 0, ZT_SYS_TLS_READ, ZT_TLS_RET_INT);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(zt_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *written)
 {
-	return zt_tls_enter((__u64)ssl, (__u64)buf, (__u64)written, ZT_SYS_TLS_WRITE,
+	return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)written, ZT_SYS_TLS_WRITE,
 			    ZT_TLS_RET_EX);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(zt_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes)
 {
-	return zt_tls_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, ZT_SYS_TLS_READ,
+	return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)readbytes, ZT_SYS_TLS_READ,
 			    ZT_TLS_RET_EX);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(zt_gnutls_send, void *session, const void *buf, __u64 size)
 {
-	return zt_tls_enter((__u64)session, (__u64)buf, 0, ZT_SYS_TLS_WRITE, ZT_TLS_RET_SSIZE);
+	return zt_tls_enter(ctx, (__u64)session, (__u64)buf, 0, ZT_SYS_TLS_WRITE,
+			    ZT_TLS_RET_SSIZE);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(zt_gnutls_recv, void *session, void *buf, __u64 size)
 {
-	return zt_tls_enter((__u64)session, (__u64)buf, 0, ZT_SYS_TLS_READ, ZT_TLS_RET_SSIZE);
+	return zt_tls_enter(ctx, (__u64)session, (__u64)buf, 0, ZT_SYS_TLS_READ,
+			    ZT_TLS_RET_SSIZE);
+}
+
+/* SSL_do_handshake (SSL_connect/SSL_accept call it) and gnutls_handshake: the socket they
+ * use is the session's, so a first read served from the library's buffer finds it. */
+SEC("uprobe")
+int BPF_KPROBE(zt_tls_handshake, void *ssl)
+{
+	return zt_tls_enter(ctx, (__u64)ssl, 0, 0, ZT_TLS_OP_HANDSHAKE, ZT_TLS_RET_INT);
 }
 
 /* Bytes the call moved, from its return value (and *out_len for the _ex forms); 0 if none. */
@@ -201,6 +216,8 @@ int BPF_KRETPROBE(zt_tls_return, long rc)
 
 		bpf_map_update_elem(&ssl_sockets, &skey, &sock, BPF_ANY);
 	}
+	if (call.op == ZT_TLS_OP_HANDSHAKE)
+		return 0;
 	bytes = zt_tls_bytes(&call, rc);
 	if (bytes == 0)
 		return 0;

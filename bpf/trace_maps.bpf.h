@@ -54,12 +54,16 @@ struct tls_call {
 	__u64 out_len;  /* SSL_*_ex: size_t* that receives the byte count; else 0 */
 	__u64 enter_ns; /* uprobe time: sent plaintext is stamped when the write began */
 	__u64 conn_id;  /* connection of the first nested socket syscall; 0: none yet */
+	__u64 sp;       /* stack pointer at entry: a call nested in this one has a lower one */
 	__u32 fd;       /* its fd */
-	__u8 op;        /* ZT_SYS_TLS_READ or ZT_SYS_TLS_WRITE */
+	__u8 op;        /* ZT_SYS_TLS_READ, ZT_SYS_TLS_WRITE or ZT_TLS_OP_HANDSHAKE */
 	__u8 ret_kind;  /* enum tls_ret_kind: how to read the byte count at return */
 	__u8 conflict;  /* 1: nested syscalls used more than one tracked socket */
 	__u8 depth;     /* TLS calls nested inside this one (their returns are skipped) */
 };
+
+/* tls_call.op of a handshake: it moves no plaintext, only tells the session's socket. */
+#define ZT_TLS_OP_HANDSHAKE 0xff
 
 /* How a TLS function reports the bytes it moved. */
 enum tls_ret_kind {

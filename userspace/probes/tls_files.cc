@@ -14,9 +14,9 @@
 namespace zerotrace::probes {
 namespace {
 
-constexpr const char* kNames[kTlsFunctionCount] = {"SSL_write",          "SSL_read",
-                                                   "SSL_write_ex",       "SSL_read_ex",
-                                                   "gnutls_record_send", "gnutls_record_recv"};
+constexpr const char* kNames[kTlsFunctionCount] = {
+    "SSL_write",          "SSL_read",           "SSL_write_ex",     "SSL_read_ex",
+    "gnutls_record_send", "gnutls_record_recv", "SSL_do_handshake", "gnutls_handshake"};
 
 // Closes the fd and ends the Elf handle on every path out of FindTlsSymbols.
 class ElfFile {
@@ -52,8 +52,8 @@ int FunctionIndex(const char* name) {
 const char* TlsFunctionName(TlsFunction f) { return kNames[static_cast<size_t>(f)]; }
 
 bool TlsSymbols::Any() const {
-  for (uint64_t o : offset) {
-    if (o != 0) return true;
+  for (size_t i = 0; i <= static_cast<size_t>(TlsFunction::kGnutlsRecordRecv); i++) {
+    if (offset[i] != 0) return true;
   }
   return false;
 }

@@ -22,14 +22,18 @@ enum class TlsFunction : uint8_t {
   kSslReadEx,
   kGnutlsRecordSend,
   kGnutlsRecordRecv,
+  // Handshakes move no plaintext; their socket syscalls tell the session's connection early.
+  kSslDoHandshake,
+  kGnutlsHandshake,
 };
-inline constexpr size_t kTlsFunctionCount = 6;
+inline constexpr size_t kTlsFunctionCount = 8;
 // "SSL_write", ..., "gnutls_record_recv".
 const char* TlsFunctionName(TlsFunction f);
 
 // File offsets of the TLS functions a file defines (0: not defined there).
 struct TlsSymbols {
   std::array<uint64_t, kTlsFunctionCount> offset{};
+  // Whether the file defines a function that moves plaintext (a handshake alone is no use).
   bool Any() const;
   uint64_t Offset(TlsFunction f) const { return offset[static_cast<size_t>(f)]; }
 };

@@ -30,6 +30,9 @@ bpf_program* EntryProgram(tls_trace* skel, TlsFunction f) {
       return skel->progs.zt_gnutls_send;
     case TlsFunction::kGnutlsRecordRecv:
       return skel->progs.zt_gnutls_recv;
+    case TlsFunction::kSslDoHandshake:
+    case TlsFunction::kGnutlsHandshake:
+      return skel->progs.zt_tls_handshake;
   }
   return nullptr;
 }

@@ -66,6 +66,7 @@ TEST(FindTlsSymbols, LibsslDefinesTheOpenSslFunctions) {
   for (auto f : {TlsFunction::kSslWrite, TlsFunction::kSslRead, TlsFunction::kSslWriteEx,
                  TlsFunction::kSslReadEx})
     EXPECT_NE(s->Offset(f), 0u) << TlsFunctionName(f);
+  EXPECT_NE(s->Offset(TlsFunction::kSslDoHandshake), 0u);
   EXPECT_EQ(s->Offset(TlsFunction::kGnutlsRecordSend), 0u);
 }
 
@@ -74,6 +75,7 @@ TEST(FindTlsSymbols, LibgnutlsDefinesTheRecordFunctions) {
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_NE(s->Offset(TlsFunction::kGnutlsRecordSend), 0u);
   EXPECT_NE(s->Offset(TlsFunction::kGnutlsRecordRecv), 0u);
+  EXPECT_NE(s->Offset(TlsFunction::kGnutlsHandshake), 0u);
   EXPECT_EQ(s->Offset(TlsFunction::kSslWrite), 0u);
 }
 
