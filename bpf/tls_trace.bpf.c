@@ -185,9 +185,8 @@ static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
 	return 0;
 }
 
-/* uretprobe of every probed TLS function: find the socket, then emit the plaintext. */
-SEC("uretprobe")
-int BPF_KRETPROBE(zt_tls_return, long rc)
+/* The return of every probed TLS function: find the socket, then emit the plaintext. */
+static __always_inline int zt_tls_finish(long rc)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *stashed = bpf_map_lookup_elem(&tls_calls, &id);
@@ -238,6 +237,47 @@ int BPF_KRETPROBE(zt_tls_return, long rc)
 	}
 	st->tls = 1;
 	return zt_tls_emit(&key, st, &call, bytes);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(zt_tls_return, long rc)
+{
+	return zt_tls_finish(rc);
+}
+
+/* One multi-uprobe link per file (Linux 6.6+): the attach cookie says which function it is.
+ * Attaching and detaching a whole file then costs one kernel synchronisation, not one per
+ * function (each is tens of milliseconds on a busy machine). */
+SEC("uprobe")
+int BPF_KPROBE(zt_tls_entry_multi, void *ssl, void *buf, __u64 len, void *out_len)
+{
+	switch (bpf_get_attach_cookie(ctx)) {
+	case ZT_TLS_FN_SSL_WRITE:
+		return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, 0, ZT_SYS_TLS_WRITE,
+				    ZT_TLS_RET_INT);
+	case ZT_TLS_FN_SSL_READ:
+		return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, 0, ZT_SYS_TLS_READ, ZT_TLS_RET_INT);
+	case ZT_TLS_FN_SSL_WRITE_EX:
+		return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)out_len, ZT_SYS_TLS_WRITE,
+				    ZT_TLS_RET_EX);
+	case ZT_TLS_FN_SSL_READ_EX:
+		return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)out_len, ZT_SYS_TLS_READ,
+				    ZT_TLS_RET_EX);
+	case ZT_TLS_FN_GNUTLS_RECORD_SEND:
+		return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, 0, ZT_SYS_TLS_WRITE,
+				    ZT_TLS_RET_SSIZE);
+	case ZT_TLS_FN_GNUTLS_RECORD_RECV:
+		return zt_tls_enter(ctx, (__u64)ssl, (__u64)buf, 0, ZT_SYS_TLS_READ,
+				    ZT_TLS_RET_SSIZE);
+	default: /* the handshakes */
+		return zt_tls_enter(ctx, (__u64)ssl, 0, 0, ZT_TLS_OP_HANDSHAKE, ZT_TLS_RET_INT);
+	}
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(zt_tls_return_multi, long rc)
+{
+	return zt_tls_finish(rc);
 }
 
 /* mmap(..., PROT_EXEC, ..., fd, ...): report each file once, so userspace can look for TLS

@@ -173,6 +173,20 @@ struct zt_exec_map_event {
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_exec_map_event) == 48, "zt_exec_map_event ABI");
 
+/* The TLS library functions the uprobes attach to; a multi-uprobe link passes it to the BPF
+ * program as the attach cookie. */
+enum zt_tls_function {
+	ZT_TLS_FN_SSL_WRITE = 0,
+	ZT_TLS_FN_SSL_READ = 1,
+	ZT_TLS_FN_SSL_WRITE_EX = 2,
+	ZT_TLS_FN_SSL_READ_EX = 3,
+	ZT_TLS_FN_GNUTLS_RECORD_SEND = 4,
+	ZT_TLS_FN_GNUTLS_RECORD_RECV = 5,
+	ZT_TLS_FN_SSL_DO_HANDSHAKE = 6,
+	ZT_TLS_FN_GNUTLS_HANDSHAKE = 7,
+	ZT_TLS_FN_COUNT = 8,
+};
+
 /* Counters the BPF side keeps in a per-CPU array, indexed by this enum. */
 enum zt_kernel_counter {
 	ZT_CNT_RINGBUF_RESERVE_FAILED = 0, /* a record was lost: ring buffer full */

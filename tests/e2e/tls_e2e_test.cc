@@ -325,7 +325,7 @@ TEST_F(TlsStaticClientBeforeAgentTest, StaticallyLinkedOpenSslClientIsTraced) {
 // until the agent reports one more probed file before its first request.
 TEST_F(TlsE2eTest, StaticallyLinkedOpenSslClientStartedAfterTheAgentIsTraced) {
   const Proc srv = StartHttpsPython();
-  const auto before = FreshCounter("tls_files_probed");
+  const auto before = FreshCounter("tls_files_attached");
   ASSERT_TRUE(before.has_value());
   Subprocess& client =
       Spawn({ZT_TLS_STATIC_CLIENT, std::to_string(srv.port), cert_, "5", "--wait-go"});
@@ -333,8 +333,8 @@ TEST_F(TlsE2eTest, StaticallyLinkedOpenSslClientStartedAfterTheAgentIsTraced) {
   ASSERT_TRUE(line) << "the static client did not connect";
   const int client_port = std::stoi(line->substr(11));
   std::optional<uint64_t> probed;
-  for (int i = 0; i < 50 && !(probed && *probed > *before); i++)
-    probed = FreshCounter("tls_files_probed");
+  for (int i = 0; i < 20 && !(probed && *probed > *before); i++)
+    probed = FreshCounter("tls_files_attached");
   ASSERT_TRUE(probed && *probed > *before) << "the static client's executable was not probed";
   client.WriteStdin("go\n");
   ASSERT_TRUE(client.WaitForLine("done", 20s)) << "the static client did not finish";
@@ -346,7 +346,7 @@ TEST_F(TlsE2eTest, StaticallyLinkedOpenSslClientStartedAfterTheAgentIsTraced) {
   ASSERT_TRUE(detached_before.has_value());
   ASSERT_EQ(client.Wait(10s), 0);
   std::optional<uint64_t> detached;
-  for (int i = 0; i < 50 && !(detached && *detached > *detached_before); i++)
+  for (int i = 0; i < 20 && !(detached && *detached > *detached_before); i++)
     detached = FreshCounter("tls_files_detached");
   EXPECT_TRUE(detached && *detached > *detached_before)
       << "the probes of the exited static client were not removed";

@@ -76,11 +76,11 @@ void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& c, uint64_t decode_err
                (ull)conns.ciphertext_ignored);
   if (tls) {
     std::fprintf(stderr,
-                 " tls_files_probed=%llu tls_files_detached=%llu tls_attach_failed=%llu "
-                 "tls_files_inspected=%llu tls_proc_events_dropped=%llu",
-                 (ull)tls->files_probed.load(), (ull)tls->files_detached.load(),
-                 (ull)tls->attach_failed.load(), (ull)tls->files_inspected.load(),
-                 (ull)tls->events_dropped.load());
+                 " tls_files_probed=%llu tls_files_attached=%llu tls_files_detached=%llu "
+                 "tls_attach_failed=%llu tls_files_inspected=%llu tls_proc_events_dropped=%llu",
+                 (ull)tls->files_probed.load(), (ull)tls->files_attached.load(),
+                 (ull)tls->files_detached.load(), (ull)tls->attach_failed.load(),
+                 (ull)tls->files_inspected.load(), (ull)tls->events_dropped.load());
   }
   if (worker) {
     const exporter::ExportTotals e = worker->Totals();
@@ -265,10 +265,20 @@ int main(int argc, char** argv) {
   const auto kernel_counters = tracer->ReadCounters();
   const probes::TlsProbeStats* tls_stats = tls_probes ? &tls_probes->stats() : nullptr;
   // Detaching waits for RCU grace periods; flush the exporters meanwhile.
-  std::thread detach([&tracer, &tls_tracer, &tls_probes] {
+  std::thread detach([&tracer, &tls_tracer, &tls_probes, verbose = o.verbose] {
+    const uint64_t t0 = WallClock::MonotonicNow();
     if (tls_probes) tls_probes->Stop();  // detaches the uprobes; its stats stay readable
+    const uint64_t t1 = WallClock::MonotonicNow();
     tls_tracer.reset();
+    const uint64_t t2 = WallClock::MonotonicNow();
     tracer.reset();
+    if (verbose) {
+      std::fprintf(stderr,
+                   "zerotrace: detached TLS uprobes in %llu ms, TLS programs in %llu ms, "
+                   "socket programs in %llu ms\n",
+                   (ull)((t1 - t0) / 1000000), (ull)((t2 - t1) / 1000000),
+                   (ull)((WallClock::MonotonicNow() - t2) / 1000000));
+    }
   });
   if (otlp_exporter) otlp_exporter->BeginShutdown(std::chrono::steady_clock::now() + flush_timeout);
   if (worker) worker->Stop(flush_timeout);

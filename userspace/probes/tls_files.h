@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <zerotrace/events.h>
 
 #include <array>
 #include <cstdint>
@@ -16,17 +17,17 @@ namespace zerotrace::probes {
 
 // The functions whose plaintext the TLS probes capture.
 enum class TlsFunction : uint8_t {
-  kSslWrite,
-  kSslRead,
-  kSslWriteEx,
-  kSslReadEx,
-  kGnutlsRecordSend,
-  kGnutlsRecordRecv,
+  kSslWrite = ZT_TLS_FN_SSL_WRITE,
+  kSslRead = ZT_TLS_FN_SSL_READ,
+  kSslWriteEx = ZT_TLS_FN_SSL_WRITE_EX,
+  kSslReadEx = ZT_TLS_FN_SSL_READ_EX,
+  kGnutlsRecordSend = ZT_TLS_FN_GNUTLS_RECORD_SEND,
+  kGnutlsRecordRecv = ZT_TLS_FN_GNUTLS_RECORD_RECV,
   // Handshakes move no plaintext; their socket syscalls tell the session's connection early.
-  kSslDoHandshake,
-  kGnutlsHandshake,
+  kSslDoHandshake = ZT_TLS_FN_SSL_DO_HANDSHAKE,
+  kGnutlsHandshake = ZT_TLS_FN_GNUTLS_HANDSHAKE,
 };
-inline constexpr size_t kTlsFunctionCount = 8;
+inline constexpr size_t kTlsFunctionCount = ZT_TLS_FN_COUNT;
 // "SSL_write", ..., "gnutls_record_recv".
 const char* TlsFunctionName(TlsFunction f);
 

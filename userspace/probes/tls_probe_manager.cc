@@ -2,6 +2,7 @@
 #include "probes/tls_probe_manager.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -75,8 +76,15 @@ void TlsProbeManager::Stop() {
     // the eventfd counter is saturated: the thread is awake anyway
   }
   thread_.join();
-  std::lock_guard<std::mutex> lock(files_mu_);
-  files_.clear();  // detaches every probe set
+  std::map<FileKey, ProbedFile> files;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    files.swap(files_);
+  }
+  // Detaching is slow (the kernel waits for each probe to quiesce): all files at once.
+  std::vector<std::thread> detachers;
+  for (auto& [key, f] : files) detachers.emplace_back([&f = f] { f.probes.reset(); });
+  for (auto& t : detachers) t.join();
 }
 
 void TlsProbeManager::Push(const Event& e) {
@@ -213,7 +221,11 @@ TlsProbeManager::ProbedFile* TlsProbeManager::Consider(const std::string& path,
     not_tls_.insert(key);
     return nullptr;
   }
-  auto probes = backend_->Attach(path, *symbols);
+  // Through an open fd: the process whose root the path goes through may exit meanwhile.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  auto probes = backend_->Attach("/proc/self/fd/" + std::to_string(fd), *symbols);
+  close(fd);
   if (!probes.ok()) {
     stats_.attach_failed++;
     std::fprintf(stderr, "zerotrace: %s\n", probes.status().message().c_str());
@@ -225,6 +237,7 @@ TlsProbeManager::ProbedFile* TlsProbeManager::Consider(const std::string& path,
   f.path = path;
   f.probes = std::move(probes.value());
   stats_.files_probed++;
+  stats_.files_attached++;
   return &f;
 }
 

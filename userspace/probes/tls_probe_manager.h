@@ -36,6 +36,7 @@ class TlsProbeBackend {
 
 struct TlsProbeStats {
   std::atomic<uint64_t> files_probed{0};     // files with probes now
+  std::atomic<uint64_t> files_attached{0};   // probe sets attached since start
   std::atomic<uint64_t> files_detached{0};   // probe sets removed: no process maps the file
   std::atomic<uint64_t> attach_failed{0};    // files with TLS symbols that could not be probed
   std::atomic<uint64_t> files_inspected{0};  // distinct files whose symbol tables were read

@@ -3,9 +3,12 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "probes/preflight.h"
 #include "tls_trace.skel.h"
@@ -37,6 +40,16 @@ bpf_program* EntryProgram(tls_trace* skel, TlsFunction f) {
   return nullptr;
 }
 
+// union bpf_attr's link_create for a multi-uprobe link (Linux 6.6+; newer than this libbpf).
+struct UprobeMultiLinkAttr {
+  uint32_t prog_fd, target_fd, attach_type, flags;
+  uint64_t path, offsets, ref_ctr_offsets, cookies;
+  uint32_t cnt, multi_flags, pid, pad;
+};
+constexpr int kBpfLinkCreate = 28;          // BPF_LINK_CREATE
+constexpr uint32_t kTraceUprobeMulti = 48;  // BPF_TRACE_UPROBE_MULTI
+constexpr uint32_t kUprobeMultiReturn = 1;  // BPF_F_UPROBE_MULTI_RETURN
+
 struct ExecFileKey {
   uint64_t ino;
   uint32_t dev;
@@ -45,42 +58,81 @@ struct ExecFileKey {
 
 }  // namespace
 
+// Each detach waits for the kernel to quiesce the probe; in parallel the waits overlap.
 TlsProbeSet::~TlsProbeSet() {
-  for (bpf_link* link : links_) bpf_link__destroy(link);
+  std::vector<std::thread> detachers;
+  for (bpf_link* link : links_) detachers.emplace_back([link] { bpf_link__destroy(link); });
+  for (int fd : link_fds_) detachers.emplace_back([fd] { close(fd); });
+  for (auto& t : detachers) t.join();
 }
+
+namespace {
+
+// Opens and loads the object with either the multi-uprobe programs or the per-function ones.
+StatusOr<tls_trace*> OpenAndLoad(const TracerConfig& config, const SocketTracer& sockets,
+                                 bool have_mmap, bool multi) {
+  tls_trace* skel = tls_trace__open();
+  if (!skel) return Status::Error("opening the TLS BPF object failed: " + Errno(errno));
+  auto fail = [skel](std::string message) -> Status {
+    tls_trace__destroy(skel);
+    return Status::Error(std::move(message));
+  };
+  skel->rodata->self_tgid = config.self_tgid;
+  skel->rodata->filter_pids = config.pids.empty() ? 0 : 1;
+  skel->rodata->capture_bytes = config.capture_bytes;
+  skel->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
+  const SocketTracer::SharedMapFds fds = sockets.shared_maps();
+  const std::pair<bpf_map*, int> shared[] = {
+      {skel->maps.conns, fds.conns},       {skel->maps.tls_calls, fds.tls_calls},
+      {skel->maps.muted, fds.muted},       {skel->maps.pid_filter, fds.pid_filter},
+      {skel->maps.counters, fds.counters}, {skel->maps.events, fds.events}};
+  for (const auto& [map, fd] : shared) {
+    if (int err = bpf_map__reuse_fd(map, fd); err) {
+      return fail(std::string("sharing map ") + bpf_map__name(map) +
+                  " with the TLS probes failed: " + Errno(err));
+    }
+  }
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    const bool is_multi =
+        prog == skel->progs.zt_tls_entry_multi || prog == skel->progs.zt_tls_return_multi;
+    const bool is_mmap = prog == skel->progs.zt_enter_mmap;
+    if (is_mmap) {
+      bpf_program__set_autoload(prog, have_mmap);
+    } else if (is_multi) {
+      bpf_program__set_autoload(prog, multi);
+      bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(kTraceUprobeMulti));
+    } else {
+      bpf_program__set_autoload(prog, !multi);
+    }
+  }
+  if (int err = tls_trace__load(skel); err) {
+    return fail("loading the TLS BPF programs failed: " + Errno(err));
+  }
+  return skel;
+}
+
+}  // namespace
 
 StatusOr<std::unique_ptr<TlsTracer>> TlsTracer::Start(const TracerConfig& config,
                                                       const SocketTracer& sockets,
                                                       const std::string& tracefs,
                                                       std::vector<std::string>* notes) {
   std::unique_ptr<TlsTracer> t(new TlsTracer());
-  t->skel_ = tls_trace__open();
-  if (!t->skel_) return Status::Error("opening the TLS BPF object failed: " + Errno(errno));
-  t->skel_->rodata->self_tgid = config.self_tgid;
-  t->skel_->rodata->filter_pids = config.pids.empty() ? 0 : 1;
-  t->skel_->rodata->capture_bytes = config.capture_bytes;
-  t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
-  const SocketTracer::SharedMapFds fds = sockets.shared_maps();
-  const std::pair<bpf_map*, int> shared[] = {
-      {t->skel_->maps.conns, fds.conns},       {t->skel_->maps.tls_calls, fds.tls_calls},
-      {t->skel_->maps.muted, fds.muted},       {t->skel_->maps.pid_filter, fds.pid_filter},
-      {t->skel_->maps.counters, fds.counters}, {t->skel_->maps.events, fds.events}};
-  for (const auto& [map, fd] : shared) {
-    if (int err = bpf_map__reuse_fd(map, fd); err) {
-      return Status::Error(std::string("sharing map ") + bpf_map__name(map) +
-                           " with the TLS probes failed: " + Errno(err));
-    }
-  }
   const bool have_mmap = TracepointExists(tracefs, "syscalls", "sys_enter_mmap");
   if (!have_mmap) {
-    bpf_program__set_autoload(t->skel_->progs.zt_enter_mmap, false);
     notes->push_back(
         "this kernel has no tracepoint syscalls:sys_enter_mmap; TLS libraries loaded with "
         "dlopen outside the system library directories are found only at exec");
   }
-  if (int err = tls_trace__load(t->skel_); err) {
-    return Status::Error("loading the TLS BPF programs failed: " + Errno(err));
+  auto loaded = OpenAndLoad(config, sockets, have_mmap, /*multi=*/true);
+  t->multi_ = loaded.ok();
+  if (!loaded.ok()) {  // before Linux 6.6: one uprobe per function (slower attach and detach)
+    notes->push_back("this kernel has no multi-uprobe links; TLS probes attach one by one");
+    loaded = OpenAndLoad(config, sockets, have_mmap, /*multi=*/false);
+    if (!loaded.ok()) return loaded.status();
   }
+  t->skel_ = loaded.value();
   if (have_mmap) {
     t->mmap_link_ = bpf_program__attach(t->skel_->progs.zt_enter_mmap);
     if (!t->mmap_link_) {
@@ -97,6 +149,7 @@ TlsTracer::~TlsTracer() {
 
 StatusOr<std::unique_ptr<TlsProbeSet>> TlsTracer::Attach(const std::string& path,
                                                          const TlsSymbols& symbols) {
+  if (multi_) return AttachMulti(path, symbols);
   std::vector<bpf_link*> links;
   auto fail = [&](const char* fn, bool ret) -> Status {
     const int err = errno;
@@ -120,6 +173,38 @@ StatusOr<std::unique_ptr<TlsProbeSet>> TlsTracer::Attach(const std::string& path
     links.push_back(ret);
   }
   return std::make_unique<TlsProbeSet>(std::move(links));
+}
+
+// Two links for the whole file: every entry, then every return (cookie: the function).
+StatusOr<std::unique_ptr<TlsProbeSet>> TlsTracer::AttachMulti(const std::string& path,
+                                                              const TlsSymbols& symbols) {
+  std::vector<uint64_t> offsets, cookies;
+  for (size_t i = 0; i < kTlsFunctionCount; i++) {
+    if (symbols.offset[i] == 0) continue;
+    offsets.push_back(symbols.offset[i]);
+    cookies.push_back(i);
+  }
+  std::vector<int> fds;
+  for (const bool ret : {false, true}) {
+    UprobeMultiLinkAttr attr{};
+    attr.prog_fd =
+        bpf_program__fd(ret ? skel_->progs.zt_tls_return_multi : skel_->progs.zt_tls_entry_multi);
+    attr.attach_type = kTraceUprobeMulti;
+    attr.path = reinterpret_cast<uint64_t>(path.c_str());
+    attr.offsets = reinterpret_cast<uint64_t>(offsets.data());
+    attr.cookies = reinterpret_cast<uint64_t>(cookies.data());
+    attr.cnt = static_cast<uint32_t>(offsets.size());
+    attr.multi_flags = ret ? kUprobeMultiReturn : 0;
+    const int fd = static_cast<int>(syscall(__NR_bpf, kBpfLinkCreate, &attr, sizeof(attr)));
+    if (fd < 0) {
+      const int err = errno;
+      for (int f : fds) close(f);
+      return Status::Error(std::string("attaching ") + (ret ? "uretprobes" : "uprobes") +
+                           " to the TLS functions in " + path + " failed: " + Errno(err));
+    }
+    fds.push_back(fd);
+  }
+  return std::make_unique<TlsProbeSet>(std::vector<bpf_link*>{}, std::move(fds));
 }
 
 void TlsTracer::ForgetExecFile(uint32_t kernel_dev, uint64_t ino) {

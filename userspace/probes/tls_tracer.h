@@ -18,14 +18,16 @@ namespace zerotrace::probes {
 // The uprobes and uretprobes on one file; detached when destroyed.
 class TlsProbeSet {
  public:
-  explicit TlsProbeSet(std::vector<bpf_link*> links) : links_(std::move(links)) {}
+  explicit TlsProbeSet(std::vector<bpf_link*> links, std::vector<int> link_fds = {})
+      : links_(std::move(links)), link_fds_(std::move(link_fds)) {}
   ~TlsProbeSet();
   TlsProbeSet(const TlsProbeSet&) = delete;
   TlsProbeSet& operator=(const TlsProbeSet&) = delete;
-  size_t size() const { return links_.size(); }
+  size_t size() const { return links_.size() + link_fds_.size(); }
 
  private:
-  std::vector<bpf_link*> links_;
+  std::vector<bpf_link*> links_;  // libbpf's perf-event links (one per function and kind)
+  std::vector<int> link_fds_;     // multi-uprobe link fds (one for entries, one for returns)
 };
 
 class TlsTracer : public TlsProbeBackend {
@@ -49,12 +51,17 @@ class TlsTracer : public TlsProbeBackend {
   // False when this kernel has no sys_enter_mmap tracepoint: dlopen'ed files outside the
   // library directories are then found only at exec.
   bool watches_mmap() const { return mmap_link_ != nullptr; }
+  // Whether each file gets two multi-uprobe links (Linux 6.6+) instead of a link per function.
+  bool multi_links() const { return multi_; }
   // Run counts and times of the TLS programs (kernel.bpf_stats_enabled).
   std::vector<ProgramStats> ReadProgramStats() const;
 
  private:
   TlsTracer() = default;
+  StatusOr<std::unique_ptr<TlsProbeSet>> AttachMulti(const std::string& path,
+                                                     const TlsSymbols& symbols);
   tls_trace* skel_ = nullptr;
+  bool multi_ = false;  // the kernel has multi-uprobe links
   bpf_link* mmap_link_ = nullptr;
 };
 
