@@ -177,6 +177,14 @@ class TlsE2eTest : public AgentTest {
   std::string cert_, key_;
 };
 
+// The per-function uprobe links of kernels before 6.6 (no multi-uprobe links).
+class TlsPerFunctionProbesTest : public TlsE2eTest {
+ protected:
+  std::vector<std::string> AgentFlags() const override {
+    return {"--stats-interval", "1", "--tls-per-function-probes"};
+  }
+};
+
 // The server runs before the agent starts: the agent finds its libssl in /proc/PID/maps.
 class TlsServerBeforeAgentTest : public TlsE2eTest {
  protected:
@@ -400,6 +408,26 @@ TEST_F(TlsE2eTest, NodeHttpsServerPlaintextIsCountedNotGuessed) {
   StopAgent();
   EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, port, 0, CurlUserAgent(), {"curl"})));
   EXPECT_TRUE(SpansAre(node.pid(), {}));
+}
+
+TEST_F(TlsPerFunctionProbesTest, CurlAndPythonHttpsServerAndWgetToNginx) {
+  const Proc srv = StartHttpsPython();
+  const auto curl = CurlHttps(srv.port, {"/hello", "/items/5"});
+  ASSERT_EQ(curl.exit_code, 0);
+  const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody},
+                                    {"GET", "/items/5", 200, ItemBody(5)}};
+  const Proc nginx = StartNginxTls("", {{"/index.html", std::string(100, 'n')}});
+  const auto wget = Run({"wget", "-q", "--ca-certificate=" + cert_, "-O", "/dev/null",
+                         "--user-agent=zt-wget/1.0", HttpsUrl(nginx.port, "/index.html")});
+  ASSERT_EQ(wget.exit_code, 0);
+  const std::vector<Exchange> ws = {{"GET", "/index.html", 200, 100}};
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, 2}, {curl.pid, 2}, {nginx.pid, 1}, {wget.pid, 1}}));
+  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(),
+                                      PythonService())));
+  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(SpansAre(nginx.pid, Spans(kServer, ws, nginx.port, 0, "zt-wget/1.0", {"nginx"})));
+  EXPECT_TRUE(SpansAre(wget.pid, Spans(kClient, ws, nginx.port, 0, "zt-wget/1.0", {"wget"})));
 }
 
 // wget uses GnuTLS (gnutls_record_send/recv); nginx uses OpenSSL.

@@ -214,7 +214,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<probes::TlsProbeManager> tls_probes;
   if (o.tls) {
     std::vector<std::string> tls_notes;
-    auto tls = probes::TlsTracer::Start(cfg, *tracer, report.tracefs, &tls_notes);
+    auto tls =
+        probes::TlsTracer::Start(cfg, *tracer, report.tracefs, &tls_notes, o.tls_per_function);
     for (const auto& note : tls_notes) std::fprintf(stderr, "zerotrace: %s\n", note.c_str());
     if (!tls.ok()) {
       std::fprintf(stderr, "zerotrace: %s\n", tls.status().message().c_str());

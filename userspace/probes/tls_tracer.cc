@@ -117,7 +117,8 @@ StatusOr<tls_trace*> OpenAndLoad(const TracerConfig& config, const SocketTracer&
 StatusOr<std::unique_ptr<TlsTracer>> TlsTracer::Start(const TracerConfig& config,
                                                       const SocketTracer& sockets,
                                                       const std::string& tracefs,
-                                                      std::vector<std::string>* notes) {
+                                                      std::vector<std::string>* notes,
+                                                      bool per_function) {
   std::unique_ptr<TlsTracer> t(new TlsTracer());
   const bool have_mmap = TracepointExists(tracefs, "syscalls", "sys_enter_mmap");
   if (!have_mmap) {
@@ -125,10 +126,12 @@ StatusOr<std::unique_ptr<TlsTracer>> TlsTracer::Start(const TracerConfig& config
         "this kernel has no tracepoint syscalls:sys_enter_mmap; TLS libraries loaded with "
         "dlopen outside the system library directories are found only at exec");
   }
-  auto loaded = OpenAndLoad(config, sockets, have_mmap, /*multi=*/true);
+  StatusOr<tls_trace*> loaded = Status::Error("per-function probes requested");
+  if (!per_function) loaded = OpenAndLoad(config, sockets, have_mmap, /*multi=*/true);
   t->multi_ = loaded.ok();
   if (!loaded.ok()) {  // before Linux 6.6: one uprobe per function (slower attach and detach)
-    notes->push_back("this kernel has no multi-uprobe links; TLS probes attach one by one");
+    if (!per_function)
+      notes->push_back("this kernel has no multi-uprobe links; TLS probes attach one by one");
     loaded = OpenAndLoad(config, sockets, have_mmap, /*multi=*/false);
     if (!loaded.ok()) return loaded.status();
   }

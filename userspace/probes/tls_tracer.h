@@ -34,10 +34,13 @@ class TlsTracer : public TlsProbeBackend {
  public:
   // open -> share the socket tracer's maps -> configure -> load -> attach the mmap hook.
   // `sockets` must outlive the TlsTracer.
+  // `per_function`: one uprobe link per function even where multi-uprobe links exist (the
+  // fallback for kernels before 6.6, kept testable).
   static StatusOr<std::unique_ptr<TlsTracer>> Start(const TracerConfig& config,
                                                     const SocketTracer& sockets,
                                                     const std::string& tracefs,
-                                                    std::vector<std::string>* notes);
+                                                    std::vector<std::string>* notes,
+                                                    bool per_function = false);
   ~TlsTracer() override;
   TlsTracer(const TlsTracer&) = delete;
   TlsTracer& operator=(const TlsTracer&) = delete;
