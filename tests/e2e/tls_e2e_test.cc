@@ -344,14 +344,14 @@ TEST_F(TlsE2eTest, StaticallyLinkedOpenSslClientStartedAfterTheAgentIsTraced) {
   for (int i = 0; i < 20 && !(probed && *probed > *before); i++)
     probed = FreshCounter("tls_files_attached");
   ASSERT_TRUE(probed && *probed > *before) << "the static client's executable was not probed";
+  const auto detached_before = FreshCounter("tls_files_detached");  // while it still runs
+  ASSERT_TRUE(detached_before.has_value());
   client.WriteStdin("go\n");
   ASSERT_TRUE(client.WaitForLine("done", 20s)) << "the static client did not finish";
   const auto xs = PlainItems(5);
   ASSERT_TRUE(WaitForSpans({{srv.pid, xs.size()}, {client.pid(), xs.size()}}));
 
   // No process maps the executable any more: its probes go.
-  const auto detached_before = FreshCounter("tls_files_detached");
-  ASSERT_TRUE(detached_before.has_value());
   ASSERT_EQ(client.Wait(10s), 0);
   std::optional<uint64_t> detached;
   for (int i = 0; i < 20 && !(detached && *detached > *detached_before); i++)
