@@ -1,6 +1,6 @@
 /* Writing records to the ring buffer: headers, close/process events, and the payload of
  * one data syscall split into chunks (plain buffers, iovecs, msghdr, mmsghdr arrays).
- * Included by socket_trace.bpf.c after its maps. */
+ * Included by socket_trace.bpf.c and tls_trace.bpf.c after trace_maps.bpf.h. */
 #ifndef ZT_SOCKET_EMIT_BPF_H
 #define ZT_SOCKET_EMIT_BPF_H
 
@@ -67,7 +67,8 @@ static __always_inline void zt_emit_proc(__u8 type, __u32 ppid)
 	zt_fill_header(&ev->hdr, type, 0, 0);
 	ev->ppid = ppid;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, zt_wakeup_flag());
+	/* An exec may bring a TLS library userspace must probe before the first request. */
+	bpf_ringbuf_submit(ev, type == ZT_EV_PROC_EXEC ? BPF_RB_FORCE_WAKEUP : zt_wakeup_flag());
 }
 
 /* Where one syscall's emission stands. */
@@ -83,6 +84,7 @@ struct emit_state {
 	__u64 ts_ns;       /* ingress: now (bytes arrived by exit); egress: syscall entry */
 	__u8 direction;
 	__u8 sys;
+	__u8 source; /* enum zt_source */
 };
 
 /* Hot path: copies up to the budget of one user buffer of len bytes at s->pos, in chunks. */
@@ -117,7 +119,7 @@ static __noinline void zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 		sc->ev.byte_count = s->byte_count;
 		sc->ev.captured = n;
 		sc->ev.direction = s->direction;
-		sc->ev.source = ZT_SRC_SYSCALL;
+		sc->ev.source = s->source;
 		sc->ev.syscall = s->sys;
 		if (bpf_ringbuf_output(&events, sc, sizeof(sc->ev) + n, zt_wakeup_flag())) {
 			zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
@@ -175,6 +177,31 @@ static __always_inline __u64 zt_mmsg_bytes(__u64 vec, __u32 msgs)
 	return total;
 }
 
+/* Trailer: the call's records are complete and the rest of its bytes are a gap. */
+static __always_inline void zt_emit_trailer(struct emit_state *s)
+{
+	struct zt_data_event *ev;
+
+	if (s->captured >= s->byte_count)
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	zt_fill_header(&ev->hdr, ZT_EV_DATA, s->fd, s->conn_id);
+	ev->hdr.ts_ns = s->ts_ns;
+	ev->syscall_pos = s->syscall_pos;
+	ev->stream_pos = s->syscall_pos + s->byte_count;
+	ev->byte_count = s->byte_count;
+	ev->direction = s->direction;
+	ev->source = s->source;
+	ev->syscall = s->sys;
+	bpf_ringbuf_submit(ev, zt_wakeup_flag());
+	zt_count(ZT_CNT_DATA_EVENTS);
+}
+
 /* Hot path: one finished data syscall that returned ret on a tracked connection. */
 static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_state *st,
 					   struct syscall_args *a, long ret)
@@ -195,6 +222,13 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 		bytes = zt_mmsg_bytes(a->buf, ret);
 	if (bytes == 0)
 		return 0;
+	if (st->tls) { /* ciphertext: the TLS uprobes deliver this connection's plaintext */
+		if (s.direction == ZT_DIR_EGRESS)
+			__sync_fetch_and_add(&st->send_pos, bytes);
+		else
+			__sync_fetch_and_add(&st->recv_pos, bytes);
+		return 0;
+	}
 	s.conn_id = st->conn_id;
 	s.fd = key->fd;
 	s.byte_count = bytes;
@@ -243,25 +277,7 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	default: /* sendfile: sizes only */
 		break;
 	}
-	/* Trailer: this syscall's records are complete and the rest of its bytes are a gap. */
-	if (s.captured < s.byte_count) {
-		struct zt_data_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-
-		if (!ev) {
-			zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
-			return 0;
-		}
-		__builtin_memset(ev, 0, sizeof(*ev));
-		zt_fill_header(&ev->hdr, ZT_EV_DATA, s.fd, s.conn_id);
-		ev->hdr.ts_ns = s.ts_ns;
-		ev->syscall_pos = s.syscall_pos;
-		ev->stream_pos = s.syscall_pos + s.byte_count;
-		ev->byte_count = s.byte_count;
-		ev->direction = s.direction;
-		ev->syscall = s.sys;
-		bpf_ringbuf_submit(ev, zt_wakeup_flag());
-		zt_count(ZT_CNT_DATA_EVENTS);
-	}
+	zt_emit_trailer(&s);
 	return 0;
 }
 

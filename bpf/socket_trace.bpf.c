@@ -9,6 +9,7 @@
 #include <zerotrace/events.h>
 
 #include "sock_lookup.bpf.h"
+#include "trace_maps.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -17,56 +18,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define ZT_EPIPE 32
 #define ZT_ECONNRESET 104
 
-/* Load-time configuration, set by the loader before load. */
-const volatile __u32 self_tgid = 0;      /* the agent: never traced */
-const volatile __u8 filter_pids = 0;     /* 1: trace only tgids in pid_filter */
-const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_MAX_CAPTURE */
-/* Pending bytes above which a record wakes the consumer; below, it finds them on its next
- * timed poll. Batching wakeups saves a context switch per record. */
-const volatile __u64 wakeup_bytes = 1 << 20;
-
 /* Source of conn ids; starts at 1 so 0 means "no connection". */
 __u64 next_conn_id = 1;
-
-struct conn_key {
-	__u32 tgid;
-	__u32 fd;
-};
-
-/* What the kernel remembers about one tracked connection. */
-struct conn_state {
-	__u64 conn_id;  /* generation: unique for this (tgid, fd) lifetime */
-	__u64 file;     /* struct file * the fd named when tracked: detects fd reuse */
-	__u64 send_pos; /* egress stream length so far */
-	__u64 recv_pos; /* ingress stream length so far */
-	__u8 role;      /* enum zt_role */
-	__u8 close_flags; /* ZT_CLOSE_F_* to report at close */
-	__u8 pad[6];
-};
-
-/* Syscall arguments saved at sys_enter until sys_exit, per thread. */
-struct syscall_args {
-	__u64 buf;  /* buffer, iovec array, msghdr or mmsghdr array (user pointer) */
-	__u32 fd;
-	__u32 vlen; /* iovec/message count for vectored calls */
-	__u8 sys;   /* enum zt_syscall, or ZT_SYS_COUNT for connect */
-	__u8 pad[7];
-	__u64 enter_ns; /* sys_enter time: sent bytes are stamped when the send began */
-};
-
-/* Staging area for one data event: ring buffer records are variable-sized copies of it. */
-struct data_scratch {
-	struct zt_data_event ev;
-	__u8 data[ZT_MAX_CHUNK];
-};
-
-/* Tracked TCP connections. LRU so a lost close can never fill the table. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, ZT_MAX_CONNS);
-	__type(key, struct conn_key);
-	__type(value, struct conn_state);
-} conns SEC(".maps");
 
 /* Arguments of in-flight syscalls, keyed by pid_tgid. LRU: a thread killed mid-syscall. */
 struct {
@@ -76,56 +29,7 @@ struct {
 	__type(value, struct syscall_args);
 } inflight SEC(".maps");
 
-/* Connections userspace found to carry no protocol it parses: only sizes are sent for them.
- * The value is the conn_id, so a later connection on the same fd is not muted. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, ZT_MAX_CONNS);
-	__type(key, struct conn_key);
-	__type(value, __u64);
-} muted SEC(".maps");
-
-/* tgids to trace when filter_pids is set (--pid). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} pid_filter SEC(".maps");
-
-/* Per-CPU staging buffer for data events (too big for the 512-byte stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct data_scratch);
-} scratch SEC(".maps");
-
-/* Self-metrics, indexed by enum zt_kernel_counter. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ZT_CNT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-/* All records to userspace. Size set by the loader (--ringbuf-bytes). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
-} events SEC(".maps");
-
 #include "socket_emit.bpf.h"
-
-/* Whether the current process is traced at all. */
-static __always_inline bool zt_traced(__u32 tgid)
-{
-	if (tgid == self_tgid)
-		return false;
-	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
-		return false;
-	return true;
-}
 
 /* Starts tracking fd as a connection with the given role; emits the open event. */
 static __noinline struct conn_state *zt_track(struct conn_key *key, struct file *file,
@@ -216,6 +120,25 @@ static __always_inline void zt_track_new(struct conn_key *key, __u8 role)
 	zt_track(key, file, sk, role, 0);
 }
 
+/* A socket syscall inside a TLS read/write on this thread: the plaintext belongs to this
+ * connection, and its own bytes are ciphertext from now on (no longer sent to userspace). */
+static __always_inline void zt_note_tls_socket(__u64 id, struct conn_key *key,
+					       struct conn_state *st)
+{
+	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
+
+	if (!call)
+		return;
+	if (call->conn_id == 0) {
+		call->conn_id = st->conn_id;
+		call->fd = key->fd;
+	} else if (call->conn_id != st->conn_id) {
+		call->conflict = 1;
+		return;
+	}
+	st->tls = 1;
+}
+
 /* sys_enter_* of data syscalls: remember the arguments until sys_exit, but only for fds
  * that are tracked TCP connections (files and other sockets cost no map writes). */
 static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
@@ -223,9 +146,11 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct syscall_args args = {.buf = buf, .fd = fd, .vlen = vlen, .sys = sys};
 	struct conn_key key = {.tgid = id >> 32, .fd = fd};
+	struct conn_state *st;
 
-	if (!zt_traced(key.tgid) || !zt_conn_for_fd(&key))
+	if (!zt_traced(key.tgid) || !(st = zt_conn_for_fd(&key)))
 		return 0;
+	zt_note_tls_socket(id, &key, st);
 	args.enter_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
 	return 0;
@@ -393,6 +318,7 @@ int zt_proc_exit(struct trace_event_raw_sched_process_template *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	bpf_map_delete_elem(&inflight, &id);
+	bpf_map_delete_elem(&tls_calls, &id);
 	if (!zt_traced(id >> 32) || BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	zt_emit_proc(ZT_EV_PROC_EXIT, 0);

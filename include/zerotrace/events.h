@@ -35,6 +35,7 @@ enum zt_event_type {
 	ZT_EV_DATA = 3,       /* bytes moved on a tracked connection */
 	ZT_EV_PROC_EXEC = 4,  /* a process called execve */
 	ZT_EV_PROC_EXIT = 5,  /* a whole process (thread group) exited */
+	ZT_EV_EXEC_MAP = 6,   /* a process mapped a file executable for the first time */
 };
 
 /* Which side of the connection this process is. */
@@ -69,7 +70,9 @@ enum zt_syscall {
 	ZT_SYS_SENDMMSG = 8,
 	ZT_SYS_RECVMMSG = 9,
 	ZT_SYS_SENDFILE = 10,
-	ZT_SYS_COUNT = 11,
+	ZT_SYS_TLS_READ = 11,  /* SSL_read, SSL_read_ex, gnutls_record_recv (plaintext) */
+	ZT_SYS_TLS_WRITE = 12, /* SSL_write, SSL_write_ex, gnutls_record_send (plaintext) */
+	ZT_SYS_COUNT = 13,
 };
 
 /* Why a connection stopped being tracked. */
@@ -77,6 +80,10 @@ enum zt_close_reason {
 	ZT_CLOSE_SYSCALL = 0,  /* close(fd) */
 	ZT_CLOSE_FD_REUSE = 1, /* fd now names another file: the old socket is gone */
 };
+
+/* Value flag in the kernel's `muted` map: the entry mutes the TLS plaintext of the connection
+ * generation in the low bits, not its socket bytes (which are ciphertext once TLS is seen). */
+#define ZT_MUTED_TLS (1ULL << 63)
 
 /* Flags of a connection-close event. */
 #define ZT_CLOSE_F_RESET 0x1 /* a read or write failed with ECONNRESET/EPIPE before close */
@@ -156,6 +163,30 @@ struct zt_proc_event {
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_proc_event) == 56, "zt_proc_event ABI");
 
+/* A process mapped a file with PROT_EXEC that the kernel had not reported before
+ * (or not since userspace forgot it): userspace looks for TLS libraries in it. */
+struct zt_exec_map_event {
+	struct zt_event_header hdr;
+	__u64 ino;  /* inode number of the file */
+	__u32 dev;  /* its superblock's device, kernel encoding: major << 20 | minor */
+	__u32 pad;  /* zero */
+};
+ZT_STATIC_ASSERT(sizeof(struct zt_exec_map_event) == 48, "zt_exec_map_event ABI");
+
+/* The TLS library functions the uprobes attach to; a multi-uprobe link passes it to the BPF
+ * program as the attach cookie. */
+enum zt_tls_function {
+	ZT_TLS_FN_SSL_WRITE = 0,
+	ZT_TLS_FN_SSL_READ = 1,
+	ZT_TLS_FN_SSL_WRITE_EX = 2,
+	ZT_TLS_FN_SSL_READ_EX = 3,
+	ZT_TLS_FN_GNUTLS_RECORD_SEND = 4,
+	ZT_TLS_FN_GNUTLS_RECORD_RECV = 5,
+	ZT_TLS_FN_SSL_DO_HANDSHAKE = 6,
+	ZT_TLS_FN_GNUTLS_HANDSHAKE = 7,
+	ZT_TLS_FN_COUNT = 8,
+};
+
 /* Counters the BPF side keeps in a per-CPU array, indexed by this enum. */
 enum zt_kernel_counter {
 	ZT_CNT_RINGBUF_RESERVE_FAILED = 0, /* a record was lost: ring buffer full */
@@ -166,7 +197,12 @@ enum zt_kernel_counter {
 	ZT_CNT_READ_USER_FAILED = 5,       /* bpf_probe_read_user failed: bytes became a gap */
 	ZT_CNT_IOV_OVERFLOW = 6,           /* iovecs/messages past ZT_MAX_IOV/MMSG (bytes only) */
 	ZT_CNT_STASH_MISSING = 7,          /* exit without enter (agent started mid-syscall) */
-	ZT_CNT_COUNT = 8,
+	ZT_CNT_TLS_CALLS = 8,              /* TLS reads/writes that moved plaintext, emitted */
+	ZT_CNT_TLS_NO_FD = 9,              /* plaintext dropped: no socket known for the TLS call */
+	ZT_CNT_TLS_FD_CONFLICT = 10,       /* plaintext dropped: the call touched several sockets */
+	ZT_CNT_TLS_CONN_GONE = 11,         /* plaintext dropped: its connection is no longer tracked */
+	ZT_CNT_TLS_NESTED = 12,            /* TLS calls made inside another one (only the outer counts) */
+	ZT_CNT_COUNT = 13,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

@@ -239,7 +239,7 @@ std::vector<std::string> CheckSpan(const Span& s, const WantSpan& w) {
   } else {
     str("url.query", w.query);
   }
-  str("url.scheme", "http");
+  str("url.scheme", w.scheme);
   str("network.protocol.version", w.version);
   str("server.address", "127.0.0.1");
   if (w.server_port != 0) num("server.port", w.server_port);
@@ -251,7 +251,7 @@ std::vector<std::string> CheckSpan(const Span& s, const WantSpan& w) {
   } else {
     if (w.server_port != 0) {
       num("network.peer.port", w.server_port);
-      str("url.full", "http://127.0.0.1:" + std::to_string(w.server_port) + w.path +
+      str("url.full", w.scheme + "://127.0.0.1:" + std::to_string(w.server_port) + w.path +
                           (w.query.empty() ? "" : "?" + w.query));
     }
   }

@@ -75,9 +75,10 @@ struct WantSpan {
   int peer_port = 0;                 // SERVER spans: network.peer.port; 0: not checked
   std::string user_agent;            // user_agent.original; empty: not checked
   std::string version = "1.1";       // network.protocol.version
+  std::string scheme = "http";       // url.scheme (and url.full's scheme): https inside TLS
   // Transport-level failure (reset, missing, truncated...): error.type present, any text.
   bool transport_error = false;
-  std::string error_type;  // with transport_error: the exact error.type; empty: any
+  std::string error_type;                  // with transport_error: the exact error.type; empty: any
   std::vector<std::string> service_names;  // resource service.name, any of; empty: not checked
 };
 

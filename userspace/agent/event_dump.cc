@@ -20,9 +20,9 @@ const char* RoleName(uint8_t role) {
 }
 
 const char* SyscallName(uint8_t sys) {
-  static const char* kNames[ZT_SYS_COUNT] = {"read",     "write",    "readv",   "writev",
-                                             "sendto",   "recvfrom", "sendmsg", "recvmsg",
-                                             "sendmmsg", "recvmmsg", "sendfile"};
+  static const char* kNames[ZT_SYS_COUNT] = {
+      "read",    "write",    "readv",    "writev",   "sendto",   "recvfrom", "sendmsg",
+      "recvmsg", "sendmmsg", "recvmmsg", "sendfile", "tls_read", "tls_write"};
   return sys < ZT_SYS_COUNT ? kNames[sys] : "?";
 }
 
@@ -120,6 +120,11 @@ void EventDumper::OnRecord(const void* data, size_t size) {
       if (it != conns_.end()) conns_.erase(it);
       break;
     }
+    case ZT_EV_EXEC_MAP:
+      std::fprintf(out_, "EXEC_MAP dev=%u:%u ino=%llu\n", ev.exec_map->dev >> 20,
+                   ev.exec_map->dev & ((1u << 20) - 1),
+                   static_cast<unsigned long long>(ev.exec_map->ino));
+      break;
     case ZT_EV_PROC_EXEC:
     case ZT_EV_PROC_EXIT:
       std::fprintf(out_, "comm=%.*s %s ppid=%u\n", ZT_COMM_LEN, ev.proc->comm,

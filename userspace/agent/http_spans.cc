@@ -60,7 +60,7 @@ bool HttpSpanProducer::Detect(conn::Connection& c, Session& s) {
   if (c.agent_peer) {  // our own exports arriving at a local collector: never a span
     s.state = Session::State::kNotHttp;
     stats_.conns_not_http++;
-    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id);
+    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id, c.tls);
     return true;
   }
   if (s.role == ZT_ROLE_CLIENT || s.role == ZT_ROLE_SERVER) {
@@ -93,7 +93,7 @@ bool HttpSpanProducer::Detect(conn::Connection& c, Session& s) {
   } else {
     s.state = Session::State::kNotHttp;
     stats_.conns_not_http++;
-    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id);
+    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id, c.tls);
   }
   return true;
 }
@@ -114,10 +114,18 @@ void HttpSpanProducer::OnData(conn::Connection& c, uint8_t, uint64_t ts_ns) {
   if (s.stitcher->tunneled()) {
     stats_.tunneled++;
     s.state = Session::State::kNotHttp;
-    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id);
+    if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id, c.tls);
     Drain(c.sent);
     Drain(c.received);
   }
+}
+
+// TLS seen: whatever was detected on the ciphertext is void; detection restarts on plaintext.
+void HttpSpanProducer::OnStreamsReplaced(conn::Connection& c) {
+  if (!c.attachment) return;
+  Session& s = *static_cast<Session*>(c.attachment.get());
+  for (const auto& [seq, handle] : s.handles) linker_->Abandon(handle);
+  c.attachment.reset();
 }
 
 void HttpSpanProducer::OnClose(conn::Connection& c, conn::CloseCause cause) {

@@ -34,6 +34,7 @@ class HttpSpanProducer : public conn::ConnObserver, protocols::http1::RequestLis
                    conn::KernelConnState* kernel = nullptr);
 
   void OnData(conn::Connection& c, uint8_t direction, uint64_t ts_ns) override;
+  void OnStreamsReplaced(conn::Connection& c) override;
   void OnClose(conn::Connection& c, conn::CloseCause cause) override;
   // Requests unanswered for longer than the timeout become error spans (call ~1/s).
   void Expire(conn::ConnTable& table, uint64_t now_ns);

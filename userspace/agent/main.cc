@@ -26,6 +26,7 @@
 #include "export/span_queue.h"
 #include "probes/preflight.h"
 #include "probes/socket_tracer.h"
+#include "probes/tls_tracer.h"
 
 namespace {
 
@@ -43,6 +44,8 @@ void InstallSignals() {
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
+
+using ull = unsigned long long;
 
 // Consumer thread only: what the consumer-owned stages count now.
 agent::ConsumerStats CollectConsumerStats(agent::Pipeline& pipeline,
@@ -77,12 +80,27 @@ agent::ExportStats CollectExportStats(const exporter::ExportFanout* worker) {
   return e;
 }
 
+// Any thread: the TLS probe manager's atomics (null: --no-tls).
+agent::TlsStats CollectTlsStats(const probes::TlsProbeStats* t) {
+  agent::TlsStats s;
+  if (!t) return s;
+  s.present = true;
+  s.files_probed = t->files_probed.load();
+  s.files_attached = t->files_attached.load();
+  s.files_detached = t->files_detached.load();
+  s.attach_failed = t->attach_failed.load();
+  s.files_inspected = t->files_inspected.load();
+  s.events_dropped = t->events_dropped.load();
+  return s;
+}
+
 void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel, agent::ConsumerStats consumer,
-                const exporter::ExportFanout* worker) {
+                const exporter::ExportFanout* worker, const probes::TlsProbeStats* tls) {
   agent::AgentSnapshot s;
   s.kernel = kernel;
   s.consumer = std::move(consumer);
   s.exports = CollectExportStats(worker);
+  s.tls = CollectTlsStats(tls);
   std::fprintf(stderr, "%s\n", agent::StatsLine(s).c_str());
 }
 
@@ -211,15 +229,38 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<probes::SocketTracer> tracer = std::move(started.value());
   kernel_state.set_tracer(tracer.get());
+  // TLS: load on the socket tracer's maps, then probe every TLS library file in use (and the
+  // host's, for processes that load one later) before reporting that tracing started.
+  std::unique_ptr<probes::TlsTracer> tls_tracer;
+  std::unique_ptr<probes::TlsProbeManager> tls_probes;
+  if (o.tls) {
+    std::vector<std::string> tls_notes;
+    auto tls =
+        probes::TlsTracer::Start(cfg, *tracer, report.tracefs, &tls_notes, o.tls_per_function);
+    for (const auto& note : tls_notes) std::fprintf(stderr, "zerotrace: %s\n", note.c_str());
+    if (!tls.ok()) {
+      std::fprintf(stderr, "zerotrace: %s\n", tls.status().message().c_str());
+      return 1;
+    }
+    tls_tracer = std::move(tls.value());
+    probes::TlsProbeOptions tls_options;
+    tls_options.self_pid = cfg.self_tgid;
+    tls_options.pids = o.pids;
+    tls_probes = std::make_unique<probes::TlsProbeManager>(tls_tracer.get(), tls_options);
+    tls_probes->Start();
+    pipeline.set_tls_probes(tls_probes.get());
+  }
   agent::ConsumerStatsBoard board;
   if (metrics) {
     // The metrics thread: consumer-owned stats through the board, the rest read directly.
-    metrics->Start([&board, t = tracer.get(), w = worker.get()] {
+    metrics->Start([&board, t = tracer.get(), w = worker.get(),
+                    tp = tls_probes ? &tls_probes->stats() : nullptr] {
       agent::AgentSnapshot snap;
       if (auto consumer = board.Fresh(std::chrono::milliseconds(500))) snap.consumer = *consumer;
       snap.kernel = t->ReadCounters();
       snap.programs = t->ReadProgramStats();
       snap.exports = CollectExportStats(w);
+      snap.tls = CollectTlsStats(tp);
       snap.process = agent::ReadProcessStats();
       return agent::PrometheusText(snap);
     });
@@ -252,7 +293,7 @@ int main(int argc, char** argv) {
     }
     if (now >= next_stats) {
       PrintStats(tracer->ReadCounters(), CollectConsumerStats(pipeline, dumper, http, linker),
-                 worker.get());
+                 worker.get(), tls_probes ? &tls_probes->stats() : nullptr);
       next_stats = now + static_cast<uint64_t>(o.stats_interval_s * 1e9);
     }
   }
@@ -261,13 +302,29 @@ int main(int argc, char** argv) {
   pipeline.table().CloseAll();   // pending requests become spans
   linker.Flush();
   const auto kernel_counters = tracer->ReadCounters();
+  const probes::TlsProbeStats* tls_stats = tls_probes ? &tls_probes->stats() : nullptr;
   // Detaching waits for RCU grace periods; flush the exporters meanwhile.
-  std::thread detach([&tracer] { tracer.reset(); });
+  std::thread detach([&tracer, &tls_tracer, &tls_probes, verbose = o.verbose] {
+    const uint64_t t0 = WallClock::MonotonicNow();
+    if (tls_probes) tls_probes->Stop();  // detaches the uprobes; its stats stay readable
+    const uint64_t t1 = WallClock::MonotonicNow();
+    tls_tracer.reset();
+    const uint64_t t2 = WallClock::MonotonicNow();
+    tracer.reset();
+    if (verbose) {
+      std::fprintf(stderr,
+                   "zerotrace: detached TLS uprobes in %llu ms, TLS programs in %llu ms, "
+                   "socket programs in %llu ms\n",
+                   (ull)((t1 - t0) / 1000000), (ull)((t2 - t1) / 1000000),
+                   (ull)((WallClock::MonotonicNow() - t2) / 1000000));
+    }
+  });
   if (otlp_exporter) otlp_exporter->BeginShutdown(std::chrono::steady_clock::now() + flush_timeout);
   if (worker) worker->Stop(flush_timeout);
   detach.join();
   std::fflush(stdout);
   // Final: after the flush.
-  PrintStats(kernel_counters, CollectConsumerStats(pipeline, dumper, http, linker), worker.get());
+  PrintStats(kernel_counters, CollectConsumerStats(pipeline, dumper, http, linker), worker.get(),
+             tls_stats);
   return 0;
 }

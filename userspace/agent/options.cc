@@ -48,6 +48,11 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
       ->check(CLI::IsMember({"tree", "spans"}));
   app.add_flag("!--no-route-inference", o.infer_routes,
                "name spans \"{METHOD}\" instead of \"{METHOD} {route template}\"");
+  app.add_flag("!--no-tls", o.tls,
+               "do not attach uprobes to TLS libraries (OpenSSL, GnuTLS): HTTPS stays opaque");
+  app.add_flag("--tls-per-function-probes", o.tls_per_function,
+               "attach one uprobe per TLS function, as on kernels before 6.6, instead of one "
+               "multi-uprobe link per library file (slower to attach and detach)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -25,6 +25,8 @@ struct Options {
   bool console = false;                 // --console: also print spans when another exporter is set
   std::string console_format = "tree";  // --console-format: tree or spans
   bool infer_routes = true;             // --no-route-inference turns span names into "{METHOD}"
+  bool tls = true;                      // --no-tls: no TLS library uprobes
+  bool tls_per_function = false;        // --tls-per-function-probes: no multi-uprobe links
   std::string otlp_endpoint;            // --otlp-endpoint: wins over OTEL_EXPORTER_OTLP_*ENDPOINT
   std::string otlp_protocol;            // --otlp-protocol: grpc, http/protobuf or http/json
   std::string metrics_addr;             // --metrics-addr: serve /metrics here; empty: off

@@ -4,6 +4,7 @@
 #include "conn/conn_table.h"
 #include "probes/event_decode.h"
 #include "probes/socket_tracer.h"
+#include "probes/tls_probe_manager.h"
 
 namespace zerotrace::agent {
 
@@ -14,8 +15,8 @@ class TracerKernelState : public conn::KernelConnState {
   void Forget(uint32_t tgid, uint32_t fd) override {
     if (tracer_) tracer_->ForgetConnection(tgid, fd);
   }
-  void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id) override {
-    if (tracer_) tracer_->MutePayload(tgid, fd, conn_id);
+  void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext) override {
+    if (tracer_) tracer_->MutePayload(tgid, fd, conn_id, tls_plaintext);
   }
 
  private:
@@ -37,7 +38,22 @@ class Pipeline : public probes::RecordSink {
       return;
     }
     table_.OnEvent(ev);
+    if (tls_ == nullptr) return;
+    switch (ev.type) {  // processes that may bring TLS libraries, or stop using them
+      case ZT_EV_PROC_EXEC:
+        tls_->OnExec(ev.proc->hdr.tgid);
+        break;
+      case ZT_EV_PROC_EXIT:
+        tls_->OnExit(ev.proc->hdr.tgid);
+        break;
+      case ZT_EV_EXEC_MAP:
+        tls_->OnExecMap(ev.exec_map->hdr.tgid, ev.exec_map->dev, ev.exec_map->ino);
+        break;
+      default:
+        break;
+    }
   }
+  void set_tls_probes(probes::TlsProbeManager* tls) { tls_ = tls; }
   conn::ConnTable& table() { return table_; }
   uint64_t decode_errors() const { return decode_errors_; }
   uint64_t records() const { return records_; }
@@ -45,6 +61,7 @@ class Pipeline : public probes::RecordSink {
  private:
   conn::ProcessCache processes_;
   conn::ConnTable table_;
+  probes::TlsProbeManager* tls_ = nullptr;
   uint64_t decode_errors_ = 0;
   uint64_t records_ = 0;
 };

@@ -94,6 +94,41 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
        l.abandoned},
   };
   for (const Row& r : line) add(r.stats_key, r.name, r.help, r.type, r.value);
+  const Row tls[] = {
+      {"tls_calls", "zerotrace_kernel_tls_calls_total",
+       "TLS reads and writes whose plaintext was captured", kCounter, k[ZT_CNT_TLS_CALLS]},
+      {"tls_no_fd", "zerotrace_kernel_tls_no_fd_total",
+       "TLS plaintext dropped: no socket known for the call", kCounter, k[ZT_CNT_TLS_NO_FD]},
+      {"tls_fd_conflict", "zerotrace_kernel_tls_fd_conflict_total",
+       "TLS plaintext dropped: the call touched several sockets", kCounter,
+       k[ZT_CNT_TLS_FD_CONFLICT]},
+      {"tls_conn_gone", "zerotrace_kernel_tls_conn_gone_total",
+       "TLS plaintext dropped: its connection is no longer tracked", kCounter,
+       k[ZT_CNT_TLS_CONN_GONE]},
+      {"tls_nested", "zerotrace_kernel_tls_nested_total",
+       "TLS calls made inside another one (only the outer counts)", kCounter, k[ZT_CNT_TLS_NESTED]},
+      {"tls_conns", "zerotrace_tls_conns_total", "connections that carried TLS plaintext", kCounter,
+       c.conns.tls_conns},
+      {"tls_ciphertext_ignored", "zerotrace_tls_ciphertext_ignored_total",
+       "ciphertext data events ignored on TLS connections", kCounter, c.conns.ciphertext_ignored},
+  };
+  for (const Row& r : tls) add(r.stats_key, r.name, r.help, r.type, r.value);
+  if (s.tls.present) {
+    const TlsStats& t = s.tls;
+    add("tls_files_probed", "zerotrace_tls_files_probed", "files with TLS probes now", kGauge,
+        t.files_probed);
+    add("tls_files_attached", "zerotrace_tls_files_attached_total",
+        "TLS probe sets attached since start", kCounter, t.files_attached);
+    add("tls_files_detached", "zerotrace_tls_files_detached_total",
+        "TLS probe sets removed because no process maps their file", kCounter, t.files_detached);
+    add("tls_attach_failed", "zerotrace_tls_attach_failed_total",
+        "files with TLS symbols that could not be probed", kCounter, t.attach_failed);
+    add("tls_files_inspected", "zerotrace_tls_files_inspected_total",
+        "distinct files whose symbol tables were read", kCounter, t.files_inspected);
+    add("tls_proc_events_dropped", "zerotrace_tls_proc_events_dropped_total",
+        "process events the TLS probe manager lost (its queue was full)", kCounter,
+        t.events_dropped);
+  }
   const ExportStats& e = s.exports;
   if (e.present) {
     add("spans_exported", "zerotrace_spans_exported_total",

@@ -44,6 +44,13 @@ struct ExportStats {
   std::vector<exporter::ExporterCounter> exporters;
 };
 
+// The TLS probe manager's counters (atomics there), copied.
+struct TlsStats {
+  bool present = false;  // false with --no-tls
+  uint64_t files_probed = 0, files_attached = 0, files_detached = 0, attach_failed = 0;
+  uint64_t files_inspected = 0, events_dropped = 0;
+};
+
 // The agent process as the kernel accounts it.
 struct ProcessStats {
   uint64_t rss_bytes = 0;  // resident set, from /proc/self/statm
@@ -55,6 +62,7 @@ struct AgentSnapshot {
   std::array<uint64_t, ZT_CNT_COUNT> kernel{};  // enum zt_kernel_counter
   ConsumerStats consumer;
   ExportStats exports;
+  TlsStats tls;
   std::vector<probes::ProgramStats> programs;  // run time is 0 unless kernel.bpf_stats_enabled
   ProcessStats process;
 };

@@ -149,6 +149,12 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     if (observer_) observer_->OnOpen(*c);
   }
   c->last_ts_ns = d.hdr.ts_ns;
+  if (d.source == ZT_SRC_TLS) {
+    if (!c->tls) SwitchToPlaintext(*c);
+  } else if (c->tls) {
+    stats_.ciphertext_ignored++;  // sent before the kernel knew: never parsed as plaintext
+    return;
+  }
   // Checked at the first bytes: the agent's open event precedes any byte it sends.
   if (c->open_seen && !c->agent_peer && c->sent.end_pos() == 0 && c->received.end_pos() == 0 &&
       agent_peers_.count(TupleKey(c->tuple))) {
@@ -174,6 +180,19 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     cur.covered_to = end;
   }
   if (observer_) observer_->OnData(*c, d.direction, d.hdr.ts_ns);
+}
+
+// Once per connection: plaintext positions count TLS bytes, so the socket streams go.
+void ConnTable::SwitchToPlaintext(Connection& c) {
+  c.sent.DeclareHolesAsGaps();
+  c.received.DeclareHolesAsGaps();
+  if (observer_) observer_->OnStreamsReplaced(c);
+  c.tls = true;
+  c.sent = ByteStream(limits_.stream_byte_cap);
+  c.received = ByteStream(limits_.stream_byte_cap);
+  c.sent_cursor = SyscallCursor{};
+  c.received_cursor = SyscallCursor{};
+  stats_.tls_conns++;
 }
 
 std::string ConnTable::TupleKey(const Tuple& t) {

@@ -37,6 +37,9 @@ struct Connection {
   bool preexisting = false;        // found on first use: stream positions start mid-way
   bool open_seen = false;          // false: the open event was lost, tuple unknown
   bool agent_peer = false;         // the other end is the agent itself (its OTLP export)
+  // TLS plaintext arrived: the streams hold plaintext (positions of the TLS calls, from 0)
+  // and the connection's socket bytes, being ciphertext, are ignored.
+  bool tls = false;
   Tuple tuple;
   std::string comm;
   ProcessInfo process;
@@ -61,6 +64,9 @@ class ConnObserver {
   virtual void OnOpen(Connection&) {}
   // Hot path: new bytes or gaps in `direction`'s stream.
   virtual void OnData(Connection&, uint8_t /*direction*/, uint64_t /*ts_ns*/) {}
+  // The connection turned out to carry TLS: its streams are about to be replaced by empty
+  // plaintext streams, so state built on the old bytes must go.
+  virtual void OnStreamsReplaced(Connection&) {}
   // Last call before the connection is freed; streams have had their holes declared.
   virtual void OnClose(Connection&, CloseCause) {}
 };
@@ -70,8 +76,10 @@ class KernelConnState {
  public:
   virtual ~KernelConnState() = default;
   virtual void Forget(uint32_t tgid, uint32_t fd) = 0;
-  // The connection carries nothing we parse: the kernel may stop copying its payload.
-  virtual void MutePayload(uint32_t /*tgid*/, uint32_t /*fd*/, uint64_t /*conn_id*/) {}
+  // The connection carries nothing we parse: the kernel may stop copying its payload (its
+  // TLS plaintext when `tls_plaintext`, else its socket bytes).
+  virtual void MutePayload(uint32_t /*tgid*/, uint32_t /*fd*/, uint64_t /*conn_id*/,
+                           bool /*tls_plaintext*/) {}
 };
 
 struct ConnTableLimits {
@@ -85,8 +93,10 @@ struct ConnTableStats {
   uint64_t data_unknown_conn = 0;  // data for a conn whose open event was lost
   uint64_t opened = 0, closed = 0, fd_reused = 0, proc_exit_closed = 0;
   uint64_t expired_idle = 0, evicted_cap = 0;
-  uint64_t stale_close = 0;       // close for a conn not in the table
-  uint64_t agent_peer_conns = 0;  // connections whose peer is the agent itself (ignored)
+  uint64_t stale_close = 0;         // close for a conn not in the table
+  uint64_t agent_peer_conns = 0;    // connections whose peer is the agent itself (ignored)
+  uint64_t tls_conns = 0;           // connections whose streams became TLS plaintext
+  uint64_t ciphertext_ignored = 0;  // socket-byte events of TLS connections, dropped
 };
 
 class ConnTable {
@@ -116,6 +126,7 @@ class ConnTable {
   Connection& Open(const zt_event_header& h);
   void Remove(uint64_t conn_id, CloseCause cause);
   void OnData(const zt_data_event& d, std::string_view payload);
+  void SwitchToPlaintext(Connection& c);
   void EvictOldest();
   void RememberAgentConn(const zt_conn_open& o);
   static std::string TupleKey(const Tuple& t);

@@ -36,6 +36,10 @@ DecodeError DecodeEvent(const void* record, size_t size, EventView* out) {
       if (size < sizeof(zt_proc_event)) return DecodeError::kTooShort;
       out->proc = static_cast<const zt_proc_event*>(record);
       return DecodeError::kNone;
+    case ZT_EV_EXEC_MAP:
+      if (size < sizeof(zt_exec_map_event)) return DecodeError::kTooShort;
+      out->exec_map = static_cast<const zt_exec_map_event*>(record);
+      return DecodeError::kNone;
     default:
       return DecodeError::kUnknownType;
   }

@@ -18,6 +18,7 @@ struct EventView {
   const zt_data_event* data = nullptr;
   std::string_view payload;  // data events: the captured bytes
   const zt_proc_event* proc = nullptr;
+  const zt_exec_map_event* exec_map = nullptr;
 };
 
 enum class DecodeError { kNone, kTooShort, kUnknownType, kBadLength };

@@ -162,9 +162,21 @@ void SocketTracer::ForgetConnection(uint32_t tgid, uint32_t fd) {
   bpf_map__delete_elem(skel_->maps.muted, &key, sizeof(key), 0);
 }
 
-void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id) {
+void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext) {
   const ConnKey key{tgid, fd};
-  bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &conn_id, sizeof(conn_id), BPF_ANY);
+  const uint64_t value = tls_plaintext ? (conn_id | ZT_MUTED_TLS) : conn_id;
+  bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
+}
+
+SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
+  SharedMapFds m;
+  m.conns = bpf_map__fd(skel_->maps.conns);
+  m.tls_calls = bpf_map__fd(skel_->maps.tls_calls);
+  m.muted = bpf_map__fd(skel_->maps.muted);
+  m.pid_filter = bpf_map__fd(skel_->maps.pid_filter);
+  m.counters = bpf_map__fd(skel_->maps.counters);
+  m.events = bpf_map__fd(skel_->maps.events);
+  return m;
 }
 
 size_t SocketTracer::KernelConnections(uint32_t tgid) const {

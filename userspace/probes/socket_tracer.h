@@ -59,8 +59,14 @@ class SocketTracer {
   std::array<uint64_t, ZT_CNT_COUNT> ReadCounters() const;
   // Frees the kernel's state for (tgid, fd): used when a process exits without close().
   void ForgetConnection(uint32_t tgid, uint32_t fd);
-  // From now on only byte counts (no payload) are sent for this connection generation.
-  void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id);
+  // From now on only byte counts (no payload) are sent for this connection generation: for
+  // its socket bytes, or with `tls_plaintext` for the plaintext of its TLS calls.
+  void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext = false);
+  // The maps tls_trace.bpf.c shares with socket_trace.bpf.c (valid while this tracer lives).
+  struct SharedMapFds {
+    int conns = -1, tls_calls = -1, muted = -1, pid_filter = -1, counters = -1, events = -1;
+  };
+  SharedMapFds shared_maps() const;
   // Kernel connection-table entries that belong to tgid (tests and diagnostics; walks the map).
   size_t KernelConnections(uint32_t tgid) const;
   std::vector<ProgramStats> ReadProgramStats() const;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Sends requests one after another on ONE keep-alive connection (http.client).
 
-Usage: keepalive_client.py PORT [--items N] [SPEC ...]
+Usage: keepalive_client.py PORT [--tls CAFILE] [--items N] [SPEC ...]
+  --tls CAFILE  speak HTTPS (python's ssl module), trusting the certificates in CAFILE
   SPEC       METHOD:PATH or METHOD:PATH:BODY_BYTES (e.g. HEAD:/hello, POST:/upload:40960)
   --items N  then GET /items/0 .. /items/N-1, with a status query as item_path(i) says
   --expect-continue  requests with a body carry "Expect: 100-continue"
@@ -11,6 +12,7 @@ Exits 1 if the connection was not reused or an /items response is not the expect
 """
 
 import http.client
+import ssl
 import sys
 
 
@@ -29,9 +31,12 @@ def main():
     args = sys.argv[2:]
     specs = []
     expect_continue = False
+    tls = None
     while args:
         a = args.pop(0)
-        if a == "--expect-continue":
+        if a == "--tls":
+            tls = ssl.create_default_context(cafile=args.pop(0))
+        elif a == "--expect-continue":
             expect_continue = True
         elif a == "--items":
             specs += [("GET", item_path(i), None) for i in range(int(args.pop(0)))]
@@ -39,7 +44,10 @@ def main():
             parts = a.split(":")
             specs.append((parts[0], parts[1], int(parts[2]) if len(parts) > 2 else None))
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    if tls is not None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=20, context=tls)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     conn.connect()
     sock = conn.sock
     print("local_port %d" % sock.getsockname()[1], flush=True)

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """HTTP/1.1 test server for the e2e tests: one route per framing rule the agent must follow.
 
-Usage: http_server.py PORT [HOST]   (listens on HOST:PORT, default 127.0.0.1, prints "ready"
-once listening)
+Usage: http_server.py PORT [HOST] [--tls CERT KEY]   (listens on HOST:PORT, default
+127.0.0.1, prints "ready" once listening; with --tls it speaks HTTPS through python's ssl
+module, which uses the system's libssl)
 
 Every response is deterministic so a test can predict its status and body size exactly:
   /hello               200, HELLO_BODY, Content-Length
@@ -23,6 +24,7 @@ HEAD works on every GET route: same head, no body.
 import hashlib
 import base64
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -46,6 +48,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass
+
+    def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()  # in the handler's thread, not the accept loop
+        super().setup()
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -187,15 +194,31 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # bursts of parallel clients must not overflow the listen backlog
 
+    tls = None  # ssl.SSLContext when serving HTTPS
+
     def handle_error(self, request, client_address):
         pass  # peers that vanish mid-response (killed clients, resets) are expected
 
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
 
 def main():
-    port = int(sys.argv[1])
-    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    args = sys.argv[1:]
+    tls = None
+    if "--tls" in args:
+        at = args.index("--tls")
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args[at + 1], args[at + 2])
+        del args[at:at + 3]
+    port = int(args[0])
+    host = args[1] if len(args) > 1 else "127.0.0.1"
     if ":" in host:
         Server.address_family = socket.AF_INET6
+    Server.tls = tls
     server = Server((host, port), Handler)
     print("ready", flush=True)
     server.serve_forever()

@@ -51,14 +51,17 @@ class Conn {
     v.open = &o;
     t_->OnEvent(v);
   }
-  void Send(uint8_t dir, const std::string& bytes, uint64_t ts) {
+  // Socket bytes (`tls`: plaintext from the TLS probes, with its own positions).
+  void Send(uint8_t dir, const std::string& bytes, uint64_t ts, bool tls = false) {
     zt_data_event d{};
     d.hdr.type = ZT_EV_DATA;
     d.hdr.conn_id = id_;
     d.hdr.tgid = 4242;
     d.hdr.ts_ns = ts;
     d.direction = dir;
-    uint64_t& pos = dir == ZT_DIR_EGRESS ? sent_ : received_;
+    d.source = tls ? ZT_SRC_TLS : ZT_SRC_SYSCALL;
+    uint64_t& pos = tls ? (dir == ZT_DIR_EGRESS ? tls_sent_ : tls_received_)
+                        : (dir == ZT_DIR_EGRESS ? sent_ : received_);
     d.syscall_pos = d.stream_pos = pos;
     d.byte_count = d.captured = bytes.size();
     pos += bytes.size();
@@ -85,12 +88,15 @@ class Conn {
   conn::ConnTable* t_;
   uint64_t id_;
   uint64_t sent_ = 0, received_ = 0;
+  uint64_t tls_sent_ = 0, tls_received_ = 0;
 };
 
 struct MuteLog : conn::KernelConnState {
   std::vector<uint64_t> muted;
   void Forget(uint32_t, uint32_t) override {}
-  void MutePayload(uint32_t, uint32_t, uint64_t conn_id) override { muted.push_back(conn_id); }
+  void MutePayload(uint32_t, uint32_t, uint64_t conn_id, bool) override {
+    muted.push_back(conn_id);
+  }
 };
 
 class HttpSpansTest : public ::testing::Test {
@@ -192,6 +198,48 @@ TEST_F(HttpSpansTest, PreexistingConnectionRoleInferredFromTraffic) {
   c.Send(ZT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 20);
   ASSERT_EQ(sink.spans().size(), 1u);
   EXPECT_EQ(sink.spans()[0].kind, trace::SpanKind::kServer);
+}
+
+// A TLS connection: the handshake's ciphertext arrives first (not HTTP: muted), then the
+// plaintext from the TLS probes becomes the streams; the spans say https, and ciphertext that
+// arrives later is never parsed.
+TEST_F(HttpSpansTest, TlsPlaintextReplacesCiphertextAndSpansSayHttps) {
+  Conn c(&table, 7, ZT_ROLE_CLIENT);
+  const std::string client_hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+  c.Send(ZT_DIR_EGRESS, client_hello, 500);
+  c.Send(ZT_DIR_INGRESS, std::string("\x16\x03\x03\x00\x7a\x02", 6), 600);
+  ASSERT_EQ(kernel.muted, (std::vector<uint64_t>{7}));  // the ciphertext is not HTTP
+  c.Send(ZT_DIR_EGRESS, "GET /a?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n\r\n", 1000, true);
+  c.Send(ZT_DIR_EGRESS, std::string("\x17\x03\x03\x00\x40", 5), 1001);  // late ciphertext
+  c.Send(ZT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 3000, true);
+  c.Send(ZT_DIR_EGRESS, "GET /b HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n", 4000, true);
+  c.Send(ZT_DIR_INGRESS, "HTTP/1.1 204 No Content\r\n\r\n", 5000, true);
+  const auto& spans = sink.spans();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(Str(spans[0], "url.scheme"), "https");
+  EXPECT_EQ(Str(spans[0], "url.full"), "https://127.0.0.1:8443/a?x=REDACTED");
+  EXPECT_EQ(Str(spans[0], "http.response.status_code"), "200");
+  EXPECT_EQ(Str(spans[1], "url.full"), "https://127.0.0.1/b");  // 443 is https's default
+  EXPECT_EQ(Str(spans[1], "http.response.status_code"), "204");
+  EXPECT_EQ(table.stats().tls_conns, 1u);
+  EXPECT_EQ(table.stats().ciphertext_ignored, 1u);
+}
+
+// A TLS connection that carries no HTTP mutes its plaintext, not its socket bytes.
+TEST_F(HttpSpansTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
+  struct TlsMuteLog : conn::KernelConnState {
+    std::vector<bool> plaintext;
+    void Forget(uint32_t, uint32_t) override {}
+    void MutePayload(uint32_t, uint32_t, uint64_t, bool tls_plaintext) override {
+      plaintext.push_back(tls_plaintext);
+    }
+  } tls_kernel;
+  HttpSpanProducer producer2{&sink.linker, &clock, {}, {}, &tls_kernel};
+  conn::ConnTable table2{{}, &producer2, nullptr, nullptr};
+  Conn c(&table2, 8, ZT_ROLE_CLIENT);
+  c.Send(ZT_DIR_EGRESS, "\x16\x03\x01", 100);
+  c.Send(ZT_DIR_EGRESS, "PING-PONG-PROTOCOL v1\r\n", 200, true);
+  EXPECT_EQ(tls_kernel.plaintext, (std::vector<bool>{false, true}));
 }
 
 }  // namespace

@@ -65,7 +65,9 @@ trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t 
   Add(s, "url.path", path);
   const std::string query = RedactQuery(target.query);
   if (!target.query.empty()) Add(s, "url.query", query);
-  Add(s, "url.scheme", "http");
+  // TLS plaintext: the same HTTP, spoken inside TLS.
+  const std::string_view scheme = c.tls ? "https" : "http";
+  Add(s, "url.scheme", std::string(scheme));
 
   // server.address/port: what the client asked for (Host), else the server socket.
   std::string host;
@@ -80,8 +82,8 @@ trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t 
   Add(s, "server.address", host);
   Add(s, "server.port", port);
   if (!server) {
-    std::string full = "http://" + host;
-    if (port != 80) full += ":" + std::to_string(port);
+    std::string full = std::string(scheme) + "://" + host;
+    if (port != (c.tls ? 443 : 80)) full += ":" + std::to_string(port);
     full += path;
     if (!target.query.empty()) full += "?" + query;
     Add(s, "url.full", std::move(full));

@@ -1,0 +1,147 @@
+/* State both BPF objects share: load-time configuration, connection and TLS-call maps, the
+ * ring buffer and counters. socket_trace.bpf.c creates the maps; the loader hands them to
+ * tls_trace.bpf.c (bpf_map__reuse_fd), so both see one connection table and one stream. */
+#ifndef ZT_TRACE_MAPS_BPF_H
+#define ZT_TRACE_MAPS_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include <zerotrace/events.h>
+
+/* Load-time configuration, set by the loader before load (per object, to the same values). */
+const volatile __u32 self_tgid = 0;      /* the agent: never traced */
+const volatile __u8 filter_pids = 0;     /* 1: trace only tgids in pid_filter */
+const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_MAX_CAPTURE */
+/* Pending bytes above which a record wakes the consumer; below, it finds them on its next
+ * timed poll. Batching wakeups saves a context switch per record. */
+const volatile __u64 wakeup_bytes = 1 << 20;
+
+struct conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+/* What the kernel remembers about one tracked connection. */
+struct conn_state {
+	__u64 conn_id;  /* generation: unique for this (tgid, fd) lifetime */
+	__u64 file;     /* struct file * the fd named when tracked: detects fd reuse */
+	__u64 send_pos; /* egress stream length so far (socket bytes) */
+	__u64 recv_pos; /* ingress stream length so far (socket bytes) */
+	__u64 tls_send_pos; /* egress plaintext stream length (TLS writes) */
+	__u64 tls_recv_pos; /* ingress plaintext stream length (TLS reads) */
+	__u8 role;      /* enum zt_role */
+	__u8 close_flags; /* ZT_CLOSE_F_* to report at close */
+	__u8 tls;       /* 1: a TLS library uses this socket: its bytes are ciphertext, not sent */
+	__u8 pad[5];
+};
+
+/* Syscall arguments saved at sys_enter until sys_exit, per thread. */
+struct syscall_args {
+	__u64 buf;  /* buffer, iovec array, msghdr or mmsghdr array (user pointer) */
+	__u32 fd;
+	__u32 vlen; /* iovec/message count for vectored calls */
+	__u8 sys;   /* enum zt_syscall, or ZT_SYS_COUNT for connect */
+	__u8 pad[7];
+	__u64 enter_ns; /* sys_enter time: sent bytes are stamped when the send began */
+};
+
+/* One TLS read or write in progress on a thread, from the uprobe to its uretprobe. The
+ * socket syscalls made inside it tell which connection the plaintext belongs to. */
+struct tls_call {
+	__u64 ssl;      /* SSL* or gnutls_session_t: remembers its socket across calls */
+	__u64 buf;      /* plaintext buffer (user pointer) */
+	__u64 out_len;  /* SSL_*_ex: size_t* that receives the byte count; else 0 */
+	__u64 enter_ns; /* uprobe time: sent plaintext is stamped when the write began */
+	__u64 conn_id;  /* connection of the first nested socket syscall; 0: none yet */
+	__u64 sp;       /* stack pointer at entry: a call nested in this one has a lower one */
+	__u32 fd;       /* its fd */
+	__u8 op;        /* ZT_SYS_TLS_READ, ZT_SYS_TLS_WRITE or ZT_TLS_OP_HANDSHAKE */
+	__u8 ret_kind;  /* enum tls_ret_kind: how to read the byte count at return */
+	__u8 conflict;  /* 1: nested syscalls used more than one tracked socket */
+	__u8 depth;     /* TLS calls nested inside this one (their returns are skipped) */
+};
+
+/* tls_call.op of a handshake: it moves no plaintext, only tells the session's socket. */
+#define ZT_TLS_OP_HANDSHAKE 0xff
+
+/* How a TLS function reports the bytes it moved. */
+enum tls_ret_kind {
+	ZT_TLS_RET_INT = 0,   /* SSL_read/SSL_write: int, > 0 is the byte count */
+	ZT_TLS_RET_SSIZE = 1, /* gnutls_record_recv/send: ssize_t, > 0 is the byte count */
+	ZT_TLS_RET_EX = 2,    /* SSL_read_ex/SSL_write_ex: 1 on success, count in *out_len */
+};
+
+/* Staging area for one data event: ring buffer records are variable-sized copies of it. */
+struct data_scratch {
+	struct zt_data_event ev;
+	__u8 data[ZT_MAX_CHUNK];
+};
+
+/* Tracked TCP connections. LRU so a lost close can never fill the table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ZT_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+/* TLS calls in progress, keyed by pid_tgid. LRU: a thread killed inside SSL_read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct tls_call);
+} tls_calls SEC(".maps");
+
+/* Connections userspace found to carry no protocol it parses: only sizes are sent for them.
+ * The value is the conn_id, so a later connection on the same fd is not muted; with
+ * ZT_MUTED_TLS set it mutes the connection's TLS plaintext instead of its socket bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ZT_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, __u64);
+} muted SEC(".maps");
+
+/* tgids to trace when filter_pids is set (--pid). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+/* Per-CPU staging buffer for data events (too big for the 512-byte stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_scratch);
+} scratch SEC(".maps");
+
+/* Self-metrics, indexed by enum zt_kernel_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ZT_CNT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* All records to userspace. Size set by the loader (--ringbuf-bytes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* Whether the current process is traced at all. */
+static __always_inline bool zt_traced(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return false;
+	return true;
+}
+
+#endif /* ZT_TRACE_MAPS_BPF_H */

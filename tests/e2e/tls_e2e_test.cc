@@ -1,0 +1,498 @@
+// End-to-end HTTPS: the real agent reads the plaintext of OpenSSL and GnuTLS through uprobes.
+//
+// Each test makes a CA-less self-signed certificate for 127.0.0.1 with the openssl CLI in its
+// temp dir, runs TLS servers and clients (python ssl, curl, wget/GnuTLS, nginx, a client with
+// OpenSSL linked statically), and asserts the exact spans of each process: the same spans as
+// plain HTTP, with url.scheme=https, and none made of ciphertext.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "e2e_fixture.h"
+#include "span_log.h"
+
+#ifndef ZT_TLS_STATIC_CLIENT
+#error "ZT_TLS_STATIC_CLIENT must name tests/e2e/clients/tls_static_client"
+#endif
+
+namespace zerotrace::e2e {
+namespace {
+
+using zerotrace::testing::FreePort;
+using zerotrace::testing::Subprocess;
+
+constexpr int64_t kHelloBody = 13;  // "hello, world\n" (tests/e2e/servers/http_server.py)
+constexpr int64_t kErrorBody = 15;
+constexpr int64_t kNotFoundBody = 10;
+int64_t ItemBody(int n) { return 10 + n; }
+int ItemStatus(int i) { return i % 10 == 3 ? 404 : i % 10 == 7 ? 503 : 200; }
+std::string ItemTarget(int i) {
+  const int s = ItemStatus(i);
+  return "/items/" + std::to_string(i) + (s == 200 ? "" : "?status=" + std::to_string(s));
+}
+
+std::vector<std::string> PythonService() {
+  return {std::filesystem::canonical("/usr/bin/python3").filename().string()};
+}
+std::vector<std::string> PythonClientService() { return {PythonService()[0], "python3"}; }
+
+struct Exchange {
+  std::string method, target;
+  int status;
+  std::optional<int64_t> resp_body;
+  int64_t req_body = 0;
+};
+
+// The spans one side should report for `exchanges`, in order; `scheme` is url.scheme.
+std::vector<WantSpan> Spans(int kind, const std::vector<Exchange>& exchanges, int server_port,
+                            int client_port, const std::string& user_agent,
+                            const std::vector<std::string>& service,
+                            const std::string& scheme = "https") {
+  std::vector<WantSpan> out;
+  for (const auto& x : exchanges) {
+    WantSpan w(kind, x.method, x.target, x.status);
+    w.resp_body = x.resp_body;
+    w.req_body = x.req_body;
+    w.server_port = server_port;
+    if (kind == kServer) w.peer_port = client_port;
+    w.user_agent = user_agent;
+    w.service_names = service;
+    w.scheme = scheme;
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+std::vector<Exchange> Items(int n, int first = 0) {
+  std::vector<Exchange> out;
+  for (int i = first; i < first + n; ++i)
+    out.push_back({"GET", ItemTarget(i), ItemStatus(i), ItemBody(i)});
+  return out;
+}
+
+// GET /items/0 .. /items/n-1 without status queries (tls_static_client, nonblocking client).
+std::vector<Exchange> PlainItems(int n) {
+  std::vector<Exchange> out;
+  for (int i = 0; i < n; ++i)
+    out.push_back({"GET", "/items/" + std::to_string(i), 200, ItemBody(i)});
+  return out;
+}
+
+class TlsE2eTest : public AgentTest {
+ protected:
+  std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
+
+  void SetUp() override {
+    MakeCertificate();
+    AgentTest::SetUp();
+  }
+
+  // A self-signed certificate for 127.0.0.1 (its own CA: clients trust exactly this file).
+  void MakeCertificate() {
+    cert_ = dir() + "/cert.pem";
+    key_ = dir() + "/key.pem";
+    const auto r = Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key_,
+                        "-out", cert_, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost"});
+    ASSERT_EQ(r.exit_code, 0) << "openssl req failed";
+  }
+
+  struct Proc {
+    pid_t pid = 0;
+    int port = 0;
+  };
+  // tests/e2e/servers/http_server.py speaking HTTPS (python's ssl module: dynamic libssl).
+  Proc StartHttpsPython() {
+    Proc p;
+    p.port = FreePort();
+    Subprocess& s =
+        Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/http_server.py",
+               std::to_string(p.port), "--tls", cert_, key_});
+    EXPECT_TRUE(s.WaitForLine("ready", 10s)) << "python https server did not start";
+    p.pid = s.pid();
+    return p;
+  }
+  // The same server speaking plain HTTP.
+  Proc StartHttpPython() {
+    Proc p;
+    p.port = FreePort();
+    Subprocess& s =
+        Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/http_server.py",
+               std::to_string(p.port)});
+    EXPECT_TRUE(s.WaitForLine("ready", 10s)) << "python server did not start";
+    p.pid = s.pid();
+    return p;
+  }
+
+  // nginx (one process) with TLS on its port; `location` is the body of "location / {}".
+  Proc StartNginxTls(const std::string& location,
+                     const std::vector<std::pair<std::string, std::string>>& files = {}) {
+    namespace fs = std::filesystem;
+    const std::string root = dir() + "/nginx-tls";
+    fs::create_directories(root + "/www");
+    for (const auto& [path, contents] : files) {
+      fs::create_directories(fs::path(root + "/www" + path).parent_path());
+      std::ofstream(root + "/www" + path, std::ios::binary) << contents;
+    }
+    Proc p;
+    p.port = FreePort();
+    std::ofstream conf(root + "/nginx.conf");
+    conf << "daemon off; master_process off; worker_processes 1;\n"
+         << "pid " << root << "/nginx.pid; error_log " << root << "/error.log;\n"
+         << "events {}\nhttp {\n  access_log off;\n"
+         << "  client_body_temp_path " << root << "/body; proxy_temp_path " << root << "/proxy;\n"
+         << "  fastcgi_temp_path " << root << "/fastcgi; uwsgi_temp_path " << root << "/uwsgi;\n"
+         << "  scgi_temp_path " << root << "/scgi;\n"
+         << "  server {\n    listen 127.0.0.1:" << p.port << " ssl;\n"
+         << "    ssl_certificate " << cert_ << "; ssl_certificate_key " << key_ << ";\n"
+         << "    root " << root << "/www;\n    location / { " << location << " }\n  }\n}\n";
+    conf.close();
+    Subprocess& s =
+        Spawn({"nginx", "-p", root, "-e", root + "/error.log", "-c", root + "/nginx.conf"});
+    EXPECT_TRUE(zerotrace::testing::WaitForListen(p.port, 10s)) << "nginx did not start";
+    p.pid = s.pid();
+    return p;
+  }
+
+  CurlRun CurlHttps(int port, const std::vector<std::string>& targets,
+                    std::vector<std::string> args = {}) {
+    std::vector<std::string> urls;
+    for (const auto& t : targets) urls.push_back(HttpsUrl(port, t));
+    args.insert(args.begin(), {"--cacert", cert_});
+    return Curl(urls, args);
+  }
+  static std::string HttpsUrl(int port, const std::string& target) {
+    return "https://127.0.0.1:" + std::to_string(port) + target;
+  }
+
+  // The newest value of a stats counter printed after now (the agent keeps running).
+  std::optional<uint64_t> FreshCounter(const std::string& name) {
+    return StatsCounter(name, AgentOutput().size(), 5s);
+  }
+
+  std::string cert_, key_;
+};
+
+// The per-function uprobe links of kernels before 6.6 (no multi-uprobe links).
+class TlsPerFunctionProbesTest : public TlsE2eTest {
+ protected:
+  std::vector<std::string> AgentFlags() const override {
+    return {"--stats-interval", "1", "--tls-per-function-probes"};
+  }
+};
+
+// The server runs before the agent starts: the agent finds its libssl in /proc/PID/maps.
+class TlsServerBeforeAgentTest : public TlsE2eTest {
+ protected:
+  void SetUp() override {
+    MakeCertificate();
+    server_ = StartHttpsPython();
+    AgentTest::SetUp();
+  }
+  Proc server_;
+};
+
+// The OpenSSL-static client runs (and has connected) before the agent starts.
+class TlsStaticClientBeforeAgentTest : public TlsE2eTest {
+ protected:
+  void SetUp() override {
+    MakeCertificate();
+    server_ = StartHttpsPython();
+    client_ = &Spawn({ZT_TLS_STATIC_CLIENT, std::to_string(server_.port), cert_, "5", "--wait-go"});
+    const auto line = client_->WaitForLine("local_port", 10s);
+    ASSERT_TRUE(line) << "the static client did not connect";
+    client_port_ = std::stoi(line->substr(11));
+    AgentTest::SetUp();
+  }
+  Proc server_;
+  Subprocess* client_ = nullptr;
+  int client_port_ = 0;
+};
+
+::testing::AssertionResult SameConnection(const std::vector<int>& local_ports, size_t want) {
+  if (local_ports.size() != want)
+    return ::testing::AssertionFailure()
+           << "want " << want << " transfers, got " << local_ports.size();
+  for (int p : local_ports) {
+    if (p != local_ports[0])
+      return ::testing::AssertionFailure() << "curl opened more than one connection";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(TlsE2eTest, CurlAndPythonHttpsServerReportEachExchangeAsHttps) {
+  const Proc srv = StartHttpsPython();
+  const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody},
+                                    {"GET", "/items/42?a=1&b=2", 200, ItemBody(42)},
+                                    {"GET", "/error", 500, kErrorBody},
+                                    {"GET", "/missing", 404, kNotFoundBody}};
+  std::vector<std::string> targets;
+  for (const auto& x : xs) targets.push_back(x.target);
+  const auto curl = CurlHttps(srv.port, targets);
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_EQ(curl.codes, (std::vector<int>{200, 200, 500, 404}));
+  ASSERT_TRUE(SameConnection(curl.local_ports, xs.size()));
+
+  ASSERT_TRUE(WaitForSpans({{srv.pid, xs.size()}, {curl.pid, xs.size()}}));
+  const auto tls_conns = FreshCounter("tls_conns");
+  ASSERT_TRUE(tls_conns.has_value());
+  EXPECT_GE(*tls_conns, 2u) << "both ends of the connection carry plaintext";
+  StopAgent();
+  // Exactly these spans: nothing was parsed from the ciphertext of the same connection.
+  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(),
+                                      PythonService())));
+  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
+}
+
+TEST_F(TlsE2eTest, KeepAliveThreeHundredRequestsOverOneTlsConnection) {
+  constexpr int kRequests = 300;
+  const Proc srv = StartHttpsPython();
+  const auto client = RunPythonClient(
+      "keepalive_client.py",
+      {std::to_string(srv.port), "--tls", cert_, "--items", std::to_string(kRequests)});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.back(), "done");
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, kRequests}, {client.pid, kRequests}}, 30s));
+  const auto xs = Items(kRequests);
+  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, client.local_port, "zt-keepalive/1.0",
+                                      PythonService())));
+  EXPECT_TRUE(SpansAre(client.pid,
+                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+}
+
+// 200 KB down and 100 KB up, above the 16 KiB captured per TLS call: the bodies become gaps
+// and pairing continues with the next request on the connection.
+TEST_F(TlsE2eTest, BodiesLargerThanTheCaptureLimitPairThroughTheGap) {
+  const Proc srv = StartHttpsPython();
+  const auto client = RunPythonClient(
+      "keepalive_client.py", {std::to_string(srv.port), "--tls", cert_, "GET:/big?n=200000",
+                              "POST:/upload:100000", "GET:/hello"});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.back(), "done");
+  const std::vector<Exchange> xs = {{"GET", "/big?n=200000", 200, 200000},
+                                    {"POST", "/upload", 200, 7, 100000},  // "100000\n"
+                                    {"GET", "/hello", 200, kHelloBody}};
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, xs.size()}, {client.pid, xs.size()}}));
+  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, client.local_port, "zt-keepalive/1.0",
+                                      PythonService())));
+  EXPECT_TRUE(SpansAre(client.pid,
+                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+}
+
+// The server starts after the agent and loads libssl with dlopen (python's `import ssl`): its
+// very first request is traced, because the host's libssl was probed when the agent started.
+TEST_F(TlsE2eTest, ServerStartedAfterTheAgentHasItsFirstRequestTraced) {
+  const Proc srv = StartHttpsPython();
+  const auto curl = CurlHttps(srv.port, {"/hello"});
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_EQ(curl.codes, (std::vector<int>{200}));
+  const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody}};
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, 1}, {curl.pid, 1}}));
+  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(),
+                                      PythonService())));
+  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
+}
+
+TEST_F(TlsServerBeforeAgentTest, ServerRunningBeforeTheAgentIsTraced) {
+  const auto curl = CurlHttps(server_.port, {"/hello", "/items/5"});
+  ASSERT_EQ(curl.exit_code, 0);
+  const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody},
+                                    {"GET", "/items/5", 200, ItemBody(5)}};
+
+  ASSERT_TRUE(AwaitSpans({{server_.pid, xs.size()}, {curl.pid, xs.size()}}));
+  EXPECT_TRUE(SpansAre(server_.pid, Spans(kServer, xs, server_.port, curl.local_ports[0],
+                                          CurlUserAgent(), PythonService())));
+  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, server_.port, 0, CurlUserAgent(), {"curl"})));
+}
+
+// SSL_write/SSL_read live in the executable itself (OpenSSL linked statically). The client
+// connected and did its handshake before the agent started; its requests come after.
+// The server's thread was already blocked inside SSL_read when the agent started: that call
+// (the first request) is invisible, the connection's plaintext then starts with a response,
+// and the server side stays unparsed rather than guessed at (as for plain sockets).
+TEST_F(TlsStaticClientBeforeAgentTest, StaticallyLinkedOpenSslClientIsTraced) {
+  client_->WriteStdin("go\n");
+  ASSERT_TRUE(client_->WaitForLine("done", 20s)) << "the static client did not finish";
+  const auto xs = PlainItems(5);
+
+  ASSERT_TRUE(AwaitSpans({{client_->pid(), xs.size()}}));
+  // Its comm (15 characters) when the process metadata came from a connection found mid-life.
+  EXPECT_TRUE(SpansAre(client_->pid(), Spans(kClient, xs, server_.port, 0, "zt-static-tls/1.0",
+                                             {"tls_static_client", "tls_static_clie"})));
+  EXPECT_TRUE(SpansAre(server_.pid, {}));
+}
+
+// A static binary started after the agent is probed when its exec is seen; the client waits
+// until the agent reports one more probed file before its first request.
+TEST_F(TlsE2eTest, StaticallyLinkedOpenSslClientStartedAfterTheAgentIsTraced) {
+  const Proc srv = StartHttpsPython();
+  const auto before = FreshCounter("tls_files_attached");
+  ASSERT_TRUE(before.has_value());
+  Subprocess& client =
+      Spawn({ZT_TLS_STATIC_CLIENT, std::to_string(srv.port), cert_, "5", "--wait-go"});
+  const auto line = client.WaitForLine("local_port", 10s);
+  ASSERT_TRUE(line) << "the static client did not connect";
+  const int client_port = std::stoi(line->substr(11));
+  std::optional<uint64_t> probed;
+  for (int i = 0; i < 20 && !(probed && *probed > *before); i++)
+    probed = FreshCounter("tls_files_attached");
+  ASSERT_TRUE(probed && *probed > *before) << "the static client's executable was not probed";
+  const auto detached_before = FreshCounter("tls_files_detached");  // while it still runs
+  ASSERT_TRUE(detached_before.has_value());
+  client.WriteStdin("go\n");
+  ASSERT_TRUE(client.WaitForLine("done", 20s)) << "the static client did not finish";
+  const auto xs = PlainItems(5);
+  ASSERT_TRUE(WaitForSpans({{srv.pid, xs.size()}, {client.pid(), xs.size()}}));
+
+  // No process maps the executable any more: its probes go.
+  ASSERT_EQ(client.Wait(10s), 0);
+  std::optional<uint64_t> detached;
+  for (int i = 0; i < 20 && !(detached && *detached > *detached_before); i++)
+    detached = FreshCounter("tls_files_detached");
+  EXPECT_TRUE(detached && *detached > *detached_before)
+      << "the probes of the exited static client were not removed";
+  StopAgent();
+  EXPECT_TRUE(SpansAre(
+      srv.pid, Spans(kServer, xs, srv.port, client_port, "zt-static-tls/1.0", PythonService())));
+  EXPECT_TRUE(SpansAre(
+      client.pid(), Spans(kClient, xs, srv.port, 0, "zt-static-tls/1.0", {"tls_static_client"})));
+}
+
+// SSL_read on a non-blocking socket fails with WANT_READ (no bytes: nothing emitted) and is
+// retried after select(); every response still pairs with its request.
+TEST_F(TlsE2eTest, NonBlockingTlsClientPairsEveryResponse) {
+  constexpr int kRequests = 50;
+  const Proc srv = StartHttpsPython();
+  const auto client = RunPythonClient("nonblocking_tls_client.py",
+                                      {std::to_string(srv.port), cert_, std::to_string(kRequests)});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.back(), "done");
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, kRequests}, {client.pid, kRequests}}));
+  const auto xs = PlainItems(kRequests);
+  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, client.local_port,
+                                      "zt-nonblocking/1.0", PythonService())));
+  EXPECT_TRUE(SpansAre(
+      client.pid, Spans(kClient, xs, srv.port, 0, "zt-nonblocking/1.0", PythonClientService())));
+}
+
+// node's TLS runs OpenSSL over memory buffers: its SSL_read/SSL_write make no socket syscall,
+// so their plaintext belongs to no known connection. It is counted (tls_no_fd) and dropped,
+// never attributed by guess; curl's side of the same exchanges is traced as usual.
+TEST_F(TlsE2eTest, NodeHttpsServerPlaintextIsCountedNotGuessed) {
+  const int port = FreePort();
+  Subprocess& node = Spawn({"node", std::string(ZT_E2E_DIR) + "/servers/https_server.js",
+                            std::to_string(port), cert_, key_});
+  ASSERT_TRUE(node.WaitForLine("ready", 10s)) << "node https server did not start";
+  const auto before = FreshCounter("tls_no_fd");
+  ASSERT_TRUE(before.has_value());
+  const auto curl = CurlHttps(port, {"/hello", "/missing"});
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_EQ(curl.codes, (std::vector<int>{200, 404}));
+  const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody},
+                                    {"GET", "/missing", 404, kNotFoundBody}};
+
+  ASSERT_TRUE(WaitForSpans({{curl.pid, xs.size()}}));
+  std::optional<uint64_t> no_fd;
+  for (int i = 0; i < 20 && !(no_fd && *no_fd >= *before + 4); i++)
+    no_fd = FreshCounter("tls_no_fd");
+  EXPECT_TRUE(no_fd && *no_fd >= *before + 4)
+      << "node's two reads and two writes were not counted as tls_no_fd";
+  StopAgent();
+  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(SpansAre(node.pid(), {}));
+}
+
+TEST_F(TlsPerFunctionProbesTest, CurlAndPythonHttpsServerAndWgetToNginx) {
+  const Proc srv = StartHttpsPython();
+  const auto curl = CurlHttps(srv.port, {"/hello", "/items/5"});
+  ASSERT_EQ(curl.exit_code, 0);
+  const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody},
+                                    {"GET", "/items/5", 200, ItemBody(5)}};
+  const Proc nginx = StartNginxTls("", {{"/index.html", std::string(100, 'n')}});
+  const auto wget = Run({"wget", "-q", "--ca-certificate=" + cert_, "-O", "/dev/null",
+                         "--user-agent=zt-wget/1.0", HttpsUrl(nginx.port, "/index.html")});
+  ASSERT_EQ(wget.exit_code, 0);
+  const std::vector<Exchange> ws = {{"GET", "/index.html", 200, 100}};
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, 2}, {curl.pid, 2}, {nginx.pid, 1}, {wget.pid, 1}}));
+  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(),
+                                      PythonService())));
+  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(SpansAre(nginx.pid, Spans(kServer, ws, nginx.port, 0, "zt-wget/1.0", {"nginx"})));
+  EXPECT_TRUE(SpansAre(wget.pid, Spans(kClient, ws, nginx.port, 0, "zt-wget/1.0", {"wget"})));
+}
+
+// wget uses GnuTLS (gnutls_record_send/recv); nginx uses OpenSSL.
+TEST_F(TlsE2eTest, WgetWithGnutlsToNginxWithOpenSsl) {
+  const Proc srv = StartNginxTls(
+      "", {{"/index.html", std::string(1000, 'n')}, {"/items/42", std::string(420, 'i')}});
+  const auto wget =
+      Run({"wget", "-q", "--ca-certificate=" + cert_, "-O", "/dev/null", "--user-agent=zt-wget/1.0",
+           HttpsUrl(srv.port, "/index.html"), HttpsUrl(srv.port, "/items/42")});
+  ASSERT_EQ(wget.exit_code, 0);
+  const std::vector<Exchange> xs = {{"GET", "/index.html", 200, 1000},
+                                    {"GET", "/items/42", 200, 420}};
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, xs.size()}, {wget.pid, xs.size()}}));
+  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, 0, "zt-wget/1.0", {"nginx"})));
+  EXPECT_TRUE(SpansAre(wget.pid, Spans(kClient, xs, srv.port, 0, "zt-wget/1.0", {"wget"})));
+}
+
+// curl -(TLS)-> nginx -(HTTP)-> python: one trace. curl's plaintext and nginx's plaintext of the
+// TLS connection sit at the same positions, so the mirrored tuple links nginx's server span
+// to curl's client span, as it does for plain HTTP.
+TEST_F(TlsE2eTest, NginxTerminatingTlsLinksOneTraceAcrossTheTlsHop) {
+  const Proc backend = StartHttpPython();
+  const Proc proxy = StartNginxTls("proxy_pass http://127.0.0.1:" + std::to_string(backend.port) +
+                                   "; proxy_http_version 1.1; proxy_set_header Connection \"\";");
+  const std::vector<std::string> targets = {"/hello", "/items/7", "/items/12"};
+  const auto curl = CurlHttps(proxy.port, targets);
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_EQ(curl.codes, (std::vector<int>{200, 200, 200}));
+  const size_t n = targets.size();
+
+  ASSERT_TRUE(AwaitSpans({{curl.pid, n}, {proxy.pid, 2 * n}, {backend.pid, n}}));
+  const auto curl_spans = SpansOf(curl.pid), proxy_spans = SpansOf(proxy.pid),
+             backend_spans = SpansOf(backend.pid);
+  ASSERT_EQ(curl_spans.size(), n) << Describe(curl.pid);
+  ASSERT_EQ(proxy_spans.size(), 2 * n) << Describe(proxy.pid);
+  ASSERT_EQ(backend_spans.size(), n) << Describe(backend.pid);
+  std::map<std::string, const Span*> by_id;
+  for (const auto* list : {&curl_spans, &proxy_spans, &backend_spans})
+    for (const auto& s : *list) by_id[s.span_id] = &s;
+  auto parent = [&](const Span& s) -> const Span* {
+    auto it = by_id.find(s.parent_span_id);
+    return it == by_id.end() ? nullptr : it->second;
+  };
+  for (const auto& py : backend_spans) {
+    const std::string path = py.Str("url.path").value_or("?");
+    EXPECT_EQ(py.Str("url.scheme"), "http") << path;
+    const Span* nginx_out = parent(py);
+    ASSERT_TRUE(nginx_out && nginx_out->kind == kClient && nginx_out->pid == proxy.pid)
+        << "python's span of " << path << " is not nginx's client span's child";
+    EXPECT_EQ(nginx_out->Str("url.scheme"), "http");
+    const Span* nginx_in = parent(*nginx_out);
+    ASSERT_TRUE(nginx_in && nginx_in->kind == kServer && nginx_in->pid == proxy.pid)
+        << "nginx's client span of " << path << " is not its server span's child";
+    EXPECT_EQ(nginx_in->Str("url.scheme"), "https");
+    EXPECT_EQ(nginx_in->Str("url.path"), path);
+    const Span* root = parent(*nginx_in);
+    ASSERT_TRUE(root && root->kind == kClient && root->pid == curl.pid)
+        << "nginx's TLS server span of " << path << " is not curl's client span's child";
+    EXPECT_EQ(root->Str("url.scheme"), "https");
+    EXPECT_EQ(root->Str("url.path"), path);
+    EXPECT_TRUE(root->parent_span_id.empty());
+    for (const Span* s : {nginx_out, nginx_in, root}) EXPECT_EQ(s->trace_id, py.trace_id);
+  }
+}
+
+}  // namespace
+}  // namespace zerotrace::e2e
