@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "e2e_fixture.h"
+#include "http_expect.h"
 #include "span_log.h"
 
 #ifndef ZT_TLS_STATIC_CLIENT
@@ -25,53 +26,11 @@ namespace {
 using zerotrace::testing::FreePort;
 using zerotrace::testing::Subprocess;
 
-constexpr int64_t kHelloBody = 13;  // "hello, world\n" (tests/e2e/servers/http_server.py)
-constexpr int64_t kErrorBody = 15;
-constexpr int64_t kNotFoundBody = 10;
-int64_t ItemBody(int n) { return 10 + n; }
-int ItemStatus(int i) { return i % 10 == 3 ? 404 : i % 10 == 7 ? 503 : 200; }
-std::string ItemTarget(int i) {
-  const int s = ItemStatus(i);
-  return "/items/" + std::to_string(i) + (s == 200 ? "" : "?status=" + std::to_string(s));
-}
-
-std::vector<std::string> PythonService() {
-  return {std::filesystem::canonical("/usr/bin/python3").filename().string()};
-}
-std::vector<std::string> PythonClientService() { return {PythonService()[0], "python3"}; }
-
-struct Exchange {
-  std::string method, target;
-  int status;
-  std::optional<int64_t> resp_body;
-  int64_t req_body = 0;
-};
-
-// The spans one side should report for `exchanges`, in order; `scheme` is url.scheme.
-std::vector<WantSpan> Spans(int kind, const std::vector<Exchange>& exchanges, int server_port,
-                            int client_port, const std::string& user_agent,
-                            const std::vector<std::string>& service,
-                            const std::string& scheme = "https") {
-  std::vector<WantSpan> out;
-  for (const auto& x : exchanges) {
-    WantSpan w(kind, x.method, x.target, x.status);
-    w.resp_body = x.resp_body;
-    w.req_body = x.req_body;
-    w.server_port = server_port;
-    if (kind == kServer) w.peer_port = client_port;
-    w.user_agent = user_agent;
-    w.service_names = service;
-    w.scheme = scheme;
-    out.push_back(std::move(w));
-  }
-  return out;
-}
-
-std::vector<Exchange> Items(int n, int first = 0) {
-  std::vector<Exchange> out;
-  for (int i = first; i < first + n; ++i)
-    out.push_back({"GET", ItemTarget(i), ItemStatus(i), ItemBody(i)});
-  return out;
+// The HTTPS suite's expectations: url.scheme is https.
+std::vector<WantSpan> HttpsSpans(int kind, const std::vector<Exchange>& exchanges, int server_port,
+                                 int client_port, const std::string& user_agent,
+                                 const std::vector<std::string>& service) {
+  return Spans(kind, exchanges, server_port, client_port, user_agent, service, "https");
 }
 
 // GET /items/0 .. /items/n-1 without status queries (tls_static_client, nonblocking client).
@@ -243,9 +202,9 @@ TEST_F(TlsE2eTest, CurlAndPythonHttpsServerReportEachExchangeAsHttps) {
   EXPECT_GE(*tls_conns, 2u) << "both ends of the connection carry plaintext";
   StopAgent();
   // Exactly these spans: nothing was parsed from the ciphertext of the same connection.
-  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(),
-                                      PythonService())));
-  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, curl.local_ports[0],
+                                           CurlUserAgent(), PythonService())));
+  EXPECT_TRUE(SpansAre(curl.pid, HttpsSpans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
 }
 
 TEST_F(TlsE2eTest, KeepAliveThreeHundredRequestsOverOneTlsConnection) {
@@ -259,10 +218,10 @@ TEST_F(TlsE2eTest, KeepAliveThreeHundredRequestsOverOneTlsConnection) {
 
   ASSERT_TRUE(AwaitSpans({{srv.pid, kRequests}, {client.pid, kRequests}}, 30s));
   const auto xs = Items(kRequests);
-  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, client.local_port, "zt-keepalive/1.0",
-                                      PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port,
+                                           "zt-keepalive/1.0", PythonService())));
+  EXPECT_TRUE(SpansAre(
+      client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
 }
 
 // 200 KB down and 100 KB up, above the 16 KiB captured per TLS call: the bodies become gaps
@@ -279,10 +238,10 @@ TEST_F(TlsE2eTest, BodiesLargerThanTheCaptureLimitPairThroughTheGap) {
                                     {"GET", "/hello", 200, kHelloBody}};
 
   ASSERT_TRUE(AwaitSpans({{srv.pid, xs.size()}, {client.pid, xs.size()}}));
-  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, client.local_port, "zt-keepalive/1.0",
-                                      PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port,
+                                           "zt-keepalive/1.0", PythonService())));
+  EXPECT_TRUE(SpansAre(
+      client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
 }
 
 // The server starts after the agent and loads libssl with dlopen (python's `import ssl`): its
@@ -295,9 +254,9 @@ TEST_F(TlsE2eTest, ServerStartedAfterTheAgentHasItsFirstRequestTraced) {
   const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody}};
 
   ASSERT_TRUE(AwaitSpans({{srv.pid, 1}, {curl.pid, 1}}));
-  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(),
-                                      PythonService())));
-  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, curl.local_ports[0],
+                                           CurlUserAgent(), PythonService())));
+  EXPECT_TRUE(SpansAre(curl.pid, HttpsSpans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
 }
 
 TEST_F(TlsServerBeforeAgentTest, ServerRunningBeforeTheAgentIsTraced) {
@@ -307,9 +266,10 @@ TEST_F(TlsServerBeforeAgentTest, ServerRunningBeforeTheAgentIsTraced) {
                                     {"GET", "/items/5", 200, ItemBody(5)}};
 
   ASSERT_TRUE(AwaitSpans({{server_.pid, xs.size()}, {curl.pid, xs.size()}}));
-  EXPECT_TRUE(SpansAre(server_.pid, Spans(kServer, xs, server_.port, curl.local_ports[0],
-                                          CurlUserAgent(), PythonService())));
-  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, server_.port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(SpansAre(server_.pid, HttpsSpans(kServer, xs, server_.port, curl.local_ports[0],
+                                               CurlUserAgent(), PythonService())));
+  EXPECT_TRUE(
+      SpansAre(curl.pid, HttpsSpans(kClient, xs, server_.port, 0, CurlUserAgent(), {"curl"})));
 }
 
 // SSL_write/SSL_read live in the executable itself (OpenSSL linked statically). The client
@@ -324,8 +284,8 @@ TEST_F(TlsStaticClientBeforeAgentTest, StaticallyLinkedOpenSslClientIsTraced) {
 
   ASSERT_TRUE(AwaitSpans({{client_->pid(), xs.size()}}));
   // Its comm (15 characters) when the process metadata came from a connection found mid-life.
-  EXPECT_TRUE(SpansAre(client_->pid(), Spans(kClient, xs, server_.port, 0, "zt-static-tls/1.0",
-                                             {"tls_static_client", "tls_static_clie"})));
+  EXPECT_TRUE(SpansAre(client_->pid(), HttpsSpans(kClient, xs, server_.port, 0, "zt-static-tls/1.0",
+                                                  {"tls_static_client", "tls_static_clie"})));
   EXPECT_TRUE(SpansAre(server_.pid, {}));
 }
 
@@ -359,10 +319,10 @@ TEST_F(TlsE2eTest, StaticallyLinkedOpenSslClientStartedAfterTheAgentIsTraced) {
   EXPECT_TRUE(detached && *detached > *detached_before)
       << "the probes of the exited static client were not removed";
   StopAgent();
-  EXPECT_TRUE(SpansAre(
-      srv.pid, Spans(kServer, xs, srv.port, client_port, "zt-static-tls/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(
-      client.pid(), Spans(kClient, xs, srv.port, 0, "zt-static-tls/1.0", {"tls_static_client"})));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, client_port, "zt-static-tls/1.0",
+                                           PythonService())));
+  EXPECT_TRUE(SpansAre(client.pid(), HttpsSpans(kClient, xs, srv.port, 0, "zt-static-tls/1.0",
+                                                {"tls_static_client"})));
 }
 
 // SSL_read on a non-blocking socket fails with WANT_READ (no bytes: nothing emitted) and is
@@ -377,10 +337,10 @@ TEST_F(TlsE2eTest, NonBlockingTlsClientPairsEveryResponse) {
 
   ASSERT_TRUE(AwaitSpans({{srv.pid, kRequests}, {client.pid, kRequests}}));
   const auto xs = PlainItems(kRequests);
-  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, client.local_port,
-                                      "zt-nonblocking/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(
-      client.pid, Spans(kClient, xs, srv.port, 0, "zt-nonblocking/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port,
+                                           "zt-nonblocking/1.0", PythonService())));
+  EXPECT_TRUE(SpansAre(client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-nonblocking/1.0",
+                                              PythonClientService())));
 }
 
 // node's TLS runs OpenSSL over memory buffers: its SSL_read/SSL_write make no socket syscall,
@@ -406,7 +366,7 @@ TEST_F(TlsE2eTest, NodeHttpsServerPlaintextIsCountedNotGuessed) {
   EXPECT_TRUE(no_fd && *no_fd >= *before + 4)
       << "node's two reads and two writes were not counted as tls_no_fd";
   StopAgent();
-  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(SpansAre(curl.pid, HttpsSpans(kClient, xs, port, 0, CurlUserAgent(), {"curl"})));
   EXPECT_TRUE(SpansAre(node.pid(), {}));
 }
 
@@ -423,11 +383,12 @@ TEST_F(TlsPerFunctionProbesTest, CurlAndPythonHttpsServerAndWgetToNginx) {
   const std::vector<Exchange> ws = {{"GET", "/index.html", 200, 100}};
 
   ASSERT_TRUE(AwaitSpans({{srv.pid, 2}, {curl.pid, 2}, {nginx.pid, 1}, {wget.pid, 1}}));
-  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(),
-                                      PythonService())));
-  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
-  EXPECT_TRUE(SpansAre(nginx.pid, Spans(kServer, ws, nginx.port, 0, "zt-wget/1.0", {"nginx"})));
-  EXPECT_TRUE(SpansAre(wget.pid, Spans(kClient, ws, nginx.port, 0, "zt-wget/1.0", {"wget"})));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, curl.local_ports[0],
+                                           CurlUserAgent(), PythonService())));
+  EXPECT_TRUE(SpansAre(curl.pid, HttpsSpans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
+  EXPECT_TRUE(
+      SpansAre(nginx.pid, HttpsSpans(kServer, ws, nginx.port, 0, "zt-wget/1.0", {"nginx"})));
+  EXPECT_TRUE(SpansAre(wget.pid, HttpsSpans(kClient, ws, nginx.port, 0, "zt-wget/1.0", {"wget"})));
 }
 
 // wget uses GnuTLS (gnutls_record_send/recv); nginx uses OpenSSL.
@@ -442,8 +403,8 @@ TEST_F(TlsE2eTest, WgetWithGnutlsToNginxWithOpenSsl) {
                                     {"GET", "/items/42", 200, 420}};
 
   ASSERT_TRUE(AwaitSpans({{srv.pid, xs.size()}, {wget.pid, xs.size()}}));
-  EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, 0, "zt-wget/1.0", {"nginx"})));
-  EXPECT_TRUE(SpansAre(wget.pid, Spans(kClient, xs, srv.port, 0, "zt-wget/1.0", {"wget"})));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, 0, "zt-wget/1.0", {"nginx"})));
+  EXPECT_TRUE(SpansAre(wget.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-wget/1.0", {"wget"})));
 }
 
 // curl -(TLS)-> nginx -(HTTP)-> python: one trace. curl's plaintext and nginx's plaintext of the

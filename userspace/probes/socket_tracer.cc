@@ -191,10 +191,10 @@ size_t SocketTracer::KernelConnections(uint32_t tgid) const {
   return n;
 }
 
-std::vector<ProgramStats> SocketTracer::ReadProgramStats() const {
+std::vector<ProgramStats> ReadProgramStatsOf(const ::bpf_object* obj) {
   std::vector<ProgramStats> out;
   bpf_program* prog;
-  bpf_object__for_each_program(prog, skel_->obj) {
+  bpf_object__for_each_program(prog, obj) {
     const int fd = bpf_program__fd(prog);
     if (fd < 0) continue;
     bpf_prog_info info{};
@@ -203,6 +203,10 @@ std::vector<ProgramStats> SocketTracer::ReadProgramStats() const {
     out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
   }
   return out;
+}
+
+std::vector<ProgramStats> SocketTracer::ReadProgramStats() const {
+  return ReadProgramStatsOf(skel_->obj);
 }
 
 }  // namespace zerotrace::probes

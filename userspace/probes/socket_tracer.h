@@ -11,6 +11,8 @@
 
 #include "base/status.h"
 
+struct bpf_object;  // libbpf
+
 struct socket_trace;
 struct ring_buffer;
 struct bpf_link;
@@ -38,6 +40,9 @@ struct ProgramStats {
   uint64_t run_count = 0;
   uint64_t run_time_ns = 0;
 };
+
+// Run counts and times of every program of a loaded BPF object.
+std::vector<ProgramStats> ReadProgramStatsOf(const ::bpf_object* obj);
 
 class SocketTracer {
  public:

@@ -216,17 +216,7 @@ void TlsTracer::ForgetExecFile(uint32_t kernel_dev, uint64_t ino) {
 }
 
 std::vector<ProgramStats> TlsTracer::ReadProgramStats() const {
-  std::vector<ProgramStats> out;
-  bpf_program* prog;
-  bpf_object__for_each_program(prog, skel_->obj) {
-    const int fd = bpf_program__fd(prog);
-    if (fd < 0) continue;
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
-    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
-  }
-  return out;
+  return ReadProgramStatsOf(skel_->obj);
 }
 
 }  // namespace zerotrace::probes
