@@ -87,11 +87,15 @@ struct emit_state {
 	__u8 source; /* enum zt_source */
 };
 
-/* Hot path: copies up to the budget of one user buffer of len bytes at s->pos, in chunks. */
-static __noinline void zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
+/* Hot path: copies up to the budget of one user buffer of len bytes at s->pos, in chunks.
+ * A global function: the verifier checks it once, not once per call site and loop iteration
+ * of its callers (which made loading take a second). */
+__noinline int zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 {
 	__u32 zero = 0, off = 0;
 
+	if (!s)
+		return 0;
 	for (int i = 0; i < ZT_CHUNKS_PER_BUF; i++) {
 		struct data_scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
 		__u64 n = len - off;
@@ -132,14 +136,17 @@ static __noinline void zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 		off += n;
 	}
 	s->pos += len;
+	return 0;
 }
 
-/* Hot path: the first `bytes` bytes spread over an iovec array, in order. */
-static __noinline void zt_emit_iovecs(struct emit_state *s, __u64 iov_ptr, __u32 iovlen,
-				      __u32 bytes)
+/* Hot path: the first `bytes` bytes spread over an iovec array, in order. Global, as
+ * zt_emit_buf. */
+__noinline int zt_emit_iovecs(struct emit_state *s, __u64 iov_ptr, __u32 iovlen, __u32 bytes)
 {
 	struct iovec iov;
 
+	if (!s)
+		return 0;
 	for (int i = 0; i < ZT_MAX_IOV; i++) {
 		__u32 n;
 
@@ -155,6 +162,7 @@ static __noinline void zt_emit_iovecs(struct emit_state *s, __u64 iov_ptr, __u32
 		zt_count(ZT_CNT_IOV_OVERFLOW);
 		s->pos += bytes;
 	}
+	return 0;
 }
 
 /* Bytes a sendmmsg/recvmmsg moved: the sum of msg_len over the first `msgs` entries. */

@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -110,6 +112,35 @@ void Subprocess::Kill() {
   kill(pid_, SIGKILL);
   waitpid(pid_, &status_, 0);
   exited_ = true;
+}
+
+std::string DescribeProcess(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid);
+  auto slurp = [&](const std::string& name) {
+    std::ifstream in(dir + "/" + name);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+  };
+  const std::string stat = slurp("stat");
+  if (stat.empty()) return "pid " + std::to_string(pid) + " is gone";
+  // The state letter follows the command's closing parenthesis.
+  const size_t paren = stat.rfind(')');
+  const std::string state = paren + 2 < stat.size() ? stat.substr(paren + 2, 1) : "?";
+  std::string text =
+      "pid " + std::to_string(pid) + " state " + state + ", wchan " + slurp("wchan") + ", threads:";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir + "/task", ec)) {
+    std::ifstream in(task.path() / "stat");
+    std::string line;
+    std::getline(in, line);
+    const size_t p = line.rfind(')');
+    text += " " + task.path().filename().string() + ":" +
+            (p + 2 < line.size() ? line.substr(p + 2, 1) : "?");
+  }
+  const std::string stack = slurp("stack");
+  if (!stack.empty()) text += "\nkernel stack of the main thread:\n" + stack;
+  return text;
 }
 
 int FreePort() {

@@ -39,6 +39,15 @@ class Subprocess {
   int status_ = 0;
 };
 
+// How long a test waits for a server it started to say it is ready. Generous: a fresh
+// machine's first start of node or nginx reads its binary from a cold disk while the agent
+// inspects and probes the same files; a healthy start returns as soon as the line appears.
+inline constexpr std::chrono::seconds kServerStartDeadline{60};
+
+// What the kernel says a process is doing (state, wait channel, kernel stack): for the
+// message of a test that waited for it in vain.
+std::string DescribeProcess(pid_t pid);
+
 // A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
 int FreePort();
 // Polls until something accepts on 127.0.0.1:port (or [::1] when v6), or the deadline passes.

@@ -19,6 +19,8 @@
 namespace zerotrace::e2e {
 namespace {
 
+using zerotrace::testing::DescribeProcess;
+using zerotrace::testing::kServerStartDeadline;
 using zerotrace::testing::Subprocess;
 using Clock = std::chrono::steady_clock;
 
@@ -122,7 +124,8 @@ AgentTest::Server& AgentTest::StartPythonServer() {
   s->proc = std::make_unique<Subprocess>(std::vector<std::string>{
       "/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/http_server.py",
       std::to_string(s->port)});
-  EXPECT_TRUE(s->proc->WaitForLine("ready", 10s)) << "python server did not start";
+  EXPECT_TRUE(s->proc->WaitForLine("ready", kServerStartDeadline))
+      << "python server did not start: " << DescribeProcess(s->proc->pid());
   servers_.push_back(std::move(s));
   return *servers_.back();
 }
@@ -134,7 +137,8 @@ AgentTest::Server& AgentTest::StartNodeServer(std::vector<std::string> env) {
       std::vector<std::string>{"node", std::string(ZT_E2E_DIR) + "/servers/http_server.js",
                                std::to_string(s->port)},
       std::move(env));
-  EXPECT_TRUE(s->proc->WaitForLine("ready", 10s)) << "node server did not start";
+  EXPECT_TRUE(s->proc->WaitForLine("ready", kServerStartDeadline))
+      << "node server did not start: " << DescribeProcess(s->proc->pid());
   servers_.push_back(std::move(s));
   return *servers_.back();
 }
@@ -163,11 +167,12 @@ AgentTest::Server& AgentTest::StartNginx(
   s->proc = std::make_unique<Subprocess>(std::vector<std::string>{
       "nginx", "-p", root, "-e", root + "/error.log", "-c", root + "/nginx.conf"});
   // nginx writes its pid file after it opened its listening socket: no probe connection.
-  const auto deadline = Clock::now() + 10s;
+  const auto deadline = Clock::now() + kServerStartDeadline;
   while (!fs::exists(root + "/nginx.pid") && Clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);
   }
-  EXPECT_TRUE(fs::exists(root + "/nginx.pid")) << "nginx did not start; see " << root;
+  EXPECT_TRUE(fs::exists(root + "/nginx.pid"))
+      << "nginx did not start; see " << root << ": " << DescribeProcess(s->proc->pid());
   servers_.push_back(std::move(s));
   return *servers_.back();
 }

@@ -32,7 +32,8 @@ class LinkingE2eTest : public AgentTest {
   // A service that prints "ready" once it listens.
   pid_t StartService(std::vector<std::string> argv) {
     Subprocess& p = Spawn(std::move(argv));
-    EXPECT_TRUE(p.WaitForLine("ready", 15s)) << "a service did not start";
+    EXPECT_TRUE(p.WaitForLine("ready", zerotrace::testing::kServerStartDeadline))
+        << "a service did not start: " << zerotrace::testing::DescribeProcess(p.pid());
     return p.pid();
   }
 
@@ -80,7 +81,8 @@ class LinkingE2eTest : public AgentTest {
     std::ofstream(prefix + "/nginx.conf") << conf;
     Subprocess& p =
         Spawn({"nginx", "-p", prefix, "-e", prefix + "/error.log", "-c", prefix + "/nginx.conf"});
-    EXPECT_TRUE(zerotrace::testing::WaitForListen(port, 15s)) << "nginx did not start";
+    EXPECT_TRUE(zerotrace::testing::WaitForListen(port, zerotrace::testing::kServerStartDeadline))
+        << "nginx did not start: " << zerotrace::testing::DescribeProcess(p.pid());
     return p.pid();
   }
 
@@ -308,7 +310,8 @@ TEST_F(LinkingE2eTest, CallerAndServerOverIpv6Loopback) {
   Subprocess& server =
       Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/http_server.py",
              std::to_string(port), "::1"});
-  ASSERT_TRUE(server.WaitForLine("ready", 15s));
+  ASSERT_TRUE(server.WaitForLine("ready", zerotrace::testing::kServerStartDeadline))
+      << zerotrace::testing::DescribeProcess(server.pid());
   pid_t curl = 0;
   CurlAll({"http://[::1]:" + std::to_string(port) + "/hello"}, false, &curl, {"-g"});
   ASSERT_TRUE(AwaitSpans({{server.pid(), 1}, {curl, 1}}));
@@ -343,7 +346,8 @@ TEST_F(LinkingE2eTest, ServicesInTwoNetworkNamespacesOnAVethPairLink) {
   Subprocess& server = Spawn({"ip", "netns", "exec", ns_b, "/usr/bin/python3", "-B",
                               std::string(ZT_E2E_DIR) + "/servers/http_server.py",
                               std::to_string(port), "10.203.0.2"});
-  ASSERT_TRUE(server.WaitForLine("ready", 15s));
+  ASSERT_TRUE(server.WaitForLine("ready", zerotrace::testing::kServerStartDeadline))
+      << zerotrace::testing::DescribeProcess(server.pid());
   ClientRun client = Run({"ip", "netns", "exec", ns_a, "curl", "-sS", "--max-time", "10", "-o",
                           "/dev/null", "http://10.203.0.2:" + std::to_string(port) + "/hello"});
   ASSERT_EQ(client.exit_code, 0);

@@ -31,7 +31,7 @@ SinkProcess::SinkProcess(const std::string& dir, std::vector<std::string> flags,
   argv.insert(argv.end(), flags.begin(), flags.end());
   proc_ = std::make_unique<zerotrace::testing::Subprocess>(argv);
   for (int i = 0; i < 2; i++) {
-    auto line = proc_->WaitForLine("listening on", std::chrono::seconds(20));
+    auto line = proc_->WaitForLine("listening on", zerotrace::testing::kServerStartDeadline);
     if (!line) break;
     const int port = std::stoi(line->substr(line->rfind(':') + 1));
     (line->find("grpc") != std::string::npos ? grpc_port_ : http_port_) = port;

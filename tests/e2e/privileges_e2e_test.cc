@@ -62,7 +62,8 @@ TEST_F(PrivilegesTest, TracesWithBpfPerfmonAndDacReadSearchAsNobody) {
   const int port = zerotrace::testing::FreePort();
   Subprocess server({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/http_server.py",
                      std::to_string(port)});
-  ASSERT_TRUE(server.WaitForLine("ready", 10s));
+  ASSERT_TRUE(server.WaitForLine("ready", zerotrace::testing::kServerStartDeadline))
+      << zerotrace::testing::DescribeProcess(server.pid());
   const std::string spans = dir_.path() + "/spans.jsonl";
   Subprocess agent(AsNobody("+bpf,+perfmon,+dac_read_search",
                             {"--jsonl", spans, "--duration", "30", "--stats-interval", "0"}));
