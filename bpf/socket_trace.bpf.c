@@ -21,13 +21,40 @@ char LICENSE[] SEC("license") = "GPL";
 /* Source of conn ids; starts at 1 so 0 means "no connection". */
 __u64 next_conn_id = 1;
 
-/* Arguments of in-flight syscalls, keyed by pid_tgid. LRU: a thread killed mid-syscall. */
+/* Arguments of the syscall in flight on each thread, from sys_enter to sys_exit: task-local
+ * storage (freed with the thread) is a pointer walk away, where a hash map keyed by pid_tgid
+ * cost an insert and a delete per syscall. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct syscall_args);
 } inflight SEC(".maps");
+
+/* Stashes args for this thread's sys_exit. */
+static __always_inline void zt_stash(struct syscall_args *args)
+{
+	struct syscall_args *slot = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
+							 BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (!slot)
+		return;
+	*slot = *args;
+	slot->active = 1;
+}
+
+/* Takes what this thread's sys_enter stashed; false if nothing is. */
+static __always_inline bool zt_unstash(struct syscall_args *out)
+{
+	struct syscall_args *slot =
+		bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+
+	if (!slot || !slot->active)
+		return false;
+	*out = *slot;
+	slot->active = 0;
+	return true;
+}
 
 #include "socket_emit.bpf.h"
 
@@ -152,7 +179,7 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 		return 0;
 	zt_note_tls_socket(id, &key, st);
 	args.enter_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
+	zt_stash(&args);
 	return 0;
 }
 
@@ -160,15 +187,12 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 static __always_inline int zt_exit_data(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct syscall_args *args = bpf_map_lookup_elem(&inflight, &id);
 	struct syscall_args a;
 	struct conn_key key;
 	struct conn_state *st;
 
-	if (!args)
+	if (!zt_unstash(&a))
 		return 0;
-	a = *args;
-	bpf_map_delete_elem(&inflight, &id);
 	key.tgid = id >> 32;
 	key.fd = a.fd;
 	if (ret == -ZT_ECONNRESET || ret == -ZT_EPIPE) {
@@ -229,7 +253,7 @@ int zt_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	/* The agent's own connects are stashed too: their tuple tells userspace which
 	 * connections in other processes (a local collector) carry the agent's exports. */
 	if (zt_traced(id >> 32) || (id >> 32) == self_tgid)
-		bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
+		zt_stash(&args);
 	return 0;
 }
 
@@ -237,17 +261,14 @@ SEC("tracepoint/syscalls/sys_exit_connect")
 int zt_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct syscall_args *args = bpf_map_lookup_elem(&inflight, &id);
 	struct conn_key key = {.tgid = id >> 32};
+	struct syscall_args args;
 	long ret = ctx->ret;
-	__u8 sys;
 
-	if (!args)
+	if (!zt_unstash(&args))
 		return 0;
-	key.fd = args->fd;
-	sys = args->sys;
-	bpf_map_delete_elem(&inflight, &id);
-	if (sys != ZT_SYS_COUNT)
+	key.fd = args.fd;
+	if (args.sys != ZT_SYS_COUNT)
 		return 0;
 	if (ret != 0 && ret != -ZT_EINPROGRESS)
 		return 0;
@@ -317,8 +338,7 @@ int BPF_PROG(zt_proc_exit, struct task_struct *p)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
-	bpf_map_delete_elem(&inflight, &id);
-	bpf_map_delete_elem(&tls_calls, &id);
+	bpf_map_delete_elem(&tls_calls, &id); /* inflight goes with the task */
 	if (!zt_traced(id >> 32) || p->signal->live.counter != 0)
 		return 0;
 	zt_emit_proc(ZT_EV_PROC_EXIT, 0);
