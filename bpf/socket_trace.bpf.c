@@ -166,6 +166,46 @@ static __always_inline void zt_note_tls_socket(__u64 id, struct conn_key *key,
 	st->tls = 1;
 }
 
+/* A receive on a tracked connection (other syscalls return at once): the thread's last
+ * read, for tls_trace.bpf.c to bind a TLS session over memory buffers (node) to it. Notes whether the bytes began with a TLS
+ * record header: content type 20..23, version 3.x. */
+static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, __u64 buf, __u64 sys,
+				    __u64 ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct thread_read r = {.conn_id = conn_id, .fd = key->fd};
+	struct user_msghdr msg;
+	struct iovec iov;
+	__u64 first;
+	__u8 h[3];
+
+	/* Fresh copies: branching on the caller's own registers would refine them and split the
+	 * caller's emit path into more states for the verifier. */
+	asm volatile("%0 &= 0xff" : "+r"(sys));
+	asm volatile("%0 |= 0" : "+r"(buf));
+	asm volatile("%0 |= 0" : "+r"(ret));
+	if (sys != ZT_SYS_READ && sys != ZT_SYS_READV && sys != ZT_SYS_RECVFROM &&
+	    sys != ZT_SYS_RECVMSG)
+		return;
+	first = buf; /* read, recvfrom: the buffer itself */
+	if (sys == ZT_SYS_RECVMSG) {
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
+			first = 0;
+		else
+			first = (__u64)msg.msg_iov;
+	}
+	if (first && (sys == ZT_SYS_READV || sys == ZT_SYS_RECVMSG)) {
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)first) || iov.iov_len < sizeof(h))
+			first = 0;
+		else
+			first = (__u64)iov.iov_base;
+	}
+	if ((long)ret >= 5 && first && !bpf_probe_read_user(h, sizeof(h), (void *)first))
+		r.tls_record = h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 3 && h[2] <= 4;
+	r.ts_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&thread_reads, &id, &r, BPF_ANY);
+}
+
 /* sys_enter_* of data syscalls: remember the arguments until sys_exit, but only for fds
  * that are tracked TCP connections (files and other sockets cost no map writes). */
 static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
@@ -207,6 +247,7 @@ static __always_inline int zt_exit_data(long ret)
 	st = bpf_map_lookup_elem(&conns, &key);
 	if (!st)
 		return 0;
+	zt_note_read(&key, st->conn_id, a.buf, a.sys, ret);
 	return zt_emit_syscall(&key, st, &a, ret);
 }
 
@@ -339,6 +380,7 @@ int BPF_PROG(zt_proc_exit, struct task_struct *p)
 	__u64 id = bpf_get_current_pid_tgid();
 
 	bpf_map_delete_elem(&tls_calls, &id); /* inflight goes with the task */
+	bpf_map_delete_elem(&thread_reads, &id);
 	if (!zt_traced(id >> 32) || p->signal->live.counter != 0)
 		return 0;
 	zt_emit_proc(ZT_EV_PROC_EXIT, 0);

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* TLS library uprobes: the plaintext of SSL_read/SSL_write(_ex) (OpenSSL 1.1 and 3) and
  * gnutls_record_recv/send, attributed to the connection whose socket the nested syscall used
- * (socket_trace.bpf.c notes it in tls_calls), emitted as ZT_SRC_TLS data events with their own
- * stream positions. Also reports files newly mapped executable, so userspace can probe them. */
+ * (socket_trace.bpf.c notes it in tls_calls) or, for a library over memory buffers (node),
+ * the socket its thread read a TLS record from just before (thread_reads); emitted as
+ * ZT_SRC_TLS data events with their own stream positions. Also reports files newly mapped
+ * executable, so userspace can probe them. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -37,6 +39,24 @@ struct {
 	__type(key, struct ssl_key);
 	__type(value, struct ssl_socket);
 } ssl_sockets SEC(".maps");
+
+/* The session bound to a connection: the reverse of ssl_sockets. A socket carries one TLS
+ * session, so a read on a socket another session owns never binds a second one. */
+struct conn_session {
+	__u64 conn_id; /* the connection generation it was bound to */
+	__u64 ssl;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ZT_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, struct conn_session);
+} conn_sessions SEC(".maps");
+
+/* How long after a read its thread's TLS call may still take its socket. node and asyncio
+ * decrypt in the same callback that read, microseconds later; the margin is for preemption. */
+#define ZT_BIND_READ_MAX_AGE_NS (200ULL * 1000 * 1000)
 
 struct exec_file_key {
 	__u64 ino;
@@ -185,6 +205,36 @@ static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
 	return 0;
 }
 
+/* A TLS call that made no socket syscall, of a session with no known socket (memory BIOs):
+ * the session takes the socket this thread read from just before the call, if that read
+ * began with a TLS record, is recent, and no other session owns the socket or the read. */
+static __always_inline bool zt_bind_by_read(__u64 id, struct ssl_key *skey, struct tls_call *call)
+{
+	struct thread_read *r = bpf_map_lookup_elem(&thread_reads, &id);
+	struct conn_key key = {.tgid = id >> 32};
+	struct conn_session *owner;
+	struct conn_state *st;
+
+	if (!r || !r->tls_record || r->ts_ns > call->enter_ns ||
+	    call->enter_ns - r->ts_ns > ZT_BIND_READ_MAX_AGE_NS)
+		return false;
+	if (r->claimed_ssl != 0 && r->claimed_ssl != skey->ssl)
+		return false;
+	key.fd = r->fd;
+	st = bpf_map_lookup_elem(&conns, &key);
+	if (!st || st->conn_id != r->conn_id)
+		return false;
+	owner = bpf_map_lookup_elem(&conn_sessions, &key);
+	if (owner && owner->conn_id == r->conn_id && owner->ssl != skey->ssl)
+		return false;
+	r->claimed_ssl = skey->ssl;
+	call->conn_id = r->conn_id;
+	call->fd = r->fd;
+	st->tls = 1; /* from now on its socket bytes are ciphertext */
+	zt_count(ZT_CNT_TLS_BOUND_BY_READ);
+	return true;
+}
+
 /* The return of every probed TLS function: find the socket, then emit the plaintext. */
 static __always_inline int zt_tls_finish(long rc)
 {
@@ -210,25 +260,35 @@ static __always_inline int zt_tls_finish(long rc)
 		zt_count(ZT_CNT_TLS_FD_CONFLICT);
 		return 0;
 	}
-	if (call.conn_id != 0) { /* learned from a nested syscall: remember it for the session */
-		struct ssl_socket sock = {.conn_id = call.conn_id, .fd = call.fd};
-
-		bpf_map_update_elem(&ssl_sockets, &skey, &sock, BPF_ANY);
-	}
-	if (call.op == ZT_TLS_OP_HANDSHAKE)
-		return 0;
-	bytes = zt_tls_bytes(&call, rc);
-	if (bytes == 0)
-		return 0;
+	bytes = call.op == ZT_TLS_OP_HANDSHAKE ? 0 : zt_tls_bytes(&call, rc);
+	known = bpf_map_lookup_elem(&ssl_sockets, &skey);
 	if (call.conn_id == 0) {
-		known = bpf_map_lookup_elem(&ssl_sockets, &skey);
-		if (!known) {
-			zt_count(ZT_CNT_TLS_NO_FD);
+		if (known) {
+			key.fd = known->fd;
+			st = bpf_map_lookup_elem(&conns, &key);
+			if (st && st->conn_id == known->conn_id) {
+				call.conn_id = known->conn_id;
+				call.fd = known->fd;
+			}
+		}
+		/* Calls that moved nothing (handshake progress) bind too: a client's session then
+		 * knows its socket before its first SSL_write. */
+		if (call.conn_id == 0 && !zt_bind_by_read(id, &skey, &call)) {
+			if (bytes)
+				zt_count(known ? ZT_CNT_TLS_CONN_GONE : ZT_CNT_TLS_NO_FD);
 			return 0;
 		}
-		call.conn_id = known->conn_id;
-		call.fd = known->fd;
 	}
+	if (!known || known->conn_id != call.conn_id) { /* learned now: remember it */
+		struct ssl_socket sock = {.conn_id = call.conn_id, .fd = call.fd};
+		struct conn_session owner = {.conn_id = call.conn_id, .ssl = call.ssl};
+
+		bpf_map_update_elem(&ssl_sockets, &skey, &sock, BPF_ANY);
+		key.fd = call.fd;
+		bpf_map_update_elem(&conn_sessions, &key, &owner, BPF_ANY);
+	}
+	if (bytes == 0)
+		return 0;
 	key.fd = call.fd;
 	st = bpf_map_lookup_elem(&conns, &key);
 	if (!st || st->conn_id != call.conn_id) {

@@ -63,6 +63,18 @@ struct tls_call {
 	__u8 depth;     /* TLS calls nested inside this one (their returns are skipped) */
 };
 
+/* The TCP socket a thread last received bytes on. A TLS library over memory buffers (node,
+ * python's SSLObject) makes no syscall of its own: the ciphertext it is fed was read just
+ * before, on the same thread, so this tells a session its socket (tls_trace.bpf.c). */
+struct thread_read {
+	__u64 conn_id;     /* connection generation of the read */
+	__u64 ts_ns;       /* sys_exit of the read */
+	__u64 claimed_ssl; /* the TLS session already bound to it by this read; 0: none */
+	__u32 fd;
+	__u8 tls_record; /* 1: the bytes began with a TLS record header */
+	__u8 pad[3];
+};
+
 /* tls_call.op of a handshake: it moves no plaintext, only tells the session's socket. */
 #define ZT_TLS_OP_HANDSHAKE 0xff
 
@@ -94,6 +106,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct tls_call);
 } tls_calls SEC(".maps");
+
+/* Last socket read per thread (pid_tgid); written by socket_trace, read by tls_trace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct thread_read);
+} thread_reads SEC(".maps");
 
 /* Connections userspace found to carry no protocol it parses: only sizes are sent for them.
  * The value is the conn_id, so a later connection on the same fd is not muted; with

@@ -202,7 +202,8 @@ enum zt_kernel_counter {
 	ZT_CNT_TLS_FD_CONFLICT = 10,       /* plaintext dropped: the call touched several sockets */
 	ZT_CNT_TLS_CONN_GONE = 11,         /* plaintext dropped: its connection is no longer tracked */
 	ZT_CNT_TLS_NESTED = 12,            /* TLS calls made inside another one (only the outer counts) */
-	ZT_CNT_COUNT = 13,
+	ZT_CNT_TLS_BOUND_BY_READ = 13,     /* sessions bound to the socket their thread just read */
+	ZT_CNT_COUNT = 14,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

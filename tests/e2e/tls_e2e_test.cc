@@ -87,6 +87,23 @@ class TlsE2eTest : public AgentTest {
     return p;
   }
 
+  // tests/e2e/servers/https_server.js (OpenSSL linked into node, over memory buffers).
+  Proc StartHttpsNode() {
+    Proc p;
+    p.port = FreePort();
+    Subprocess& s = Spawn({"node", std::string(ZT_E2E_DIR) + "/servers/https_server.js",
+                           std::to_string(p.port), cert_, key_});
+    EXPECT_TRUE(s.WaitForLine("ready", 60s)) << "node https server did not start";
+    p.pid = s.pid();
+    return p;
+  }
+  // tests/e2e/clients/https_client.js: GET /items/0 .. n-1 on one keep-alive connection.
+  ClientRun RunNodeClient(int port, int n) {
+    return Run({"node", std::string(ZT_E2E_DIR) + "/clients/https_client.js", std::to_string(port),
+                cert_, std::to_string(n)},
+               60s);
+  }
+
   // nginx (one process) with TLS on its port; `location` is the body of "location / {}".
   Proc StartNginxTls(const std::string& location,
                      const std::vector<std::pair<std::string, std::string>>& files = {}) {
@@ -343,31 +360,122 @@ TEST_F(TlsE2eTest, NonBlockingTlsClientPairsEveryResponse) {
                                               PythonClientService())));
 }
 
-// node's TLS runs OpenSSL over memory buffers: its SSL_read/SSL_write make no socket syscall,
-// so their plaintext belongs to no known connection. It is counted (tls_no_fd) and dropped,
-// never attributed by guess; curl's side of the same exchanges is traced as usual.
-TEST_F(TlsE2eTest, NodeHttpsServerPlaintextIsCountedNotGuessed) {
-  const int port = FreePort();
-  Subprocess& node = Spawn({"node", std::string(ZT_E2E_DIR) + "/servers/https_server.js",
-                            std::to_string(port), cert_, key_});
-  ASSERT_TRUE(node.WaitForLine("ready", 10s)) << "node https server did not start";
-  const auto before = FreshCounter("tls_no_fd");
+// node's TLS runs OpenSSL (linked into the executable) over memory buffers: SSL_read and
+// SSL_write make no socket syscall. A session is bound to the socket its thread read a TLS
+// record from just before the call (the ClientHello, for a server), counted as
+// tls_bound_by_read; from then on the socket's bytes are ciphertext and make no span.
+TEST_F(TlsE2eTest, NodeHttpsServerAndCurlReportEachExchangeAsHttps) {
+  const Proc srv = StartHttpsNode();
+  const auto before = FreshCounter("tls_bound_by_read");
   ASSERT_TRUE(before.has_value());
-  const auto curl = CurlHttps(port, {"/hello", "/missing"});
-  ASSERT_EQ(curl.exit_code, 0);
-  ASSERT_EQ(curl.codes, (std::vector<int>{200, 404}));
   const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody},
+                                    {"GET", "/items/42", 200, ItemBody(42)},
+                                    {"GET", "/items/5?status=503", 503, ItemBody(5)},
                                     {"GET", "/missing", 404, kNotFoundBody}};
+  std::vector<std::string> targets;
+  for (const auto& x : xs) targets.push_back(x.target);
+  const auto curl = CurlHttps(srv.port, targets);
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_EQ(curl.codes, (std::vector<int>{200, 200, 503, 404}));
+  ASSERT_TRUE(SameConnection(curl.local_ports, xs.size()));
 
-  ASSERT_TRUE(WaitForSpans({{curl.pid, xs.size()}}));
-  std::optional<uint64_t> no_fd;
-  for (int i = 0; i < 20 && !(no_fd && *no_fd >= *before + 4); i++)
-    no_fd = FreshCounter("tls_no_fd");
-  EXPECT_TRUE(no_fd && *no_fd >= *before + 4)
-      << "node's two reads and two writes were not counted as tls_no_fd";
+  ASSERT_TRUE(WaitForSpans({{srv.pid, xs.size()}, {curl.pid, xs.size()}}));
+  std::optional<uint64_t> bound;
+  for (int i = 0; i < 20 && !(bound && *bound > *before); i++)
+    bound = FreshCounter("tls_bound_by_read");
+  EXPECT_TRUE(bound && *bound > *before) << "node's session was not bound by its read";
   StopAgent();
-  EXPECT_TRUE(SpansAre(curl.pid, HttpsSpans(kClient, xs, port, 0, CurlUserAgent(), {"curl"})));
-  EXPECT_TRUE(SpansAre(node.pid(), {}));
+  EXPECT_TRUE(SpansAre(
+      srv.pid, HttpsSpans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(), {"node"})));
+  EXPECT_TRUE(SpansAre(curl.pid, HttpsSpans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
+}
+
+// While serving curl's request, node calls a python HTTPS server on a new connection: the
+// last read of its thread is then curl's TLS record, whose socket another session owns, so the
+// outgoing session waits for the python server's first flight. Each client span names the
+// python server's port, never curl's connection.
+TEST_F(TlsE2eTest, NodeOutgoingHttpsCallWhileServingIsBoundToItsOwnSocket) {
+  constexpr int kCalls = 3;
+  const Proc upstream = StartHttpsPython();
+  const Proc srv = StartHttpsNode();
+  const std::string target = "/fetch?port=" + std::to_string(upstream.port);
+  const auto curl = CurlHttps(srv.port, std::vector<std::string>(kCalls, target));
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_EQ(curl.codes, std::vector<int>(kCalls, 200));
+  ASSERT_TRUE(SameConnection(curl.local_ports, kCalls));
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, 2 * kCalls}, {upstream.pid, kCalls}, {curl.pid, kCalls}}));
+  std::vector<WantSpan> node_spans;
+  for (int i = 0; i < kCalls; i++) {
+    const auto in = HttpsSpans(kServer, {{"GET", target, 200, kHelloBody}}, srv.port,
+                               curl.local_ports[0], CurlUserAgent(), {"node"});
+    const auto out = HttpsSpans(kClient, {{"GET", "/hello", 200, kHelloBody}}, upstream.port, 0,
+                                "zt-node-fetch/1.0", {"node"});
+    node_spans.push_back(in[0]);
+    node_spans.push_back(out[0]);
+  }
+  EXPECT_TRUE(SpansAre(srv.pid, node_spans));
+  const std::vector<Exchange> hellos(kCalls, {"GET", "/hello", 200, kHelloBody});
+  EXPECT_TRUE(SpansAre(upstream.pid, HttpsSpans(kServer, hellos, upstream.port, 0,
+                                                "zt-node-fetch/1.0", PythonService())));
+  const std::vector<Exchange> fetches(kCalls, {"GET", target, 200, kHelloBody});
+  EXPECT_TRUE(
+      SpansAre(curl.pid, HttpsSpans(kClient, fetches, srv.port, 0, CurlUserAgent(), {"curl"})));
+}
+
+// A node client's session has no read before its handshake starts (it sends the ClientHello);
+// the server's answer binds it, so its first SSL_write, after the handshake, is already
+// attributed: every request of a keep-alive connection pairs, the first included.
+TEST_F(TlsE2eTest, NodeHttpsClientKeepAliveToPythonServerPairsEveryRequest) {
+  constexpr int kRequests = 100;
+  const Proc srv = StartHttpsPython();
+  const auto client = RunNodeClient(srv.port, kRequests);
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_FALSE(client.lines.empty());
+  ASSERT_EQ(client.lines.back(), "done");
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, kRequests}, {client.pid, kRequests}}, 30s));
+  const auto xs = Items(kRequests);
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port,
+                                           "zt-node-https/1.0", PythonService())));
+  EXPECT_TRUE(
+      SpansAre(client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-node-https/1.0", {"node"})));
+}
+
+// Both ends over memory buffers, on one node: 300 requests on one keep-alive connection.
+TEST_F(TlsE2eTest, NodeHttpsClientToNodeHttpsServerKeepAliveThreeHundredRequests) {
+  constexpr int kRequests = 300;
+  const Proc srv = StartHttpsNode();
+  const auto client = RunNodeClient(srv.port, kRequests);
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_FALSE(client.lines.empty());
+  ASSERT_EQ(client.lines.back(), "done");
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, kRequests}, {client.pid, kRequests}}, 30s));
+  const auto xs = Items(kRequests);
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port,
+                                           "zt-node-https/1.0", {"node"})));
+  EXPECT_TRUE(
+      SpansAre(client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-node-https/1.0", {"node"})));
+}
+
+// python's asyncio streams run OpenSSL (the shared libssl) over memory BIOs too: its
+// SSL_read_ex/SSL_write_ex are bound by the event loop's recv of the record before them.
+TEST_F(TlsE2eTest, PythonAsyncioHttpsClientOverMemoryBiosPairsEveryRequest) {
+  constexpr int kRequests = 50;
+  const Proc srv = StartHttpsNode();
+  const auto client = RunPythonClient("asyncio_tls_client.py",
+                                      {std::to_string(srv.port), cert_, std::to_string(kRequests)});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_FALSE(client.lines.empty());
+  ASSERT_EQ(client.lines.back(), "done");
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid, kRequests}, {client.pid, kRequests}}, 30s));
+  const auto xs = Items(kRequests);
+  EXPECT_TRUE(SpansAre(
+      srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port, "zt-asyncio/1.0", {"node"})));
+  EXPECT_TRUE(SpansAre(
+      client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-asyncio/1.0", PythonClientService())));
 }
 
 TEST_F(TlsPerFunctionProbesTest, CurlAndPythonHttpsServerAndWgetToNginx) {

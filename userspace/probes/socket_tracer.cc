@@ -172,6 +172,7 @@ SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
   SharedMapFds m;
   m.conns = bpf_map__fd(skel_->maps.conns);
   m.tls_calls = bpf_map__fd(skel_->maps.tls_calls);
+  m.thread_reads = bpf_map__fd(skel_->maps.thread_reads);
   m.muted = bpf_map__fd(skel_->maps.muted);
   m.pid_filter = bpf_map__fd(skel_->maps.pid_filter);
   m.counters = bpf_map__fd(skel_->maps.counters);

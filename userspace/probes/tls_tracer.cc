@@ -82,10 +82,13 @@ StatusOr<tls_trace*> OpenAndLoad(const TracerConfig& config, const SocketTracer&
   skel->rodata->capture_bytes = config.capture_bytes;
   skel->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   const SocketTracer::SharedMapFds fds = sockets.shared_maps();
-  const std::pair<bpf_map*, int> shared[] = {
-      {skel->maps.conns, fds.conns},       {skel->maps.tls_calls, fds.tls_calls},
-      {skel->maps.muted, fds.muted},       {skel->maps.pid_filter, fds.pid_filter},
-      {skel->maps.counters, fds.counters}, {skel->maps.events, fds.events}};
+  const std::pair<bpf_map*, int> shared[] = {{skel->maps.conns, fds.conns},
+                                             {skel->maps.tls_calls, fds.tls_calls},
+                                             {skel->maps.thread_reads, fds.thread_reads},
+                                             {skel->maps.muted, fds.muted},
+                                             {skel->maps.pid_filter, fds.pid_filter},
+                                             {skel->maps.counters, fds.counters},
+                                             {skel->maps.events, fds.events}};
   for (const auto& [map, fd] : shared) {
     if (int err = bpf_map__reuse_fd(map, fd); err) {
       return fail(std::string("sharing map ") + bpf_map__name(map) +

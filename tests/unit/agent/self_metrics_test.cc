@@ -47,8 +47,9 @@ TEST(StatsLine, KeepsItsKeysInOrder) {
             "http_parse_errors=15 http_resyncs=16 spans=13 link_traceparent=0 link_peer=17 "
             "link_thread=0 link_forwarded=0 link_correlation=0 link_ambiguous=0 "
             "link_client_roots=0 link_server_roots=0 link_cycles_refused=0 link_abandoned=18 "
-            "tls_calls=108 tls_no_fd=109 tls_fd_conflict=110 tls_conn_gone=111 tls_nested=112 tls_conns=0 "
-            "tls_ciphertext_ignored=0 spans_exported=20 spans_dropped_full=0 spans_dropped_stopping=0 "
+            "tls_calls=108 tls_no_fd=109 tls_fd_conflict=110 tls_conn_gone=111 tls_nested=112 "
+            "tls_bound_by_read=113 tls_conns=0 tls_ciphertext_ignored=0 spans_exported=20 "
+            "spans_dropped_full=0 spans_dropped_stopping=0 "
             "spans_export_failed=0 otlp_spans_ok=22");
 }
 
