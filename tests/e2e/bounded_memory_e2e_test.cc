@@ -21,6 +21,9 @@ namespace {
 using zerotrace::testing::Subprocess;
 
 constexpr double kMiB = 1 << 20;
+// With sanitizers the agent is many times slower: a fifth of the connections exercise the same
+// paths in the same budget of test time (RSS is only asserted without them).
+constexpr int kScale = kSanitizedBuild ? 5 : 1;
 constexpr uint64_t kRssBudget = 64u << 20;  // issue #7: RSS in steady state
 constexpr char kTracked[] = "zerotrace_tracked_connections";
 constexpr char kPending[] = "zerotrace_linker_pending_requests";
@@ -94,7 +97,7 @@ class ConnLoadTest : public AgentTest {
 };
 
 TEST_F(ConnLoadTest, TenThousandIdleConnectionsStayWithinBudgetAndAreFreedOnClose) {
-  constexpr int kConns = 10000;
+  constexpr int kConns = 10000 / kScale;
   const MetricSamples base = Scrape();
   ASSERT_EQ(Sample(base, kTracked), 0) << "the helper has no connection yet";
   const double rss_base = Sample(base, "process_resident_memory_bytes");
@@ -141,7 +144,7 @@ TEST_F(ConnLoadTest, TenThousandIdleConnectionsStayWithinBudgetAndAreFreedOnClos
 }
 
 TEST_F(ConnLoadTest, HundredThousandShortConnectionsLeaveNoGrowth) {
-  constexpr int kWarmup = 10000, kConns = 100000, kHttpEvery = 10;
+  constexpr int kWarmup = 10000 / kScale, kConns = 100000 / kScale, kHttpEvery = 10;
   const MetricSamples base = Scrape();
   // Warm-up: allocator pools and hash tables reach their steady size.
   ASSERT_EQ(Command("churn " + std::to_string(kWarmup) + " " + std::to_string(kHttpEvery), 60s),
@@ -276,7 +279,9 @@ TEST_F(TinyRingBufferTest, DropsAreCountedStreamsResyncAndNothingIsMispaired) {
       }
     }
   }
-  EXPECT_GE(resynced_conns, 1u) << "no connection was traced again after a drop";
+  if (!kSanitizedBuild) {  // with sanitizers too few spans survive for this to be certain
+    EXPECT_GE(resynced_conns, 1u) << "no connection was traced again after a drop";
+  }
   Measured("tiny ring buffer: " + std::to_string(requests) + " requests, " +
            std::to_string(int(drops)) + " reservation failures, " + std::to_string(checked) +
            " spans checked (" + std::to_string(client) + " client), " +
