@@ -1,12 +1,17 @@
 // Real kernel, real processes: each test triggers traffic and asserts the exact events.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "conn/conn_table.h"
+#include "probes/preflight.h"
 #include "subprocess.h"
 #include "trace_session.h"
 
@@ -431,6 +436,53 @@ TEST(SocketTrace, MutedConnectionSendsOnlyByteCounts) {
   EXPECT_EQ(TraceSession::Reassemble(
                 WaitData(session, kv["server_pid"], s.hdr.conn_id, ZT_DIR_INGRESS, 11)),
             "beforeafter");
+}
+
+// Under overload the ring buffer never empties: a Poll hands over at most its budget and says
+// so, and the agent's loop gets control back (signals, timers) instead of consuming forever.
+TEST(SocketTrace, PollStopsAtItsBudgetAndSaysWhetherItDrained) {
+  struct CountingSink : probes::RecordSink {
+    size_t records = 0;
+    void OnRecord(const void*, size_t) override { records++; }
+  } sink;
+  probes::PreflightReport report;
+  ASSERT_TRUE(probes::Preflight(&report).ok());
+  probes::TracerConfig config;
+  config.pids = {static_cast<uint32_t>(getpid())};
+  std::vector<std::string> notes;
+  auto started = probes::SocketTracer::Start(config, report.tracefs, &sink, &notes);
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  probes::SocketTracer& tracer = *started.value();
+
+  // A loopback connection in this process; nothing polls while its records pile up.
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  socklen_t len = sizeof(a);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  const int server = accept(listener, nullptr, nullptr);
+  ASSERT_GE(server, 0);
+  constexpr int kBudget = probes::SocketTracer::kMaxRecordsPerPoll;
+  char byte = 'x';
+  for (int i = 0; i < kBudget; i++) {  // two data records each
+    ASSERT_EQ(write(client, &byte, 1), 1);
+    ASSERT_EQ(read(server, &byte, 1), 1);
+  }
+  close(server);
+  close(client);
+  close(listener);
+
+  EXPECT_EQ(tracer.Poll(0), kBudget);
+  EXPECT_FALSE(tracer.drained());
+  EXPECT_GT(tracer.newest_record_ns(), 0u);
+  for (int i = 0; i < 100 && !tracer.drained(); i++) tracer.Poll(0);
+  EXPECT_TRUE(tracer.drained());
+  EXPECT_GE(sink.records, 2u * kBudget);
 }
 
 TEST(SocketTrace, PidFilterTracesOnlyTheSelectedProcess) {

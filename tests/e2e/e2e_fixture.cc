@@ -58,12 +58,13 @@ void AgentTest::SetUp() {
     auto line = agent_->ReadLine(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     if (!line) break;  // exited or timed out
-    if (line->find("tracing every process") != std::string::npos) attached = line;
+    // "tracing every process", or "tracing selected processes" with --pid.
+    if (line->find("zerotrace: tracing ") != std::string::npos) attached = line;
     early.push_back(*line);
   }
   for (auto& l : early) output_.push_back(std::move(l));
-  ASSERT_TRUE(attached) << "the agent did not attach (no \"tracing every process\" line within "
-                           "30 s); its output:\n"
+  ASSERT_TRUE(attached) << "the agent did not attach (no \"zerotrace: tracing\" line within 30 s); "
+                           "its output:\n"
                         << Join(std::vector<std::string>(output_.begin(), output_.end()), 100);
   drain_ = std::thread([this] {
     for (;;) {
@@ -91,8 +92,11 @@ std::vector<std::string> AgentTest::AgentOutput() const {
 void AgentTest::StopAgent() {
   if (agent_stopped_ || agent_ == nullptr) return;
   agent_stopped_ = true;
+  const auto signalled = Clock::now();
   kill(agent_->pid(), SIGTERM);
   const int rc = agent_->Wait(15s);
+  agent_exit_time_ =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - signalled);
   if (drain_.joinable()) {
     stop_drain_ = true;
     drain_.join();

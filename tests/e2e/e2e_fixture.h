@@ -100,6 +100,10 @@ class AgentTest : public ::testing::Test {
   std::string Describe(pid_t pid) const;
 
   void StopAgent();
+  // The agent's process id (valid once SetUp succeeded).
+  pid_t agent_pid() const { return agent_ ? agent_->pid() : -1; }
+  // How long the agent took to exit after StopAgent's SIGTERM (-1 ms before it was stopped).
+  std::chrono::milliseconds agent_exit_time() const { return agent_exit_time_; }
   const std::string& dir() const { return dir_.path(); }
 
  private:
@@ -114,6 +118,7 @@ class AgentTest : public ::testing::Test {
   mutable std::mutex output_mu_;
   std::deque<std::string> output_;
   bool agent_stopped_ = false;
+  std::chrono::milliseconds agent_exit_time_{-1};
 };
 
 }  // namespace zerotrace::e2e

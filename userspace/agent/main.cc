@@ -283,7 +283,9 @@ int main(int argc, char** argv) {
     }
     if (o.dump_events) std::fflush(stdout);
     const uint64_t now = WallClock::MonotonicNow();
-    linker.Tick(now);  // the ring buffer was just drained: every earlier event is in
+    // Drained: every event before now is in. Cut short under overload: those before the
+    // newest one delivered are.
+    linker.Tick(tracer->drained() ? now : tracer->newest_record_ns());
     if (board.Wanted()) board.Publish(CollectConsumerStats(pipeline, dumper, http, linker));
     if (now >= deadline) break;
     if (now >= next_tick) {
@@ -298,7 +300,7 @@ int main(int argc, char** argv) {
     }
   }
   if (metrics) metrics->Stop();  // it reads the tracer, which goes next
-  tracer->Poll(0);               // what is already in the ring buffer
+  tracer->Poll(0);               // what is already in the ring buffer (bounded under load)
   pipeline.table().CloseAll();   // pending requests become spans
   linker.Flush();
   const auto kernel_counters = tracer->ReadCounters();

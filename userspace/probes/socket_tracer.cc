@@ -5,7 +5,9 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <thread>
 
@@ -17,10 +19,9 @@ namespace {
 
 std::string Errno(int err) { return std::strerror(err < 0 ? -err : err); }
 
-int OnRingRecord(void* ctx, void* data, size_t size) {
-  static_cast<RecordSink*>(ctx)->OnRecord(data, size);
-  return 0;
-}
+// What OnRingRecord returns once a Poll's budget is spent: libbpf stops consuming (the
+// record was consumed) and passes it up. No errno epoll_wait returns.
+constexpr int kBudgetSpent = -ECANCELED;
 
 // "tracepoint/syscalls/sys_enter_read" -> {"syscalls", "sys_enter_read"}.
 bool SplitTracepoint(const std::string& section, std::string* category, std::string* name) {
@@ -119,7 +120,8 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
     }
     t->links_.push_back(link);
   }
-  t->rb_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingRecord, sink, nullptr);
+  t->sink_ = sink;
+  t->rb_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingRecord, t.get(), nullptr);
   if (!t->rb_) return Status::Error("creating the ring buffer reader failed: " + Errno(errno));
   return t;
 }
@@ -134,12 +136,28 @@ SocketTracer::~SocketTracer() {
   if (skel_) socket_trace__destroy(skel_);
 }
 
+// Hot path: one record to the sink, within the current Poll's budget.
+int SocketTracer::OnRingRecord(void* ctx, void* data, size_t size) {
+  auto* t = static_cast<SocketTracer*>(ctx);
+  if (size >= sizeof(zt_event_header)) {
+    uint64_t ts;
+    std::memcpy(&ts, static_cast<const char*>(data) + offsetof(zt_event_header, ts_ns), sizeof(ts));
+    t->newest_ns_ = std::max(t->newest_ns_, ts);
+  }
+  t->sink_->OnRecord(data, size);
+  return --t->budget_ > 0 ? 0 : kBudgetSpent;
+}
+
 int SocketTracer::Poll(int timeout_ms) {
+  budget_ = kMaxRecordsPerPoll;
   // Records below the wakeup threshold do not wake epoll: consume them after the wait.
   const int woken = ring_buffer__poll(rb_, timeout_ms);
-  if (woken < 0) return woken;
-  const int rest = ring_buffer__consume(rb_);
-  return rest < 0 ? rest : woken + rest;
+  if (woken < 0 && woken != kBudgetSpent) return woken;
+  if (woken != kBudgetSpent) {
+    const int rest = ring_buffer__consume(rb_);
+    if (rest < 0 && rest != kBudgetSpent) return rest;
+  }
+  return kMaxRecordsPerPoll - budget_;
 }
 
 std::array<uint64_t, ZT_CNT_COUNT> SocketTracer::ReadCounters() const {

@@ -57,8 +57,16 @@ class SocketTracer {
 
   // Delivers pending records to the sink. Waits up to timeout_ms unless the ring buffer is
   // an eighth full (the kernel side batches wakeups), so records wait at most timeout_ms.
-  // Returns the number of records consumed, or a negative errno.
+  // Returns the number of records consumed, or a negative errno. At most kMaxRecordsPerPoll
+  // are delivered per call: under overload the ring buffer never empties, and the caller must
+  // still get control back (signals, timers, stats); drained() tells whether it emptied.
   int Poll(int timeout_ms);
+  // Whether the last Poll consumed everything it found (false: it stopped at its budget).
+  bool drained() const { return budget_ > 0; }
+  // The newest event time (CLOCK_MONOTONIC ns) among the records delivered so far: when a
+  // Poll was not drained, events before it (give or take per-CPU reservation order) are in.
+  uint64_t newest_record_ns() const { return newest_ns_; }
+  static constexpr int kMaxRecordsPerPoll = 4096;
 
   // Sums the per-CPU counters (enum zt_kernel_counter).
   std::array<uint64_t, ZT_CNT_COUNT> ReadCounters() const;
@@ -80,8 +88,12 @@ class SocketTracer {
 
  private:
   SocketTracer() = default;
+  static int OnRingRecord(void* ctx, void* data, size_t size);
   socket_trace* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;
+  RecordSink* sink_ = nullptr;
+  int budget_ = 1;  // records the current Poll may still deliver
+  uint64_t newest_ns_ = 0;
   std::vector<bpf_link*> links_;
   std::vector<std::string> disabled_;
 };
