@@ -30,7 +30,7 @@ struct HttpSpanProducer::Session : conn::ConnAttachment {
 
 HttpSpanProducer::HttpSpanProducer(trace::SpanLinker* linker, const WallClock* clock,
                                    http1::SpanOptions options,
-                                   std::vector<trace::Attribute> resource_extra,
+                                   std::vector<trace::ResourceAttribute> resource_extra,
                                    conn::KernelConnState* kernel)
     : linker_(linker),
       clock_(clock),
