@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 
 #include "protocols/http1/head.h"
 
@@ -30,7 +29,7 @@ struct HttpSpanProducer::Session : conn::ConnAttachment {
 
 HttpSpanProducer::HttpSpanProducer(trace::SpanLinker* linker, const WallClock* clock,
                                    http1::SpanOptions options,
-                                   std::vector<trace::Attribute> resource_extra,
+                                   std::vector<trace::ResourceAttribute> resource_extra,
                                    conn::KernelConnState* kernel)
     : linker_(linker),
       clock_(clock),
@@ -177,7 +176,8 @@ std::string_view CorrelationOf(const http1::HttpRequest& req) {
   for (const auto field : req.headers) {
     if (field.name.size() > sizeof(lower)) continue;
     for (size_t i = 0; i < field.name.size(); i++) {
-      lower[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(field.name[i])));
+      const char ch = field.name[i];  // ASCII only: no locale call per byte
+      lower[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
     }
     if (trace::IsCorrelationHeader(std::string_view(lower, field.name.size()))) return field.value;
   }

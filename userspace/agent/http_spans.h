@@ -30,7 +30,7 @@ class HttpSpanProducer : public conn::ConnObserver, protocols::http1::RequestLis
   // side stops copying their payload.
   HttpSpanProducer(trace::SpanLinker* linker, const WallClock* clock,
                    protocols::http1::SpanOptions options,
-                   std::vector<trace::Attribute> resource_extra,
+                   std::vector<trace::ResourceAttribute> resource_extra,
                    conn::KernelConnState* kernel = nullptr);
 
   void OnData(conn::Connection& c, uint8_t direction, uint64_t ts_ns) override;
@@ -59,7 +59,7 @@ class HttpSpanProducer : public conn::ConnObserver, protocols::http1::RequestLis
   const WallClock* clock_;
   conn::KernelConnState* kernel_;
   protocols::http1::SpanOptions options_;
-  std::vector<trace::Attribute> resource_extra_;
+  std::vector<trace::ResourceAttribute> resource_extra_;
   std::string host_name_;
   std::unordered_map<uint32_t, std::shared_ptr<const trace::Resource>> resources_;
   std::vector<protocols::http1::HttpExchange> exchanges_;  // reused per call

@@ -104,8 +104,8 @@ void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel, agent::Consume
   std::fprintf(stderr, "%s\n", agent::StatsLine(s).c_str());
 }
 
-std::vector<trace::Attribute> ResourceExtras() {
-  std::vector<trace::Attribute> out;
+std::vector<trace::ResourceAttribute> ResourceExtras() {
+  std::vector<trace::ResourceAttribute> out;
   if (const char* env = std::getenv("OTEL_RESOURCE_ATTRIBUTES")) {
     for (auto& [k, v] : agent::ParseResourceAttributes(env)) out.push_back({k, v});
   }

@@ -265,7 +265,7 @@ void PutResource(const Resource* r, Sink& out) {
                                                   "os.type",
                                                   "container.id"};
   for (size_t i = 0; i < r->extra.size(); i++) {
-    const Attribute& a = r->extra[i];
+    const trace::ResourceAttribute& a = r->extra[i];
     bool duplicate = false;
     for (std::string_view own : kOwnKeys) duplicate = duplicate || a.key == own;
     for (size_t j = 0; j < i && !duplicate; j++) duplicate = r->extra[j].key == a.key;

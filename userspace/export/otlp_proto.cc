@@ -31,15 +31,33 @@ constexpr std::string_view kScopeVersion = ZT_VERSION;
 
 // ---- UTF-8 repair (what AppendJsonString does to ill-formed input) ----
 
+constexpr uint64_t kHighBits = 0x8080808080808080ull;
+
 // Length of the valid UTF-8 prefix of s (all of s in the common case).
 size_t ValidUtf8Prefix(std::string_view s) {
   size_t i = 0;
   const size_t n = s.size();
+  // All ASCII, the common case, in whole words: the last one overlaps its predecessor rather
+  // than finishing byte by byte (attribute keys and values are mostly 5-30 bytes).
+  if (n >= 8) {
+    uint64_t w, any = 0;
+    for (; i + 8 <= n; i += 8) {
+      std::memcpy(&w, s.data() + i, 8);
+      any |= w;
+    }
+    std::memcpy(&w, s.data() + n - 8, 8);
+    if (((any | w) & kHighBits) == 0) return n;
+    i = 0;
+  } else {
+    unsigned any = 0;  // a byte loop: memcpy of a variable length is a call
+    for (size_t k = 0; k < n; k++) any |= static_cast<unsigned char>(s[k]);
+    if (any < 0x80) return n;
+  }
   while (i < n) {
     if (i + 8 <= n) {
       uint64_t w;
       std::memcpy(&w, s.data() + i, 8);
-      if ((w & 0x8080808080808080ull) == 0) {  // 8 ASCII bytes
+      if ((w & kHighBits) == 0) {  // 8 ASCII bytes
         i += 8;
         continue;
       }
@@ -119,7 +137,7 @@ void ForEachResourceAttribute(const Resource* r, F&& f) {
                                                   "os.type",
                                                   "container.id"};
   for (size_t i = 0; i < r->extra.size(); i++) {
-    const Attribute& a = r->extra[i];
+    const trace::ResourceAttribute& a = r->extra[i];
     bool duplicate = false;
     for (std::string_view own : kOwnKeys) duplicate = duplicate || a.key == own;
     for (size_t j = 0; j < i && !duplicate; j++) duplicate = r->extra[j].key == a.key;

@@ -35,7 +35,7 @@ bool SpanQueue::TryPush(trace::Span&& span) {
       counters_.dropped_full.fetch_add(1, kRelaxed);
       return false;
     }
-    if (chunks_.empty() || chunks_.back().spans.size() >= options_.max_batch_size) {
+    if (chunks_.empty() || chunks_.back().count >= options_.max_batch_size) {
       Chunk& chunk = chunks_.emplace_back();
       if (!free_storage_.empty()) {
         chunk.spans = std::move(free_storage_.back());
@@ -47,10 +47,15 @@ bool SpanQueue::TryPush(trace::Span&& span) {
       // The consumer may be asleep until its next flush; it must learn this batch's deadline.
       wake = chunks_.size() == 1;
     }
-    std::vector<trace::Span>& back = chunks_.back().spans;
-    back.push_back(std::move(span));
+    Chunk& back = chunks_.back();
+    if (back.count < back.spans.size()) {
+      std::swap(back.spans[back.count], span);  // the exported span goes back to the caller
+    } else {
+      back.spans.push_back(std::move(span));
+    }
+    back.count++;
     queued_++;
-    wake = wake || (chunks_.size() == 1 && back.size() == options_.max_batch_size);
+    wake = wake || (chunks_.size() == 1 && back.count == options_.max_batch_size);
   }
   counters_.queued.fetch_add(1, kRelaxed);
   if (wake) ready_.notify_one();
@@ -65,12 +70,15 @@ SpanQueue::PopResult SpanQueue::PopReady(std::vector<trace::Span>* batch, Clock:
     if (!chunks_.empty()) {
       Chunk& front = chunks_.front();
       const auto due = front.first_push + options_.max_batch_delay;
-      if (closed_ || chunks_.size() > 1 || front.spans.size() >= options_.max_batch_size ||
-          now >= due) {
+      if (closed_ || chunks_.size() > 1 || front.count >= options_.max_batch_size || now >= due) {
         *batch = std::move(front.spans);
+        const size_t count = front.count;
         chunks_.pop_front();
-        queued_ -= batch->size();
-        in_flight_ += batch->size();
+        queued_ -= count;
+        in_flight_ += count;
+        lock.unlock();
+        // A batch cut short by its delay: its recycled tail is freed here (low rates only).
+        batch->resize(count);
         return PopResult::kBatch;
       }
       wake = std::min(wake, due);
@@ -84,12 +92,17 @@ SpanQueue::PopResult SpanQueue::PopReady(std::vector<trace::Span>* batch, Clock:
 
 void SpanQueue::Release(std::vector<trace::Span>&& batch) {
   const size_t n = batch.size();
-  batch.clear();  // destroys the spans outside the lock
   std::vector<trace::Span> storage = std::move(batch);
-  std::lock_guard lock(mu_);
-  in_flight_ -= n;
-  const size_t keep = options_.capacity / options_.max_batch_size + 2;
-  if (free_storage_.size() < keep) free_storage_.push_back(std::move(storage));
+  {
+    std::lock_guard lock(mu_);
+    in_flight_ -= n;
+    const size_t keep = options_.capacity / options_.max_batch_size + 2;
+    if (free_storage_.size() < keep) {
+      free_storage_.push_back(std::move(storage));
+      return;
+    }
+  }
+  // Storage beyond what the queue keeps: its spans are destroyed here, outside the lock.
 }
 
 void SpanQueue::Close() {

@@ -37,6 +37,10 @@ struct SpanQueueOptions {
 // Bounded multi-producer queue that hands out spans in batches of at most max_batch_size.
 // Spans are stored in per-batch chunks, so the lock is held O(1) per push and per pop, and chunk
 // storage is recycled: no allocation per span in steady state beyond the span's own.
+// Exported spans are not destroyed by the export thread: they stay in the recycled storage and
+// a later push swaps each one out to the pushing thread, which frees it. A span's memory is then
+// freed by the thread that allocated it, where glibc's per-thread caches serve it again; freed
+// on the export thread, it went back through the allocating arena's lock and bins.
 class SpanQueue {
  public:
   using Clock = std::chrono::steady_clock;
@@ -47,13 +51,15 @@ class SpanQueue {
   SpanQueue& operator=(const SpanQueue&) = delete;
 
   // Hot path: never waits for the consumer beyond a short critical section. When full (or
-  // closed) the span is dropped, counted, and false is returned.
+  // closed) the span is dropped, counted, and false is returned. On success `span` is left
+  // holding an exported span (or empty): destroying it is the caller's, on the caller's thread.
   bool TryPush(trace::Span&& span);
 
   // Waits until a batch is ready (full, or its oldest span is max_batch_delay old; after
   // Close(), any queued span) or until `until`. On kBatch, *batch holds the spans; hand the
   // vector back with Release() once exported so its capacity is freed and its storage reused.
   PopResult PopReady(std::vector<trace::Span>* batch, Clock::time_point until);
+  // The batch's spans are kept (not destroyed on this thread) for TryPush to hand back.
   void Release(std::vector<trace::Span>&& batch);
 
   // Refuses further pushes and wakes the consumer, which then drains without waiting.
@@ -68,7 +74,10 @@ class SpanQueue {
 
  private:
   struct Chunk {
+    // spans[0, count) are queued; the rest are exported spans of recycled storage, swapped out
+    // by TryPush.
     std::vector<trace::Span> spans;
+    size_t count = 0;
     Clock::time_point first_push;
   };
 
@@ -76,10 +85,10 @@ class SpanQueue {
   ExportCounters counters_;
   mutable std::mutex mu_;
   std::condition_variable ready_;
-  std::deque<Chunk> chunks_;  // every chunk but the last is full
-  std::vector<std::vector<trace::Span>> free_storage_;
-  size_t queued_ = 0;     // spans in chunks_
-  size_t in_flight_ = 0;  // spans popped and not yet released
+  std::deque<Chunk> chunks_;                            // every chunk but the last is full
+  std::vector<std::vector<trace::Span>> free_storage_;  // exported spans inside: see above
+  size_t queued_ = 0;                                   // spans in chunks_
+  size_t in_flight_ = 0;                                // spans popped and not yet released
   bool closed_ = false;
 };
 
@@ -99,7 +108,8 @@ class ExportWorker {
   ExportWorker(const ExportWorker&) = delete;
   ExportWorker& operator=(const ExportWorker&) = delete;
 
-  // Hot path, called by the ring-buffer consumer: never waits on export or I/O.
+  // Hot path, called by the ring-buffer consumer: never waits on export or I/O. `span` may be
+  // left holding an exported span, for the caller's thread to free (see SpanQueue).
   bool TryPush(trace::Span&& span) { return queue_.TryPush(std::move(span)); }
 
   // Refuses new spans, exports what is queued until `timeout` has passed (the rest is dropped

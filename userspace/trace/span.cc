@@ -91,7 +91,7 @@ bool SameResource(const Resource* a, const Resource* b) {
   return true;
 }
 
-const AttributeValue* Span::Find(const std::string& key) const {
+const AttributeValue* Span::Find(std::string_view key) const {
   for (const auto& a : attributes) {
     if (a.key == key) return &a.value;
   }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -35,7 +36,15 @@ enum class SpanKind : int { kInternal = 1, kServer = 2, kClient = 3 };
 enum class StatusCode : int { kUnset = 0, kOk = 1, kError = 2 };
 
 using AttributeValue = std::variant<std::string, int64_t, bool, double>;
+// A span attribute. Its key is not copied: it must outlive the span, as a string literal (the
+// semantic conventions' names) does. Most keys are longer than std::string's inline buffer, so
+// owning them cost a heap allocation per attribute per span.
 struct Attribute {
+  std::string_view key;
+  AttributeValue value;
+};
+// A resource attribute: built once per process, so its key may come from configuration.
+struct ResourceAttribute {
   std::string key;
   AttributeValue value;
 };
@@ -48,7 +57,7 @@ struct Resource {
   std::string executable_path;
   std::string container_id;  // empty when not in a container
   std::string host_name;
-  std::vector<Attribute> extra;  // e.g. OTEL_RESOURCE_ATTRIBUTES of the agent
+  std::vector<ResourceAttribute> extra;  // e.g. OTEL_RESOURCE_ATTRIBUTES of the agent
 };
 
 // Equal content (not just the same pointer): exporters group such spans into one resource.
@@ -69,7 +78,7 @@ struct Span {
   std::shared_ptr<const Resource> resource;
 
   // The attribute named key, or nullptr.
-  const AttributeValue* Find(const std::string& key) const;
+  const AttributeValue* Find(std::string_view key) const;
 };
 
 }  // namespace zerotrace::trace

@@ -160,6 +160,33 @@ TEST(SpanQueueTest, PoppedSpansCountAgainstCapacityUntilReleased) {
   EXPECT_TRUE(q.TryPush(Named("d")));
 }
 
+// Exported spans are freed by the thread that made them: a later push hands each one back.
+TEST(SpanQueueTest, PushHandsBackAnExportedSpanForThePusherToFree) {
+  SpanQueue q({.capacity = 8, .max_batch_size = 2, .max_batch_delay = milliseconds(0)});
+  ASSERT_TRUE(q.TryPush(Named("a")));
+  ASSERT_TRUE(q.TryPush(Named("b")));
+  std::vector<Span> batch;
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
+  q.Release(std::move(batch));
+  Span c = Named("c");
+  ASSERT_TRUE(q.TryPush(std::move(c)));
+  EXPECT_EQ(c.name, "a") << "the exported span, for the caller to destroy";
+  // A batch cut short by its delay holds only what was pushed, never the recycled tail.
+  batch = {};
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].name, "c");
+  q.Release(std::move(batch));
+  EXPECT_EQ(q.size(), 0u);
+  ASSERT_TRUE(q.TryPush(Named("d")));
+  ASSERT_TRUE(q.TryPush(Named("e")));
+  batch = {};
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_EQ(batch[0].name, "d");
+  EXPECT_EQ(batch[1].name, "e");
+}
+
 TEST(SpanQueueTest, PopTimesOutWhenNothingIsReady) {
   SpanQueue q({.capacity = 8, .max_batch_size = 4, .max_batch_delay = std::chrono::hours(1)});
   ASSERT_TRUE(q.TryPush(Named("young")));

@@ -100,6 +100,7 @@ std::string InferRoute(std::string_view path) {
 }
 
 std::string RedactQuery(std::string_view query) {
+  if (query.empty()) return {};  // most requests: no reserve(), no allocation
   std::string out;
   out.reserve(query.size() + 16);
   size_t i = 0;

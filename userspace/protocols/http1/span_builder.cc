@@ -14,10 +14,12 @@ namespace {
 // sizes, status code, error.type).
 constexpr size_t kMaxAttributes = 15;
 
-void Add(trace::Span& s, const char* key, std::string value) {
+void Add(trace::Span& s, std::string_view key, std::string value) {
   s.attributes.push_back({key, std::move(value)});
 }
-void Add(trace::Span& s, const char* key, int64_t value) { s.attributes.push_back({key, value}); }
+void Add(trace::Span& s, std::string_view key, int64_t value) {
+  s.attributes.push_back({key, value});
+}
 
 // "example.com:8080" -> {"example.com", 8080}; "[::1]:80" -> {"::1", 80}; no port -> 0.
 std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
@@ -82,10 +84,18 @@ trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t 
   Add(s, "server.address", host);
   Add(s, "server.port", port);
   if (!server) {
-    std::string full = std::string(scheme) + "://" + host;
-    if (port != (c.tls ? 443 : 80)) full += ":" + std::to_string(port);
-    full += path;
-    if (!target.query.empty()) full += "?" + query;
+    char port_text[24];
+    size_t port_size = 0;
+    if (port != (c.tls ? 443 : 80)) {
+      port_text[0] = ':';
+      port_size = static_cast<size_t>(
+          std::to_chars(port_text + 1, port_text + sizeof(port_text), port).ptr - port_text);
+    }
+    std::string full;  // sized once: appending piecewise reallocated it two or three times
+    full.reserve(scheme.size() + 3 + host.size() + port_size + path.size() +
+                 (target.query.empty() ? 0 : 1 + query.size()));
+    full.append(scheme).append("://").append(host).append(port_text, port_size).append(path);
+    if (!target.query.empty()) full.append("?").append(query);
     Add(s, "url.full", std::move(full));
   } else if (c.open_seen) {
     Add(s, "client.address", peer);

@@ -72,11 +72,12 @@ TEST(OtlpProtoTest, ReusedRequestHoldsOnlyTheLatestBatch) {
 
 TEST(OtlpProtoTest, WireEncoderWritesExactlyWhatProtobufSerializes) {
   auto edge = testing::TrickyBatch();
+  static const std::string kLongKey(200, 'k');  // a span attribute's key outlives the span
   edge[2].attributes = {{"", std::string("")},
                         {"zero", int64_t{0}},
                         {"neg", int64_t{-1}},
                         {"f", 0.0},
-                        {std::string(200, 'k'), std::string(300, 'v')}};
+                        {kLongKey, std::string(300, 'v')}};
   edge[2].status_message = "\xf0\x90\x80";  // a 3-byte ill-formed subpart: same length repaired
   edge[2].resource = nullptr;
   const std::vector<std::vector<trace::Span>> batches = {
@@ -89,6 +90,35 @@ TEST(OtlpProtoTest, WireEncoderWritesExactlyWhatProtobufSerializes) {
     ASSERT_EQ(wire.substr(0, 6), "prefix");
     EXPECT_EQ(wire.substr(6), request.SerializeAsString()) << spans.size() << " spans";
   }
+}
+
+// The UTF-8 check reads whole words: an ill-formed byte at any position of strings of every
+// length around the word size is repaired alike by both encoders (the JSON one is separate).
+TEST(OtlpProtoTest, IllFormedByteIsRepairedAtEveryPositionAndLength) {
+  std::vector<trace::Span> spans(1);
+  std::vector<std::string> want;
+  for (size_t n = 0; n <= 20; n++) {
+    for (size_t bad = 0; bad <= n; bad++) {  // bad == n: all valid
+      std::string v(n, 'a'), repaired(n, 'a');
+      if (bad < n) {
+        v[bad] = '\xFF';
+        repaired.replace(bad, 1, "\xEF\xBF\xBD");
+      }
+      spans[0].attributes.push_back({"v", v});
+      want.push_back(repaired);
+    }
+  }
+  ExportRequest request;
+  ToOtlpProto(spans, &request);
+  const auto& attributes = request.resource_spans(0).scope_spans(0).spans(0).attributes();
+  ASSERT_EQ(static_cast<size_t>(attributes.size()), want.size());
+  for (size_t i = 0; i < want.size(); i++) {
+    EXPECT_EQ(attributes[static_cast<int>(i)].value().string_value(), want[i]) << i;
+  }
+  EXPECT_EQ(ToJsonShape(request), json::parse(ToOtlpJson(spans)));
+  std::string wire;
+  AppendOtlpProto(spans, &wire);
+  EXPECT_EQ(wire, request.SerializeAsString());
 }
 
 }  // namespace
