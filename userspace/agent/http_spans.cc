@@ -204,9 +204,9 @@ void HttpSpanProducer::OnRequestStart(uint64_t seq, const http1::HttpRequest& re
   r.conn.server_addr = r.server ? local : remote;
   r.conn.client_port = r.server ? t.remote_port : t.local_port;
   r.conn.server_port = r.server ? t.local_port : t.remote_port;
-  r.conn.netns = t.netns != 0 ? t.netns : c.process.netns;
+  r.conn.netns = t.netns != 0 ? t.netns : c.process_info().netns;
   r.stream_pos = req.start_pos;
-  r.threads_migrate = c.process.go_runtime;
+  r.threads_migrate = c.process_info().go_runtime;
   r.method = req.method;
   r.target = req.target;
   r.correlation = CorrelationOf(req);
@@ -241,17 +241,17 @@ void HttpSpanProducer::Emit(conn::Connection& c, Session& s, uint64_t finished_n
 
 std::shared_ptr<const trace::Resource> HttpSpanProducer::ResourceOf(const conn::Connection& c) {
   auto it = resources_.find(c.tgid);
-  if (it != resources_.end() && it->second->executable_path == c.process.exe_path &&
-      it->second->service_name == c.process.service_name) {
+  if (it != resources_.end() && it->second->executable_path == c.process_info().exe_path &&
+      it->second->service_name == c.process_info().service_name) {
     return it->second;
   }
   if (resources_.size() > 8192) resources_.clear();  // bounded: rebuilt on next use
   auto r = std::make_shared<trace::Resource>();
-  r->service_name = c.process.service_name.empty() ? c.comm : c.process.service_name;
+  r->service_name = c.process_info().service_name.empty() ? c.comm : c.process_info().service_name;
   r->pid = c.tgid;
-  r->executable_name = c.process.exe_name;
-  r->executable_path = c.process.exe_path;
-  r->container_id = c.process.container_id;
+  r->executable_name = c.process_info().exe_name;
+  r->executable_path = c.process_info().exe_path;
+  r->container_id = c.process_info().container_id;
   r->host_name = host_name_;
   r->extra = resource_extra_;
   resources_[c.tgid] = r;

@@ -225,6 +225,13 @@ ByteStream::RangeMap::iterator ByteStream::PlaceGap(uint64_t start, uint64_t sto
   return gap;
 }
 
+void ByteStream::ReleaseIdle() {
+  if (!ranges_.empty() || front_ < end_) return;
+  std::vector<RangeMap::node_type>().swap(spare_);
+  std::vector<TsMark>().swap(ts_marks_);
+  ts_head_ = 0;
+}
+
 // Inserts a range node at `start`, reusing a released node (and its buffer) when one exists.
 ByteStream::RangeMap::iterator ByteStream::NewRange(uint64_t start, RangeMap::iterator hint) {
   if (spare_.empty()) return ranges_.emplace_hint(hint, start, Range{});

@@ -75,6 +75,10 @@ class ByteStream {
   };
   Stamp StampAt(uint64_t pos) const;
 
+  // Frees what the stream keeps for reuse (released range buffers, time marks) once every
+  // known byte is consumed: for connections that rest between messages. No-op otherwise.
+  void ReleaseIdle();
+
   uint64_t front_pos() const { return front_; }
   // One past the furthest byte known to exist (data or gap).
   uint64_t end_pos() const { return end_; }

@@ -98,7 +98,7 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
       std::memcpy(c.tuple.remote_addr.data(), o.remote_addr, 16);
       c.tuple.netns = o.netns;
       c.comm.assign(o.comm, strnlen(o.comm, sizeof(o.comm)));
-      if (processes_) c.process = processes_->Get(o.hdr.tgid, c.comm);
+      if (processes_) c.process = processes_->GetShared(o.hdr.tgid, c.comm);
       if (observer_) observer_->OnOpen(c);
       return;
     }
@@ -145,7 +145,7 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
   if (!c) {
     stats_.data_unknown_conn++;
     c = &Open(d.hdr);
-    if (processes_) c->process = processes_->Get(d.hdr.tgid, "");
+    if (processes_) c->process = processes_->GetShared(d.hdr.tgid, "");
     if (observer_) observer_->OnOpen(*c);
   }
   c->last_ts_ns = d.hdr.ts_ns;

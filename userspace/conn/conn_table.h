@@ -42,7 +42,7 @@ struct Connection {
   bool tls = false;
   Tuple tuple;
   std::string comm;
-  ProcessInfo process;
+  std::shared_ptr<const ProcessInfo> process;  // null without a process cache
   uint64_t open_ts_ns = 0;
   uint64_t last_ts_ns = 0;
   ByteStream sent;      // egress: what this process wrote
@@ -51,6 +51,10 @@ struct Connection {
   std::unique_ptr<ConnAttachment> attachment;
 
   ByteStream& stream(uint8_t direction) { return direction == ZT_DIR_EGRESS ? sent : received; }
+  const ProcessInfo& process_info() const {
+    static const ProcessInfo kUnknown;
+    return process ? *process : kUnknown;
+  }
 };
 
 // Why a connection left the table.

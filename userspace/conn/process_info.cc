@@ -161,7 +161,8 @@ std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const std::string& proc
 ProcessCache::ProcessCache(size_t max_entries, std::string proc_root)
     : max_entries_(std::max<size_t>(max_entries, 1)), proc_root_(std::move(proc_root)) {}
 
-const ProcessInfo& ProcessCache::Get(uint32_t pid, std::string_view comm_fallback) {
+std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
+                                                           std::string_view comm_fallback) {
   if (auto it = entries_.find(pid); it != entries_.end()) {
     ++stats_.hits;
     lru_.splice(lru_.begin(), lru_, it->second.lru);
@@ -183,7 +184,7 @@ const ProcessInfo& ProcessCache::Get(uint32_t pid, std::string_view comm_fallbac
   }
   lru_.push_front(pid);
   Entry& entry = entries_[pid];
-  entry.info = std::move(*read);
+  entry.info = std::make_shared<const ProcessInfo>(std::move(*read));
   entry.lru = lru_.begin();
   return entry.info;
 }
@@ -201,7 +202,7 @@ void ProcessCache::Refresh(uint32_t pid) {
   ++stats_.reads;
   // A process that exec'd and exited at once keeps its old entry until Forget().
   if (std::optional<ProcessInfo> read = ReadProcessInfo(pid, proc_root_)) {
-    it->second.info = std::move(*read);
+    it->second.info = std::make_shared<const ProcessInfo>(std::move(*read));
   } else {
     ++stats_.gone;
   }

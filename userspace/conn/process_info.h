@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,7 +53,12 @@ class ProcessCache {
   // Cached info for pid, read from /proc on first use. comm_fallback (from the kernel event)
   // names a process that has already exited. The reference stays valid until the next call
   // of a non-const method.
-  const ProcessInfo& Get(uint32_t pid, std::string_view comm_fallback);
+  const ProcessInfo& Get(uint32_t pid, std::string_view comm_fallback) {
+    return *GetShared(pid, comm_fallback);
+  }
+  // The same, shared: connections of one process hold one copy (a Refresh replaces the
+  // cache's, and connections keep what they were opened with).
+  std::shared_ptr<const ProcessInfo> GetShared(uint32_t pid, std::string_view comm_fallback);
   // The process exited: its entry goes.
   void Forget(uint32_t pid);
   // The process called exec: a cached entry is re-read; an uncached pid stays uncached.
@@ -63,7 +69,7 @@ class ProcessCache {
 
  private:
   struct Entry {
-    ProcessInfo info;
+    std::shared_ptr<const ProcessInfo> info;
     std::list<uint32_t>::iterator lru;  // position in lru_
   };
 

@@ -96,7 +96,11 @@ void SpanQueue::Release(std::vector<trace::Span>&& batch) {
   {
     std::lock_guard lock(mu_);
     in_flight_ -= n;
-    const size_t keep = options_.capacity / options_.max_batch_size + 2;
+    // A few chunks cover the steady state (one filling, one exporting, one coming back).
+    // Each kept chunk holds up to max_batch_size exported spans until pushes swap them out,
+    // so keeping enough for a full queue held ~9 MB of dead spans after a burst.
+    constexpr size_t kKeptChunks = 4;
+    const size_t keep = std::min(kKeptChunks, options_.capacity / options_.max_batch_size + 2);
     if (free_storage_.size() < keep) {
       free_storage_.push_back(std::move(storage));
       return;

@@ -72,6 +72,13 @@ class Http1Parser {
     return (state_ == State::kStart || state_ == State::kResync) && !unit_started_ &&
            carry_.empty();
   }
+  // True at a message boundary with nothing carried over (not even 1xx interim responses
+  // counted for the final one): a new parser would continue exactly as this one (what the
+  // stitcher checks before it lets an idle connection's parser go).
+  bool at_boundary() const {
+    return state_ == State::kStart && !unit_started_ && carry_.empty() && !body_head_ &&
+           !tunnel_after_ && !resync_after_ && pending_interim_ == 0;
+  }
   // Starts scanning for the next message start (caller lost track of this stream).
   void Resync();
 

@@ -18,10 +18,23 @@ uint64_t SatSub(uint64_t a, uint64_t b) {
 
 }  // namespace
 
-Http1Stitcher::Http1Stitcher(Http1Stats* stats)
-    : stats_(stats != nullptr ? stats : &own_stats_),
-      req_parser_(MessageKind::kRequest, stats_),
-      resp_parser_(MessageKind::kResponse, stats_) {}
+Http1Stitcher::Http1Stitcher(Http1Stats* stats) : stats_(stats != nullptr ? stats : &own_stats_) {}
+
+Http1Parser& Http1Stitcher::req_parser() {
+  if (!req_parser_) req_parser_ = std::make_unique<Http1Parser>(MessageKind::kRequest, stats_);
+  return *req_parser_;
+}
+
+Http1Parser& Http1Stitcher::resp_parser() {
+  if (!resp_parser_) resp_parser_ = std::make_unique<Http1Parser>(MessageKind::kResponse, stats_);
+  return *resp_parser_;
+}
+
+void Http1Stitcher::ReleaseIdleState() {
+  if (req_parser_ && req_parser_->at_boundary()) req_parser_.reset();
+  if (resp_parser_ && resp_parser_->at_boundary()) resp_parser_.reset();
+  if (entries_.empty() && entries_.capacity() > 0) entries_ = {};  // its storage too
+}
 
 bool Http1Stitcher::LooksLikeHttp1Request(std::string_view first_bytes) {
   return DetectHttp1Request(first_bytes) == Detection::kYes;
@@ -57,6 +70,9 @@ void Http1Stitcher::Advance(conn::ByteStream& requests, conn::ByteStream& respon
     if (!paused || (paused_for_ != 0 && FindRequest(paused_for_) != nullptr)) break;
   }
   if (tunneled_) Drain(requests, responses);
+  ReleaseIdleState();
+  if (!req_parser_) requests.ReleaseIdle();
+  if (!resp_parser_) responses.ReleaseIdle();
 }
 
 void Http1Stitcher::ProcessRequests(conn::ByteStream& s, uint64_t now_ns) {
@@ -66,11 +82,11 @@ void Http1Stitcher::ProcessRequests(conn::ByteStream& s, uint64_t now_ns) {
       if (FindRequest(paused_for_) != nullptr) break;
       paused_for_ = 0;
     }
-    const Http1Parser::Result r = req_parser_.Next(s);
+    const Http1Parser::Result r = req_parser().Next(s);
     if (r == Http1Parser::Result::kNeedMore) break;
     HandleRequest(r, now_ns);
   }
-  requests_caught_up_ = paused_for_ == 0 && req_parser_.idle() && s.front_pos() >= s.end_pos();
+  requests_caught_up_ = paused_for_ == 0 && req_parser().idle() && s.front_pos() >= s.end_pos();
 }
 
 void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
@@ -80,21 +96,21 @@ void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
     case Http1Parser::Result::kHeaders: {
       // Bounds memory when answers stop coming: the awaiting requests become one marker.
       if (entries_.size() - head_ >= kMaxPendingRequests) AbsorbFrom(Awaiting(), 0);
-      if (MaybeAnsweredUnseen(req_parser_.request())) {
+      if (MaybeAnsweredUnseen(req_parser().request())) {
         req_in_progress_ = 0;
         break;
       }
       Entry& e = entries_.emplace_back();
       e.seq = next_seq_++;
       e.x.seq = e.seq;
-      e.x.req = std::move(req_parser_.request());
+      e.x.req = std::move(req_parser().request());
       e.seen_ns = now_ns;
       req_in_progress_ = e.seq;
       if (listener_ != nullptr) listener_->OnRequestStart(e.seq, e.x.req);
       break;
     }
     case Http1Parser::Result::kComplete: {
-      Http1Parser::BodyEnd& body = req_parser_.body();
+      Http1Parser::BodyEnd& body = req_parser().body();
       Entry* e = FindRequest(req_in_progress_);
       req_in_progress_ = 0;
       if (e != nullptr) {
@@ -114,7 +130,7 @@ void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
       break;
     }
     case Http1Parser::Result::kDropped:
-      OnRequestLoss(req_parser_.drop_confirmed() ? 1 : 0);
+      OnRequestLoss(req_parser().drop_confirmed() ? 1 : 0);
       break;
   }
 }
@@ -122,7 +138,7 @@ void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
 void Http1Stitcher::ProcessResponses(conn::ByteStream& s) {
   while (!tunneled_) {
     std::string_view method;
-    if (!resp_parser_.in_body()) {
+    if (!resp_parser().in_body()) {
       const size_t idx = Awaiting();
       if (idx == entries_.size()) {
         if (!closing_) break;  // nothing asked yet: the request may still be on its way
@@ -134,7 +150,7 @@ void Http1Stitcher::ProcessResponses(conn::ByteStream& s) {
         break;
       }
     }
-    const Http1Parser::Result r = resp_parser_.Next(s, method);
+    const Http1Parser::Result r = resp_parser().Next(s, method);
     if (r == Http1Parser::Result::kNeedMore) break;
     HandleResponse(r);
   }
@@ -151,7 +167,7 @@ void Http1Stitcher::HandleResponse(Http1Parser::Result r) {
       OnResponseComplete();
       break;
     case Http1Parser::Result::kDropped:
-      OnResponseLoss(resp_parser_.drop_confirmed() ? 1 : 0);
+      OnResponseLoss(resp_parser().drop_confirmed() ? 1 : 0);
       break;
   }
 }
@@ -168,7 +184,7 @@ void Http1Stitcher::OnResponseHead() {
   }
   Entry& e = entries_[idx];
   if (!e.marker) {
-    e.x.resp = std::move(resp_parser_.response());
+    e.x.resp = std::move(resp_parser().response());
     resp_for_ = e.seq;
     resp_discard_ = false;
     return;
@@ -176,7 +192,7 @@ void Http1Stitcher::OnResponseHead() {
   ++stats_->unpaired_responses;
   // Its framing assumed a plain method; if it may answer HEAD/CONNECT the count is now unsure.
   if (e.framing_uncertain) e.owed_max = kUnbounded;
-  const HttpResponse& resp = resp_parser_.response();
+  const HttpResponse& resp = resp_parser().response();
   const Entry* next = NextRequestAfter(idx);
   // Causality: a response that started before the next kept request cannot answer it.
   const bool before_next =
@@ -195,7 +211,7 @@ void Http1Stitcher::OnResponseHead() {
 }
 
 void Http1Stitcher::OnResponseComplete() {
-  Http1Parser::BodyEnd& body = resp_parser_.body();
+  Http1Parser::BodyEnd& body = resp_parser().body();
   Entry* e = resp_discard_ ? nullptr : FindRequest(resp_for_);
   resp_for_ = 0;
   resp_discard_ = false;
@@ -210,7 +226,7 @@ void Http1Stitcher::OnResponseComplete() {
     e->resp_complete = true;
     if (paused_for_ == e->seq) paused_for_ = 0;
   }
-  if (resp_parser_.tunnel()) {
+  if (resp_parser().tunnel()) {
     EnterTunnel();
     return;
   }
@@ -428,16 +444,16 @@ void Http1Stitcher::OnClose(conn::ByteStream& requests, conn::ByteStream& respon
   Advance(requests, responses, 0, out);
   if (!tunneled_) {
     if (paused_for_ == 0) {
-      for (auto r = req_parser_.Finish(requests); r != Http1Parser::Result::kNeedMore;
-           r = req_parser_.Finish(requests)) {
+      for (auto r = req_parser().Finish(requests); r != Http1Parser::Result::kNeedMore;
+           r = req_parser().Finish(requests)) {
         HandleRequest(r, 0);
       }
     }
     requests_caught_up_ = true;  // no request can arrive any more
     closing_ = true;             // so a response nothing asked for is parsed and dropped
     ProcessResponses(responses);
-    for (auto r = resp_parser_.Finish(responses); r != Http1Parser::Result::kNeedMore;
-         r = resp_parser_.Finish(responses)) {
+    for (auto r = resp_parser().Finish(responses); r != Http1Parser::Result::kNeedMore;
+         r = resp_parser().Finish(responses)) {
       HandleResponse(r);
     }
     EmitReady(out);

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -123,9 +124,16 @@ class Http1Stitcher {
   Http1Stats own_stats_;
   Http1Stats* stats_;
   RequestListener* listener_ = nullptr;
-  Http1Parser req_parser_;
-  Http1Parser resp_parser_;
-  std::vector<Entry> entries_;  // live entries are [head_, size()); reused, not reallocated
+  // The parsers exist while their stream is being read, and go when it rests at a message
+  // boundary; the entries' storage goes when none is pending. An idle keep-alive connection
+  // then holds ~2 KB less (40 MB for 10 k idle connections traced at both ends). Allocated
+  // and freed on the consumer thread, these blocks come from its malloc cache.
+  Http1Parser& req_parser();
+  Http1Parser& resp_parser();
+  void ReleaseIdleState();
+  std::unique_ptr<Http1Parser> req_parser_;
+  std::unique_ptr<Http1Parser> resp_parser_;
+  std::vector<Entry> entries_;  // live entries are [head_, size()); freed when empty
   size_t head_ = 0;
   uint64_t next_seq_ = 1;
   uint64_t req_in_progress_ = 0;  // seq of the request whose body is being parsed
