@@ -47,10 +47,10 @@ static __noinline void zt_emit_close(struct conn_key *key, struct conn_state *st
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));
 	zt_fill_header(&ev->hdr, ZT_EV_CONN_CLOSE, key->fd, st->conn_id);
-	ev->sent_bytes = st->send_pos;
-	ev->received_bytes = st->recv_pos;
+	ev->sent_bytes = st->tls ? st->tls_send_pos : st->send_pos;
+	ev->received_bytes = st->tls ? st->tls_recv_pos : st->recv_pos;
 	ev->reason = reason;
-	ev->flags = st->close_flags;
+	ev->flags = st->close_flags | (st->tls ? ZT_CLOSE_F_TLS : 0);
 	bpf_ringbuf_submit(ev, zt_wakeup_flag());
 	zt_count(ZT_CNT_CONN_CLOSED);
 }

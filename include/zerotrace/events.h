@@ -87,6 +87,7 @@ enum zt_close_reason {
 
 /* Flags of a connection-close event. */
 #define ZT_CLOSE_F_RESET 0x1 /* a read or write failed with ECONNRESET/EPIPE before close */
+#define ZT_CLOSE_F_TLS 0x2   /* the lengths are of the TLS plaintext streams, not socket bytes */
 
 /* Flags of a connection-open event. */
 #define ZT_CONN_F_PREEXISTING 0x1 /* discovered on first use, not at connect/accept */
@@ -125,7 +126,8 @@ struct zt_conn_open {
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_conn_open) == 32 + 8 + 32 + 16 + 8, "zt_conn_open ABI");
 
-/* A tracked connection ended; positions are the final stream lengths. */
+/* A tracked connection ended; positions are the final stream lengths (of the plaintext when
+ * ZT_CLOSE_F_TLS): bytes up to them that never arrived as data were lost on the way. */
 struct zt_conn_close {
 	struct zt_event_header hdr;
 	__u64 sent_bytes;     /* egress stream length */

@@ -315,7 +315,10 @@ TEST_F(TinyRingBufferTest, DropsAreCountedStreamsResyncAndNothingIsMispaired) {
                               Sample(*before, "zerotrace_http_resyncs_total"))) +
            ", unpaired responses " +
            std::to_string(int(Sample(end, "zerotrace_http_unpaired_responses_total") -
-                              Sample(*before, "zerotrace_http_unpaired_responses_total"))));
+                              Sample(*before, "zerotrace_http_unpaired_responses_total"))) +
+           ", connections closed with their tail lost " +
+           std::to_string(int(Sample(end, "zerotrace_conns_tail_lost_total") -
+                              Sample(*before, "zerotrace_conns_tail_lost_total"))));
 }
 
 }  // namespace

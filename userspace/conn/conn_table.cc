@@ -109,7 +109,22 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
         return;
       }
       if (cl.reason == ZT_CLOSE_FD_REUSE) stats_.fd_reused++;
-      Find(cl.hdr.conn_id)->last_ts_ns = cl.hdr.ts_ns;  // spans waiting on it end here
+      Connection& c = *Find(cl.hdr.conn_id);
+      c.last_ts_ns = cl.hdr.ts_ns;  // spans waiting on it end here
+      // Bytes the kernel counted that never arrived (their records and trailers were dropped)
+      // are a gap: a request whose response was lost is then not reported as unanswered.
+      if (c.tls == bool(cl.flags & ZT_CLOSE_F_TLS)) {
+        const bool sent_lost = cl.sent_bytes > c.sent.end_pos();
+        const bool received_lost = cl.received_bytes > c.received.end_pos();
+        if (sent_lost) {
+          c.sent.AddGap(c.sent.end_pos(), cl.sent_bytes - c.sent.end_pos(), cl.hdr.ts_ns);
+        }
+        if (received_lost) {
+          c.received.AddGap(c.received.end_pos(), cl.received_bytes - c.received.end_pos(),
+                            cl.hdr.ts_ns);
+        }
+        if (sent_lost || received_lost) stats_.tail_lost_at_close++;
+      }
       Remove(cl.hdr.conn_id, cl.reason == ZT_CLOSE_FD_REUSE  ? CloseCause::kFdReuse
                              : (cl.flags & ZT_CLOSE_F_RESET) ? CloseCause::kReset
                                                              : CloseCause::kClose);

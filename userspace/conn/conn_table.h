@@ -98,6 +98,7 @@ struct ConnTableStats {
   uint64_t opened = 0, closed = 0, fd_reused = 0, proc_exit_closed = 0;
   uint64_t expired_idle = 0, evicted_cap = 0;
   uint64_t stale_close = 0;         // close for a conn not in the table
+  uint64_t tail_lost_at_close = 0;  // closes whose streams' last bytes never arrived (drops)
   uint64_t agent_peer_conns = 0;    // connections whose peer is the agent itself (ignored)
   uint64_t tls_conns = 0;           // connections whose streams became TLS plaintext
   uint64_t ciphertext_ignored = 0;  // socket-byte events of TLS connections, dropped

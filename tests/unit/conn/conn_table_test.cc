@@ -48,10 +48,14 @@ class Records {
     v.payload = payloads_.back();
     return v;
   }
-  probes::EventView Close(uint64_t conn, uint32_t tgid, uint8_t reason = ZT_CLOSE_SYSCALL) {
+  probes::EventView Close(uint64_t conn, uint32_t tgid, uint8_t reason = ZT_CLOSE_SYSCALL,
+                          uint64_t sent = 0, uint64_t received = 0, uint8_t flags = 0) {
     auto& c = closes_.emplace_back();
     c.hdr = Header(ZT_EV_CONN_CLOSE, conn, tgid, 3, 3);
     c.reason = reason;
+    c.sent_bytes = sent;
+    c.received_bytes = received;
+    c.flags = flags;
     probes::EventView v;
     v.type = ZT_EV_CONN_CLOSE;
     v.header = &c.hdr;
@@ -137,6 +141,37 @@ TEST(ConnTable, TrailerTurnsUncapturedBytesIntoGap) {
   EXPECT_EQ(s.Peek().gap, 90u);
   s.Consume(90);
   EXPECT_EQ(s.Peek().data, "abc");
+}
+
+// Observes the received stream as the close leaves it.
+struct TailRecorder : ConnObserver {
+  std::vector<std::pair<std::string, uint64_t>> received;  // (data or "gap", size) in order
+  void OnClose(Connection& c, CloseCause) override {
+    for (auto f = c.received.Peek(); f.gap > 0 || !f.data.empty(); f = c.received.Peek()) {
+      const uint64_t n = f.gap > 0 ? f.gap : f.data.size();
+      received.emplace_back(f.gap > 0 ? "gap" : std::string(f.data), n);
+      c.received.Consume(n);
+    }
+  }
+};
+
+TEST(ConnTable, BytesCountedAtCloseButNeverDeliveredBecomeAGap) {
+  Records r;
+  TailRecorder obs;
+  ConnTable t({}, &obs, nullptr, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_CLIENT));
+  t.OnEvent(r.Data(1, 100, ZT_DIR_INGRESS, 0, 0, 3, "abc"));
+  t.OnEvent(r.Close(1, 100, ZT_CLOSE_SYSCALL, 0, 10));  // 7 more bytes were received
+  EXPECT_EQ(obs.received, (std::vector<std::pair<std::string, uint64_t>>{{"abc", 3}, {"gap", 7}}));
+  EXPECT_EQ(t.stats().tail_lost_at_close, 1u);
+
+  // Lengths of the other kind of stream (TLS plaintext vs socket bytes) say nothing here.
+  obs.received.clear();
+  t.OnEvent(r.Open(2, 100, 4, ZT_ROLE_CLIENT));
+  t.OnEvent(r.Data(2, 100, ZT_DIR_INGRESS, 0, 0, 3, "abc"));
+  t.OnEvent(r.Close(2, 100, ZT_CLOSE_SYSCALL, 0, 10, ZT_CLOSE_F_TLS));
+  EXPECT_EQ(obs.received, (std::vector<std::pair<std::string, uint64_t>>{{"abc", 3}}));
+  EXPECT_EQ(t.stats().tail_lost_at_close, 1u);
 }
 
 TEST(ConnTable, MissingChunkInsideSyscallBecomesGap) {

@@ -412,6 +412,20 @@ TEST(Http1Stitcher, UnansweredRequestAtCloseOrReset) {
   }
 }
 
+TEST(Http1Stitcher, RequestWhoseResponseWasLostIsNotCalledUnanswered) {
+  // The response was sent but none of its bytes arrived: the close reports the lost tail as a
+  // gap, and the request is counted unpaired rather than given a false error.
+  FakeConn c;
+  c.Request(Get(1));
+  c.Response(Ok(1));
+  c.Request(Get(2));
+  c.ResponseGap(Ok(2).size());
+  c.Close();
+  ASSERT_EQ(c.out().size(), 1u);
+  EXPECT_EQ(IdOf(c.out()[0].req), 1);
+  EXPECT_EQ(c.stats().unpaired_requests, 1u);
+}
+
 TEST(Http1Stitcher, ClientKilledMidResponseIsTruncated) {
   FakeConn c;
   c.Request(Get(1));
