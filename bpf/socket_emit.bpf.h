@@ -37,24 +37,6 @@ static __always_inline void zt_fill_header(struct zt_event_header *h, __u8 type,
 	h->conn_id = conn_id;
 }
 
-static __noinline void zt_emit_close(struct conn_key *key, struct conn_state *st, __u8 reason)
-{
-	struct zt_conn_close *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-
-	if (!ev) {
-		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
-		return;
-	}
-	__builtin_memset(ev, 0, sizeof(*ev));
-	zt_fill_header(&ev->hdr, ZT_EV_CONN_CLOSE, key->fd, st->conn_id);
-	ev->sent_bytes = st->tls ? st->tls_send_pos : st->send_pos;
-	ev->received_bytes = st->tls ? st->tls_recv_pos : st->recv_pos;
-	ev->reason = reason;
-	ev->flags = st->close_flags | (st->tls ? ZT_CLOSE_F_TLS : 0);
-	bpf_ringbuf_submit(ev, zt_wakeup_flag());
-	zt_count(ZT_CNT_CONN_CLOSED);
-}
-
 static __always_inline void zt_emit_proc(__u8 type, __u32 ppid)
 {
 	struct zt_proc_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);

@@ -58,6 +58,43 @@ static __always_inline bool zt_unstash(struct syscall_args *out)
 
 #include "socket_emit.bpf.h"
 
+/* Close records that found the ring buffer full, by conn_id. SocketTracer::Poll drains them
+ * once the ring buffer is empty: one lost record must not leave userspace holding a connection
+ * that is gone (and reporting its pending request as unanswered when the process exits). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct zt_conn_close);
+} lost_closes SEC(".maps");
+
+/* Entries put in lost_closes so far: userspace reads it (mmapped) and drains only when it grew. */
+__u64 lost_closes_added = 0;
+
+static __noinline void zt_emit_close(struct conn_key *key, struct conn_state *st, __u8 reason)
+{
+	struct zt_conn_close c = {}, *ev;
+
+	zt_fill_header(&c.hdr, ZT_EV_CONN_CLOSE, key->fd, st->conn_id);
+	c.sent_bytes = st->tls ? st->tls_send_pos : st->send_pos;
+	c.received_bytes = st->tls ? st->tls_recv_pos : st->recv_pos;
+	c.reason = reason;
+	c.flags = st->close_flags | (st->tls ? ZT_CLOSE_F_TLS : 0);
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
+		if (bpf_map_update_elem(&lost_closes, &c.hdr.conn_id, &c, BPF_NOEXIST) == 0) {
+			__sync_fetch_and_add(&lost_closes_added, 1);
+			zt_count(ZT_CNT_CONN_CLOSED);
+		}
+		return;
+	}
+	*ev = c;
+	bpf_ringbuf_submit(ev, zt_wakeup_flag());
+	zt_count(ZT_CNT_CONN_CLOSED);
+}
+
+
 /* Starts tracking fd as a connection with the given role; emits the open event. */
 static __noinline struct conn_state *zt_track(struct conn_key *key, struct file *file,
 					     struct sock *sk, __u8 role, __u8 flags)

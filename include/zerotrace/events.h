@@ -194,7 +194,7 @@ enum zt_kernel_counter {
 	ZT_CNT_RINGBUF_RESERVE_FAILED = 0, /* a record was lost: ring buffer full */
 	ZT_CNT_DATA_EVENTS = 1,            /* data events written */
 	ZT_CNT_CONN_OPENED = 2,            /* connections that became tracked */
-	ZT_CNT_CONN_CLOSED = 3,            /* close events written */
+	ZT_CNT_CONN_CLOSED = 3,            /* close events written (to the ring or lost_closes) */
 	ZT_CNT_CAPTURE_TRUNCATED = 4,      /* syscalls whose bytes exceeded the capture limit */
 	ZT_CNT_READ_USER_FAILED = 5,       /* bpf_probe_read_user failed: bytes became a gap */
 	ZT_CNT_IOV_OVERFLOW = 6,           /* iovecs/messages past ZT_MAX_IOV/MMSG (bytes only) */

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -483,6 +484,69 @@ TEST(SocketTrace, PollStopsAtItsBudgetAndSaysWhetherItDrained) {
   for (int i = 0; i < 100 && !tracer.drained(); i++) tracer.Poll(0);
   EXPECT_TRUE(tracer.drained());
   EXPECT_GE(sink.records, 2u * kBudget);
+}
+
+// A close that finds the ring buffer full is kept aside in the kernel and delivered once the
+// ring buffer has been emptied, with the final stream lengths: the connection does not
+// outlive its close in userspace.
+TEST(SocketTrace, CloseThatFoundTheRingBufferFullIsDeliveredAfterIt) {
+  struct CloseSink : probes::RecordSink {
+    size_t records = 0;
+    std::vector<zt_conn_close> closes;
+    void OnRecord(const void* data, size_t size) override {
+      records++;
+      if (size >= sizeof(zt_conn_close) &&
+          static_cast<const zt_event_header*>(data)->type == ZT_EV_CONN_CLOSE) {
+        closes.push_back(*static_cast<const zt_conn_close*>(data));
+      }
+    }
+  } sink;
+  probes::PreflightReport report;
+  ASSERT_TRUE(probes::Preflight(&report).ok());
+  probes::TracerConfig config;
+  config.pids = {static_cast<uint32_t>(getpid())};
+  config.ringbuf_bytes = 4096;
+  std::vector<std::string> notes;
+  auto started = probes::SocketTracer::Start(config, report.tracefs, &sink, &notes);
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  probes::SocketTracer& tracer = *started.value();
+
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  socklen_t len = sizeof(a);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  const int server = accept(listener, nullptr, nullptr);
+  ASSERT_GE(server, 0);
+  // Nothing polls: the records fill the 4 KiB ring buffer until reservations fail.
+  const uint64_t failed_before = tracer.ReadCounters()[ZT_CNT_RINGBUF_RESERVE_FAILED];
+  uint64_t moved = 0;
+  char byte = 'x';
+  while (tracer.ReadCounters()[ZT_CNT_RINGBUF_RESERVE_FAILED] == failed_before) {
+    ASSERT_EQ(write(client, &byte, 1), 1);
+    ASSERT_EQ(read(server, &byte, 1), 1);
+    ASSERT_LT(++moved, 100000u) << "the ring buffer never filled";
+  }
+  close(server);
+  close(client);
+  close(listener);
+  EXPECT_TRUE(sink.closes.empty());
+
+  for (int i = 0; i < 100 && (sink.records == 0 || !tracer.drained()); i++) tracer.Poll(0);
+  ASSERT_EQ(sink.closes.size(), 2u) << "records delivered: " << sink.records;
+  std::vector<std::pair<uint64_t, uint64_t>> lengths;  // (sent, received) of client and server
+  for (const zt_conn_close& c : sink.closes) {
+    EXPECT_EQ(c.hdr.tgid, static_cast<uint32_t>(getpid()));
+    lengths.emplace_back(c.sent_bytes, c.received_bytes);
+  }
+  std::sort(lengths.begin(), lengths.end());
+  EXPECT_EQ(lengths, (std::vector<std::pair<uint64_t, uint64_t>>{{0, moved}, {moved, 0}}));
+  EXPECT_EQ(tracer.Poll(0), 0);  // each close is delivered once
 }
 
 TEST(SocketTrace, PidFilterTracesOnlyTheSelectedProcess) {

@@ -133,8 +133,21 @@ void HttpSpanProducer::OnClose(conn::Connection& c, conn::CloseCause cause) {
   if (s.state != Session::State::kHttp) return;
   conn::ByteStream& req = s.role == ZT_ROLE_CLIENT ? c.sent : c.received;
   conn::ByteStream& resp = s.role == ZT_ROLE_CLIENT ? c.received : c.sent;
-  const auto reason =
-      cause == conn::CloseCause::kReset ? http1::CloseReason::kReset : http1::CloseReason::kClosed;
+  http1::CloseReason reason = http1::CloseReason::kClosed;
+  switch (cause) {
+    case conn::CloseCause::kReset:
+      reason = http1::CloseReason::kReset;
+      break;
+    case conn::CloseCause::kIdle:
+    case conn::CloseCause::kEvicted:
+    case conn::CloseCause::kShutdown:
+      reason = http1::CloseReason::kUnobserved;
+      break;
+    case conn::CloseCause::kClose:
+    case conn::CloseCause::kFdReuse:
+    case conn::CloseCause::kProcessExit:
+      break;
+  }
   Enter(c, s, c.last_ts_ns);
   s.stitcher->OnClose(req, resp, reason, &exchanges_);
   Emit(c, s, c.last_ts_ns);

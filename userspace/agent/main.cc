@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
   }
   if (metrics) metrics->Stop();  // it reads the tracer, which goes next
   tracer->Poll(0);               // what is already in the ring buffer (bounded under load)
-  pipeline.table().CloseAll();   // pending requests become spans
+  pipeline.table().CloseAll();   // complete exchanges become spans; in-flight ones are counted
   linker.Flush();
   const auto kernel_counters = tracer->ReadCounters();
   const probes::TlsProbeStats* tls_stats = tls_probes ? &tls_probes->stats() : nullptr;

@@ -157,7 +157,26 @@ int SocketTracer::Poll(int timeout_ms) {
     const int rest = ring_buffer__consume(rb_);
     if (rest < 0 && rest != kBudgetSpent) return rest;
   }
+  if (budget_ > 0) DrainLostCloses();
   return kMaxRecordsPerPoll - budget_;
+}
+
+// After the ring buffer emptied: the records the closes followed are in, so delivering the
+// closes now keeps each connection's order.
+void SocketTracer::DrainLostCloses() {
+  const uint64_t added = __atomic_load_n(&skel_->bss->lost_closes_added, __ATOMIC_RELAXED);
+  if (added == lost_closes_drained_) return;
+  bpf_map* map = skel_->maps.lost_closes;
+  uint64_t key = 0;
+  zt_conn_close close{};
+  // Deleting the entry just read keeps the walk from the start valid.
+  while (budget_ > 0 && bpf_map__get_next_key(map, nullptr, &key, sizeof(key)) == 0) {
+    if (bpf_map__lookup_and_delete_elem(map, &key, sizeof(key), &close, sizeof(close), 0) != 0) {
+      break;
+    }
+    lost_closes_drained_++;
+    OnRingRecord(this, &close, sizeof(close));
+  }
 }
 
 std::array<uint64_t, ZT_CNT_COUNT> SocketTracer::ReadCounters() const {

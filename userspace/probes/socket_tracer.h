@@ -89,11 +89,13 @@ class SocketTracer {
  private:
   SocketTracer() = default;
   static int OnRingRecord(void* ctx, void* data, size_t size);
+  void DrainLostCloses();
   socket_trace* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;
   RecordSink* sink_ = nullptr;
   int budget_ = 1;  // records the current Poll may still deliver
   uint64_t newest_ns_ = 0;
+  uint64_t lost_closes_drained_ = 0;  // close records taken from the kernel's lost_closes map
   std::vector<bpf_link*> links_;
   std::vector<std::string> disabled_;
 };

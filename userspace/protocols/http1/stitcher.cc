@@ -442,7 +442,12 @@ void Http1Stitcher::OnClose(conn::ByteStream& requests, conn::ByteStream& respon
   requests.DeclareHolesAsGaps();
   responses.DeclareHolesAsGaps();
   Advance(requests, responses, 0, out);
-  if (!tunneled_) {
+  if (reason == CloseReason::kUnobserved) {
+    // No end of stream was seen: a read-until-close body or an answer may still be coming.
+    for (size_t i = head_; i < entries_.size(); ++i) {
+      if (!entries_[i].marker) ++stats_->unfinished_unobserved;
+    }
+  } else if (!tunneled_) {
     if (paused_for_ == 0) {
       for (auto r = req_parser().Finish(requests); r != Http1Parser::Result::kNeedMore;
            r = req_parser().Finish(requests)) {
@@ -460,7 +465,8 @@ void Http1Stitcher::OnClose(conn::ByteStream& requests, conn::ByteStream& respon
   }
   // What is left never got (all of) its answer. Behind a loss marker that is not certain.
   bool behind_marker = false;
-  for (size_t i = head_; i < entries_.size(); ++i) {
+  for (size_t i = reason == CloseReason::kUnobserved ? entries_.size() : head_; i < entries_.size();
+       ++i) {
     Entry& e = entries_[i];
     if (e.marker) {
       behind_marker |= e.owed_max > 0;

@@ -19,8 +19,10 @@ inline constexpr uint64_t kDefaultResponseTimeoutNs = 30'000'000'000ULL;
 // Requests awaiting an answer beyond this are dropped (counted) into a loss marker.
 inline constexpr size_t kMaxPendingRequests = 1024;
 
-// How the connection ended, as far as the connection table can tell.
-enum class CloseReason : uint8_t { kClosed = 0, kReset = 1 };
+// How the connection ended, as far as the connection table can tell. kUnobserved: the agent
+// stopped following it (agent shutdown, table eviction, idle expiry), or its close record was
+// lost: the connection may still be open, so nothing pending is known to have failed.
+enum class CloseReason : uint8_t { kClosed = 0, kReset = 1, kUnobserved = 2 };
 
 // Pairs requests with responses strictly in order (pipelining included) and never pairs a
 // request with the wrong response: when losses make the pairing uncertain, the requests
@@ -59,7 +61,8 @@ class Http1Stitcher {
                std::vector<HttpExchange>* out);
 
   // The connection ended: parses what remains (holes become gaps), completes read-until-close
-  // bodies, and turns unanswered requests into exchanges whose error says why.
+  // bodies, and turns unanswered requests into exchanges whose error says why. kUnobserved
+  // emits only complete exchanges; what is still in flight is counted (unfinished_unobserved).
   void OnClose(conn::ByteStream& requests, conn::ByteStream& responses, CloseReason reason,
                std::vector<HttpExchange>* out);
 

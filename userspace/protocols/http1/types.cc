@@ -107,6 +107,7 @@ Http1Stats& Http1Stats::operator+=(const Http1Stats& o) {
   timeouts += o.timeouts;
   missing_at_close += o.missing_at_close;
   truncated_at_close += o.truncated_at_close;
+  unfinished_unobserved += o.unfinished_unobserved;
   tunnels += o.tunnels;
   return *this;
 }

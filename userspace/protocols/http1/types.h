@@ -174,6 +174,7 @@ struct Http1Stats {
   uint64_t timeouts = 0;                // exchanges emitted with error "timeout"
   uint64_t missing_at_close = 0;        // exchanges emitted without response at close/reset
   uint64_t truncated_at_close = 0;      // exchanges with a truncated request or response
+  uint64_t unfinished_unobserved = 0;   // requests in flight when the agent stopped following
   uint64_t tunnels = 0;                 // connections that left HTTP (upgrade, CONNECT)
 
   Http1Stats& operator+=(const Http1Stats& o);

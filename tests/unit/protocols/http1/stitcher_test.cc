@@ -426,6 +426,24 @@ TEST(Http1Stitcher, RequestWhoseResponseWasLostIsNotCalledUnanswered) {
   EXPECT_EQ(c.stats().unpaired_requests, 1u);
 }
 
+TEST(Http1Stitcher, WhatIsInFlightWhenTheAgentStopsFollowingIsCountedNotFailed) {
+  // Agent shutdown or eviction: the connection may still be open, so neither the pending
+  // request nor the response in progress has failed.
+  for (const bool partial_response : {false, true}) {
+    FakeConn c;
+    c.Request(Get(1));
+    c.Response(Ok(1));
+    c.Request(Get(2));
+    if (partial_response) c.Response("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nsome");
+    c.Close(CloseReason::kUnobserved);
+    ASSERT_EQ(c.out().size(), 1u) << partial_response;
+    EXPECT_EQ(IdOf(c.out()[0].req), 1);
+    EXPECT_TRUE(c.out()[0].error_type.empty());
+    EXPECT_EQ(c.stats().unfinished_unobserved, 1u);
+    EXPECT_EQ(c.stats().missing_at_close + c.stats().truncated_at_close, 0u);
+  }
+}
+
 TEST(Http1Stitcher, ClientKilledMidResponseIsTruncated) {
   FakeConn c;
   c.Request(Get(1));
