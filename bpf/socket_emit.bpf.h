@@ -24,8 +24,8 @@ static __always_inline void zt_count(__u32 counter)
 		*v += 1;
 }
 
-static __always_inline void zt_fill_header(struct zt_event_header *h, __u8 type, __u32 fd,
-					   __u64 conn_id)
+static __always_inline void zt_fill_header_at(struct zt_event_header *h, __u8 type, __u32 fd,
+					      __u64 conn_id, __u64 ts_ns)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
@@ -33,8 +33,14 @@ static __always_inline void zt_fill_header(struct zt_event_header *h, __u8 type,
 	h->tgid = id >> 32;
 	h->tid = (__u32)id;
 	h->fd = fd;
-	h->ts_ns = bpf_ktime_get_ns();
+	h->ts_ns = ts_ns;
 	h->conn_id = conn_id;
+}
+
+static __always_inline void zt_fill_header(struct zt_event_header *h, __u8 type, __u32 fd,
+					   __u64 conn_id)
+{
+	zt_fill_header_at(h, type, fd, conn_id, bpf_ktime_get_ns());
 }
 
 static __always_inline void zt_emit_proc(__u8 type, __u32 ppid)
@@ -98,8 +104,7 @@ __noinline int zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 			break;
 		}
 		__builtin_memset(&sc->ev, 0, sizeof(sc->ev));
-		zt_fill_header(&sc->ev.hdr, ZT_EV_DATA, s->fd, s->conn_id);
-		sc->ev.hdr.ts_ns = s->ts_ns;
+		zt_fill_header_at(&sc->ev.hdr, ZT_EV_DATA, s->fd, s->conn_id, s->ts_ns);
 		sc->ev.syscall_pos = s->syscall_pos;
 		sc->ev.stream_pos = s->pos + off;
 		sc->ev.byte_count = s->byte_count;
@@ -180,8 +185,7 @@ static __always_inline void zt_emit_trailer(struct emit_state *s)
 		return;
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));
-	zt_fill_header(&ev->hdr, ZT_EV_DATA, s->fd, s->conn_id);
-	ev->hdr.ts_ns = s->ts_ns;
+	zt_fill_header_at(&ev->hdr, ZT_EV_DATA, s->fd, s->conn_id, s->ts_ns);
 	ev->syscall_pos = s->syscall_pos;
 	ev->stream_pos = s->syscall_pos + s->byte_count;
 	ev->byte_count = s->byte_count;
@@ -193,8 +197,16 @@ static __always_inline void zt_emit_trailer(struct emit_state *s)
 }
 
 /* Hot path: one finished data syscall that returned ret on a tracked connection. */
+/* Whether a syscall sends (its bytes are stamped at sys_enter) or receives (at sys_exit). */
+static __always_inline bool zt_sends(__u8 sys)
+{
+	return sys == ZT_SYS_WRITE || sys == ZT_SYS_WRITEV || sys == ZT_SYS_SENDTO ||
+	       sys == ZT_SYS_SENDMSG || sys == ZT_SYS_SENDMMSG || sys == ZT_SYS_SENDFILE;
+}
+
+/* ts_ns: when the bytes moved (sys_enter for sends, sys_exit for receives). */
 static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_state *st,
-					   struct syscall_args *a, long ret)
+					   struct syscall_args *a, long ret, __u64 ts_ns)
 {
 	struct emit_state s = {};
 	struct user_msghdr msg;
@@ -202,12 +214,8 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	__u64 *muted_id;
 
 	s.sys = a->sys;
-	s.direction = (a->sys == ZT_SYS_WRITE || a->sys == ZT_SYS_WRITEV ||
-		       a->sys == ZT_SYS_SENDTO || a->sys == ZT_SYS_SENDMSG ||
-		       a->sys == ZT_SYS_SENDMMSG || a->sys == ZT_SYS_SENDFILE)
-			      ? ZT_DIR_EGRESS
-			      : ZT_DIR_INGRESS;
-	s.ts_ns = s.direction == ZT_DIR_EGRESS && a->enter_ns ? a->enter_ns : bpf_ktime_get_ns();
+	s.direction = zt_sends(a->sys) ? ZT_DIR_EGRESS : ZT_DIR_INGRESS;
+	s.ts_ns = ts_ns;
 	if (a->sys == ZT_SYS_SENDMMSG || a->sys == ZT_SYS_RECVMMSG)
 		bytes = zt_mmsg_bytes(a->buf, ret);
 	if (bytes == 0)

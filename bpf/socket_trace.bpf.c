@@ -186,10 +186,9 @@ static __always_inline void zt_track_new(struct conn_key *key, __u8 role)
 
 /* A socket syscall inside a TLS read/write on this thread: the plaintext belongs to this
  * connection, and its own bytes are ciphertext from now on (no longer sent to userspace). */
-static __always_inline void zt_note_tls_socket(__u64 id, struct conn_key *key,
-					       struct conn_state *st)
+static __always_inline void zt_note_tls_socket(struct conn_key *key, struct conn_state *st)
 {
-	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
+	struct tls_call *call = zt_current_tls_call();
 
 	if (!call)
 		return;
@@ -204,13 +203,14 @@ static __always_inline void zt_note_tls_socket(__u64 id, struct conn_key *key,
 }
 
 /* A receive on a tracked connection (other syscalls return at once): the thread's last
- * read, for tls_trace.bpf.c to bind a TLS session over memory buffers (node) to it. Notes whether the bytes began with a TLS
- * record header: content type 20..23, version 3.x. */
-static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, __u64 buf, __u64 sys,
+ * read, for tls_trace.bpf.c to bind a TLS session over memory buffers (node) to it. Notes
+ * whether the bytes began with a TLS record header: content type 20..23, version 3.x.
+ * a->enter_ns carries the receive's time. */
+static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, struct syscall_args *a,
 				    __u64 ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct thread_read r = {.conn_id = conn_id, .fd = key->fd};
+	struct thread_read r = {.conn_id = conn_id, .fd = key->fd, .ts_ns = a->enter_ns}, *slot;
+	__u64 buf = a->buf, sys = a->sys;
 	struct user_msghdr msg;
 	struct iovec iov;
 	__u64 first;
@@ -239,8 +239,10 @@ static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, __u64 b
 	}
 	if ((long)ret >= 5 && first && !bpf_probe_read_user(h, sizeof(h), (void *)first))
 		r.tls_record = h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 3 && h[2] <= 4;
-	r.ts_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&thread_reads, &id, &r, BPF_ANY);
+	slot = bpf_task_storage_get(&thread_reads, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (slot)
+		*slot = r;
 }
 
 /* sys_enter_* of data syscalls: remember the arguments until sys_exit, but only for fds
@@ -254,8 +256,10 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 
 	if (!zt_traced(key.tgid) || !(st = zt_conn_for_fd(&key)))
 		return 0;
-	zt_note_tls_socket(id, &key, st);
-	args.enter_ns = bpf_ktime_get_ns();
+	zt_note_tls_socket(&key, st);
+	/* Clock reads cost tens of ns on a VM: receives are stamped at exit instead. */
+	if (zt_sends(sys))
+		args.enter_ns = bpf_ktime_get_ns();
 	zt_stash(&args);
 	return 0;
 }
@@ -267,6 +271,7 @@ static __always_inline int zt_exit_data(long ret)
 	struct syscall_args a;
 	struct conn_key key;
 	struct conn_state *st;
+	__u64 ts_ns;
 
 	if (!zt_unstash(&a))
 		return 0;
@@ -284,8 +289,10 @@ static __always_inline int zt_exit_data(long ret)
 	st = bpf_map_lookup_elem(&conns, &key);
 	if (!st)
 		return 0;
-	zt_note_read(&key, st->conn_id, a.buf, a.sys, ret);
-	return zt_emit_syscall(&key, st, &a, ret);
+	ts_ns = a.enter_ns ? a.enter_ns : bpf_ktime_get_ns(); /* sends: stamped at entry */
+	a.enter_ns = ts_ns; /* what zt_note_read stamps a receive with */
+	zt_note_read(&key, st->conn_id, &a, ret);
+	return zt_emit_syscall(&key, st, &a, ret, ts_ns);
 }
 
 #define ZT_ENTER_BUF(name, sys)                                                  \
@@ -416,8 +423,7 @@ int BPF_PROG(zt_proc_exit, struct task_struct *p)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
-	bpf_map_delete_elem(&tls_calls, &id); /* inflight goes with the task */
-	bpf_map_delete_elem(&thread_reads, &id);
+	/* Per-thread state (inflight, tls_calls, thread_reads) goes with the task. */
 	if (!zt_traced(id >> 32) || p->signal->live.counter != 0)
 		return 0;
 	zt_emit_proc(ZT_EV_PROC_EXIT, 0);

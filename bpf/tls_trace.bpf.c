@@ -86,7 +86,7 @@ static __always_inline int zt_tls_enter(struct pt_regs *ctx, __u64 ssl, __u64 bu
 
 	if (!zt_traced(id >> 32))
 		return 0;
-	outer = bpf_map_lookup_elem(&tls_calls, &id);
+	outer = zt_current_tls_call();
 	/* Nested (a wrapper calling the real library) only if deeper in the stack; otherwise the
 	 * outer call never returned through its uretprobe (longjmp) and is stale. */
 	if (outer && sp < outer->sp) {
@@ -101,7 +101,11 @@ static __always_inline int zt_tls_enter(struct pt_regs *ctx, __u64 ssl, __u64 bu
 	call.enter_ns = bpf_ktime_get_ns();
 	call.op = op;
 	call.ret_kind = kind;
-	bpf_map_update_elem(&tls_calls, &id, &call, BPF_ANY);
+	call.active = 1;
+	outer = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0,
+				     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (outer)
+		*outer = call;
 	return 0;
 }
 
@@ -210,7 +214,7 @@ static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
  * began with a TLS record, is recent, and no other session owns the socket or the read. */
 static __always_inline bool zt_bind_by_read(__u64 id, struct ssl_key *skey, struct tls_call *call)
 {
-	struct thread_read *r = bpf_map_lookup_elem(&thread_reads, &id);
+	struct thread_read *r = bpf_task_storage_get(&thread_reads, bpf_get_current_task_btf(), 0, 0);
 	struct conn_key key = {.tgid = id >> 32};
 	struct conn_session *owner;
 	struct conn_state *st;
@@ -239,7 +243,7 @@ static __always_inline bool zt_bind_by_read(__u64 id, struct ssl_key *skey, stru
 static __always_inline int zt_tls_finish(long rc)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_call *stashed = bpf_map_lookup_elem(&tls_calls, &id);
+	struct tls_call *stashed = zt_current_tls_call();
 	struct ssl_key skey = {.tgid = id >> 32};
 	struct conn_key key = {.tgid = id >> 32};
 	struct ssl_socket *known;
@@ -254,7 +258,7 @@ static __always_inline int zt_tls_finish(long rc)
 		return 0;
 	}
 	call = *stashed;
-	bpf_map_delete_elem(&tls_calls, &id);
+	stashed->active = 0;
 	skey.ssl = call.ssl;
 	if (call.conflict) {
 		zt_count(ZT_CNT_TLS_FD_CONFLICT);

@@ -61,6 +61,8 @@ struct tls_call {
 	__u8 ret_kind;  /* enum tls_ret_kind: how to read the byte count at return */
 	__u8 conflict;  /* 1: nested syscalls used more than one tracked socket */
 	__u8 depth;     /* TLS calls nested inside this one (their returns are skipped) */
+	__u8 active;    /* 1 from the uprobe to its uretprobe: the slot holds a call */
+	__u8 pad[3];
 };
 
 /* The TCP socket a thread last received bytes on. A TLS library over memory buffers (node,
@@ -99,21 +101,32 @@ struct {
 	__type(value, struct conn_state);
 } conns SEC(".maps");
 
-/* TLS calls in progress, keyed by pid_tgid. LRU: a thread killed inside SSL_read. */
+/* The TLS call in progress on each thread (task-local storage: a pointer walk per data
+ * syscall instead of a hash lookup, and freed with the thread, even one killed inside
+ * SSL_read). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct tls_call);
 } tls_calls SEC(".maps");
 
-/* Last socket read per thread (pid_tgid); written by socket_trace, read by tls_trace. */
+/* Each thread's last socket read (task-local storage: written on every receive); written by
+ * socket_trace, read by tls_trace. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct thread_read);
 } thread_reads SEC(".maps");
+
+/* This thread's TLS call in progress, or NULL. */
+static __always_inline struct tls_call *zt_current_tls_call(void)
+{
+	struct tls_call *call = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, 0);
+
+	return call && call->active ? call : NULL;
+}
 
 /* Connections userspace found to carry no protocol it parses: only sizes are sent for them.
  * The value is the conn_id, so a later connection on the same fd is not muted; with
