@@ -356,7 +356,8 @@ void SpanLinker::DropFromThreadIndex(uint64_t handle, Record& r) {
       *at = v.back();
       v.pop_back();
     }
-    if (v.empty()) serving_.erase(it);
+    // An emptied list stays until the sweep: a thread serving one request after another
+    // would otherwise allocate and free a map node and a vector per request.
   }
 }
 
@@ -401,6 +402,7 @@ void SpanLinker::Tick(uint64_t now_ns) {
   }
   if (now_ns_ < next_sweep_ns_) return;
   next_sweep_ns_ = now_ns_ + kSweepEveryNs;
+  std::erase_if(serving_, [](const auto& entry) { return entry.second.empty(); });
   // Frees what became freeable by time alone and gives up requests that never finished.
   const size_t n = order_.size();
   for (size_t i = 0; i < n; i++) {

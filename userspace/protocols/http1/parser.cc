@@ -31,6 +31,15 @@ std::string_view StripLineEnd(std::string_view line) {
 
 Http1Parser::Http1Parser(MessageKind kind, Http1Stats* stats) : kind_(kind), stats_(stats) {}
 
+void Http1Parser::Reuse(MessageKind kind, Http1Stats* stats) {
+  std::string carry = std::move(carry_);
+  HeadScanner scanner = std::move(scanner_);
+  *this = Http1Parser(kind, stats);
+  carry.clear();
+  carry_ = std::move(carry);
+  scanner_ = std::move(scanner);  // Reset at the start of every head
+}
+
 bool Http1Parser::in_body() const {
   return body_head_ && state_ != State::kStart && state_ != State::kResync;
 }

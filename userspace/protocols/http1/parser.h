@@ -45,6 +45,10 @@ class Http1Parser {
   // `stats` must outlive the parser.
   Http1Parser(MessageKind kind, Http1Stats* stats);
 
+  // Makes this parser as if newly constructed, keeping its buffers' capacity (a pooled parser
+  // then reads its next head without allocating or regrowing its field index).
+  void Reuse(MessageKind kind, Http1Stats* stats);
+
   // Hot path. Advances over the front of `stream` until the next event. For responses,
   // `request_method` is the method of the request being answered ("" when unknown); it
   // decides framing for HEAD and CONNECT.

@@ -2,7 +2,9 @@
 #include "protocols/http1/stitcher.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
+#include <vector>
 
 #include "protocols/http1/head.h"
 
@@ -20,19 +22,46 @@ uint64_t SatSub(uint64_t a, uint64_t b) {
 
 Http1Stitcher::Http1Stitcher(Http1Stats* stats) : stats_(stats != nullptr ? stats : &own_stats_) {}
 
+namespace {
+
+// Parsers of connections between messages, kept for the next message of any connection on
+// this thread: an idle connection holds no parser (memory), and a message that starts takes
+// one with its buffers' capacity instead of allocating a parser and regrowing its field index.
+class ParserPool {
+ public:
+  std::unique_ptr<Http1Parser> Take(MessageKind kind, Http1Stats* stats) {
+    if (free_.empty()) return std::make_unique<Http1Parser>(kind, stats);
+    std::unique_ptr<Http1Parser> p = std::move(free_.back());
+    free_.pop_back();
+    p->Reuse(kind, stats);
+    return p;
+  }
+  void Give(std::unique_ptr<Http1Parser> p) {
+    if (free_.size() < kMaxPooled) free_.push_back(std::move(p));
+  }
+
+ private:
+  static constexpr size_t kMaxPooled = 64;  // ~1 KB each
+  std::vector<std::unique_ptr<Http1Parser>> free_;
+};
+
+thread_local ParserPool parser_pool;
+
+}  // namespace
+
 Http1Parser& Http1Stitcher::req_parser() {
-  if (!req_parser_) req_parser_ = std::make_unique<Http1Parser>(MessageKind::kRequest, stats_);
+  if (!req_parser_) req_parser_ = parser_pool.Take(MessageKind::kRequest, stats_);
   return *req_parser_;
 }
 
 Http1Parser& Http1Stitcher::resp_parser() {
-  if (!resp_parser_) resp_parser_ = std::make_unique<Http1Parser>(MessageKind::kResponse, stats_);
+  if (!resp_parser_) resp_parser_ = parser_pool.Take(MessageKind::kResponse, stats_);
   return *resp_parser_;
 }
 
 void Http1Stitcher::ReleaseIdleState() {
-  if (req_parser_ && req_parser_->at_boundary()) req_parser_.reset();
-  if (resp_parser_ && resp_parser_->at_boundary()) resp_parser_.reset();
+  if (req_parser_ && req_parser_->at_boundary()) parser_pool.Give(std::move(req_parser_));
+  if (resp_parser_ && resp_parser_->at_boundary()) parser_pool.Give(std::move(resp_parser_));
   if (entries_.empty() && entries_.capacity() > 0) entries_ = {};  // its storage too
 }
 
