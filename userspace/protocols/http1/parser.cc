@@ -31,13 +31,19 @@ std::string_view StripLineEnd(std::string_view line) {
 
 Http1Parser::Http1Parser(MessageKind kind, Http1Stats* stats) : kind_(kind), stats_(stats) {}
 
+// Only parsers at_boundary() are reused: they are then in the state a parser reaches between
+// two messages of one connection, which reads the next message exactly as a new parser would.
 void Http1Parser::Reuse(MessageKind kind, Http1Stats* stats) {
-  std::string carry = std::move(carry_);
-  HeadScanner scanner = std::move(scanner_);
-  *this = Http1Parser(kind, stats);
-  carry.clear();
-  carry_ = std::move(carry);
-  scanner_ = std::move(scanner);  // Reset at the start of every head
+  kind_ = kind;
+  stats_ = stats;
+  state_ = State::kStart;
+  remaining_ = 0;
+  last_ts_ = 0;
+  crlf_seen_ = 0;
+  ResetUnit();
+  resync_scanned_ = 0;
+  drop_reason_ = DropReason::kNone;
+  drop_confirmed_ = false;
 }
 
 bool Http1Parser::in_body() const {

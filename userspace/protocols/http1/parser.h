@@ -45,8 +45,9 @@ class Http1Parser {
   // `stats` must outlive the parser.
   Http1Parser(MessageKind kind, Http1Stats* stats);
 
-  // Makes this parser as if newly constructed, keeping its buffers' capacity (a pooled parser
-  // then reads its next head without allocating or regrowing its field index).
+  // Gives a parser that is at_boundary() to another stream (kind may change): it reads the next
+  // message as a new parser would, with its buffers' capacity (no allocation, no regrowing of
+  // its field index).
   void Reuse(MessageKind kind, Http1Stats* stats);
 
   // Hot path. Advances over the front of `stream` until the next event. For responses,

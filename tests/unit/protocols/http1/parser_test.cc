@@ -44,6 +44,32 @@ struct Harness {
   DropReason first_drop = DropReason::kNone;
 };
 
+TEST(Http1Parser, ReusedForAnotherStreamParsesAsANewParser) {
+  Harness h(MessageKind::kRequest);
+  ASSERT_EQ(h.Feed("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"),
+            (std::vector<Result>{Result::kHeaders, Result::kComplete}));
+  ASSERT_TRUE(h.parser.at_boundary());
+  // Given to the response stream of another connection.
+  Http1Stats stats;
+  h.parser.Reuse(MessageKind::kResponse, &stats);
+  conn::ByteStream other;
+  other.AddData(0, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nignored", 5);
+  other.Consume(other.end_pos());
+  const std::string resp = "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nX-A: b\r\n\r\nno";
+  const uint64_t at = other.end_pos();
+  other.AddData(at, resp, 6);
+  ASSERT_EQ(h.parser.Next(other), Result::kHeaders);
+  EXPECT_EQ(h.parser.response().status, 404);
+  EXPECT_EQ(h.parser.response().headers.size(), 2u);
+  EXPECT_EQ(h.parser.response().headers.Get("x-a"), "b");
+  EXPECT_EQ(h.parser.response().start_pos, at);
+  ASSERT_EQ(h.parser.Next(other), Result::kComplete);
+  EXPECT_EQ(h.parser.body().body_size, 2u);
+  EXPECT_EQ(h.parser.body().end_pos, at + resp.size());
+  EXPECT_EQ(stats.responses_parsed, 1u);
+  EXPECT_EQ(h.stats.responses_parsed, 0u);
+}
+
 TEST(Http1Parser, ParsesRequestHead) {
   Harness h(MessageKind::kRequest);
   const auto rs = h.Feed(
