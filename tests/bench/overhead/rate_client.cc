@@ -6,11 +6,15 @@
 //                  --path /f/0.txt=100 --path /f/1.txt=137
 //
 // Each --path PATH=SIZE is requested in turn; a 200 response whose body is not SIZE bytes
-// counts as a mismatch. Prints one JSON object with the results on stdout.
+// counts as a mismatch. --tls speaks HTTPS through the system's OpenSSL (libssl.so, which
+// the agent's TLS uprobes trace; the server's certificate is not verified). Prints one JSON
+// object with the results on stdout.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -36,11 +40,13 @@ struct Options {
   double rate = 1000;
   double duration_s = 10;
   int connections = 32;
+  bool tls = false;
   std::vector<std::pair<std::string, int64_t>> paths;  // path, expected body size (-1: any)
 };
 
 struct Conn {
   int fd = -1;
+  SSL* ssl = nullptr;  // --tls
   bool busy = false;
   size_t path_index = 0;
   Clock::time_point due;  // when the request in flight was scheduled
@@ -56,7 +62,7 @@ struct Results {
 [[noreturn]] void Usage(const char* why) {
   std::fprintf(stderr,
                "zt-rate-client: %s\nusage: zt-rate-client --port P [--host 127.0.0.1] "
-               "[--rate N/s] [--duration S] [--connections C] --path PATH[=SIZE]...\n",
+               "[--rate N/s] [--duration S] [--connections C] [--tls] --path PATH[=SIZE]...\n",
                why);
   std::exit(2);
 }
@@ -65,6 +71,10 @@ Options Parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; i++) {
     const std::string a = argv[i];
+    if (a == "--tls") {
+      o.tls = true;
+      continue;
+    }
     if (i + 1 >= argc) Usage(("missing value for " + a).c_str());
     const char* v = argv[++i];
     if (a == "--host") {
@@ -101,10 +111,39 @@ int Connect(const Options& o) {
     std::perror("zt-rate-client: connect");
     std::exit(1);
   }
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   return fd;
+}
+
+// The TLS handshake on the still blocking socket; the caller then makes it non-blocking.
+SSL* Handshake(SSL_CTX* ctx, int fd) {
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1) {
+    std::fprintf(stderr, "zt-rate-client: TLS handshake failed\n");
+    ERR_print_errors_fp(stderr);
+    std::exit(1);
+  }
+  return ssl;
+}
+
+ssize_t SendAll(Conn& c, const std::string& bytes) {
+  if (c.ssl == nullptr) return send(c.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  const int n = SSL_write(c.ssl, bytes.data(), static_cast<int>(bytes.size()));
+  return n > 0 ? n : -1;
+}
+
+// > 0: bytes read; 0: nothing more now; < 0: the connection failed or closed.
+ssize_t ReadSome(Conn& c, char* buf, size_t size) {
+  if (c.ssl == nullptr) {
+    const ssize_t k = recv(c.fd, buf, size, 0);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return k > 0 ? k : -1;
+  }
+  const int k = SSL_read(c.ssl, buf, static_cast<int>(size));
+  if (k > 0) return k;
+  const int err = SSL_get_error(c.ssl, k);
+  return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? 0 : -1;
 }
 
 // Case-insensitive search for a header's value in a response head.
@@ -165,10 +204,17 @@ int main(int argc, char** argv) {
     requests.push_back("GET " + path + " HTTP/1.1\r\nHost: " + o.host +
                        "\r\nUser-Agent: zt-rate-client\r\nAccept: */*\r\n\r\n");
   }
+  SSL_CTX* ctx = nullptr;
+  if (o.tls) {
+    ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
   const int ep = epoll_create1(EPOLL_CLOEXEC);
   std::vector<Conn> conns(static_cast<size_t>(o.connections));
   for (size_t i = 0; i < conns.size(); i++) {
     conns[i].fd = Connect(o);
+    if (ctx != nullptr) conns[i].ssl = Handshake(ctx, conns[i].fd);
+    fcntl(conns[i].fd, F_SETFL, fcntl(conns[i].fd, F_GETFL) | O_NONBLOCK);
     epoll_event ev = {};
     ev.events = EPOLLIN;
     ev.data.u64 = i;
@@ -205,7 +251,7 @@ int main(int argc, char** argv) {
       c.path_index = next_path;
       next_path = (next_path + 1) % requests.size();
       const std::string& req = requests[c.path_index];
-      if (send(c.fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+      if (SendAll(c, req) != static_cast<ssize_t>(req.size())) {
         r.io_errors++;  // a full socket buffer cannot happen with one request in flight
       }
       r.sent++;
@@ -227,12 +273,12 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; i++) {
       Conn& c = conns[events[i].data.u64];
       for (;;) {
-        const ssize_t k = recv(c.fd, buf, sizeof(buf), 0);
+        const ssize_t k = ReadSome(c, buf, sizeof(buf));
         if (k > 0) {
           c.in.append(buf, static_cast<size_t>(k));
           continue;
         }
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (k == 0) break;
         std::fprintf(stderr, "zt-rate-client: connection closed by the server\n");
         r.io_errors++;
         return 1;
@@ -253,6 +299,10 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(r.io_errors), elapsed,
       static_cast<double>(r.completed) / elapsed, p50, p99, p999,
       static_cast<unsigned long long>(r.max_backlog));
-  for (auto& c : conns) close(c.fd);
+  for (auto& c : conns) {
+    if (c.ssl != nullptr) SSL_free(c.ssl);
+    close(c.fd);
+  }
+  if (ctx != nullptr) SSL_CTX_free(ctx);
   return r.completed == r.sent && r.io_errors == 0 ? 0 : 1;
 }
