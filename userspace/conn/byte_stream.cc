@@ -7,6 +7,8 @@
 #include <utility>
 
 namespace zerotrace::conn {
+
+thread_local ByteStreamStats ByteStream::unattributed_stats_;
 namespace {
 
 // Released map nodes kept for reuse: in steady state a data and a gap range come and go.
@@ -35,11 +37,11 @@ void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, ui
   if (len == 0) return;
   const uint64_t end = pos + len;
   if (end <= front_) {
-    stats_.bytes_stale += len;
+    stats_->bytes_stale += len;
     return;
   }
   if (pos < front_) {
-    stats_.bytes_stale += front_ - pos;
+    stats_->bytes_stale += front_ - pos;
     data.remove_prefix(front_ - pos);
     pos = front_;
   }
@@ -50,14 +52,14 @@ void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, ui
     const Range& prev = std::prev(it)->second;
     if (prev.end > cur) {
       const uint64_t stop = std::min(prev.end, end);
-      stats_.bytes_duplicate += stop - cur;
+      stats_->bytes_duplicate += stop - cur;
       cur = stop;
     }
   }
   while (cur < end) {
     if (it != ranges_.end() && it->first <= cur) {  // already known: first writer wins
       const uint64_t stop = std::min(it->second.end, end);
-      stats_.bytes_duplicate += stop - cur;
+      stats_->bytes_duplicate += stop - cur;
       cur = stop;
       ++it;
       continue;
@@ -155,8 +157,8 @@ void ByteStream::Consume(uint64_t n) {
     Range& range = it->second;
     const uint64_t step = std::min(n, range.end - front_);
     if (range.is_gap) {
-      if (front_ == it->first) ++stats_.gaps;
-      stats_.gap_bytes += step;
+      if (front_ == it->first) ++stats_->gaps;
+      stats_->gap_bytes += step;
     } else {
       buffered_ -= step;
     }
@@ -200,7 +202,7 @@ void ByteStream::PlaceData(uint64_t pos, std::string_view data, const Stamp& sta
     range.bytes.assign(data);
   }
   buffered_ += data.size();
-  stats_.bytes_added += data.size();
+  stats_->bytes_added += data.size();
   AddTsMark(pos, pos + data.size(), stamp);
 }
 
@@ -317,7 +319,7 @@ void ByteStream::DropFrontTo(uint64_t cut) {
     if (!range.is_gap) {
       const uint64_t dropped = std::min(range.end, cut) - std::max(it->first, front_);
       buffered_ -= dropped;
-      stats_.bytes_dropped_cap += dropped;
+      stats_->bytes_dropped_cap += dropped;
     }
     if (range.end > cut) break;
     it = Release(it);

@@ -12,6 +12,8 @@
 namespace zerotrace::conn {
 
 // Counters a stream keeps about what it could not hold.
+// Counters of byte streams. A connection table's streams share one (its self-metrics), so
+// that a tracked connection does not carry its own.
 struct ByteStreamStats {
   uint64_t bytes_added = 0;        // captured bytes accepted
   uint64_t bytes_duplicate = 0;    // captured bytes already present (overlap)
@@ -30,7 +32,10 @@ struct ByteStreamStats {
 // data past it exceeds the cap.
 class ByteStream {
  public:
-  explicit ByteStream(size_t byte_cap = 1 << 20) : byte_cap_(byte_cap) {}
+  // `stats` (not owned) receives this stream's counters; without it they go to a per-thread
+  // counter set that nothing reads.
+  explicit ByteStream(size_t byte_cap = 1 << 20, ByteStreamStats* stats = nullptr)
+      : byte_cap_(byte_cap), stats_(stats ? stats : &unattributed_stats_) {}
   // Move-only: it owns buffers and recycled map nodes.
   ByteStream(const ByteStream&) = delete;
   ByteStream& operator=(const ByteStream&) = delete;
@@ -85,7 +90,7 @@ class ByteStream {
   // Captured bytes currently buffered.
   size_t buffered_bytes() const { return buffered_; }
   bool empty() const { return ranges_.empty(); }
-  const ByteStreamStats& stats() const { return stats_; }
+  const ByteStreamStats& stats() const { return *stats_; }
 
  private:
   // One range past the front. For data, bytes[i] is the byte at position base + i; the
@@ -125,7 +130,8 @@ class ByteStream {
   std::vector<RangeMap::node_type> spare_;  // released nodes: steady state allocates nothing
   std::vector<TsMark> ts_marks_;            // live marks are [ts_head_, size())
   size_t ts_head_ = 0;
-  ByteStreamStats stats_;
+  ByteStreamStats* stats_;
+  static thread_local ByteStreamStats unattributed_stats_;
 };
 
 }  // namespace zerotrace::conn

@@ -51,8 +51,8 @@ Connection& ConnTable::Open(const zt_event_header& h) {
   c->fd = h.fd;
   c->open_ts_ns = h.ts_ns;
   c->last_ts_ns = h.ts_ns;
-  c->sent = ByteStream(limits_.stream_byte_cap);
-  c->received = ByteStream(limits_.stream_byte_cap);
+  c->sent = ByteStream(limits_.stream_byte_cap, &stats_.streams);
+  c->received = ByteStream(limits_.stream_byte_cap, &stats_.streams);
   Connection& ref = *c;
   conns_[h.conn_id] = std::move(c);
   by_tgid_[h.tgid].insert(h.conn_id);
@@ -203,8 +203,8 @@ void ConnTable::SwitchToPlaintext(Connection& c) {
   c.received.DeclareHolesAsGaps();
   if (observer_) observer_->OnStreamsReplaced(c);
   c.tls = true;
-  c.sent = ByteStream(limits_.stream_byte_cap);
-  c.received = ByteStream(limits_.stream_byte_cap);
+  c.sent = ByteStream(limits_.stream_byte_cap, &stats_.streams);
+  c.received = ByteStream(limits_.stream_byte_cap, &stats_.streams);
   c.sent_cursor = SyscallCursor{};
   c.received_cursor = SyscallCursor{};
   stats_.tls_conns++;

@@ -102,6 +102,7 @@ struct ConnTableStats {
   uint64_t agent_peer_conns = 0;    // connections whose peer is the agent itself (ignored)
   uint64_t tls_conns = 0;           // connections whose streams became TLS plaintext
   uint64_t ciphertext_ignored = 0;  // socket-byte events of TLS connections, dropped
+  ByteStreamStats streams;          // every tracked stream's, summed
 };
 
 class ConnTable {

@@ -41,7 +41,8 @@ static_assert(!std::is_copy_constructible_v<ByteStream>);
 static_assert(std::is_nothrow_move_constructible_v<ByteStream>);
 
 TEST(ByteStreamTest, NewStreamIsEmptyHoleAtZero) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   ByteStream::Front front = stream.Peek();
   EXPECT_EQ(front.pos, 0u);
   EXPECT_TRUE(front.data.empty());
@@ -51,7 +52,8 @@ TEST(ByteStreamTest, NewStreamIsEmptyHoleAtZero) {
 }
 
 TEST(ByteStreamTest, InOrderChunksMergeIntoOneView) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(0, "GET / HT", 1);
   stream.AddData(8, "TP/1.1\r\n", 2);
   stream.AddData(16, "\r\n", 3);
@@ -65,7 +67,8 @@ TEST(ByteStreamTest, InOrderChunksMergeIntoOneView) {
 }
 
 TEST(ByteStreamTest, OutOfOrderChunkFillsHole) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(5, "fghij", 2);
   EXPECT_TRUE(stream.Peek().data.empty()) << "a hole at the front makes the parser wait";
   EXPECT_EQ(stream.Peek().gap, 0u);
@@ -78,7 +81,8 @@ TEST(ByteStreamTest, AnyArrivalOrderYieldsTheSameView) {
   std::vector<Op> chunks = {{0, "abc"}, {3, "defg"}, {7, "h"}, {8, "ijklmn"}, {14, "op"}};
   std::vector<size_t> order = {0, 1, 2, 3, 4};
   do {
-    ByteStream stream;
+    ByteStreamStats counters;
+    ByteStream stream(1 << 20, &counters);
     for (size_t i : order) stream.AddData(chunks[i].pos, chunks[i].data, i + 1);
     EXPECT_EQ(stream.Peek().data, "abcdefghijklmnop");
     EXPECT_EQ(stream.stats().bytes_duplicate, 0u);
@@ -106,7 +110,8 @@ TEST(ByteStreamTest, OverlapIsTrimmed) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    ByteStream stream;
+    ByteStreamStats counters;
+    ByteStream stream(1 << 20, &counters);
     Apply(stream, c.ops);
     EXPECT_EQ(stream.Peek().data, c.want_front);
     EXPECT_EQ(stream.stats().bytes_duplicate, c.want_duplicate);
@@ -114,7 +119,8 @@ TEST(ByteStreamTest, OverlapIsTrimmed) {
 }
 
 TEST(ByteStreamTest, GapFromCaptureLimitIsSkippable) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(0, "POST", 1);  // the syscall moved 104 bytes; 4 were captured
   stream.AddGap(4, 100, 1);
   stream.AddData(104, "HTTP", 2);
@@ -147,14 +153,16 @@ TEST(ByteStreamTest, GapAfterFrontDataTellsPartialMessageCannotComplete) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    ByteStream stream;
+    ByteStreamStats counters;
+    ByteStream stream(1 << 20, &counters);
     Apply(stream, c.ops);
     EXPECT_EQ(stream.GapAfterFrontData(), c.want);
   }
 }
 
 TEST(ByteStreamTest, AdjacentGapsMergeIntoOne) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddGap(5, 5, 2);
   stream.AddGap(0, 5, 1);
   stream.AddGap(10, 5, 3);
@@ -162,7 +170,8 @@ TEST(ByteStreamTest, AdjacentGapsMergeIntoOne) {
 }
 
 TEST(ByteStreamTest, GapDoesNotOverwriteCapturedBytes) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(4, "data", 1);
   stream.AddGap(0, 12, 2);
   EXPECT_EQ(stream.Peek().gap, 4u);
@@ -173,7 +182,8 @@ TEST(ByteStreamTest, GapDoesNotOverwriteCapturedBytes) {
 }
 
 TEST(ByteStreamTest, HoleBecomesGapWhenDeclared) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(10, "abc", 1);
   stream.AddData(20, "xyz", 2);
   EXPECT_EQ(stream.Peek().gap, 0u) << "an unknown hole is not a gap yet";
@@ -191,7 +201,8 @@ TEST(ByteStreamTest, HoleBecomesGapWhenDeclared) {
 }
 
 TEST(ByteStreamTest, DeclaredGapMergesWithNeighbouringGaps) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddGap(0, 4, 1);
   stream.AddGap(8, 4, 2);
   stream.DeclareHolesAsGaps();
@@ -199,7 +210,8 @@ TEST(ByteStreamTest, DeclaredGapMergesWithNeighbouringGaps) {
 }
 
 TEST(ByteStreamTest, CapTurnsOldestDataIntoGap) {
-  ByteStream stream(/*byte_cap=*/10);
+  ByteStreamStats counters;
+  ByteStream stream(/*byte_cap=*/10, &counters);
   stream.AddData(0, "abcdef", 1);
   stream.AddData(6, "ghijkl", 2);
   EXPECT_EQ(stream.buffered_bytes(), 10u);
@@ -210,7 +222,8 @@ TEST(ByteStreamTest, CapTurnsOldestDataIntoGap) {
 }
 
 TEST(ByteStreamTest, CapSwallowsHoleBeforeOldestData) {
-  ByteStream stream(/*byte_cap=*/8);
+  ByteStreamStats counters;
+  ByteStream stream(/*byte_cap=*/8, &counters);
   stream.AddData(4, "abcdef", 1);  // [0, 4) is an unknown hole the parser waits on
   stream.AddData(10, "ghij", 2);
   EXPECT_EQ(stream.Peek().gap, 6u) << "hole and the two oldest bytes become one gap";
@@ -235,7 +248,8 @@ TEST(ByteStreamTest, StreamNeverGrowsBeyondCap) {
 }
 
 TEST(ByteStreamTest, ConsumeAcrossDataAndGap) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(0, "abcd", 1);
   stream.AddGap(4, 6, 1);
   stream.AddData(10, "wxyz", 2);
@@ -252,7 +266,8 @@ TEST(ByteStreamTest, ConsumeAcrossDataAndGap) {
 }
 
 TEST(ByteStreamTest, ConsumeThroughUnknownHoleIsAllowed) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(10, "abc", 1);
   stream.Consume(12);
   EXPECT_EQ(stream.Peek().data, "c");
@@ -263,7 +278,8 @@ TEST(ByteStreamTest, ConsumeThroughUnknownHoleIsAllowed) {
 }
 
 TEST(ByteStreamTest, ConsumeToSkipsToPosition) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(0, "abcdef", 1);
   stream.ConsumeTo(4);
   EXPECT_EQ(stream.Peek().data, "ef");
@@ -272,14 +288,16 @@ TEST(ByteStreamTest, ConsumeToSkipsToPosition) {
 }
 
 TEST(ByteStreamTest, StreamMayStartMidway) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.ConsumeTo(1000);  // a connection first seen after 1000 bytes
   stream.AddData(1000, "abc", 1);
   EXPECT_EQ(stream.Peek().data, "abc");
 }
 
 TEST(ByteStreamTest, StaleBytesBehindFrontIgnored) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(0, "abcdef", 1);
   stream.Consume(4);
   stream.AddData(0, "abc", 2);  // wholly behind
@@ -293,7 +311,8 @@ TEST(ByteStreamTest, StaleBytesBehindFrontIgnored) {
 }
 
 TEST(ByteStreamTest, EmptyDataAndZeroGapAreIgnored) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(5, "", 1);
   stream.AddGap(5, 0, 1);
   EXPECT_TRUE(stream.empty());
@@ -301,7 +320,8 @@ TEST(ByteStreamTest, EmptyDataAndZeroGapAreIgnored) {
 }
 
 TEST(ByteStreamTest, LateChunkJoinsFrontWhenFrontReachesIt) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(0, "ab", 1);
   stream.AddData(4, "ef", 2);
   stream.AddData(6, "gh", 3);
@@ -313,7 +333,8 @@ TEST(ByteStreamTest, LateChunkJoinsFrontWhenFrontReachesIt) {
 }
 
 TEST(ByteStreamTest, LongStreamWithPartialConsumesStaysCorrect) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   uint64_t pos = 0;
   for (int i = 0; i < 2000; ++i) {
     std::string chunk = Letters(pos, 300);
@@ -327,7 +348,8 @@ TEST(ByteStreamTest, LongStreamWithPartialConsumesStaysCorrect) {
 }
 
 TEST(ByteStreamTest, TimestampAtReturnsChunkTime) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   stream.AddData(0, "abcd", 100);
   stream.AddData(4, "efgh", 200);
   stream.AddGap(8, 4, 200);
@@ -347,7 +369,8 @@ TEST(ByteStreamTest, TimestampAtReturnsChunkTime) {
 }
 
 TEST(ByteStreamTest, TimestampSurvivesCapDrop) {
-  ByteStream stream(/*byte_cap=*/4);
+  ByteStreamStats counters;
+  ByteStream stream(/*byte_cap=*/4, &counters);
   stream.AddData(0, "abcd", 10);
   stream.AddData(4, "efgh", 20);
   EXPECT_EQ(stream.Peek().gap, 4u);
@@ -356,7 +379,8 @@ TEST(ByteStreamTest, TimestampSurvivesCapDrop) {
 }
 
 TEST(ByteStreamTest, TimestampMarksArePrunedAsConsumed) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   uint64_t pos = 0;
   for (uint64_t ts = 1; ts <= 100000; ++ts) {
     stream.AddData(pos, "0123456789", ts);
@@ -369,7 +393,8 @@ TEST(ByteStreamTest, TimestampMarksArePrunedAsConsumed) {
 }
 
 TEST(ByteStreamTest, ManyOutOfOrderRangesStayBounded) {
-  ByteStream stream;
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
   // Every other byte arrives: holes the parser would wait on forever without a bound.
   for (uint64_t pos = 200000; pos > 0; pos -= 2) stream.AddData(pos, "x", pos);
   EXPECT_GT(stream.stats().bytes_dropped_cap, 0u);

@@ -141,6 +141,10 @@ TEST(ConnTable, TrailerTurnsUncapturedBytesIntoGap) {
   EXPECT_EQ(s.Peek().gap, 90u);
   s.Consume(90);
   EXPECT_EQ(s.Peek().data, "abc");
+  // The table's streams count into its stats.
+  EXPECT_EQ(t.stats().streams.gaps, 1u);
+  EXPECT_EQ(t.stats().streams.gap_bytes, 90u);
+  EXPECT_EQ(t.stats().streams.bytes_added, 13u);
 }
 
 // Observes the received stream as the close leaves it.
