@@ -125,7 +125,8 @@ uint64_t SpanLinker::Start(const RequestStart& r) {
 // Rule 3: a call made while its thread serves a request is that request's child, when the
 // evidence leaves no doubt. Rule 2 (the callee's side) is settled here too if it came first.
 void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
-  std::vector<uint64_t> in_flight;
+  std::vector<uint64_t>& in_flight = in_flight_scratch_;  // reused: no allocation per call
+  in_flight.clear();
   // A runtime that moves a request between threads (Go, work-stealing pools: seen as responses
   // written by another thread than the request's reader) makes the thread prove nothing: the
   // candidates are then every request the process is serving.
@@ -198,7 +199,7 @@ uint64_t SpanLinker::MatchPeer(uint64_t handle, const RequestStart& r) {
   if (auto it = peers_.find(key); it != peers_.end()) {
     const uint64_t other_handle = it->second;
     Record* other = Find(other_handle);
-    peers_.erase(it);
+    ErasePeer(it);
     if (other != nullptr) other->peer.reset();
     if (other != nullptr && other->server != r.server && SameNetwork(*other, r)) {
       return other_handle;
@@ -207,7 +208,7 @@ uint64_t SpanLinker::MatchPeer(uint64_t handle, const RequestStart& r) {
   }
   Record& self = *Find(handle);
   self.peer = key;
-  peers_[key] = handle;
+  InsertPeer(key, handle);
   peer_deadlines_.emplace_back(r.start_ns + options_.peer_wait_ns, handle);
   return 0;
 }
@@ -215,16 +216,16 @@ uint64_t SpanLinker::MatchPeer(uint64_t handle, const RequestStart& r) {
 // Rules 1 and 2: a request with a valid traceparent joins that trace; otherwise its caller on
 // this node (the mirrored connection, the same stream position) is its parent.
 void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart& r) {
-  served.method = std::string(r.method);
-  served.target = std::string(r.target);
-  served.correlation = std::string(r.correlation);
+  served.method.assign(r.method);  // assign: a reused record keeps its strings' capacity
+  served.target.assign(r.target);
+  served.correlation.assign(r.correlation);
   serving_[ThreadKey(r.tgid, r.tid)].push_back(handle);
   serving_[ThreadKey(r.tgid, 0)].push_back(handle);  // the process-wide list (no tid is 0)
   served.in_thread_index = true;
 
   if (auto tp = ParseTraceParent(r.traceparent)) {
     served.parent_span_id = tp->parent_id;
-    served.trace_state = std::string(r.tracestate);
+    served.trace_state.assign(r.tracestate);
     stats_.link_traceparent++;
     Resolve(handle, tp->trace_id);
     return;
@@ -361,9 +362,28 @@ void SpanLinker::DropFromThreadIndex(uint64_t handle, Record& r) {
   }
 }
 
+// Every request waits in peers_ for a moment: its map nodes are recycled, not freed.
+void SpanLinker::InsertPeer(const PeerKey& key, uint64_t handle) {
+  if (spare_peer_nodes_.empty()) {
+    peers_[key] = handle;
+    return;
+  }
+  auto node = std::move(spare_peer_nodes_.back());
+  spare_peer_nodes_.pop_back();
+  node.key() = key;
+  node.mapped() = handle;
+  auto result = peers_.insert(std::move(node));
+  if (!result.inserted) result.position->second = handle;  // as operator[] would
+}
+
+void SpanLinker::ErasePeer(PeerMap::iterator it) {
+  auto node = peers_.extract(it);
+  if (spare_peer_nodes_.size() < kSparePeerNodes) spare_peer_nodes_.push_back(std::move(node));
+}
+
 void SpanLinker::DropPeer(Record& r) {
   if (!r.peer) return;
-  peers_.erase(*r.peer);
+  if (auto it = peers_.find(*r.peer); it != peers_.end()) ErasePeer(it);
   r.peer.reset();
 }
 
@@ -373,7 +393,7 @@ void SpanLinker::Free(uint64_t handle) {
   if (r->in_thread_index) DropFromThreadIndex(handle, *r);
   if (r->peer) {
     auto it = peers_.find(*r->peer);
-    if (it != peers_.end() && it->second == handle) peers_.erase(it);
+    if (it != peers_.end() && it->second == handle) ErasePeer(it);
   }
   Slot& slot = slots_[(handle & 0xffffffffULL) - 1];
   slot.rec = Record();  // drops its strings and span; the slot keeps nothing alive
@@ -391,7 +411,7 @@ void SpanLinker::Tick(uint64_t now_ns) {
     Record* r = Find(h);
     if (r == nullptr || !r->peer) continue;
     auto it = peers_.find(*r->peer);
-    if (it != peers_.end() && it->second == h) peers_.erase(it);
+    if (it != peers_.end() && it->second == h) ErasePeer(it);
     r->peer.reset();
     if (r->server && !r->resolved) {
       stats_.server_roots++;

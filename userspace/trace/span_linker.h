@@ -112,6 +112,7 @@ class SpanLinker {
   struct PeerKeyHash {
     size_t operator()(const PeerKey& k) const;
   };
+  using PeerMap = std::unordered_map<PeerKey, uint64_t, PeerKeyHash>;
   struct Record {
     uint32_t tgid = 0, tid = 0;
     uint64_t netns = 0;
@@ -145,6 +146,8 @@ class SpanLinker {
   void Release(Record& r);
   void DropFromThreadIndex(uint64_t handle, Record& r);
   void DropPeer(Record& r);
+  void InsertPeer(const PeerKey& key, uint64_t handle);
+  void ErasePeer(PeerMap::iterator it);
   void Free(uint64_t handle);
   bool Freeable(const Record& r) const;
 
@@ -169,7 +172,10 @@ class SpanLinker {
   // Processes seen answering a request from another thread than the one that read it.
   std::unordered_set<uint32_t> migrating_;
   // Requests waiting for their other side on this node, by mirrored connection + position.
-  std::unordered_map<PeerKey, uint64_t, PeerKeyHash> peers_;
+  PeerMap peers_;
+  static constexpr size_t kSparePeerNodes = 256;
+  std::vector<PeerMap::node_type> spare_peer_nodes_;
+  std::vector<uint64_t> in_flight_scratch_;                   // LinkCall's candidates
   std::deque<std::pair<uint64_t, uint64_t>> peer_deadlines_;  // (deadline, handle), FIFO
   SpanLinkerStats stats_;
 };
