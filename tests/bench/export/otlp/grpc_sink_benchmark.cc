@@ -50,8 +50,7 @@ class SinkProcess {
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, out[0]);
     const char* argv[] = {path, "--grpc", "127.0.0.1:0", "--http", "off", "--quiet", nullptr};
-    if (posix_spawn(&pid_, path, &actions, nullptr, const_cast<char* const*>(argv), environ) !=
-        0) {
+    if (posix_spawn(&pid_, path, &actions, nullptr, const_cast<char* const*>(argv), environ) != 0) {
       pid_ = -1;
     }
     posix_spawn_file_actions_destroy(&actions);
@@ -138,6 +137,7 @@ BENCHMARK(BM_GrpcExportToSink)
 BENCHMARK(BM_GrpcExportToSink)
     ->ArgNames({"batch", "pause_ms"})
     ->Args({512, 20})
+    ->Args({1024, 20})
     ->Args({2048, 20})
     ->Iterations(150)
     ->UseRealTime()
@@ -169,6 +169,7 @@ BENCHMARK(BM_AppendOtlpProtoPaced)
     ->ArgNames({"batch", "pause_ms"})
     ->Args({512, 0})
     ->Args({512, 20})
+    ->Args({1024, 20})
     ->Iterations(150)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
