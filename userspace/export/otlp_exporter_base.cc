@@ -18,6 +18,14 @@ std::string Describe(const AttemptResult& r) {
   return r.message.empty() ? r.reason : r.reason + ": " + r.message;
 }
 
+// Half of gRPC's (and so the collectors') default 4 MiB limit on a received message.
+constexpr size_t kDefaultMaxRequestBytes = 2 << 20;
+
+OtlpExporterOptions WithDefaults(OtlpExporterOptions o) {
+  if (o.max_request_bytes == 0) o.max_request_bytes = kDefaultMaxRequestBytes;
+  return o;
+}
+
 std::string Seconds(milliseconds ms) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.3g s", static_cast<double>(ms.count()) / 1000);
@@ -28,7 +36,7 @@ std::string Seconds(milliseconds ms) {
 
 OtlpExporterBase::OtlpExporterBase(OtlpConfig config, OtlpExporterOptions options)
     : config_(std::move(config)),
-      options_(std::move(options)),
+      options_(WithDefaults(std::move(options))),
       policy_(options_.retry, options_.retry_seed),
       sleeper_(options_.sleeper ? options_.sleeper : std::make_shared<RealSleeper>()) {}
 
@@ -60,14 +68,25 @@ std::vector<ExporterCounter> OtlpExporterBase::Counters() const {
 
 void OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {
   if (spans.empty()) return;
-  Encode(spans);
+  const size_t bytes = Encode(spans);
+  if (bytes > options_.max_request_bytes && spans.size() > 1) {
+    // Rare (spans with very long attributes): each half encoded anew, as its own request.
+    const auto middle = spans.begin() + static_cast<std::ptrdiff_t>(spans.size() / 2);
+    Export(std::vector<trace::Span>(spans.begin(), middle));
+    Export(std::vector<trace::Span>(middle, spans.end()));
+    return;
+  }
+  ExportEncoded(spans.size());
+}
+
+void OtlpExporterBase::ExportEncoded(size_t spans) {
   const RetryClock::time_point start = sleeper_->Now();
   const RetryClock::time_point give_up = start + policy_.options().max_elapsed;
   for (int retry = 0;; retry++) {
     const RetryClock::time_point now = sleeper_->Now();
     const RetryClock::time_point shutdown{std::chrono::nanoseconds(shutdown_ns_.load())};
     if (now >= shutdown) {
-      Drop(&counters_.spans_dropped_shutdown, spans.size(), "shutdown",
+      Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
            "the agent is stopping and the collector has not taken the batch");
       return;
     }
@@ -75,21 +94,21 @@ void OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {
     const auto budget = std::chrono::ceil<milliseconds>(std::min(give_up, shutdown) - now);
     const AttemptResult result = Send(std::clamp(budget, milliseconds(1), config_.timeout));
     if (result.kind != AttemptResult::Kind::kRetryable) {
-      Finish(result, spans.size());
+      Finish(result, spans);
       return;
     }
     counters_.attempts_retryable_failed.fetch_add(1, kRelaxed);
     const auto elapsed = std::chrono::duration_cast<milliseconds>(sleeper_->Now() - start);
     const auto delay = policy_.NextDelay(retry + 1, result.server_delay, elapsed);
     if (!delay) {
-      Drop(&counters_.spans_dropped_retry_exhausted, spans.size(), "exhausted:" + result.reason,
+      Drop(&counters_.spans_dropped_retry_exhausted, spans, "exhausted:" + result.reason,
            "export failed (" + Describe(result) + ") and retrying would pass the " +
                Seconds(policy_.options().max_elapsed) + " retry deadline");
       return;
     }
     const RetryClock::time_point wake = sleeper_->Now() + *delay;
     if (wake >= shutdown) {
-      Drop(&counters_.spans_dropped_shutdown, spans.size(), "shutdown",
+      Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
            "the agent is stopping; last export attempt failed: " + Describe(result));
       return;
     }
@@ -97,7 +116,7 @@ void OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {
                                       Seconds(*delay) +
                                       (result.server_delay ? " as the collector asked" : ""));
     if (!sleeper_->SleepUntil(wake)) {
-      Drop(&counters_.spans_dropped_shutdown, spans.size(), "shutdown",
+      Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
            "the agent is stopping; last export attempt failed: " + Describe(result));
       return;
     }

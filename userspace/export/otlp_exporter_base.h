@@ -40,6 +40,9 @@ struct OtlpExporterOptions {
   // At most one log line per reason per interval; the next one says how many were suppressed.
   std::chrono::milliseconds log_interval{10000};
   std::function<void(const std::string&)> log;  // one line, no newline; null: stderr
+  // A batch whose encoded request (before compression) is larger is sent as two halves, and so
+  // on: collectors refuse gRPC messages over 4 MiB by default. 0: 2 MiB.
+  size_t max_request_bytes = 0;
 };
 
 class OtlpExporterBase : public SpanExporter {
@@ -48,7 +51,8 @@ class OtlpExporterBase : public SpanExporter {
 
   // Encodes the batch once, then sends it until it is accepted, fails for good, or the retry
   // policy or a shutdown gives up; every outcome is counted. Never throws, never waits past
-  // RetryOptions::max_elapsed (plus one request's timeout at most).
+  // RetryOptions::max_elapsed (plus one request's timeout at most). A batch larger than
+  // max_request_bytes is split and each part exported so.
   void Export(const std::vector<trace::Span>& spans) final;
 
   // Thread-safe. From now on no attempt or backoff runs past `deadline`: a sleeping retry wakes
@@ -65,8 +69,9 @@ class OtlpExporterBase : public SpanExporter {
  protected:
   OtlpExporterBase(OtlpConfig config, OtlpExporterOptions options);
 
-  // Turns the batch into the request Send() sends (kept until the next Encode).
-  virtual void Encode(const std::vector<trace::Span>& spans) = 0;
+  // Turns the batch into the request Send() sends (kept until the next Encode); returns its
+  // size before compression.
+  virtual size_t Encode(const std::vector<trace::Span>& spans) = 0;
   // Sends the encoded request once, waiting at most `timeout`. Adds to counters().bytes_sent.
   virtual AttemptResult Send(std::chrono::milliseconds timeout) = 0;
 
@@ -77,6 +82,7 @@ class OtlpExporterBase : public SpanExporter {
   OtlpExporterCounters counters_;
 
  private:
+  void ExportEncoded(size_t spans);
   void Finish(const AttemptResult& result, size_t spans);
   void Drop(std::atomic<uint64_t>* counter, size_t spans, const std::string& reason,
             const std::string& line);

@@ -84,9 +84,10 @@ OtlpGrpcExporter::~OtlpGrpcExporter() {
   }
 }
 
-void OtlpGrpcExporter::Encode(const std::vector<trace::Span>& spans) {
+size_t OtlpGrpcExporter::Encode(const std::vector<trace::Span>& spans) {
   body_.clear();
   AppendOtlpProto(spans, &body_);
+  return body_.size();
 }
 
 AttemptResult OtlpGrpcExporter::Send(std::chrono::milliseconds timeout) {

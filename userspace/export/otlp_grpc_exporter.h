@@ -28,7 +28,7 @@ class OtlpGrpcExporter final : public OtlpExporterBase {
  private:
   OtlpGrpcExporter(const OtlpConfig& config, OtlpExporterOptions options,
                    std::shared_ptr<grpc::Channel> channel);
-  void Encode(const std::vector<trace::Span>& spans) override;
+  size_t Encode(const std::vector<trace::Span>& spans) override;
   AttemptResult Send(std::chrono::milliseconds timeout) override;
 
   std::shared_ptr<grpc::Channel> channel_;

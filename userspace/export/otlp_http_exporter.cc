@@ -75,6 +75,9 @@ StatusOr<std::unique_ptr<OtlpHttpExporter>> OtlpHttpExporter::Create(const OtlpC
     return Status::Error(std::string("libcurl failed to initialise: ") +
                          curl_easy_strerror(curl_init));
   }
+  // Collectors' HTTP receivers take bodies up to 20 MiB by default (gRPC's limit is 4 MiB), and
+  // OTLP/JSON is about twice the size of protobuf: no reason to split batches as small.
+  if (options.max_request_bytes == 0) options.max_request_bytes = 8 << 20;
   std::unique_ptr<OtlpHttpExporter> exporter(new OtlpHttpExporter(config, std::move(options)));
   if (Status s = exporter->Init(); !s.ok()) return s;
   return exporter;
@@ -144,14 +147,14 @@ Status OtlpHttpExporter::Init() {
   return Status::Ok();
 }
 
-void OtlpHttpExporter::Encode(const std::vector<trace::Span>& spans) {
+size_t OtlpHttpExporter::Encode(const std::vector<trace::Span>& spans) {
   body_.clear();
   if (json_) {
     AppendOtlpJson(spans, &body_);
   } else {
     AppendOtlpProto(spans, &body_);
   }
-  if (zstream_ == nullptr) return;
+  if (zstream_ == nullptr) return body_.size();
   deflateReset(zstream_);
   gzipped_.resize(deflateBound(zstream_, body_.size()));
   zstream_->next_in = reinterpret_cast<Bytef*>(body_.data());
@@ -160,6 +163,7 @@ void OtlpHttpExporter::Encode(const std::vector<trace::Span>& spans) {
   zstream_->avail_out = static_cast<uInt>(gzipped_.size());
   deflate(zstream_, Z_FINISH);  // the output fits: deflateBound
   gzipped_.resize(zstream_->total_out);
+  return body_.size();
 }
 
 AttemptResult OtlpHttpExporter::Send(std::chrono::milliseconds timeout) {

@@ -28,7 +28,7 @@ class OtlpHttpExporter final : public OtlpExporterBase {
  private:
   OtlpHttpExporter(const OtlpConfig& config, OtlpExporterOptions options);
   Status Init();
-  void Encode(const std::vector<trace::Span>& spans) override;
+  size_t Encode(const std::vector<trace::Span>& spans) override;
   AttemptResult Send(std::chrono::milliseconds timeout) override;
   // The collector's message from an error body (google.rpc.Status as protobuf or JSON).
   std::string ErrorMessage() const;

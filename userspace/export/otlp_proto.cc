@@ -1,6 +1,7 @@
 // Spans as an ExportTraceServiceRequest message and as its wire bytes, like otlp_json.cc.
 #include "export/otlp_proto.h"
 
+#include <bit>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -225,13 +226,9 @@ enum : uint8_t {
 };
 constexpr uint8_t Tag(int field, uint8_t type) { return static_cast<uint8_t>(field << 3 | type); }
 
+// 7 bits per byte, without a loop: sizes are computed for every field of every span.
 inline size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
+  return (static_cast<size_t>(std::bit_width(v | 1)) + 6) / 7;
 }
 
 // A length-delimited field holding n bytes.
@@ -310,8 +307,193 @@ MeasuredSpan MeasureSpan(const Span& s, std::vector<MeasuredKeyValue>* kvs) {
   return m;
 }
 
+// ---- Sizes from string lengths alone, as if every string were valid UTF-8 ----
+
+// AttributeValue's alternatives by index: a switch, cheaper than std::visit per attribute.
+enum : size_t { kStringIndex = 0, kIntIndex = 1, kBoolIndex = 2, kDoubleIndex = 3 };
+static_assert(
+    std::is_same_v<std::variant_alternative_t<kStringIndex, AttributeValue>, std::string>);
+static_assert(std::is_same_v<std::variant_alternative_t<kIntIndex, AttributeValue>, int64_t>);
+static_assert(std::is_same_v<std::variant_alternative_t<kBoolIndex, AttributeValue>, bool>);
+static_assert(std::is_same_v<std::variant_alternative_t<kDoubleIndex, AttributeValue>, double>);
+
+// The AnyValue message of a span attribute (a string one is set even if empty: a oneof).
+inline uint32_t PlainValueSize(const AttributeValue& v) {
+  switch (v.index()) {
+    case kStringIndex:
+      return static_cast<uint32_t>(LenField(std::get_if<std::string>(&v)->size()));
+    case kIntIndex:
+      return static_cast<uint32_t>(1 +
+                                   VarintSize(static_cast<uint64_t>(*std::get_if<int64_t>(&v))));
+    case kBoolIndex:
+      return 2;
+    default:
+      return 9;
+  }
+}
+
+inline uint32_t PlainKeyValueSize(std::string_view key, uint32_t value_size) {
+  return static_cast<uint32_t>((key.empty() ? 0 : LenField(key.size())) + LenField(value_size));
+}
+
+inline uint32_t PlainStatusSize(const Span& s) {
+  return static_cast<uint32_t>((s.status_message.empty() ? 0 : LenField(s.status_message.size())) +
+                               (s.status != trace::StatusCode::kUnset ? 2 : 0));
+}
+
+// The Span message; as MeasureSpan when every string is valid UTF-8 (repair never empties one).
+uint32_t PlainSpanSize(const Span& s) {
+  size_t n = LenField(16) + LenField(8);  // trace_id, span_id
+  if (!s.trace_state.empty()) n += LenField(s.trace_state.size());
+  if (s.parent_span_id.valid()) n += LenField(8);
+  if (!s.name.empty()) n += LenField(s.name.size());
+  if (s.kind != trace::SpanKind{0}) n += 1 + VarintSize(static_cast<uint64_t>(s.kind));
+  if (s.start_unix_ns != 0) n += 9;
+  if (s.end_unix_ns != 0) n += 9;
+  for (const Attribute& a : s.attributes) {
+    n += LenField(PlainKeyValueSize(a.key, PlainValueSize(a.value)));
+  }
+  return static_cast<uint32_t>(n + LenField(PlainStatusSize(s)));
+}
+
 constexpr size_t ScopeSize() {
   return 1 + 1 + kScopeName.size() + (kScopeVersion.empty() ? 0 : 2 + kScopeVersion.size());
+}
+
+// ---- Plain writing: the spans of a batch whose strings are all valid UTF-8 ----
+// Free functions on a __restrict cursor that they return: a char store may alias anything, and
+// without it every byte written would reload the cursor and the span's fields from memory.
+
+inline char* PutVarint(char* __restrict p, uint64_t v) {
+  if (v < 0x80) {  // most lengths and values: one byte
+    *p = static_cast<char>(v);
+    return p + 1;
+  }
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+inline char* PutHeader(char* __restrict p, int field, size_t len) {
+  *p++ = static_cast<char>(Tag(field, kLen));
+  return PutVarint(p, len);
+}
+
+inline char* PutFixed64(char* __restrict p, int field, uint64_t v) {
+  *p++ = static_cast<char>(Tag(field, kFixed64));
+  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));  // little endian
+  return p + 8;
+}
+
+// Copies s whole, ORing its bytes into *any (a high bit set: not ASCII, check it as UTF-8).
+// Words at a time, the last one overlapping: attribute strings are mostly 5-40 bytes.
+inline char* PutBytes(char* __restrict p, std::string_view s, uint64_t* any) {
+  const char* src = s.data();
+  const size_t n = s.size();
+  if (n >= 8) {
+    uint64_t w, seen = 0;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      std::memcpy(&w, src + i, 8);
+      std::memcpy(p + i, &w, 8);
+      seen |= w;
+    }
+    std::memcpy(&w, src + n - 8, 8);
+    std::memcpy(p + n - 8, &w, 8);
+    *any |= seen | w;
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(p, &a, 4);
+    std::memcpy(p + n - 4, &b, 4);
+    *any |= a | b;
+  } else {
+    unsigned seen = 0;
+    for (size_t k = 0; k < n; k++) {
+      p[k] = src[k];
+      seen |= static_cast<unsigned char>(src[k]);
+    }
+    *any |= seen;
+  }
+  return p + n;
+}
+
+inline char* PutString(char* __restrict p, int field, std::string_view s, uint64_t* any) {
+  return PutBytes(PutHeader(p, field, s.size()), s, any);
+}
+
+// A span attribute as Span.attributes, sized as PlainSpanSize sized it.
+inline char* PutPlainKeyValue(char* __restrict p, const Attribute& a, uint64_t* any) {
+  const uint32_t value_size = PlainValueSize(a.value);
+  p = PutHeader(p, 9, PlainKeyValueSize(a.key, value_size));
+  if (!a.key.empty()) p = PutString(p, 1, a.key, any);
+  p = PutHeader(p, 2, value_size);
+  switch (a.value.index()) {
+    case kStringIndex:
+      return PutString(p, 1, *std::get_if<std::string>(&a.value), any);
+    case kIntIndex:
+      *p++ = static_cast<char>(Tag(3, kVarint));
+      return PutVarint(p, static_cast<uint64_t>(*std::get_if<int64_t>(&a.value)));
+    case kBoolIndex:
+      *p++ = static_cast<char>(Tag(2, kVarint));
+      *p++ = *std::get_if<bool>(&a.value) ? 1 : 0;
+      return p;
+    default: {
+      uint64_t bits;
+      std::memcpy(&bits, std::get_if<double>(&a.value), 8);
+      return PutFixed64(p, 4, bits);
+    }
+  }
+}
+
+// True if every string of s is valid UTF-8 (called only when one of them is not ASCII).
+bool SpanStringsValid(const Span& s) {
+  auto valid = [](std::string_view v) { return ValidUtf8Prefix(v) == v.size(); };
+  if (!valid(s.trace_state) || !valid(s.name) || !valid(s.status_message)) return false;
+  for (const Attribute& a : s.attributes) {
+    if (!valid(a.key)) return false;
+    if (const auto* v = std::get_if<std::string>(&a.value); v != nullptr && !valid(*v)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A span as ScopeSpans.spans, `size` from PlainSpanSize. Sets *valid to false if a string of
+// the span needs UTF-8 repair: the bytes written are then not the span.
+char* PutPlainSpan(char* __restrict p, const Span& s, uint32_t size, bool* valid) {
+  uint64_t any = 0;
+  p = PutHeader(p, 2, size);
+  p = PutHeader(p, 1, 16);
+  std::memcpy(p, s.trace_id.bytes.data(), 16);
+  p = PutHeader(p + 16, 2, 8);
+  std::memcpy(p, s.span_id.bytes.data(), 8);
+  p += 8;
+  if (!s.trace_state.empty()) p = PutString(p, 3, s.trace_state, &any);
+  if (s.parent_span_id.valid()) {
+    p = PutHeader(p, 4, 8);
+    std::memcpy(p, s.parent_span_id.bytes.data(), 8);
+    p += 8;
+  }
+  if (!s.name.empty()) p = PutString(p, 5, s.name, &any);
+  if (s.kind != trace::SpanKind{0}) {
+    *p++ = static_cast<char>(Tag(6, kVarint));
+    p = PutVarint(p, static_cast<uint64_t>(s.kind));
+  }
+  if (s.start_unix_ns != 0) p = PutFixed64(p, 7, s.start_unix_ns);
+  if (s.end_unix_ns != 0) p = PutFixed64(p, 8, s.end_unix_ns);
+  for (const Attribute& a : s.attributes) p = PutPlainKeyValue(p, a, &any);
+  p = PutHeader(p, 15, PlainStatusSize(s));
+  if (!s.status_message.empty()) p = PutString(p, 2, s.status_message, &any);
+  if (s.status != trace::StatusCode::kUnset) {
+    *p++ = static_cast<char>(Tag(3, kVarint));
+    p = PutVarint(p, static_cast<uint64_t>(s.status));
+  }
+  if ((any & kHighBits) != 0 && !SpanStringsValid(s)) *valid = false;
+  return p;
 }
 
 // Writes into a buffer sized exactly beforehand: no bound checks per byte.
@@ -319,6 +501,7 @@ class WireWriter {
  public:
   explicit WireWriter(char* p) : p_(p) {}
   char* end() const { return p_; }
+  void set_end(char* p) { p_ = p; }
 
   void Byte(uint8_t b) { *p_++ = static_cast<char>(b); }
   void Varint(uint64_t v) {
@@ -434,52 +617,90 @@ void ToOtlpProto(const std::vector<Span>& spans, collector::ExportTraceServiceRe
   for (size_t i = 0; i < spans.size(); i++) SetSpan(spans[i], scopes[group[i]]->add_spans());
 }
 
-void AppendOtlpProto(const std::vector<Span>& spans, std::string* out) {
-  std::vector<const Resource*> resources;
-  std::vector<uint32_t> group;
-  GroupByResource(spans, &resources, &group);
-  // Pass 1: every string validated once, every size computed once, bottom up.
-  // Scratch reused across calls on this thread (the export thread): no allocation per batch.
-  thread_local std::vector<MeasuredKeyValue> kvs;
-  thread_local std::vector<MeasuredSpan> measured;
-  kvs.clear();
-  measured.resize(spans.size());
-  std::vector<size_t> spans_bytes(resources.size(), 0);  // the spans fields of each ScopeSpans
-  for (size_t i = 0; i < spans.size(); i++) {
-    measured[i] = MeasureSpan(spans[i], &kvs);
-    spans_bytes[group[i]] += LenField(measured[i].size);
+namespace {
+
+// The spans of a request, measured in pass 1 (Measure, in input order) and written in pass 2
+// (Write, grouped by resource). PlainSpans takes string sizes from their lengths and checks
+// UTF-8 while copying; RepairingSpans validates every string first and repairs what needs it.
+class PlainSpans {
+ public:
+  explicit PlainSpans(const std::vector<Span>& spans) : spans_(spans) {
+    sizes_.resize(spans.size());
   }
-  const size_t first_resource_kv = kvs.size();
+  uint32_t Measure(size_t i) { return sizes_[i] = PlainSpanSize(spans_[i]); }
+  void Write(WireWriter& w, size_t i) {
+    w.set_end(PutPlainSpan(w.end(), spans_[i], sizes_[i], &valid_));
+  }
+  // False if a string was ill-formed: the bytes written are then not the request.
+  bool valid() const { return valid_; }
+
+ private:
+  const std::vector<Span>& spans_;
+  bool valid_ = true;
+  static thread_local std::vector<uint32_t> sizes_;  // scratch of the export thread
+};
+thread_local std::vector<uint32_t> PlainSpans::sizes_;
+
+class RepairingSpans {
+ public:
+  explicit RepairingSpans(const std::vector<Span>& spans) : spans_(spans) {
+    kvs_.clear();
+    measured_.resize(spans.size());
+  }
+  uint32_t Measure(size_t i) {
+    measured_[i] = MeasureSpan(spans_[i], &kvs_);
+    return measured_[i].size;
+  }
+  void Write(WireWriter& w, size_t i) { w.Span(spans_[i], measured_[i], kvs_.data()); }
+
+ private:
+  const std::vector<Span>& spans_;
+  static thread_local std::vector<MeasuredKeyValue> kvs_;
+  static thread_local std::vector<MeasuredSpan> measured_;
+};
+thread_local std::vector<MeasuredKeyValue> RepairingSpans::kvs_;
+thread_local std::vector<MeasuredSpan> RepairingSpans::measured_;
+
+// Appends the request: pass 1 computes every size bottom up, pass 2 writes the bytes into a
+// buffer of exactly the right size.
+template <typename SpanCoder>
+void AppendRequest(const std::vector<Span>& spans, const std::vector<const Resource*>& resources,
+                   const std::vector<uint32_t>& group, SpanCoder& coder, std::string* out) {
+  // Scratch reused across calls on this thread (the export thread): no allocation per batch.
+  thread_local std::vector<MeasuredKeyValue> resource_kvs;
+  thread_local std::vector<uint32_t> order;
+  resource_kvs.clear();
+  std::vector<size_t> spans_bytes(resources.size(), 0);  // the spans fields of each ScopeSpans
+  for (size_t i = 0; i < spans.size(); i++) spans_bytes[group[i]] += LenField(coder.Measure(i));
   std::vector<size_t> resource_size(resources.size(), 0), scope_spans_size(resources.size()),
       resource_spans_size(resources.size());
   size_t total = 0;
   for (size_t g = 0; g < resources.size(); g++) {
     ForEachResourceAttribute(resources[g], [&](std::string_view key, const ValueRef& v) {
-      kvs.push_back(MeasureKeyValue(key, v));
-      resource_size[g] += LenField(kvs.back().size);
+      resource_kvs.push_back(MeasureKeyValue(key, v));
+      resource_size[g] += LenField(resource_kvs.back().size);
     });
     scope_spans_size[g] = LenField(ScopeSize()) + spans_bytes[g];
     resource_spans_size[g] = LenField(resource_size[g]) + LenField(scope_spans_size[g]);
     total += LenField(resource_spans_size[g]);
   }
   // Spans of each group in input order.
-  std::vector<uint32_t> order(spans.size());
+  order.resize(spans.size());
   {
     std::vector<uint32_t> next(resources.size() + 1, 0);
     for (uint32_t g : group) next[g + 1]++;
     for (size_t g = 0; g < resources.size(); g++) next[g + 1] += next[g];
     for (uint32_t i = 0; i < spans.size(); i++) order[next[group[i]]++] = i;
   }
-  // Pass 2: the bytes, into a buffer of exactly the right size.
   const size_t start = out->size();
   out->resize(start + total);
   WireWriter w(out->data() + start);
-  size_t k = 0, resource_kv = first_resource_kv;
+  size_t k = 0, resource_kv = 0;
   for (size_t g = 0; g < resources.size(); g++) {
     w.Header(1, resource_spans_size[g]);  // ExportTraceServiceRequest.resource_spans
     w.Header(1, resource_size[g]);        // ResourceSpans.resource
     ForEachResourceAttribute(resources[g], [&](std::string_view key, const ValueRef& v) {
-      w.KeyValue(1, key, v, kvs[resource_kv++]);  // Resource.attributes
+      w.KeyValue(1, key, v, resource_kvs[resource_kv++]);  // Resource.attributes
     });
     w.Header(2, scope_spans_size[g]);  // ResourceSpans.scope_spans
     w.Header(1, ScopeSize());          // ScopeSpans.scope
@@ -489,11 +710,27 @@ void AppendOtlpProto(const std::vector<Span>& spans, std::string* out) {
       w.Header(2, kScopeVersion.size());
       w.Raw(kScopeVersion.data(), kScopeVersion.size());
     }
-    for (; k < spans.size() && group[order[k]] == g; k++) {
-      w.Span(spans[order[k]], measured[order[k]], kvs.data());
-    }
+    for (; k < spans.size() && group[order[k]] == g; k++) coder.Write(w, order[k]);
   }
   assert(w.end() == out->data() + start + total && "size pass and write pass disagree");
+}
+
+}  // namespace
+
+void AppendOtlpProto(const std::vector<Span>& spans, std::string* out) {
+  thread_local std::vector<const Resource*> resources;
+  thread_local std::vector<uint32_t> group;
+  resources.clear();
+  GroupByResource(spans, &resources, &group);
+  // Strings are almost always valid UTF-8: one read of each, while it is copied. A batch with an
+  // ill-formed one is encoded again, validating first and repairing.
+  const size_t start = out->size();
+  PlainSpans plain(spans);
+  AppendRequest(spans, resources, group, plain, out);
+  if (plain.valid()) return;
+  out->resize(start);
+  RepairingSpans repairing(spans);
+  AppendRequest(spans, resources, group, repairing, out);
 }
 
 }  // namespace zerotrace::exporter

@@ -39,11 +39,17 @@ class ScriptedExporter final : public OtlpExporterBase {
   std::deque<AttemptResult> script;
   std::vector<milliseconds> timeouts;  // what each Send was given
   int encodes = 0;
+  std::vector<size_t> encoded_spans;  // each Encode's batch size
+  size_t bytes_per_span = 100;
   milliseconds attempt_cost{0};
   std::function<void()> on_send;
 
  private:
-  void Encode(const std::vector<trace::Span>&) override { encodes++; }
+  size_t Encode(const std::vector<trace::Span>& spans) override {
+    encodes++;
+    encoded_spans.push_back(spans.size());
+    return spans.size() * bytes_per_span;
+  }
   AttemptResult Send(milliseconds timeout) override {
     timeouts.push_back(timeout);
     clock_->Advance(std::min(attempt_cost, timeout));
@@ -94,6 +100,37 @@ TEST_F(OtlpExporterBaseTest, RetryableFailuresAreRetriedWithBackoffThenSucceed) 
   EXPECT_EQ(c.batches_ok.load(), 1u);
   EXPECT_EQ(c.spans_ok.load(), 10u);
   EXPECT_EQ(c.spans_dropped_retry_exhausted.load(), 0u);
+}
+
+TEST_F(OtlpExporterBaseTest, BatchOverTheRequestLimitIsSentInHalvesUntilEachFits) {
+  options_.max_request_bytes = 350;  // 100 bytes a span: at most 3 spans a request
+  auto e = Make();
+  e->script = {Ok(), Fail(Kind::kPermanent, "INVALID_ARGUMENT")};
+  e->Export(batch_);
+  // 10 -> 5 + 5 -> (2 + 3) + (2 + 3): every part is encoded, only parts that fit are sent.
+  EXPECT_EQ(e->encoded_spans, (std::vector<size_t>{10, 5, 2, 3, 5, 2, 3}));
+  EXPECT_EQ(e->timeouts.size(), 4u);
+  const auto& c = e->counters();
+  EXPECT_EQ(c.batches_ok.load(), 3u);
+  EXPECT_EQ(c.spans_ok.load(), 7u);
+  EXPECT_EQ(c.spans_dropped_non_retryable.load(), 3u) << "each request's outcome is its own";
+}
+
+TEST_F(OtlpExporterBaseTest, OneSpanOverTheLimitIsStillSent) {
+  options_.max_request_bytes = 50;
+  auto e = Make();
+  e->Export(std::vector<trace::Span>(batch_.begin(), batch_.begin() + 1));
+  EXPECT_EQ(e->encodes, 1);
+  EXPECT_EQ(e->counters().spans_ok.load(), 1u);
+}
+
+TEST_F(OtlpExporterBaseTest, DefaultLimitIsHalfOfGrpcsFourMiB) {
+  auto e = Make();
+  e->bytes_per_span = (2 << 20) / 10;  // exactly 2 MiB: one request
+  e->Export(batch_);
+  e->bytes_per_span++;
+  e->Export(batch_);
+  EXPECT_EQ(e->encoded_spans, (std::vector<size_t>{10, 10, 5, 5}));
 }
 
 TEST_F(OtlpExporterBaseTest, ServerHintIsHonouredExactly) {
