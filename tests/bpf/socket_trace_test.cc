@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -439,6 +440,36 @@ TEST(SocketTrace, MutedConnectionSendsOnlyByteCounts) {
             "beforeafter");
 }
 
+// The socket tracer on this process alone, delivering to `sink`; nothing polls it.
+StatusOr<std::unique_ptr<probes::SocketTracer>> TraceThisProcess(probes::RecordSink* sink,
+                                                                 uint32_t ringbuf_bytes) {
+  probes::PreflightReport report;
+  if (Status s = probes::Preflight(&report); !s.ok()) return s;
+  probes::TracerConfig config;
+  config.pids = {static_cast<uint32_t>(getpid())};
+  config.ringbuf_bytes = ringbuf_bytes;
+  std::vector<std::string> notes;
+  return probes::SocketTracer::Start(config, report.tracefs, sink, &notes);
+}
+
+// A connected loopback TCP pair in this process: {listener, client, server}; server < 0 if
+// it failed.
+std::array<int, 3> LoopbackPair() {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(listener, 1) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return {listener, -1, -1};
+  }
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(client, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+    return {listener, client, -1};
+  return {listener, client, accept(listener, nullptr, nullptr)};
+}
+
 // Under overload the ring buffer never empties: a Poll hands over at most its budget and says
 // so, and the agent's loop gets control back (signals, timers) instead of consuming forever.
 TEST(SocketTrace, PollStopsAtItsBudgetAndSaysWhetherItDrained) {
@@ -446,27 +477,11 @@ TEST(SocketTrace, PollStopsAtItsBudgetAndSaysWhetherItDrained) {
     size_t records = 0;
     void OnRecord(const void*, size_t) override { records++; }
   } sink;
-  probes::PreflightReport report;
-  ASSERT_TRUE(probes::Preflight(&report).ok());
-  probes::TracerConfig config;
-  config.pids = {static_cast<uint32_t>(getpid())};
-  std::vector<std::string> notes;
-  auto started = probes::SocketTracer::Start(config, report.tracefs, &sink, &notes);
+  auto started = TraceThisProcess(&sink, 8u << 20);
   ASSERT_TRUE(started.ok()) << started.status().message();
   probes::SocketTracer& tracer = *started.value();
-
   // A loopback connection in this process; nothing polls while its records pile up.
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(listen(listener, 1), 0);
-  socklen_t len = sizeof(a);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-  const int client = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  const int server = accept(listener, nullptr, nullptr);
+  const auto [listener, client, server] = LoopbackPair();
   ASSERT_GE(server, 0);
   constexpr int kBudget = probes::SocketTracer::kMaxRecordsPerPoll;
   char byte = 'x';
@@ -501,27 +516,10 @@ TEST(SocketTrace, CloseThatFoundTheRingBufferFullIsDeliveredAfterIt) {
       }
     }
   } sink;
-  probes::PreflightReport report;
-  ASSERT_TRUE(probes::Preflight(&report).ok());
-  probes::TracerConfig config;
-  config.pids = {static_cast<uint32_t>(getpid())};
-  config.ringbuf_bytes = 4096;
-  std::vector<std::string> notes;
-  auto started = probes::SocketTracer::Start(config, report.tracefs, &sink, &notes);
+  auto started = TraceThisProcess(&sink, 4096);
   ASSERT_TRUE(started.ok()) << started.status().message();
   probes::SocketTracer& tracer = *started.value();
-
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(listen(listener, 1), 0);
-  socklen_t len = sizeof(a);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-  const int client = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  const int server = accept(listener, nullptr, nullptr);
+  const auto [listener, client, server] = LoopbackPair();
   ASSERT_GE(server, 0);
   // Nothing polls: the records fill the 4 KiB ring buffer until reservations fail.
   const uint64_t failed_before = tracer.ReadCounters()[ZT_CNT_RINGBUF_RESERVE_FAILED];
