@@ -33,7 +33,7 @@ struct ByteStreamStats {
 class ByteStream {
  public:
   // `stats` (not owned) receives this stream's counters; without it they go to a per-thread
-  // counter set that nothing reads.
+  // counter set that nothing reads (and that stats() then returns: pass one to read them).
   explicit ByteStream(size_t byte_cap = 1 << 20, ByteStreamStats* stats = nullptr)
       : byte_cap_(byte_cap), stats_(stats ? stats : &unattributed_stats_) {}
   // Move-only: it owns buffers and recycled map nodes.

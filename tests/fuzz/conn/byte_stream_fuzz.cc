@@ -13,6 +13,7 @@
 namespace {
 
 using zerotrace::conn::ByteStream;
+using zerotrace::conn::ByteStreamStats;
 
 #define ZT_CHECK(cond)                                                            \
   do {                                                                            \
@@ -189,7 +190,8 @@ void CheckInvariants(const ByteStream& s, const Model& m, size_t cap, bool timed
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Input in(data, size);
   const size_t cap = kCaps[in.U8() % std::size(kCaps)];
-  ByteStream stream(cap);
+  ByteStreamStats counters;  // this stream's alone: the model predicts them
+  ByteStream stream(cap, &counters);
   static Model model;
   model.Reset();
   uint64_t ts = 0;
