@@ -75,6 +75,8 @@ class Sink {
   void RecordInvalid(const RequestMeta& meta, int status, const std::string& error);
   // Wakes requests that are waiting out --delay-ms.
   void Stop();
+  // True when Handle waits before answering (--delay-ms); else it only locks, decides and writes.
+  bool MayBlock() const { return options_.delay.count() > 0; }
 
   SinkTotals totals() const;
 
