@@ -3,6 +3,7 @@
 
 #include <google/protobuf/arena.h>
 #include <grpc/compression.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <string>
@@ -105,6 +106,7 @@ void ThreadPerJob::Run(std::function<void()> job) {
   done_.clear();
   // The new thread cannot report done before it is in running_: that needs mu_.
   std::thread thread([this, job = std::move(job)] {
+    pthread_setname_np(pthread_self(), name_.c_str());
     job();
     std::lock_guard lock(mu_);
     done_.push_back(std::this_thread::get_id());
