@@ -18,15 +18,6 @@ grpc_compression_algorithm grpc_call_test_only_get_compression_algorithm(grpc_ca
 namespace zerotrace::otlp_sink {
 namespace {
 
-// A 512-span request of typical HTTP spans takes 1.2 MB of arena: a few blocks that grow to
-// 1 MB, not the default's hundreds of 8 KB ones.
-google::protobuf::ArenaOptions RequestArenaOptions() {
-  google::protobuf::ArenaOptions options;
-  options.start_block_size = 64 * 1024;
-  options.max_block_size = 1024 * 1024;
-  return options;
-}
-
 class ArenaMessageHolder final : public grpc::MessageHolder<ExportRequest, ExportResponse> {
  public:
   ArenaMessageHolder() : arena_(RequestArenaOptions()) {
