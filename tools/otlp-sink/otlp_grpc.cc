@@ -1,10 +1,13 @@
 // OtlpGrpcService: request metadata and compression in, the Sink's answer out as a grpc::Status.
 #include "otlp_grpc.h"
 
+#include <google/protobuf/arena.h>
 #include <grpc/compression.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "rpc_status.h"
 
@@ -13,9 +16,22 @@
 grpc_compression_algorithm grpc_call_test_only_get_compression_algorithm(grpc_call* call);
 
 namespace zerotrace::otlp_sink {
+namespace {
 
-grpc::Status OtlpGrpcService::Export(grpc::ServerContext* context, const ExportRequest* request,
-                                     ExportResponse* response) {
+class ArenaMessageHolder final : public grpc::MessageHolder<ExportRequest, ExportResponse> {
+ public:
+  ArenaMessageHolder() : arena_(RequestArenaOptions()) {
+    set_request(google::protobuf::Arena::CreateMessage<ExportRequest>(&arena_));
+    set_response(google::protobuf::Arena::CreateMessage<ExportResponse>(&arena_));
+  }
+  // gRPC calls this once the call is done with both messages.
+  void Release() override { delete this; }
+
+ private:
+  google::protobuf::Arena arena_;
+};
+
+RequestMeta ReadMeta(grpc::CallbackServerContext* context) {
   RequestMeta meta;
   meta.transport = Transport::kGrpc;
   meta.encoding = Encoding::kProtobuf;
@@ -35,8 +51,14 @@ grpc::Status OtlpGrpcService::Export(grpc::ServerContext* context, const ExportR
   }
   // multimap order is by key; keep the log stable regardless.
   std::sort(meta.headers.begin(), meta.headers.end());
+  return meta;
+}
 
-  const Answer answer = sink_->Handle(*request, meta, [context] { return context->IsCancelled(); });
+// Per request: the sink's answer as the call's status (and response, when accepted).
+grpc::Status HandleExport(Sink& sink, grpc::CallbackServerContext* context,
+                          const ExportRequest& request, const RequestMeta& meta,
+                          ExportResponse* response) {
+  const Answer answer = sink.Handle(request, meta, [context] { return context->IsCancelled(); });
   if (answer.kind != Answer::Kind::kAccepted) {
     const auto code = static_cast<grpc::StatusCode>(answer.grpc_code);
     if (!answer.retry_after) return grpc::Status(code, answer.message);
@@ -48,6 +70,60 @@ grpc::Status OtlpGrpcService::Export(grpc::ServerContext* context, const ExportR
     response->mutable_partial_success()->set_error_message(answer.error_message);
   }
   return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::MessageHolder<ExportRequest, ExportResponse>* ArenaMessageAllocator::AllocateMessages() {
+  return new ArenaMessageHolder();
+}
+
+ThreadPerJob::~ThreadPerJob() {
+  std::map<std::thread::id, std::thread> running;
+  {
+    std::lock_guard lock(mu_);
+    running.swap(running_);
+  }
+  for (auto& [id, thread] : running) thread.join();
+}
+
+void ThreadPerJob::Run(std::function<void()> job) {
+  std::lock_guard lock(mu_);
+  for (const std::thread::id id : done_) {
+    auto it = running_.find(id);
+    it->second.join();  // its job is over; only the thread's exit is left
+    running_.erase(it);
+  }
+  done_.clear();
+  // The new thread cannot report done before it is in running_: that needs mu_.
+  std::thread thread([this, job = std::move(job)] {
+    pthread_setname_np(pthread_self(), name_.c_str());
+    job();
+    std::lock_guard lock(mu_);
+    done_.push_back(std::this_thread::get_id());
+  });
+  const std::thread::id id = thread.get_id();
+  running_.emplace(id, std::move(thread));
+}
+
+OtlpGrpcService::OtlpGrpcService(Sink* sink) : sink_(sink) {
+  SetMessageAllocatorFor_Export(&allocator_);
+}
+
+grpc::ServerUnaryReactor* OtlpGrpcService::Export(grpc::CallbackServerContext* context,
+                                                  const ExportRequest* request,
+                                                  ExportResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RequestMeta meta = ReadMeta(context);
+  if (!sink_->MayBlock()) {
+    reactor->Finish(HandleExport(*sink_, context, *request, meta, response));
+    return reactor;
+  }
+  // context, request and response stay valid until the call is done, which Finish starts.
+  delayed_.Run([this, context, request, response, reactor, meta = std::move(meta)] {
+    reactor->Finish(HandleExport(*sink_, context, *request, meta, response));
+  });
+  return reactor;
 }
 
 }  // namespace zerotrace::otlp_sink

@@ -1,6 +1,8 @@
 // OTLP/HTTP request handling: content negotiation, gzip, decoding, and answers per the spec.
 #include "otlp_http.h"
 
+#include <google/protobuf/arena.h>
+
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
@@ -121,23 +123,29 @@ HttpResponse HandleOtlpHttp(Sink& sink, const HttpRequest& request,
   }
   const std::string& body = inflated ? *inflated : request.body;
 
-  ExportRequest export_request;
+  // Protobuf is parsed into an arena: a few blocks, not objects per span and attribute.
+  // DecodeOtlpJson builds its message on the heap; it is used where it is.
+  google::protobuf::Arena arena(RequestArenaOptions());
+  std::variant<ExportRequest, DecodeError> decoded;
+  const ExportRequest* export_request = nullptr;
   if (meta.encoding == Encoding::kProtobuf) {
-    if (!export_request.ParseFromString(body)) {
+    auto* parsed = google::protobuf::Arena::CreateMessage<ExportRequest>(&arena);
+    if (!parsed->ParseFromString(body)) {
       const std::string error = "body is not a protobuf ExportTraceServiceRequest";
       sink.RecordInvalid(meta, 400, error);
       return StatusResponse(400, meta.encoding, kGrpcInvalidArgument, error, std::nullopt);
     }
+    export_request = parsed;
   } else {
-    auto decoded = DecodeOtlpJson(body);
+    decoded = DecodeOtlpJson(body);
     if (auto* error = std::get_if<DecodeError>(&decoded)) {
       sink.RecordInvalid(meta, 400, error->message);
       return StatusResponse(400, meta.encoding, kGrpcInvalidArgument, error->message, std::nullopt);
     }
-    export_request = std::move(std::get<ExportRequest>(decoded));
+    export_request = &std::get<ExportRequest>(decoded);
   }
 
-  const Answer answer = sink.Handle(export_request, meta, client_gone);
+  const Answer answer = sink.Handle(*export_request, meta, client_gone);
   if (answer.kind != Answer::Kind::kAccepted) {
     return StatusResponse(answer.http_status, meta.encoding, answer.grpc_code, answer.message,
                           answer.retry_after);

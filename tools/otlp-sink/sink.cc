@@ -38,6 +38,13 @@ int64_t CountSpans(const ExportRequest& request) {
   return n;
 }
 
+google::protobuf::ArenaOptions RequestArenaOptions() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 64 * 1024;
+  options.max_block_size = 1024 * 1024;
+  return options;
+}
+
 std::optional<int> ParseGrpcCode(const std::string& text) {
   for (int code = 0; code < kGrpcCodeCount; code++) {
     if (text == kGrpcCodeNames[code] || text == std::to_string(code)) return code;

@@ -1,6 +1,8 @@
 // The transport-independent receiver: fault modes, span output and the per-request log.
 #pragma once
 
+#include <google/protobuf/arena.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -75,6 +77,8 @@ class Sink {
   void RecordInvalid(const RequestMeta& meta, int status, const std::string& error);
   // Wakes requests that are waiting out --delay-ms.
   void Stop();
+  // True when Handle waits before answering (--delay-ms); else it only locks, decides and writes.
+  bool MayBlock() const { return options_.delay.count() > 0; }
 
   SinkTotals totals() const;
 
@@ -96,6 +100,10 @@ class Sink {
 
 // Spans in a request.
 int64_t CountSpans(const ExportRequest& request);
+
+// For the Arena a request is parsed into: a 512-span request of typical HTTP spans takes 1.2 MB,
+// so a few blocks that grow to 1 MB, not the default's ~150 blocks of at most 8 KB.
+google::protobuf::ArenaOptions RequestArenaOptions();
 
 // gRPC status code by name ("UNAVAILABLE") or number ("14"); nullopt for anything else.
 std::optional<int> ParseGrpcCode(const std::string& text);

@@ -3,8 +3,13 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "otlp_json_codec.h"
@@ -16,6 +21,7 @@ namespace {
 using nlohmann::json;
 using otlp_sink::testing::DecodeRpcStatus;
 using otlp_sink::testing::GrpcExport;
+using otlp_sink::testing::GrpcResult;
 using otlp_sink::testing::HttpConnection;
 using otlp_sink::testing::HttpPost;
 using otlp_sink::testing::kTimeout;
@@ -25,6 +31,25 @@ using otlp_sink::testing::SinkBinary;
 using otlp_sink::testing::SinkProcess;
 using std::chrono::milliseconds;
 using zerotrace::testing::Subprocess;
+
+// Waits until process `pid` has n threads named `name`.
+bool AwaitThreads(pid_t pid, const std::string& name, int n) {
+  const auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  do {
+    int named = 0;
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+      std::ifstream comm(task.path() / "comm");
+      std::string line;
+      if (std::getline(comm, line) && line == name) named++;
+    }
+    if (named >= n) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
 TEST(OtlpSinkFaultTest, GrpcUnavailableWithRetryInfoThenAccepts) {
   SinkProcess sink({"--fail", "2", "--retry-after-ms", "1500"});
   for (int i = 0; i < 2; i++) {
@@ -161,6 +186,27 @@ TEST(OtlpSinkLifecycleTest, SigtermAnswersHeldRequestsAndExitsZero) {
   EXPECT_EQ(sink.proc().Wait(kTimeout), 0);
   EXPECT_EQ(sink.proc().ReadLine(kTimeout),
             "otlp-sink: stopped requests=1 accepted=1 failed=0 invalid=0 cancelled=0 spans=2");
+}
+
+TEST(OtlpSinkLifecycleTest, SigtermAnswersHeldGrpcRequestsAndExitsZero) {
+  SinkProcess sink({"--delay-ms", "600000"});
+  std::vector<std::future<GrpcResult>> held;
+  for (int i = 0; i < 2; i++) {
+    held.push_back(std::async(std::launch::async, [&sink, i] {
+      return GrpcExport(sink.grpc_port(), MakeRequest(2, i));
+    }));
+  }
+  // Both are the sink's to answer once each waits on a thread of its own.
+  ASSERT_TRUE(AwaitThreads(sink.proc().pid(), "otlp-sink-delay", 2));
+  kill(sink.proc().pid(), SIGTERM);
+  for (auto& result : held) {
+    const GrpcResult r = result.get();
+    EXPECT_TRUE(r.status.ok()) << r.status.error_message();
+  }
+  EXPECT_EQ(sink.proc().Wait(kTimeout), 0);
+  EXPECT_EQ(sink.proc().ReadLine(kTimeout),
+            "otlp-sink: stopped requests=2 accepted=2 failed=0 invalid=0 cancelled=0 spans=4");
+  EXPECT_EQ(sink.SpanLines().size(), 2u);
 }
 
 TEST(OtlpSinkLifecycleTest, BadFlagsAndBusyPortsFailAtStart) {
