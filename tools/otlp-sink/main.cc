@@ -104,6 +104,10 @@ int Run(int argc, char** argv) {
                  "spans, result, status) to PATH")
       ->type_name("PATH");
   app.add_flag("--quiet", options.quiet, "Write no spans (count only; for benchmarks)");
+  app.add_flag("--count-only", options.count_only,
+               "Implies --quiet; protobuf requests are not parsed: their spans are counted from "
+               "the bytes, checking only their framing (for benchmarks, where the collector's "
+               "CPU should not weigh on the measured processes)");
   app.add_option("--fail", options.fail_count,
                  "Answer the first N requests with a failure (--fail-status), then accept")
       ->type_name("N")
@@ -153,6 +157,13 @@ int Run(int argc, char** argv) {
   options.fail_http_status = fail_http_status.value_or(HttpStatusForGrpcCode(*grpc_code));
   if (retry_after_ms) options.retry_after = std::chrono::milliseconds(*retry_after_ms);
   options.delay = std::chrono::milliseconds(delay_ms);
+  if (options.count_only) {
+    if (!options.jsonl_path.empty()) {
+      std::fprintf(stderr, "otlp-sink: --count-only writes no spans: drop --jsonl\n");
+      return 2;
+    }
+    options.quiet = true;
+  }
   const bool grpc_on = grpc_address != "off", http_on = http_address != "off";
   std::optional<HostPort> http_hp;
   if (grpc_on && !SplitHostPort(grpc_address)) {
@@ -198,13 +209,18 @@ int Run(int argc, char** argv) {
   Sink& sink = *std::get<std::unique_ptr<Sink>>(opened);
 
   OtlpGrpcService grpc_service(&sink);
+  CountingGrpcService counting_service(&sink);
   std::unique_ptr<grpc::Server> grpc_server;
   if (grpc_on) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(
         grpc_address, tls ? tls->GrpcCredentials() : grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&grpc_service);
+    if (sink.count_only()) {
+      builder.RegisterService(&counting_service);
+    } else {
+      builder.RegisterService(&grpc_service);
+    }
     builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
     // Without this a second sink could bind the same port and steal half the connections.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

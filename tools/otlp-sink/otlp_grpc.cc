@@ -6,10 +6,13 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "rpc_status.h"
+#include "wire_count.h"
 
 // grpc++ has no public accessor for the compression of a received call; grpc's own interop
 // server (test/cpp/interop) reads it with this core function, exported by libgrpc.
@@ -54,11 +57,8 @@ RequestMeta ReadMeta(grpc::CallbackServerContext* context) {
   return meta;
 }
 
-// Per request: the sink's answer as the call's status (and response, when accepted).
-grpc::Status HandleExport(Sink& sink, grpc::CallbackServerContext* context,
-                          const ExportRequest& request, const RequestMeta& meta,
-                          ExportResponse* response) {
-  const Answer answer = sink.Handle(request, meta, [context] { return context->IsCancelled(); });
+// The sink's answer as the call's status (and response, when accepted).
+grpc::Status ToStatus(const Answer& answer, ExportResponse* response) {
   if (answer.kind != Answer::Kind::kAccepted) {
     const auto code = static_cast<grpc::StatusCode>(answer.grpc_code);
     if (!answer.retry_after) return grpc::Status(code, answer.message);
@@ -70,6 +70,36 @@ grpc::Status HandleExport(Sink& sink, grpc::CallbackServerContext* context,
     response->mutable_partial_success()->set_error_message(answer.error_message);
   }
   return grpc::Status::OK;
+}
+
+grpc::Status HandleExport(Sink& sink, grpc::CallbackServerContext* context,
+                          const ExportRequest& request, const RequestMeta& meta,
+                          ExportResponse* response) {
+  return ToStatus(sink.Handle(request, meta, [context] { return context->IsCancelled(); }),
+                  response);
+}
+
+// --count-only: counts the spans of the request's bytes; the response is serialized by hand.
+grpc::Status HandleCounted(Sink& sink, grpc::CallbackServerContext* context,
+                           const grpc::ByteBuffer& request, const RequestMeta& meta,
+                           grpc::ByteBuffer* response) {
+  grpc::Slice bytes;
+  std::optional<int64_t> spans;
+  if (request.DumpToSingleSlice(&bytes).ok()) {
+    spans = CountSpansInWire(
+        std::string_view(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
+  }
+  if (!spans) {
+    const std::string error = "request is not a protobuf ExportTraceServiceRequest";
+    sink.RecordInvalid(meta, 3, error);  // INVALID_ARGUMENT
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, error);
+  }
+  ExportResponse answer;
+  const grpc::Status status = ToStatus(
+      sink.HandleCounted(*spans, meta, [context] { return context->IsCancelled(); }), &answer);
+  grpc::Slice out(answer.SerializeAsString());
+  *response = grpc::ByteBuffer(&out, 1);
+  return status;
 }
 
 }  // namespace
@@ -122,6 +152,21 @@ grpc::ServerUnaryReactor* OtlpGrpcService::Export(grpc::CallbackServerContext* c
   // context, request and response stay valid until the call is done, which Finish starts.
   delayed_.Run([this, context, request, response, reactor, meta = std::move(meta)] {
     reactor->Finish(HandleExport(*sink_, context, *request, meta, response));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CountingGrpcService::Export(grpc::CallbackServerContext* context,
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RequestMeta meta = ReadMeta(context);
+  if (!sink_->MayBlock()) {
+    reactor->Finish(HandleCounted(*sink_, context, *request, meta, response));
+    return reactor;
+  }
+  delayed_.Run([this, context, request, response, reactor, meta = std::move(meta)] {
+    reactor->Finish(HandleCounted(*sink_, context, *request, meta, response));
   });
   return reactor;
 }

@@ -61,4 +61,22 @@ class OtlpGrpcService final
   ThreadPerJob delayed_{"otlp-sink-delay"};
 };
 
+// --count-only: the request stays bytes; its spans are counted from the wire (wire_count.h).
+// A request whose framing is broken is answered INVALID_ARGUMENT. Delays as above.
+class CountingGrpcService final
+    : public opentelemetry::proto::collector::trace::v1::TraceService::WithRawCallbackMethod_Export<
+          opentelemetry::proto::collector::trace::v1::TraceService::Service> {
+ public:
+  explicit CountingGrpcService(Sink* sink) : sink_(sink) {}
+  ~CountingGrpcService() override = default;
+
+  grpc::ServerUnaryReactor* Export(grpc::CallbackServerContext* context,
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
+
+ private:
+  Sink* sink_;
+  ThreadPerJob delayed_{"otlp-sink-delay"};  // declared last, as in OtlpGrpcService
+};
+
 }  // namespace zerotrace::otlp_sink

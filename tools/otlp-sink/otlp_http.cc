@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "gzip.h"
 #include "rpc_status.h"
+#include "wire_count.h"
 
 namespace zerotrace::otlp_sink {
 namespace {
@@ -67,6 +69,24 @@ HttpResponse StatusResponse(int http_status, Encoding encoding, int grpc_code,
     }
     resp.body = status.dump();
   }
+  return resp;
+}
+
+// The sink's answer as the HTTP response, in the request's encoding.
+HttpResponse Answered(const Answer& answer, Encoding encoding) {
+  if (answer.kind != Answer::Kind::kAccepted) {
+    return StatusResponse(answer.http_status, encoding, answer.grpc_code, answer.message,
+                          answer.retry_after);
+  }
+  ExportResponse response;
+  if (answer.rejected_spans > 0) {
+    response.mutable_partial_success()->set_rejected_spans(answer.rejected_spans);
+    response.mutable_partial_success()->set_error_message(answer.error_message);
+  }
+  HttpResponse resp;
+  resp.headers.emplace_back("Content-Type", ContentType(encoding));
+  resp.body = encoding == Encoding::kProtobuf ? response.SerializeAsString()
+                                              : EncodeOtlpJsonResponse(response);
   return resp;
 }
 
@@ -128,6 +148,15 @@ HttpResponse HandleOtlpHttp(Sink& sink, const HttpRequest& request,
   google::protobuf::Arena arena(RequestArenaOptions());
   std::variant<ExportRequest, DecodeError> decoded;
   const ExportRequest* export_request = nullptr;
+  if (meta.encoding == Encoding::kProtobuf && sink.count_only()) {
+    const std::optional<int64_t> spans = CountSpansInWire(body);
+    if (!spans) {
+      const std::string error = "body is not a protobuf ExportTraceServiceRequest";
+      sink.RecordInvalid(meta, 400, error);
+      return StatusResponse(400, meta.encoding, kGrpcInvalidArgument, error, std::nullopt);
+    }
+    return Answered(sink.HandleCounted(*spans, meta, client_gone), meta.encoding);
+  }
   if (meta.encoding == Encoding::kProtobuf) {
     auto* parsed = google::protobuf::Arena::CreateMessage<ExportRequest>(&arena);
     if (!parsed->ParseFromString(body)) {
@@ -145,21 +174,7 @@ HttpResponse HandleOtlpHttp(Sink& sink, const HttpRequest& request,
     export_request = &std::get<ExportRequest>(decoded);
   }
 
-  const Answer answer = sink.Handle(*export_request, meta, client_gone);
-  if (answer.kind != Answer::Kind::kAccepted) {
-    return StatusResponse(answer.http_status, meta.encoding, answer.grpc_code, answer.message,
-                          answer.retry_after);
-  }
-  ExportResponse response;
-  if (answer.rejected_spans > 0) {
-    response.mutable_partial_success()->set_rejected_spans(answer.rejected_spans);
-    response.mutable_partial_success()->set_error_message(answer.error_message);
-  }
-  HttpResponse resp;
-  resp.headers.emplace_back("Content-Type", ContentType(meta.encoding));
-  resp.body = meta.encoding == Encoding::kProtobuf ? response.SerializeAsString()
-                                                   : EncodeOtlpJsonResponse(response);
-  return resp;
+  return Answered(sink.Handle(*export_request, meta, client_gone), meta.encoding);
 }
 
 }  // namespace zerotrace::otlp_sink

@@ -105,7 +105,16 @@ Sink::~Sink() {
 
 Answer Sink::Handle(const ExportRequest& request, const RequestMeta& meta,
                     const std::function<bool()>& cancelled) {
-  const int64_t spans = CountSpans(request);
+  return Decide(&request, CountSpans(request), meta, cancelled);
+}
+
+Answer Sink::HandleCounted(int64_t spans, const RequestMeta& meta,
+                           const std::function<bool()>& cancelled) {
+  return Decide(nullptr, spans, meta, cancelled);
+}
+
+Answer Sink::Decide(const ExportRequest* request, int64_t spans, const RequestMeta& meta,
+                    const std::function<bool()>& cancelled) {
   std::unique_lock lock(mu_);
   if (options_.delay.count() > 0) {
     stop_cv_.wait_for(lock, options_.delay, [this] { return stopping_; });
@@ -141,14 +150,14 @@ Answer Sink::Handle(const ExportRequest& request, const RequestMeta& meta,
   }
   totals_.accepted++;
   totals_.spans += spans;
-  if (!options_.quiet) {
+  if (!options_.quiet && request != nullptr) {
     std::string text;
     if (jsonl_ != nullptr) {
-      text = EncodeOtlpJson(request);
+      text = EncodeOtlpJson(*request);
       text += '\n';
       WriteAndFlush(jsonl_, text);
     } else {
-      AppendReadableSpans(request, &text);
+      AppendReadableSpans(*request, &text);
       WriteAndFlush(stdout, text);
     }
   }

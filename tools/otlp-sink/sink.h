@@ -35,6 +35,7 @@ struct SinkOptions {
   std::string jsonl_path;         // empty: readable lines on stdout (unless quiet)
   std::string requests_log_path;  // empty: no request log
   bool quiet = false;             // count only; write no spans
+  bool count_only = false;        // protobuf requests: count spans from the bytes, parse nothing
   int fail_count = 0;             // the first N requests are answered with the failure below
   int fail_grpc_code = 14;        // UNAVAILABLE
   int fail_http_status = 503;
@@ -73,17 +74,24 @@ class Sink {
   // client gave up on is logged as "cancelled" and its spans are not written.
   Answer Handle(const ExportRequest& request, const RequestMeta& meta,
                 const std::function<bool()>& cancelled);
+  // The same for a request counted, not parsed (--count-only): nothing to write but the log.
+  Answer HandleCounted(int64_t spans, const RequestMeta& meta,
+                       const std::function<bool()>& cancelled);
   // Logs a request whose body could not be decoded (answered 400 / INVALID_ARGUMENT).
   void RecordInvalid(const RequestMeta& meta, int status, const std::string& error);
   // Wakes requests that are waiting out --delay-ms.
   void Stop();
   // True when Handle waits before answering (--delay-ms); else it only locks, decides and writes.
   bool MayBlock() const { return options_.delay.count() > 0; }
+  bool count_only() const { return options_.count_only; }
 
   SinkTotals totals() const;
 
  private:
   explicit Sink(SinkOptions options) : options_(std::move(options)) {}
+  // Handle and HandleCounted: request is null for a counted one.
+  Answer Decide(const ExportRequest* request, int64_t spans, const RequestMeta& meta,
+                const std::function<bool()>& cancelled);
   void LogRequest(const RequestMeta& meta, const char* result, int status, int64_t spans,
                   const Answer* answer, const std::string* error);
 

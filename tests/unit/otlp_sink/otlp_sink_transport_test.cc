@@ -1,8 +1,10 @@
 // The real otlp-sink: gRPC and HTTP in (protobuf, JSON, gzip, keep-alive); files and stdout out.
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -226,6 +228,54 @@ TEST(OtlpSinkOutputTest, QuietWritesNoSpansButCounts) {
   EXPECT_EQ(sink.Terminate(), 0);
   EXPECT_EQ(sink.proc().ReadLine(kTimeout),
             "otlp-sink: stopped requests=1 accepted=1 failed=0 invalid=0 cancelled=0 spans=4");
+}
+
+// --count-only: the same answers and log, spans counted from the bytes, nothing parsed.
+TEST(OtlpSinkOutputTest, CountOnlyCountsBothTransportsAndRefusesBrokenProtobuf) {
+  SinkProcess sink({"--count-only"}, /*jsonl=*/false);
+  ASSERT_TRUE(GrpcExport(sink.grpc_port(), MakeRequest(7)).status.ok());
+  const auto reply =
+      HttpPost(sink.http_port(), MakeRequest(3, 2).SerializeAsString(), "application/x-protobuf");
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200) << reply->body;
+  const auto bad = HttpPost(sink.http_port(), "\x0a\x05\x12", "application/x-protobuf");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+
+  // gRPC with bytes that are not a request: a generic call, as the typed stub cannot send them.
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(sink.grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + kTimeout);
+  grpc::Slice garbage(std::string("\x0a\x05\x12"));
+  const grpc::ByteBuffer request(&garbage, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                 grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status status) { done.set_value(std::move(status)); });
+  const grpc::Status status = done.get_future().get();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+
+  const auto requests = sink.AwaitRequests(4);
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[0]["spans"], 7);
+  EXPECT_EQ(requests[0]["result"], "ok");
+  EXPECT_EQ(requests[1]["spans"], 3);
+  EXPECT_EQ(requests[1]["transport"], "http");
+  EXPECT_EQ(requests[2]["result"], "invalid");
+  EXPECT_EQ(requests[3]["result"], "invalid");
+  EXPECT_EQ(requests[3]["transport"], "grpc");
+  EXPECT_EQ(sink.Terminate(), 0);
+  EXPECT_EQ(sink.proc().ReadLine(kTimeout),
+            "otlp-sink: stopped requests=4 accepted=2 failed=0 invalid=2 cancelled=0 spans=10");
+}
+
+TEST(OtlpSinkOutputTest, CountOnlyRefusesJsonl) {
+  zerotrace::testing::Subprocess proc(
+      {otlp_sink::testing::SinkBinary(), "--count-only", "--jsonl", "/dev/null"});
+  EXPECT_EQ(proc.Wait(kTimeout), 2);
 }
 
 }  // namespace
