@@ -102,6 +102,24 @@ grpc::Status HandleCounted(Sink& sink, grpc::CallbackServerContext* context,
   return status;
 }
 
+// Finishes the call with answer(meta): inline, or with --delay-ms on a thread of its own
+// (callback threads must not block). The call's context and messages stay valid until it is
+// done, which Finish starts.
+template <typename AnswerFn>
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, const Sink& sink,
+                                  ThreadPerJob& delayed, AnswerFn answer) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RequestMeta meta = ReadMeta(context);
+  if (!sink.MayBlock()) {
+    reactor->Finish(answer(meta));
+    return reactor;
+  }
+  delayed.Run([reactor, answer = std::move(answer), meta = std::move(meta)] {
+    reactor->Finish(answer(meta));
+  });
+  return reactor;
+}
+
 }  // namespace
 
 grpc::MessageHolder<ExportRequest, ExportResponse>* ArenaMessageAllocator::AllocateMessages() {
@@ -143,32 +161,19 @@ OtlpGrpcService::OtlpGrpcService(Sink* sink) : sink_(sink) {
 grpc::ServerUnaryReactor* OtlpGrpcService::Export(grpc::CallbackServerContext* context,
                                                   const ExportRequest* request,
                                                   ExportResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RequestMeta meta = ReadMeta(context);
-  if (!sink_->MayBlock()) {
-    reactor->Finish(HandleExport(*sink_, context, *request, meta, response));
-    return reactor;
-  }
-  // context, request and response stay valid until the call is done, which Finish starts.
-  delayed_.Run([this, context, request, response, reactor, meta = std::move(meta)] {
-    reactor->Finish(HandleExport(*sink_, context, *request, meta, response));
-  });
-  return reactor;
+  return Respond(context, *sink_, delayed_,
+                 [this, context, request, response](const RequestMeta& meta) {
+                   return HandleExport(*sink_, context, *request, meta, response);
+                 });
 }
 
 grpc::ServerUnaryReactor* CountingGrpcService::Export(grpc::CallbackServerContext* context,
                                                       const grpc::ByteBuffer* request,
                                                       grpc::ByteBuffer* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RequestMeta meta = ReadMeta(context);
-  if (!sink_->MayBlock()) {
-    reactor->Finish(HandleCounted(*sink_, context, *request, meta, response));
-    return reactor;
-  }
-  delayed_.Run([this, context, request, response, reactor, meta = std::move(meta)] {
-    reactor->Finish(HandleCounted(*sink_, context, *request, meta, response));
-  });
-  return reactor;
+  return Respond(context, *sink_, delayed_,
+                 [this, context, request, response](const RequestMeta& meta) {
+                   return HandleCounted(*sink_, context, *request, meta, response);
+                 });
 }
 
 }  // namespace zerotrace::otlp_sink
