@@ -597,6 +597,10 @@ TEST(SocketTrace, DumpEventsCliPrintsTrafficAndExitsOnSigterm) {
       << *line;
   const auto t0 = std::chrono::steady_clock::now();
   kill(agent.pid(), SIGTERM);
+  // Keep reading until it closes its output: on a busy machine it prints other processes'
+  // traffic too, and a pipe nobody reads would hold it in write() instead of exiting.
+  while (std::chrono::steady_clock::now() - t0 < seconds(5) && agent.ReadLine(seconds(5))) {
+  }
   EXPECT_EQ(agent.Wait(seconds(5)), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2));
 }

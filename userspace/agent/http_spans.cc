@@ -236,7 +236,8 @@ void HttpSpanProducer::Emit(conn::Connection& c, Session& s, uint64_t finished_n
   if (exchanges_.empty()) return;
   auto resource = ResourceOf(c);
   for (const auto& x : exchanges_) {
-    trace::Span span = http1::BuildSpan(x, c, s.role, *clock_, options_, resource, finished_ns);
+    trace::Span span = linker_->TakeSpare();
+    http1::BuildSpanInto(x, c, s.role, *clock_, options_, resource, finished_ns, &span);
     stats_.spans++;
     auto at = std::find_if(s.handles.begin(), s.handles.end(),
                            [&x](const auto& p) { return p.first == x.seq; });

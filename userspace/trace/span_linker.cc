@@ -339,7 +339,16 @@ void SpanLinker::Release(Record& r) {
   s.trace_state = r.trace_state;
   stats_.spans_released++;
   sink_(std::move(s));
+  // What the sink left in s (an exported span, or nothing) is storage for the next span.
+  if (s.attributes.capacity() > 0 && spares_.size() < kMaxSpares) spares_.push_back(std::move(s));
   r.span.reset();
+}
+
+Span SpanLinker::TakeSpare() {
+  if (spares_.empty()) return Span();
+  Span s = std::move(spares_.back());
+  spares_.pop_back();
+  return s;
 }
 
 bool SpanLinker::Freeable(const Record& r) const {

@@ -98,6 +98,9 @@ class SpanLinker {
   void Tick(uint64_t now_ns);
   // Resolves everything still waiting and releases every finished span (shutdown).
   void Flush();
+  // Hot path. A span to build the next one into (http1::BuildSpanInto): one the sink handed
+  // back when it took a span (the export queue returns exported ones), or an empty one.
+  Span TakeSpare();
 
   const SpanLinkerStats& stats() const { return stats_; }
   size_t records() const { return live_; }
@@ -153,6 +156,10 @@ class SpanLinker {
 
   Sink sink_;
   Options options_;
+  // Spans the sink handed back, with their storage, for TakeSpare; a few are enough (the
+  // consumer builds spans one at a time).
+  static constexpr size_t kMaxSpares = 16;
+  std::vector<Span> spares_;
   uint64_t now_ns_ = 0;
   uint64_t next_sweep_ns_ = 0;
   // Records live in reused slots; a handle is (generation << 32) | (slot index + 1), so a

@@ -242,5 +242,99 @@ TEST_F(HttpSpansTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
   EXPECT_EQ(tls_kernel.plaintext, (std::vector<bool>{false, true}));
 }
 
+// A span unlike any HTTP span: more attributes (strings where HTTP spans have numbers and the
+// reverse), ids, trace state, error status and message, another resource.
+trace::Span Leftover() {
+  trace::Span s;
+  s.trace_id = trace::NewTraceId();
+  s.span_id = trace::NewSpanId();
+  s.parent_span_id = trace::NewSpanId();
+  s.trace_state = "old=state";
+  s.name = "a name far longer than the small-string buffer of any std::string";
+  s.kind = trace::SpanKind::kInternal;
+  s.start_unix_ns = 1;
+  s.end_unix_ns = 2;
+  for (int i = 0; i < 20; i++) {
+    if (i % 2 == 0) {
+      s.attributes.push_back({"old.text", std::string(40, static_cast<char>('a' + i))});
+    } else {
+      s.attributes.push_back({"old.number", int64_t{i}});
+    }
+  }
+  s.status = trace::StatusCode::kError;
+  s.status_message = "old error";
+  auto r = std::make_shared<trace::Resource>();
+  r->service_name = "old-service";
+  s.resource = r;
+  return s;
+}
+
+// Several kinds of exchange on both sides; returns the released spans. hand_back: the sink
+// answers each span it takes with a Leftover(), as the export queue hands back exported spans,
+// so the producer builds the following spans into them.
+std::vector<trace::Span> RunExchanges(const WallClock& clock, bool hand_back) {
+  std::vector<trace::Span> out;
+  trace::SpanLinker linker{[&](trace::Span&& s) {
+    out.push_back(std::move(s));
+    if (hand_back) s = Leftover();
+  }};
+  MuteLog kernel;
+  HttpSpanProducer producer{&linker, &clock, {}, {}, &kernel};
+  conn::ConnTable table{{}, &producer, nullptr, nullptr};
+  Conn client(&table, 1, ZT_ROLE_CLIENT), server(&table, 2, ZT_ROLE_SERVER);
+  client.Send(ZT_DIR_EGRESS,
+              "GET /users/42/orders?token=s3cret HTTP/1.1\r\nHost: shop.local:8080\r\n"
+              "User-Agent: curl/7.88.1\r\n\r\n",
+              1000);
+  client.Send(ZT_DIR_INGRESS, "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!", 2000);
+  server.Send(ZT_DIR_INGRESS,
+              "POST /pay HTTP/1.1\r\nHost: x\r\ntraceparent: "
+              "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: a=b\r\n"
+              "Content-Length: 3\r\n\r\nabc",
+              3000);
+  server.Send(ZT_DIR_EGRESS, "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 4000);
+  for (int i = 0; i < 5; i++) {
+    server.Send(ZT_DIR_INGRESS, "GET /items/" + std::to_string(i) + " HTTP/1.0\r\n\r\n", 5000 + i);
+    server.Send(ZT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 6000 + i);
+  }
+  client.Send(ZT_DIR_EGRESS, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", 7000);
+  client.Close();
+  server.Close();
+  linker.Tick(60'000'000'000ULL);
+  return out;
+}
+
+TEST(HttpSpansReuseTest, SpansBuiltIntoHandedBackSpansEqualFreshOnes) {
+  const WallClock clock;  // one for both runs: the same monotonic times give the same wall times
+  const std::vector<trace::Span> fresh = RunExchanges(clock, false),
+                                 reused = RunExchanges(clock, true);
+  ASSERT_EQ(fresh.size(), 8u);  // client: 404, unanswered at close; server: 503, 5 x 200
+  ASSERT_EQ(reused.size(), fresh.size());
+  for (size_t i = 0; i < fresh.size(); i++) {
+    const trace::Span &a = fresh[i], &b = reused[i];
+    SCOPED_TRACE(a.name);
+    // Ids are random unless a traceparent gave them; whether each is set must agree.
+    EXPECT_EQ(a.trace_id.valid(), b.trace_id.valid());
+    if (a.trace_state == "a=b") {
+      EXPECT_EQ(a.trace_id.Hex(), b.trace_id.Hex());
+    }
+    EXPECT_EQ(a.parent_span_id.valid(), b.parent_span_id.valid());
+    EXPECT_EQ(a.trace_state, b.trace_state);
+    EXPECT_EQ(a.name, b.name);
+    EXPECT_EQ(a.kind, b.kind);
+    EXPECT_EQ(a.start_unix_ns, b.start_unix_ns);
+    EXPECT_EQ(a.end_unix_ns, b.end_unix_ns);
+    EXPECT_EQ(a.status, b.status);
+    EXPECT_EQ(a.status_message, b.status_message);
+    ASSERT_TRUE(b.resource);
+    EXPECT_EQ(b.resource->service_name, a.resource->service_name);
+    ASSERT_EQ(a.attributes.size(), b.attributes.size());
+    for (size_t k = 0; k < a.attributes.size(); k++) {
+      EXPECT_EQ(a.attributes[k].key, b.attributes[k].key);
+      EXPECT_EQ(a.attributes[k].value, b.attributes[k].value) << a.attributes[k].key;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace zerotrace::agent

@@ -14,12 +14,38 @@ namespace {
 // sizes, status code, error.type).
 constexpr size_t kMaxAttributes = 15;
 
-void Add(trace::Span& s, std::string_view key, std::string value) {
-  s.attributes.push_back({key, std::move(value)});
-}
-void Add(trace::Span& s, std::string_view key, int64_t value) {
-  s.attributes.push_back({key, value});
-}
+// Writes attributes over those already in a vector, in order, reusing their strings; Done()
+// drops what is left of the old ones.
+class AttributeWriter {
+ public:
+  explicit AttributeWriter(std::vector<trace::Attribute>* v) : v_(*v) {}
+  void Add(std::string_view key, std::string_view value) {
+    trace::Attribute& a = Next(key);
+    if (auto* s = std::get_if<std::string>(&a.value)) {
+      s->assign(value);
+    } else {
+      a.value.emplace<std::string>(value);
+    }
+  }
+  void Add(std::string_view key, int64_t value) { Next(key).value = value; }
+  bool Has(std::string_view key) const {
+    for (size_t i = 0; i < n_; i++) {
+      if (v_[i].key == key) return true;
+    }
+    return false;
+  }
+  void Done() { v_.resize(n_); }
+
+ private:
+  trace::Attribute& Next(std::string_view key) {
+    if (n_ == v_.size()) v_.push_back({key, int64_t{0}});
+    trace::Attribute& a = v_[n_++];
+    a.key = key;
+    return a;
+  }
+  std::vector<trace::Attribute>& v_;
+  size_t n_ = 0;
+};
 
 // "example.com:8080" -> {"example.com", 8080}; "[::1]:80" -> {"::1", 80}; no port -> 0.
 std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
@@ -45,11 +71,27 @@ std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
 trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t role,
                       const WallClock& clock, const SpanOptions& options,
                       std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns) {
+  trace::Span s;
+  BuildSpanInto(x, c, role, clock, options, std::move(resource), finished_ns, &s);
+  return s;
+}
+
+void BuildSpanInto(const HttpExchange& x, const conn::Connection& c, uint8_t role,
+                   const WallClock& clock, const SpanOptions& options,
+                   std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns,
+                   trace::Span* out) {
   const HttpRequest& req = x.req;
   const HttpResponse* resp = x.resp ? &*x.resp : nullptr;
   const bool server = role == ZT_ROLE_SERVER;
-  trace::Span s;
+  trace::Span& s = *out;
+  s.trace_id = {};
+  s.span_id = {};
+  s.parent_span_id = {};
+  s.trace_state.clear();
+  s.status = trace::StatusCode::kUnset;
+  s.status_message.clear();
   s.attributes.reserve(kMaxAttributes);  // one allocation instead of a growing vector's five
+  AttributeWriter attrs(&s.attributes);
   s.kind = server ? trace::SpanKind::kServer : trace::SpanKind::kClient;
   s.resource = std::move(resource);
   const uint64_t start = req.start_ts_ns;
@@ -60,16 +102,17 @@ trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t 
   s.end_unix_ns = clock.ToUnixNs(end);
 
   const TargetParts target = SplitTarget(req.target);
-  const std::string path = target.path.empty() ? std::string("/") : std::string(target.path);
-  s.name = options.infer_routes ? req.method + " " + InferRoute(path) : req.method;
+  const std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
+  s.name.assign(req.method);
+  if (options.infer_routes) s.name.append(" ").append(InferRoute(path));
 
-  Add(s, "http.request.method", req.method);
-  Add(s, "url.path", path);
+  attrs.Add("http.request.method", req.method);
+  attrs.Add("url.path", path);
   const std::string query = RedactQuery(target.query);
-  if (!target.query.empty()) Add(s, "url.query", query);
+  if (!target.query.empty()) attrs.Add("url.query", query);
   // TLS plaintext: the same HTTP, spoken inside TLS.
   const std::string_view scheme = c.tls ? "https" : "http";
-  Add(s, "url.scheme", std::string(scheme));
+  attrs.Add("url.scheme", scheme);
 
   // server.address/port: what the client asked for (Host), else the server socket.
   std::string host;
@@ -81,8 +124,8 @@ trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t 
   const uint16_t server_port = server ? t.local_port : t.remote_port;
   if (host.empty()) host = server ? t.LocalAddress() : c.open_seen ? peer : t.RemoteAddress();
   if (port == 0) port = server_port;
-  Add(s, "server.address", host);
-  Add(s, "server.port", port);
+  attrs.Add("server.address", host);
+  attrs.Add("server.port", port);
   if (!server) {
     char port_text[24];
     size_t port_size = 0;
@@ -96,32 +139,32 @@ trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t 
                  (target.query.empty() ? 0 : 1 + query.size()));
     full.append(scheme).append("://").append(host).append(port_text, port_size).append(path);
     if (!target.query.empty()) full.append("?").append(query);
-    Add(s, "url.full", std::move(full));
+    attrs.Add("url.full", full);
   } else if (c.open_seen) {
-    Add(s, "client.address", peer);
+    attrs.Add("client.address", peer);
   }
   if (c.open_seen) {
-    Add(s, "network.peer.address", peer);
-    Add(s, "network.peer.port", static_cast<int64_t>(t.remote_port));
+    attrs.Add("network.peer.address", peer);
+    attrs.Add("network.peer.port", static_cast<int64_t>(t.remote_port));
   }
-  Add(s, "network.protocol.version", req.version_minor == 0 ? "1.0" : "1.1");
-  if (auto ua = req.headers.Get("user-agent")) Add(s, "user_agent.original", std::string(*ua));
-  Add(s, "http.request.body.size", static_cast<int64_t>(req.body_size));
+  attrs.Add("network.protocol.version", req.version_minor == 0 ? "1.0" : "1.1");
+  if (auto ua = req.headers.Get("user-agent")) attrs.Add("user_agent.original", *ua);
+  attrs.Add("http.request.body.size", static_cast<int64_t>(req.body_size));
   if (resp) {
-    Add(s, "http.response.status_code", static_cast<int64_t>(resp->status));
-    Add(s, "http.response.body.size", static_cast<int64_t>(resp->body_size));
+    attrs.Add("http.response.status_code", static_cast<int64_t>(resp->status));
+    attrs.Add("http.response.body.size", static_cast<int64_t>(resp->body_size));
     const bool error = resp->status >= 500 || (!server && resp->status >= 400);
     if (error) {
       s.status = trace::StatusCode::kError;
-      Add(s, "error.type", std::to_string(resp->status));
+      attrs.Add("error.type", std::to_string(resp->status));
     }
   }
   if (!x.error_type.empty() && (!resp || x.error != ExchangeError::kNone)) {
     s.status = trace::StatusCode::kError;
-    if (!s.Find("error.type")) Add(s, "error.type", x.error_type);
+    if (!attrs.Has("error.type")) attrs.Add("error.type", x.error_type);
     s.status_message = x.error_type;
   }
-  return s;
+  attrs.Done();
 }
 
 }  // namespace zerotrace::protocols::http1

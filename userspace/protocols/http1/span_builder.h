@@ -22,5 +22,12 @@ struct SpanOptions {
 trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t role,
                       const WallClock& clock, const SpanOptions& options,
                       std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns);
+// The same into *out, whose every field is overwritten: a span the export queue handed back
+// (SpanLinker::TakeSpare) lends its strings and attribute vector, so a span costs no
+// allocation once they are large enough.
+void BuildSpanInto(const HttpExchange& x, const conn::Connection& c, uint8_t role,
+                   const WallClock& clock, const SpanOptions& options,
+                   std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns,
+                   trace::Span* out);
 
 }  // namespace zerotrace::protocols::http1
