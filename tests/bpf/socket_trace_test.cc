@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "conn/conn_table.h"
 #include "probes/preflight.h"
@@ -603,6 +604,56 @@ TEST(SocketTrace, DumpEventsCliPrintsTrafficAndExitsOnSigterm) {
   }
   EXPECT_EQ(agent.Wait(seconds(5)), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2));
+}
+
+// An agent whose stdout is a pipe nobody reads blocks in write(); SIGTERM must still end it:
+// the stop watchdog exits with status 1 and says why on stderr.
+TEST(SocketTrace, AgentWhoseOutputNobodyReadsStillExitsOnSigterm) {
+  TempDir dir;
+  const std::string err = dir.path() + "/stderr";
+  Subprocess agent({"/bin/sh", "-c", std::string("exec ") + ZT_AGENT + " --dump-events 2>" + err});
+  auto started = [&] {
+    std::ifstream f(err);
+    std::stringstream text;
+    text << f.rdbuf();
+    return text.str();
+  };
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (started().find("tracing every process") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(started().find("tracing every process"), std::string::npos) << started();
+
+  // Traffic of our own: 3000 small writes over loopback print far more than a pipe holds.
+  const int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  socklen_t len = sizeof(a);
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  ASSERT_EQ(listen(lfd, 1), 0);
+  const int cfd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(cfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  const int sfd = accept(lfd, nullptr, nullptr);
+  ASSERT_GE(sfd, 0);
+  char buf[64] = "0123456789abcdef";
+  for (int i = 0; i < 3000; i++) {
+    ASSERT_EQ(write(cfd, buf, 16), 16);
+    ASSERT_EQ(read(sfd, buf, 16), 16);
+  }
+  close(cfd);
+  close(sfd);
+  close(lfd);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(agent.pid(), SIGTERM);
+  EXPECT_EQ(agent.Wait(seconds(15)), 1);
+  EXPECT_NE(started().find("still stopping"), std::string::npos) << started();
+  // The budget is 2 s; tearing down the programs of a process that exits takes the kernel
+  // some more (seconds under load), which the deadline above allows for.
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, seconds(2));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "agent/options.h"
 #include "agent/pipeline.h"
 #include "agent/self_metrics.h"
+#include "agent/stop_watchdog.h"
 #include "base/clock.h"
 #include "export/console_exporter.h"
 #include "export/console_tree_exporter.h"
@@ -165,6 +166,9 @@ int main(int argc, char** argv) {
     remote.push_back(std::move(made));
     flush_timeout = cfg.timeout;  // SIGTERM flushes within the export timeout
   }
+  // A stop flushes within flush_timeout; whatever blocks it past that (an output nobody
+  // reads), the process still ends soon after.
+  agent::StopWatchdog watchdog(&g_stop, flush_timeout + std::chrono::milliseconds(500));
   if ((exporters.empty() && remote.empty()) || o.console) {
     if (o.console_format == "spans") {
       exporters.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
@@ -299,6 +303,7 @@ int main(int argc, char** argv) {
       next_stats = now + static_cast<uint64_t>(o.stats_interval_s * 1e9);
     }
   }
+  watchdog.Stopping();           // also when --duration ended the loop
   if (metrics) metrics->Stop();  // it reads the tracer, which goes next
   tracer->Poll(0);               // what is already in the ring buffer (bounded under load)
   pipeline.table().CloseAll();   // complete exchanges become spans; in-flight ones are counted
