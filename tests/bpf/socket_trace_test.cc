@@ -649,11 +649,11 @@ TEST(SocketTrace, AgentWhoseOutputNobodyReadsStillExitsOnSigterm) {
 
   const auto t0 = std::chrono::steady_clock::now();
   kill(agent.pid(), SIGTERM);
-  EXPECT_EQ(agent.Wait(seconds(15)), 1);
-  EXPECT_NE(started().find("still stopping"), std::string::npos) << started();
-  // The budget is 2 s; tearing down the programs of a process that exits takes the kernel
+  EXPECT_EQ(agent.Wait(seconds(30)), 1);
+  EXPECT_NE(started().find("still stopping 6500 ms"), std::string::npos) << started();
+  // The budget is 6.5 s; tearing down the programs of a process that exits takes the kernel
   // some more (seconds under load), which the deadline above allows for.
-  EXPECT_GE(std::chrono::steady_clock::now() - t0, seconds(2));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(6500));
 }
 
 }  // namespace

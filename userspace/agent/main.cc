@@ -166,9 +166,10 @@ int main(int argc, char** argv) {
     remote.push_back(std::move(made));
     flush_timeout = cfg.timeout;  // SIGTERM flushes within the export timeout
   }
-  // A stop flushes within flush_timeout; whatever blocks it past that (an output nobody
-  // reads), the process still ends soon after.
-  agent::StopWatchdog watchdog(&g_stop, flush_timeout + std::chrono::milliseconds(500));
+  // A stop flushes within flush_timeout, and detaching the probes takes up to seconds more
+  // (per-function uprobes under load); whatever blocks it for longer (an output nobody
+  // reads), the process still ends.
+  agent::StopWatchdog watchdog(&g_stop, flush_timeout + std::chrono::seconds(5));
   if ((exporters.empty() && remote.empty()) || o.console) {
     if (o.console_format == "spans") {
       exporters.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
