@@ -143,6 +143,7 @@ HttpConnection::HttpConnection(int port) : fd_(socket(AF_INET, SOCK_STREAM | SOC
 HttpConnection::~HttpConnection() { close(fd_); }
 
 void HttpConnection::Send(const std::string& data) {
+  sent_at_ = Clock::now();
   ASSERT_EQ(send(fd_, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
 }
 
@@ -174,7 +175,7 @@ std::optional<HttpReply> HttpConnection::Read(milliseconds timeout) {
   }
   reply.body = buf_.substr(0, length);
   buf_.erase(0, length);
-  reply.elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  reply.elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - sent_at_.value_or(start));
   return reply;
 }
 

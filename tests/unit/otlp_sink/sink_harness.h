@@ -70,7 +70,7 @@ struct HttpReply {
   int status = 0;
   std::map<std::string, std::string> headers;  // names lowercase
   std::string body;
-  std::chrono::milliseconds elapsed{0};
+  std::chrono::milliseconds elapsed{0};  // from the last Send (or from Read without one)
 
   std::string Header(const std::string& name) const;
 };
@@ -95,6 +95,9 @@ class HttpConnection {
   int fd_;
   std::string buf_;
   bool eof_ = false;
+  // When the last Send began: a reply's elapsed time counts from there, since the server may
+  // start answering (and waiting out a delay) before Read is called.
+  std::optional<std::chrono::steady_clock::time_point> sent_at_;
 };
 
 // A complete POST request with Content-Length.
