@@ -69,9 +69,9 @@ bool SpanLinker::SameNetwork(const Record& other, const RequestStart& r) {
 
 SpanLinker::Record* SpanLinker::Find(uint64_t handle) {
   const uint64_t index = (handle & 0xffffffffULL) - 1;  // handles are never 0
-  if (index >= slots_.size()) return nullptr;
-  Slot& slot = slots_[index];
-  return slot.live && slot.gen == (handle >> 32) ? &slot.rec : nullptr;
+  if (index >= slot_count_) return nullptr;
+  Slot& s = slot(index);
+  return s.live && s.gen == (handle >> 32) ? &s.rec : nullptr;
 }
 
 uint64_t SpanLinker::Allocate() {
@@ -80,13 +80,16 @@ uint64_t SpanLinker::Allocate() {
     index = free_.back();
     free_.pop_back();
   } else {
-    index = static_cast<uint32_t>(slots_.size());
-    slots_.emplace_back();
+    index = static_cast<uint32_t>(slot_count_);
+    if (slot_count_ % kSlotsPerChunk == 0) {
+      slot_chunks_.push_back(std::make_unique<Slot[]>(kSlotsPerChunk));
+    }
+    slot_count_++;
   }
-  Slot& slot = slots_[index];
-  slot.live = true;
+  Slot& s = slot(index);
+  s.live = true;
   live_++;
-  return (uint64_t{slot.gen} << 32) | (uint64_t{index} + 1);
+  return (uint64_t{s.gen} << 32) | (uint64_t{index} + 1);
 }
 
 uint64_t SpanLinker::Start(const RequestStart& r) {
@@ -404,10 +407,10 @@ void SpanLinker::Free(uint64_t handle) {
     auto it = peers_.find(*r->peer);
     if (it != peers_.end() && it->second == handle) ErasePeer(it);
   }
-  Slot& slot = slots_[(handle & 0xffffffffULL) - 1];
-  slot.rec = Record();  // drops its strings and span; the slot keeps nothing alive
-  slot.live = false;
-  slot.gen++;
+  Slot& s = slot((handle & 0xffffffffULL) - 1);
+  s.rec = Record();  // drops its strings and span; the slot keeps nothing alive
+  s.live = false;
+  s.gen++;
   free_.push_back(static_cast<uint32_t>((handle & 0xffffffffULL) - 1));
   live_--;
 }

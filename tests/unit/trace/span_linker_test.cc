@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -299,6 +300,37 @@ TEST_F(SpanLinkerTest, UnfinishedRequestsAreGivenUpByAgeAndRecordsStayBounded) {
   small.Tick(2000 + o.max_age_ns);
   EXPECT_EQ(small.records(), 0u);
   EXPECT_EQ(small.stats().abandoned, 1000u);
+}
+
+// Records live in chunks of slots: a thousand requests in flight span several chunks, and
+// each request must still find its own record (here: its own caller's trace id).
+TEST_F(SpanLinkerTest, ThousandRequestsInFlightEachKeepTheirOwnRecord) {
+  constexpr uint32_t kRequests = 1000;
+  std::vector<uint64_t> handles;
+  std::vector<std::string> trace_ids;
+  for (uint32_t i = 0; i < kRequests; i++) {
+    char trace_id[33];
+    std::snprintf(trace_id, sizeof(trace_id), "%032x", i + 1);
+    trace_ids.push_back(trace_id);
+    const std::string traceparent = "00-" + trace_ids.back() + "-00f067aa0ba902b7-01";
+    RequestStart r = Req(true, 2, 1000 + i, 100 + i, ConnEnds{});
+    r.traceparent = traceparent;
+    handles.push_back(linker.Start(r));
+  }
+  EXPECT_EQ(linker.records(), kRequests);
+  for (uint32_t i = kRequests; i-- > 0;) End(handles[i], "s" + std::to_string(i), 5000 + i);
+  linker.Flush();
+  ASSERT_EQ(out.size(), kRequests);
+  for (uint32_t i = 0; i < kRequests; i++) {
+    EXPECT_EQ(Get("s" + std::to_string(i)).trace_id.Hex(), trace_ids[i]) << i;
+  }
+  EXPECT_EQ(linker.records(), 0u);
+  // A freed record's handle finds nothing, even once its slot holds a new request.
+  const uint64_t reused = linker.Start(Req(true, 2, 7, 9000, ConnEnds{}));
+  EXPECT_NE(reused, handles.back());
+  End(handles.back(), "stale", 9100);
+  EXPECT_EQ(linker.stats().unstarted, 1u);
+  EXPECT_EQ(linker.records(), 1u);
 }
 
 TEST_F(SpanLinkerTest, IdsAreNeverZeroAndSpanIdsDiffer) {

@@ -20,7 +20,9 @@ uint64_t SatSub(uint64_t a, uint64_t b) {
 
 }  // namespace
 
-Http1Stitcher::Http1Stitcher(Http1Stats* stats) : stats_(stats != nullptr ? stats : &own_stats_) {}
+Http1Stitcher::Http1Stitcher(Http1Stats* stats)
+    : own_stats_(stats != nullptr ? nullptr : std::make_unique<Http1Stats>()),
+      stats_(stats != nullptr ? stats : own_stats_.get()) {}
 
 namespace {
 

@@ -124,7 +124,9 @@ class Http1Stitcher {
   void Drain(conn::ByteStream& requests, conn::ByteStream& responses);
   static bool FramingDependsOnRequest(const HttpRequest& req);
 
-  Http1Stats own_stats_;
+  // Counters of a stitcher given none (tests). The agent's stitchers, one per connection end,
+  // share one set: each does not carry its own 160 bytes.
+  std::unique_ptr<Http1Stats> own_stats_;
   Http1Stats* stats_;
   RequestListener* listener_ = nullptr;
   // The parsers exist while their stream is being read, and go when it rests at a message
