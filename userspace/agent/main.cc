@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "agent/event_dump.h"
+#include "agent/heap_trim.h"
 #include "agent/http_spans.h"
 #include "agent/metrics_server.h"
 #include "agent/options.h"
@@ -274,6 +275,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "zerotrace: tracing%s (pid %u); Ctrl-C to stop\n",
                o.pids.empty() ? " every process" : " selected processes", cfg.self_tgid);
 
+  agent::HeapTrimmer heap_trimmer;
   const uint64_t start = WallClock::MonotonicNow();
   const uint64_t deadline =
       o.duration_s > 0 ? start + static_cast<uint64_t>(o.duration_s * 1e9) : UINT64_MAX;
@@ -296,6 +298,7 @@ int main(int argc, char** argv) {
     if (now >= next_tick) {
       pipeline.table().ExpireIdle(now);
       http.Expire(pipeline.table(), now);
+      heap_trimmer.Tick(now);  // after a burst, RSS falls back instead of staying at its peak
       next_tick = now + 1'000'000'000ULL;
     }
     if (now >= next_stats) {
