@@ -25,11 +25,11 @@ constexpr double kMiB = 1 << 20;
 // paths in the same budget of test time (RSS is only asserted without them).
 constexpr int kScale = kSanitizedBuild ? 5 : 1;
 constexpr uint64_t kRssBudget = 64u << 20;  // issue #7: RSS in steady state
-// With 10 k idle connections the agent peaks at 64-65 MB (2026-11-25), just over the
-// budget: 16 MB of it is the 8 MiB ring buffer (libbpf maps its pages twice), and each
-// server span waits up to 2 s for a same-node caller that is not traced here. Until that is
-// met this bound catches regressions (it was 90 MB before parsers and idle buffers were
-// freed between messages).
+// With 10 k idle connections the agent peaks at 66-67 MB (2026-11-26) while their 10 k server
+// spans leave together, after waiting 2 s for a same-node caller that is not traced here; 16 MB
+// of it is the 8 MiB ring buffer (libbpf maps its pages twice). The steady state is held to the
+// budget; this bound on the peak catches regressions (it was 90 MB before parsers and idle
+// buffers were freed between messages).
 constexpr uint64_t kIdleRssBound = 72u << 20;
 // Measured 2026-11-26: 10 k closed connections gave back 13 MB within 2 s (61.9 -> 48.8 MB).
 constexpr double kReturnedOnClose = 8 << 20;
@@ -37,6 +37,7 @@ constexpr char kRss[] = "process_resident_memory_bytes";
 constexpr char kTracked[] = "zerotrace_tracked_connections";
 constexpr char kPending[] = "zerotrace_linker_pending_requests";
 constexpr char kSpans[] = "zerotrace_spans_total";
+constexpr char kExported[] = "zerotrace_spans_exported_total";
 constexpr char kDrops[] = "zerotrace_kernel_ringbuf_reserve_failed_total";
 constexpr char kKernelOpened[] = "zerotrace_kernel_conns_opened_total";
 constexpr char kTableClosed[] = "zerotrace_conns_closed_total";
@@ -138,6 +139,19 @@ TEST_F(IdleConnectionsTest, TenThousandIdleConnectionsStayWithinBudgetAndAreFree
   EXPECT_EQ(Sample(open, kTracked), kConns);
   EXPECT_EQ(Sample(open, kSpans) - Sample(base, kSpans), kConns);
   const double rss_open = ResidentBytes(agent_pid());
+  // Once the spans have left (each server span waits 2 s for a same-node caller first) and
+  // the connections sit idle. Measured, not asserted: 64.5-66.8 MB on 2026-11-26, over the
+  // 64 MB target (docs/PERFORMANCE.md); kIdleRssBound holds it through the peak.
+  const MetricSamples steady = ScrapeUntil(
+      metrics_port_,
+      [&](const MetricSamples& m) {
+        return Sample(m, kExported) >= Sample(base, kExported) + kConns &&
+               Sample(m, kPending) == Sample(base, kPending);
+      },
+      15s);
+  EXPECT_EQ(Sample(steady, kTracked), kConns) << "the idle connections are still tracked";
+  EXPECT_GE(Sample(steady, kExported) - Sample(base, kExported), kConns);
+  const double rss_steady = Sample(steady, kRss);
 
   ASSERT_EQ(Command("close", 60s), "closed " + std::to_string(kConns));
   const MetricSamples closed = ScrapeUntil(
@@ -162,8 +176,9 @@ TEST_F(IdleConnectionsTest, TenThousandIdleConnectionsStayWithinBudgetAndAreFree
       15s);
   const double rss_closed = Sample(trimmed, kRss);
   Measured("idle: RSS baseline " + Mb(rss_base) + ", with " + std::to_string(kConns) +
-           " connections " + Mb(rss_open) + ", after close " + Mb(rss_closed) + ", peak (VmHWM) " +
-           Mb(peak) + "; tracked " + std::to_string(int(Sample(base, kTracked))) + " -> " +
+           " connections " + Mb(rss_open) + ", steady once their spans left " + Mb(rss_steady) +
+           ", after close " + Mb(rss_closed) + ", peak (VmHWM) " + Mb(peak) + "; tracked " +
+           std::to_string(int(Sample(base, kTracked))) + " -> " +
            std::to_string(int(Sample(open, kTracked))) + " -> " +
            std::to_string(int(Sample(closed, kTracked))) + "; ring-buffer drops " +
            std::to_string(int(drops)));

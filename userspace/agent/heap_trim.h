@@ -13,8 +13,8 @@ size_t FreeHeapBytes();
 // glibc keeps what it frees for reuse, so after a burst (10 k connections closing, a backlog
 // of spans exported) the agent's RSS would stay at its peak for good. Tick() trims the heap
 // (malloc_trim: whole free pages go back to the kernel) when at least `min_free_bytes` of it
-// is free and RSS grew by as much since the last trim, so a fragmented heap whose free pages
-// are already returned is not walked again and again.
+// is free and, since the last trim, as much was freed anew or RSS grew by as much: a
+// fragmented heap whose free pages are already returned is not walked again and again.
 class HeapTrimmer {
  public:
   struct Options {
@@ -32,6 +32,7 @@ class HeapTrimmer {
   Options options_;
   uint64_t next_ns_ = 0;
   uint64_t rss_after_trim_ = 0;
+  size_t low_free_since_trim_ = 0;
   uint64_t trims_ = 0;
 };
 

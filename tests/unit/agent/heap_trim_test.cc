@@ -49,18 +49,23 @@ TEST(HeapTrimmer, TooLittleFreeMemoryIsLeftAlone) {
 #if ZT_GLIBC_HEAP
 // 40 MiB in 1 KiB blocks, written to, then freed but for every 64th block: glibc keeps the
 // freed memory (the live blocks pin the heap's top) until the trimmer hands it back.
-std::vector<std::unique_ptr<char[]>> Burst() {
+std::vector<std::unique_ptr<char[]>> Allocate() {
   std::vector<std::unique_ptr<char[]>> blocks(40 * 1024);
   for (auto& b : blocks) {
     b.reset(new char[1024]);
     std::memset(b.get(), 0x5a, 1024);
   }
+  return blocks;
+}
+// Frees all of `blocks` but every 64th block.
+std::vector<std::unique_ptr<char[]>> FreeMost(std::vector<std::unique_ptr<char[]>> blocks) {
   std::vector<std::unique_ptr<char[]>> kept;
   for (size_t i = 0; i < blocks.size(); i++) {
     if (i % 64 == 63) kept.push_back(std::move(blocks[i]));
   }
   return kept;  // `blocks` frees the rest
 }
+std::vector<std::unique_ptr<char[]>> Burst() { return FreeMost(Allocate()); }
 
 TEST(HeapTrimmer, ABurstFreedGoesBackToTheKernelOnce) {
   HeapTrimmer::Options o;
@@ -79,6 +84,22 @@ TEST(HeapTrimmer, ABurstFreedGoesBackToTheKernelOnce) {
   const auto kept_too = Burst();
   EXPECT_TRUE(trimmer.Tick(30 * kSecond));
   EXPECT_EQ(trimmer.trims(), 2u);
+}
+
+// Connections closing after a trim: their memory is freed without RSS growing first (it was
+// resident all along). It is trimmed too.
+TEST(HeapTrimmer, MemoryFreedAfterATrimIsTrimmedToo) {
+  HeapTrimmer::Options o;
+  o.interval_ns = 2 * kSecond;
+  HeapTrimmer trimmer(o);
+  auto held = Allocate();
+  const auto kept = Burst();
+  ASSERT_TRUE(trimmer.Tick(10 * kSecond));
+  const uint64_t before = ReadProcessStats().rss_bytes;
+  const auto kept_too = FreeMost(std::move(held));
+  ASSERT_TRUE(trimmer.Tick(20 * kSecond));
+  const uint64_t after = ReadProcessStats().rss_bytes;
+  EXPECT_LE(after + (uint64_t{24} << 20), before) << "RSS " << before << " -> " << after;
 }
 #endif
 
