@@ -109,6 +109,19 @@ void SpanQueue::Release(std::vector<trace::Span>&& batch) {
   // Storage beyond what the queue keeps: its spans are destroyed here, outside the lock.
 }
 
+void SpanQueue::DropSpareStorage() {
+  std::vector<std::vector<trace::Span>> spare;  // destroyed after the lock is released
+  {
+    std::lock_guard lock(mu_);
+    spare.swap(free_storage_);
+  }
+}
+
+size_t SpanQueue::spare_chunks() const {
+  std::lock_guard lock(mu_);
+  return free_storage_.size();
+}
+
 void SpanQueue::Close() {
   {
     std::lock_guard lock(mu_);
@@ -179,6 +192,8 @@ void ExportWorker::Run() {
       queue_.Release(std::move(batch));
       batch = {};
       now = Clock::now();
+    } else if (r == SpanQueue::PopResult::kTimeout) {
+      queue_.DropSpareStorage();  // nothing to export for a flush interval: idle
     }
     if (now >= next_flush) {
       FlushAll();

@@ -64,6 +64,14 @@ class SpanQueue {
   // The batch's spans are kept (not destroyed on this thread) for TryPush to hand back.
   void Release(std::vector<trace::Span>&& batch);
 
+  // The storage kept for reuse goes, with the exported spans it still holds. The export
+  // thread calls it when a whole flush interval brought nothing to export, so that a burst's
+  // dead spans (up to ~8 MB) do not stay resident while the agent idles; they are freed on
+  // the calling thread, which only costs when it happens often (it does not under load).
+  void DropSpareStorage();
+  // Chunks of storage kept for reuse (tests).
+  size_t spare_chunks() const;
+
   // Refuses further pushes and wakes the consumer, which then drains without waiting.
   void Close();
   // Drops everything still queued, counted in dropped_stopping; returns how many.

@@ -199,6 +199,25 @@ TEST(SpanQueueTest, PopTimesOutWhenNothingIsReady) {
   EXPECT_EQ(q.counters().dropped_stopping.load(), 1u);
 }
 
+TEST(SpanQueueTest, SpareStorageCanBeDroppedAndPushesGoOn) {
+  SpanQueue q({.capacity = 8, .max_batch_size = 2, .max_batch_delay = milliseconds(0)});
+  ASSERT_TRUE(q.TryPush(Named("a")));
+  ASSERT_TRUE(q.TryPush(Named("b")));
+  std::vector<Span> batch;
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
+  q.Release(std::move(batch));
+  EXPECT_EQ(q.spare_chunks(), 1u) << "the exported spans are kept for reuse";
+  q.DropSpareStorage();
+  EXPECT_EQ(q.spare_chunks(), 0u);
+  Span c = Named("c");
+  ASSERT_TRUE(q.TryPush(std::move(c)));
+  EXPECT_EQ(c.name, "") << "no exported span left to hand back";
+  batch = {};
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].name, "c");
+}
+
 TEST(ExportWorkerTest, TryPushNeverWaitsOnABlockedExporter) {
   Harness h(Options(/*capacity=*/3, /*batch=*/1, milliseconds(0)));
   h.rec().Close();
@@ -243,6 +262,20 @@ TEST(ExportWorkerTest, FlushesWhenIdle) {
   Harness h(o);
   EXPECT_TRUE(WaitFor([&] { return h.rec().flushes() >= 3; }));
   EXPECT_EQ(h.rec().span_count(), 0u);
+}
+
+TEST(ExportWorkerTest, IdleWorkerLetsGoOfExportedSpans) {
+  ExportWorkerOptions o = Options(100, 2, milliseconds(0));
+  o.flush_interval = milliseconds(20);
+  Harness h(o);
+  ASSERT_TRUE(h.worker->TryPush(Named("a")));
+  ASSERT_TRUE(h.worker->TryPush(Named("b")));
+  ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == 2; }));
+  const int flushes = h.rec().flushes();
+  ASSERT_TRUE(WaitFor([&] { return h.rec().flushes() >= flushes + 2; }));  // idle intervals
+  Span c = Named("c");
+  ASSERT_TRUE(h.worker->TryPush(std::move(c)));
+  EXPECT_EQ(c.name, "") << "an exported span was still kept after the worker idled";
 }
 
 TEST(ExportWorkerTest, StopDrainsEverythingThenFlushes) {
