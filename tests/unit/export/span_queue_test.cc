@@ -160,14 +160,21 @@ TEST(SpanQueueTest, PoppedSpansCountAgainstCapacityUntilReleased) {
   EXPECT_TRUE(q.TryPush(Named("d")));
 }
 
-// Exported spans are freed by the thread that made them: a later push hands each one back.
-TEST(SpanQueueTest, PushHandsBackAnExportedSpanForThePusherToFree) {
-  SpanQueue q({.capacity = 8, .max_batch_size = 2, .max_batch_delay = milliseconds(0)});
+// Pushes "a" and "b" (a full batch), pops and releases them: the queue then keeps the two
+// exported spans in its storage for reuse.
+void ExportAB(SpanQueue& q) {
   ASSERT_TRUE(q.TryPush(Named("a")));
   ASSERT_TRUE(q.TryPush(Named("b")));
   std::vector<Span> batch;
   ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
   q.Release(std::move(batch));
+}
+
+// Exported spans are freed by the thread that made them: a later push hands each one back.
+TEST(SpanQueueTest, PushHandsBackAnExportedSpanForThePusherToFree) {
+  SpanQueue q({.capacity = 8, .max_batch_size = 2, .max_batch_delay = milliseconds(0)});
+  ExportAB(q);
+  std::vector<Span> batch;
   Span c = Named("c");
   ASSERT_TRUE(q.TryPush(std::move(c)));
   EXPECT_EQ(c.name, "a") << "the exported span, for the caller to destroy";
@@ -201,11 +208,8 @@ TEST(SpanQueueTest, PopTimesOutWhenNothingIsReady) {
 
 TEST(SpanQueueTest, SpareStorageCanBeDroppedAndPushesGoOn) {
   SpanQueue q({.capacity = 8, .max_batch_size = 2, .max_batch_delay = milliseconds(0)});
-  ASSERT_TRUE(q.TryPush(Named("a")));
-  ASSERT_TRUE(q.TryPush(Named("b")));
+  ExportAB(q);
   std::vector<Span> batch;
-  ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
-  q.Release(std::move(batch));
   EXPECT_EQ(q.spare_chunks(), 1u) << "the exported spans are kept for reuse";
   q.DropSpareStorage();
   EXPECT_EQ(q.spare_chunks(), 0u);
