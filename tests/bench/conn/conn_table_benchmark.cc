@@ -13,7 +13,8 @@ namespace {
 // Consumes every byte as it arrives, like a parser that keeps up.
 class DrainingObserver : public ConnObserver {
  public:
-  void OnData(Connection& c, uint8_t dir, uint64_t) override {
+  void OnData(Connection& c, const DataChunk& chunk) override {
+    const uint8_t dir = chunk.direction;
     ByteStream& s = c.stream(dir);
     for (;;) {
       auto f = s.Peek();

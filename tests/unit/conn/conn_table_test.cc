@@ -96,7 +96,8 @@ struct Recorder : ConnObserver {
   std::vector<std::string> log;
   std::string last_front;  // received stream front at close
   void OnOpen(Connection& c) override { log.push_back("open " + std::to_string(c.conn_id)); }
-  void OnData(Connection& c, uint8_t dir, uint64_t) override {
+  void OnData(Connection& c, const DataChunk& chunk) override {
+    const uint8_t dir = chunk.direction;
     log.push_back("data " + std::to_string(c.conn_id) + (dir == ZT_DIR_EGRESS ? " out" : " in"));
   }
   void OnClose(Connection& c, CloseCause cause) override {

@@ -100,7 +100,6 @@ void Http1Stitcher::Advance(conn::ByteStream& requests, conn::ByteStream& respon
     // request (which releases the request stream) calls for another round.
     if (!paused || (paused_for_ != 0 && FindRequest(paused_for_) != nullptr)) break;
   }
-  if (tunneled_) Drain(requests, responses);
   ReleaseIdleState();
   if (!req_parser_) requests.ReleaseIdle();
   if (!resp_parser_) responses.ReleaseIdle();
@@ -417,6 +416,8 @@ void Http1Stitcher::Emit(Entry& e, ExchangeError error, std::vector<HttpExchange
     case ExchangeError::kRequestTruncated:
       ++stats_->truncated_at_close;
       break;
+    case ExchangeError::kAgentShutdown:
+      break;
   }
 }
 
@@ -445,11 +446,6 @@ void Http1Stitcher::EnterTunnel() {
   }
 }
 
-void Http1Stitcher::Drain(conn::ByteStream& requests, conn::ByteStream& responses) {
-  requests.ConsumeTo(requests.end_pos());
-  responses.ConsumeTo(responses.end_pos());
-}
-
 void Http1Stitcher::Expire(uint64_t now_ns, std::vector<HttpExchange>* out, uint64_t timeout_ns) {
   for (size_t i = Awaiting(); i < entries_.size(); ++i) {
     Entry& e = entries_[i];
@@ -473,10 +469,25 @@ void Http1Stitcher::OnClose(conn::ByteStream& requests, conn::ByteStream& respon
   requests.DeclareHolesAsGaps();
   responses.DeclareHolesAsGaps();
   Advance(requests, responses, 0, out);
+  const bool stream_ended = reason == CloseReason::kClosed || reason == CloseReason::kReset;
   if (reason == CloseReason::kUnobserved) {
     // No end of stream was seen: a read-until-close body or an answer may still be coming.
     for (size_t i = head_; i < entries_.size(); ++i) {
       if (!entries_[i].marker) ++stats_->unfinished_unobserved;
+    }
+  } else if (!stream_ended) {
+    // The agent stops: what is in flight is reported as such, not as the peer's failure.
+    bool behind_marker = false;
+    for (size_t i = head_; i < entries_.size(); ++i) {
+      Entry& e = entries_[i];
+      if (e.marker) {
+        behind_marker |= e.owed_max > 0;
+      } else if (behind_marker) {
+        ++stats_->unpaired_requests;
+      } else {
+        ++stats_->unfinished_shutdown;
+        Emit(e, ExchangeError::kAgentShutdown, out);
+      }
     }
   } else if (!tunneled_) {
     if (paused_for_ == 0) {
@@ -496,8 +507,7 @@ void Http1Stitcher::OnClose(conn::ByteStream& requests, conn::ByteStream& respon
   }
   // What is left never got (all of) its answer. Behind a loss marker that is not certain.
   bool behind_marker = false;
-  for (size_t i = reason == CloseReason::kUnobserved ? entries_.size() : head_; i < entries_.size();
-       ++i) {
+  for (size_t i = stream_ended ? head_ : entries_.size(); i < entries_.size(); ++i) {
     Entry& e = entries_[i];
     if (e.marker) {
       behind_marker |= e.owed_max > 0;

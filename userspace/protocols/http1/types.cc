@@ -84,6 +84,8 @@ std::string_view ExchangeErrorName(ExchangeError error) {
       return "response_truncated";
     case ExchangeError::kRequestTruncated:
       return "request_truncated";
+    case ExchangeError::kAgentShutdown:
+      return "agent_shutdown";
   }
   return {};
 }
@@ -108,6 +110,7 @@ Http1Stats& Http1Stats::operator+=(const Http1Stats& o) {
   missing_at_close += o.missing_at_close;
   truncated_at_close += o.truncated_at_close;
   unfinished_unobserved += o.unfinished_unobserved;
+  unfinished_shutdown += o.unfinished_shutdown;
   tunnels += o.tunnels;
   return *this;
 }

@@ -140,6 +140,7 @@ enum class ExchangeError : uint8_t {
   kTimeout = 3,                 // no response within the timeout
   kResponseTruncated = 4,       // the response started but the connection ended mid-message
   kRequestTruncated = 5,        // the connection ended before the request was complete
+  kAgentShutdown = 6,           // the agent stopped while the exchange was in flight
 };
 
 // The `error.type` string for an error (empty for kNone).
@@ -175,6 +176,7 @@ struct Http1Stats {
   uint64_t missing_at_close = 0;        // exchanges emitted without response at close/reset
   uint64_t truncated_at_close = 0;      // exchanges with a truncated request or response
   uint64_t unfinished_unobserved = 0;   // requests in flight when the agent stopped following
+  uint64_t unfinished_shutdown = 0;     // requests in flight at shutdown (error exchanges)
   uint64_t tunnels = 0;                 // connections that left HTTP (upgrade, CONNECT)
 
   Http1Stats& operator+=(const Http1Stats& o);

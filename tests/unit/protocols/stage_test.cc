@@ -1,13 +1,15 @@
-// HttpSpanProducer on synthetic kernel records: detection, pairing into spans, attributes,
-// redaction and error status, from both sides of a connection.
-#include "agent/http_spans.h"
+// ProtocolStage (with the registered protocols) on synthetic kernel records: detection,
+// pairing into spans, attributes, redaction and error status, from both sides of a connection.
+#include "protocols/stage.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <deque>
 
-namespace zerotrace::agent {
+#include "protocols/registry.h"
+
+namespace zerotrace::protocols {
 namespace {
 
 // The linker's output. Server spans wait for a same-node caller; 60 s of synthetic time
@@ -99,17 +101,17 @@ struct MuteLog : conn::KernelConnState {
   }
 };
 
-class HttpSpansTest : public ::testing::Test {
+class StageTest : public ::testing::Test {
  protected:
   Collect sink;
   WallClock clock;
   MuteLog kernel;
-  HttpSpanProducer producer{
-      &sink.linker, &clock, {}, {{"k8s.node.name", std::string("node-1")}}, &kernel};
+  ProtocolStage producer{MakeRegisteredProtocols({}), &sink.linker, &clock,
+                         {{"k8s.node.name", std::string("node-1")}}, &kernel};
   conn::ConnTable table{{}, &producer, nullptr, nullptr};
 };
 
-TEST_F(HttpSpansTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
+TEST_F(StageTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   Conn c(&table, 1, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_EGRESS,
          "GET /users/42/orders?token=s3cret&page=2 HTTP/1.1\r\nHost: shop.local:8080\r\n"
@@ -143,7 +145,7 @@ TEST_F(HttpSpansTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   ASSERT_EQ(s.resource->extra.size(), 1u);
 }
 
-TEST_F(HttpSpansTest, ServerSpanJoinsIncomingTraceparent) {
+TEST_F(StageTest, ServerSpanJoinsIncomingTraceparent) {
   Conn c(&table, 2, ZT_ROLE_SERVER);
   c.Send(ZT_DIR_INGRESS,
          "POST /pay HTTP/1.1\r\nHost: x\r\ntraceparent: "
@@ -163,7 +165,7 @@ TEST_F(HttpSpansTest, ServerSpanJoinsIncomingTraceparent) {
   EXPECT_EQ(Str(s, "url.full"), "<absent>");
 }
 
-TEST_F(HttpSpansTest, ServerSpan4xxIsNotAnError) {
+TEST_F(StageTest, ServerSpan4xxIsNotAnError) {
   Conn c(&table, 3, ZT_ROLE_SERVER);
   c.Send(ZT_DIR_INGRESS, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n", 10);
   c.Send(ZT_DIR_EGRESS, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 20);
@@ -172,7 +174,7 @@ TEST_F(HttpSpansTest, ServerSpan4xxIsNotAnError) {
   EXPECT_EQ(Str(sink.spans()[0], "error.type"), "<absent>");
 }
 
-TEST_F(HttpSpansTest, UnansweredRequestAtCloseIsAnErrorSpan) {
+TEST_F(StageTest, UnansweredRequestAtCloseIsAnErrorSpan) {
   Conn c(&table, 4, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_EGRESS, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", 10);
   EXPECT_TRUE(sink.spans().empty());
@@ -182,17 +184,17 @@ TEST_F(HttpSpansTest, UnansweredRequestAtCloseIsAnErrorSpan) {
   EXPECT_NE(Str(sink.spans()[0], "error.type"), "<absent>");
 }
 
-TEST_F(HttpSpansTest, NonHttpConnectionProducesNothingAndIsDrained) {
+TEST_F(StageTest, NonHttpConnectionProducesNothingAndIsDrained) {
   Conn c(&table, 5, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_INGRESS, "220 smtp.example ESMTP ready\r\n", 10);  // server speaks first
   c.Send(ZT_DIR_EGRESS, "EHLO me\r\n", 20);
   EXPECT_TRUE(sink.spans().empty());
-  EXPECT_EQ(producer.stats().conns_not_http, 1u);
+  EXPECT_EQ(producer.stats().conns_unclaimed, 1u);
   EXPECT_EQ(kernel.muted, std::vector<uint64_t>{5});
   EXPECT_EQ(table.Find(5)->sent.buffered_bytes(), 0u);
 }
 
-TEST_F(HttpSpansTest, PreexistingConnectionRoleInferredFromTraffic) {
+TEST_F(StageTest, PreexistingConnectionRoleInferredFromTraffic) {
   Conn c(&table, 6, ZT_ROLE_UNKNOWN);
   c.Send(ZT_DIR_INGRESS, "GET /x HTTP/1.1\r\nHost: y\r\n\r\n", 10);
   c.Send(ZT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 20);
@@ -203,7 +205,7 @@ TEST_F(HttpSpansTest, PreexistingConnectionRoleInferredFromTraffic) {
 // A TLS connection: the handshake's ciphertext arrives first (not HTTP: muted), then the
 // plaintext from the TLS probes becomes the streams; the spans say https, and ciphertext that
 // arrives later is never parsed.
-TEST_F(HttpSpansTest, TlsPlaintextReplacesCiphertextAndSpansSayHttps) {
+TEST_F(StageTest, TlsPlaintextReplacesCiphertextAndSpansSayHttps) {
   Conn c(&table, 7, ZT_ROLE_CLIENT);
   const std::string client_hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
   c.Send(ZT_DIR_EGRESS, client_hello, 500);
@@ -226,7 +228,7 @@ TEST_F(HttpSpansTest, TlsPlaintextReplacesCiphertextAndSpansSayHttps) {
 }
 
 // A TLS connection that carries no HTTP mutes its plaintext, not its socket bytes.
-TEST_F(HttpSpansTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
+TEST_F(StageTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
   struct TlsMuteLog : conn::KernelConnState {
     std::vector<bool> plaintext;
     void Forget(uint32_t, uint32_t) override {}
@@ -234,7 +236,7 @@ TEST_F(HttpSpansTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
       plaintext.push_back(tls_plaintext);
     }
   } tls_kernel;
-  HttpSpanProducer producer2{&sink.linker, &clock, {}, {}, &tls_kernel};
+  ProtocolStage producer2{MakeRegisteredProtocols({}), &sink.linker, &clock, {}, &tls_kernel};
   conn::ConnTable table2{{}, &producer2, nullptr, nullptr};
   Conn c(&table2, 8, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_EGRESS, "\x16\x03\x01", 100);
@@ -279,7 +281,7 @@ std::vector<trace::Span> RunExchanges(const WallClock& clock, bool hand_back) {
     if (hand_back) s = Leftover();
   }};
   MuteLog kernel;
-  HttpSpanProducer producer{&linker, &clock, {}, {}, &kernel};
+  ProtocolStage producer{MakeRegisteredProtocols({}), &linker, &clock, {}, &kernel};
   conn::ConnTable table{{}, &producer, nullptr, nullptr};
   Conn client(&table, 1, ZT_ROLE_CLIENT), server(&table, 2, ZT_ROLE_SERVER);
   client.Send(ZT_DIR_EGRESS,
@@ -304,7 +306,7 @@ std::vector<trace::Span> RunExchanges(const WallClock& clock, bool hand_back) {
   return out;
 }
 
-TEST(HttpSpansReuseTest, SpansBuiltIntoHandedBackSpansEqualFreshOnes) {
+TEST(StageReuseTest, SpansBuiltIntoHandedBackSpansEqualFreshOnes) {
   const WallClock clock;  // one for both runs: the same monotonic times give the same wall times
   const std::vector<trace::Span> fresh = RunExchanges(clock, false),
                                  reused = RunExchanges(clock, true);
@@ -337,4 +339,4 @@ TEST(HttpSpansReuseTest, SpansBuiltIntoHandedBackSpansEqualFreshOnes) {
 }
 
 }  // namespace
-}  // namespace zerotrace::agent
+}  // namespace zerotrace::protocols
