@@ -104,8 +104,8 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   // The shared sys_exit program (attached above to sys_exit_read) serves every data syscall,
   // and the one of dup (attached to sys_exit_dup) the other dups.
   static const char* kMoreDataExits[] = {
-      "sys_exit_write",    "sys_exit_readv",     "sys_exit_writev",  "sys_exit_sendto",
-      "sys_exit_recvfrom", "sys_exit_sendmsg",   "sys_exit_recvmsg", "sys_exit_sendmmsg",
+      "sys_exit_write",    "sys_exit_readv",      "sys_exit_writev",  "sys_exit_sendto",
+      "sys_exit_recvfrom", "sys_exit_sendmsg",    "sys_exit_recvmsg", "sys_exit_sendmmsg",
       "sys_exit_recvmmsg", "sys_exit_sendfile64", "sys_exit_splice"};
   static const char* kMoreDupExits[] = {"sys_exit_dup2", "sys_exit_dup3", "sys_exit_fcntl"};
   const struct {

@@ -43,14 +43,17 @@ TEST(StatsLine, KeepsItsKeysInOrder) {
   EXPECT_EQ(StatsLine(Numbered()),
             "zerotrace: stats data_events=101 conns_opened=102 conns_closed=103 "
             "ringbuf_reserve_failed=100 capture_truncated=104 read_user_failed=105 "
-            "iov_overflow=106 decode_errors=8 http_conns=12 http_exchanges=14 "
+            "iov_overflow=106 stash_missing=107 peek_skipped=114 splice_calls=115 "
+            "io_uring_ops=116 dup_shared=117 decode_errors=8 http_conns=12 http_exchanges=14 "
             "http_parse_errors=15 http_resyncs=16 spans=13 link_traceparent=0 link_peer=17 "
             "link_thread=0 link_forwarded=0 link_correlation=0 link_ambiguous=0 "
             "link_client_roots=0 link_server_roots=0 link_cycles_refused=0 link_abandoned=18 "
             "tls_calls=108 tls_no_fd=109 tls_fd_conflict=110 tls_conn_gone=111 tls_nested=112 "
             "tls_bound_by_read=113 tls_conns=0 tls_ciphertext_ignored=0 spans_exported=20 "
             "spans_dropped_full=0 spans_dropped_stopping=0 "
-            "spans_export_failed=0 otlp_spans_ok=22");
+            "spans_export_failed=0 otlp_spans_ok=22 stream_gaps=0 stream_bytes_dropped_cap=0 "
+            "conns_tail_lost=0 conns_evicted=0 conns_data_unknown=0 http_unpaired_requests=0 "
+            "http_unpaired_responses=0 http_dropped_gap=0");
 }
 
 TEST(StatsLine, WithoutExportStageHasNoExportKeys) {
