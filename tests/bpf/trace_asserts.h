@@ -61,7 +61,7 @@ inline Record OneOpen(TraceSession& s, long pid, uint8_t role) {
 
 // Data records of a connection and direction once their total reaches `bytes`.
 inline std::vector<Record> WaitData(TraceSession& s, long pid, uint64_t conn, uint8_t dir,
-                             uint64_t bytes) {
+                                    uint64_t bytes) {
   std::vector<Record> out;
   s.WaitUntil([&](const std::vector<Record>&) {
     out = s.DataOf(pid, conn, dir);

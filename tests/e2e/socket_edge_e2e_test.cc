@@ -22,8 +22,9 @@ class SocketEdgeE2eTest : public AgentTest {
   Server StartEdgeServer(const std::string& mode) {
     Server s;
     s.port = FreePort();
-    Subprocess& p = Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/edge_server.py",
-                           std::to_string(s.port), mode});
+    Subprocess& p =
+        Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/edge_server.py",
+               std::to_string(s.port), mode});
     EXPECT_TRUE(p.WaitForLine("ready", zerotrace::testing::kServerStartDeadline))
         << "edge server did not start: " << zerotrace::testing::DescribeProcess(p.pid());
     server_pid_ = p.pid();
@@ -62,7 +63,8 @@ TEST_F(SocketEdgeE2eTest, SplicedBodiesKeepEveryExchangePairedRight) {
   xs[4] = {"POST", ItemTarget(4), ItemStatus(4), ItemBody(4), 70000};  // more than a pipe holds
   std::vector<std::string> args = {std::to_string(srv.port)};
   for (const Exchange& x : xs) {
-    args.push_back(x.method + ":" + x.target + (x.req_body ? ":" + std::to_string(x.req_body) : ""));
+    args.push_back(x.method + ":" + x.target +
+                   (x.req_body ? ":" + std::to_string(x.req_body) : ""));
   }
   const auto client = RunPythonClient("keepalive_client.py", args);
   ASSERT_EQ(client.exit_code, 0);
@@ -81,22 +83,22 @@ TEST_F(SocketEdgeE2eTest, SplicedBodiesKeepEveryExchangePairedRight) {
 TEST_F(SocketEdgeE2eTest, Dup2OnBothEndsKeepsClientAndServerLinked) {
   constexpr int kRequests = 4;
   const Server srv = StartEdgeServer("dup");
-  const auto client = RunPythonClient("dup_client.py", {std::to_string(srv.port),
-                                                        std::to_string(kRequests)});
+  const auto client =
+      RunPythonClient("dup_client.py", {std::to_string(srv.port), std::to_string(kRequests)});
   ASSERT_EQ(client.exit_code, 0);
   ASSERT_EQ(client.lines.back(), "done");
 
   ASSERT_TRUE(AwaitSpans({{server_pid_, kRequests}, {client.pid, kRequests}}));
   const auto xs = Items(kRequests);
-  EXPECT_TRUE(SpansAre(server_pid_, Spans(kServer, xs, srv.port, client.local_port,
-                                          "zt-dup/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-dup/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(
+      server_pid_, Spans(kServer, xs, srv.port, client.local_port, "zt-dup/1.0", PythonService())));
+  EXPECT_TRUE(
+      SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-dup/1.0", PythonClientService())));
   const std::vector<Span> servers = SpansOf(server_pid_), clients = SpansOf(client.pid);
   ASSERT_EQ(servers.size(), clients.size());
   for (size_t i = 0; i < servers.size(); i++) {
-    EXPECT_EQ(servers[i].parent_span_id, clients[i].span_id) << "request " << i << ": "
-                                                             << servers[i].Describe();
+    EXPECT_EQ(servers[i].parent_span_id, clients[i].span_id)
+        << "request " << i << ": " << servers[i].Describe();
     EXPECT_EQ(servers[i].trace_id, clients[i].trace_id) << "request " << i;
   }
 }

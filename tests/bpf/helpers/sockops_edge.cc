@@ -26,8 +26,7 @@ void Peek(uint16_t port) {
     Expect(Sys(recvmsg(fd, &msg, MSG_PEEK), "recvmsg MSG_PEEK") == 10, "short recvmsg peek");
     mmsghdr mm{};
     mm.msg_hdr = Msg(&iov, 1);
-    Expect(Sys(recvmmsg(fd, &mm, 1, MSG_PEEK, nullptr), "recvmmsg MSG_PEEK") == 1,
-           "recvmmsg peek");
+    Expect(Sys(recvmmsg(fd, &mm, 1, MSG_PEEK, nullptr), "recvmmsg MSG_PEEK") == 1, "recvmmsg peek");
     Say("server_peeks=%d", peeks + 2);
     Say("server_read=%s", ReadExact(fd, 10).c_str());
     WriteAll(fd, "ok");

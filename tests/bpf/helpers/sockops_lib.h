@@ -23,8 +23,8 @@
 namespace zt_sockops {
 
 inline constexpr unsigned kTimeoutSeconds = 60;  // a stuck mode dies instead of hanging its test
-inline const char* g_side = "main";             // who is talking, for error messages
-inline pid_t g_child = 0;                      // killed if the parent fails, so nothing lingers
+inline const char* g_side = "main";              // who is talking, for error messages
+inline pid_t g_child = 0;                        // killed if the parent fails, so nothing lingers
 
 // Prints one line with a single write(2), so concurrent client/server lines never interleave.
 __attribute__((format(printf, 1, 2))) inline void Say(const char* fmt, ...) {
