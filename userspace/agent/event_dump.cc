@@ -20,9 +20,10 @@ const char* RoleName(uint8_t role) {
 }
 
 const char* SyscallName(uint8_t sys) {
-  static const char* kNames[ZT_SYS_COUNT] = {
-      "read",    "write",    "readv",    "writev",   "sendto",   "recvfrom", "sendmsg",
-      "recvmsg", "sendmmsg", "recvmmsg", "sendfile", "tls_read", "tls_write"};
+  static const char* kNames[ZT_SYS_COUNT] = {"read",      "write",       "readv",       "writev",
+                                             "sendto",    "recvfrom",    "sendmsg",     "recvmsg",
+                                             "sendmmsg",  "recvmmsg",    "sendfile",    "tls_read",
+                                             "tls_write", "splice_read", "splice_write"};
   return sys < ZT_SYS_COUNT ? kNames[sys] : "?";
 }
 

@@ -59,6 +59,20 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
       {"iov_overflow", "zerotrace_kernel_iov_overflow_total",
        "iovecs or messages beyond the per-syscall limit (sizes only)", kCounter,
        k[ZT_CNT_IOV_OVERFLOW]},
+      {"stash_missing", "zerotrace_kernel_stash_missing_total",
+       "syscall exits without their enter (agent started mid-syscall)", kCounter,
+       k[ZT_CNT_STASH_MISSING]},
+      {"peek_skipped", "zerotrace_kernel_peek_skipped_total",
+       "MSG_PEEK receives on tracked sockets (the later receive moves the stream)", kCounter,
+       k[ZT_CNT_PEEK_SKIPPED]},
+      {"splice_calls", "zerotrace_kernel_splice_calls_total",
+       "splice calls on tracked sockets (sizes only)", kCounter, k[ZT_CNT_SPLICE]},
+      {"io_uring_ops", "zerotrace_kernel_io_uring_ops_total",
+       "io_uring reads and writes of tracked sockets (their bytes are not seen)", kCounter,
+       k[ZT_CNT_IO_URING]},
+      {"dup_shared", "zerotrace_kernel_dup_shared_total",
+       "fds dup'd from a tracked socket (they share its connection)", kCounter,
+       k[ZT_CNT_DUP_SHARED]},
       {"decode_errors", "zerotrace_decode_errors_total", "ring-buffer records that did not decode",
        kCounter, c.decode_errors},
   };
@@ -115,9 +129,6 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
   }
 
   // Only on /metrics.
-  add(nullptr, "zerotrace_kernel_stash_missing_total",
-      "syscall exits without their enter (agent started mid-syscall)", kCounter,
-      k[ZT_CNT_STASH_MISSING]);
   if (e.present) {
     add(nullptr, "zerotrace_spans_queued_total", "spans the export queue accepted", kCounter,
         e.queued);

@@ -282,25 +282,25 @@ void ConnTable::ReportCounters(CounterReport* r) const {
              c.closed);
   r->Counter(nullptr, "zerotrace_conns_fd_reused_total", "connections ended by their fd's reuse",
              c.fd_reused);
-  r->Counter(nullptr, "zerotrace_stream_gaps_total",
+  r->Counter("stream_gaps", "zerotrace_stream_gaps_total",
              "gaps (bytes moved but not captured, or lost) that reached a stream's reader",
              c.streams.gaps);
   r->Counter(nullptr, "zerotrace_stream_gap_bytes_total", "bytes skipped as gaps by stream readers",
              c.streams.gap_bytes);
-  r->Counter(nullptr, "zerotrace_stream_bytes_dropped_cap_total",
+  r->Counter("stream_bytes_dropped_cap", "zerotrace_stream_bytes_dropped_cap_total",
              "captured bytes turned into a gap by a stream's buffer cap", c.streams.bytes_dropped_cap);
   r->Counter(nullptr, "zerotrace_stream_bytes_duplicate_total",
              "captured bytes that arrived twice (overlapping records)", c.streams.bytes_duplicate);
-  r->Counter(nullptr, "zerotrace_conns_tail_lost_total",
+  r->Counter("conns_tail_lost", "zerotrace_conns_tail_lost_total",
              "connections closed with their last bytes lost on the way (a gap at the end)",
              c.tail_lost_at_close);
   r->Counter(nullptr, "zerotrace_conns_process_exit_total",
              "connections ended by their process's exit", c.proc_exit_closed);
   r->Counter(nullptr, "zerotrace_conns_expired_idle_total",
              "connections freed after the idle timeout", c.expired_idle);
-  r->Counter(nullptr, "zerotrace_conns_evicted_total", "connections evicted at the table's cap",
+  r->Counter("conns_evicted", "zerotrace_conns_evicted_total", "connections evicted at the table's cap",
              c.evicted_cap);
-  r->Counter(nullptr, "zerotrace_conns_data_unknown_total",
+  r->Counter("conns_data_unknown", "zerotrace_conns_data_unknown_total",
              "data events for connections whose open event was lost", c.data_unknown_conn);
   r->Counter(nullptr, "zerotrace_conns_agent_peer_total",
              "connections whose peer is the agent's own export (ignored)", c.agent_peer_conns);

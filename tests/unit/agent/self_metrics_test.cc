@@ -41,7 +41,9 @@ TEST(StatsLine, KeepsItsKeysInOrder) {
   EXPECT_EQ(StatsLine(Numbered()),
             "zerotrace: stats data_events=101 conns_opened=102 conns_closed=103 "
             "ringbuf_reserve_failed=100 capture_truncated=104 read_user_failed=105 "
-            "iov_overflow=106 decode_errors=8 http_conns=12 spans=13 link_abandoned=18 "
+            "iov_overflow=106 stash_missing=107 peek_skipped=114 splice_calls=115 "
+            "io_uring_ops=116 dup_shared=117 decode_errors=8 http_conns=12 spans=13 "
+            "link_abandoned=18 "
             "tls_calls=108 tls_no_fd=109 tls_fd_conflict=110 tls_conn_gone=111 tls_nested=112 "
             "tls_bound_by_read=113 spans_exported=20 spans_dropped_full=0 "
             "spans_dropped_stopping=0 spans_export_failed=0 otlp_spans_ok=22");

@@ -142,9 +142,9 @@ void Http1Protocol::ReportCounters(CounterReport* r) const {
              h.requests_parsed);
   r->Counter(nullptr, "zerotrace_http_responses_parsed_total", "HTTP final response heads parsed",
              h.responses_parsed);
-  r->Counter(nullptr, "zerotrace_http_unpaired_requests_total",
+  r->Counter("http_unpaired_requests", "zerotrace_http_unpaired_requests_total",
              "requests dropped because pairing became uncertain", h.unpaired_requests);
-  r->Counter(nullptr, "zerotrace_http_unpaired_responses_total",
+  r->Counter("http_unpaired_responses", "zerotrace_http_unpaired_responses_total",
              "responses not paired (stale, ambiguous, unsolicited)", h.unpaired_responses);
   r->Counter(nullptr, "zerotrace_http_ambiguous_responses_total",
              "responses that could answer more than one request", h.ambiguous_responses);
@@ -157,7 +157,7 @@ void Http1Protocol::ReportCounters(CounterReport* r) const {
              h.unfinished_shutdown);
   r->Counter(nullptr, "zerotrace_http_timeouts_total", "exchanges emitted with error timeout",
              h.timeouts);
-  r->Counter(nullptr, "zerotrace_http_dropped_gap_total",
+  r->Counter("http_dropped_gap", "zerotrace_http_dropped_gap_total",
              "HTTP messages dropped for a gap at their start or in their headers",
              h.dropped_gap_at_start + h.dropped_gap_in_headers);
   r->Counter(nullptr, "zerotrace_http_tunnels_total",
