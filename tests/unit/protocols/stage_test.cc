@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <deque>
+#include <map>
 
 #include "protocols/registry.h"
 
@@ -34,12 +35,14 @@ std::string Str(const trace::Span& s, const std::string& key) {
 // Feeds a ConnTable the way the kernel would, for one connection.
 class Conn {
  public:
-  Conn(conn::ConnTable* t, uint64_t id, uint8_t role) : t_(t), id_(id) {
+  // `flags`: ZT_CONN_F_* (ZT_CONN_F_PREEXISTING: found mid-life, positions from there).
+  Conn(conn::ConnTable* t, uint64_t id, uint8_t role, uint8_t flags = 0) : t_(t), id_(id) {
     zt_conn_open o{};
     o.hdr.type = ZT_EV_CONN_OPEN;
     o.hdr.conn_id = id;
     o.hdr.tgid = 4242;
     o.role = role;
+    o.flags = flags;
     o.family = ZT_AF_INET;
     const uint8_t lo[4] = {127, 0, 0, 1}, peer[4] = {10, 1, 2, 3};
     std::memcpy(o.local_addr, lo, 4);
@@ -72,6 +75,25 @@ class Conn {
     v.header = &d.hdr;
     v.data = &d;
     v.payload = bytes;
+    t_->OnEvent(v);
+  }
+  // A syscall that moved `len` bytes of which none were captured (a trailer record).
+  void Gap(uint8_t dir, uint64_t len, uint64_t ts) {
+    zt_data_event d{};
+    d.hdr.type = ZT_EV_DATA;
+    d.hdr.conn_id = id_;
+    d.hdr.tgid = 4242;
+    d.hdr.ts_ns = ts;
+    d.direction = dir;
+    uint64_t& pos = dir == ZT_DIR_EGRESS ? sent_ : received_;
+    d.syscall_pos = pos;
+    d.stream_pos = pos + len;
+    d.byte_count = static_cast<uint32_t>(len);
+    pos += len;
+    probes::EventView v;
+    v.type = d.hdr.type;
+    v.header = &d.hdr;
+    v.data = &d;
     t_->OnEvent(v);
   }
   void Close() {
@@ -242,6 +264,136 @@ TEST_F(StageTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
   c.Send(ZT_DIR_EGRESS, "\x16\x03\x01", 100);
   c.Send(ZT_DIR_EGRESS, "PING-PONG-PROTOCOL v1\r\n", 200, true);
   EXPECT_EQ(tls_kernel.plaintext, (std::vector<bool>{false, true}));
+}
+
+// What a keep-alive exchange on the wire looks like in these tests: request /N, and a
+// response whose body size (10 + N) tells which request it answers.
+std::string Req(int n) { return "GET /r/" + std::to_string(n) + " HTTP/1.1\r\nHost: x\r\n\r\n"; }
+std::string Resp(int n) {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(10 + n) + "\r\n\r\n" +
+         std::string(10 + n, 'b');
+}
+// Each span answers the request it names (body size 10 + N for /r/N).
+void ExpectPaired(const std::vector<trace::Span>& spans, std::vector<int> want) {
+  std::vector<int> got;
+  for (const auto& s : spans) {
+    const int n = std::stoi(Str(s, "url.path").substr(3));
+    EXPECT_EQ(Str(s, "http.response.body.size"), std::to_string(10 + n)) << s.name;
+    got.push_back(n);
+  }
+  EXPECT_EQ(got, want);
+}
+
+// Issue 18, item 1: the agent starts while a response is half sent (its head and 10 of 20
+// body bytes went before). The connection is found mid-life with its role unknown; both ends
+// resynchronise at the next request instead of going dark.
+TEST_F(StageTest, StartedMidResponseBothEndsResyncAtTheNextRequest) {
+  Conn client(&table, 20, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING),
+      server(&table, 21, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
+  server.Send(ZT_DIR_EGRESS, "0123456789", 100);  // the rest of the body
+  client.Send(ZT_DIR_INGRESS, "0123456789", 110);
+  for (int n = 1; n <= 5; n++) {
+    client.Send(ZT_DIR_EGRESS, Req(n), 1000 * n);
+    server.Send(ZT_DIR_INGRESS, Req(n), 1000 * n + 10);
+    server.Send(ZT_DIR_EGRESS, Resp(n), 1000 * n + 20);
+    client.Send(ZT_DIR_INGRESS, Resp(n), 1000 * n + 30);
+  }
+  const auto& spans = sink.spans();
+  std::vector<trace::Span> clients, servers;
+  for (const auto& s : spans) (s.kind == trace::SpanKind::kClient ? clients : servers).push_back(s);
+  ExpectPaired(clients, {1, 2, 3, 4, 5});
+  ExpectPaired(servers, {1, 2, 3, 4, 5});
+  EXPECT_EQ(producer.stats().conns_resynced, 2u);
+  EXPECT_TRUE(kernel.muted.empty());
+}
+
+// Issue 18, item 16: a server thread was blocked in read() when the agent started, so the
+// first thing seen of its connection is a response (to a request never seen). That is no
+// reason to give the connection up: the next request read starts the exchanges.
+TEST_F(StageTest, ResponseFirstOnAConnectionFoundMidLifeWaitsForTheNextRequest) {
+  Conn server(&table, 22, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
+  server.Send(ZT_DIR_EGRESS, Resp(1), 100);
+  for (int n = 2; n <= 4; n++) {
+    server.Send(ZT_DIR_INGRESS, Req(n), 1000 * n);
+    server.Send(ZT_DIR_EGRESS, Resp(n), 1000 * n + 10);
+  }
+  const auto& spans = sink.spans();
+  ExpectPaired(spans, {2, 3, 4});
+  for (const auto& s : spans) EXPECT_EQ(s.kind, trace::SpanKind::kServer);
+}
+
+// A response head split from its request by a lost record: the pairing resumes at the next
+// request, and bytes before it (including a response that may answer a lost request) never
+// become an exchange.
+TEST_F(StageTest, GapAtTheStartOfAKnownConnectionResyncsAtTheNextRequest) {
+  Conn client(&table, 23, ZT_ROLE_CLIENT);
+  client.Gap(ZT_DIR_EGRESS, Req(1).size(), 100);  // the request's record was lost
+  client.Send(ZT_DIR_INGRESS, Resp(1), 200);
+  client.Send(ZT_DIR_EGRESS, Req(2), 300);
+  client.Send(ZT_DIR_INGRESS, Resp(2), 400);
+  ExpectPaired(sink.spans(), {2});
+}
+
+// Traffic that no protocol recognises at any syscall start, on a connection found mid-life,
+// is given up after a bounded number of tries: muted in the kernel, and counted.
+TEST_F(StageTest, MidStreamConnectionWithoutMessageStartsIsGivenUpAndCounted) {
+  Conn c(&table, 24, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
+  for (int i = 0; i < 100 && kernel.muted.empty(); i++) {
+    c.Send(i % 2 ? ZT_DIR_EGRESS : ZT_DIR_INGRESS, std::string("\x00\x01binary\xff", 10), i);
+  }
+  EXPECT_EQ(kernel.muted, std::vector<uint64_t>{24});
+  EXPECT_EQ(producer.stats().resync_gave_up, 1u);
+  EXPECT_TRUE(sink.spans().empty());
+}
+
+// Issue 18, item 9: requests still waiting when the agent stops become error spans
+// (error.type agent_shutdown); complete exchanges are spans as usual.
+TEST_F(StageTest, RequestsInFlightAtShutdownBecomeAgentShutdownErrors) {
+  Conn client(&table, 25, ZT_ROLE_CLIENT);
+  client.Send(ZT_DIR_EGRESS, Req(1), 100);
+  client.Send(ZT_DIR_INGRESS, Resp(1), 200);
+  client.Send(ZT_DIR_EGRESS, Req(2), 300);
+  table.CloseAll();
+  const auto& spans = sink.spans();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(Str(spans[0], "error.type"), "<absent>");
+  EXPECT_EQ(Str(spans[1], "url.path"), "/r/2");
+  EXPECT_EQ(Str(spans[1], "error.type"), "agent_shutdown");
+  EXPECT_EQ(spans[1].status, trace::StatusCode::kError);
+}
+
+// A 101 upgrade ends HTTP/1 on the connection: detection runs again on what follows, and
+// websocket frames, which no protocol claims, mute it (after the 101 exchange's span).
+TEST_F(StageTest, AfterAnUpgradeDetectionRunsAgainOnWhatFollows) {
+  Conn client(&table, 26, ZT_ROLE_CLIENT);
+  client.Send(ZT_DIR_EGRESS,
+              "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+              100);
+  client.Send(ZT_DIR_INGRESS,
+              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+              "\x81\x05hello",
+              200);
+  EXPECT_EQ(kernel.muted, std::vector<uint64_t>{26});
+  EXPECT_EQ(producer.stats().protocol_left, 1u);
+  ASSERT_EQ(sink.spans().size(), 1u);
+  EXPECT_EQ(Str(sink.spans()[0], "http.response.status_code"), "101");
+}
+
+// The stage reports its own counters and every protocol's, with stats-line keys.
+TEST_F(StageTest, ReportsItsCountersAndEachProtocols) {
+  Conn c(&table, 27, ZT_ROLE_CLIENT);
+  c.Send(ZT_DIR_EGRESS, Req(1), 100);
+  c.Send(ZT_DIR_INGRESS, Resp(1), 200);
+  CounterReport report;
+  producer.ReportCounters(&report);
+  std::map<std::string, uint64_t> line;
+  for (const auto& r : report.rows()) {
+    if (r.stats_key) line[r.stats_key] = r.value;
+  }
+  EXPECT_EQ(line["http_conns"], 1u);
+  EXPECT_EQ(line["http_exchanges"], 1u);
+  EXPECT_EQ(line["spans"], 1u);
+  EXPECT_EQ(line["not_http_conns"], 0u);
 }
 
 // A span unlike any HTTP span: more attributes (strings where HTTP spans have numbers and the
