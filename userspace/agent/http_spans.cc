@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "conn/process_resource.h"
 #include "protocols/http1/head.h"
 
 namespace zerotrace::agent {
@@ -234,7 +235,7 @@ void HttpSpanProducer::OnRequestStart(uint64_t seq, const http1::HttpRequest& re
 
 void HttpSpanProducer::Emit(conn::Connection& c, Session& s, uint64_t finished_ns) {
   if (exchanges_.empty()) return;
-  auto resource = ResourceOf(c);
+  auto resource = ResourceOf(c, s.role == ZT_ROLE_SERVER ? c.tuple.local_port : 0);
   for (const auto& x : exchanges_) {
     trace::Span span = linker_->TakeSpare();
     http1::BuildSpanInto(x, c, s.role, *clock_, options_, resource, finished_ns, &span);
@@ -253,21 +254,18 @@ void HttpSpanProducer::Emit(conn::Connection& c, Session& s, uint64_t finished_n
   exchanges_.clear();
 }
 
-std::shared_ptr<const trace::Resource> HttpSpanProducer::ResourceOf(const conn::Connection& c) {
+std::shared_ptr<const trace::Resource> HttpSpanProducer::ResourceOf(const conn::Connection& c,
+                                                                    uint16_t served_port) {
+  const conn::ProcessInfo& info = c.process_info();
   auto it = resources_.find(c.tgid);
-  if (it != resources_.end() && it->second->executable_path == c.process_info().exe_path &&
-      it->second->service_name == c.process_info().service_name) {
+  if (it != resources_.end() && it->second->executable_path == info.exe_path &&
+      it->second->service_name == info.ServiceNameFor(served_port)) {
     return it->second;
   }
   if (resources_.size() > 8192) resources_.clear();  // bounded: rebuilt on next use
-  auto r = std::make_shared<trace::Resource>();
-  r->service_name = c.process_info().service_name.empty() ? c.comm : c.process_info().service_name;
+  auto r = conn::MakeResource(info, served_port, host_name_, resource_extra_);
+  if (r->service_name.empty()) r->service_name = c.comm;
   r->pid = c.tgid;
-  r->executable_name = c.process_info().exe_name;
-  r->executable_path = c.process_info().exe_path;
-  r->container_id = c.process_info().container_id;
-  r->host_name = host_name_;
-  r->extra = resource_extra_;
   resources_[c.tgid] = r;
   return r;
 }

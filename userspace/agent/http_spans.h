@@ -50,7 +50,8 @@ class HttpSpanProducer : public conn::ConnObserver, protocols::http1::RequestLis
   void OnRequestStart(uint64_t seq, const protocols::http1::HttpRequest& req) override;
   // The connection whose stitcher runs now (the listener's context).
   void Enter(conn::Connection& c, Session& s, uint64_t ts_ns);
-  std::shared_ptr<const trace::Resource> ResourceOf(const conn::Connection& c);
+  std::shared_ptr<const trace::Resource> ResourceOf(const conn::Connection& c,
+                                                    uint16_t served_port);
 
   trace::SpanLinker* linker_;
   conn::Connection* cur_conn_ = nullptr;

@@ -223,6 +223,9 @@ int main(int argc, char** argv) {
   agent::HttpSpanProducer http(&linker, &clock, span_options, ResourceExtras(), &kernel_state);
   agent::EventDumper dumper(stdout, &clock);
   agent::Pipeline pipeline(conn::ConnTableLimits{}, &http, &kernel_state);
+  if (!o.service_name_map.empty()) {
+    pipeline.processes().set_name_map(std::make_shared<conn::ServiceNameMap>(o.service_name_map));
+  }
   probes::RecordSink* record_sink =
       o.dump_events ? static_cast<probes::RecordSink*>(&dumper) : &pipeline;
 
