@@ -21,8 +21,9 @@ class MidStreamTest : public AgentTest {
   void StartAgent() { AgentTest::SetUp(); }
 
   zerotrace::testing::Subprocess& StartServer(int port, const std::string& mode) {
-    auto& s = Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/stepped_server.py",
-                     std::to_string(port), mode});
+    auto& s =
+        Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/stepped_server.py",
+               std::to_string(port), mode});
     EXPECT_TRUE(s.WaitForLine("listening", kServerStartDeadline));
     return s;
   }

@@ -46,10 +46,11 @@ TEST_F(SocketEdgeE2eTest, ServerThatPeeksBeforeEachReadGetsOneSpanPerRequest) {
 
   ASSERT_TRUE(AwaitSpans({{server_pid_, kRequests}, {client.pid, kRequests}}));
   const auto xs = Items(kRequests);
-  EXPECT_TRUE(SpansAre(server_pid_, Spans(kServer, xs, srv.port, client.local_port,
-                                          "zt-keepalive/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(
+      SpansAre(server_pid_, Spans(kServer, xs, srv.port, client.local_port, "zt-keepalive/1.0",
+                                  std::vector<std::string>{"edge_server"})));
+  EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0",
+                                         PythonClientService("keepalive_client"))));
 }
 
 // Proxies (haproxy, Go's io.Copy between sockets) splice bodies through a pipe: the server
@@ -71,10 +72,11 @@ TEST_F(SocketEdgeE2eTest, SplicedBodiesKeepEveryExchangePairedRight) {
   ASSERT_EQ(client.lines.back(), "done");
 
   ASSERT_TRUE(AwaitSpans({{server_pid_, xs.size()}, {client.pid, xs.size()}}));
-  EXPECT_TRUE(SpansAre(server_pid_, Spans(kServer, xs, srv.port, client.local_port,
-                                          "zt-keepalive/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(
+      SpansAre(server_pid_, Spans(kServer, xs, srv.port, client.local_port, "zt-keepalive/1.0",
+                                  std::vector<std::string>{"edge_server"})));
+  EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0",
+                                         PythonClientService("keepalive_client"))));
 }
 
 // Both ends move their connection onto another fd with dup2() and close the first: the spans
@@ -90,10 +92,10 @@ TEST_F(SocketEdgeE2eTest, Dup2OnBothEndsKeepsClientAndServerLinked) {
 
   ASSERT_TRUE(AwaitSpans({{server_pid_, kRequests}, {client.pid, kRequests}}));
   const auto xs = Items(kRequests);
-  EXPECT_TRUE(SpansAre(
-      server_pid_, Spans(kServer, xs, srv.port, client.local_port, "zt-dup/1.0", PythonService())));
-  EXPECT_TRUE(
-      SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-dup/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(server_pid_, Spans(kServer, xs, srv.port, client.local_port, "zt-dup/1.0",
+                                          std::vector<std::string>{"edge_server"})));
+  EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-dup/1.0",
+                                         PythonClientService("dup_client"))));
   const std::vector<Span> servers = SpansOf(server_pid_), clients = SpansOf(client.pid);
   ASSERT_EQ(servers.size(), clients.size());
   for (size_t i = 0; i < servers.size(); i++) {

@@ -147,6 +147,9 @@ Status Agent::Start(std::vector<std::string>* notes) {
       ResourceExtras(), &kernel_state_);
   dumper_ = std::make_unique<EventDumper>(stdout, &clock_);
   pipeline_ = std::make_unique<Pipeline>(conn::ConnTableLimits{}, protocols_.get(), &kernel_state_);
+  if (!o.service_name_map.empty()) {
+    pipeline_->processes().set_name_map(std::make_shared<conn::ServiceNameMap>(o.service_name_map));
+  }
   probes::RecordSink* sink =
       o.dump_events ? static_cast<probes::RecordSink*>(dumper_.get()) : pipeline_.get();
 
@@ -157,8 +160,8 @@ Status Agent::Start(std::vector<std::string>* notes) {
   // TLS: load on the socket tracer's maps, then probe every TLS library file in use (and the
   // host's, for processes that load one later) before reporting that tracing started.
   if (o.tls) {
-    auto tls = probes::TlsTracer::Start(cfg, *tracer_, preflight_.tracefs, notes,
-                                        o.tls_per_function);
+    auto tls =
+        probes::TlsTracer::Start(cfg, *tracer_, preflight_.tracefs, notes, o.tls_per_function);
     if (!tls.ok()) return tls.status();
     tls_tracer_ = std::move(tls.value());
     probes::TlsProbeOptions tls_options;

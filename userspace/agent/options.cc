@@ -53,6 +53,14 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
   app.add_flag("--tls-per-function-probes", o.tls_per_function,
                "attach one uprobe per TLS function, as on kernels before 6.6, instead of one "
                "multi-uprobe link per library file (slower to attach and detach)");
+  std::vector<std::string> name_maps;
+  app.add_option("--service-name-map", name_maps,
+                 "name services yourself, ahead of every other source: comma-separated rules "
+                 "exe:FILE=NAME (executable file name), port:N=NAME (connections served on "
+                 "local port N), cgroup:/PATH=NAME (cgroup v2 path or below); the first "
+                 "matching rule wins; repeatable")
+      ->type_name("RULES")
+      ->allow_extra_args(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -61,6 +69,9 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
     return o;
   } catch (const CLI::ParseError& e) {
     return Status::Error(e.what() + std::string("; see --help"));
+  }
+  for (const std::string& rules : name_maps) {
+    if (Status s = o.service_name_map.Add(rules); !s.ok()) return s;
   }
   return o;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "conn/service_name_map.h"
 
 namespace zerotrace::agent {
 
@@ -30,6 +31,7 @@ struct Options {
   std::string otlp_endpoint;            // --otlp-endpoint: wins over OTEL_EXPORTER_OTLP_*ENDPOINT
   std::string otlp_protocol;            // --otlp-protocol: grpc, http/protobuf or http/json
   std::string metrics_addr;             // --metrics-addr: serve /metrics here; empty: off
+  conn::ServiceNameMap service_name_map;  // --service-name-map rules, in the order given
 };
 
 // OTEL_RESOURCE_ATTRIBUTES ("k=v,k2=v2", values percent-encoded) as key/value pairs;

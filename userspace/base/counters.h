@@ -35,8 +35,8 @@ class CounterReport {
   // A counter; `stats_key` also puts it on the stats line.
   void Counter(const char* stats_key, std::string name, const char* help, uint64_t value,
                CounterLabels labels = {}) {
-    rows_.push_back({stats_key, std::move(name), help, CounterKind::kCounter, value,
-                     std::move(labels), 1});
+    rows_.push_back(
+        {stats_key, std::move(name), help, CounterKind::kCounter, value, std::move(labels), 1});
   }
   void Gauge(const char* stats_key, std::string name, const char* help, uint64_t value,
              CounterLabels labels = {}) {

@@ -172,8 +172,39 @@ void ConsoleExporter::AppendLine(const Span& span, std::string* out, std::string
   out->push_back('\n');
 }
 
+void ConsoleExporter::AppendNewServices(const std::vector<Span>& spans, std::string* out) {
+  for (const Span& s : spans) {
+    const trace::Resource* r = s.resource.get();
+    if (r == nullptr || r->pid == 0) continue;
+    std::string key = std::to_string(r->pid);
+    key.append(1, '\0').append(r->service_name).append(1, '\0').append(r->service_instance_id);
+    if (described_.contains(key)) continue;
+    if (described_.size() >= kMaxDescribed) described_.clear();
+    described_.insert(std::move(key));
+    out->append("service ");
+    AppendSafe(r->service_name.empty() ? "-" : r->service_name, kServiceMax, out);
+    out->append(" · pid ").append(std::to_string(r->pid));
+    if (!r->runtime_name.empty()) AppendSafe(" · " + r->runtime_name, kServiceMax, out);
+    if (!r->command_args.empty()) {
+      std::string command;
+      for (const std::string& arg : r->command_args)
+        command.append(command.empty() ? "" : " ").append(arg);
+      out->append(" · ");
+      AppendSafe(command, kPathMax, out);
+    } else if (!r->executable_path.empty()) {
+      out->append(" · ");
+      AppendSafe(r->executable_path, kPathMax, out);
+    }
+    if (!r->container_id.empty())
+      AppendSafe(" · container " + r->container_id.substr(0, 12), kPathMax, out);
+    if (!r->k8s_pod_uid.empty()) AppendSafe(" · pod " + r->k8s_pod_uid, kPathMax, out);
+    out->push_back('\n');
+  }
+}
+
 void ConsoleExporter::Export(const std::vector<Span>& spans) {
   buf_.clear();
+  AppendNewServices(spans, &buf_);
   for (const Span& s : spans) AppendLine(s, &buf_);
   std::fwrite(buf_.data(), 1, buf_.size(), out_);
   std::fflush(out_);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "export/exporter.h"
@@ -30,9 +31,17 @@ class ConsoleExporter final : public SpanExporter {
   // time and the service columns.
   void AppendLine(const trace::Span& span, std::string* out, std::string_view tree = {});
 
+  // Before a process's first span, one line on who it is (its resource), e.g.
+  //   service orders · pid 4242 · cpython · python3 -B /srv/order.py · container 3f4e5d6c7b8a
+  // Appended for each resource of `spans` with a pid that was not described yet (remembered by
+  // pid, service name and instance id; the memory is cleared past kMaxDescribed).
+  void AppendNewServices(const std::vector<trace::Span>& spans, std::string* out);
+  static constexpr size_t kMaxDescribed = 4096;
+
  private:
   FILE* out_;
   std::string buf_;
+  std::unordered_set<std::string> described_;
   int64_t cached_second_ = -1;  // local HH:MM:SS of this unix second is in cached_hms_
   char cached_hms_[8] = {};     // "HH:MM:SS", not NUL-terminated
 };

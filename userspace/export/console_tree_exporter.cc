@@ -106,6 +106,7 @@ void ConsoleTreeExporter::Print(Pending& trace) {
       std::snprintf(head, sizeof(head), " · %zu span%s · %llu.%03llums\n", spans.size(),
                     spans.size() == 1 ? "" : "s", static_cast<unsigned long long>(us / 1000),
                     static_cast<unsigned long long>(us % 1000));
+  lines_.AppendNewServices(spans, &buf_);
   buf_.append("trace ").append(spans.front().trace_id.Hex()).append(head, n);
   visited_.assign(spans.size(), false);
   for (size_t r : roots) AppendSubtree(spans, children, r, "", true, true, &buf_);

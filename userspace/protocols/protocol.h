@@ -31,8 +31,8 @@ struct Detection {
 // The first bytes of both directions of a connection that is followed from its first byte
 // (or from the point where an earlier protocol on it, such as an HTTP/1 upgrade, ended).
 struct StartBytes {
-  std::string_view sent;      // captured bytes this process sent, from the start
-  std::string_view received;  // captured bytes it received, from the start
+  std::string_view sent;           // captured bytes this process sent, from the start
+  std::string_view received;       // captured bytes it received, from the start
   uint8_t role = ZT_ROLE_UNKNOWN;  // the kernel's role (client after connect, server after accept)
   bool tls = false;                // the bytes are TLS plaintext
 };
@@ -41,7 +41,7 @@ struct StartBytes {
 // connection did, or a gap swallowed a message start. A protocol that can recognise a
 // request start there says kYes (and the role that implies); the stage resumes from it.
 struct ResyncBytes {
-  std::string_view bytes;          // captured bytes from the syscall's first byte
+  std::string_view bytes;             // captured bytes from the syscall's first byte
   uint8_t direction = ZT_DIR_EGRESS;  // ZT_DIR_EGRESS: this process sent them
   uint8_t role = ZT_ROLE_UNKNOWN;     // the role, when known
 };

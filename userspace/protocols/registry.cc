@@ -4,13 +4,12 @@
 #include "protocols/registry.h"
 
 // Detection order: the first protocol that claims a connection gets it.
-#define ZT_REGISTERED_PROTOCOLS(X) \
-  X(http1)
+#define ZT_REGISTERED_PROTOCOLS(X) X(http1)
 
 namespace zerotrace::protocols {
 
-#define ZT_DECLARE_PROTOCOL(name) \
-  namespace name {                \
+#define ZT_DECLARE_PROTOCOL(name)                                         \
+  namespace name {                                                        \
   std::unique_ptr<Protocol> MakeProtocol(const ProtocolOptions& options); \
   }
 ZT_REGISTERED_PROTOCOLS(ZT_DECLARE_PROTOCOL)

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "protocols/resource.h"
+
 namespace zerotrace::protocols {
 namespace {
 
@@ -318,7 +320,8 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     stats_.exchanges++;
     trace::Span span = std::move(x.span);
     x.span = linker_->TakeSpare();  // storage for the next exchange this slot carries
-    trace::FrameSpan(x.start_ns, x.end_ns, s.endpoints, *clock_, ResourceOf(c), &span);
+    trace::FrameSpan(x.start_ns, x.end_ns, s.endpoints, *clock_,
+                     ResourceOf(c, server ? c.tuple.local_port : 0), &span);
     stats_.spans++;
     auto at = std::find_if(s.handles.begin(), s.handles.end(),
                            [&x](const auto& p) { return p.first == x.id; });
@@ -333,21 +336,18 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
   out_.Clear();
 }
 
-std::shared_ptr<const trace::Resource> ProtocolStage::ResourceOf(const conn::Connection& c) {
+std::shared_ptr<const trace::Resource> ProtocolStage::ResourceOf(const conn::Connection& c,
+                                                                 uint16_t served_port) {
+  const conn::ProcessInfo& info = c.process_info();
   auto it = resources_.find(c.tgid);
-  if (it != resources_.end() && it->second->executable_path == c.process_info().exe_path &&
-      it->second->service_name == c.process_info().service_name) {
+  if (it != resources_.end() && it->second->executable_path == info.exe_path &&
+      it->second->service_name == info.ServiceNameFor(served_port)) {
     return it->second;
   }
   if (resources_.size() > 8192) resources_.clear();  // bounded: rebuilt on next use
-  auto r = std::make_shared<trace::Resource>();
-  r->service_name = c.process_info().service_name.empty() ? c.comm : c.process_info().service_name;
+  auto r = MakeResource(info, served_port, host_name_, resource_extra_);
+  if (r->service_name.empty()) r->service_name = c.comm;
   r->pid = c.tgid;
-  r->executable_name = c.process_info().exe_name;
-  r->executable_path = c.process_info().exe_path;
-  r->container_id = c.process_info().container_id;
-  r->host_name = host_name_;
-  r->extra = resource_extra_;
   resources_[c.tgid] = r;
   return r;
 }
@@ -360,8 +360,8 @@ void ProtocolStage::ReportCounters(CounterReport* r) const {
   r->Counter("resync_gave_up", "zerotrace_protocol_resync_gave_up_total",
              "connections followed mid-stream where no message start was found (payload muted)",
              stats_.resync_gave_up);
-  r->Counter(nullptr, "zerotrace_protocol_claimed_conns_total",
-             "connections a protocol claimed", stats_.conns_claimed);
+  r->Counter(nullptr, "zerotrace_protocol_claimed_conns_total", "connections a protocol claimed",
+             stats_.conns_claimed);
   r->Counter(nullptr, "zerotrace_protocol_resynced_conns_total",
              "connections claimed mid-stream, at a message start after a gap or agent start",
              stats_.conns_resynced);

@@ -25,10 +25,10 @@ struct ProtocolStageStats {
   // Followed mid-stream, no message start found within the limit: given up (payload muted).
   uint64_t resync_gave_up = 0;
   uint64_t resync_bytes_skipped = 0;  // bytes dropped while looking for a message start
-  uint64_t protocol_left = 0;  // sessions whose connection left their protocol (an upgrade)
-  uint64_t exchanges = 0;      // exchanges the sessions reported
-  uint64_t spans = 0;          // spans made from them
-  uint64_t pending_dropped = 0;  // requests given up because too many were pending on a conn
+  uint64_t protocol_left = 0;         // sessions whose connection left their protocol (an upgrade)
+  uint64_t exchanges = 0;             // exchanges the sessions reported
+  uint64_t spans = 0;                 // spans made from them
+  uint64_t pending_dropped = 0;       // requests given up because too many were pending on a conn
 };
 
 class ProtocolStage : public conn::ConnObserver {
@@ -62,7 +62,10 @@ class ProtocolStage : public conn::ConnObserver {
   void Advance(conn::Connection& c, ConnState& s, uint64_t now_ns);
   // Hands what the session reported to the linker: starts first, then finished exchanges.
   void Apply(conn::Connection& c, ConnState& s, uint64_t now_ns);
-  std::shared_ptr<const trace::Resource> ResourceOf(const conn::Connection& c);
+  // `served_port`: the local port of a server connection (0 for a client's), for the name
+  // map's port rules.
+  std::shared_ptr<const trace::Resource> ResourceOf(const conn::Connection& c,
+                                                    uint16_t served_port);
 
   std::vector<std::unique_ptr<Protocol>> protocols_;
   trace::SpanLinker* linker_;

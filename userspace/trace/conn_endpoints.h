@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
-
-#include <memory>
 
 #include "base/clock.h"
 #include "trace/attribute_writer.h"

@@ -98,8 +98,13 @@ trace::Span BuildSpan(const http1::HttpExchange& x, const trace::ConnEndpoints& 
 }
 
 std::shared_ptr<const trace::Resource> TypicalResource() {
-  return std::make_shared<const trace::Resource>(
-      trace::Resource{"nginx", 4242, "nginx", "/usr/sbin/nginx", "", "node-1", {}});
+  auto r = std::make_shared<trace::Resource>();
+  r->service_name = "nginx";
+  r->pid = 4242;
+  r->executable_name = "nginx";
+  r->executable_path = "/usr/sbin/nginx";
+  r->host_name = "node-1";
+  return r;
 }
 
 std::unique_ptr<ExportWorker> EncodingWorker() {

@@ -43,6 +43,9 @@ class FakeProc {
     std::ofstream(dir / "cgroup") << cgroup;
     if (!exe_target.empty()) fs::create_symlink(exe_target, dir / "exe");
   }
+  void AddFile(uint32_t pid, const std::string& name, const std::string& contents) {
+    std::ofstream(root_ / std::to_string(pid) / name, std::ios::binary) << contents;
+  }
   std::string root() const { return root_.string(); }
 
  private:
@@ -64,7 +67,12 @@ TEST(ProcessInfoTest, ReadsOwnProcess) {
   EXPECT_EQ(info->exe_name, exe.filename().string());
   EXPECT_EQ(info->comm, exe.filename().string().substr(0, 15));
   const char* env_service = std::getenv("OTEL_SERVICE_NAME");
-  std::string want_service = env_service && *env_service ? env_service : info->exe_name;
+  std::ifstream cgroup_file("/proc/self/cgroup");
+  const std::string cgroup((std::istreambuf_iterator<char>(cgroup_file)), {});
+  const std::string unit = ParseCgroup(cgroup).systemd_unit;  // when run by a systemd service
+  std::string want_service = env_service && *env_service ? env_service
+                             : !unit.empty()             ? unit
+                                                         : info->exe_name;
   EXPECT_EQ(info->service_name, want_service);
 }
 
@@ -203,6 +211,83 @@ TEST(ProcessInfoTest, ServiceNamePrecedence) {
     EXPECT_EQ(info->service_name, c.want_service);
     ++pid;
   }
+}
+
+// Every source in its place: each case's process has the sources of the cases below it too.
+TEST(ProcessInfoTest, ServiceNameSourcesInOrder) {
+  const std::string id = kId;
+  const std::string python = "/usr/bin/python3.11";
+  const std::string cmdline =
+      "python3\0-B\0/srv/payment.py\0--port\0"
+      "8080\0"s;
+  const std::string unit = "0::/system.slice/billing.service\n";
+  const std::string docker = "0::/system.slice/docker-" + id + ".scope\n";
+  struct Case {
+    const char* name;
+    std::string environ, cgroup, cmdline, exe;
+    std::string map;  // --service-name-map rules
+    std::string want;
+    ServiceNameSource source;
+  };
+  const Case cases[] = {
+      {"name map by exe", Environ({"OTEL_SERVICE_NAME=env"}), docker, cmdline, python,
+       "exe:python3.11=mapped", "mapped", ServiceNameSource::kNameMap},
+      {"name map by cgroup", Environ({"OTEL_SERVICE_NAME=env"}), unit, cmdline, python,
+       "cgroup:/system.slice=mapped", "mapped", ServiceNameSource::kNameMap},
+      {"environment", Environ({"OTEL_SERVICE_NAME=env"}), docker, cmdline, python, "exe:node=other",
+       "env", ServiceNameSource::kEnvironment},
+      {"resource attributes", Environ({"OTEL_RESOURCE_ATTRIBUTES=service.name=attr"}), docker,
+       cmdline, python, "", "attr", ServiceNameSource::kEnvironment},
+      {"container name", "", docker, cmdline, python, "", "shop-payment",
+       ServiceNameSource::kContainer},
+      {"systemd unit", "", unit, cmdline, python, "", "billing", ServiceNameSource::kSystemdUnit},
+      {"entry point", "", "0::/\n", cmdline, python, "", "payment", ServiceNameSource::kEntryPoint},
+      {"executable", "", "0::/\n", "python3\0-c\0pass\0"s, python, "", "python3.11",
+       ServiceNameSource::kExecutable},
+      {"comm", "", "0::/\n", "", "", "", "worker", ServiceNameSource::kComm},
+  };
+  FakeProc proc;
+  const std::string host = proc.root() + "/host";
+  fs::create_directories(host + "/var/lib/docker/containers/" + id);
+  std::ofstream(host + "/var/lib/docker/containers/" + id + "/config.v2.json")
+      << R"({"Name":"/shop-payment"})";
+  uint32_t pid = 300;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    proc.AddProcess(pid, "worker", c.exe, c.environ, c.cgroup);
+    proc.AddFile(pid, "cmdline", c.cmdline);
+    auto map = std::make_shared<ServiceNameMap>();
+    ASSERT_TRUE(map->Add(c.map).ok());
+    ProcessInfoOptions options;
+    options.proc_root = proc.root();
+    options.host_root = host;
+    options.name_map = map;
+    std::optional<ProcessInfo> info = ReadProcessInfo(pid, options);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->service_name, c.want);
+    EXPECT_EQ(info->service_name_source, c.source)
+        << ServiceNameSourceName(info->service_name_source);
+    ++pid;
+  }
+}
+
+TEST(ProcessInfoTest, InstanceIdRuntimeAndArguments) {
+  FakeProc proc;
+  proc.AddProcess(400, "node", "/usr/bin/node", "", "0::/\n");
+  proc.AddFile(400, "cmdline", "node\0/srv/goods.js\0"s);
+  proc.AddFile(400, "stat", "400 (node) S 1 400 400 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0");
+  proc.AddProcess(401, "node", "/usr/bin/node",
+                  Environ({"OTEL_RESOURCE_ATTRIBUTES=service.instance.id=mine"}), "0::/\n");
+  ProcessInfoOptions options;
+  options.proc_root = proc.root();
+  options.boot_id = "boot";
+  std::optional<ProcessInfo> info = ReadProcessInfo(400, options);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->args, (std::vector<std::string>{"node", "/srv/goods.js"}));
+  EXPECT_EQ(info->runtime_name, "nodejs");
+  EXPECT_EQ(info->service_name, "goods");
+  EXPECT_EQ(info->instance_id, InstanceId("boot", 400, 777));
+  EXPECT_EQ(ReadProcessInfo(401, options)->instance_id, "mine");
 }
 
 TEST(ProcessCacheTest, CachesUntilForgotten) {

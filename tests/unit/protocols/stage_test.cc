@@ -128,8 +128,11 @@ class StageTest : public ::testing::Test {
   Collect sink;
   WallClock clock;
   MuteLog kernel;
-  ProtocolStage producer{MakeRegisteredProtocols({}), &sink.linker, &clock,
-                         {{"k8s.node.name", std::string("node-1")}}, &kernel};
+  ProtocolStage producer{MakeRegisteredProtocols({}),
+                         &sink.linker,
+                         &clock,
+                         {{"k8s.node.name", std::string("node-1")}},
+                         &kernel};
   conn::ConnTable table{{}, &producer, nullptr, nullptr};
 };
 
@@ -369,10 +372,11 @@ TEST_F(StageTest, AfterAnUpgradeDetectionRunsAgainOnWhatFollows) {
   client.Send(ZT_DIR_EGRESS,
               "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
               100);
-  client.Send(ZT_DIR_INGRESS,
-              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-              "\x81\x05hello",
-              200);
+  client.Send(
+      ZT_DIR_INGRESS,
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+      "\x81\x05hello",
+      200);
   EXPECT_EQ(kernel.muted, std::vector<uint64_t>{26});
   EXPECT_EQ(producer.stats().protocol_left, 1u);
   ASSERT_EQ(sink.spans().size(), 1u);

@@ -38,8 +38,9 @@ std::string_view CorrelationOf(const HttpRequest& req) {
 
 class Http1Session final : public Session, RequestListener {
  public:
-  Http1Session(const SessionContext& context, const SpanOptions* options, Http1Stats* stats)
-      : context_(context), options_(options), stitcher_(stats) {
+  Http1Session(const SessionContext& context, const SpanOptions* options, Http1Stats* stats,
+               std::vector<HttpExchange>* exchanges)
+      : context_(context), options_(options), stitcher_(stats), exchanges_(*exchanges) {
     stitcher_.set_listener(this);
   }
 
@@ -89,8 +90,10 @@ class Http1Session final : public Session, RequestListener {
   SessionContext context_;
   const SpanOptions* options_;
   Http1Stitcher stitcher_;
-  SessionOutput* out_ = nullptr;        // the call in progress's output
-  std::vector<HttpExchange> exchanges_;  // reused per call
+  SessionOutput* out_ = nullptr;  // the call in progress's output
+  // The protocol's, shared by its sessions (they run one at a time on the consumer thread):
+  // one per connection would keep its capacity, ~0.5 KB per idle connection.
+  std::vector<HttpExchange>& exchanges_;
 };
 
 }  // namespace
@@ -125,7 +128,7 @@ protocols::Detection Http1Protocol::DetectResync(const ResyncBytes& b) const {
 
 std::unique_ptr<Session> Http1Protocol::NewSession(const SessionContext& context) {
   conns_++;
-  return std::make_unique<Http1Session>(context, &span_options_, &stats_);
+  return std::make_unique<Http1Session>(context, &span_options_, &stats_, &exchanges_);
 }
 
 void Http1Protocol::ReportCounters(CounterReport* r) const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "protocols/http1/span_builder.h"
 #include "protocols/http1/types.h"
@@ -24,8 +25,9 @@ class Http1Protocol final : public Protocol {
 
  private:
   SpanOptions span_options_;
-  Http1Stats stats_;           // every session's stitcher counts here
-  uint64_t conns_ = 0;         // sessions started: connections detected as HTTP/1.x
+  Http1Stats stats_;                     // every session's stitcher counts here
+  uint64_t conns_ = 0;                   // sessions started: connections detected as HTTP/1.x
+  std::vector<HttpExchange> exchanges_;  // a session call's finished exchanges (reused)
 };
 
 // The registry's entry (protocols/registry.cc).
