@@ -342,7 +342,8 @@ TEST_F(StageTest, GapAtTheStartOfAKnownConnectionResyncsAtTheNextRequest) {
 TEST_F(StageTest, MidStreamConnectionWithoutMessageStartsIsGivenUpAndCounted) {
   Conn c(&table, 24, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
   for (int i = 0; i < 100 && kernel.muted.empty(); i++) {
-    c.Send(i % 2 ? ZT_DIR_EGRESS : ZT_DIR_INGRESS, std::string("\x00\x01binary\xff", 10), i);
+    const std::string binary = {'\x00', '\x01', 'b', 'i', 'n', '\xff', '\x7f', '\x02'};
+    c.Send(i % 2 ? ZT_DIR_EGRESS : ZT_DIR_INGRESS, binary, i);
   }
   EXPECT_EQ(kernel.muted, std::vector<uint64_t>{24});
   EXPECT_EQ(producer.stats().resync_gave_up, 1u);
