@@ -21,6 +21,9 @@ namespace {
 
 using ull = unsigned long long;
 constexpr uint64_t kSecondNs = 1'000'000'000ULL;
+// How long the consumer waits for a new process's /proc read before going on with its comm (a
+// read takes well under a millisecond; a process stuck in the kernel can make it take seconds).
+constexpr std::chrono::milliseconds kProcessReadWait{20};
 
 std::vector<trace::ResourceAttribute> ResourceExtras() {
   std::vector<trace::ResourceAttribute> out;
@@ -150,6 +153,8 @@ Status Agent::Start(std::vector<std::string>* notes) {
   if (!o.service_name_map.empty()) {
     pipeline_->processes().set_name_map(std::make_shared<conn::ServiceNameMap>(o.service_name_map));
   }
+  // /proc and executables are read on a thread of their own: a lookup waits this long at most.
+  pipeline_->processes().StartReader(kProcessReadWait);
   probes::RecordSink* sink =
       o.dump_events ? static_cast<probes::RecordSink*>(dumper_.get()) : pipeline_.get();
 
@@ -233,6 +238,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
     // Drained: every event before now is in. Cut short under overload: those before the
     // newest one delivered are.
     linker_->Tick(tracer_->drained() ? now : tracer_->newest_record_ns());
+    pipeline_->table().RefreshProcesses();
     if (board_.Wanted()) board_.Publish(CollectConsumerStats());
     if (now >= deadline) break;
     if (now >= next_tick) {
