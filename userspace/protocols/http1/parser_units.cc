@@ -15,13 +15,21 @@ constexpr size_t kResyncKeep = 2048;
 constexpr std::string_view kVersionPrefix = "HTTP/1.";
 
 // Where a request line could begin, given that "HTTP/1." starts at `v`: walks back over
-// " target " to a known method. npos if the bytes before `v` cannot be a request line.
+// " target " to a method. npos if the bytes before `v` cannot be a request line. A known method
+// may follow any bytes (the tail of a body that was not followed); another token must start
+// the line (at a line end or where the bytes start), so that body text is not taken for one.
 size_t RequestStartBefore(std::string_view s, size_t v) {
   if (v < 2 || s[v - 1] != ' ') return npos;
   size_t t = v - 1;  // target is [t, v - 1)
-  while (t > 0 && s[t - 1] > 0x20 && s[t - 1] < 0x7f && v - 1 - t <= kResyncKeep) --t;
+  while (t > 0 && s[t - 1] != ' ' && static_cast<unsigned char>(s[t - 1]) > 0x20 &&
+         s[t - 1] != 0x7f && v - 1 - t <= kResyncKeep) {
+    --t;
+  }
   if (t == v - 1 || t < 2 || s[t - 1] != ' ') return npos;
   const size_t method_end = t - 1;
+  size_t m = method_end;
+  while (m > 0 && method_end - m < 32 && IsTokenChar(s[m - 1])) --m;
+  if (m < method_end && (m == 0 || s[m - 1] == '\n')) return m;
   // The longest known method that ends right before the space: bytes before it are a body tail.
   size_t best = npos;
   for (size_t len = 3; len <= 9 && len <= method_end; ++len) {

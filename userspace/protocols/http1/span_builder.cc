@@ -31,6 +31,17 @@ std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
   return {std::string(host), p};
 }
 
+// The methods the HTTP conventions name (RFC 9110, PATCH, QUERY); case-sensitive. Others are
+// reported as "_OTHER", with the method as sent in http.request.method_original.
+bool IsConventionalMethod(std::string_view m) {
+  static constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",  "DELETE",
+                                                  "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"};
+  for (std::string_view k : kMethods) {
+    if (k == m) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanOptions& options,
@@ -55,10 +66,12 @@ void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanO
 
   const TargetParts target = SplitTarget(req.target);
   const std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
-  s.name.assign(req.method);
+  const bool conventional = IsConventionalMethod(req.method);
+  s.name.assign(conventional ? std::string_view(req.method) : std::string_view("HTTP"));
   if (options.infer_routes) s.name.append(" ").append(InferRoute(path));
 
-  attrs.Add("http.request.method", req.method);
+  attrs.Add("http.request.method", conventional ? std::string_view(req.method) : "_OTHER");
+  if (!conventional) attrs.Add("http.request.method_original", req.method);
   attrs.Add("url.path", path);
   const std::string query = RedactQuery(target.query);
   if (!target.query.empty()) attrs.Add("url.query", query);

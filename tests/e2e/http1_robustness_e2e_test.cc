@@ -1,0 +1,58 @@
+// HTTP/1 traffic that strict parsing would lose, with real clients and servers: methods outside
+// the registered ones and raw bytes in targets (issue 18, item 18).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "e2e_fixture.h"
+
+namespace zerotrace::e2e {
+namespace {
+
+class Http1RobustnessTest : public AgentTest {};
+
+// QUERY, M-SEARCH, a lower-case "get" and a target with raw UTF-8: each connection is still
+// HTTP, and each exchange a span at both ends. Methods the conventions do not name are
+// "_OTHER", with the method as sent in http.request.method_original (QUERY is named).
+TEST_F(Http1RobustnessTest, AnyMethodTokenAndRawTargetBytesAreTraced) {
+  auto& srv = StartPythonServer();
+  const std::vector<std::string> lines = {"QUERY /search/1", "M-SEARCH *", "get /items/2",
+                                          "GET /caf\\xc3\\xa9/3"};
+  std::vector<std::string> args = {std::to_string(srv.port)};
+  args.insert(args.end(), lines.begin(), lines.end());
+  const auto client = RunPythonClient("request_line_client.py", args);
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.back(), "done");
+  std::vector<int> statuses;
+  for (const auto& l : client.lines) {
+    if (l.rfind("status ", 0) == 0) statuses.push_back(std::stoi(l.substr(7)));
+  }
+  ASSERT_EQ(statuses.size(), lines.size());
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid(), lines.size()}, {client.pid, lines.size()}}));
+  struct Want {
+    std::string method, original, path;
+  };
+  const std::vector<Want> wants = {{"QUERY", "", "/search/1"},  // named by the conventions
+                                   {"_OTHER", "M-SEARCH", "*"},
+                                   {"_OTHER", "get", "/items/2"},
+                                   {"GET", "", "/caf\xc3\xa9/3"}};
+  for (pid_t pid : {srv.pid(), client.pid}) {
+    const std::vector<Span> spans = SpansOf(pid);
+    ASSERT_EQ(spans.size(), wants.size()) << Describe(pid);
+    for (size_t i = 0; i < wants.size(); i++) {
+      SCOPED_TRACE(spans[i].Describe());
+      EXPECT_EQ(spans[i].Str("http.request.method"), wants[i].method);
+      if (!wants[i].original.empty()) {
+        EXPECT_EQ(spans[i].Str("http.request.method_original"), wants[i].original);
+        EXPECT_EQ(spans[i].name.rfind("HTTP ", 0), 0u);
+      }
+      EXPECT_EQ(spans[i].Str("url.path"), wants[i].path);
+      EXPECT_EQ(spans[i].Int("http.response.status_code"), statuses[i]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace zerotrace::e2e
