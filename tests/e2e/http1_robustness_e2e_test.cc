@@ -54,5 +54,35 @@ TEST_F(Http1RobustnessTest, AnyMethodTokenAndRawTargetBytesAreTraced) {
   }
 }
 
+// Issue 18, item 2: secrets outside query values never leave the agent: user info in an
+// absolute-form target, path parameters, bare query keys, token path segments.
+TEST_F(Http1RobustnessTest, SecretsInTargetsAreRedactedEverywhere) {
+  auto& srv = StartPythonServer();
+  const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTRUNSRVQifQ.U0VDUkVUU0lHTkFUVVJF";
+  const std::string absolute = "GET http://bob:SECRET@127.0.0.1:" + std::to_string(srv.port) +
+                               "/items/7;jsessionid=SECRET?a=1&SECRET";
+  const auto client = RunPythonClient("request_line_client.py",
+                                      {std::to_string(srv.port), absolute, "GET /reset/" + jwt});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{srv.pid(), 2}, {client.pid, 2}}));
+  for (pid_t pid : {srv.pid(), client.pid}) {
+    for (const Span& s : SpansOf(pid)) {
+      const std::string all = s.Describe();
+      EXPECT_EQ(all.find("SECRET"), std::string::npos) << all;
+      EXPECT_EQ(all.find(jwt.substr(0, 20)), std::string::npos) << all;
+    }
+  }
+  const std::vector<Span> out = SpansOf(client.pid);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].Str("url.full"),
+            "http://REDACTED:REDACTED@127.0.0.1:" + std::to_string(srv.port) +
+                "/items/7;jsessionid=REDACTED?a=REDACTED&REDACTED");
+  EXPECT_EQ(out[0].Str("server.address"), "127.0.0.1");
+  EXPECT_EQ(out[0].name, "GET /items/{id}");
+  EXPECT_EQ(out[1].Str("url.path"), "/reset/REDACTED");
+  EXPECT_EQ(out[1].name, "GET /reset/{token}");
+  for (const auto& line : AgentOutput()) EXPECT_EQ(line.find("SECRET"), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace zerotrace::e2e

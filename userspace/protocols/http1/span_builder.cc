@@ -34,7 +34,7 @@ std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
 // The methods the HTTP conventions name (RFC 9110, PATCH, QUERY); case-sensitive. Others are
 // reported as "_OTHER", with the method as sent in http.request.method_original.
 bool IsConventionalMethod(std::string_view m) {
-  static constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",  "PUT",  "DELETE",
+  static constexpr std::string_view kMethods[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
                                                   "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"};
   for (std::string_view k : kMethods) {
     if (k == m) return true;
@@ -65,10 +65,14 @@ void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanO
   done->response_tid = resp ? resp->start_tid : 0;
 
   const TargetParts target = SplitTarget(req.target);
-  const std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
+  std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
+  // The name's route drops path parameters and templates tokens; the attributes redact them.
+  const std::string route = options.infer_routes ? InferRoute(path) : std::string();
+  std::string redacted_path;
+  if (RedactPath(path, &redacted_path)) path = redacted_path;
   const bool conventional = IsConventionalMethod(req.method);
   s.name.assign(conventional ? std::string_view(req.method) : std::string_view("HTTP"));
-  if (options.infer_routes) s.name.append(" ").append(InferRoute(path));
+  if (options.infer_routes) s.name.append(" ").append(route);
 
   attrs.Add("http.request.method", conventional ? std::string_view(req.method) : "_OTHER");
   if (!conventional) attrs.Add("http.request.method_original", req.method);
@@ -96,10 +100,13 @@ void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanO
       port_size = static_cast<size_t>(
           std::to_chars(port_text + 1, port_text + sizeof(port_text), port).ptr - port_text);
     }
+    // Credentials in the target are never kept; the conventions mark that they were there.
+    const std::string_view userinfo = target.userinfo ? "REDACTED:REDACTED@" : "";
     std::string full;  // sized once: appending piecewise reallocated it two or three times
-    full.reserve(scheme.size() + 3 + host.size() + port_size + path.size() +
+    full.reserve(scheme.size() + 3 + userinfo.size() + host.size() + port_size + path.size() +
                  (target.query.empty() ? 0 : 1 + query.size()));
-    full.append(scheme).append("://").append(host).append(port_text, port_size).append(path);
+    full.append(scheme).append("://").append(userinfo).append(host);
+    full.append(port_text, port_size).append(path);
     if (!target.query.empty()) full.append("?").append(query);
     attrs.Add("url.full", full);
   } else if (ends.known) {

@@ -265,10 +265,10 @@ TEST(Http1Detection, RequestTable) {
       {"FOO / HTTP/1.1\r\n", Detection::kYes},
       {"QUERY /search HTTP/1.1\r\n", Detection::kYes},
       {"M-SEARCH * HTTP/1.1\r\n", Detection::kYes},
-      {"GET /caf\xc3\xa9?q=\xff HTTP/1.1\r\n", Detection::kYes},  // raw UTF-8, 0xff
-      {"GET /a\x01b HTTP/1.1\r\n", Detection::kNo},                 // a control character
-      {"G(T / HTTP/1.1\r\n", Detection::kNo},                        // not a token
-      {std::string(40, 'A') + " / HTTP/1.1\r\n", Detection::kNo},    // too long for a method
+      {"GET /caf\xc3\xa9?q=\xff HTTP/1.1\r\n", Detection::kYes},   // raw UTF-8, 0xff
+      {"GET /a\x01b HTTP/1.1\r\n", Detection::kNo},                // a control character
+      {"G(T / HTTP/1.1\r\n", Detection::kNo},                      // not a token
+      {std::string(40, 'A') + " / HTTP/1.1\r\n", Detection::kNo},  // too long for a method
       {"GET / HTTP/2.0\r\n", Detection::kNo},
       {"GET  / HTTP/1.1\r\n", Detection::kNo},
       {"GET / HTTP/1.1 \r\n", Detection::kNo},
