@@ -270,6 +270,7 @@ Http1Parser::Result Http1Parser::ParseHead(std::string_view block, std::string_v
   m->body_size = 0;
   m->truncated = false;
   m->body_framing_lost = false;
+  m->framing_conflict = false;
   m->end_ts_ns = 0;
   m->end_pos = 0;
   head_start_pos_ = unit_start_pos_;
@@ -291,8 +292,14 @@ Http1Parser::Result Http1Parser::ParseHead(std::string_view block, std::string_v
   const FramingHeaders fh = scanner_.Framing(block);
   if (kind_ == MessageKind::kRequest) {
     request_.upgrade = fh.upgrade;
+    request_.framing_conflict = false;
     if (fh.has_transfer_encoding) {
       if (!fh.chunked) return Result::kDropped;  // RFC 9112 6.3: a server must reject it
+      if (fh.has_content_length) {               // the chunked coding wins, if the server agrees
+        ++stats_->framing_conflicts;
+        request_.framing_conflict = true;
+        request_.conflict_end_pos = unit_start_pos_ + block.size() + fh.content_length;
+      }
       BeginBody(BodyFraming::kChunked, 0);
     } else if (fh.has_content_length) {
       if (!fh.content_length_valid) return Result::kDropped;

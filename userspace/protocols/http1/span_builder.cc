@@ -124,6 +124,11 @@ void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanO
       attrs.Add("error.type", std::to_string(resp->status));
     }
   }
+  if (req.framing_conflict) {  // answered or not, not a request to show as a success
+    s.status = trace::StatusCode::kError;
+    if (!attrs.Has("error.type")) attrs.Add("error.type", "http_framing_conflict");
+    s.status_message = "request has both Content-Length and Transfer-Encoding";
+  }
   if (!x.error_type.empty() && (!resp || x.error != ExchangeError::kNone)) {
     s.status = trace::StatusCode::kError;
     if (!attrs.Has("error.type")) attrs.Add("error.type", x.error_type);

@@ -130,6 +130,16 @@ void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
         req_in_progress_ = 0;
         break;
       }
+      const HttpRequest& head = req_parser().request();
+      if (head.start_pos < conflict_until_) {
+        // Inside the body of a request whose framing the peers may see differently: a request
+        // to the server, or body bytes to it. Its answer may or may not come.
+        ++stats_->doubtful_requests;
+        OnDoubtfulRequest(FramingDependsOnRequest(head));
+        req_in_progress_ = 0;
+        break;
+      }
+      if (head.framing_conflict) conflict_until_ = std::max(conflict_until_, head.conflict_end_pos);
       Entry& e = entries_.emplace_back();
       e.seq = next_seq_++;
       e.x.seq = e.seq;
@@ -302,6 +312,22 @@ bool Http1Stitcher::MaybeAnsweredUnseen(const HttpRequest& req) {
 
 // Request bytes were lost: an unknown number of requests (at least `at_least_lost`) whose
 // answers will come after those of the requests already queued.
+// A request that the server may not have seen as one: owes zero or one answer.
+void Http1Stitcher::OnDoubtfulRequest(bool framing_uncertain) {
+  if (head_ < entries_.size() && entries_.back().marker) {
+    Entry& m = entries_.back();
+    m.owed_max = SatAdd(m.owed_max, 1);
+    m.framing_uncertain |= framing_uncertain;
+    return;
+  }
+  Entry& m = entries_.emplace_back();
+  m.seq = next_seq_++;
+  m.marker = true;
+  m.owed_min = 0;
+  m.owed_max = 1;
+  m.framing_uncertain = framing_uncertain;
+}
+
 void Http1Stitcher::OnRequestLoss(uint64_t at_least_lost) {
   if (head_ < entries_.size() && entries_.back().marker) {
     Entry& m = entries_.back();

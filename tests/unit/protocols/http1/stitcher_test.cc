@@ -224,6 +224,29 @@ TEST(Http1Stitcher, ConnectTunnelEndsParsing) {
   EXPECT_TRUE(c.stitcher().tunneled());
 }
 
+// Issue 18, item 8: a request with both Content-Length and Transfer-Encoding. The server may
+// read its body by either: the "request" its Content-Length covers (smuggled) may or may not
+// be one. Its answer is then uncertain, so it is never paired: neither it nor the next request
+// gets the next response, and the first request is an error exchange, not a success.
+TEST(Http1Stitcher, ContentLengthWithTransferEncodingIsFlaggedAndNothingIsMispaired) {
+  FakeConn c;
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string body = "0\r\n\r\n" + smuggled;
+  c.Request("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\nTransfer-Encoding: chunked\r\n\r\n" + body);
+  c.Request("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+  c.Response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA");   // the POST's, either way
+  c.Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nBB");  // /next's or /smuggled's
+  c.Close();
+  ASSERT_EQ(c.out().size(), 1u);
+  EXPECT_EQ(c.out()[0].req.target, "/a");
+  EXPECT_TRUE(c.out()[0].req.framing_conflict);
+  ASSERT_TRUE(c.out()[0].resp.has_value());
+  EXPECT_EQ(c.out()[0].resp->body_size, 1u);
+  EXPECT_EQ(c.stats().framing_conflicts, 1u);
+  EXPECT_EQ(c.stats().doubtful_requests, 1u);
+}
+
 TEST(Http1Stitcher, BodyLargerThanCaptureSkippedThroughGap) {
   FakeConn c;
   const uint64_t big = 10 * 16384;
