@@ -195,7 +195,10 @@ Http1Parser::Result Http1Parser::ParseStart(conn::ByteStream& s, std::string_vie
     }
     if (DetectMessageStart(kind_, f.data) == Detection::kNo) {
       ++stats_->parse_errors;
-      return Drop(s, DropReason::kMalformed, 0, false);
+      const Result r = Drop(s, DropReason::kMalformed, 0, false);
+      // Not a message start: the scan that follows tells whether a response hid in the bytes.
+      drop_may_hide_ = kind_ == MessageKind::kRequest;
+      return r;
     }
     unit_started_ = true;
     unit_start_pos_ = f.pos;

@@ -68,6 +68,11 @@ class Http1Parser {
   // True when the last drop certainly lost one message that counts for pairing: its start
   // line was seen (for responses: a final status, since 1xx interim responses do not count).
   bool drop_confirmed() const { return drop_confirmed_; }
+  // Whether the bytes of the last drop could have held a message. False for captured bytes
+  // with no message start in them (a body longer than its Content-Length said, garbage
+  // between messages): nothing was lost, and pairing need not doubt. Gaps and malformed
+  // heads may hide one.
+  bool drop_may_hide_message() const { return drop_may_hide_; }
   // True once a message switched the connection away from HTTP (101, CONNECT 2xx).
   bool tunnel() const { return state_ == State::kTunnel; }
   // True between kHeaders and kComplete.
@@ -158,6 +163,7 @@ class Http1Parser {
   BodyEnd body_;
   DropReason drop_reason_ = DropReason::kNone;
   bool drop_confirmed_ = false;
+  bool drop_may_hide_ = true;
 };
 
 }  // namespace zerotrace::protocols::http1

@@ -49,6 +49,7 @@ bool Http1Parser::StartsCountedMessage(std::string_view bytes) const {
 Http1Parser::Result Http1Parser::Drop(conn::ByteStream& s, DropReason reason, uint64_t skip,
                                       bool confirmed) {
   drop_confirmed_ = confirmed;
+  drop_may_hide_ = true;
   ResetUnit();
   if (skip > 0) s.Consume(skip);
   drop_reason_ = reason;
@@ -72,14 +73,16 @@ Http1Parser::Result Http1Parser::ScanForStart(conn::ByteStream& s) {
     resync_scanned_ = 0;
     drop_reason_ = DropReason::kResyncSkipped;
     drop_confirmed_ = false;
+    drop_may_hide_ = true;
     return Result::kDropped;
   }
   const std::string_view d = f.data;
   if (d.empty()) return Result::kNeedMore;
   // A candidate cut short by the end of the data can only complete if nothing else follows.
   const bool more_contiguous = f.pos + d.size() >= s.end_pos();
-  size_t found = npos;    // a verified start
-  size_t wait_at = npos;  // a start that may complete when more bytes arrive
+  size_t found = npos;     // a verified start
+  size_t wait_at = npos;   // a start that may complete when more bytes arrive
+  size_t doubtful = npos;  // the first "HTTP/1." that did not verify: a message may hide there
   for (size_t v = d.find(kVersionPrefix, resync_scanned_); v != npos;
        v = d.find(kVersionPrefix, v + 1)) {
     const size_t start = kind_ == MessageKind::kResponse ? v : RequestStartBefore(d, v);
@@ -95,6 +98,7 @@ Http1Parser::Result Http1Parser::ScanForStart(conn::ByteStream& s) {
       wait_at = start;
       break;
     }
+    if (doubtful == npos) doubtful = v;
   }
   if (found == 0) {
     state_ = State::kStart;
@@ -122,6 +126,8 @@ Http1Parser::Result Http1Parser::ScanForStart(conn::ByteStream& s) {
   s.Consume(skip);
   drop_reason_ = DropReason::kResyncSkipped;
   drop_confirmed_ = false;
+  // Only responses: a request stream's garbage may still draw an answer (a 400).
+  drop_may_hide_ = kind_ == MessageKind::kRequest || (doubtful != npos && doubtful < skip);
   return Result::kDropped;
 }
 

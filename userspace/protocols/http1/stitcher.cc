@@ -207,7 +207,13 @@ void Http1Stitcher::HandleResponse(Http1Parser::Result r) {
       OnResponseComplete();
       break;
     case Http1Parser::Result::kDropped:
-      OnResponseLoss(resp_parser().drop_confirmed() ? 1 : 0);
+      // Bytes that could not hide a response (a longer body than announced, garbage) lose no
+      // answer: pairing goes on undoubted.
+      if (resp_parser().drop_may_hide_message()) {
+        OnResponseLoss(resp_parser().drop_confirmed() ? 1 : 0);
+      } else {
+        ++stats_->garbage_skips;
+      }
       break;
   }
 }

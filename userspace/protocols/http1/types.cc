@@ -113,6 +113,7 @@ Http1Stats& Http1Stats::operator+=(const Http1Stats& o) {
   unfinished_shutdown += o.unfinished_shutdown;
   framing_conflicts += o.framing_conflicts;
   doubtful_requests += o.doubtful_requests;
+  garbage_skips += o.garbage_skips;
   tunnels += o.tunnels;
   return *this;
 }

@@ -185,6 +185,7 @@ struct Http1Stats {
   uint64_t tunnels = 0;                 // connections that left HTTP (upgrade, CONNECT)
   uint64_t framing_conflicts = 0;       // requests with both Content-Length and Transfer-Encoding
   uint64_t doubtful_requests = 0;       // requests inside such a body's Content-Length: not paired
+  uint64_t garbage_skips = 0;  // response bytes skipped that could hide no response (no doubt)
 
   Http1Stats& operator+=(const Http1Stats& o);
 };

@@ -247,6 +247,39 @@ TEST(Http1Stitcher, ContentLengthWithTransferEncodingIsFlaggedAndNothingIsMispai
   EXPECT_EQ(c.stats().doubtful_requests, 1u);
 }
 
+// Issue 18, item 7: bytes on the response stream that cannot hold a response (a body longer
+// than its Content-Length said, garbage between responses) lose no answer: the next exchange
+// pairs at once. Garbage on the request stream may still draw an answer (a 400), so there the
+// next exchange stays unpaired rather than risk a wrong pair.
+TEST(Http1Stitcher, GarbageOnTheResponseStreamLosesNoExchange) {
+  struct Case {
+    std::string extra;  // after the first response
+    size_t exchanges;
+  };
+  const std::vector<Case> cases = {
+      {"EXTRA", 3},                        // more body than Content-Length said
+      {"\x00\x01\xff garbage\r\n", 3},     // garbage
+      {"HTTP/1.1 2OO Broken\r\n\r\n", 2},  // a malformed status line: an answer was lost
+  };
+  for (const Case& tc : cases) {
+    FakeConn c;
+    c.Request(Get(1));
+    c.Tick(10);
+    c.Response(Ok(1) + tc.extra);
+    c.Tick(10);
+    c.Request(Get(2));
+    c.Tick(10);
+    c.Response(Ok(2));
+    c.Tick(10);
+    c.Request(Get(3));
+    c.Tick(10);
+    c.Response(Ok(3));
+    c.Close();
+    EXPECT_EQ(c.out().size(), tc.exchanges) << tc.extra;
+    ExpectPairedById(c.out());
+  }
+}
+
 TEST(Http1Stitcher, BodyLargerThanCaptureSkippedThroughGap) {
   FakeConn c;
   const uint64_t big = 10 * 16384;
