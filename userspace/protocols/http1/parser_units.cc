@@ -50,6 +50,8 @@ Http1Parser::Result Http1Parser::Drop(conn::ByteStream& s, DropReason reason, ui
                                       bool confirmed) {
   drop_confirmed_ = confirmed;
   drop_may_hide_ = true;
+  drop_ts_ = s.TimestampAt(s.front_pos());
+  resync_clean_ = false;  // set again by the one caller whose drop loses nothing
   ResetUnit();
   if (skip > 0) s.Consume(skip);
   drop_reason_ = reason;
@@ -68,12 +70,14 @@ Http1Parser::Result Http1Parser::Drop(conn::ByteStream& s, DropReason reason, ui
 Http1Parser::Result Http1Parser::ScanForStart(conn::ByteStream& s) {
   const conn::ByteStream::Front f = s.Peek();
   if (f.gap > 0) {
+    drop_ts_ = s.TimestampAt(f.pos);
     stats_->resync_bytes_skipped += f.gap;
     s.Consume(f.gap);
     resync_scanned_ = 0;
     drop_reason_ = DropReason::kResyncSkipped;
     drop_confirmed_ = false;
     drop_may_hide_ = true;
+    resync_clean_ = false;  // what the gap held is unknown from here on
     return Result::kDropped;
   }
   const std::string_view d = f.data;
@@ -122,12 +126,16 @@ Http1Parser::Result Http1Parser::ScanForStart(conn::ByteStream& s) {
     resync_scanned_ = keep >= kVersionPrefix.size() ? keep - (kVersionPrefix.size() - 1) : 0;
   }
   if (skip == 0) return Result::kNeedMore;
+  drop_ts_ = s.TimestampAt(f.pos);
   stats_->resync_bytes_skipped += skip;
   s.Consume(skip);
   drop_reason_ = DropReason::kResyncSkipped;
   drop_confirmed_ = false;
   // Only responses: a request stream's garbage may still draw an answer (a 400).
-  drop_may_hide_ = kind_ == MessageKind::kRequest || (doubtful != npos && doubtful < skip);
+  // A scan that began after a loss (a gap, a cut or malformed head) may be skipping what is
+  // left of a lost response: only one that began at a whole message's end loses nothing.
+  drop_may_hide_ =
+      kind_ == MessageKind::kRequest || !resync_clean_ || (doubtful != npos && doubtful < skip);
   return Result::kDropped;
 }
 

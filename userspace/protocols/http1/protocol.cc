@@ -170,6 +170,8 @@ void Http1Protocol::ReportCounters(CounterReport* r) const {
              "requests inside the body of such a request (not paired: the server may not have "
              "seen them as requests)",
              h.doubtful_requests);
+  r->Counter("http_heads_cut", "zerotrace_http_heads_cut_total",
+             "message heads longer than the capture limit, kept up to the cut", h.heads_cut);
   r->Counter(nullptr, "zerotrace_http_tunnels_total",
              "connections that left HTTP/1.x (101 upgrade, CONNECT)", h.tunnels);
 }

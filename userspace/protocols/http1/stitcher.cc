@@ -210,7 +210,7 @@ void Http1Stitcher::HandleResponse(Http1Parser::Result r) {
       // Bytes that could not hide a response (a longer body than announced, garbage) lose no
       // answer: pairing goes on undoubted.
       if (resp_parser().drop_may_hide_message()) {
-        OnResponseLoss(resp_parser().drop_confirmed() ? 1 : 0);
+        OnResponseLoss(resp_parser().drop_confirmed() ? 1 : 0, resp_parser().drop_ts());
       } else {
         ++stats_->garbage_skips;
       }
@@ -277,7 +277,7 @@ void Http1Stitcher::OnResponseComplete() {
     return;
   }
   // Responses after a body that could not be framed may have been lost with it.
-  if (body.framing_lost) OnResponseLoss(0);
+  if (body.framing_lost) OnResponseLoss(0, body.end_ts_ns);
 }
 
 void Http1Stitcher::AddPhantom(uint64_t response_start_ns) {
@@ -352,9 +352,16 @@ void Http1Stitcher::OnRequestLoss(uint64_t at_least_lost) {
 
 // Response bytes were lost (at least `at_least_lost` responses when the loss began at a
 // message boundary): which awaiting request the next response answers is no longer known.
-void Http1Stitcher::OnResponseLoss(uint64_t at_least_lost) {
+// `lost_ns`: when the lost bytes moved (0: unknown). With nothing awaited, the lost bytes may
+// still have answered a request delivered late (records reorder across CPUs): one that started
+// before them joins a loss marker instead of taking the next answer (a phantom, as for answers
+// taken for dropped requests).
+void Http1Stitcher::OnResponseLoss(uint64_t at_least_lost, uint64_t lost_ns) {
   const size_t idx = Awaiting();
-  if (idx == entries_.size()) return;  // nothing awaited: lost bytes answered nothing we hold
+  if (idx == entries_.size()) {
+    AddPhantom(lost_ns);
+    return;
+  }
   AbsorbFrom(idx, at_least_lost);
 }
 

@@ -110,7 +110,7 @@ class Http1Stitcher {
   void OnResponseComplete();
   void OnRequestLoss(uint64_t at_least_lost);
   void OnDoubtfulRequest(bool framing_uncertain);
-  void OnResponseLoss(uint64_t at_least_lost);
+  void OnResponseLoss(uint64_t at_least_lost, uint64_t lost_ns);
   void AbsorbFrom(size_t idx, uint64_t answered);
   void AddPhantom(uint64_t response_start_ns);
   bool MaybeAnsweredUnseen(const HttpRequest& req);

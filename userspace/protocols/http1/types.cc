@@ -114,6 +114,7 @@ Http1Stats& Http1Stats::operator+=(const Http1Stats& o) {
   framing_conflicts += o.framing_conflicts;
   doubtful_requests += o.doubtful_requests;
   garbage_skips += o.garbage_skips;
+  heads_cut += o.heads_cut;
   tunnels += o.tunnels;
   return *this;
 }

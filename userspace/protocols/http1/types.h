@@ -123,6 +123,9 @@ struct HttpMessage {
   // Content-Length (the parser follows the chunked coding).
   bool framing_conflict = false;
   uint64_t conflict_end_pos = 0;
+  // The capture limit cut the head: fields after the cut are unknown, and its end (with any
+  // body) was skipped by position.
+  bool head_cut = false;
 };
 
 struct HttpRequest : HttpMessage {
@@ -186,6 +189,7 @@ struct Http1Stats {
   uint64_t framing_conflicts = 0;       // requests with both Content-Length and Transfer-Encoding
   uint64_t doubtful_requests = 0;       // requests inside such a body's Content-Length: not paired
   uint64_t garbage_skips = 0;  // response bytes skipped that could hide no response (no doubt)
+  uint64_t heads_cut = 0;      // heads longer than their syscall's capture, kept up to the cut
 
   Http1Stats& operator+=(const Http1Stats& o);
 };

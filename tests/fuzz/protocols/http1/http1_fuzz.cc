@@ -90,9 +90,10 @@ void CheckExchanges(const std::vector<HttpExchange>& out, const Http1Stats& stat
     first = false;
     last_req = x.req.start_pos;
     last_resp = x.resp->start_pos;
-    // A head cut short at close may lack X-Id; that is not a wrong pairing.
-    const bool unknown =
-        (x.req.truncated && IdOf(x.req) < 0) || (x.resp->truncated && IdOf(*x.resp) < 0);
+    // A head cut short at close, or by the capture limit, may lack X-Id; that is not a wrong
+    // pairing.
+    const bool unknown = ((x.req.truncated || x.req.head_cut) && IdOf(x.req) < 0) ||
+                         ((x.resp->truncated || x.resp->head_cut) && IdOf(*x.resp) < 0);
     if (ids_are_truth && !unknown) {
       if (IdOf(x.req) != IdOf(*x.resp)) {
         std::fprintf(stderr, "mispaired: request %d with response %d\n", IdOf(x.req),
