@@ -392,12 +392,22 @@ TEST(ProcessCacheTest, StoppingDoesNotWaitForAStuckRead) {
   const fs::path comm = fs::path(proc.root()) / "5" / "comm";
   fs::remove(comm);
   ASSERT_EQ(mkfifo(comm.c_str(), 0600), 0);
+  int writer = -1;
   {
     ProcessCache cache(8, proc.root());
     cache.StartReader(std::chrono::milliseconds(1));
     EXPECT_TRUE(cache.GetShared(5, "kcomm")->partial);
-  }                                // returns although the read still waits on the FIFO
-  std::ofstream(comm) << "api\n";  // lets the thread that was let go finish
+    // Opening the FIFO's write end succeeds once the reader thread has it open: from then on
+    // its read waits for bytes that do not come.
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         writer < 0 && std::chrono::steady_clock::now() < deadline;) {
+      writer = ::open(comm.c_str(), O_WRONLY | O_NONBLOCK);
+      if (writer < 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_GE(writer, 0) << "the reader thread never opened the FIFO";
+  }                                           // returns although the read still waits
+  ASSERT_EQ(::write(writer, "api\n", 4), 4);  // lets the thread that was let go finish
+  ::close(writer);
 }
 
 // With the reader, a read that finishes within the wait is used at once, as without it.
