@@ -106,13 +106,13 @@ void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel, agent::Consume
   std::fprintf(stderr, "%s\n", agent::StatsLine(s).c_str());
 }
 
-std::vector<trace::ResourceAttribute> ResourceExtras() {
+std::vector<trace::ResourceAttribute> ResourceExtras(const agent::OtelEnv& env) {
   std::vector<trace::ResourceAttribute> out;
-  if (const char* env = std::getenv("OTEL_RESOURCE_ATTRIBUTES")) {
-    for (auto& [k, v] : agent::ParseResourceAttributes(env)) out.push_back({k, v});
-  }
+  for (auto& [k, v] : env.resource_attributes) out.push_back({k, v});
   return out;
 }
+
+const char* GetEnv(const char* name) { return std::getenv(name); }
 
 }  // namespace
 
@@ -125,6 +125,10 @@ int main(int argc, char** argv) {
   }
   if (exit_now) return 0;
   const agent::Options& o = *opts;
+  const agent::OtelEnv otel_env = agent::ReadOtelEnv(GetEnv);
+  for (const auto& w : otel_env.warnings)
+    std::fprintf(stderr, "zerotrace: warning: %s\n", w.c_str());
+  const agent::ExporterChoice choice = agent::ChooseExporters(o, otel_env);
 
   // Exporters first: a bad path is a start-up error, before anything is loaded. Local ones
   // (console, JSON lines) and the collector each get their own export thread.
@@ -137,9 +141,7 @@ int main(int argc, char** argv) {
     }
     exporters.push_back(std::move(jsonl.value()));
   }
-  auto otlp = exporter::OtlpConfigFrom(
-      [](const char* n) { return static_cast<const char*>(std::getenv(n)); }, o.otlp_endpoint,
-      o.otlp_protocol);
+  auto otlp = exporter::OtlpConfigFrom(GetEnv, o.otlp_endpoint, o.otlp_protocol, choice.otlp);
   if (!otlp.ok()) {
     std::fprintf(stderr, "zerotrace: %s\n", otlp.status().message().c_str());
     return 2;
@@ -171,7 +173,7 @@ int main(int argc, char** argv) {
   // (per-function uprobes under load); whatever blocks it for longer (an output nobody
   // reads), the process still ends.
   agent::StopWatchdog watchdog(&g_stop, flush_timeout + std::chrono::seconds(5));
-  if ((exporters.empty() && remote.empty()) || o.console) {
+  if (choice.console || (choice.console_if_alone && exporters.empty() && remote.empty())) {
     if (o.console_format == "spans") {
       exporters.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
     } else {
@@ -210,8 +212,12 @@ int main(int argc, char** argv) {
     std::vector<std::vector<std::unique_ptr<exporter::SpanExporter>>> groups;
     groups.push_back(std::move(exporters));
     groups.push_back(std::move(remote));
-    worker = std::make_unique<exporter::ExportFanout>(exporter::ExportWorkerOptions{},
-                                                      std::move(groups));
+    exporter::ExportWorkerOptions export_options;
+    export_options.on_output_closed = [](const char* name) {  // `zerotrace | head`
+      std::fprintf(stderr, "zerotrace: exporter %s: its output has gone (EPIPE); stopping\n", name);
+      g_stop.store(true);
+    };
+    worker = std::make_unique<exporter::ExportFanout>(export_options, std::move(groups));
   }
   // Linked spans go to the export queues from the consumer thread; TryPush never blocks.
   trace::SpanLinker linker([w = worker.get()](trace::Span&& span) {
@@ -220,7 +226,8 @@ int main(int argc, char** argv) {
   protocols::http1::SpanOptions span_options;
   span_options.infer_routes = o.infer_routes;
   agent::TracerKernelState kernel_state;
-  agent::HttpSpanProducer http(&linker, &clock, span_options, ResourceExtras(), &kernel_state);
+  agent::HttpSpanProducer http(&linker, &clock, span_options, ResourceExtras(otel_env),
+                               &kernel_state);
   agent::EventDumper dumper(stdout, &clock);
   agent::Pipeline pipeline(conn::ConnTableLimits{}, &http, &kernel_state);
   probes::RecordSink* record_sink =
@@ -288,7 +295,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "zerotrace: reading the ring buffer failed: %d\n", n);
       break;
     }
-    if (o.dump_events) std::fflush(stdout);
+    if (o.dump_events && !dumper.Flush()) break;
     const uint64_t now = WallClock::MonotonicNow();
     // Drained: every event before now is in. Cut short under overload: those before the
     // newest one delivered are.
@@ -299,6 +306,7 @@ int main(int argc, char** argv) {
       pipeline.table().ExpireIdle(now);
       http.Expire(pipeline.table(), now);
       heap_trimmer.Tick(now);  // after a burst, RSS falls back instead of staying at its peak
+      clock.Resample();        // follows NTP steps and suspends
       next_tick = now + 1'000'000'000ULL;
     }
     if (now >= next_stats) {
