@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "agent/config_file.h"
 #include "agent/heap_trim.h"
 #include "export/console_exporter.h"
 #include "export/console_tree_exporter.h"
@@ -30,8 +31,6 @@ std::vector<trace::ResourceAttribute> ResourceExtras(const OtelEnv& env) {
   for (auto& [k, v] : env.resource_attributes) out.push_back({k, v});
   return out;
 }
-
-const char* GetEnv(const char* name) { return std::getenv(name); }
 
 // Any thread: the export stage's atomics.
 ExportStats CollectExportStats(const exporter::ExportFanout* worker) {
@@ -65,13 +64,13 @@ TlsStats CollectTlsStats(const probes::TlsProbeStats* t) {
 
 }  // namespace
 
-Agent::Agent(const Options& options) : options_(options) {}
+Agent::Agent(const Options& options) : options_(options), getenv_(EnvWithFile(options_)) {}
 
 Agent::~Agent() = default;
 
 StatusOr<std::unique_ptr<Agent>> Agent::Configure(const Options& options) {
   std::unique_ptr<Agent> a(new Agent(options));
-  a->otel_env_ = ReadOtelEnv(GetEnv);
+  a->otel_env_ = ReadOtelEnv(a->getenv_);
   for (const auto& w : a->otel_env_.warnings) {
     std::fprintf(stderr, "zerotrace: warning: %s\n", w.c_str());
   }
@@ -94,7 +93,7 @@ Status Agent::BuildExporters() {
     local_exporters_.push_back(std::move(jsonl.value()));
   }
   const ExporterChoice choice = ChooseExporters(o, otel_env_);
-  auto otlp = exporter::OtlpConfigFrom(GetEnv, o.otlp_endpoint, o.otlp_protocol, choice.otlp);
+  auto otlp = exporter::OtlpConfigFrom(getenv_, o.otlp_endpoint, o.otlp_protocol, choice.otlp);
   if (!otlp.ok()) return otlp.status();
   if (otlp.value().has_value()) {
     const exporter::OtlpConfig& cfg = *otlp.value();
@@ -133,6 +132,8 @@ Status Agent::Start(std::vector<std::string>* notes) {
   probes::TracerConfig cfg;
   cfg.self_tgid = static_cast<uint32_t>(getpid());
   cfg.pids = o.pids;
+  cfg.skip_processes = !o.selectors.empty();
+  cfg.skip_pids = o.selectors.exclude.pid;
   cfg.capture_bytes = o.capture_bytes;
   cfg.ringbuf_bytes = o.ringbuf_bytes;
 
@@ -161,6 +162,9 @@ Status Agent::Start(std::vector<std::string>* notes) {
   pipeline_ = std::make_unique<Pipeline>(conn::ConnTableLimits{}, protocols_.get(), &kernel_state_);
   if (!o.service_name_map.empty()) {
     pipeline_->processes().set_name_map(std::make_shared<conn::ServiceNameMap>(o.service_name_map));
+  }
+  if (!o.selectors.empty()) {
+    pipeline_->table().set_selector([this](const conn::Connection& c) { return Select(c); });
   }
   // /proc and executables are read on a thread of their own: a lookup waits this long at most.
   pipeline_->processes().StartReader(kProcessReadWait);
@@ -197,6 +201,24 @@ Status Agent::Start(std::vector<std::string>* notes) {
     notes->push_back("metrics at " + metrics_->url());
   }
   return Status::Ok();
+}
+
+// Consumer thread: the selectors' verdict on a connection at its first bytes. A process they
+// leave out whatever its connections is skipped in the kernel from then on.
+conn::ConnTable::Selection Agent::Select(const conn::Connection& c) {
+  using Verdict = conn::Selectors::Verdict;
+  const conn::ProcessInfo& p = c.process_info();
+  const conn::Selectors& s = options_.selectors;
+  if (s.ForProcess(p, 0) == Verdict::kSkip && tracer_) tracer_->SkipProcess(c.tgid);
+  switch (s.ForConnection(p, c.tuple, c.role)) {
+    case Verdict::kTrace:
+      return conn::ConnTable::Selection::kTrace;
+    case Verdict::kSkip:
+      return conn::ConnTable::Selection::kSkip;
+    case Verdict::kUndecided:
+      break;
+  }
+  return conn::ConnTable::Selection::kUndecided;
 }
 
 // Consumer thread only: what its stages count now.

@@ -50,11 +50,13 @@ class Agent {
   explicit Agent(const Options& options);
   Status BuildExporters();
   ConsumerStats CollectConsumerStats() const;
+  conn::ConnTable::Selection Select(const conn::Connection& c);
   AgentSnapshot Snapshot(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const;
   void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const;
 
   Options options_;
-  OtelEnv otel_env_;  // the OTEL_* variables, read once
+  exporter::GetEnvFn getenv_;  // the config file's env: section, then the environment
+  OtelEnv otel_env_;           // the OTEL_* variables, read once
   WallClock clock_;
   std::atomic<bool> output_closed_{false};  // an exporter's output has gone (EPIPE): stop
   std::chrono::milliseconds flush_timeout_{1500};

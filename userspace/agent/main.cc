@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "agent/agent.h"
+#include "agent/config_file.h"
 #include "agent/options.h"
 #include "agent/stop_watchdog.h"
 
@@ -36,6 +37,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (exit_now) return 0;
+  if (opts->print_config) {
+    std::fputs(agent::EffectiveConfigYaml(*opts, agent::EnvWithFile(*opts)).c_str(), stdout);
+    return 0;
+  }
   auto configured = agent::Agent::Configure(*opts);
   if (!configured.ok()) {
     std::fprintf(stderr, "zerotrace: %s\n", configured.status().message().c_str());
@@ -55,7 +60,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "zerotrace: tracing%s (pid %u); Ctrl-C to stop\n",
-               opts->pids.empty() ? " every process" : " selected processes",
+               opts->selectors.empty() ? " every process" : " selected processes",
                static_cast<unsigned>(getpid()));
   agent->Run(&g_stop);
   watchdog.Stopping();  // also when --duration ended the run
