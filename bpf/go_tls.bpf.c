@@ -127,7 +127,32 @@ static __noinline int zt_go_emit(struct conn_key *key, struct conn_state *st, st
 }
 
 /* A RET of Write or Read: RAX holds the int result, the bytes the call moved. */
-static __always_inline int zt_go_return(struct pt_regs *ctx, __u8 op)
+/* Rebuilds the call of a RET whose entry was not seen, from the spill slots at 8(SP) (the
+ * *tls.Conn) and 16(SP) (the buffer); false (counted) when the binary does not spill them. */
+static __always_inline bool zt_go_call_from_stack(struct pt_regs *ctx, __u32 slot, __u8 op,
+						  struct go_call *call)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 sp = PT_REGS_SP(ctx), spill[2];
+	struct zt_go_offsets *o;
+
+	if (!zt_traced(id >> 32))
+		return false;
+	o = bpf_map_lookup_elem(&go_binaries, &slot);
+	if (!o || !(o->flags & (op == ZT_SYS_TLS_READ ? ZT_GO_F_READ_SPILLED : ZT_GO_F_WRITE_SPILLED)) ||
+	    bpf_probe_read_user(spill, sizeof(spill), (void *)(sp + 8))) {
+		zt_count(ZT_CNT_STASH_MISSING);
+		return false;
+	}
+	__builtin_memset(call, 0, sizeof(*call));
+	call->fd = zt_go_conn_fd(o, spill[0]);
+	call->buf = spill[1];
+	call->enter_ns = bpf_ktime_get_ns(); /* the entry time is unknown: now */
+	call->op = op;
+	return true;
+}
+
+static __always_inline int zt_go_return(struct pt_regs *ctx, __u32 slot, __u8 op)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct go_call_key gkey = {.tgid = id >> 32, .g = ZT_GO_G(ctx)};
@@ -135,21 +160,23 @@ static __always_inline int zt_go_return(struct pt_regs *ctx, __u8 op)
 	__s64 n = (__s64)ZT_GO_RET0(ctx);
 	struct conn_state *st;
 	struct go_call *stashed;
-	struct go_call call;
+	struct go_call call = {};
 
 	stashed = bpf_map_lookup_elem(&go_calls, &gkey);
-	if (!stashed) {
-		if (n > 0 && zt_traced(gkey.tgid)) /* entered before the probes were attached */
+	if (stashed) {
+		call = *stashed;
+		bpf_map_delete_elem(&go_calls, &gkey);
+		if (call.op != op) { /* the entry belonged to a call that never returned */
 			zt_count(ZT_CNT_STASH_MISSING);
-		return 0;
-	}
-	call = *stashed;
-	bpf_map_delete_elem(&go_calls, &gkey);
-	if (call.op != op) { /* the entry belonged to a call that never returned */
-		zt_count(ZT_CNT_STASH_MISSING);
-		return 0;
+			return 0;
+		}
 	}
 	if (n <= 0)
+		return 0;
+	/* No entry seen: the call began before the probes were attached (an idle keep-alive
+	 * connection's Read). Its receiver and buffer are in their spill slots, if the binary
+	 * spills them; otherwise its bytes are lost (counted). */
+	if (!stashed && !zt_go_call_from_stack(ctx, slot, op, &call))
 		return 0;
 	if (n > 0xffffffffLL) /* byte_count is 32 bits */
 		n = 0xffffffffLL;
@@ -184,9 +211,9 @@ int zt_go_tls(struct pt_regs *ctx)
 	case ZT_GO_HANDSHAKE_ENTRY:
 		return zt_go_enter(ctx, slot, ZT_TLS_OP_HANDSHAKE);
 	case ZT_GO_WRITE_RET:
-		return zt_go_return(ctx, ZT_SYS_TLS_WRITE);
+		return zt_go_return(ctx, slot, ZT_SYS_TLS_WRITE);
 	case ZT_GO_READ_RET:
-		return zt_go_return(ctx, ZT_SYS_TLS_READ);
+		return zt_go_return(ctx, slot, ZT_SYS_TLS_READ);
 	default:
 		return 0;
 	}

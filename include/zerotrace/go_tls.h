@@ -27,6 +27,13 @@ enum zt_go_probe {
 
 #define ZT_GO_COOKIE(slot, probe) (((__u64)(slot) << 8) | (__u64)(probe))
 
+/* zt_go_offsets.flags: Read (Write) stores its receiver and buffer pointer (RAX, RBX) to their
+ * spill slots before any call, so at its RETs they are at 8(SP) and 16(SP). A call already
+ * running when the probes were attached (an idle connection's Read) is then still attributed
+ * at its RET. Go 1.19's Read does; its Write keeps the receiver elsewhere. */
+#define ZT_GO_F_READ_SPILLED 0x1
+#define ZT_GO_F_WRITE_SPILLED 0x2
+
 /* Byte offsets, in one binary, of the fields on the way from a *tls.Conn to its socket's fd:
  * tls.Conn.conn (a net.Conn interface: itab, data) -> *net.TCPConn -> net.conn.fd (*netFD)
  * -> netFD.pfd (poll.FD) -> Sysfd. family and sotype check that the netFD is a TCP socket. */
@@ -38,7 +45,7 @@ struct zt_go_offsets {
 	__u32 netfd_family; /* netFD.family: must be AF_INET or AF_INET6 */
 	__u32 netfd_sotype; /* netFD.sotype: must be SOCK_STREAM */
 	__u32 g_goid;       /* runtime.g.goid, for goroutine-aware causality; 0: unknown */
-	__u32 pad;          /* zero */
+	__u32 flags;        /* ZT_GO_F_* */
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_go_offsets) == 32, "zt_go_offsets ABI");
 

@@ -23,7 +23,7 @@ struct TableRow {
 // three bools: 56 bytes, so netFD.family is at 56 and sotype at 64; runtime.g.goid at 152.
 constexpr TableRow kTable[] = {
     {19, {.conn_iface = 0, .tcpconn_fd = 0, .netfd_pfd = 0, .pfd_sysfd = 16, .netfd_family = 56,
-          .netfd_sotype = 64, .g_goid = 152, .pad = 0}},
+          .netfd_sotype = 64, .g_goid = 152, .flags = 0}},
 };
 
 // One struct member wanted from DWARF.

@@ -16,4 +16,11 @@ namespace zerotrace::probes {
 // that do not decode are an error (a probe must never land inside an instruction).
 StatusOr<std::vector<uint64_t>> FindReturnOffsets(std::string_view code, uint64_t address);
 
+// Whether the function's prologue (before its first call) stores its first two register
+// arguments (RAX, RBX) to their spill slots in the caller's frame: then, at each RET, the
+// receiver and the buffer pointer are at 8(SP) and 16(SP), so a call that was already running
+// when the probes were attached can still be attributed. Go's compiler does this for
+// functions that call others; the check makes sure of it for each binary.
+bool SpillsFirstTwoArgs(std::string_view code, uint64_t address);
+
 }  // namespace zerotrace::probes

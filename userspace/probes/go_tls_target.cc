@@ -59,6 +59,8 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
     t.offsets = *row;
     t.offsets_source = "table";
   }
+  if (SpillsFirstTwoArgs(read->bytes, read->entry)) t.offsets.flags |= ZT_GO_F_READ_SPILLED;
+  if (SpillsFirstTwoArgs(write->bytes, write->entry)) t.offsets.flags |= ZT_GO_F_WRITE_SPILLED;
   for (const auto& f : go.functions) {
     const bool is_write = f.name == kWrite, is_read = f.name == kRead;
     t.probes.push_back({f.file_offset, is_write  ? ZT_GO_WRITE_ENTRY

@@ -169,6 +169,23 @@ TEST_F(GoBinaryTest, ReturnOffsetsAreTheRetInstructionsObjdumpLists) {
   }
 }
 
+// Read keeps its receiver and buffer pointer in their spill slots (8(SP) and 16(SP) at a RET):
+// a Read already running when the probes attach is still attributed. Go 1.19's Write keeps
+// its receiver in a local instead; the check must see that difference.
+TEST_F(GoBinaryTest, WriteAndReadSpillReceiverAndBuffer) {
+  OpenElf elf(*stripped_);
+  auto exe = ReadGoExecutable(ElfImage(elf.get()), {kWrite, kRead});
+  ASSERT_TRUE(exe.ok() && exe->has_value());
+  ASSERT_EQ((*exe)->functions.size(), 2u);
+  EXPECT_FALSE(SpillsFirstTwoArgs((*exe)->functions[0].bytes, (*exe)->functions[0].entry));
+  EXPECT_TRUE(SpillsFirstTwoArgs((*exe)->functions[1].bytes, (*exe)->functions[1].entry));
+  // sub rsp, 0x20; mov [rsp+0x28], rax; mov [rsp+0x20], rbx (not rbx's slot): no.
+  const std::string wrong_slot("\x48\x83\xec\x20\x48\x89\x44\x24\x28\x48\x89\x5c\x24\x20", 14);
+  EXPECT_FALSE(SpillsFirstTwoArgs(wrong_slot, 0x1000));
+  const std::string right("\x48\x83\xec\x20\x48\x89\x44\x24\x28\x48\x89\x5c\x24\x30", 14);
+  EXPECT_TRUE(SpillsFirstTwoArgs(right, 0x1000));
+}
+
 TEST(GoReturnOffsets, UndecodableBytesAreAnError) {
   // c3: ret; 0f 0b: ud2 decodes; a lone 0f at the end does not.
   EXPECT_EQ(*FindReturnOffsets(std::string_view("\x90\xc3\x0f\x0b\xc3", 5), 0x1000),
@@ -199,6 +216,7 @@ TEST_F(GoBinaryTest, InspectFindsProbesInFullAndStrippedBinaries) {
     ASSERT_TRUE(t->has_value()) << *path;
     const GoTlsTarget& target = **t;
     EXPECT_EQ(target.offsets_source, path == full_ ? "DWARF" : "table");
+    EXPECT_EQ(target.offsets.flags, ZT_GO_F_READ_SPILLED);
     int kinds[ZT_GO_PROBE_COUNT] = {};
     for (const auto& p : target.probes) kinds[p.kind]++;
     EXPECT_EQ(kinds[ZT_GO_WRITE_ENTRY], 1);
