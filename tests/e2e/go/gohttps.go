@@ -4,10 +4,11 @@
 //
 //	gohttps server PORT CERT KEY                 /hello, /items/N[?status=S], /error, else 404
 //	gohttps front PORT CERT KEY BACKPORT CAFILE  each request repeated to 127.0.0.1:BACKPORT
-//	gohttps client PORT CAFILE N [--wait-go]     GET /items/0..N-1 on one connection
+//	gohttps client PORT CAFILE N [--wait-go|--wait-start]  GET /items/0..N-1, one connection
 //
 // Servers print "ready" once listening; the client prints "local_port P" after its first
-// request (with --wait-go it then waits for a line on stdin) and "done" at the end.
+// request (with --wait-go it then waits for a line on stdin) and "done" at the end. With
+// --wait-start it prints "started" and waits for a line on stdin before its first request.
 package main
 
 import (
@@ -132,8 +133,13 @@ func front(port, cert, key, backPort, cafile string) {
 	}))
 }
 
-func client(port, cafile string, n int, waitGo bool) {
+func client(port, cafile string, n int, waitGo, waitStart bool) {
 	c := &http.Client{Transport: transport(cafile)}
+	stdin := bufio.NewReader(os.Stdin)
+	if waitStart {
+		fmt.Println("started")
+		stdin.ReadString('\n')
+	}
 	local := ""
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
 		GotConn: func(info httptrace.GotConnInfo) {
@@ -156,7 +162,7 @@ func client(port, cafile string, n int, waitGo bool) {
 			_, p, _ := net.SplitHostPort(local)
 			fmt.Println("local_port " + p)
 			if waitGo {
-				bufio.NewReader(os.Stdin).ReadString('\n')
+				stdin.ReadString('\n')
 			}
 		}
 	}
@@ -175,7 +181,7 @@ func main() {
 		if err != nil {
 			fail("bad count %q", a[4])
 		}
-		client(a[2], a[3], n, len(a) > 5 && a[5] == "--wait-go")
+		client(a[2], a[3], n, len(a) > 5 && a[5] == "--wait-go", len(a) > 5 && a[5] == "--wait-start")
 	default:
 		fail("usage: gohttps server|front|client ...")
 	}
