@@ -5,6 +5,7 @@
 //	gohttps server PORT CERT KEY                 /hello, /items/N[?status=S], /error, else 404
 //	gohttps front PORT CERT KEY BACKPORT CAFILE  each request repeated to 127.0.0.1:BACKPORT
 //	gohttps client PORT CAFILE N [--wait-go|--wait-start]  GET /items/0..N-1, one connection
+//	gohttps bench PORT CAFILE N                  GET /hello N times on one connection
 //
 // Servers print "ready" once listening; the client prints "local_port P" after its first
 // request (with --wait-go it then waits for a line on stdin) and "done" at the end. With
@@ -169,6 +170,19 @@ func client(port, cafile string, n int, waitGo, waitStart bool) {
 	fmt.Println("done")
 }
 
+// bench makes n requests for /hello on one keep-alive connection (tests/bench/probes).
+func bench(port, cafile string, n int) {
+	c := &http.Client{Transport: transport(cafile)}
+	url := "https://127.0.0.1:" + port + "/hello"
+	for i := 0; i < n; i++ {
+		status, body, err := get(c, url, context.Background())
+		if err != nil || status != 200 || len(body) != 13 {
+			fail("request %d: status %d, %d bytes, %v", i, status, len(body), err)
+		}
+	}
+	fmt.Println("done")
+}
+
 func main() {
 	a := os.Args
 	switch {
@@ -182,6 +196,12 @@ func main() {
 			fail("bad count %q", a[4])
 		}
 		client(a[2], a[3], n, len(a) > 5 && a[5] == "--wait-go", len(a) > 5 && a[5] == "--wait-start")
+	case len(a) == 5 && a[1] == "bench":
+		n, err := strconv.Atoi(a[4])
+		if err != nil {
+			fail("bad count %q", a[4])
+		}
+		bench(a[2], a[3], n)
 	default:
 		fail("usage: gohttps server|front|client ...")
 	}
