@@ -97,6 +97,12 @@ class Traced {
     if (manager_) manager_->Stop();
   }
   uint64_t tls_calls() const { return sockets_->ReadCounters()[ZT_CNT_TLS_CALLS]; }
+  // Runs and run time of the Go uprobe program (kernel.bpf_stats_enabled).
+  probes::ProgramStats go_stats() const {
+    for (const auto& s : tls_ ? tls_->ReadProgramStats() : std::vector<probes::ProgramStats>{})
+      if (s.name == "zt_go_tls") return s;
+    return {};
+  }
 
  private:
   CountingSink sink_;
@@ -133,6 +139,11 @@ int main(int argc, char** argv) {
   constexpr int kConfigs = 3;
   double best[kConfigs] = {1e9, 1e9, 1e9};
   uint64_t tls_calls = 0;
+  probes::ProgramStats go_stats;
+  if (FILE* f = std::fopen("/proc/sys/kernel/bpf_stats_enabled", "w")) {
+    std::fputs("1", f);
+    std::fclose(f);
+  }
   for (int round = 0; round < rounds; round++) {
     for (int step = 0; step < 2 * kConfigs; step++) {
       const int cfg = step < kConfigs ? step : 2 * kConfigs - 1 - step;
@@ -164,7 +175,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "the Go client failed\n");
         return 1;
       }
-      if (cfg == 2) tls_calls = traced->tls_calls();
+      if (cfg == 2) {
+        tls_calls = traced->tls_calls();
+        go_stats = traced->go_stats();
+      }
       traced.reset();
       best[cfg] = std::min(best[cfg], cpu);
     }
@@ -179,5 +193,10 @@ int main(int argc, char** argv) {
               (best[2] - best[1]) / requests * 1e6, (best[2] - best[0]) / requests * 1e6);
   std::printf("  plaintext calls captured in the last traced run: %llu (%.1f per request)\n",
               static_cast<unsigned long long>(tls_calls), double(tls_calls) / requests);
+  if (go_stats.run_count > 0) {
+    std::printf("  Go uprobe hits: %.1f per request, BPF run time %.0f ns per hit\n",
+                double(go_stats.run_count) / requests,
+                double(go_stats.run_time_ns) / go_stats.run_count);
+  }
   return 0;
 }
