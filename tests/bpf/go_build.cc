@@ -21,9 +21,13 @@ int RunGo(const std::vector<std::string>& argv, const std::string& dir, std::str
       dup2(fileno(f), 1);
       dup2(fileno(f), 2);
     }
-    std::vector<std::string> env = {"GO111MODULE=off", "GOFLAGS=", "CGO_ENABLED=0",
-                                    "GOCACHE=" + dir + "/gocache", "GOPATH=" + dir + "/gopath",
-                                    "HOME=" + dir, "PATH=/usr/local/bin:/usr/bin:/bin"};
+    std::vector<std::string> env = {"GO111MODULE=off",
+                                    "GOFLAGS=",
+                                    "CGO_ENABLED=0",
+                                    "GOCACHE=" + dir + "/gocache",
+                                    "GOPATH=" + dir + "/gopath",
+                                    "HOME=" + dir,
+                                    "PATH=/usr/local/bin:/usr/bin:/bin"};
     std::vector<char*> args, envp;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

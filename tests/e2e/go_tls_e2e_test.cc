@@ -39,8 +39,8 @@ class GoTlsE2eTest : public AgentTest {
   static void SetUpTestSuite() {
     build_dir_ = new TempDir();
     auto full = zerotrace::testing::BuildGo(ZT_GO_SOURCE, build_dir_->path(), "gohttps");
-    auto stripped = zerotrace::testing::BuildGo(ZT_GO_SOURCE, build_dir_->path(), "gohttps-stripped",
-                                                "-s -w");
+    auto stripped =
+        zerotrace::testing::BuildGo(ZT_GO_SOURCE, build_dir_->path(), "gohttps-stripped", "-s -w");
     build_error_ = new std::string(full.error + stripped.error);
     go_ = new std::string(full.binary);
     go_stripped_ = new std::string(stripped.binary);
@@ -120,8 +120,8 @@ class GoTlsE2eTest : public AgentTest {
     ASSERT_EQ(curl.exit_code, 0);
     ASSERT_EQ(curl.codes, (std::vector<int>{200, 200, 500, 404}));
     ASSERT_TRUE(AwaitSpans({{srv.pid, xs.size()}, {curl.pid, xs.size()}}, 30s));
-    EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0],
-                                        CurlUserAgent(), {service}, "https")));
+    EXPECT_TRUE(SpansAre(srv.pid, Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(),
+                                        {service}, "https")));
     EXPECT_TRUE(
         SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"}, "https")));
   }
@@ -170,10 +170,10 @@ TEST_F(GoTlsE2eTest, GoClientKeepAliveRequestsAreClientSpans) {
   ASSERT_TRUE(client.WaitForLine("done", 20s)) << "the Go client did not finish";
   ASSERT_TRUE(AwaitSpans({{py.pid(), kRequests}, {client.pid(), kRequests}}, 30s));
   const auto xs = GoItems(kRequests);
-  EXPECT_TRUE(SpansAre(py.pid(), Spans(kServer, xs, port, client_port, kGoUserAgent,
-                                       PythonService(), "https")));
-  EXPECT_TRUE(SpansAre(client.pid(), Spans(kClient, xs, port, 0, kGoUserAgent,
-                                           {"gohttps-stripped"}, "https")));
+  EXPECT_TRUE(SpansAre(
+      py.pid(), Spans(kServer, xs, port, client_port, kGoUserAgent, PythonService(), "https")));
+  EXPECT_TRUE(SpansAre(client.pid(),
+                       Spans(kClient, xs, port, 0, kGoUserAgent, {"gohttps-stripped"}, "https")));
 }
 
 // curl -> Go front -> Go back, all HTTPS: every span is there, and each server span is the
@@ -186,7 +186,8 @@ TEST_F(GoTlsE2eTest, FrontToBackChainOverTlsHasEverySpanAndPeerLinks) {
   const Proc front = StartGoServer(*go_stripped_, back.port);
   WaitProbed(before, 2);
   std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody}};
-  for (int i = 1; i <= 5; i++) xs.push_back({"GET", "/items/" + std::to_string(i), 200, ItemBody(i)});
+  for (int i = 1; i <= 5; i++)
+    xs.push_back({"GET", "/items/" + std::to_string(i), 200, ItemBody(i)});
   const auto curl = CurlHttps(front.port, xs);
   ASSERT_EQ(curl.exit_code, 0);
   const size_t n = xs.size();
@@ -201,10 +202,10 @@ TEST_F(GoTlsE2eTest, FrontToBackChainOverTlsHasEverySpanAndPeerLinks) {
     front_want.push_back(client[0]);
   }
   EXPECT_TRUE(SpansAre(front.pid, front_want));
-  EXPECT_TRUE(SpansAre(back.pid, Spans(kServer, xs, back.port, 0, kGoUserAgent, {"gohttps"},
-                                       "https")));
-  EXPECT_TRUE(SpansAre(curl.pid, Spans(kClient, xs, front.port, 0, CurlUserAgent(), {"curl"},
-                                       "https")));
+  EXPECT_TRUE(
+      SpansAre(back.pid, Spans(kServer, xs, back.port, 0, kGoUserAgent, {"gohttps"}, "https")));
+  EXPECT_TRUE(
+      SpansAre(curl.pid, Spans(kClient, xs, front.port, 0, CurlUserAgent(), {"curl"}, "https")));
 
   const auto curl_spans = SpansOf(curl.pid), front_spans = SpansOf(front.pid),
              back_spans = SpansOf(back.pid);
@@ -231,8 +232,8 @@ class GoServerBeforeAgentTest : public GoTlsE2eTest {
     ASSERT_FALSE(go_->empty()) << *build_error_;
     MakeCertificate();
     srv_port_ = FreePort();
-    srv_ = std::make_unique<Subprocess>(std::vector<std::string>{
-        *go_, "server", std::to_string(srv_port_), cert_, key_});
+    srv_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{*go_, "server", std::to_string(srv_port_), cert_, key_});
     ASSERT_TRUE(srv_->WaitForLine("ready", 30s));
     AgentTest::SetUp();
   }
@@ -253,12 +254,12 @@ class GoConnectionBeforeAgentTest : public GoServerBeforeAgentTest {
     ASSERT_FALSE(go_->empty()) << *build_error_;
     MakeCertificate();
     srv_port_ = FreePort();
-    srv_ = std::make_unique<Subprocess>(std::vector<std::string>{
-        *go_, "server", std::to_string(srv_port_), cert_, key_});
+    srv_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{*go_, "server", std::to_string(srv_port_), cert_, key_});
     ASSERT_TRUE(srv_->WaitForLine("ready", 30s));
-    client_ = std::make_unique<Subprocess>(std::vector<std::string>{
-        *go_stripped_, "client", std::to_string(srv_port_), cert_, std::to_string(kRequests),
-        "--wait-go"});
+    client_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{*go_stripped_, "client", std::to_string(srv_port_), cert_,
+                                 std::to_string(kRequests), "--wait-go"});
     const auto line = client_->WaitForLine("local_port", 20s);
     ASSERT_TRUE(line) << "the Go client did not connect";
     client_port_ = std::stoi(line->substr(11));

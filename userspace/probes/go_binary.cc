@@ -40,7 +40,8 @@ std::optional<uint64_t> Uvarint(std::string_view d, uint64_t* off) {
 std::optional<int> Number(std::string_view* s) {
   int v = 0;
   size_t i = 0;
-  for (; i < s->size() && i < 6 && (*s)[i] >= '0' && (*s)[i] <= '9'; i++) v = v * 10 + ((*s)[i] - '0');
+  for (; i < s->size() && i < 6 && (*s)[i] >= '0' && (*s)[i] <= '9'; i++)
+    v = v * 10 + ((*s)[i] - '0');
   if (i == 0 || (i < s->size() && (*s)[i] >= '0' && (*s)[i] <= '9')) return std::nullopt;
   s->remove_prefix(i);
   return v;
@@ -100,7 +101,9 @@ StatusOr<GoPclntab> GoPclntab::Parse(std::string_view data, uint64_t text_start)
   t.ptr_size_ = static_cast<uint8_t>(data[7]);
   if (data[4] != 0 || data[5] != 0 || (t.ptr_size_ != 4 && t.ptr_size_ != 8))
     return Status::Error("bad .gopclntab header");
-  auto word = [&](int i) { return Uint(data, 8 + static_cast<uint64_t>(i) * t.ptr_size_, t.ptr_size_); };
+  auto word = [&](int i) {
+    return Uint(data, 8 + static_cast<uint64_t>(i) * t.ptr_size_, t.ptr_size_);
+  };
   const int base = t.legacy_ ? 2 : 3;  // nfunc, nfiles[, textStart], then the table offsets
   const auto nfunc = word(0), funcname = word(base), functab = word(base + 4);
   if (!nfunc || !funcname || !functab) return Status::Error("truncated .gopclntab header");
@@ -131,8 +134,9 @@ std::optional<uint64_t> GoPclntab::Entry(uint64_t i) const {
 
 std::optional<std::string_view> GoPclntab::Name(uint64_t i) const {
   if (i >= nfunc_) return std::nullopt;
-  const auto funcoff = legacy_ ? Uint(data_, functab_off_ + i * 2 * ptr_size_ + ptr_size_, ptr_size_)
-                               : Uint(data_, functab_off_ + i * 8 + 4, 4);
+  const auto funcoff = legacy_
+                           ? Uint(data_, functab_off_ + i * 2 * ptr_size_ + ptr_size_, ptr_size_)
+                           : Uint(data_, functab_off_ + i * 8 + 4, 4);
   if (!funcoff || *funcoff > data_.size() - functab_off_) return std::nullopt;
   // _func starts with the entry (uintptr before 1.18, a uint32 offset since), then nameOff.
   const uint64_t func = functab_off_ + *funcoff;
@@ -177,8 +181,8 @@ std::string_view ElfImage::Read(uint64_t addr, uint64_t len) const {
   Elf_Scn* scn = nullptr;
   while ((scn = elf_nextscn(elf_, scn)) != nullptr) {
     GElf_Shdr shdr;
-    if (!gelf_getshdr(scn, &shdr) || !(shdr.sh_flags & SHF_ALLOC) ||
-        shdr.sh_type == SHT_NOBITS || (shdr.sh_flags & SHF_COMPRESSED))
+    if (!gelf_getshdr(scn, &shdr) || !(shdr.sh_flags & SHF_ALLOC) || shdr.sh_type == SHT_NOBITS ||
+        (shdr.sh_flags & SHF_COMPRESSED))
       continue;
     if (addr < shdr.sh_addr || addr - shdr.sh_addr >= shdr.sh_size) continue;
     Elf_Data* data = elf_rawdata(scn, nullptr);

@@ -83,9 +83,9 @@ struct GoExecutable {
   std::optional<GoVersion> parsed;
   struct Code {
     std::string name;
-    uint64_t entry = 0;          // virtual address
-    uint64_t file_offset = 0;    // where a uprobe on the entry attaches
-    std::string_view bytes;      // the function's machine code [entry, end), in the image
+    uint64_t entry = 0;        // virtual address
+    uint64_t file_offset = 0;  // where a uprobe on the entry attaches
+    std::string_view bytes;    // the function's machine code [entry, end), in the image
   };
   std::vector<Code> functions;  // those of `wanted` the binary defines, in that order
 };

@@ -22,8 +22,15 @@ struct TableRow {
 // Go 1.19: poll.FD is fdMutex (16) Sysfd (8) pd (8) iovecs (8) csema, isBlocking (8) and
 // three bools: 56 bytes, so netFD.family is at 56 and sotype at 64; runtime.g.goid at 152.
 constexpr TableRow kTable[] = {
-    {19, {.conn_iface = 0, .tcpconn_fd = 0, .netfd_pfd = 0, .pfd_sysfd = 16, .netfd_family = 56,
-          .netfd_sotype = 64, .g_goid = 152, .flags = 0}},
+    {19,
+     {.conn_iface = 0,
+      .tcpconn_fd = 0,
+      .netfd_pfd = 0,
+      .pfd_sysfd = 16,
+      .netfd_family = 56,
+      .netfd_sotype = 64,
+      .g_goid = 152,
+      .flags = 0}},
 };
 
 // One struct member wanted from DWARF.
@@ -78,7 +85,8 @@ std::optional<zt_go_offsets> GoOffsetsForVersion(const GoVersion& v) {
 
 std::string GoOffsetTableReleases() {
   std::string out;
-  for (const TableRow& r : kTable) out += (out.empty() ? "go1." : ", go1.") + std::to_string(r.minor);
+  for (const TableRow& r : kTable)
+    out += (out.empty() ? "go1." : ", go1.") + std::to_string(r.minor);
   return out;
 }
 

@@ -37,7 +37,8 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
     if (f.name == kRead) read = &f;
   }
   if (!write || !read) return Result();  // no crypto/tls in this program
-  const std::string what = "Go binary (" + (go.version.empty() ? "version unknown" : go.version) + ")";
+  const std::string what =
+      "Go binary (" + (go.version.empty() ? "version unknown" : go.version) + ")";
   if (ehdr.e_machine != EM_X86_64) return Status::Error(what + ": only amd64 is supported");
   // Before 1.17 arguments are on the stack; the probes read registers.
   if (!go.parsed) return Status::Error(what + ": no Go release found in .go.buildinfo");

@@ -28,8 +28,7 @@ struct GoTlsTracer::Slots {
 };
 
 StatusOr<std::unique_ptr<GoTlsTracer>> GoTlsTracer::Start(const TracerConfig& config,
-                                                          const SocketTracer& sockets,
-                                                          bool multi) {
+                                                          const SocketTracer& sockets, bool multi) {
   std::unique_ptr<GoTlsTracer> t(new GoTlsTracer());
   t->skel_ = go_tls__open();
   if (!t->skel_) return Status::Error("opening the Go TLS BPF object failed: " + Errno(errno));
@@ -83,8 +82,8 @@ StatusOr<std::unique_ptr<TlsProbeSet>> GoTlsTracer::Attach(const std::string& pa
     std::lock_guard<std::mutex> lock(slots->mu);
     slots->free.push_back(slot);
   };
-  if (int err = bpf_map__update_elem(skel_->maps.go_binaries, &slot, sizeof(slot),
-                                     &target.offsets, sizeof(target.offsets), BPF_ANY);
+  if (int err = bpf_map__update_elem(skel_->maps.go_binaries, &slot, sizeof(slot), &target.offsets,
+                                     sizeof(target.offsets), BPF_ANY);
       err) {
     release();
     return Status::Error("writing the Go field offsets failed: " + Errno(err));
@@ -101,14 +100,13 @@ StatusOr<std::unique_ptr<TlsProbeSet>> GoTlsTracer::Attach(const std::string& pa
       release();
       return Status::Error("attaching the Go TLS uprobes failed: " + fd.status().message());
     }
-    return std::make_unique<TlsProbeSet>(std::vector<bpf_link*>{}, std::vector<int>{*fd},
-                                         release);
+    return std::make_unique<TlsProbeSet>(std::vector<bpf_link*>{}, std::vector<int>{*fd}, release);
   }
   std::vector<bpf_link*> links;
   for (size_t i = 0; i < offsets.size(); i++) {
     LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookies[i], .retprobe = false);
-    bpf_link* link =
-        bpf_program__attach_uprobe_opts(skel_->progs.zt_go_tls, -1, path.c_str(), offsets[i], &opts);
+    bpf_link* link = bpf_program__attach_uprobe_opts(skel_->progs.zt_go_tls, -1, path.c_str(),
+                                                     offsets[i], &opts);
     if (!link) {
       const int err = errno;
       for (bpf_link* l : links) bpf_link__destroy(l);

@@ -28,8 +28,7 @@ class GoTlsTracer {
 
   // Writes the binary's offsets to a free slot and attaches every probe of `target` in
   // `path`; the slot is freed when the returned set is destroyed. Safe from any one thread.
-  StatusOr<std::unique_ptr<TlsProbeSet>> Attach(const std::string& path,
-                                                const GoTlsTarget& target);
+  StatusOr<std::unique_ptr<TlsProbeSet>> Attach(const std::string& path, const GoTlsTarget& target);
   std::vector<ProgramStats> ReadProgramStats() const;
 
  private:

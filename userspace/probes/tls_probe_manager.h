@@ -91,9 +91,9 @@ class TlsProbeManager {
     std::string path;
     std::unique_ptr<TlsProbeSet> probes;     // OpenSSL/GnuTLS functions (may be null)
     std::unique_ptr<TlsProbeSet> go_probes;  // Go crypto/tls (may be null)
-    std::set<uint32_t> users;  // processes seen mapping it
-    bool pinned = false;       // a host library: kept for processes that dlopen it later
-    uint32_t kernel_dev = 0;   // as the kernel names it (0: not seen in a mapping)
+    std::set<uint32_t> users;                // processes seen mapping it
+    bool pinned = false;      // a host library: kept for processes that dlopen it later
+    uint32_t kernel_dev = 0;  // as the kernel names it (0: not seen in a mapping)
     uint64_t kernel_ino = 0;
   };
   struct Event {

@@ -223,7 +223,8 @@ StatusOr<std::unique_ptr<TlsProbeSet>> TlsTracer::AttachMulti(const std::string&
     if (!fd.ok()) {
       for (int f : fds) close(f);
       return Status::Error(std::string("attaching ") + (ret ? "uretprobes" : "uprobes") +
-                           " to the TLS functions in " + path + " failed: " + fd.status().message());
+                           " to the TLS functions in " + path +
+                           " failed: " + fd.status().message());
     }
     fds.push_back(*fd);
   }

@@ -130,9 +130,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
-  const std::string gen = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " +
-                          cert + " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1" +
-                          " 2>/dev/null";
+  const std::string gen =
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+      " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1" + " 2>/dev/null";
   if (std::system(gen.c_str()) != 0) return 1;
 
   // 0 untraced, 1 sockets, 2 sockets + Go TLS probes; each round runs 0 1 2 2 1 0.
@@ -167,9 +167,8 @@ int main(int argc, char** argv) {
       };
       const double before = server_cpu();
       bool ok = false;
-      const double client =
-          Reap(Start({go.binary, "bench", std::to_string(port), cert, std::to_string(requests)}),
-               &ok);
+      const double client = Reap(
+          Start({go.binary, "bench", std::to_string(port), cert, std::to_string(requests)}), &ok);
       const double cpu = client + server_cpu() - before;
       if (!ok) {
         std::fprintf(stderr, "the Go client failed\n");
@@ -184,9 +183,10 @@ int main(int argc, char** argv) {
     }
   }
   const char* names[kConfigs] = {"untraced", "sockets traced", "sockets + Go TLS probes"};
-  std::printf("%d HTTPS requests (GET /hello, keep-alive) from a Go client to a Go server, "
-              "best of %d rounds (ABBA), CPU of both processes:\n",
-              requests, rounds);
+  std::printf(
+      "%d HTTPS requests (GET /hello, keep-alive) from a Go client to a Go server, "
+      "best of %d rounds (ABBA), CPU of both processes:\n",
+      requests, rounds);
   for (int c = 0; c < kConfigs; c++)
     std::printf("  %-24s %6.1f us/request\n", names[c], best[c] / requests * 1e6);
   std::printf("  added by the Go TLS probes: %.1f us/request (vs untraced: %.1f)\n",

@@ -2,6 +2,8 @@
 // function bounds (checked against the ELF symbol table), the version in .go.buildinfo, the
 // RET instructions (checked against `go tool objdump`), and the field offsets (the table row
 // of this toolchain checked against the DWARF of the binary it builds).
+#include "probes/go_binary.h"
+
 #include <fcntl.h>
 #include <gelf.h>
 #include <gtest/gtest.h>
@@ -15,7 +17,6 @@
 #include <string>
 
 #include "go_build.h"
-#include "probes/go_binary.h"
 #include "probes/go_offsets.h"
 #include "probes/go_ret_finder.h"
 #include "probes/go_tls_target.h"
