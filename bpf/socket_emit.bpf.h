@@ -201,7 +201,8 @@ static __always_inline void zt_emit_trailer(struct emit_state *s)
 static __always_inline bool zt_sends(__u8 sys)
 {
 	return sys == ZT_SYS_WRITE || sys == ZT_SYS_WRITEV || sys == ZT_SYS_SENDTO ||
-	       sys == ZT_SYS_SENDMSG || sys == ZT_SYS_SENDMMSG || sys == ZT_SYS_SENDFILE;
+	       sys == ZT_SYS_SENDMSG || sys == ZT_SYS_SENDMMSG || sys == ZT_SYS_SENDFILE ||
+	       sys == ZT_SYS_SPLICE_WRITE;
 }
 
 /* ts_ns: when the bytes moved (sys_enter for sends, sys_exit for receives). */
@@ -232,15 +233,17 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	s.byte_count = bytes;
 	s.budget = capture_bytes;
 	muted_id = bpf_map_lookup_elem(&muted, key);
-	if (muted_id && *muted_id == st->conn_id)
+	/* Sizes only, as userspace asked or as the syscall allows: no truncation. */
+	if ((muted_id && *muted_id == st->conn_id) || a->sys == ZT_SYS_SENDFILE ||
+	    a->sys == ZT_SYS_SPLICE_READ || a->sys == ZT_SYS_SPLICE_WRITE)
 		s.budget = 0;
+	else if (bytes > s.budget)
+		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
 	if (s.direction == ZT_DIR_EGRESS)
 		s.syscall_pos = __sync_fetch_and_add(&st->send_pos, bytes);
 	else
 		s.syscall_pos = __sync_fetch_and_add(&st->recv_pos, bytes);
 	s.pos = s.syscall_pos;
-	if (bytes > s.budget)
-		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
 
 	switch (a->sys) {
 	case ZT_SYS_READ:
@@ -272,7 +275,7 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 				       mh.msg_len);
 		}
 		break;
-	default: /* sendfile: sizes only */
+	default: /* sendfile, splice: sizes only */
 		break;
 	}
 	zt_emit_trailer(&s);

@@ -17,6 +17,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define ZT_EINPROGRESS 115
 #define ZT_EPIPE 32
 #define ZT_ECONNRESET 104
+#define ZT_MSG_PEEK 2
+#define ZT_F_DUPFD 0
+#define ZT_F_DUPFD_CLOEXEC 1030
+/* syscall_args.sys of a dup, dup2, dup3 or fcntl(F_DUPFD*) on a tracked socket. */
+#define ZT_SYS_DUP 0xfe
 
 /* Source of conn ids; starts at 1 so 0 means "no connection". */
 __u64 next_conn_id = 1;
@@ -58,195 +63,13 @@ static __always_inline bool zt_unstash(struct syscall_args *out)
 
 #include "socket_emit.bpf.h"
 
-/* Close records that found the ring buffer full, by conn_id. SocketTracer::Poll drains them
- * once the ring buffer is empty: one lost record must not leave userspace holding a connection
- * that is gone (and reporting its pending request as unanswered when the process exits). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct zt_conn_close);
-} lost_closes SEC(".maps");
+#include "conn_track.bpf.h"
 
-/* Entries put in lost_closes so far: userspace reads it (mmapped) and drains only when it grew. */
-__u64 lost_closes_added = 0;
-
-static __noinline void zt_emit_close(struct conn_key *key, struct conn_state *st, __u8 reason)
-{
-	struct zt_conn_close c = {}, *ev;
-
-	zt_fill_header(&c.hdr, ZT_EV_CONN_CLOSE, key->fd, st->conn_id);
-	c.sent_bytes = st->tls ? st->tls_send_pos : st->send_pos;
-	c.received_bytes = st->tls ? st->tls_recv_pos : st->recv_pos;
-	c.reason = reason;
-	c.flags = st->close_flags | (st->tls ? ZT_CLOSE_F_TLS : 0);
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
-		if (bpf_map_update_elem(&lost_closes, &c.hdr.conn_id, &c, BPF_NOEXIST) == 0) {
-			__sync_fetch_and_add(&lost_closes_added, 1);
-			zt_count(ZT_CNT_CONN_CLOSED);
-		}
-		return;
-	}
-	*ev = c;
-	bpf_ringbuf_submit(ev, zt_wakeup_flag());
-	zt_count(ZT_CNT_CONN_CLOSED);
-}
-
-
-/* Starts tracking fd as a connection with the given role; emits the open event. */
-static __noinline struct conn_state *zt_track(struct conn_key *key, struct file *file,
-					     struct sock *sk, __u8 role, __u8 flags)
-{
-	struct conn_state st = {};
-	struct zt_conn_open *ev;
-
-	st.conn_id = __sync_fetch_and_add(&next_conn_id, 1);
-	st.file = (__u64)file;
-	st.role = role;
-	if (bpf_map_update_elem(&conns, key, &st, BPF_ANY))
-		return NULL;
-	zt_count(ZT_CNT_CONN_OPENED);
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (ev) {
-		__builtin_memset(ev, 0, sizeof(*ev));
-		zt_fill_header(&ev->hdr, ZT_EV_CONN_OPEN, key->fd, st.conn_id);
-		ev->role = role;
-		ev->flags = flags;
-		zt_fill_tuple(ev, sk);
-		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-		bpf_ringbuf_submit(ev, zt_wakeup_flag());
-	} else {
-		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
-	}
-	return bpf_map_lookup_elem(&conns, key);
-}
-
-/* The tracked connection fd names now; discovers sockets opened before the agent. */
-static __always_inline struct conn_state *zt_conn_for_fd(struct conn_key *key)
-{
-	struct file *file = zt_fd_to_file(key->fd);
-	struct conn_state *st;
-	struct sock *sk;
-
-	if (!file)
-		return NULL;
-	st = bpf_map_lookup_elem(&conns, key);
-	if (st) {
-		if (st->file == (__u64)file)
-			return st;
-		zt_emit_close(key, st, ZT_CLOSE_FD_REUSE);
-		bpf_map_delete_elem(&conns, key);
-	}
-	sk = zt_file_to_tcp_sock(file);
-	if (!sk)
-		return NULL;
-	return zt_track(key, file, sk, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
-}
-
-/* Open event for one of the agent's own connections; nothing is tracked for it. */
-static __always_inline void zt_announce_agent_conn(struct conn_key *key)
-{
-	struct file *file = zt_fd_to_file(key->fd);
-	struct zt_conn_open *ev;
-	struct sock *sk;
-
-	if (!file || !(sk = zt_file_to_tcp_sock(file)))
-		return;
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		zt_count(ZT_CNT_RINGBUF_RESERVE_FAILED);
-		return;
-	}
-	__builtin_memset(ev, 0, sizeof(*ev));
-	zt_fill_header(&ev->hdr, ZT_EV_CONN_OPEN, key->fd, 0);
-	ev->role = ZT_ROLE_CLIENT;
-	ev->flags = ZT_CONN_F_AGENT;
-	zt_fill_tuple(ev, sk);
-	bpf_ringbuf_submit(ev, zt_wakeup_flag());
-}
-
-/* connect/accept made fd a new connection: whatever the fd named before is gone. */
-static __always_inline void zt_track_new(struct conn_key *key, __u8 role)
-{
-	struct file *file = zt_fd_to_file(key->fd);
-	struct conn_state *old;
-	struct sock *sk;
-
-	if (!file || !(sk = zt_file_to_tcp_sock(file)))
-		return;
-	old = bpf_map_lookup_elem(&conns, key);
-	if (old) {
-		zt_emit_close(key, old, ZT_CLOSE_FD_REUSE);
-		bpf_map_delete_elem(&conns, key);
-	}
-	zt_track(key, file, sk, role, 0);
-}
-
-/* A socket syscall inside a TLS read/write on this thread: the plaintext belongs to this
- * connection, and its own bytes are ciphertext from now on (no longer sent to userspace). */
-static __always_inline void zt_note_tls_socket(struct conn_key *key, struct conn_state *st)
-{
-	struct tls_call *call = zt_current_tls_call();
-
-	if (!call)
-		return;
-	if (call->conn_id == 0) {
-		call->conn_id = st->conn_id;
-		call->fd = key->fd;
-	} else if (call->conn_id != st->conn_id) {
-		call->conflict = 1;
-		return;
-	}
-	st->tls = 1;
-}
-
-/* A receive on a tracked connection (other syscalls return at once): the thread's last
- * read, for tls_trace.bpf.c to bind a TLS session over memory buffers (node) to it. Notes
- * whether the bytes began with a TLS record header: content type 20..23, version 3.x.
- * a->enter_ns carries the receive's time. */
-static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, struct syscall_args *a,
-				    __u64 ret)
-{
-	struct thread_read r = {.conn_id = conn_id, .fd = key->fd, .ts_ns = a->enter_ns}, *slot;
-	__u64 buf = a->buf, sys = a->sys;
-	struct user_msghdr msg;
-	struct iovec iov;
-	__u64 first;
-	__u8 h[3];
-
-	/* Fresh copies: branching on the caller's own registers would refine them and split the
-	 * caller's emit path into more states for the verifier. */
-	asm volatile("%0 &= 0xff" : "+r"(sys));
-	asm volatile("%0 |= 0" : "+r"(buf));
-	asm volatile("%0 |= 0" : "+r"(ret));
-	if (sys != ZT_SYS_READ && sys != ZT_SYS_READV && sys != ZT_SYS_RECVFROM &&
-	    sys != ZT_SYS_RECVMSG)
-		return;
-	first = buf; /* read, recvfrom: the buffer itself */
-	if (sys == ZT_SYS_RECVMSG) {
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
-			first = 0;
-		else
-			first = (__u64)msg.msg_iov;
-	}
-	if (first && (sys == ZT_SYS_READV || sys == ZT_SYS_RECVMSG)) {
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)first) || iov.iov_len < sizeof(h))
-			first = 0;
-		else
-			first = (__u64)iov.iov_base;
-	}
-	if ((long)ret >= 5 && first && !bpf_probe_read_user(h, sizeof(h), (void *)first))
-		r.tls_record = h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 3 && h[2] <= 4;
-	slot = bpf_task_storage_get(&thread_reads, bpf_get_current_task_btf(), 0,
-				    BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (slot)
-		*slot = r;
-}
+#include "tls_evidence.bpf.h"
 
 /* sys_enter_* of data syscalls: remember the arguments until sys_exit, but only for fds
- * that are tracked TCP connections (files and other sockets cost no map writes). */
+ * that are tracked TCP connections (files and other sockets cost no map writes). Returns 1
+ * if it did. */
 static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -261,7 +84,7 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 	if (zt_sends(sys))
 		args.enter_ns = bpf_ktime_get_ns();
 	zt_stash(&args);
-	return 0;
+	return 1;
 }
 
 /* sys_exit_* of data syscalls: emit the bytes moved on a tracked connection. */
@@ -269,30 +92,34 @@ static __always_inline int zt_exit_data(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct syscall_args a;
-	struct conn_key key;
+	struct conn_key key, ekey;
 	struct conn_state *st;
 	__u64 ts_ns;
 
-	if (!zt_unstash(&a))
+	if (!zt_unstash(&a) || a.sys >= ZT_SYS_COUNT)
 		return 0;
 	key.tgid = id >> 32;
 	key.fd = a.fd;
 	if (ret == -ZT_ECONNRESET || ret == -ZT_EPIPE) {
 		/* The peer reset: the close event will say so (pending requests failed). */
-		st = bpf_map_lookup_elem(&conns, &key);
+		st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
 		if (st)
 			st->close_flags |= ZT_CLOSE_F_RESET;
 		return 0;
 	}
 	if (ret <= 0) /* other failures, EAGAIN and EOF move no bytes */
 		return 0;
-	st = bpf_map_lookup_elem(&conns, &key);
+	st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
 	if (!st)
 		return 0;
 	ts_ns = a.enter_ns ? a.enter_ns : bpf_ktime_get_ns(); /* sends: stamped at entry */
 	a.enter_ns = ts_ns; /* what zt_note_read stamps a receive with */
 	zt_note_read(&key, st->conn_id, &a, ret);
-	return zt_emit_syscall(&key, st, &a, ret, ts_ns);
+	if (a.sys == ZT_SYS_SPLICE_READ || a.sys == ZT_SYS_SPLICE_WRITE)
+		zt_count(ZT_CNT_SPLICE);
+	ekey.tgid = key.tgid;
+	ekey.fd = zt_event_fd(st, key.fd);
+	return zt_emit_syscall(&ekey, st, &a, ret, ts_ns);
 }
 
 #define ZT_ENTER_BUF(name, sys)                                                  \
@@ -307,17 +134,61 @@ ZT_ENTER_BUF(write, ZT_SYS_WRITE)
 ZT_ENTER_BUF(readv, ZT_SYS_READV)
 ZT_ENTER_BUF(writev, ZT_SYS_WRITEV)
 ZT_ENTER_BUF(sendto, ZT_SYS_SENDTO)
-ZT_ENTER_BUF(recvfrom, ZT_SYS_RECVFROM)
 ZT_ENTER_BUF(sendmsg, ZT_SYS_SENDMSG)
-ZT_ENTER_BUF(recvmsg, ZT_SYS_RECVMSG)
 ZT_ENTER_BUF(sendmmsg, ZT_SYS_SENDMMSG)
-ZT_ENTER_BUF(recvmmsg, ZT_SYS_RECVMMSG)
+
+/* A receive with MSG_PEEK copies bytes that stay queued: the receive that later takes them
+ * is the one that moves the stream. A peek is counted, never stashed. */
+static __always_inline int zt_enter_recv(__u32 fd, __u64 buf, __u32 vlen, __u8 sys, __u64 flags)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = {.tgid = id >> 32, .fd = fd};
+
+	if (!(flags & ZT_MSG_PEEK))
+		return zt_enter(fd, buf, vlen, sys);
+	if (zt_traced(key.tgid) && bpf_map_lookup_elem(&conns, &key))
+		zt_count(ZT_CNT_PEEK_SKIPPED);
+	return 0;
+}
+
+/* recvfrom(fd, buf, len, flags, addr, addrlen) */
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int zt_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return zt_enter_recv(ctx->args[0], ctx->args[1], 0, ZT_SYS_RECVFROM, ctx->args[3]);
+}
+
+/* recvmsg(fd, msg, flags) */
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int zt_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return zt_enter_recv(ctx->args[0], ctx->args[1], 0, ZT_SYS_RECVMSG, ctx->args[2]);
+}
+
+/* recvmmsg(fd, msgvec, vlen, flags, timeout) */
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int zt_enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return zt_enter_recv(ctx->args[0], ctx->args[1], ctx->args[2], ZT_SYS_RECVMMSG,
+			     ctx->args[3]);
+}
 
 /* sendfile(out_fd, in_fd, offset, count): only the byte count reaches the stream. */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
 int zt_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 {
 	return zt_enter(ctx->args[0], 0, 0, ZT_SYS_SENDFILE);
+}
+
+/* splice(fd_in, off_in, fd_out, off_out, len, flags): one end is a pipe; when the other is a
+ * tracked socket, only the byte count reaches its stream (as sendfile). tee() joins two pipes
+ * and copy_file_range() two regular files: neither can touch a socket. */
+SEC("tracepoint/syscalls/sys_enter_splice")
+int zt_enter_splice(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!zt_enter(ctx->args[0], 0, 0, ZT_SYS_SPLICE_READ))
+		zt_enter(ctx->args[2], 0, 0, ZT_SYS_SPLICE_WRITE);
+	return 0;
 }
 
 /* One program for every data syscall's sys_exit: the stash says which syscall it was, so
@@ -397,10 +268,99 @@ int zt_enter_close(struct trace_event_raw_sys_enter *ctx)
 	struct conn_key key = {.tgid = id >> 32, .fd = ctx->args[0]};
 	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
 
-	if (!st)
+	if (st)
+		zt_release(&key, st, ZT_CLOSE_SYSCALL);
+	return 0;
+}
+
+/* dup(oldfd), dup2(oldfd, newfd), dup3(oldfd, newfd, flags), fcntl(oldfd, F_DUPFD*, min):
+ * a new fd for a tracked socket shares its connection (zt_dup_done). */
+static __always_inline int zt_enter_dup(__u32 oldfd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args args = {.fd = oldfd, .sys = ZT_SYS_DUP};
+	struct conn_key key = {.tgid = id >> 32, .fd = oldfd};
+
+	if (zt_traced(key.tgid) && bpf_map_lookup_elem(&conns, &key))
+		zt_stash(&args);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup")
+int zt_enter_dup_(struct trace_event_raw_sys_enter *ctx)
+{
+	return zt_enter_dup(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int zt_enter_dup2(struct trace_event_raw_sys_enter *ctx)
+{
+	return zt_enter_dup(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup3")
+int zt_enter_dup3(struct trace_event_raw_sys_enter *ctx)
+{
+	return zt_enter_dup(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_fcntl")
+int zt_enter_fcntl(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[1] != ZT_F_DUPFD && ctx->args[1] != ZT_F_DUPFD_CLOEXEC)
 		return 0;
-	zt_emit_close(&key, st, ZT_CLOSE_SYSCALL);
-	bpf_map_delete_elem(&conns, &key);
+	return zt_enter_dup(ctx->args[0]);
+}
+
+/* The exit of dup; the loader attaches it to the exits of dup2, dup3 and fcntl too. */
+SEC("tracepoint/syscalls/sys_exit_dup")
+int zt_exit_dup(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args a;
+
+	if (zt_unstash(&a) && a.sys == ZT_SYS_DUP)
+		zt_dup_done(id >> 32, a.fd, ctx->ret);
+	return 0;
+}
+
+/* REQ_F_FIXED_FILE: the request's fd indexes the ring's registered files (uapi bit 0). */
+#define ZT_REQ_F_FIXED_FILE 1
+
+/* io_uring opcodes (uapi, stable) that read or write a file's bytes. */
+static __always_inline bool zt_io_uring_moves_bytes(__u8 op)
+{
+	switch (op) {
+	case 1: case 2: case 4: case 5:   /* READV, WRITEV, READ_FIXED, WRITE_FIXED */
+	case 9: case 10: case 22: case 23: /* SENDMSG, RECVMSG, READ, WRITE */
+	case 26: case 27: case 30:        /* SEND, RECV, SPLICE */
+	case 47: case 48: case 49:        /* SEND_ZC, SENDMSG_ZC, READ_MULTISHOT */
+	case 58: case 60: case 61:        /* RECV_ZC, READV_FIXED, WRITEV_FIXED */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* io_uring moves bytes without socket syscalls: a request that reads or writes a tracked
+ * socket leaves its streams short of those bytes. Counted; the connection is not followed
+ * further (README: io_uring). Requests on registered (fixed) files name no fd: not seen. */
+SEC("tracepoint/io_uring/io_uring_submit_req")
+int zt_io_uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct io_kiocb *req = ctx->req;
+	struct conn_key key = {.tgid = id >> 32};
+	__u8 op = ctx->opcode;
+
+	if (!zt_io_uring_moves_bytes(op) || !zt_traced(key.tgid))
+		return 0;
+	if (!bpf_core_field_exists(req->cqe.fd) ||
+	    (BPF_CORE_READ(req, flags) & ZT_REQ_F_FIXED_FILE))
+		return 0;
+	key.fd = BPF_CORE_READ(req, cqe.fd);
+	if (zt_conn_for_fd(&key))
+		zt_count(ZT_CNT_IO_URING);
 	return 0;
 }
 

@@ -195,14 +195,14 @@ static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
 	s.budget = capture_bytes;
 	muted_id = bpf_map_lookup_elem(&muted, key);
 	if (muted_id && *muted_id == (st->conn_id | ZT_MUTED_TLS))
-		s.budget = 0;
+		s.budget = 0; /* sizes only, as userspace asked: no truncation */
+	else if (bytes > s.budget)
+		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
 	if (s.direction == ZT_DIR_EGRESS)
 		s.syscall_pos = __sync_fetch_and_add(&st->tls_send_pos, bytes);
 	else
 		s.syscall_pos = __sync_fetch_and_add(&st->tls_recv_pos, bytes);
 	s.pos = s.syscall_pos;
-	if (bytes > s.budget)
-		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
 	zt_emit_buf(&s, call->buf, bytes);
 	zt_emit_trailer(&s);
 	zt_count(ZT_CNT_TLS_CALLS);
@@ -225,7 +225,7 @@ static __always_inline bool zt_bind_by_read(__u64 id, struct ssl_key *skey, stru
 	if (r->claimed_ssl != 0 && r->claimed_ssl != skey->ssl)
 		return false;
 	key.fd = r->fd;
-	st = bpf_map_lookup_elem(&conns, &key);
+	st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
 	if (!st || st->conn_id != r->conn_id)
 		return false;
 	owner = bpf_map_lookup_elem(&conn_sessions, &key);
@@ -269,7 +269,7 @@ static __always_inline int zt_tls_finish(long rc)
 	if (call.conn_id == 0) {
 		if (known) {
 			key.fd = known->fd;
-			st = bpf_map_lookup_elem(&conns, &key);
+			st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
 			if (st && st->conn_id == known->conn_id) {
 				call.conn_id = known->conn_id;
 				call.fd = known->fd;
@@ -294,12 +294,13 @@ static __always_inline int zt_tls_finish(long rc)
 	if (bytes == 0)
 		return 0;
 	key.fd = call.fd;
-	st = bpf_map_lookup_elem(&conns, &key);
+	st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
 	if (!st || st->conn_id != call.conn_id) {
 		zt_count(ZT_CNT_TLS_CONN_GONE);
 		return 0;
 	}
 	st->tls = 1;
+	key.fd = zt_event_fd(st, key.fd);
 	return zt_tls_emit(&key, st, &call, bytes);
 }
 

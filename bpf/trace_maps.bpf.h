@@ -8,6 +8,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include <zerotrace/events.h>
+#include <zerotrace/maps.h>
 
 /* Load-time configuration, set by the loader before load (per object, to the same values). */
 const volatile __u32 self_tgid = 0;      /* the agent: never traced */
@@ -17,10 +18,6 @@ const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_M
  * timed poll. Batching wakeups saves a context switch per record. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
-struct conn_key {
-	__u32 tgid;
-	__u32 fd;
-};
 
 /* What the kernel remembers about one tracked connection. */
 struct conn_state {
@@ -33,8 +30,20 @@ struct conn_state {
 	__u8 role;      /* enum zt_role */
 	__u8 close_flags; /* ZT_CLOSE_F_* to report at close */
 	__u8 tls;       /* 1: a TLS library uses this socket: its bytes are ciphertext, not sent */
-	__u8 pad[5];
+	__u8 shared;    /* enum zt_share: fds that dup() made name one socket, so share one state */
+	__u32 event_fd; /* ZT_SHARE_STATE: the fd its records carry (the one its open event had) */
+	__u64 refs;     /* ZT_SHARE_STATE: the fds (alias entries) that name it */
 };
+
+/* How a connection-table entry takes part in dup() sharing (conn_track.bpf.h). */
+enum zt_share {
+	ZT_SHARE_NONE = 0,  /* the entry is the connection's state */
+	ZT_SHARE_ALIAS = 1, /* per-fd entry: the state is under zt_shared_key(tgid, conn_id) */
+	ZT_SHARE_STATE = 2, /* the state of a connection several fds name */
+};
+
+/* Table key of the state a dup'd socket's fds share: never a real fd (those are < 2^31). */
+#define ZT_SHARED_FD 0x80000000u
 
 /* Syscall arguments saved at sys_enter until sys_exit, per thread. */
 struct syscall_args {
@@ -119,6 +128,31 @@ struct {
 	__type(key, int);
 	__type(value, struct thread_read);
 } thread_reads SEC(".maps");
+
+static __always_inline struct conn_key zt_shared_key(__u32 tgid, __u64 conn_id)
+{
+	struct conn_key k = {.tgid = tgid, .fd = ZT_SHARED_FD | (__u32)(conn_id & 0x7fffffff)};
+
+	return k;
+}
+
+/* The state behind a connection-table entry: the shared one for an fd that dup() made (or
+ * whose socket was dup'd), else the entry itself. NULL if st is, or the state is gone. */
+static __always_inline struct conn_state *zt_conn_state(__u32 tgid, struct conn_state *st)
+{
+	struct conn_key k;
+
+	if (!st || st->shared != ZT_SHARE_ALIAS)
+		return st;
+	k = zt_shared_key(tgid, st->conn_id);
+	return bpf_map_lookup_elem(&conns, &k);
+}
+
+/* The fd that the records of st's connection carry (userspace knows it by that one). */
+static __always_inline __u32 zt_event_fd(struct conn_state *st, __u32 fd)
+{
+	return st->shared == ZT_SHARE_STATE ? st->event_fd : fd;
+}
 
 /* This thread's TLS call in progress, or NULL. */
 static __always_inline struct tls_call *zt_current_tls_call(void)

@@ -72,7 +72,9 @@ enum zt_syscall {
 	ZT_SYS_SENDFILE = 10,
 	ZT_SYS_TLS_READ = 11,  /* SSL_read, SSL_read_ex, gnutls_record_recv (plaintext) */
 	ZT_SYS_TLS_WRITE = 12, /* SSL_write, SSL_write_ex, gnutls_record_send (plaintext) */
-	ZT_SYS_COUNT = 13,
+	ZT_SYS_SPLICE_READ = 13,  /* splice() out of the socket: sizes only */
+	ZT_SYS_SPLICE_WRITE = 14, /* splice() into the socket: sizes only */
+	ZT_SYS_COUNT = 15,
 };
 
 /* Why a connection stopped being tracked. */
@@ -195,7 +197,8 @@ enum zt_kernel_counter {
 	ZT_CNT_DATA_EVENTS = 1,            /* data events written */
 	ZT_CNT_CONN_OPENED = 2,            /* connections that became tracked */
 	ZT_CNT_CONN_CLOSED = 3,            /* close events written (to the ring or lost_closes) */
-	ZT_CNT_CAPTURE_TRUNCATED = 4,      /* syscalls whose bytes exceeded the capture limit */
+	ZT_CNT_CAPTURE_TRUNCATED = 4,      /* syscalls whose bytes exceeded the capture limit
+					    * (muted connections, sizes only by request, excluded) */
 	ZT_CNT_READ_USER_FAILED = 5,       /* bpf_probe_read_user failed: bytes became a gap */
 	ZT_CNT_IOV_OVERFLOW = 6,           /* iovecs/messages past ZT_MAX_IOV/MMSG (bytes only) */
 	ZT_CNT_STASH_MISSING = 7,          /* exit without enter (agent started mid-syscall) */
@@ -205,7 +208,11 @@ enum zt_kernel_counter {
 	ZT_CNT_TLS_CONN_GONE = 11,         /* plaintext dropped: its connection is no longer tracked */
 	ZT_CNT_TLS_NESTED = 12,            /* TLS calls made inside another one (only the outer counts) */
 	ZT_CNT_TLS_BOUND_BY_READ = 13,     /* sessions bound to the socket their thread just read */
-	ZT_CNT_COUNT = 14,
+	ZT_CNT_PEEK_SKIPPED = 14,          /* MSG_PEEK receives on tracked sockets (moved nothing) */
+	ZT_CNT_SPLICE = 15,                /* splice() calls that moved bytes of a tracked socket */
+	ZT_CNT_IO_URING = 16,              /* io_uring data requests on a tracked socket (unseen) */
+	ZT_CNT_DUP_SHARED = 17,            /* fds dup'd from a tracked socket: they share its streams */
+	ZT_CNT_COUNT = 18,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

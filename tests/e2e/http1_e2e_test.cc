@@ -117,8 +117,8 @@ TEST_F(Http1E2eTest, KeepAliveThousandRequestsOnOneConnectionPairEachResponse) {
   const auto xs = Items(kRequests);
   EXPECT_TRUE(SpansAre(srv.pid(), Spans(kServer, xs, srv.port, client.local_port,
                                         "zt-keepalive/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0",
+                                         PythonClientService("keepalive_client"))));
 }
 
 TEST_F(Http1E2eTest, HundredPipelinedRequestsPairInOrder) {
@@ -144,7 +144,7 @@ TEST_F(Http1E2eTest, HundredPipelinedRequestsPairInOrder) {
     const int kind = pid == srv.pid() ? kServer : kClient;
     const auto problems = CheckSpans(
         spans, Spans(kind, xs, srv.port, kind == kServer ? client.local_port : 0, "zt-pipeline/1.0",
-                     kind == kServer ? PythonService() : PythonClientService()));
+                     kind == kServer ? PythonService() : PythonClientService("pipeline_client")));
     EXPECT_TRUE(problems.empty()) << "pid " << pid << ": " << problems.size()
                                   << " problems, first: " << (problems.empty() ? "" : problems[0])
                                   << "\n"
@@ -186,8 +186,8 @@ TEST_F(Http1E2eTest, HeadResponsesHaveNoBodyAndPairingContinues) {
   ASSERT_TRUE(AwaitSpans({{srv.pid(), xs.size()}, {client.pid, xs.size()}}));
   EXPECT_TRUE(SpansAre(srv.pid(), Spans(kServer, xs, srv.port, client.local_port,
                                         "zt-keepalive/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0",
+                                         PythonClientService("keepalive_client"))));
 }
 
 TEST_F(Http1E2eTest, NoContentAndNotModifiedHaveNoBodyAndPairingContinues) {
@@ -204,8 +204,8 @@ TEST_F(Http1E2eTest, NoContentAndNotModifiedHaveNoBodyAndPairingContinues) {
   ASSERT_TRUE(AwaitSpans({{srv.pid(), xs.size()}, {client.pid, xs.size()}}));
   EXPECT_TRUE(SpansAre(srv.pid(), Spans(kServer, xs, srv.port, client.local_port,
                                         "zt-keepalive/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0",
+                                         PythonClientService("keepalive_client"))));
 }
 
 TEST_F(Http1E2eTest, ExpectContinueUploadFromCurlIsOneExchange) {
@@ -237,8 +237,8 @@ TEST_F(Http1E2eTest, ExpectContinueUploadThenAnotherRequestOnTheConnection) {
   ASSERT_TRUE(AwaitSpans({{srv.pid(), xs.size()}, {client.pid, xs.size()}}));
   EXPECT_TRUE(SpansAre(srv.pid(), Spans(kServer, xs, srv.port, client.local_port,
                                         "zt-keepalive/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0",
+                                         PythonClientService("keepalive_client"))));
 }
 
 TEST_F(Http1E2eSmallCaptureTest, BodiesTenTimesTheCaptureLimitPairThroughTheGap) {
@@ -254,8 +254,8 @@ TEST_F(Http1E2eSmallCaptureTest, BodiesTenTimesTheCaptureLimitPairThroughTheGap)
   ASSERT_TRUE(AwaitSpans({{srv.pid(), xs.size()}, {client.pid, xs.size()}}));
   EXPECT_TRUE(SpansAre(srv.pid(), Spans(kServer, xs, srv.port, client.local_port,
                                         "zt-keepalive/1.0", PythonService())));
-  EXPECT_TRUE(SpansAre(client.pid,
-                       Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0", PythonClientService())));
+  EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-keepalive/1.0",
+                                         PythonClientService("keepalive_client"))));
 }
 
 TEST_F(Http1E2eTest, ConnectionCloseBodyEndsAtCloseAndHttp10IsReported) {
@@ -300,7 +300,7 @@ TEST_F(Http1E2eTest, WebsocketUpgradeIsOneSpanAndTunnelBytesAreNotHttp) {
   server_wants.push_back(hello[0]);
   EXPECT_TRUE(SpansAre(srv.pid(), server_wants));
   EXPECT_TRUE(SpansAre(ws.pid, Spans(kClient, {{"GET", "/ws", 101, std::nullopt}}, srv.port, 0,
-                                     "zt-websocket/1.0", PythonClientService())));
+                                     "zt-websocket/1.0", PythonClientService("websocket_client"))));
 }
 
 TEST_F(Http1E2eTest, GarbageBytesMakeNoSpanAndTheNextRequestIsTraced) {
@@ -372,7 +372,7 @@ TEST_F(Http1E2eTest, ClientKilledMidResponseLeavesBothSpansWithErrors) {
     w.server_port = srv.port;
     w.user_agent = "zt-killed/1.0";
     w.transport_error = true;  // the response never ended
-    w.service_names = pid == srv.pid() ? PythonService() : PythonClientService();
+    w.service_names = pid == srv.pid() ? PythonService() : PythonClientService("killed_client");
     EXPECT_TRUE(SpansAre(pid, {w}));
   }
   // The body size is what moved, not what Content-Length promised: the client read exactly

@@ -24,15 +24,16 @@ inline std::string ItemTarget(int i) {
   return "/items/" + std::to_string(i) + (s == 200 ? "" : "?status=" + std::to_string(s));
 }
 
-// service.name of a process without OTEL_SERVICE_NAME is its executable's name (the target of
-// the /usr/bin/python3 symlink, e.g. "python3.11"), not its comm.
-inline std::vector<std::string> PythonService() {
-  return {std::filesystem::canonical("/usr/bin/python3").filename().string()};
+// service.name of a python process without OTEL_SERVICE_NAME is its script's name (the
+// interpreter's entry point): "http_server" for python3 http_server.py.
+inline std::vector<std::string> PythonService() { return {"http_server"}; }
+// Short-lived python clients, named by their script ("keepalive_client" for
+// keepalive_client.py). The agent reads /proc when it first needs the process, and falls back to
+// the comm ("python3") when the process already exited. Known agent limitation; servers live
+// long enough to be read.
+inline std::vector<std::string> PythonClientService(const std::string& script) {
+  return {script, "python3"};
 }
-// Short-lived python clients: the agent reads the executable from /proc when it first needs
-// it, and falls back to the comm ("python3") when the process already exited. Known agent
-// limitation; servers live long enough to get the executable's name.
-inline std::vector<std::string> PythonClientService() { return {PythonService()[0], "python3"}; }
 
 // One exchange as both sides should report it.
 struct Exchange {

@@ -116,6 +116,7 @@ std::optional<std::string> SpanLog::Poll() {
       const auto resource =
           Attributes(rs.value("resource", json::object()).value("attributes", json()));
       Span base;
+      base.resource = resource;
       if (auto it = resource.find("process.pid");
           it != resource.end() && it->second.contains("intValue")) {
         base.pid = JsonInt(it->second["intValue"]).value_or(-1);

@@ -27,6 +27,7 @@ struct Span {
   uint64_t start_ns = 0, end_ns = 0;
   int status_code = kStatusUnset;
   std::map<std::string, nlohmann::json, std::less<>> attributes;
+  std::map<std::string, nlohmann::json, std::less<>> resource;  // its resource's attributes
 
   bool Has(std::string_view key) const { return attributes.find(key) != attributes.end(); }
   // The attribute as a string (stringValue) or integer (intValue, a string or a number in

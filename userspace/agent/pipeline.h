@@ -55,6 +55,7 @@ class Pipeline : public probes::RecordSink {
   }
   void set_tls_probes(probes::TlsProbeManager* tls) { tls_ = tls; }
   conn::ConnTable& table() { return table_; }
+  conn::ProcessCache& processes() { return processes_; }
   uint64_t decode_errors() const { return decode_errors_; }
   uint64_t records() const { return records_; }
 

@@ -24,7 +24,7 @@ struct Row {
   const char* stats_key;
   const char* name;
   const char* help;
-  PromType type;
+  CounterKind type;
   uint64_t value;
 };
 
@@ -33,16 +33,14 @@ struct Row {
 std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
   const auto& k = s.kernel;
   const ConsumerStats& c = s.consumer;
-  const auto& h = c.http1;
-  const auto& l = c.linker;
-  constexpr PromType kCounter = PromType::kCounter;
-  constexpr PromType kGauge = PromType::kGauge;
+  constexpr CounterKind kCounter = CounterKind::kCounter;
+  constexpr CounterKind kGauge = CounterKind::kGauge;
   std::vector<MetricRow> rows;
-  auto add = [&rows](const char* key, std::string name, const char* help, PromType type,
-                     uint64_t value, PromLabels labels = {}) {
+  auto add = [&rows](const char* key, std::string name, const char* help, CounterKind type,
+                     uint64_t value, CounterLabels labels = {}) {
     rows.push_back({key, std::move(name), help, type, value, std::move(labels), 1});
   };
-  // The stats line, in its order.
+  // The stats line, in its order: the kernel side, then each stage along the data flow.
   const Row line[] = {
       {"data_events", "zerotrace_kernel_data_events_total",
        "data events the kernel side wrote to the ring buffer", kCounter, k[ZT_CNT_DATA_EVENTS]},
@@ -61,39 +59,26 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
       {"iov_overflow", "zerotrace_kernel_iov_overflow_total",
        "iovecs or messages beyond the per-syscall limit (sizes only)", kCounter,
        k[ZT_CNT_IOV_OVERFLOW]},
+      {"stash_missing", "zerotrace_kernel_stash_missing_total",
+       "syscall exits without their enter (agent started mid-syscall)", kCounter,
+       k[ZT_CNT_STASH_MISSING]},
+      {"peek_skipped", "zerotrace_kernel_peek_skipped_total",
+       "MSG_PEEK receives on tracked sockets (the later receive moves the stream)", kCounter,
+       k[ZT_CNT_PEEK_SKIPPED]},
+      {"splice_calls", "zerotrace_kernel_splice_calls_total",
+       "splice calls on tracked sockets (sizes only)", kCounter, k[ZT_CNT_SPLICE]},
+      {"io_uring_ops", "zerotrace_kernel_io_uring_ops_total",
+       "io_uring reads and writes of tracked sockets (their bytes are not seen)", kCounter,
+       k[ZT_CNT_IO_URING]},
+      {"dup_shared", "zerotrace_kernel_dup_shared_total",
+       "fds dup'd from a tracked socket (they share its connection)", kCounter,
+       k[ZT_CNT_DUP_SHARED]},
       {"decode_errors", "zerotrace_decode_errors_total", "ring-buffer records that did not decode",
        kCounter, c.decode_errors},
-      {"http_conns", "zerotrace_http_conns_total", "connections detected as HTTP/1.x", kCounter,
-       c.http.conns_http},
-      {"http_exchanges", "zerotrace_http_exchanges_total",
-       "HTTP exchanges emitted, error exchanges included", kCounter, h.exchanges},
-      {"http_parse_errors", "zerotrace_http_parse_errors_total",
-       "malformed HTTP start lines, headers or chunk framing", kCounter, h.parse_errors},
-      {"http_resyncs", "zerotrace_http_resyncs_total",
-       "times an HTTP parser scanned for the next message start", kCounter, h.resyncs},
-      {"spans", "zerotrace_spans_total", "spans made from HTTP exchanges", kCounter, c.http.spans},
-      {"link_traceparent", "zerotrace_link_traceparent_total",
-       "server spans that joined the caller's W3C trace", kCounter, l.link_traceparent},
-      {"link_peer", "zerotrace_link_peer_total",
-       "server spans parented by the same-node client span", kCounter, l.link_peer},
-      {"link_thread", "zerotrace_link_thread_total",
-       "calls made while their thread served exactly one request", kCounter, l.link_thread},
-      {"link_forwarded", "zerotrace_link_forwarded_total",
-       "calls repeating the method and target of one request", kCounter, l.link_forwarded},
-      {"link_correlation", "zerotrace_link_correlation_total",
-       "calls carrying the request id of one request", kCounter, l.link_correlation},
-      {"link_ambiguous", "zerotrace_link_ambiguous_total",
-       "calls left unparented: several requests, no evidence", kCounter, l.link_ambiguous},
-      {"link_client_roots", "zerotrace_link_client_roots_total",
-       "calls made while their thread served no request", kCounter, l.client_roots},
-      {"link_server_roots", "zerotrace_link_server_roots_total",
-       "requests whose caller is not traced on this node", kCounter, l.server_roots},
-      {"link_cycles_refused", "zerotrace_link_cycles_refused_total",
-       "links refused because they would close a loop", kCounter, l.cycles_refused},
-      {"link_abandoned", "zerotrace_link_abandoned_total", "requests that never finished", kCounter,
-       l.abandoned},
   };
   for (const Row& r : line) add(r.stats_key, r.name, r.help, r.type, r.value);
+  // The consumer thread's stages, as each reported itself.
+  rows.insert(rows.end(), c.rows.begin(), c.rows.end());
   const Row tls[] = {
       {"tls_calls", "zerotrace_kernel_tls_calls_total",
        "TLS reads and writes whose plaintext was captured", kCounter, k[ZT_CNT_TLS_CALLS]},
@@ -110,10 +95,6 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
       {"tls_bound_by_read", "zerotrace_kernel_tls_bound_by_read_total",
        "TLS sessions over memory buffers bound to the socket their thread just read", kCounter,
        k[ZT_CNT_TLS_BOUND_BY_READ]},
-      {"tls_conns", "zerotrace_tls_conns_total", "connections that carried TLS plaintext", kCounter,
-       c.conns.tls_conns},
-      {"tls_ciphertext_ignored", "zerotrace_tls_ciphertext_ignored_total",
-       "ciphertext data events ignored on TLS connections", kCounter, c.conns.ciphertext_ignored},
   };
   for (const Row& r : tls) add(r.stats_key, r.name, r.help, r.type, r.value);
   if (s.tls.present) {
@@ -135,110 +116,36 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
   const ExportStats& e = s.exports;
   if (e.present) {
     add("spans_exported", "zerotrace_spans_exported_total",
-        "spans in batches every exporter took without error", kCounter, e.exported);
+        "spans that reached their destination (file or stdout took them, collector accepted "
+        "them; once per exporter)",
+        kCounter, e.exported);
     add("spans_dropped_full", "zerotrace_spans_dropped_full_total",
         "spans refused because the export queue was full", kCounter, e.dropped_full);
     add("spans_dropped_stopping", "zerotrace_spans_dropped_stopping_total",
         "spans dropped because the agent was stopping", kCounter, e.dropped_stopping);
     add("spans_export_failed", "zerotrace_spans_export_failed_total",
-        "spans in batches an exporter failed on", kCounter, e.export_failed);
+        "spans that will never reach their destination (write failed, collector refused or "
+        "unreachable; once per exporter)",
+        kCounter, e.export_failed);
     for (const exporter::ExporterCounter& x : e.exporters) {
       add(x.key, std::string("zerotrace_") + x.key + "_total", x.help, kCounter, x.value);
     }
   }
 
   // Only on /metrics.
-  const Row more[] = {
-      {nullptr, "zerotrace_kernel_stash_missing_total",
-       "syscall exits without their enter (agent started mid-syscall)", kCounter,
-       k[ZT_CNT_STASH_MISSING]},
-      {nullptr, "zerotrace_conns_opened_total", "connections the connection table opened", kCounter,
-       c.conns.opened},
-      {nullptr, "zerotrace_conns_closed_total", "connections the connection table freed", kCounter,
-       c.conns.closed},
-      {nullptr, "zerotrace_conns_fd_reused_total", "connections ended by their fd's reuse",
-       kCounter, c.conns.fd_reused},
-      {nullptr, "zerotrace_stream_gaps_total",
-       "gaps (bytes moved but not captured, or lost) that reached a stream's reader", kCounter,
-       c.conns.streams.gaps},
-      {nullptr, "zerotrace_stream_gap_bytes_total", "bytes skipped as gaps by stream readers",
-       kCounter, c.conns.streams.gap_bytes},
-      {nullptr, "zerotrace_stream_bytes_dropped_cap_total",
-       "captured bytes turned into a gap by a stream's buffer cap", kCounter,
-       c.conns.streams.bytes_dropped_cap},
-      {nullptr, "zerotrace_stream_bytes_duplicate_total",
-       "captured bytes that arrived twice (overlapping records)", kCounter,
-       c.conns.streams.bytes_duplicate},
-      {nullptr, "zerotrace_conns_tail_lost_total",
-       "connections closed with their last bytes lost on the way (a gap at the end)", kCounter,
-       c.conns.tail_lost_at_close},
-      {nullptr, "zerotrace_conns_process_exit_total", "connections ended by their process's exit",
-       kCounter, c.conns.proc_exit_closed},
-      {nullptr, "zerotrace_conns_expired_idle_total", "connections freed after the idle timeout",
-       kCounter, c.conns.expired_idle},
-      {nullptr, "zerotrace_conns_evicted_total", "connections evicted at the table's cap", kCounter,
-       c.conns.evicted_cap},
-      {nullptr, "zerotrace_conns_data_unknown_total",
-       "data events for connections whose open event was lost", kCounter,
-       c.conns.data_unknown_conn},
-      {nullptr, "zerotrace_conns_agent_peer_total",
-       "connections whose peer is the agent's own export (ignored)", kCounter,
-       c.conns.agent_peer_conns},
-      {nullptr, "zerotrace_http_not_http_conns_total",
-       "connections found to carry no HTTP/1.x (payload muted)", kCounter, c.http.conns_not_http},
-      {nullptr, "zerotrace_http_requests_parsed_total", "HTTP request heads parsed", kCounter,
-       h.requests_parsed},
-      {nullptr, "zerotrace_http_responses_parsed_total", "HTTP final response heads parsed",
-       kCounter, h.responses_parsed},
-      {nullptr, "zerotrace_http_unpaired_requests_total",
-       "requests dropped because pairing became uncertain", kCounter, h.unpaired_requests},
-      {nullptr, "zerotrace_http_unpaired_responses_total",
-       "responses not paired (stale, ambiguous, unsolicited)", kCounter, h.unpaired_responses},
-      {nullptr, "zerotrace_http_ambiguous_responses_total",
-       "responses that could answer more than one request", kCounter, h.ambiguous_responses},
-      {nullptr, "zerotrace_http_unfinished_unobserved_total",
-       "requests in flight when the agent stopped following their connection (stop, eviction)",
-       kCounter, h.unfinished_unobserved},
-      {nullptr, "zerotrace_http_timeouts_total", "exchanges emitted with error timeout", kCounter,
-       h.timeouts},
-      {nullptr, "zerotrace_http_dropped_gap_total",
-       "HTTP messages dropped for a gap at their start or in their headers", kCounter,
-       h.dropped_gap_at_start + h.dropped_gap_in_headers},
-      {nullptr, "zerotrace_link_requests_total", "requests the linker saw start", kCounter,
-       l.requests},
-      {nullptr, "zerotrace_link_unstarted_total", "finished spans whose start was never reported",
-       kCounter, l.unstarted},
-  };
-  for (const Row& r : more) add(r.stats_key, r.name, r.help, r.type, r.value);
   if (e.present) {
     add(nullptr, "zerotrace_spans_queued_total", "spans the export queue accepted", kCounter,
         e.queued);
   }
-
-  // Per-stage totals: what each stage handed on, along the data flow.
-  const char* kStageHelp =
-      "items each pipeline stage handed on: ring-buffer records consumed (ringbuf), data events "
-      "applied (conn), HTTP exchanges (http), linked spans released (trace), spans exported "
-      "(export)";
-  add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, c.records,
+  // Per-stage totals of the stages that do not report themselves (the others did above).
+  add(nullptr, "zerotrace_stage_items_total", kStageItemsHelp, kCounter, c.records,
       {{"stage", "ringbuf"}});
-  add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, c.conns.events[ZT_EV_DATA],
-      {{"stage", "conn"}});
-  add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, h.exchanges,
-      {{"stage", "http"}});
-  add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, l.spans_released,
-      {{"stage", "trace"}});
   if (e.present) {
-    add(nullptr, "zerotrace_stage_items_total", kStageHelp, kCounter, e.exported,
+    add(nullptr, "zerotrace_stage_items_total", kStageItemsHelp, kCounter, e.exported,
         {{"stage", "export"}});
   }
 
   // Gauges.
-  add(nullptr, "zerotrace_tracked_connections", "connections in the connection table", kGauge,
-      c.tracked_connections);
-  add(nullptr, "zerotrace_linker_pending_requests",
-      "requests the linker holds (in flight, or waiting for their trace)", kGauge,
-      c.linker_pending);
   if (e.present) {
     add(nullptr, "zerotrace_export_queue_depth", "spans waiting in the export queue", kGauge,
         e.queue_depth);
@@ -285,8 +192,9 @@ std::string PrometheusText(const AgentSnapshot& s) {
   PromTextWriter w;
   for (const MetricRow& r : MetricRows(s)) {
     // The table is fixed: a failure here is a bug the unit tests catch.
-    Status st = r.per_unit == 1 ? w.Add(r.name, r.help, r.type, r.value, r.labels)
-                                : w.Add(r.name, r.help, r.type,
+    const PromType type = r.kind == CounterKind::kGauge ? PromType::kGauge : PromType::kCounter;
+    Status st = r.per_unit == 1 ? w.Add(r.name, r.help, type, r.value, r.labels)
+                                : w.Add(r.name, r.help, type,
                                         static_cast<double>(r.value) / r.per_unit, r.labels);
     if (!st.ok()) std::fprintf(stderr, "zerotrace: metrics: %s\n", st.message().c_str());
   }

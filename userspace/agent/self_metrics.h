@@ -14,26 +14,18 @@
 #include <string>
 #include <vector>
 
-#include "agent/http_spans.h"
+#include "base/counters.h"
 #include "agent/prom_text.h"
-#include "conn/conn_table.h"
 #include "export/exporter.h"
 #include "probes/socket_tracer.h"
-#include "protocols/http1/types.h"
-#include "trace/span_linker.h"
 
 namespace zerotrace::agent {
 
-// What the ring-buffer consumer thread owns, copied by that thread.
+// What the ring-buffer consumer thread's stages report, copied by that thread.
 struct ConsumerStats {
   uint64_t records = 0;        // ring-buffer records consumed
   uint64_t decode_errors = 0;  // records that did not decode
-  uint64_t tracked_connections = 0;
-  uint64_t linker_pending = 0;  // requests the linker holds (in flight or waiting to leave)
-  conn::ConnTableStats conns;
-  HttpSpanStats http;
-  protocols::http1::Http1Stats http1;
-  trace::SpanLinkerStats linker;
+  std::vector<CounterRow> rows;  // the stages' own reports: protocols, linker, connections
 };
 
 // The export stage's counters (atomics there), copied.
@@ -67,16 +59,7 @@ struct AgentSnapshot {
   ProcessStats process;
 };
 
-// One metric of the table. stats_key is its name on the stats line (nullptr: only /metrics).
-struct MetricRow {
-  const char* stats_key;
-  std::string name;  // Prometheus name
-  const char* help;
-  PromType type;
-  uint64_t value;
-  PromLabels labels;
-  uint64_t per_unit = 1;  // /metrics shows value / per_unit (ns -> seconds)
-};
+using MetricRow = CounterRow;
 
 // Every metric of the snapshot, in stats-line order first.
 std::vector<MetricRow> MetricRows(const AgentSnapshot& s);

@@ -194,7 +194,10 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
       s.AddGap(cur.covered_to, end - cur.covered_to, d.hdr.ts_ns, d.hdr.tid);
     cur.covered_to = end;
   }
-  if (observer_) observer_->OnData(*c, d.direction, d.hdr.ts_ns);
+  if (observer_) {
+    observer_->OnData(*c,
+                      DataChunk{d.direction, d.hdr.ts_ns, d.syscall_pos, d.stream_pos, d.captured});
+  }
 }
 
 // Once per connection: plaintext positions count TLS bytes, so the socket streams go.
@@ -260,11 +263,70 @@ void ConnTable::EvictOldest() {
   }
 }
 
+void ConnTable::RefreshProcesses() {
+  if (!processes_) return;
+  for (std::shared_ptr<const ProcessInfo>& info : processes_->Drain()) {
+    auto t = by_tgid_.find(info->pid);
+    if (t == by_tgid_.end()) continue;
+    for (uint64_t id : t->second) Find(id)->process = info;
+  }
+}
+
 void ConnTable::CloseAll() {
   std::vector<uint64_t> ids;
   ids.reserve(conns_.size());
   for (const auto& [id, c] : conns_) ids.push_back(id);
   for (uint64_t id : ids) Remove(id, CloseCause::kShutdown);
+}
+
+void ConnTable::ReportCounters(CounterReport* r) const {
+  const ConnTableStats& c = stats_;
+  r->Counter("tls_conns", "zerotrace_tls_conns_total", "connections that carried TLS plaintext",
+             c.tls_conns);
+  r->Counter("tls_ciphertext_ignored", "zerotrace_tls_ciphertext_ignored_total",
+             "ciphertext data events ignored on TLS connections", c.ciphertext_ignored);
+  r->Counter(nullptr, "zerotrace_conns_opened_total", "connections the connection table opened",
+             c.opened);
+  r->Counter(nullptr, "zerotrace_conns_closed_total", "connections the connection table freed",
+             c.closed);
+  r->Counter(nullptr, "zerotrace_conns_fd_reused_total", "connections ended by their fd's reuse",
+             c.fd_reused);
+  r->Counter("stream_gaps", "zerotrace_stream_gaps_total",
+             "gaps (bytes moved but not captured, or lost) that reached a stream's reader",
+             c.streams.gaps);
+  r->Counter(nullptr, "zerotrace_stream_gap_bytes_total", "bytes skipped as gaps by stream readers",
+             c.streams.gap_bytes);
+  r->Counter("stream_bytes_dropped_cap", "zerotrace_stream_bytes_dropped_cap_total",
+             "captured bytes turned into a gap by a stream's buffer cap",
+             c.streams.bytes_dropped_cap);
+  r->Counter(nullptr, "zerotrace_stream_bytes_duplicate_total",
+             "captured bytes that arrived twice (overlapping records)", c.streams.bytes_duplicate);
+  r->Counter("conns_tail_lost", "zerotrace_conns_tail_lost_total",
+             "connections closed with their last bytes lost on the way (a gap at the end)",
+             c.tail_lost_at_close);
+  r->Counter(nullptr, "zerotrace_conns_process_exit_total",
+             "connections ended by their process's exit", c.proc_exit_closed);
+  r->Counter(nullptr, "zerotrace_conns_expired_idle_total",
+             "connections freed after the idle timeout", c.expired_idle);
+  r->Counter("conns_evicted", "zerotrace_conns_evicted_total",
+             "connections evicted at the table's cap", c.evicted_cap);
+  r->Counter("conns_data_unknown", "zerotrace_conns_data_unknown_total",
+             "data events for connections whose open event was lost", c.data_unknown_conn);
+  r->Counter(nullptr, "zerotrace_conns_agent_peer_total",
+             "connections whose peer is the agent's own export (ignored)", c.agent_peer_conns);
+  r->Counter(nullptr, "zerotrace_stage_items_total", kStageItemsHelp, c.events[ZT_EV_DATA],
+             {{"stage", "conn"}});
+  r->Gauge(nullptr, "zerotrace_tracked_connections", "connections in the connection table",
+           conns_.size());
+  if (processes_) {
+    const ProcessCacheStats& p = processes_->stats();
+    r->Counter(nullptr, "zerotrace_process_reads_total", "processes whose /proc entries were read",
+               p.reads);
+    r->Counter("process_reads_late", "zerotrace_process_reads_late_total",
+               "process reads that did not finish in time (the kernel's comm named the process "
+               "until they did)",
+               p.late);
+  }
 }
 
 }  // namespace zerotrace::conn

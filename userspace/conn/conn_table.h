@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/counters.h"
 #include "conn/byte_stream.h"
 #include "conn/process_info.h"
 #include "conn/tuple.h"
@@ -61,13 +62,24 @@ struct Connection {
 enum class CloseCause { kClose, kReset, kFdReuse, kProcessExit, kIdle, kEvicted, kShutdown };
 const char* CloseCauseName(CloseCause c);
 
+// One data record as it reached a stream: where its bytes sit and which syscall moved them.
+struct DataChunk {
+  uint8_t direction = ZT_DIR_EGRESS;  // enum zt_direction
+  uint64_t ts_ns = 0;                 // the record's time (CLOCK_MONOTONIC)
+  uint64_t syscall_pos = 0;           // stream position of the syscall's first byte
+  uint64_t stream_pos = 0;            // position of the record's first captured byte
+  uint32_t captured = 0;              // bytes placed (0: a trailer, the rest of the call is a gap)
+  // The record starts at its syscall's first byte: a message may start there.
+  bool at_syscall_start() const { return captured > 0 && stream_pos == syscall_pos; }
+};
+
 // The next stage (protocol parsing). Called on the consumer thread.
 class ConnObserver {
  public:
   virtual ~ConnObserver() = default;
   virtual void OnOpen(Connection&) {}
-  // Hot path: new bytes or gaps in `direction`'s stream.
-  virtual void OnData(Connection&, uint8_t /*direction*/, uint64_t /*ts_ns*/) {}
+  // Hot path: new bytes or gaps in `chunk.direction`'s stream.
+  virtual void OnData(Connection&, const DataChunk& /*chunk*/) {}
   // The connection turned out to carry TLS: its streams are about to be replaced by empty
   // plaintext streams, so state built on the old bytes must go.
   virtual void OnStreamsReplaced(Connection&) {}
@@ -117,6 +129,9 @@ class ConnTable {
   void ExpireIdle(uint64_t now_ns);
   // Closes everything (agent exit) so observers can flush.
   void CloseAll();
+  // Process info read since (ProcessCache::Drain, when /proc is read on its own thread) goes
+  // to the connections of those processes (call about once per poll).
+  void RefreshProcesses();
 
   Connection* Find(uint64_t conn_id);
   // Calls fn on every live connection (not on the hot path: timers and diagnostics).
@@ -127,6 +142,8 @@ class ConnTable {
   size_t size() const { return conns_.size(); }
   size_t ConnectionsOf(uint32_t tgid) const;
   const ConnTableStats& stats() const { return stats_; }
+  // The table's counters and gauges (consumer thread).
+  void ReportCounters(CounterReport* report) const;
 
  private:
   Connection& Open(const zt_event_header& h);

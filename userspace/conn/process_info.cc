@@ -12,12 +12,12 @@
 #include <cstring>
 #include <utility>
 
+#include "conn/process_reader.h"
+
 namespace zerotrace::conn {
 namespace {
 
 constexpr std::string_view kDeletedSuffix = " (deleted)";
-constexpr std::string_view kServiceNameVar = "OTEL_SERVICE_NAME=";
-constexpr size_t kContainerIdLen = 64;
 // environ is bounded by the exec argument limit; this bounds what one lookup may read.
 constexpr size_t kMaxFileBytes = 4 << 20;
 
@@ -48,60 +48,20 @@ std::string ReadExePath(const std::string& path) {
   return exe;
 }
 
-// environ is NUL-separated KEY=VALUE entries.
-std::string ServiceNameFromEnviron(std::string_view environ) {
-  while (!environ.empty()) {
-    size_t nul = environ.find('\0');
-    std::string_view entry = environ.substr(0, nul);
-    if (entry.starts_with(kServiceNameVar)) {
-      return std::string(entry.substr(kServiceNameVar.size()));
-    }
-    if (nul == std::string_view::npos) break;
-    environ.remove_prefix(nul + 1);
-  }
-  return {};
-}
-
-bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-
-// A run of exactly 64 hex characters, bounded by non-hex; longer runs are something else.
-std::string_view ContainerIdIn(std::string_view component) {
-  size_t i = 0;
-  while (i < component.size()) {
-    if (!IsLowerHex(component[i])) {
-      ++i;
-      continue;
-    }
-    size_t run = i;
-    while (run < component.size() && IsLowerHex(component[run])) ++run;
-    if (run - i == kContainerIdLen) return component.substr(i, kContainerIdLen);
-    i = run;
-  }
-  return {};
-}
-
 }  // namespace
 
 std::string ContainerIdFromCgroup(std::string_view cgroup) {
-  while (!cgroup.empty()) {
-    size_t eol = cgroup.find('\n');
-    std::string_view line = cgroup.substr(0, eol);
-    cgroup.remove_prefix(eol == std::string_view::npos ? cgroup.size() : eol + 1);
-    // hierarchy-id:controllers:path
-    size_t first = line.find(':');
-    size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
-    if (second == std::string_view::npos) continue;
-    std::string_view path = line.substr(second + 1);
-    // Innermost component first: nested cgroups (init.scope) sit below the container's.
-    while (!path.empty()) {
-      size_t slash = path.rfind('/');
-      std::string_view component = slash == std::string_view::npos ? path : path.substr(slash + 1);
-      if (std::string_view id = ContainerIdIn(component); !id.empty()) return std::string(id);
-      if (slash == std::string_view::npos) break;
-      path = path.substr(0, slash);
+  return ParseCgroup(cgroup).container_id;
+}
+
+const std::string& ProcessInfo::ServiceNameFor(uint16_t served_port) const {
+  if (served_port != 0 && name_map && name_map->has_port_rules()) {
+    if (const std::string* mapped =
+            name_map->Find(exe_name.empty() ? comm : exe_name, cgroup.path, served_port)) {
+      return *mapped;
     }
   }
-  return {};
+  return service_name;
 }
 
 bool IsGoExecutable(const std::string& path) {
@@ -137,7 +97,13 @@ bool IsGoExecutable(const std::string& path) {
 }
 
 std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const std::string& proc_root) {
-  const std::string dir = proc_root + "/" + std::to_string(pid) + "/";
+  ProcessInfoOptions options;
+  options.proc_root = proc_root;
+  return ReadProcessInfo(pid, options);
+}
+
+std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const ProcessInfoOptions& options) {
+  const std::string dir = options.proc_root + "/" + std::to_string(pid) + "/";
   ProcessInfo info;
   info.pid = pid;
   if (!ReadFile(dir + "comm", &info.comm)) return std::nullopt;
@@ -145,21 +111,103 @@ std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const std::string& proc
 
   info.exe_path = ReadExePath(dir + "exe");
   info.exe_name = info.exe_path.substr(info.exe_path.rfind('/') + 1);
+  info.go_runtime = IsGoExecutable(dir + "exe");
 
   std::string contents;
-  if (ReadFile(dir + "environ", &contents)) info.service_name = ServiceNameFromEnviron(contents);
-  if (info.service_name.empty()) info.service_name = info.exe_name;
-  if (info.service_name.empty()) info.service_name = info.comm;
+  EnvIdentity env;
+  if (ReadFile(dir + "environ", &contents)) env = IdentityFromEnviron(contents);
+  if (ReadFile(dir + "cgroup", &contents)) info.cgroup = ParseCgroup(contents);
+  info.container_id = info.cgroup.container_id;
+  if (!info.container_id.empty())
+    info.container = ReadContainerNames(options.host_root, info.cgroup);
+  if (ReadFile(dir + "cmdline", &contents)) info.args = SplitCmdline(contents);
+  const EntryPoint entry = InterpreterEntryPoint(info.exe_name, info.args);
+  info.runtime_name = info.go_runtime ? "go" : entry.runtime;
 
-  if (ReadFile(dir + "cgroup", &contents)) info.container_id = ContainerIdFromCgroup(contents);
+  // service.name: the first source that applies.
+  const std::string& exe_or_comm = info.exe_name.empty() ? info.comm : info.exe_name;
+  const std::string* mapped =
+      options.name_map ? options.name_map->Find(exe_or_comm, info.cgroup.path) : nullptr;
+  const std::pair<const std::string*, ServiceNameSource> sources[] = {
+      {mapped, ServiceNameSource::kNameMap},
+      {&env.service_name, ServiceNameSource::kEnvironment},
+      {&info.container.service, ServiceNameSource::kContainer},
+      {&info.cgroup.systemd_unit, ServiceNameSource::kSystemdUnit},
+      {&entry.service, ServiceNameSource::kEntryPoint},
+      {&info.exe_name, ServiceNameSource::kExecutable},
+      {&info.comm, ServiceNameSource::kComm},
+  };
+  for (const auto& [name, source] : sources) {
+    if (name == nullptr || name->empty()) continue;
+    info.service_name = *name;
+    info.service_name_source = source;
+    break;
+  }
+  info.name_map = options.name_map;
+
+  if (!env.instance_id.empty()) {
+    info.instance_id = env.instance_id;
+  } else if (ReadFile(dir + "stat", &contents)) {
+    std::string boot_id = options.boot_id;
+    if (boot_id.empty()) {
+      static const std::string kBootId = [] {
+        std::string id;
+        ReadFile("/proc/sys/kernel/random/boot_id", &id);
+        while (!id.empty() && id.back() == '\n') id.pop_back();
+        return id;
+      }();
+      boot_id = kBootId;
+    }
+    info.instance_id = InstanceId(boot_id, pid, StartTicksFromStat(contents));
+  }
+
   struct stat ns;
   if (stat((dir + "ns/net").c_str(), &ns) == 0) info.netns = ns.st_ino;
-  info.go_runtime = IsGoExecutable(dir + "exe");
   return info;
 }
 
 ProcessCache::ProcessCache(size_t max_entries, std::string proc_root)
-    : max_entries_(std::max<size_t>(max_entries, 1)), proc_root_(std::move(proc_root)) {}
+    : max_entries_(std::max<size_t>(max_entries, 1)) {
+  options_.proc_root = std::move(proc_root);
+}
+
+ProcessCache::ProcessCache(size_t max_entries, ProcessInfoOptions options)
+    : max_entries_(std::max<size_t>(max_entries, 1)), options_(std::move(options)) {}
+
+ProcessCache::~ProcessCache() = default;
+
+void ProcessCache::StartReader(std::chrono::microseconds wait) {
+  reader_ = std::make_unique<ProcessReader>(options_);
+  wait_ = wait;
+}
+
+// What a process is when /proc cannot tell (it is gone, or its read did not finish in time).
+ProcessInfo ProcessCache::Fallback(uint32_t pid, std::string_view comm) const {
+  ProcessInfo info;
+  info.pid = pid;
+  info.comm = comm;
+  info.partial = true;
+  info.service_name = comm.empty() ? "unknown_service" : std::string(comm);
+  info.name_map = options_.name_map;
+  if (const std::string* mapped =
+          options_.name_map ? options_.name_map->Find(info.comm, "") : nullptr) {
+    info.service_name = *mapped;
+    info.service_name_source = ServiceNameSource::kNameMap;
+  }
+  return info;
+}
+
+// The read of a process not seen before: on the reader thread with a bounded wait when there
+// is one (*late: it did not finish in time), else here.
+std::optional<ProcessInfo> ProcessCache::Read(uint32_t pid, bool* late) {
+  *late = false;
+  if (!reader_) return ReadProcessInfo(pid, options_);
+  reader_->Request(pid);
+  if (auto done = reader_->Await(pid, wait_)) return std::move(done->info);
+  *late = true;
+  ++stats_.late;
+  return std::nullopt;
+}
 
 std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
                                                            std::string_view comm_fallback) {
@@ -169,13 +217,11 @@ std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
     return it->second.info;
   }
   ++stats_.reads;
-  std::optional<ProcessInfo> read = ReadProcessInfo(pid, proc_root_);
+  bool late = false;
+  std::optional<ProcessInfo> read = Read(pid, &late);
   if (!read) {
-    ++stats_.gone;
-    read.emplace();
-    read->pid = pid;
-    read->comm = comm_fallback;
-    read->service_name = comm_fallback.empty() ? "unknown_service" : std::string(comm_fallback);
+    if (!late) ++stats_.gone;
+    read = Fallback(pid, comm_fallback);
   }
   if (entries_.size() >= max_entries_) {
     entries_.erase(lru_.back());
@@ -186,6 +232,7 @@ std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
   Entry& entry = entries_[pid];
   entry.info = std::make_shared<const ProcessInfo>(std::move(*read));
   entry.lru = lru_.begin();
+  entry.reading = late;
   return entry.info;
 }
 
@@ -200,12 +247,35 @@ void ProcessCache::Refresh(uint32_t pid) {
   auto it = entries_.find(pid);
   if (it == entries_.end()) return;
   ++stats_.reads;
+  if (reader_) {  // the new image's info arrives through Drain; the old one serves meanwhile
+    reader_->Request(pid);
+    it->second.reading = true;
+    return;
+  }
   // A process that exec'd and exited at once keeps its old entry until Forget().
-  if (std::optional<ProcessInfo> read = ReadProcessInfo(pid, proc_root_)) {
+  if (std::optional<ProcessInfo> read = ReadProcessInfo(pid, options_)) {
     it->second.info = std::make_shared<const ProcessInfo>(std::move(*read));
   } else {
     ++stats_.gone;
   }
+}
+
+std::vector<std::shared_ptr<const ProcessInfo>> ProcessCache::Drain() {
+  std::vector<std::shared_ptr<const ProcessInfo>> updated;
+  if (!reader_) return updated;
+  for (ProcessReader::Result& r : reader_->TakeFinished()) {
+    auto it = entries_.find(r.pid);
+    // Reads of processes that exited meanwhile, or that a lookup already took, are dropped.
+    if (it == entries_.end() || !it->second.reading) continue;
+    it->second.reading = false;
+    if (!r.info) {  // it exec'd or started and exited at once: keep what is known
+      ++stats_.gone;
+      continue;
+    }
+    it->second.info = std::make_shared<const ProcessInfo>(std::move(*r.info));
+    updated.push_back(it->second.info);
+  }
+  return updated;
 }
 
 }  // namespace zerotrace::conn

@@ -1,6 +1,7 @@
-// Process metadata for traced pids (names, service name, container id), read from /proc.
+// Process metadata for traced pids (names, service identity, container id), read from /proc.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <list>
@@ -9,19 +10,53 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
+
+#include "conn/service_identity.h"
+#include "conn/service_name_map.h"
 
 namespace zerotrace::conn {
+
+class ProcessReader;
 
 // What a span's resource needs to know about the process that moved the bytes.
 struct ProcessInfo {
   uint32_t pid = 0;
-  std::string comm;          // /proc/PID/comm: kernel task name, at most 15 characters
-  std::string exe_path;      // /proc/PID/exe target without " (deleted)"; empty if unreadable
-  std::string exe_name;      // basename of exe_path
-  std::string service_name;  // OTEL_SERVICE_NAME if set and non-empty, else exe_name, else comm
+  std::string comm;      // /proc/PID/comm: kernel task name, at most 15 characters
+  std::string exe_path;  // /proc/PID/exe target without " (deleted)"; empty if unreadable
+  std::string exe_name;  // basename of exe_path
+  // service.name, from the first source that applies (see ServiceNameSource for the order).
+  std::string service_name;
+  ServiceNameSource service_name_source = ServiceNameSource::kComm;
+  std::string instance_id;   // service.instance.id: the process's own, else InstanceId()
   std::string container_id;  // 64-hex id from /proc/PID/cgroup; empty outside a container
+  CgroupIdentity cgroup;     // the cgroup path and what it says (container_id as above)
+  ContainerNames container;  // names from the container runtime's state, when readable
+  // The command line as read (not redacted: it never leaves the agent as it is; see
+  // protocols/resource.h), at most kMaxArgs arguments of kMaxArgBytes.
+  std::vector<std::string> args;
+  std::string runtime_name;  // process.runtime.name ("cpython", "nodejs", "go", ...); may be empty
   uint64_t netns = 0;        // inode of /proc/PID/ns/net (0 if unreadable)
   bool go_runtime = false;   // a Go executable: goroutines move between threads
+  // Only what the kernel said (pid, comm): /proc was not read in time (see ProcessCache) or
+  // the process was gone. Consumers that need the rest must not assume it (go_runtime).
+  bool partial = false;
+  // --service-name-map, for its port rules (applied per connection); null without one.
+  std::shared_ptr<const ServiceNameMap> name_map;
+
+  // service.name for a connection this process serves on local port `served_port` (0: not a
+  // server connection): a port rule of the name map, else service_name.
+  const std::string& ServiceNameFor(uint16_t served_port) const;
+};
+
+// Where ReadProcessInfo looks besides /proc.
+struct ProcessInfoOptions {
+  std::string proc_root = "/proc";
+  // Prefix of the container runtimes' state directories (/var/lib/docker, /run/containerd...).
+  std::string host_root;
+  std::shared_ptr<const ServiceNameMap> name_map;  // null: none
+  // /proc/sys/kernel/random/boot_id's contents, for instance ids; read once when empty.
+  std::string boot_id;
 };
 
 // True when the ELF file at `path` was linked by Go (it has Go's build-info sections).
@@ -31,6 +66,7 @@ bool IsGoExecutable(const std::string& path);
 // exe and environ of other users' processes need privileges; without them those fields fall
 // back as documented above instead of failing the whole read.
 std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const std::string& proc_root = "/proc");
+std::optional<ProcessInfo> ReadProcessInfo(uint32_t pid, const ProcessInfoOptions& options);
 
 // The innermost 64-hex-character container id in a /proc/PID/cgroup file (docker, containerd,
 // CRI-O, podman, kubepods, cgroup v1 or v2); empty if there is none.
@@ -42,6 +78,7 @@ struct ProcessCacheStats {
   uint64_t reads = 0;      // lookups that read /proc
   uint64_t gone = 0;       // reads that found the process already exited (fallback used)
   uint64_t evictions = 0;  // entries dropped because the cache was full
+  uint64_t late = 0;       // reads that did not finish within the wait (comm used meanwhile)
 };
 
 // Per-pid ProcessInfo, read once and kept until the process exits or the cache is full
@@ -49,6 +86,13 @@ struct ProcessCacheStats {
 class ProcessCache {
  public:
   explicit ProcessCache(size_t max_entries = 16384, std::string proc_root = "/proc");
+  ProcessCache(size_t max_entries, ProcessInfoOptions options);
+  ~ProcessCache();
+
+  // Names processes read from now on by these rules first (--service-name-map).
+  void set_name_map(std::shared_ptr<const ServiceNameMap> map) {
+    options_.name_map = std::move(map);
+  }
 
   // Cached info for pid, read from /proc on first use. comm_fallback (from the kernel event)
   // names a process that has already exited. The reference stays valid until the next call
@@ -64,6 +108,14 @@ class ProcessCache {
   // The process called exec: a cached entry is re-read; an uncached pid stays uncached.
   void Refresh(uint32_t pid);
 
+  // From now on /proc is read on a thread of its own (ProcessReader): a lookup waits for its
+  // read up to `wait`, then goes on with what the kernel said (counted as late), and the full
+  // info arrives through Drain. A slow or stuck /proc never stalls the caller longer.
+  void StartReader(std::chrono::microseconds wait);
+  // Reads that finished since: the entries they update, for the caller to pass on to holders
+  // of the older info (connections).
+  std::vector<std::shared_ptr<const ProcessInfo>> Drain();
+
   size_t size() const { return entries_.size(); }
   const ProcessCacheStats& stats() const { return stats_; }
 
@@ -71,13 +123,18 @@ class ProcessCache {
   struct Entry {
     std::shared_ptr<const ProcessInfo> info;
     std::list<uint32_t>::iterator lru;  // position in lru_
+    bool reading = false;               // a read for it is queued or in progress
   };
+  std::optional<ProcessInfo> Read(uint32_t pid, bool* late);
+  ProcessInfo Fallback(uint32_t pid, std::string_view comm) const;
 
   size_t max_entries_;
-  std::string proc_root_;
+  ProcessInfoOptions options_;
   std::unordered_map<uint32_t, Entry> entries_;
   std::list<uint32_t> lru_;  // most recently used first
   ProcessCacheStats stats_;
+  std::unique_ptr<ProcessReader> reader_;  // null: reads happen on the caller's thread
+  std::chrono::microseconds wait_{0};
 };
 
 }  // namespace zerotrace::conn

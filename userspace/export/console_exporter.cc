@@ -1,6 +1,11 @@
 // Console lines: fixed columns, terminal-safe text, cached local-time formatting.
 #include "export/console_exporter.h"
 
+#include <poll.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <string_view>
 #include <variant>
@@ -172,11 +177,82 @@ void ConsoleExporter::AppendLine(const Span& span, std::string* out, std::string
   out->push_back('\n');
 }
 
-void ConsoleExporter::Export(const std::vector<Span>& spans) {
-  buf_.clear();
-  for (const Span& s : spans) AppendLine(s, &buf_);
-  std::fwrite(buf_.data(), 1, buf_.size(), out_);
-  std::fflush(out_);
+void ConsoleExporter::AppendNewServices(const std::vector<Span>& spans, std::string* out) {
+  for (const Span& s : spans) {
+    const trace::Resource* r = s.resource.get();
+    if (r == nullptr || r->pid == 0) continue;
+    std::string key = std::to_string(r->pid);
+    key.append(1, '\0').append(r->service_name).append(1, '\0').append(r->service_instance_id);
+    if (described_.contains(key)) continue;
+    if (described_.size() >= kMaxDescribed) described_.clear();
+    described_.insert(std::move(key));
+    out->append("service ");
+    AppendSafe(r->service_name.empty() ? "-" : r->service_name, kServiceMax, out);
+    out->append(" · pid ").append(std::to_string(r->pid));
+    if (!r->runtime_name.empty()) AppendSafe(" · " + r->runtime_name, kServiceMax, out);
+    if (!r->command_args.empty()) {
+      std::string command;
+      for (const std::string& arg : r->command_args)
+        command.append(command.empty() ? "" : " ").append(arg);
+      out->append(" · ");
+      AppendSafe(command, kPathMax, out);
+    } else if (!r->executable_path.empty()) {
+      out->append(" · ");
+      AppendSafe(r->executable_path, kPathMax, out);
+    }
+    if (!r->container_id.empty())
+      AppendSafe(" · container " + r->container_id.substr(0, 12), kPathMax, out);
+    if (!r->k8s_pod_uid.empty()) AppendSafe(" · pod " + r->k8s_pod_uid, kPathMax, out);
+    out->push_back('\n');
+  }
 }
+
+ExportResult ConsoleWriter::Write(std::string_view text, uint64_t spans) {
+  if (closed_) return ExportResult::Failed(spans);
+  errno = 0;
+  const bool written = std::fwrite(text.data(), 1, text.size(), out_) == text.size();
+  if (std::fflush(out_) != 0 || !written) return Fail(errno, spans);
+  failing_ = false;
+  return ExportResult::Delivered(spans);
+}
+
+bool ReaderGone(FILE* out) {
+  const int fd = fileno(out);
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+    return false;
+  }
+  // A pipe with no reader left polls as POLLERR (a socket: also once its peer reset it).
+  pollfd p = {fd, 0, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+ExportResult ConsoleWriter::CheckOutput() {
+  if (closed_ || !ReaderGone(out_)) return {};
+  return Fail(EPIPE, 0);
+}
+
+ExportResult ConsoleWriter::Fail(int error, uint64_t spans) {
+  std::clearerr(out_);
+  ExportResult r = ExportResult::Failed(spans);
+  if (error == EPIPE) {
+    closed_ = true;
+    r.output_closed = true;
+  } else if (!failing_) {
+    std::fprintf(stderr, "zerotrace: console: writing spans failed: %s; counting lost spans\n",
+                 error != 0 ? std::strerror(error) : "short write");
+  }
+  failing_ = true;
+  return r;
+}
+
+ExportResult ConsoleExporter::Export(const std::vector<Span>& spans) {
+  buf_.clear();
+  AppendNewServices(spans, &buf_);
+  for (const Span& s : spans) AppendLine(s, &buf_);
+  return writer_.Write(buf_, spans.size());
+}
+
+ExportResult ConsoleExporter::Flush() { return writer_.CheckOutput(); }
 
 }  // namespace zerotrace::exporter

@@ -256,6 +256,28 @@ void PutResource(const Resource* r, Sink& out) {
   if (!r->host_name.empty()) PutStringKeyValue("host.name", r->host_name, &first, out);
   PutStringKeyValue("os.type", "linux", &first, out);
   if (!r->container_id.empty()) PutStringKeyValue("container.id", r->container_id, &first, out);
+  // Identity found for the process (service_identity.h), when there is some.
+  const std::pair<std::string_view, const std::string*> identity[] = {
+      {"service.instance.id", &r->service_instance_id},
+      {"process.runtime.name", &r->runtime_name},
+      {"container.name", &r->container_name},
+      {"k8s.pod.uid", &r->k8s_pod_uid},
+      {"k8s.pod.name", &r->k8s_pod_name},
+      {"k8s.namespace.name", &r->k8s_namespace_name},
+      {"k8s.container.name", &r->k8s_container_name},
+  };
+  for (const auto& [key, value] : identity) {
+    if (!value->empty()) PutStringKeyValue(key, *value, &first, out);
+  }
+  if (!r->command_args.empty()) {
+    out.Put(",{\"key\":\"process.command_args\",\"value\":{\"arrayValue\":{\"values\":[");
+    for (size_t i = 0; i < r->command_args.size(); i++) {
+      out.Put(i == 0 ? "{\"stringValue\":" : ",{\"stringValue\":");
+      out.String(r->command_args[i]);
+      out.Put('}');
+    }
+    out.Put("]}}}");
+  }
   // OTLP requires unique keys: what the agent knows about the process wins over extras.
   static constexpr std::string_view kOwnKeys[] = {"service.name",
                                                   "process.pid",
@@ -263,7 +285,15 @@ void PutResource(const Resource* r, Sink& out) {
                                                   "process.executable.path",
                                                   "host.name",
                                                   "os.type",
-                                                  "container.id"};
+                                                  "container.id",
+                                                  "service.instance.id",
+                                                  "process.runtime.name",
+                                                  "container.name",
+                                                  "k8s.pod.uid",
+                                                  "k8s.pod.name",
+                                                  "k8s.namespace.name",
+                                                  "k8s.container.name",
+                                                  "process.command_args"};
   for (size_t i = 0; i < r->extra.size(); i++) {
     const trace::ResourceAttribute& a = r->extra[i];
     bool duplicate = false;

@@ -100,8 +100,10 @@ void AssignUtf8(std::string_view s, std::string* out) {
 
 // ---- Resource attributes, shared by both encoders ----
 
+// A list of strings (process.command_args), as an attribute value.
+using StringList = const std::vector<std::string>*;
 // An attribute value without owning its string.
-using ValueRef = std::variant<std::string_view, int64_t, bool, double>;
+using ValueRef = std::variant<std::string_view, int64_t, bool, double, StringList>;
 
 ValueRef Ref(const AttributeValue& v) {
   return std::visit([](const auto& x) -> ValueRef { return ValueRef(x); }, v);
@@ -130,13 +132,35 @@ void ForEachResourceAttribute(const Resource* r, F&& f) {
   if (!r->host_name.empty()) f("host.name", ValueRef(std::string_view(r->host_name)));
   f("os.type", ValueRef(std::string_view("linux")));
   if (!r->container_id.empty()) f("container.id", ValueRef(std::string_view(r->container_id)));
+  // Identity found for the process (service_identity.h), when there is some.
+  const std::pair<std::string_view, const std::string*> identity[] = {
+      {"service.instance.id", &r->service_instance_id},
+      {"process.runtime.name", &r->runtime_name},
+      {"container.name", &r->container_name},
+      {"k8s.pod.uid", &r->k8s_pod_uid},
+      {"k8s.pod.name", &r->k8s_pod_name},
+      {"k8s.namespace.name", &r->k8s_namespace_name},
+      {"k8s.container.name", &r->k8s_container_name},
+  };
+  for (const auto& [key, value] : identity) {
+    if (!value->empty()) f(key, ValueRef(std::string_view(*value)));
+  }
+  if (!r->command_args.empty()) f("process.command_args", ValueRef(&r->command_args));
   static constexpr std::string_view kOwnKeys[] = {"service.name",
                                                   "process.pid",
                                                   "process.executable.name",
                                                   "process.executable.path",
                                                   "host.name",
                                                   "os.type",
-                                                  "container.id"};
+                                                  "container.id",
+                                                  "service.instance.id",
+                                                  "process.runtime.name",
+                                                  "container.name",
+                                                  "k8s.pod.uid",
+                                                  "k8s.pod.name",
+                                                  "k8s.namespace.name",
+                                                  "k8s.container.name",
+                                                  "process.command_args"};
   for (size_t i = 0; i < r->extra.size(); i++) {
     const trace::ResourceAttribute& a = r->extra[i];
     bool duplicate = false;
@@ -176,6 +200,10 @@ void SetAnyValue(const ValueRef& value, common::AnyValue* out) {
           out->set_bool_value(v);
         } else if constexpr (std::is_same_v<T, int64_t>) {
           out->set_int_value(v);
+        } else if constexpr (std::is_same_v<T, StringList>) {
+          auto* values = out->mutable_array_value()->mutable_values();
+          for (const std::string& item : *v)
+            AssignUtf8(item, values->Add()->mutable_string_value());
         } else {
           static_assert(std::is_same_v<T, double>);
           out->set_double_value(v);
@@ -253,6 +281,13 @@ struct MeasuredKeyValue {
   uint32_t size;          // the KeyValue message
 };
 
+// An ArrayValue of strings: each an AnyValue holding a string_value.
+size_t ArrayValueSize(const std::vector<std::string>& items) {
+  size_t n = 0;
+  for (const std::string& item : items) n += LenField(LenField(Measure(item).size));
+  return n;
+}
+
 MeasuredKeyValue MeasureKeyValue(std::string_view key, const ValueRef& value) {
   MeasuredKeyValue m;
   m.key = Measure(key);
@@ -263,6 +298,8 @@ MeasuredKeyValue MeasureKeyValue(std::string_view key, const ValueRef& value) {
     m.value_size = 2;
   } else if (const auto* i = std::get_if<int64_t>(&value)) {
     m.value_size = static_cast<uint32_t>(1 + VarintSize(static_cast<uint64_t>(*i)));
+  } else if (const auto* list = std::get_if<StringList>(&value)) {
+    m.value_size = static_cast<uint32_t>(LenField(ArrayValueSize(**list)));
   } else {
     m.value_size = 9;
   }
@@ -551,6 +588,13 @@ class WireWriter {
           } else if constexpr (std::is_same_v<T, int64_t>) {
             Byte(Tag(3, kVarint));
             Varint(static_cast<uint64_t>(v));
+          } else if constexpr (std::is_same_v<T, StringList>) {
+            Header(5, ArrayValueSize(*v));  // AnyValue.array_value
+            for (const std::string& item : *v) {
+              const Measured measured = Measure(item);
+              Header(1, LenField(measured.size));  // ArrayValue.values
+              StringField(1, item, measured);      // AnyValue.string_value
+            }
           } else {
             uint64_t bits;
             std::memcpy(&bits, &v, 8);

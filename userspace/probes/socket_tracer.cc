@@ -4,11 +4,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
+#include <zerotrace/maps.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <span>
 #include <thread>
 
 #include "probes/preflight.h"
@@ -36,11 +38,6 @@ bool SplitTracepoint(const std::string& section, std::string* category, std::str
 }
 
 bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
-struct ConnKey {
-  uint32_t tgid;
-  uint32_t fd;
-};
 
 }  // namespace
 
@@ -100,25 +97,34 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
     }
     t->links_.push_back(link);
   }
-  // The shared sys_exit program (attached above to sys_exit_read) serves every data syscall.
+  // The shared sys_exit program (attached above to sys_exit_read) serves every data syscall,
+  // and the one of dup (attached to sys_exit_dup) the other dups.
   static const char* kMoreDataExits[] = {
-      "sys_exit_write",    "sys_exit_readv",     "sys_exit_writev",  "sys_exit_sendto",
-      "sys_exit_recvfrom", "sys_exit_sendmsg",   "sys_exit_recvmsg", "sys_exit_sendmmsg",
-      "sys_exit_recvmmsg", "sys_exit_sendfile64"};
-  for (const char* name : kMoreDataExits) {
-    if (!TracepointExists(tracefs, "syscalls", name)) {
-      t->disabled_.push_back(std::string("syscalls:") + name);
-      notes->push_back(std::string("this kernel has no tracepoint syscalls:") + name +
-                       "; that hook is disabled");
-      continue;
+      "sys_exit_write",    "sys_exit_readv",      "sys_exit_writev",  "sys_exit_sendto",
+      "sys_exit_recvfrom", "sys_exit_sendmsg",    "sys_exit_recvmsg", "sys_exit_sendmmsg",
+      "sys_exit_recvmmsg", "sys_exit_sendfile64", "sys_exit_splice"};
+  static const char* kMoreDupExits[] = {"sys_exit_dup2", "sys_exit_dup3", "sys_exit_fcntl"};
+  const struct {
+    bpf_program* prog;
+    std::span<const char* const> tracepoints;
+  } extra_exits[] = {{t->skel_->progs.zt_exit_data_syscall, kMoreDataExits},
+                     {t->skel_->progs.zt_exit_dup, kMoreDupExits}};
+  for (const auto& [exit_prog, tracepoints] : extra_exits) {
+    if (!bpf_program__autoload(exit_prog)) continue;  // its own tracepoint is missing
+    for (const char* name : tracepoints) {
+      if (!TracepointExists(tracefs, "syscalls", name)) {
+        t->disabled_.push_back(std::string("syscalls:") + name);
+        notes->push_back(std::string("this kernel has no tracepoint syscalls:") + name +
+                         "; that hook is disabled");
+        continue;
+      }
+      bpf_link* link = bpf_program__attach_tracepoint(exit_prog, "syscalls", name);
+      if (!link) {
+        return Status::Error(std::string("attaching tracepoint/syscalls/") + name +
+                             " failed: " + Errno(errno));
+      }
+      t->links_.push_back(link);
     }
-    bpf_link* link =
-        bpf_program__attach_tracepoint(t->skel_->progs.zt_exit_data_syscall, "syscalls", name);
-    if (!link) {
-      return Status::Error(std::string("attaching tracepoint/syscalls/") + name +
-                           " failed: " + Errno(errno));
-    }
-    t->links_.push_back(link);
   }
   t->sink_ = sink;
   t->rb_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingRecord, t.get(), nullptr);
@@ -194,13 +200,13 @@ std::array<uint64_t, ZT_CNT_COUNT> SocketTracer::ReadCounters() const {
 }
 
 void SocketTracer::ForgetConnection(uint32_t tgid, uint32_t fd) {
-  const ConnKey key{tgid, fd};
+  const conn_key key{tgid, fd};
   bpf_map__delete_elem(skel_->maps.conns, &key, sizeof(key), 0);
   bpf_map__delete_elem(skel_->maps.muted, &key, sizeof(key), 0);
 }
 
 void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext) {
-  const ConnKey key{tgid, fd};
+  const conn_key key{tgid, fd};
   const uint64_t value = tls_plaintext ? (conn_id | ZT_MUTED_TLS) : conn_id;
   bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
 }
@@ -219,8 +225,8 @@ SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
 
 size_t SocketTracer::KernelConnections(uint32_t tgid) const {
   size_t n = 0;
-  ConnKey key{}, next{};
-  const ConnKey* prev = nullptr;
+  conn_key key{}, next{};
+  const conn_key* prev = nullptr;
   while (bpf_map__get_next_key(skel_->maps.conns, prev, &next, sizeof(next)) == 0) {
     if (next.tgid == tgid) n++;
     key = next;

@@ -80,8 +80,13 @@ bool SameResource(const Resource* a, const Resource* b) {
   if (a == b) return true;
   if (a == nullptr || b == nullptr) return false;
   if (a->pid != b->pid || a->service_name != b->service_name ||
+      a->service_instance_id != b->service_instance_id ||
       a->executable_name != b->executable_name || a->executable_path != b->executable_path ||
-      a->container_id != b->container_id || a->host_name != b->host_name ||
+      a->command_args != b->command_args || a->runtime_name != b->runtime_name ||
+      a->container_id != b->container_id || a->container_name != b->container_name ||
+      a->k8s_pod_uid != b->k8s_pod_uid || a->k8s_pod_name != b->k8s_pod_name ||
+      a->k8s_namespace_name != b->k8s_namespace_name ||
+      a->k8s_container_name != b->k8s_container_name || a->host_name != b->host_name ||
       a->extra.size() != b->extra.size()) {
     return false;
   }

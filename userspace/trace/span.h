@@ -49,13 +49,21 @@ struct ResourceAttribute {
   AttributeValue value;
 };
 
-// One traced process: shared by all its spans.
+// One traced process: shared by all its spans. Empty fields are not exported.
 struct Resource {
   std::string service_name;
+  std::string service_instance_id;  // service.instance.id
   uint32_t pid = 0;
   std::string executable_name;
   std::string executable_path;
-  std::string container_id;  // empty when not in a container
+  std::vector<std::string> command_args;  // process.command_args, redacted
+  std::string runtime_name;               // process.runtime.name
+  std::string container_id;               // empty when not in a container
+  std::string container_name;             // container.name
+  std::string k8s_pod_uid;
+  std::string k8s_pod_name;
+  std::string k8s_namespace_name;
+  std::string k8s_container_name;
   std::string host_name;
   std::vector<ResourceAttribute> extra;  // e.g. OTEL_RESOURCE_ATTRIBUTES of the agent
 };

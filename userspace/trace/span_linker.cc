@@ -152,7 +152,7 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
     std::vector<uint64_t> forwarded, correlated;
     for (uint64_t h : in_flight) {
       const Record& s = *Find(h);
-      if (s.method == r.method && s.target == r.target) forwarded.push_back(h);
+      if (s.operation == r.operation) forwarded.push_back(h);
       if (r.correlation.size() >= kMinCorrelationBytes && s.correlation == r.correlation) {
         correlated.push_back(h);
       }
@@ -219,8 +219,7 @@ uint64_t SpanLinker::MatchPeer(uint64_t handle, const RequestStart& r) {
 // Rules 1 and 2: a request with a valid traceparent joins that trace; otherwise its caller on
 // this node (the mirrored connection, the same stream position) is its parent.
 void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart& r) {
-  served.method.assign(r.method);  // assign: a reused record keeps its strings' capacity
-  served.target.assign(r.target);
+  served.operation.assign(r.operation);  // assign: a reused record keeps its capacity
   served.correlation.assign(r.correlation);
   serving_[ThreadKey(r.tgid, r.tid)].push_back(handle);
   serving_[ThreadKey(r.tgid, 0)].push_back(handle);  // the process-wide list (no tid is 0)
@@ -482,4 +481,37 @@ void SpanLinker::Flush() {
   peer_deadlines_.clear();
 }
 
+void SpanLinker::ReportCounters(CounterReport* r) const {
+  const SpanLinkerStats& l = stats_;
+  r->Counter("link_traceparent", "zerotrace_link_traceparent_total",
+             "server spans that joined the caller's W3C trace", l.link_traceparent);
+  r->Counter("link_peer", "zerotrace_link_peer_total",
+             "server spans parented by the same-node client span", l.link_peer);
+  r->Counter("link_thread", "zerotrace_link_thread_total",
+             "calls made while their thread served exactly one request", l.link_thread);
+  r->Counter("link_forwarded", "zerotrace_link_forwarded_total",
+             "calls repeating the operation of one request", l.link_forwarded);
+  r->Counter("link_correlation", "zerotrace_link_correlation_total",
+             "calls carrying the request id of one request", l.link_correlation);
+  r->Counter("link_ambiguous", "zerotrace_link_ambiguous_total",
+             "calls left unparented: several requests, no evidence", l.link_ambiguous);
+  r->Counter("link_client_roots", "zerotrace_link_client_roots_total",
+             "calls made while their thread served no request", l.client_roots);
+  r->Counter("link_server_roots", "zerotrace_link_server_roots_total",
+             "requests whose caller is not traced on this node", l.server_roots);
+  r->Counter("link_cycles_refused", "zerotrace_link_cycles_refused_total",
+             "links refused because they would close a loop", l.cycles_refused);
+  r->Counter("link_abandoned", "zerotrace_link_abandoned_total", "requests that never finished",
+             l.abandoned);
+  r->Counter(nullptr, "zerotrace_link_requests_total", "requests the linker saw start",
+             l.requests);
+  r->Counter(nullptr, "zerotrace_link_unstarted_total",
+             "finished spans whose start was never reported", l.unstarted);
+  r->Counter(nullptr, "zerotrace_stage_items_total", kStageItemsHelp, l.spans_released,
+             {{"stage", "trace"}});
+  r->Gauge(nullptr, "zerotrace_linker_pending_requests",
+           "requests the linker holds (in flight, or waiting for their trace)", live_);
+}
+
 }  // namespace zerotrace::trace
+

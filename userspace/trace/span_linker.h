@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/counters.h"
 #include "trace/span.h"
 
 namespace zerotrace::trace {
@@ -40,10 +41,11 @@ struct RequestStart {
   uint64_t start_ns = 0;  // monotonic time of the request's first byte
   ConnEnds conn;
   uint64_t stream_pos = 0;  // position of that byte in the client→server stream
-  std::string_view method;
-  std::string_view target;
-  std::string_view correlation;  // a request-id header's value (see CorrelationHeader)
-  std::string_view traceparent;  // raw W3C headers; empty when absent
+  // What a proxy forwarding the request repeats (HTTP: "METHOD target"): a call with the same
+  // operation as exactly one request in flight serves that request.
+  std::string_view operation;
+  std::string_view correlation;  // a request-id value it carries (see IsCorrelationHeader)
+  std::string_view traceparent;  // the propagated W3C context, raw; empty when absent
   std::string_view tracestate;
   // The process runs a runtime known to move requests between threads (Go).
   bool threads_migrate = false;
@@ -61,7 +63,7 @@ struct SpanLinkerStats {
   // Calls made while their thread served exactly one request (or their process, when its
   // runtime moves requests between threads).
   uint64_t link_thread = 0;
-  uint64_t link_forwarded = 0;    // calls repeating the method and target of one request
+  uint64_t link_forwarded = 0;    // calls repeating the operation of one request
   uint64_t link_correlation = 0;  // calls carrying the request id of one request
   uint64_t link_ambiguous = 0;    // calls left unparented: several requests, no evidence
   uint64_t client_roots = 0;      // calls made while their thread served no request
@@ -105,6 +107,8 @@ class SpanLinker {
 
   const SpanLinkerStats& stats() const { return stats_; }
   size_t records() const { return live_; }
+  // The linker's counters and gauges.
+  void ReportCounters(CounterReport* report) const;
 
  private:
   struct PeerKey {
@@ -132,7 +136,7 @@ class SpanLinker {
     std::string trace_state;
     uint64_t parent = 0;                      // handle of a parent linked here (0: none / remote)
     std::vector<uint64_t> waiters;            // children waiting for this record's trace id
-    std::string method, target, correlation;  // servers: evidence for calls they make
+    std::string operation, correlation;  // servers: evidence for calls they make
     std::optional<Span> span;
   };
 

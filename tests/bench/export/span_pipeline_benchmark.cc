@@ -1,4 +1,4 @@
-// The agent's span path across its two threads: BuildSpan on this thread (the ring-buffer
+// The agent's span path across its two threads: span building on this thread (the ring-buffer
 // consumer's role), the bounded queue, AppendOtlpProto and the span's destruction on the export
 // thread. Reports process CPU and heap allocations per span (operator new, both threads).
 #include <benchmark/benchmark.h>
@@ -48,10 +48,11 @@ double ProcessCpuSeconds() {
 // Encodes each batch as the OTLP exporters do, then drops the bytes.
 class EncodingExporter : public SpanExporter {
  public:
-  void Export(const std::vector<trace::Span>& spans) override {
+  ExportResult Export(const std::vector<trace::Span>& spans) override {
     bytes_.clear();
     AppendOtlpProto(spans, &bytes_);
     benchmark::DoNotOptimize(bytes_.data());
+    return ExportResult::Delivered(spans.size());
   }
   const char* name() const override { return "encode"; }
 
@@ -79,20 +80,32 @@ http1::HttpExchange TypicalExchange() {
   return std::move(out.at(0));
 }
 
-conn::Connection TypicalConnection() {
-  conn::Connection c;
-  c.open_seen = true;
-  c.tuple.family = ZT_AF_INET;
-  c.tuple.local_addr = {127, 0, 0, 1};
-  c.tuple.remote_addr = {127, 0, 0, 1};
-  c.tuple.local_port = 8089;
-  c.tuple.remote_port = 51234;
-  return c;
+// The connection as each side sees it: [0] the server (nginx), [1] the client.
+struct TypicalEnds {
+  trace::ConnEndpoints ends[2] = {{true, true, "127.0.0.1", "127.0.0.1", 8089, 51234},
+                                  {true, false, "127.0.0.1", "127.0.0.1", 51234, 8089}};
+};
+
+// What the protocol stage does per exchange: the HTTP half, then the neutral half.
+trace::Span BuildSpan(const http1::HttpExchange& x, const trace::ConnEndpoints& e,
+                      const WallClock& clock, const http1::SpanOptions& options,
+                      std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns) {
+  protocols::ExchangeDone done;
+  const protocols::SessionContext ctx{e.server ? uint8_t{ZT_ROLE_SERVER} : uint8_t{ZT_ROLE_CLIENT},
+                                      false, &e};
+  http1::BuildExchange(x, ctx, options, finished_ns, &done);
+  trace::FrameSpan(done.start_ns, done.end_ns, e, clock, std::move(resource), &done.span);
+  return std::move(done.span);
 }
 
 std::shared_ptr<const trace::Resource> TypicalResource() {
-  return std::make_shared<const trace::Resource>(
-      trace::Resource{"nginx", 4242, "nginx", "/usr/sbin/nginx", "", "node-1", {}});
+  auto r = std::make_shared<trace::Resource>();
+  r->service_name = "nginx";
+  r->pid = 4242;
+  r->executable_name = "nginx";
+  r->executable_path = "/usr/sbin/nginx";
+  r->host_name = "node-1";
+  return r;
 }
 
 std::unique_ptr<ExportWorker> EncodingWorker() {
@@ -112,21 +125,21 @@ void SetCounters(benchmark::State& state, uint64_t spans, double cpu, uint64_t a
 // Hot path, both threads: items/s = spans/s; cpu_ns_per_span counts both threads.
 void BM_SpanPipeline(benchmark::State& state) {
   const http1::HttpExchange x = TypicalExchange();
-  const conn::Connection c = TypicalConnection();
+  const TypicalEnds c;
   const WallClock clock;
   const http1::SpanOptions options;
   const auto resource = TypicalResource();
   auto worker = EncodingWorker();
-  uint8_t role = ZT_ROLE_SERVER;
+  int side = 0;
   uint64_t spans = 0;
   const uint64_t allocations0 = g_allocations.load();
   const double cpu0 = ProcessCpuSeconds();
   for (auto _ : state) {
-    trace::Span span = http1::BuildSpan(x, c, role, clock, options, resource, 3);
+    trace::Span span = BuildSpan(x, c.ends[side], clock, options, resource, 3);
     span.trace_id = trace::NewTraceId();
     span.span_id = trace::NewSpanId();
     while (!worker->TryPush(std::move(span))) std::this_thread::yield();  // queue full: wait
-    role = role == ZT_ROLE_SERVER ? ZT_ROLE_CLIENT : ZT_ROLE_SERVER;
+    side ^= 1;
     spans++;
   }
   worker->Stop(std::chrono::seconds(30));
@@ -137,7 +150,7 @@ BENCHMARK(BM_SpanPipeline)->UseRealTime()->MinTime(2.0);
 
 // The same from bytes: the request and response reassembled, parsed and stitched first.
 void BM_BytesToExport(benchmark::State& state) {
-  const conn::Connection c = TypicalConnection();
+  const TypicalEnds c;
   const WallClock clock;
   const http1::SpanOptions options;
   const auto resource = TypicalResource();
@@ -147,7 +160,7 @@ void BM_BytesToExport(benchmark::State& state) {
   http1::Http1Stitcher stitcher(&stats);
   std::vector<http1::HttpExchange> out;
   uint64_t req_pos = 0, resp_pos = 0, ts = 1, spans = 0;
-  uint8_t role = ZT_ROLE_SERVER;
+  int side = 0;
   const uint64_t allocations0 = g_allocations.load();
   const double cpu0 = ProcessCpuSeconds();
   for (auto _ : state) {
@@ -158,11 +171,11 @@ void BM_BytesToExport(benchmark::State& state) {
     resp_pos += kResponse.size();
     stitcher.Advance(requests, responses, ts, &out);
     for (const http1::HttpExchange& x : out) {
-      trace::Span span = http1::BuildSpan(x, c, role, clock, options, resource, ts);
+      trace::Span span = BuildSpan(x, c.ends[side], clock, options, resource, ts);
       span.trace_id = trace::NewTraceId();
       span.span_id = trace::NewSpanId();
       while (!worker->TryPush(std::move(span))) std::this_thread::yield();
-      role = role == ZT_ROLE_SERVER ? ZT_ROLE_CLIENT : ZT_ROLE_SERVER;
+      side ^= 1;
       spans++;
     }
     out.clear();

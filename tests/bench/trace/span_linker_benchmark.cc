@@ -26,8 +26,7 @@ RequestStart Req(bool server, uint32_t tgid, uint32_t tid, uint64_t ts, const Co
   r.start_ns = ts;
   r.conn = conn;
   r.stream_pos = pos;
-  r.method = "GET";
-  r.target = "/api/orders/12345?page=2";
+  r.operation = "GET /api/orders/12345?page=2";
   return r;
 }
 

@@ -25,179 +25,11 @@
 #include <string_view>
 #include <vector>
 
+#include "sockops_lib.h"
+
 namespace {
 
-constexpr unsigned kTimeoutSeconds = 60;  // a stuck mode dies instead of hanging its test
-const char* g_side = "main";              // who is talking, for error messages
-pid_t g_child = 0;                        // killed if the parent fails, so nothing lingers
-
-// Prints one line with a single write(2), so concurrent client/server lines never interleave.
-__attribute__((format(printf, 1, 2))) void Say(const char* fmt, ...) {
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-  va_end(ap);
-  n = std::clamp(n, 0, static_cast<int>(sizeof(line)) - 2);
-  line[n++] = '\n';
-  if (write(STDOUT_FILENO, line, n) != n) _exit(1);
-}
-
-[[noreturn]] void Fail(const std::string& what) {
-  fprintf(stderr, "zt_sockops %s: %s\n", g_side, what.c_str());
-  if (g_child > 0) kill(g_child, SIGKILL);
-  _exit(1);
-}
-
-// Returns ret, or fails with errno's text if the syscall failed.
-long Sys(long ret, const char* what) {
-  if (ret < 0) Fail(std::string(what) + ": " + strerror(errno));
-  return ret;
-}
-
-void Expect(bool ok, const std::string& what) {
-  if (!ok) Fail(what);
-}
-
-struct Addr {
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-  sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
-  sockaddr_in* v4() { return reinterpret_cast<sockaddr_in*>(&storage); }
-  sockaddr_in6* v6() { return reinterpret_cast<sockaddr_in6*>(&storage); }
-};
-
-// 127.0.0.1:port or [::1]:port.
-Addr Loopback(int family, uint16_t port) {
-  Addr a;
-  if (family == AF_INET6) {
-    a.v6()->sin6_family = AF_INET6;
-    a.v6()->sin6_port = htons(port);
-    a.v6()->sin6_addr = in6addr_loopback;
-    a.len = sizeof(sockaddr_in6);
-  } else {
-    a.v4()->sin_family = AF_INET;
-    a.v4()->sin_port = htons(port);
-    a.v4()->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.len = sizeof(sockaddr_in);
-  }
-  return a;
-}
-
-// A message header over n iovecs, no address or control data.
-msghdr Msg(iovec* iov, size_t n) {
-  msghdr m{};
-  m.msg_iov = iov;
-  m.msg_iovlen = n;
-  return m;
-}
-
-// Binds a socket on loopback (or on :: accepting v4-mapped peers) and listens for TCP.
-int Bind(int family, int type, uint16_t port, bool v4_mapped = false) {
-  int fd = Sys(socket(family, type, 0), "socket");
-  int one = 1, zero = 0;
-  Sys(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "SO_REUSEADDR");
-  Addr addr = Loopback(family, port);
-  if (v4_mapped) {
-    Sys(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)), "IPV6_V6ONLY");
-    addr.v6()->sin6_addr = in6addr_any;
-  }
-  Sys(bind(fd, addr.get(), addr.len), "bind");
-  if (type == SOCK_STREAM) Sys(listen(fd, 16), "listen");
-  Say("ready");
-  return fd;
-}
-
-uint16_t LocalPort(int fd) {
-  Addr a;
-  a.len = sizeof(a.storage);
-  Sys(getsockname(fd, a.get(), &a.len), "getsockname");
-  return ntohs(a.storage.ss_family == AF_INET6 ? a.v6()->sin6_port : a.v4()->sin_port);
-}
-
-int Connect(int family, uint16_t port) {
-  int fd = Sys(socket(family, SOCK_STREAM, 0), "socket");
-  Addr addr = Loopback(family, port);
-  Sys(connect(fd, addr.get(), addr.len), "connect");
-  Say("client_fd=%d client_port=%u", fd, LocalPort(fd));
-  return fd;
-}
-
-int Accept(int listen_fd) {
-  int fd = Sys(accept(listen_fd, nullptr, nullptr), "accept");
-  Say("server_fd=%d", fd);
-  return fd;
-}
-
-void WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) data.remove_prefix(Sys(write(fd, data.data(), data.size()), "write"));
-}
-
-std::string ReadExact(int fd, size_t n) {
-  std::string out(n, '\0');
-  for (size_t got = 0; got < n;) {
-    long r = Sys(read(fd, out.data() + got, n - got), "read");
-    Expect(r > 0, "unexpected EOF after " + std::to_string(got) + " of " + std::to_string(n));
-    got += r;
-  }
-  return out;
-}
-
-std::string ReadToEof(int fd) {
-  std::string out;
-  char buf[4096];
-  while (long r = Sys(read(fd, buf, sizeof(buf)), "read")) out.append(buf, r);
-  return out;
-}
-
-// Runs fn in a forked child (exit 0 when fn returns); the parent keeps the pid to reap or kill.
-pid_t Spawn(const char* side, const std::function<void()>& fn) {
-  pid_t pid = Sys(fork(), "fork");
-  if (pid == 0) {
-    g_side = side;
-    g_child = 0;
-    alarm(kTimeoutSeconds);  // alarms are not inherited across fork
-    fn();
-    _exit(0);
-  }
-  g_child = pid;
-  return pid;
-}
-
-// Forks the server side; the parent continues as the client.
-void ForkServer(int listen_fd, const std::function<void(int)>& serve) {
-  pid_t server = Spawn("server", [&] { serve(listen_fd); });
-  close(listen_fd);
-  g_side = "client";
-  Say("client_pid=%d server_pid=%d", getpid(), server);
-}
-
-// Server epilogue: waits for the client's close (nothing more may arrive), then closes.
-void CloseAtEof(int fd) {
-  std::string extra = ReadToEof(fd);
-  Expect(extra.empty(), "unexpected bytes from the client: " + extra);
-  close(fd);
-}
-
-// Reaps the child and fails unless it exited 0.
-void WaitChild() {
-  int status = 0;
-  Sys(waitpid(g_child, &status, 0), "waitpid");
-  g_child = 0;
-  Expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed (see its message)");
-}
-
-// Client epilogue: closes its connection, then waits for the server to finish.
-void CloseAndWait(int fd) {
-  close(fd);
-  WaitChild();
-}
-
-// Waits up to 5 s for events on fd.
-void AwaitReady(int fd, short events, const char* what) {
-  pollfd p{fd, events, 0};
-  Expect(Sys(poll(&p, 1, 5000), "poll") == 1, what);
-}
+using namespace zt_sockops;
 
 // writev/readv or sendmsg/recvmsg of "alpha-" "beta-" "gamma", 3 iovecs on each side.
 void Vectored(uint16_t port, bool use_msg) {
@@ -436,12 +268,6 @@ void Die(uint16_t port) {
   WaitChild();
 }
 
-struct Mode {
-  const char* name;
-  const char* usage;
-  void (*run)(uint16_t port, size_t bytes);  // bytes: only for "PORT BYTES" modes
-};
-
 const Mode kModes[] = {
     {"writev", "PORT", [](uint16_t p, size_t) { Vectored(p, false); }},
     {"sendmsg", "PORT", [](uint16_t p, size_t) { Vectored(p, true); }},
@@ -456,9 +282,18 @@ const Mode kModes[] = {
     {"v4mapped", "PORT", [](uint16_t p, size_t) { Plain(p, AF_INET6, AF_INET, true); }},
 };
 
+std::vector<const Mode*> AllModes() {
+  std::vector<const Mode*> out;
+  for (const Mode& m : kModes) out.push_back(&m);
+  for (size_t i = 0; i < kEdgeModeCount; i++) out.push_back(&kEdgeModes[i]);
+  return out;
+}
+
 int Usage(int status) {
   std::string text = "usage: zt_sockops MODE ARGS  (exact loopback traffic for the BPF tests)\n";
-  for (const Mode& m : kModes) text += std::string("  zt_sockops ") + m.name + " " + m.usage + "\n";
+  for (const Mode* m : AllModes()) {
+    text += std::string("  zt_sockops ") + m->name + " " + m->usage + "\n";
+  }
   fputs(text.c_str(), stdout);
   return status;
 }
@@ -475,7 +310,8 @@ bool ParseNumber(const char* s, unsigned long long max, unsigned long long* out)
 int main(int argc, char** argv) {
   if (argc < 2) return Usage(2);
   if (std::string_view(argv[1]) == "-h" || std::string_view(argv[1]) == "--help") return Usage(0);
-  for (const Mode& m : kModes) {
+  for (const Mode* mode : AllModes()) {
+    const Mode& m = *mode;
     if (std::string_view(argv[1]) != m.name) continue;
     int want = std::string_view(m.usage) == "PORT" ? 3 : 4;
     unsigned long long port = 0, bytes = 0;

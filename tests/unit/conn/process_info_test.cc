@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +44,9 @@ class FakeProc {
     std::ofstream(dir / "cgroup") << cgroup;
     if (!exe_target.empty()) fs::create_symlink(exe_target, dir / "exe");
   }
+  void AddFile(uint32_t pid, const std::string& name, const std::string& contents) {
+    std::ofstream(root_ / std::to_string(pid) / name, std::ios::binary) << contents;
+  }
   std::string root() const { return root_.string(); }
 
  private:
@@ -64,7 +68,12 @@ TEST(ProcessInfoTest, ReadsOwnProcess) {
   EXPECT_EQ(info->exe_name, exe.filename().string());
   EXPECT_EQ(info->comm, exe.filename().string().substr(0, 15));
   const char* env_service = std::getenv("OTEL_SERVICE_NAME");
-  std::string want_service = env_service && *env_service ? env_service : info->exe_name;
+  std::ifstream cgroup_file("/proc/self/cgroup");
+  const std::string cgroup((std::istreambuf_iterator<char>(cgroup_file)), {});
+  const std::string unit = ParseCgroup(cgroup).systemd_unit;  // when run by a systemd service
+  std::string want_service = env_service && *env_service ? env_service
+                             : !unit.empty()             ? unit
+                                                         : info->exe_name;
   EXPECT_EQ(info->service_name, want_service);
 }
 
@@ -205,6 +214,83 @@ TEST(ProcessInfoTest, ServiceNamePrecedence) {
   }
 }
 
+// Every source in its place: each case's process has the sources of the cases below it too.
+TEST(ProcessInfoTest, ServiceNameSourcesInOrder) {
+  const std::string id = kId;
+  const std::string python = "/usr/bin/python3.11";
+  const std::string cmdline =
+      "python3\0-B\0/srv/payment.py\0--port\0"
+      "8080\0"s;
+  const std::string unit = "0::/system.slice/billing.service\n";
+  const std::string docker = "0::/system.slice/docker-" + id + ".scope\n";
+  struct Case {
+    const char* name;
+    std::string environ, cgroup, cmdline, exe;
+    std::string map;  // --service-name-map rules
+    std::string want;
+    ServiceNameSource source;
+  };
+  const Case cases[] = {
+      {"name map by exe", Environ({"OTEL_SERVICE_NAME=env"}), docker, cmdline, python,
+       "exe:python3.11=mapped", "mapped", ServiceNameSource::kNameMap},
+      {"name map by cgroup", Environ({"OTEL_SERVICE_NAME=env"}), unit, cmdline, python,
+       "cgroup:/system.slice=mapped", "mapped", ServiceNameSource::kNameMap},
+      {"environment", Environ({"OTEL_SERVICE_NAME=env"}), docker, cmdline, python, "exe:node=other",
+       "env", ServiceNameSource::kEnvironment},
+      {"resource attributes", Environ({"OTEL_RESOURCE_ATTRIBUTES=service.name=attr"}), docker,
+       cmdline, python, "", "attr", ServiceNameSource::kEnvironment},
+      {"container name", "", docker, cmdline, python, "", "shop-payment",
+       ServiceNameSource::kContainer},
+      {"systemd unit", "", unit, cmdline, python, "", "billing", ServiceNameSource::kSystemdUnit},
+      {"entry point", "", "0::/\n", cmdline, python, "", "payment", ServiceNameSource::kEntryPoint},
+      {"executable", "", "0::/\n", "python3\0-c\0pass\0"s, python, "", "python3.11",
+       ServiceNameSource::kExecutable},
+      {"comm", "", "0::/\n", "", "", "", "worker", ServiceNameSource::kComm},
+  };
+  FakeProc proc;
+  const std::string host = proc.root() + "/host";
+  fs::create_directories(host + "/var/lib/docker/containers/" + id);
+  std::ofstream(host + "/var/lib/docker/containers/" + id + "/config.v2.json")
+      << R"({"Name":"/shop-payment"})";
+  uint32_t pid = 300;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    proc.AddProcess(pid, "worker", c.exe, c.environ, c.cgroup);
+    proc.AddFile(pid, "cmdline", c.cmdline);
+    auto map = std::make_shared<ServiceNameMap>();
+    ASSERT_TRUE(map->Add(c.map).ok());
+    ProcessInfoOptions options;
+    options.proc_root = proc.root();
+    options.host_root = host;
+    options.name_map = map;
+    std::optional<ProcessInfo> info = ReadProcessInfo(pid, options);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->service_name, c.want);
+    EXPECT_EQ(info->service_name_source, c.source)
+        << ServiceNameSourceName(info->service_name_source);
+    ++pid;
+  }
+}
+
+TEST(ProcessInfoTest, InstanceIdRuntimeAndArguments) {
+  FakeProc proc;
+  proc.AddProcess(400, "node", "/usr/bin/node", "", "0::/\n");
+  proc.AddFile(400, "cmdline", "node\0/srv/goods.js\0"s);
+  proc.AddFile(400, "stat", "400 (node) S 1 400 400 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0");
+  proc.AddProcess(401, "node", "/usr/bin/node",
+                  Environ({"OTEL_RESOURCE_ATTRIBUTES=service.instance.id=mine"}), "0::/\n");
+  ProcessInfoOptions options;
+  options.proc_root = proc.root();
+  options.boot_id = "boot";
+  std::optional<ProcessInfo> info = ReadProcessInfo(400, options);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->args, (std::vector<std::string>{"node", "/srv/goods.js"}));
+  EXPECT_EQ(info->runtime_name, "nodejs");
+  EXPECT_EQ(info->service_name, "goods");
+  EXPECT_EQ(info->instance_id, InstanceId("boot", 400, 777));
+  EXPECT_EQ(ReadProcessInfo(401, options)->instance_id, "mine");
+}
+
 TEST(ProcessCacheTest, CachesUntilForgotten) {
   FakeProc proc;
   proc.AddProcess(1, "api", "/srv/api", "", "");
@@ -261,6 +347,80 @@ TEST(ProcessCacheTest, FullCacheEvictsLeastRecentlyUsed) {
   EXPECT_EQ(cache.stats().reads, reads) << "1, 3 and 4 stayed cached";
   cache.Get(2, "");
   EXPECT_EQ(cache.stats().reads, reads + 1) << "2 was evicted";
+}
+
+}  // namespace
+}  // namespace zerotrace::conn
+
+namespace zerotrace::conn {
+namespace {
+
+// A /proc read that blocks (a FIFO for comm: opening it waits for a writer, as a process stuck
+// in the kernel makes /proc reads wait) does not stall the lookup: it goes on with the
+// kernel's comm, counted, and the full info comes through Drain once the read finishes.
+TEST(ProcessCacheTest, ReaderThreadKeepsAStuckReadOffTheCaller) {
+  FakeProc proc;
+  proc.AddProcess(5, "unused", "/srv/api", Environ({"OTEL_SERVICE_NAME=orders"}), "");
+  const fs::path comm = fs::path(proc.root()) / "5" / "comm";
+  fs::remove(comm);
+  ASSERT_EQ(mkfifo(comm.c_str(), 0600), 0);
+  ProcessCache cache(8, proc.root());
+  cache.StartReader(std::chrono::milliseconds(20));
+  const std::shared_ptr<const ProcessInfo> first = cache.GetShared(5, "kcomm");
+  EXPECT_TRUE(first->partial);
+  EXPECT_EQ(first->service_name, "kcomm");
+  EXPECT_EQ(cache.stats().late, 1u);
+  EXPECT_TRUE(cache.Drain().empty());
+
+  std::ofstream(comm) << "api\n";  // the read goes on (opening the FIFO unblocks it)
+  std::vector<std::shared_ptr<const ProcessInfo>> updated;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       updated.empty() && std::chrono::steady_clock::now() < deadline;) {
+    updated = cache.Drain();
+    if (updated.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(updated.size(), 1u);
+  EXPECT_FALSE(updated[0]->partial);
+  EXPECT_EQ(updated[0]->service_name, "orders");
+  EXPECT_EQ(cache.GetShared(5, "kcomm")->service_name, "orders");
+}
+
+// Stopping does not wait on a read stuck in /proc: the reader lets its thread go.
+TEST(ProcessCacheTest, StoppingDoesNotWaitForAStuckRead) {
+  FakeProc proc;
+  proc.AddProcess(5, "unused", "/srv/api", "", "");
+  const fs::path comm = fs::path(proc.root()) / "5" / "comm";
+  fs::remove(comm);
+  ASSERT_EQ(mkfifo(comm.c_str(), 0600), 0);
+  int writer = -1;
+  {
+    ProcessCache cache(8, proc.root());
+    cache.StartReader(std::chrono::milliseconds(1));
+    EXPECT_TRUE(cache.GetShared(5, "kcomm")->partial);
+    // Opening the FIFO's write end succeeds once the reader thread has it open: from then on
+    // its read waits for bytes that do not come.
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         writer < 0 && std::chrono::steady_clock::now() < deadline;) {
+      writer = ::open(comm.c_str(), O_WRONLY | O_NONBLOCK);
+      if (writer < 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_GE(writer, 0) << "the reader thread never opened the FIFO";
+  }                                           // returns although the read still waits
+  ASSERT_EQ(::write(writer, "api\n", 4), 4);  // lets the thread that was let go finish
+  ::close(writer);
+}
+
+// With the reader, a read that finishes within the wait is used at once, as without it.
+TEST(ProcessCacheTest, ReaderThreadAnswersAQuickReadAtOnce) {
+  FakeProc proc;
+  proc.AddProcess(6, "api", "/srv/api", "", "");
+  ProcessCache cache(8, proc.root());
+  cache.StartReader(std::chrono::seconds(10));
+  EXPECT_EQ(cache.GetShared(6, "kcomm")->service_name, "api");
+  EXPECT_FALSE(cache.GetShared(6, "kcomm")->partial);
+  EXPECT_EQ(cache.stats().late, 0u);
+  EXPECT_EQ(cache.GetShared(7, "gone")->service_name, "gone");  // no such process
+  EXPECT_EQ(cache.stats().gone, 1u);
 }
 
 }  // namespace

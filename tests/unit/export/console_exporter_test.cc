@@ -167,13 +167,45 @@ TEST_F(ConsoleExporterTest, ExportWritesTheBatchAndFlushes) {
   a.resource = Service("frontend");
   Span b = a;
   b.attributes[2].value = int64_t{404};
-  console.Export({a, b});
+  const ExportResult r = console.Export({a, b});
+  EXPECT_EQ(r.delivered, 2u);
+  EXPECT_EQ(r.failed, 0u);
   // open_memstream updates data/size on fflush: Export must have flushed.
   const std::string written(data, size);
   EXPECT_EQ(written, Line(a) + Line(b));
   EXPECT_NE(written.find(" 404 "), std::string::npos);
   std::fclose(mem);
   std::free(data);
+}
+
+TEST_F(ConsoleExporterTest, EachProcessIsDescribedOnceBeforeItsFirstSpan) {
+  auto orders = std::make_shared<Resource>();
+  orders->service_name = "orders";
+  orders->pid = 4242;
+  orders->runtime_name = "cpython";
+  orders->command_args = {"python3", "-B", "/srv/order.py", "--token=REDACTED"};
+  orders->container_id = std::string(64, 'c');
+  orders->k8s_pod_uid = "0c1d2e3f-aaaa-bbbb-cccc-0123456789ab";
+  auto nginx = std::make_shared<Resource>();
+  nginx->service_name = "nginx";
+  nginx->pid = 7;
+  nginx->executable_path = "/usr/sbin/nginx";
+  Span a = ServerSpan(), b = ServerSpan(), c = ServerSpan();
+  a.resource = orders;
+  b.resource = nginx;
+  c.resource = std::make_shared<Resource>(*orders);  // same process, another pointer
+  ConsoleExporter console(nullptr);
+  std::string out;
+  console.AppendNewServices({a, b, c}, &out);
+  EXPECT_EQ(out,
+            "service orders · pid 4242 · cpython · python3 -B /srv/order.py --token=REDACTED"
+            " · container cccccccccccc · pod 0c1d2e3f-aaaa-bbbb-cccc-0123456789ab\n"
+            "service nginx · pid 7 · /usr/sbin/nginx\n");
+  out.clear();
+  console.AppendNewServices({a, b}, &out);
+  EXPECT_EQ(out, "") << "described already";
+  console.AppendNewServices({ServerSpan()}, &out);
+  EXPECT_EQ(out, "") << "no pid: not a traced process";
 }
 
 }  // namespace

@@ -38,8 +38,7 @@ class SpanLinkerTest : public ::testing::Test {
     r.tid = tid;
     r.start_ns = start_ns;
     r.conn = conn;
-    r.method = "GET";
-    r.target = target;
+    r.operation = target;  // opaque to the linker: one request's "GET /x" alike
     return r;
   }
   // Finishes `h` as a span named `name` at end_ns (response written by `tid`).

@@ -1,4 +1,4 @@
-// BuildSpan: attribute names and status rules follow the OpenTelemetry HTTP conventions.
+// BuildExchange: attribute names and status rules follow the OpenTelemetry HTTP conventions.
 #include "protocols/http1/span_builder.h"
 
 #include <algorithm>
@@ -9,43 +9,8 @@
 namespace zerotrace::protocols::http1 {
 namespace {
 
-// The most attributes a span gets (method, path, query, scheme, server address and port,
-// url.full or client.address, peer address and port, protocol version, user agent, two body
-// sizes, status code, error.type).
-constexpr size_t kMaxAttributes = 15;
-
-// Writes attributes over those already in a vector, in order, reusing their strings; Done()
-// drops what is left of the old ones.
-class AttributeWriter {
- public:
-  explicit AttributeWriter(std::vector<trace::Attribute>* v) : v_(*v) {}
-  void Add(std::string_view key, std::string_view value) {
-    trace::Attribute& a = Next(key);
-    if (auto* s = std::get_if<std::string>(&a.value)) {
-      s->assign(value);
-    } else {
-      a.value.emplace<std::string>(value);
-    }
-  }
-  void Add(std::string_view key, int64_t value) { Next(key).value = value; }
-  bool Has(std::string_view key) const {
-    for (size_t i = 0; i < n_; i++) {
-      if (v_[i].key == key) return true;
-    }
-    return false;
-  }
-  void Done() { v_.resize(n_); }
-
- private:
-  trace::Attribute& Next(std::string_view key) {
-    if (n_ == v_.size()) v_.push_back({key, int64_t{0}});
-    trace::Attribute& a = v_[n_++];
-    a.key = key;
-    return a;
-  }
-  std::vector<trace::Attribute>& v_;
-  size_t n_ = 0;
-};
+// The most attributes an HTTP span gets, the stage's endpoint attributes included.
+constexpr size_t kMaxAttributes = 16;
 
 // "example.com:8080" -> {"example.com", 8080}; "[::1]:80" -> {"::1", 80}; no port -> 0.
 std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
@@ -66,52 +31,56 @@ std::pair<std::string, int64_t> SplitHostPort(std::string_view authority) {
   return {std::string(host), p};
 }
 
-}  // namespace
-
-trace::Span BuildSpan(const HttpExchange& x, const conn::Connection& c, uint8_t role,
-                      const WallClock& clock, const SpanOptions& options,
-                      std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns) {
-  trace::Span s;
-  BuildSpanInto(x, c, role, clock, options, std::move(resource), finished_ns, &s);
-  return s;
+// The methods the HTTP conventions name (RFC 9110, PATCH, QUERY); case-sensitive. Others are
+// reported as "_OTHER", with the method as sent in http.request.method_original.
+bool IsConventionalMethod(std::string_view m) {
+  static constexpr std::string_view kMethods[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
+                                                  "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"};
+  for (std::string_view k : kMethods) {
+    if (k == m) return true;
+  }
+  return false;
 }
 
-void BuildSpanInto(const HttpExchange& x, const conn::Connection& c, uint8_t role,
-                   const WallClock& clock, const SpanOptions& options,
-                   std::shared_ptr<const trace::Resource> resource, uint64_t finished_ns,
-                   trace::Span* out) {
+}  // namespace
+
+void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanOptions& options,
+                   uint64_t finished_ns, ExchangeDone* done) {
   const HttpRequest& req = x.req;
   const HttpResponse* resp = x.resp ? &*x.resp : nullptr;
-  const bool server = role == ZT_ROLE_SERVER;
-  trace::Span& s = *out;
-  s.trace_id = {};
-  s.span_id = {};
-  s.parent_span_id = {};
-  s.trace_state.clear();
+  const bool server = ctx.role == ZT_ROLE_SERVER;
+  const trace::ConnEndpoints& ends = *ctx.endpoints;
+  trace::Span& s = done->span;
   s.status = trace::StatusCode::kUnset;
   s.status_message.clear();
   s.attributes.reserve(kMaxAttributes);  // one allocation instead of a growing vector's five
-  AttributeWriter attrs(&s.attributes);
-  s.kind = server ? trace::SpanKind::kServer : trace::SpanKind::kClient;
-  s.resource = std::move(resource);
+  trace::AttributeWriter attrs(&s.attributes);
   const uint64_t start = req.start_ts_ns;
   uint64_t end = resp && resp->end_ts_ns ? resp->end_ts_ns : req.end_ts_ns;
   if (!resp) end = std::max(end, finished_ns);
   if (end < start) end = start;
-  s.start_unix_ns = clock.ToUnixNs(start);
-  s.end_unix_ns = clock.ToUnixNs(end);
+  done->id = x.seq;
+  done->start_ns = start;
+  done->end_ns = end;
+  done->response_tid = resp ? resp->start_tid : 0;
 
   const TargetParts target = SplitTarget(req.target);
-  const std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
-  s.name.assign(req.method);
-  if (options.infer_routes) s.name.append(" ").append(InferRoute(path));
+  std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
+  // The name's route drops path parameters and templates tokens; the attributes redact them.
+  const std::string route = options.infer_routes ? InferRoute(path) : std::string();
+  std::string redacted_path;
+  if (RedactPath(path, &redacted_path)) path = redacted_path;
+  const bool conventional = IsConventionalMethod(req.method);
+  s.name.assign(conventional ? std::string_view(req.method) : std::string_view("HTTP"));
+  if (options.infer_routes) s.name.append(" ").append(route);
 
-  attrs.Add("http.request.method", req.method);
+  attrs.Add("http.request.method", conventional ? std::string_view(req.method) : "_OTHER");
+  if (!conventional) attrs.Add("http.request.method_original", req.method);
   attrs.Add("url.path", path);
   const std::string query = RedactQuery(target.query);
   if (!target.query.empty()) attrs.Add("url.query", query);
   // TLS plaintext: the same HTTP, spoken inside TLS.
-  const std::string_view scheme = c.tls ? "https" : "http";
+  const std::string_view scheme = ctx.tls ? "https" : "http";
   attrs.Add("url.scheme", scheme);
 
   // server.address/port: what the client asked for (Host), else the server socket.
@@ -119,33 +88,29 @@ void BuildSpanInto(const HttpExchange& x, const conn::Connection& c, uint8_t rol
   int64_t port = 0;
   if (auto h = req.headers.Get("host")) std::tie(host, port) = SplitHostPort(*h);
   if (!target.authority.empty()) std::tie(host, port) = SplitHostPort(target.authority);
-  const conn::Tuple& t = c.tuple;
-  const std::string peer = c.open_seen ? t.RemoteAddress() : std::string();  // formatted once
-  const uint16_t server_port = server ? t.local_port : t.remote_port;
-  if (host.empty()) host = server ? t.LocalAddress() : c.open_seen ? peer : t.RemoteAddress();
-  if (port == 0) port = server_port;
+  if (host.empty()) host = ends.server_address();
+  if (port == 0) port = ends.server_port();
   attrs.Add("server.address", host);
   attrs.Add("server.port", port);
   if (!server) {
     char port_text[24];
     size_t port_size = 0;
-    if (port != (c.tls ? 443 : 80)) {
+    if (port != (ctx.tls ? 443 : 80)) {
       port_text[0] = ':';
       port_size = static_cast<size_t>(
           std::to_chars(port_text + 1, port_text + sizeof(port_text), port).ptr - port_text);
     }
+    // Credentials in the target are never kept; the conventions mark that they were there.
+    const std::string_view userinfo = target.userinfo ? "REDACTED:REDACTED@" : "";
     std::string full;  // sized once: appending piecewise reallocated it two or three times
-    full.reserve(scheme.size() + 3 + host.size() + port_size + path.size() +
+    full.reserve(scheme.size() + 3 + userinfo.size() + host.size() + port_size + path.size() +
                  (target.query.empty() ? 0 : 1 + query.size()));
-    full.append(scheme).append("://").append(host).append(port_text, port_size).append(path);
+    full.append(scheme).append("://").append(userinfo).append(host);
+    full.append(port_text, port_size).append(path);
     if (!target.query.empty()) full.append("?").append(query);
     attrs.Add("url.full", full);
-  } else if (c.open_seen) {
-    attrs.Add("client.address", peer);
-  }
-  if (c.open_seen) {
-    attrs.Add("network.peer.address", peer);
-    attrs.Add("network.peer.port", static_cast<int64_t>(t.remote_port));
+  } else if (ends.known) {
+    attrs.Add("client.address", ends.remote_address);
   }
   attrs.Add("network.protocol.version", req.version_minor == 0 ? "1.0" : "1.1");
   if (auto ua = req.headers.Get("user-agent")) attrs.Add("user_agent.original", *ua);
@@ -158,6 +123,11 @@ void BuildSpanInto(const HttpExchange& x, const conn::Connection& c, uint8_t rol
       s.status = trace::StatusCode::kError;
       attrs.Add("error.type", std::to_string(resp->status));
     }
+  }
+  if (req.framing_conflict) {  // answered or not, not a request to show as a success
+    s.status = trace::StatusCode::kError;
+    if (!attrs.Has("error.type")) attrs.Add("error.type", "http_framing_conflict");
+    s.status_message = "request has both Content-Length and Transfer-Encoding";
   }
   if (!x.error_type.empty() && (!resp || x.error != ExchangeError::kNone)) {
     s.status = trace::StatusCode::kError;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "conn/byte_stream.h"
+#include "protocols/close_reason.h"
 #include "protocols/http1/parser.h"
 #include "protocols/http1/types.h"
 
@@ -19,10 +20,7 @@ inline constexpr uint64_t kDefaultResponseTimeoutNs = 30'000'000'000ULL;
 // Requests awaiting an answer beyond this are dropped (counted) into a loss marker.
 inline constexpr size_t kMaxPendingRequests = 1024;
 
-// How the connection ended, as far as the connection table can tell. kUnobserved: the agent
-// stopped following it (agent shutdown, table eviction, idle expiry), or its close record was
-// lost: the connection may still be open, so nothing pending is known to have failed.
-enum class CloseReason : uint8_t { kClosed = 0, kReset = 1, kUnobserved = 2 };
+using CloseReason = protocols::CloseReason;
 
 // Pairs requests with responses strictly in order (pipelining included) and never pairs a
 // request with the wrong response: when losses make the pairing uncertain, the requests
@@ -70,8 +68,9 @@ class Http1Stitcher {
   void Expire(uint64_t now_ns, std::vector<HttpExchange>* out,
               uint64_t timeout_ns = kDefaultResponseTimeoutNs);
 
-  // True once the connection left HTTP (101 upgrade, CONNECT 2xx): no more parsing; the
-  // caller may stop capturing payload for it.
+  // True once the connection left HTTP (101 upgrade, CONNECT 2xx): no more parsing. The bytes
+  // after the switch stay in the streams, at their fronts, for whatever protocol comes next
+  // (h2c after "Upgrade: h2c").
   bool tunneled() const { return tunneled_; }
   // True when the next response would be paired (no loss marker is pending).
   bool aligned() const;
@@ -110,7 +109,8 @@ class Http1Stitcher {
   void OnResponseHead();
   void OnResponseComplete();
   void OnRequestLoss(uint64_t at_least_lost);
-  void OnResponseLoss(uint64_t at_least_lost);
+  void OnDoubtfulRequest(bool framing_uncertain);
+  void OnResponseLoss(uint64_t at_least_lost, uint64_t lost_ns);
   void AbsorbFrom(size_t idx, uint64_t answered);
   void AddPhantom(uint64_t response_start_ns);
   bool MaybeAnsweredUnseen(const HttpRequest& req);
@@ -121,7 +121,6 @@ class Http1Stitcher {
   void Emit(Entry& e, ExchangeError error, std::vector<HttpExchange>* out);
   void PopFront();
   void EnterTunnel();
-  void Drain(conn::ByteStream& requests, conn::ByteStream& responses);
   static bool FramingDependsOnRequest(const HttpRequest& req);
 
   // Counters of a stitcher given none (tests). The agent's stitchers, one per connection end,
@@ -146,6 +145,9 @@ class Http1Stitcher {
   bool resp_discard_ = false;     // the response in progress answers no kept request
   uint64_t paused_for_ = 0;       // seq of an Upgrade/CONNECT request awaiting its verdict
   bool tunneled_ = false;
+  // Requests starting before this position lie inside the Content-Length of a request that had
+  // both framings (HttpMessage::framing_conflict): doubtful.
+  uint64_t conflict_until_ = 0;
   bool closing_ = false;
   // Every known request byte is parsed: no request can be hiding in unparsed bytes or holes.
   bool requests_caught_up_ = true;

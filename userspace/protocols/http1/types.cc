@@ -84,6 +84,8 @@ std::string_view ExchangeErrorName(ExchangeError error) {
       return "response_truncated";
     case ExchangeError::kRequestTruncated:
       return "request_truncated";
+    case ExchangeError::kAgentShutdown:
+      return "agent_shutdown";
   }
   return {};
 }
@@ -108,6 +110,11 @@ Http1Stats& Http1Stats::operator+=(const Http1Stats& o) {
   missing_at_close += o.missing_at_close;
   truncated_at_close += o.truncated_at_close;
   unfinished_unobserved += o.unfinished_unobserved;
+  unfinished_shutdown += o.unfinished_shutdown;
+  framing_conflicts += o.framing_conflicts;
+  doubtful_requests += o.doubtful_requests;
+  garbage_skips += o.garbage_skips;
+  heads_cut += o.heads_cut;
   tunnels += o.tunnels;
   return *this;
 }

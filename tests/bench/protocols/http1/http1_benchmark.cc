@@ -84,21 +84,22 @@ HttpExchange TypicalExchange() {
 // The span of one exchange, both sides (items/s = spans/s): runs once per traced request end.
 void BM_BuildSpan(benchmark::State& state) {
   const HttpExchange x = TypicalExchange();
-  conn::Connection c;
-  c.open_seen = true;
-  c.tuple.family = ZT_AF_INET;
-  c.tuple.local_addr = {127, 0, 0, 1};
-  c.tuple.remote_addr = {10, 1, 2, 3};
-  c.tuple.local_port = 8080;
-  c.tuple.remote_port = 51234;
+  const trace::ConnEndpoints ends[2] = {{true, true, "127.0.0.1", "10.1.2.3", 8080, 51234},
+                                        {true, false, "10.1.2.3", "127.0.0.1", 51234, 8080}};
   const WallClock clock;
   const SpanOptions options;
   auto resource = std::make_shared<const trace::Resource>();
-  uint8_t role = ZT_ROLE_SERVER;
+  int side = 0;
   for (auto _ : state) {
-    trace::Span span = BuildSpan(x, c, role, clock, options, resource, 3);
-    benchmark::DoNotOptimize(span.attributes.data());
-    role = role == ZT_ROLE_SERVER ? ZT_ROLE_CLIENT : ZT_ROLE_SERVER;
+    // What the protocol stage does per exchange: the HTTP half, then the neutral half.
+    ExchangeDone done;
+    const trace::ConnEndpoints& e = ends[side];
+    const SessionContext ctx{e.server ? uint8_t{ZT_ROLE_SERVER} : uint8_t{ZT_ROLE_CLIENT}, false,
+                             &e};
+    BuildExchange(x, ctx, options, 3, &done);
+    trace::FrameSpan(done.start_ns, done.end_ns, e, clock, resource, &done.span);
+    benchmark::DoNotOptimize(done.span.attributes.data());
+    side ^= 1;
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }

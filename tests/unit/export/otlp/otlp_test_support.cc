@@ -53,6 +53,11 @@ json AnyValueJson(const common::AnyValue& v) {
       if (std::isinf(d)) return {{"doubleValue", d > 0 ? "Infinity" : "-Infinity"}};
       return {{"doubleValue", d}};
     }
+    case common::AnyValue::kArrayValue: {
+      json values = json::array();
+      for (const auto& item : v.array_value().values()) values.push_back(AnyValueJson(item));
+      return {{"arrayValue", {{"values", values}}}};
+    }
     default:
       return {{"unexpected", static_cast<int>(v.value_case())}};
   }
@@ -94,6 +99,13 @@ std::vector<Span> TrickyBatch() {
   web->executable_name = "node";
   web->executable_path = "/usr/bin/node";
   web->host_name = "node-1";
+  web->service_instance_id = "8f0e2c1a-5b6d-8e7f-9a0b-1c2d3e4f5a6b";
+  web->runtime_name = "nodejs";
+  web->command_args = {"node", "/srv/web\xff.js", "", "--token=REDACTED"};
+  web->k8s_pod_uid = "0c1d2e3f-aaaa-bbbb-cccc-0123456789ab";
+  web->k8s_pod_name = "web-1";
+  web->k8s_namespace_name = "shop";
+  web->k8s_container_name = "web";
   web->extra = {{"k8s.node.name", std::string("node-1")},
                 {"deployment.replicas", int64_t{3}},
                 {"service.name", std::string("ignored: the agent's value wins")},
@@ -103,6 +115,7 @@ std::vector<Span> TrickyBatch() {
   worker->pid = 77;  // no service name: unknown_service:python3
   worker->executable_name = "python3";
   worker->container_id = "c0ffee";
+  worker->container_name = "worker-1";
 
   Span root;
   root.trace_id = TraceIdOf(1);
@@ -157,6 +170,10 @@ std::vector<Span> TypicalBatch(int n) {
     r->executable_path = "/usr/bin/python3.11";
     r->host_name = "node-1.example.internal";
     r->container_id = "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00998877665544332211";
+    r->service_instance_id = "8f0e2c1a-5b6d-8e7f-9a0b-1c2d3e4f5a6" + std::to_string(i);
+    r->runtime_name = "cpython";
+    r->command_args = {"python3", "-B", "/srv/service-" + std::to_string(i) + ".py", "--port",
+                       "80" + std::to_string(i)};
     r->extra = {{"k8s.node.name", std::string("node-1")}};
     resources.push_back(r);
   }

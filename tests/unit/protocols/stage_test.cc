@@ -1,13 +1,17 @@
-// HttpSpanProducer on synthetic kernel records: detection, pairing into spans, attributes,
-// redaction and error status, from both sides of a connection.
-#include "agent/http_spans.h"
+// ProtocolStage (with the registered protocols) on synthetic kernel records: detection,
+// pairing into spans, attributes, redaction and error status, from both sides of a connection.
+#include "protocols/stage.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <deque>
+#include <map>
 
-namespace zerotrace::agent {
+#include "kernel_records.h"
+#include "protocols/registry.h"
+
+namespace zerotrace::protocols {
 namespace {
 
 // The linker's output. Server spans wait for a same-node caller; 60 s of synthetic time
@@ -29,66 +33,29 @@ std::string Str(const trace::Span& s, const std::string& key) {
   return "?";
 }
 
-// Feeds a ConnTable the way the kernel would, for one connection.
+// One connection's kernel records, fed to a ConnTable (tests/testing/kernel_records.h).
 class Conn {
  public:
-  Conn(conn::ConnTable* t, uint64_t id, uint8_t role) : t_(t), id_(id) {
-    zt_conn_open o{};
-    o.hdr.type = ZT_EV_CONN_OPEN;
-    o.hdr.conn_id = id;
-    o.hdr.tgid = 4242;
-    o.role = role;
-    o.family = ZT_AF_INET;
-    const uint8_t lo[4] = {127, 0, 0, 1}, peer[4] = {10, 1, 2, 3};
-    std::memcpy(o.local_addr, lo, 4);
-    std::memcpy(o.remote_addr, peer, 4);
-    o.local_port = role == ZT_ROLE_SERVER ? 8080 : 50000;
-    o.remote_port = role == ZT_ROLE_SERVER ? 50000 : 8080;
-    std::memcpy(o.comm, "svc", 4);
-    probes::EventView v;
-    v.type = o.hdr.type;
-    v.header = &o.hdr;
-    v.open = &o;
-    t_->OnEvent(v);
-  }
-  // Socket bytes (`tls`: plaintext from the TLS probes, with its own positions).
+  // `flags`: ZT_CONN_F_* (ZT_CONN_F_PREEXISTING: found mid-life, positions from there).
+  Conn(conn::ConnTable* t, uint64_t id, uint8_t role, uint8_t flags = 0)
+      : script_(testing::Into(t), Spec(id, role, flags)) {}
+  // One syscall's bytes (`tls`: plaintext from the TLS probes, with its own positions).
   void Send(uint8_t dir, const std::string& bytes, uint64_t ts, bool tls = false) {
-    zt_data_event d{};
-    d.hdr.type = ZT_EV_DATA;
-    d.hdr.conn_id = id_;
-    d.hdr.tgid = 4242;
-    d.hdr.ts_ns = ts;
-    d.direction = dir;
-    d.source = tls ? ZT_SRC_TLS : ZT_SRC_SYSCALL;
-    uint64_t& pos = tls ? (dir == ZT_DIR_EGRESS ? tls_sent_ : tls_received_)
-                        : (dir == ZT_DIR_EGRESS ? sent_ : received_);
-    d.syscall_pos = d.stream_pos = pos;
-    d.byte_count = d.captured = bytes.size();
-    pos += bytes.size();
-    probes::EventView v;
-    v.type = d.hdr.type;
-    v.header = &d.hdr;
-    v.data = &d;
-    v.payload = bytes;
-    t_->OnEvent(v);
+    script_.Syscall(dir, bytes, ts, testing::ScriptedConnection::kCaptureAll, tls);
   }
-  void Close() {
-    zt_conn_close c{};
-    c.hdr.type = ZT_EV_CONN_CLOSE;
-    c.hdr.conn_id = id_;
-    c.hdr.tgid = 4242;
-    probes::EventView v;
-    v.type = c.hdr.type;
-    v.header = &c.hdr;
-    v.close = &c;
-    t_->OnEvent(v);
-  }
+  // A syscall that moved `len` bytes of which none were captured (a trailer record).
+  void Gap(uint8_t dir, uint64_t len, uint64_t ts) { script_.Uncaptured(dir, len, ts); }
+  void Close() { script_.Close(0); }
 
  private:
-  conn::ConnTable* t_;
-  uint64_t id_;
-  uint64_t sent_ = 0, received_ = 0;
-  uint64_t tls_sent_ = 0, tls_received_ = 0;
+  static testing::ConnSpec Spec(uint64_t id, uint8_t role, uint8_t flags) {
+    testing::ConnSpec spec;
+    spec.conn_id = id;
+    spec.role = role;
+    spec.flags = flags;
+    return spec;
+  }
+  testing::ScriptedConnection script_;
 };
 
 struct MuteLog : conn::KernelConnState {
@@ -99,17 +66,20 @@ struct MuteLog : conn::KernelConnState {
   }
 };
 
-class HttpSpansTest : public ::testing::Test {
+class StageTest : public ::testing::Test {
  protected:
   Collect sink;
   WallClock clock;
   MuteLog kernel;
-  HttpSpanProducer producer{
-      &sink.linker, &clock, {}, {{"k8s.node.name", std::string("node-1")}}, &kernel};
+  ProtocolStage producer{MakeRegisteredProtocols({}),
+                         &sink.linker,
+                         &clock,
+                         {{"k8s.node.name", std::string("node-1")}},
+                         &kernel};
   conn::ConnTable table{{}, &producer, nullptr, nullptr};
 };
 
-TEST_F(HttpSpansTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
+TEST_F(StageTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   Conn c(&table, 1, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_EGRESS,
          "GET /users/42/orders?token=s3cret&page=2 HTTP/1.1\r\nHost: shop.local:8080\r\n"
@@ -143,7 +113,7 @@ TEST_F(HttpSpansTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   ASSERT_EQ(s.resource->extra.size(), 1u);
 }
 
-TEST_F(HttpSpansTest, ServerSpanJoinsIncomingTraceparent) {
+TEST_F(StageTest, ServerSpanJoinsIncomingTraceparent) {
   Conn c(&table, 2, ZT_ROLE_SERVER);
   c.Send(ZT_DIR_INGRESS,
          "POST /pay HTTP/1.1\r\nHost: x\r\ntraceparent: "
@@ -163,7 +133,7 @@ TEST_F(HttpSpansTest, ServerSpanJoinsIncomingTraceparent) {
   EXPECT_EQ(Str(s, "url.full"), "<absent>");
 }
 
-TEST_F(HttpSpansTest, ServerSpan4xxIsNotAnError) {
+TEST_F(StageTest, ServerSpan4xxIsNotAnError) {
   Conn c(&table, 3, ZT_ROLE_SERVER);
   c.Send(ZT_DIR_INGRESS, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n", 10);
   c.Send(ZT_DIR_EGRESS, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 20);
@@ -172,7 +142,7 @@ TEST_F(HttpSpansTest, ServerSpan4xxIsNotAnError) {
   EXPECT_EQ(Str(sink.spans()[0], "error.type"), "<absent>");
 }
 
-TEST_F(HttpSpansTest, UnansweredRequestAtCloseIsAnErrorSpan) {
+TEST_F(StageTest, UnansweredRequestAtCloseIsAnErrorSpan) {
   Conn c(&table, 4, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_EGRESS, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", 10);
   EXPECT_TRUE(sink.spans().empty());
@@ -182,17 +152,17 @@ TEST_F(HttpSpansTest, UnansweredRequestAtCloseIsAnErrorSpan) {
   EXPECT_NE(Str(sink.spans()[0], "error.type"), "<absent>");
 }
 
-TEST_F(HttpSpansTest, NonHttpConnectionProducesNothingAndIsDrained) {
+TEST_F(StageTest, NonHttpConnectionProducesNothingAndIsDrained) {
   Conn c(&table, 5, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_INGRESS, "220 smtp.example ESMTP ready\r\n", 10);  // server speaks first
   c.Send(ZT_DIR_EGRESS, "EHLO me\r\n", 20);
   EXPECT_TRUE(sink.spans().empty());
-  EXPECT_EQ(producer.stats().conns_not_http, 1u);
+  EXPECT_EQ(producer.stats().conns_unclaimed, 1u);
   EXPECT_EQ(kernel.muted, std::vector<uint64_t>{5});
   EXPECT_EQ(table.Find(5)->sent.buffered_bytes(), 0u);
 }
 
-TEST_F(HttpSpansTest, PreexistingConnectionRoleInferredFromTraffic) {
+TEST_F(StageTest, PreexistingConnectionRoleInferredFromTraffic) {
   Conn c(&table, 6, ZT_ROLE_UNKNOWN);
   c.Send(ZT_DIR_INGRESS, "GET /x HTTP/1.1\r\nHost: y\r\n\r\n", 10);
   c.Send(ZT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 20);
@@ -203,7 +173,7 @@ TEST_F(HttpSpansTest, PreexistingConnectionRoleInferredFromTraffic) {
 // A TLS connection: the handshake's ciphertext arrives first (not HTTP: muted), then the
 // plaintext from the TLS probes becomes the streams; the spans say https, and ciphertext that
 // arrives later is never parsed.
-TEST_F(HttpSpansTest, TlsPlaintextReplacesCiphertextAndSpansSayHttps) {
+TEST_F(StageTest, TlsPlaintextReplacesCiphertextAndSpansSayHttps) {
   Conn c(&table, 7, ZT_ROLE_CLIENT);
   const std::string client_hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
   c.Send(ZT_DIR_EGRESS, client_hello, 500);
@@ -226,7 +196,7 @@ TEST_F(HttpSpansTest, TlsPlaintextReplacesCiphertextAndSpansSayHttps) {
 }
 
 // A TLS connection that carries no HTTP mutes its plaintext, not its socket bytes.
-TEST_F(HttpSpansTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
+TEST_F(StageTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
   struct TlsMuteLog : conn::KernelConnState {
     std::vector<bool> plaintext;
     void Forget(uint32_t, uint32_t) override {}
@@ -234,12 +204,144 @@ TEST_F(HttpSpansTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
       plaintext.push_back(tls_plaintext);
     }
   } tls_kernel;
-  HttpSpanProducer producer2{&sink.linker, &clock, {}, {}, &tls_kernel};
+  ProtocolStage producer2{MakeRegisteredProtocols({}), &sink.linker, &clock, {}, &tls_kernel};
   conn::ConnTable table2{{}, &producer2, nullptr, nullptr};
   Conn c(&table2, 8, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_EGRESS, "\x16\x03\x01", 100);
   c.Send(ZT_DIR_EGRESS, "PING-PONG-PROTOCOL v1\r\n", 200, true);
   EXPECT_EQ(tls_kernel.plaintext, (std::vector<bool>{false, true}));
+}
+
+// What a keep-alive exchange on the wire looks like in these tests: request /N, and a
+// response whose body size (10 + N) tells which request it answers.
+std::string Req(int n) { return "GET /r/" + std::to_string(n) + " HTTP/1.1\r\nHost: x\r\n\r\n"; }
+std::string Resp(int n) {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(10 + n) + "\r\n\r\n" +
+         std::string(10 + n, 'b');
+}
+// Each span answers the request it names (body size 10 + N for /r/N).
+void ExpectPaired(const std::vector<trace::Span>& spans, std::vector<int> want) {
+  std::vector<int> got;
+  for (const auto& s : spans) {
+    const int n = std::stoi(Str(s, "url.path").substr(3));
+    EXPECT_EQ(Str(s, "http.response.body.size"), std::to_string(10 + n)) << s.name;
+    got.push_back(n);
+  }
+  EXPECT_EQ(got, want);
+}
+
+// Issue 18, item 1: the agent starts while a response is half sent (its head and 10 of 20
+// body bytes went before). The connection is found mid-life with its role unknown; both ends
+// resynchronise at the next request instead of going dark.
+TEST_F(StageTest, StartedMidResponseBothEndsResyncAtTheNextRequest) {
+  Conn client(&table, 20, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING),
+      server(&table, 21, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
+  server.Send(ZT_DIR_EGRESS, "0123456789", 100);  // the rest of the body
+  client.Send(ZT_DIR_INGRESS, "0123456789", 110);
+  for (int n = 1; n <= 5; n++) {
+    client.Send(ZT_DIR_EGRESS, Req(n), 1000 * n);
+    server.Send(ZT_DIR_INGRESS, Req(n), 1000 * n + 10);
+    server.Send(ZT_DIR_EGRESS, Resp(n), 1000 * n + 20);
+    client.Send(ZT_DIR_INGRESS, Resp(n), 1000 * n + 30);
+  }
+  const auto& spans = sink.spans();
+  std::vector<trace::Span> clients, servers;
+  for (const auto& s : spans) (s.kind == trace::SpanKind::kClient ? clients : servers).push_back(s);
+  ExpectPaired(clients, {1, 2, 3, 4, 5});
+  ExpectPaired(servers, {1, 2, 3, 4, 5});
+  EXPECT_EQ(producer.stats().conns_resynced, 2u);
+  EXPECT_TRUE(kernel.muted.empty());
+}
+
+// Issue 18, item 16: a server thread was blocked in read() when the agent started, so the
+// first thing seen of its connection is a response (to a request never seen). That is no
+// reason to give the connection up: the next request read starts the exchanges.
+TEST_F(StageTest, ResponseFirstOnAConnectionFoundMidLifeWaitsForTheNextRequest) {
+  Conn server(&table, 22, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
+  server.Send(ZT_DIR_EGRESS, Resp(1), 100);
+  for (int n = 2; n <= 4; n++) {
+    server.Send(ZT_DIR_INGRESS, Req(n), 1000 * n);
+    server.Send(ZT_DIR_EGRESS, Resp(n), 1000 * n + 10);
+  }
+  const auto& spans = sink.spans();
+  ExpectPaired(spans, {2, 3, 4});
+  for (const auto& s : spans) EXPECT_EQ(s.kind, trace::SpanKind::kServer);
+}
+
+// A response head split from its request by a lost record: the pairing resumes at the next
+// request, and bytes before it (including a response that may answer a lost request) never
+// become an exchange.
+TEST_F(StageTest, GapAtTheStartOfAKnownConnectionResyncsAtTheNextRequest) {
+  Conn client(&table, 23, ZT_ROLE_CLIENT);
+  client.Gap(ZT_DIR_EGRESS, Req(1).size(), 100);  // the request's record was lost
+  client.Send(ZT_DIR_INGRESS, Resp(1), 200);
+  client.Send(ZT_DIR_EGRESS, Req(2), 300);
+  client.Send(ZT_DIR_INGRESS, Resp(2), 400);
+  ExpectPaired(sink.spans(), {2});
+}
+
+// Traffic that no protocol recognises at any syscall start, on a connection found mid-life,
+// is given up after a bounded number of tries: muted in the kernel, and counted.
+TEST_F(StageTest, MidStreamConnectionWithoutMessageStartsIsGivenUpAndCounted) {
+  Conn c(&table, 24, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
+  for (int i = 0; i < 100 && kernel.muted.empty(); i++) {
+    const std::string binary = {'\x00', '\x01', 'b', 'i', 'n', '\xff', '\x7f', '\x02'};
+    c.Send(i % 2 ? ZT_DIR_EGRESS : ZT_DIR_INGRESS, binary, i);
+  }
+  EXPECT_EQ(kernel.muted, std::vector<uint64_t>{24});
+  EXPECT_EQ(producer.stats().resync_gave_up, 1u);
+  EXPECT_TRUE(sink.spans().empty());
+}
+
+// Issue 18, item 9: requests still waiting when the agent stops become error spans
+// (error.type agent_shutdown); complete exchanges are spans as usual.
+TEST_F(StageTest, RequestsInFlightAtShutdownBecomeAgentShutdownErrors) {
+  Conn client(&table, 25, ZT_ROLE_CLIENT);
+  client.Send(ZT_DIR_EGRESS, Req(1), 100);
+  client.Send(ZT_DIR_INGRESS, Resp(1), 200);
+  client.Send(ZT_DIR_EGRESS, Req(2), 300);
+  table.CloseAll();
+  const auto& spans = sink.spans();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(Str(spans[0], "error.type"), "<absent>");
+  EXPECT_EQ(Str(spans[1], "url.path"), "/r/2");
+  EXPECT_EQ(Str(spans[1], "error.type"), "agent_shutdown");
+  EXPECT_EQ(spans[1].status, trace::StatusCode::kError);
+}
+
+// A 101 upgrade ends HTTP/1 on the connection: detection runs again on what follows, and
+// websocket frames, which no protocol claims, mute it (after the 101 exchange's span).
+TEST_F(StageTest, AfterAnUpgradeDetectionRunsAgainOnWhatFollows) {
+  Conn client(&table, 26, ZT_ROLE_CLIENT);
+  client.Send(ZT_DIR_EGRESS,
+              "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+              100);
+  client.Send(
+      ZT_DIR_INGRESS,
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+      "\x81\x05hello",
+      200);
+  EXPECT_EQ(kernel.muted, std::vector<uint64_t>{26});
+  EXPECT_EQ(producer.stats().protocol_left, 1u);
+  ASSERT_EQ(sink.spans().size(), 1u);
+  EXPECT_EQ(Str(sink.spans()[0], "http.response.status_code"), "101");
+}
+
+// The stage reports its own counters and every protocol's, with stats-line keys.
+TEST_F(StageTest, ReportsItsCountersAndEachProtocols) {
+  Conn c(&table, 27, ZT_ROLE_CLIENT);
+  c.Send(ZT_DIR_EGRESS, Req(1), 100);
+  c.Send(ZT_DIR_INGRESS, Resp(1), 200);
+  CounterReport report;
+  producer.ReportCounters(&report);
+  std::map<std::string, uint64_t> line;
+  for (const auto& r : report.rows()) {
+    if (r.stats_key) line[r.stats_key] = r.value;
+  }
+  EXPECT_EQ(line["http_conns"], 1u);
+  EXPECT_EQ(line["http_exchanges"], 1u);
+  EXPECT_EQ(line["spans"], 1u);
+  EXPECT_EQ(line["not_http_conns"], 0u);
 }
 
 // A span unlike any HTTP span: more attributes (strings where HTTP spans have numbers and the
@@ -279,7 +381,7 @@ std::vector<trace::Span> RunExchanges(const WallClock& clock, bool hand_back) {
     if (hand_back) s = Leftover();
   }};
   MuteLog kernel;
-  HttpSpanProducer producer{&linker, &clock, {}, {}, &kernel};
+  ProtocolStage producer{MakeRegisteredProtocols({}), &linker, &clock, {}, &kernel};
   conn::ConnTable table{{}, &producer, nullptr, nullptr};
   Conn client(&table, 1, ZT_ROLE_CLIENT), server(&table, 2, ZT_ROLE_SERVER);
   client.Send(ZT_DIR_EGRESS,
@@ -304,7 +406,7 @@ std::vector<trace::Span> RunExchanges(const WallClock& clock, bool hand_back) {
   return out;
 }
 
-TEST(HttpSpansReuseTest, SpansBuiltIntoHandedBackSpansEqualFreshOnes) {
+TEST(StageReuseTest, SpansBuiltIntoHandedBackSpansEqualFreshOnes) {
   const WallClock clock;  // one for both runs: the same monotonic times give the same wall times
   const std::vector<trace::Span> fresh = RunExchanges(clock, false),
                                  reused = RunExchanges(clock, true);
@@ -337,4 +439,4 @@ TEST(HttpSpansReuseTest, SpansBuiltIntoHandedBackSpansEqualFreshOnes) {
 }
 
 }  // namespace
-}  // namespace zerotrace::agent
+}  // namespace zerotrace::protocols

@@ -1,0 +1,183 @@
+// zt_sockops modes that move bytes in unusual ways (MSG_PEEK, splice(), dup'd fds, io_uring),
+// and an echo the test drives line by line.
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "sockops_lib.h"
+
+namespace zt_sockops {
+namespace {
+
+// The server peeks at "hello-peek" with recv, recvmsg and recvmmsg (MSG_PEEK), then reads it.
+void Peek(uint16_t port) {
+  ForkServer(Bind(AF_INET, SOCK_STREAM, port), [](int lfd) {
+    int fd = Accept(lfd);
+    char buf[16];
+    int peeks = 0;
+    for (long n = 0; n < 10; ++peeks) {  // until all 10 bytes are queued
+      AwaitReady(fd, POLLIN, "no request");
+      n = Sys(recv(fd, buf, 10, MSG_PEEK), "recv MSG_PEEK");
+      Expect(n > 0, "EOF before the request");
+    }
+    iovec iov{buf, 10};
+    msghdr msg = Msg(&iov, 1);
+    Expect(Sys(recvmsg(fd, &msg, MSG_PEEK), "recvmsg MSG_PEEK") == 10, "short recvmsg peek");
+    mmsghdr mm{};
+    mm.msg_hdr = Msg(&iov, 1);
+    Expect(Sys(recvmmsg(fd, &mm, 1, MSG_PEEK, nullptr), "recvmmsg MSG_PEEK") == 1, "recvmmsg peek");
+    Say("server_peeks=%d", peeks + 2);
+    Say("server_read=%s", ReadExact(fd, 10).c_str());
+    WriteAll(fd, "ok");
+    CloseAtEof(fd);
+  });
+  int fd = Connect(AF_INET, port);
+  WriteAll(fd, "hello-peek");
+  Expect(ReadExact(fd, 2) == "ok", "bad reply");
+  CloseAndWait(fd);
+}
+
+// Moves n bytes from `from` to `to` with splice() (one of them is a pipe).
+void SpliceAll(int from, int to, size_t n) {
+  for (size_t moved = 0; moved < n;) {
+    long r = Sys(splice(from, nullptr, to, nullptr, n - moved, 0), "splice");
+    Expect(r > 0, "splice moved nothing");
+    moved += r;
+  }
+}
+
+// The server splices "request-1" out of the socket into a pipe and "reply-1" from a pipe into
+// the socket, then reads "request-2" and writes "reply-2" with plain syscalls.
+void SpliceMode(uint16_t port) {
+  ForkServer(Bind(AF_INET, SOCK_STREAM, port), [](int lfd) {
+    int fd = Accept(lfd);
+    int p[2];
+    Sys(pipe(p), "pipe");
+    SpliceAll(fd, p[1], 9);
+    Expect(ReadExact(p[0], 9) == "request-1", "bad spliced request");
+    WriteAll(p[1], "reply-1");
+    SpliceAll(p[0], fd, 7);
+    Say("server_spliced_in=9 server_spliced_out=7");
+    Expect(ReadExact(fd, 9) == "request-2", "bad request-2");
+    WriteAll(fd, "reply-2");
+    CloseAtEof(fd);
+  });
+  int fd = Connect(AF_INET, port);
+  WriteAll(fd, "request-1");
+  Expect(ReadExact(fd, 7) == "reply-1", "bad reply-1");
+  WriteAll(fd, "request-2");
+  Expect(ReadExact(fd, 7) == "reply-2", "bad reply-2");
+  CloseAndWait(fd);
+}
+
+// The client writes "one" on its connect fd, moves it with dup2() to fd 100 and closes the
+// first, writes "two", makes a third fd with fcntl(F_DUPFD_CLOEXEC) and writes "three" on it,
+// then reads "ok" on fd 100. The server moves its accepted fd with dup3() to fd 101.
+void Dup(uint16_t port) {
+  ForkServer(Bind(AF_INET, SOCK_STREAM, port), [](int lfd) {
+    int accepted = Accept(lfd);
+    int fd = Sys(dup3(accepted, 101, O_CLOEXEC), "dup3");
+    close(accepted);
+    Say("server_read=%s", ReadExact(fd, 11).c_str());
+    WriteAll(fd, "ok");
+    CloseAtEof(fd);
+  });
+  int first = Connect(AF_INET, port);
+  WriteAll(first, "one");
+  int fd = Sys(dup2(first, 100), "dup2");
+  close(first);
+  WriteAll(fd, "two");
+  int third = Sys(fcntl(fd, F_DUPFD_CLOEXEC, 0), "fcntl F_DUPFD_CLOEXEC");
+  WriteAll(third, "three");
+  Expect(ReadExact(fd, 2) == "ok", "bad reply");
+  Say("client_fds=%d,%d,%d", first, fd, third);
+  close(third);
+  CloseAndWait(fd);
+}
+
+// The client sends "ring" with an io_uring IORING_OP_SEND, then "after" with write().
+void Uring(uint16_t port) {
+  ForkServer(Bind(AF_INET, SOCK_STREAM, port), [](int lfd) {
+    int fd = Accept(lfd);
+    Say("server_read=%s", ReadExact(fd, 9).c_str());
+    WriteAll(fd, "ok");
+    CloseAtEof(fd);
+  });
+  int fd = Connect(AF_INET, port);
+  io_uring_params p{};
+  int ring = Sys(syscall(__NR_io_uring_setup, 4, &p), "io_uring_setup");
+  Expect(p.features & IORING_FEAT_SINGLE_MMAP, "io_uring without IORING_FEAT_SINGLE_MMAP");
+  const size_t ring_bytes = std::max(p.sq_off.array + p.sq_entries * sizeof(unsigned),
+                                     p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe));
+  auto* rings = static_cast<char*>(mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE,
+                                        MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING));
+  auto* sqes = static_cast<io_uring_sqe*>(mmap(nullptr, p.sq_entries * sizeof(io_uring_sqe),
+                                               PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                                               ring, IORING_OFF_SQES));
+  Expect(rings != MAP_FAILED && sqes != MAP_FAILED, "io_uring mmap failed");
+  auto at = [rings](uint32_t off) { return reinterpret_cast<unsigned*>(rings + off); };
+  const unsigned tail = *at(p.sq_off.tail), index = tail & *at(p.sq_off.ring_mask);
+  static char payload[] = "ring";
+  io_uring_sqe& sqe = sqes[index];
+  memset(&sqe, 0, sizeof(sqe));
+  sqe.opcode = IORING_OP_SEND;
+  sqe.fd = fd;
+  sqe.addr = reinterpret_cast<uint64_t>(payload);
+  sqe.len = 4;
+  sqe.user_data = 1;
+  at(p.sq_off.array)[index] = index;
+  __atomic_store_n(at(p.sq_off.tail), tail + 1, __ATOMIC_RELEASE);
+  Sys(syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, nullptr, 0),
+      "io_uring_enter");
+  const unsigned head = __atomic_load_n(at(p.cq_off.head), __ATOMIC_ACQUIRE);
+  auto* cqes = reinterpret_cast<io_uring_cqe*>(rings + p.cq_off.cqes);
+  const io_uring_cqe& cqe = cqes[head & *at(p.cq_off.ring_mask)];
+  Expect(cqe.user_data == 1 && cqe.res == 4, "io_uring send: res " + std::to_string(cqe.res));
+  __atomic_store_n(at(p.cq_off.head), head + 1, __ATOMIC_RELEASE);
+  Say("client_uring_send=4");
+  WriteAll(fd, "after");
+  Expect(ReadExact(fd, 2) == "ok", "bad reply");
+  close(ring);
+  CloseAndWait(fd);
+}
+
+// Echo driven by stdin: the client sends each line it reads (without the newline) and reads
+// the server's echo, until a line "end". The test acts between lines.
+void Echo(uint16_t port) {
+  ForkServer(Bind(AF_INET, SOCK_STREAM, port), [](int lfd) {
+    int fd = Accept(lfd);
+    char buf[4096];
+    while (long n = Sys(read(fd, buf, sizeof(buf)), "read")) WriteAll(fd, std::string_view(buf, n));
+    close(fd);
+  });
+  int fd = Connect(AF_INET, port);
+  Say("connected");
+  std::string line;
+  char c = 0;
+  while (Sys(read(STDIN_FILENO, &c, 1), "read stdin") == 1) {
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    if (line == "end") break;
+    WriteAll(fd, line);
+    Expect(ReadExact(fd, line.size()) == line, "bad echo");
+    Say("echoed=%zu", line.size());
+    line.clear();
+  }
+  CloseAndWait(fd);
+}
+
+}  // namespace
+
+const Mode kEdgeModes[] = {
+    {"peek", "PORT", [](uint16_t p, size_t) { Peek(p); }},
+    {"splice", "PORT", [](uint16_t p, size_t) { SpliceMode(p); }},
+    {"dup", "PORT", [](uint16_t p, size_t) { Dup(p); }},
+    {"uring", "PORT", [](uint16_t p, size_t) { Uring(p); }},
+    {"echo", "PORT", [](uint16_t p, size_t) { Echo(p); }},
+};
+const size_t kEdgeModeCount = sizeof(kEdgeModes) / sizeof(kEdgeModes[0]);
+
+}  // namespace zt_sockops

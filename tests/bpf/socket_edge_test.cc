@@ -1,0 +1,159 @@
+// Real kernel, real processes: bytes moved in unusual ways (MSG_PEEK, splice, dup'd fds,
+// io_uring, muted connections) keep every stream position exact, and each is counted.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "subprocess.h"
+#include "trace_asserts.h"
+#include "trace_session.h"
+
+namespace zerotrace::testing {
+namespace {
+
+using std::chrono::seconds;
+
+uint64_t Counter(TraceSession& s, int counter) { return s.tracer().ReadCounters()[counter]; }
+
+// The close record of a connection, once it arrived.
+Record CloseOf(TraceSession& s, uint64_t conn_id) {
+  std::vector<Record> closes;
+  s.WaitUntil([&](const std::vector<Record>&) {
+    closes = s.Select([&](const Record& r) {
+      return r.hdr.type == ZT_EV_CONN_CLOSE && r.hdr.conn_id == conn_id;
+    });
+    return !closes.empty();
+  });
+  EXPECT_EQ(closes.size(), 1u) << "closes of conn " << conn_id;
+  return closes.empty() ? Record{} : closes[0];
+}
+
+// A peek copies bytes that stay queued: only the read that takes them moves the stream.
+TEST(SocketEdge, PeekNeverAdvancesTheStream) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const uint64_t peeks_before = Counter(session, ZT_CNT_PEEK_SKIPPED);
+  auto kv = RunSockops({"peek", std::to_string(FreePort())});
+  ASSERT_GE(kv["server_peeks"], 3);
+  const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
+  const Record close = CloseOf(session, s.hdr.conn_id);
+  EXPECT_EQ(close.close.received_bytes, 10u);
+  const std::vector<Record> in = session.DataOf(kv["server_pid"], s.hdr.conn_id, ZT_DIR_INGRESS);
+  ASSERT_EQ(in.size(), 1u) << "peeks emitted data";
+  EXPECT_EQ(in[0].data.syscall, ZT_SYS_READ);
+  EXPECT_EQ(in[0].data.syscall_pos, 0u);
+  EXPECT_EQ(in[0].payload, "hello-peek");
+  EXPECT_GE(Counter(session, ZT_CNT_PEEK_SKIPPED) - peeks_before, uint64_t(kv["server_peeks"]));
+}
+
+// splice() moves bytes without a user buffer: their sizes still advance the stream (a gap), so
+// what follows on the connection sits at its true position.
+TEST(SocketEdge, SpliceCountsItsBytesInTheRightDirection) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const uint64_t splices_before = Counter(session, ZT_CNT_SPLICE);
+  auto kv = RunSockops({"splice", std::to_string(FreePort())});
+  ASSERT_EQ(kv["server_spliced_in"], 9);
+  const long pid = kv["server_pid"];
+  const Record s = OneOpen(session, pid, ZT_ROLE_SERVER);
+  const Record close = CloseOf(session, s.hdr.conn_id);
+  EXPECT_EQ(close.close.received_bytes, 18u);
+  EXPECT_EQ(close.close.sent_bytes, 14u);
+  for (const auto& [dir, sys, size, rest] :
+       {std::tuple{ZT_DIR_INGRESS, ZT_SYS_SPLICE_READ, 9u, "request-2"},
+        std::tuple{ZT_DIR_EGRESS, ZT_SYS_SPLICE_WRITE, 7u, "reply-2"}}) {
+    const std::vector<Record> data = session.DataOf(pid, s.hdr.conn_id, dir);
+    ASSERT_FALSE(data.empty());
+    uint64_t spliced = 0;
+    for (const Record& r : data) {
+      if (r.data.syscall != sys) continue;
+      EXPECT_EQ(r.data.captured, 0u);  // sizes only
+      EXPECT_EQ(r.data.syscall_pos, spliced);
+      spliced += r.data.byte_count;
+    }
+    EXPECT_EQ(spliced, size);
+    EXPECT_EQ(Chunks(data), (std::vector<Chunk>{{size, rest}}));
+  }
+  // The client used plain syscalls: its streams are whole.
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  EXPECT_EQ(TraceSession::Reassemble(
+                WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 18)),
+            "request-1request-2");
+  EXPECT_GE(Counter(session, ZT_CNT_SPLICE) - splices_before, 2u);
+}
+
+// dup2/dup3/fcntl(F_DUPFD) make more fds for one socket: they share its connection (one id,
+// one role, one open and one close event) and its stream positions.
+TEST(SocketEdge, DupdFdsShareTheirSocketsConnection) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const uint64_t shared_before = Counter(session, ZT_CNT_DUP_SHARED);
+  auto kv = RunSockops({"dup", std::to_string(FreePort())});
+  ASSERT_EQ(kv["server_pid"] > 0, true);
+  const long client = kv["client_pid"], server = kv["server_pid"];
+  const Record c = OneOpen(session, client, ZT_ROLE_CLIENT);
+  const Record close = CloseOf(session, c.hdr.conn_id);
+  EXPECT_EQ(close.close.sent_bytes, 11u);
+  EXPECT_EQ(close.close.received_bytes, 2u);
+  EXPECT_EQ(session.OpensOf(client).size(), 1u) << "a dup'd fd became a connection of its own";
+  const std::vector<Record> out = session.DataOf(client, c.hdr.conn_id, ZT_DIR_EGRESS);
+  EXPECT_EQ(Chunks(out), (std::vector<Chunk>{{0, "one"}, {3, "two"}, {6, "three"}}));
+  for (const Record& r : out) EXPECT_EQ(r.hdr.fd, c.hdr.fd);  // the fd userspace knows it by
+  for (const Record& r : out) EXPECT_LT(r.hdr.ts_ns, close.hdr.ts_ns);
+
+  const Record s = OneOpen(session, server, ZT_ROLE_SERVER);
+  EXPECT_EQ(session.OpensOf(server).size(), 1u);
+  EXPECT_EQ(TraceSession::Reassemble(WaitData(session, server, s.hdr.conn_id, ZT_DIR_INGRESS, 11)),
+            "onetwothree");
+  EXPECT_EQ(CloseOf(session, s.hdr.conn_id).close.received_bytes, 11u);
+  EXPECT_GE(Counter(session, ZT_CNT_DUP_SHARED) - shared_before, 3u);
+}
+
+// io_uring moves bytes without socket syscalls: not seen, but counted.
+TEST(SocketEdge, IoUringOnATrackedSocketIsCounted) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const uint64_t before = Counter(session, ZT_CNT_IO_URING);
+  auto kv = RunSockops({"uring", std::to_string(FreePort())});
+  ASSERT_EQ(kv["client_uring_send"], 4);
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  CloseOf(session, c.hdr.conn_id);
+  EXPECT_GE(Counter(session, ZT_CNT_IO_URING) - before, 1u);
+}
+
+// A muted connection sends sizes only because userspace asked: that is not a truncation, so
+// capture_truncated keeps meaning "bytes the capture limit cost us".
+TEST(SocketEdge, MutedConnectionsAreNotCountedAsTruncated) {
+  Subprocess echo({ZT_SOCKOPS, "echo", std::to_string(FreePort())});
+  std::map<std::string, long> kv;
+  while (auto line = echo.ReadLine(seconds(10))) {
+    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
+    if (line->find("connected") != std::string::npos) break;
+  }
+  ASSERT_GT(kv["client_pid"], 0);
+  probes::TracerConfig cfg;
+  cfg.pids = {static_cast<uint32_t>(kv["client_pid"])};
+  cfg.capture_bytes = 4;  // "muted" (5 bytes) is more than the capture limit
+  TraceSession session(cfg);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  echo.WriteStdin("hi\n");  // within the limit; makes the connection known (found on first use)
+  ASSERT_TRUE(echo.WaitForLine("echoed=2", seconds(10)));
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_UNKNOWN);
+  WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_INGRESS, 2);
+  const uint64_t truncated_before = Counter(session, ZT_CNT_CAPTURE_TRUNCATED);
+  session.tracer().MutePayload(c.hdr.tgid, c.hdr.fd, c.hdr.conn_id);
+  echo.WriteStdin("muted\nend\n");
+  ASSERT_EQ(echo.Wait(seconds(10)), 0);
+  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 7);
+  auto in = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_INGRESS, 7);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].data.byte_count, 5u);
+  EXPECT_EQ(out[1].data.captured, 0u);  // muted: sizes only
+  ASSERT_EQ(in.size(), 2u);
+  EXPECT_EQ(Counter(session, ZT_CNT_CAPTURE_TRUNCATED), truncated_before);
+}
+
+}  // namespace
+}  // namespace zerotrace::testing

@@ -1,0 +1,45 @@
+#!/usr/bin/python3
+"""Requests on ONE keep-alive connection, in steps the test drives from stdin.
+
+Usage: stepped_client.py PORT
+Sends GET /r/1 at once and prints "response 1" once its response is complete. Then, per
+line "N" on stdin, sends the next N requests one after another (/r/2, /r/3, ...), printing
+"response K" for each. Exits at EOF on stdin.
+"""
+
+import socket
+import sys
+
+
+def read_response(s, buf):
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, v = line.split(b":", 1)
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    while len(rest) < length:
+        rest += s.recv(65536)
+    return rest[length:]
+
+
+def main():
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    buf = b""
+    n = 1
+    s.sendall(b"GET /r/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    print("sent 1", flush=True)
+    buf = read_response(s, buf)
+    print("response 1", flush=True)
+    for line in sys.stdin:
+        for _ in range(int(line)):
+            n += 1
+            s.sendall(b"GET /r/%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
+            buf = read_response(s, buf)
+            print("response %d" % n, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+// Agent: construction order (configuration before loading), the consumer loop, and the stop.
+#include "agent/agent.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "agent/heap_trim.h"
+#include "export/console_exporter.h"
+#include "export/console_tree_exporter.h"
+#include "export/jsonl_exporter.h"
+#include "export/otlp_config.h"
+#include "export/otlp_grpc_exporter.h"
+#include "export/otlp_http_exporter.h"
+#include "protocols/registry.h"
+
+namespace zerotrace::agent {
+namespace {
+
+using ull = unsigned long long;
+constexpr uint64_t kSecondNs = 1'000'000'000ULL;
+// How long the consumer waits for a new process's /proc read before going on with its comm (a
+// read takes well under a millisecond; a process stuck in the kernel can make it take seconds).
+constexpr std::chrono::milliseconds kProcessReadWait{20};
+
+std::vector<trace::ResourceAttribute> ResourceExtras(const OtelEnv& env) {
+  std::vector<trace::ResourceAttribute> out;
+  for (auto& [k, v] : env.resource_attributes) out.push_back({k, v});
+  return out;
+}
+
+const char* GetEnv(const char* name) { return std::getenv(name); }
+
+// Any thread: the export stage's atomics.
+ExportStats CollectExportStats(const exporter::ExportFanout* worker) {
+  ExportStats e;
+  if (!worker) return e;
+  const exporter::ExportTotals t = worker->Totals();
+  e.present = true;
+  e.queued = t.queued;
+  e.dropped_full = t.dropped_full;
+  e.dropped_stopping = t.dropped_stopping;
+  e.exported = t.exported;
+  e.export_failed = t.export_failed;
+  e.queue_depth = worker->queue_depth();
+  e.exporters = worker->ExporterCounters();
+  return e;
+}
+
+// Any thread: the TLS probe manager's atomics (null: --no-tls).
+TlsStats CollectTlsStats(const probes::TlsProbeStats* t) {
+  TlsStats s;
+  if (!t) return s;
+  s.present = true;
+  s.files_probed = t->files_probed.load();
+  s.files_attached = t->files_attached.load();
+  s.files_detached = t->files_detached.load();
+  s.attach_failed = t->attach_failed.load();
+  s.files_inspected = t->files_inspected.load();
+  s.events_dropped = t->events_dropped.load();
+  return s;
+}
+
+}  // namespace
+
+Agent::Agent(const Options& options) : options_(options) {}
+
+Agent::~Agent() = default;
+
+StatusOr<std::unique_ptr<Agent>> Agent::Configure(const Options& options) {
+  std::unique_ptr<Agent> a(new Agent(options));
+  a->otel_env_ = ReadOtelEnv(GetEnv);
+  for (const auto& w : a->otel_env_.warnings) {
+    std::fprintf(stderr, "zerotrace: warning: %s\n", w.c_str());
+  }
+  if (Status s = a->BuildExporters(); !s.ok()) return s;
+  // Bound before anything is loaded: a bad address or a port in use is a start-up error.
+  if (!options.metrics_addr.empty()) {
+    auto listening = MetricsServer::Listen(options.metrics_addr);
+    if (!listening.ok()) return listening.status();
+    a->metrics_ = std::move(listening.value());
+  }
+  return a;
+}
+
+// Local exporters (console, JSON lines) and the collector each get their own export thread.
+Status Agent::BuildExporters() {
+  const Options& o = options_;
+  if (!o.jsonl_path.empty()) {
+    auto jsonl = exporter::JsonlExporter::Open(o.jsonl_path);
+    if (!jsonl.ok()) return jsonl.status();
+    local_exporters_.push_back(std::move(jsonl.value()));
+  }
+  const ExporterChoice choice = ChooseExporters(o, otel_env_);
+  auto otlp = exporter::OtlpConfigFrom(GetEnv, o.otlp_endpoint, o.otlp_protocol, choice.otlp);
+  if (!otlp.ok()) return otlp.status();
+  if (otlp.value().has_value()) {
+    const exporter::OtlpConfig& cfg = *otlp.value();
+    std::unique_ptr<exporter::OtlpExporterBase> made;
+    Status status;
+    if (cfg.protocol == exporter::OtlpConfig::Protocol::kGrpc) {
+      auto e = exporter::OtlpGrpcExporter::Create(cfg);
+      if (e.ok()) made = std::move(e.value());
+      status = e.status();
+    } else {
+      auto e = exporter::OtlpHttpExporter::Create(cfg);
+      if (e.ok()) made = std::move(e.value());
+      status = e.status();
+    }
+    if (!made) return status;
+    otlp_exporter_ = made.get();
+    remote_exporters_.push_back(std::move(made));
+    flush_timeout_ = cfg.timeout;  // SIGTERM flushes within the export timeout
+  }
+  if (choice.console ||
+      (choice.console_if_alone && local_exporters_.empty() && remote_exporters_.empty())) {
+    if (o.console_format == "spans") {
+      local_exporters_.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
+    } else {
+      local_exporters_.push_back(std::make_unique<exporter::ConsoleTreeExporter>(stdout));
+    }
+  }
+  return Status::Ok();
+}
+
+Status Agent::Start(std::vector<std::string>* notes) {
+  const Options& o = options_;
+  if (Status s = probes::Preflight(&preflight_); !s.ok()) return s;
+  notes->insert(notes->end(), preflight_.notes.begin(), preflight_.notes.end());
+
+  probes::TracerConfig cfg;
+  cfg.self_tgid = static_cast<uint32_t>(getpid());
+  cfg.pids = o.pids;
+  cfg.capture_bytes = o.capture_bytes;
+  cfg.ringbuf_bytes = o.ringbuf_bytes;
+
+  if (!o.dump_events) {
+    std::vector<std::vector<std::unique_ptr<exporter::SpanExporter>>> groups;
+    groups.push_back(std::move(local_exporters_));
+    groups.push_back(std::move(remote_exporters_));
+    exporter::ExportWorkerOptions export_options;
+    export_options.on_output_closed = [this](const char* name) {  // `zerotrace | head`
+      std::fprintf(stderr, "zerotrace: exporter %s: its output has gone (EPIPE); stopping\n",
+                   name);
+      output_closed_.store(true);
+    };
+    export_ = std::make_unique<exporter::ExportFanout>(export_options, std::move(groups));
+  }
+  // Linked spans go to the export queues from the consumer thread; TryPush never blocks.
+  linker_ = std::make_unique<trace::SpanLinker>([w = export_.get()](trace::Span&& span) {
+    if (w) w->TryPush(std::move(span));
+  });
+  protocols::ProtocolOptions protocol_options;
+  protocol_options.infer_routes = o.infer_routes;
+  protocols_ = std::make_unique<protocols::ProtocolStage>(
+      protocols::MakeRegisteredProtocols(protocol_options), linker_.get(), &clock_,
+      ResourceExtras(otel_env_), &kernel_state_);
+  dumper_ = std::make_unique<EventDumper>(stdout, &clock_);
+  pipeline_ = std::make_unique<Pipeline>(conn::ConnTableLimits{}, protocols_.get(), &kernel_state_);
+  if (!o.service_name_map.empty()) {
+    pipeline_->processes().set_name_map(std::make_shared<conn::ServiceNameMap>(o.service_name_map));
+  }
+  // /proc and executables are read on a thread of their own: a lookup waits this long at most.
+  pipeline_->processes().StartReader(kProcessReadWait);
+  probes::RecordSink* sink =
+      o.dump_events ? static_cast<probes::RecordSink*>(dumper_.get()) : pipeline_.get();
+
+  auto started = probes::SocketTracer::Start(cfg, preflight_.tracefs, sink, notes);
+  if (!started.ok()) return started.status();
+  tracer_ = std::move(started.value());
+  kernel_state_.set_tracer(tracer_.get());
+  // TLS: load on the socket tracer's maps, then probe every TLS library file in use (and the
+  // host's, for processes that load one later) before reporting that tracing started.
+  if (o.tls) {
+    auto tls =
+        probes::TlsTracer::Start(cfg, *tracer_, preflight_.tracefs, notes, o.tls_per_function);
+    if (!tls.ok()) return tls.status();
+    tls_tracer_ = std::move(tls.value());
+    probes::TlsProbeOptions tls_options;
+    tls_options.self_pid = cfg.self_tgid;
+    tls_options.pids = o.pids;
+    tls_probes_ = std::make_unique<probes::TlsProbeManager>(tls_tracer_.get(), tls_options);
+    tls_probes_->Start();
+    pipeline_->set_tls_probes(tls_probes_.get());
+  }
+  if (metrics_) {
+    // The metrics thread: consumer-owned stats through the board, the rest read directly.
+    metrics_->Start([this] {
+      AgentSnapshot snap = Snapshot(tracer_->ReadCounters());
+      if (auto consumer = board_.Fresh(std::chrono::milliseconds(500))) snap.consumer = *consumer;
+      snap.programs = tracer_->ReadProgramStats();
+      snap.process = ReadProcessStats();
+      return PrometheusText(snap);
+    });
+    notes->push_back("metrics at " + metrics_->url());
+  }
+  return Status::Ok();
+}
+
+// Consumer thread only: what its stages count now.
+ConsumerStats Agent::CollectConsumerStats() const {
+  ConsumerStats c;
+  c.records = pipeline_->records();
+  c.decode_errors = pipeline_->decode_errors() + dumper_->decode_errors();
+  CounterReport report;
+  protocols_->ReportCounters(&report);
+  linker_->ReportCounters(&report);
+  pipeline_->table().ReportCounters(&report);
+  c.rows = std::move(report.rows());
+  return c;
+}
+
+// Any thread but the consumer's stats, which the caller adds.
+AgentSnapshot Agent::Snapshot(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const {
+  AgentSnapshot s;
+  s.kernel = kernel;
+  s.exports = CollectExportStats(export_.get());
+  s.tls = CollectTlsStats(tls_probes_ ? &tls_probes_->stats() : nullptr);
+  return s;
+}
+
+void Agent::PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const {
+  AgentSnapshot s = Snapshot(kernel);
+  s.consumer = CollectConsumerStats();
+  std::fprintf(stderr, "%s\n", StatsLine(s).c_str());
+}
+
+void Agent::Run(const std::atomic<bool>* stop) {
+  const Options& o = options_;
+  HeapTrimmer heap_trimmer;
+  const uint64_t start = WallClock::MonotonicNow();
+  const uint64_t deadline =
+      o.duration_s > 0 ? start + static_cast<uint64_t>(o.duration_s * 1e9) : UINT64_MAX;
+  uint64_t next_tick = start + kSecondNs;
+  const uint64_t stats_every = static_cast<uint64_t>(o.stats_interval_s * 1e9);
+  uint64_t next_stats = o.stats_interval_s > 0 ? start + stats_every : UINT64_MAX;
+  while (!stop->load() && !output_closed_.load()) {
+    const int n = tracer_->Poll(100);
+    if (n < 0 && n != -EINTR) {
+      std::fprintf(stderr, "zerotrace: reading the ring buffer failed: %d\n", n);
+      break;
+    }
+    if (o.dump_events && !dumper_->Flush()) break;  // stdout's reader has gone
+    const uint64_t now = WallClock::MonotonicNow();
+    // Drained: every event before now is in. Cut short under overload: those before the
+    // newest one delivered are.
+    linker_->Tick(tracer_->drained() ? now : tracer_->newest_record_ns());
+    pipeline_->table().RefreshProcesses();
+    if (board_.Wanted()) board_.Publish(CollectConsumerStats());
+    if (now >= deadline) break;
+    if (now >= next_tick) {
+      pipeline_->table().ExpireIdle(now);
+      protocols_->Expire(pipeline_->table(), now);
+      heap_trimmer.Tick(now);  // after a burst, RSS falls back instead of staying at its peak
+      clock_.Resample();       // follows NTP steps and suspends
+      next_tick = now + kSecondNs;
+    }
+    if (now >= next_stats) {
+      PrintStats(tracer_->ReadCounters());
+      next_stats = now + stats_every;
+    }
+  }
+}
+
+void Agent::Stop() {
+  if (metrics_) metrics_->Stop();  // it reads the tracer, which goes next
+  tracer_->Poll(0);                // what is already in the ring buffer (bounded under load)
+  pipeline_->table().CloseAll();   // complete exchanges become spans, in-flight ones errors
+  linker_->Flush();
+  const auto kernel_counters = tracer_->ReadCounters();
+  // Detaching waits for RCU grace periods; flush the exporters meanwhile.
+  std::thread detach([this] {
+    const uint64_t t0 = WallClock::MonotonicNow();
+    if (tls_probes_) tls_probes_->Stop();  // detaches the uprobes; its stats stay readable
+    const uint64_t t1 = WallClock::MonotonicNow();
+    tls_tracer_.reset();
+    const uint64_t t2 = WallClock::MonotonicNow();
+    tracer_.reset();
+    if (options_.verbose) {
+      std::fprintf(stderr,
+                   "zerotrace: detached TLS uprobes in %llu ms, TLS programs in %llu ms, "
+                   "socket programs in %llu ms\n",
+                   (ull)((t1 - t0) / 1000000), (ull)((t2 - t1) / 1000000),
+                   (ull)((WallClock::MonotonicNow() - t2) / 1000000));
+    }
+  });
+  if (otlp_exporter_) {
+    otlp_exporter_->BeginShutdown(std::chrono::steady_clock::now() + flush_timeout_);
+  }
+  if (export_) export_->Stop(flush_timeout_);
+  detach.join();
+  std::fflush(stdout);
+  PrintStats(kernel_counters);  // final: after the flush
+}
+
+}  // namespace zerotrace::agent

@@ -1,0 +1,81 @@
+// The agent: owns every stage of the data flow (probes -> conn -> protocols -> trace ->
+// export), wires them together, runs the consumer loop and stops it in order.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/event_dump.h"
+#include "agent/metrics_server.h"
+#include "agent/options.h"
+#include "agent/pipeline.h"
+#include "agent/self_metrics.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "export/export_fanout.h"
+#include "export/otlp_exporter_base.h"
+#include "probes/preflight.h"
+#include "probes/socket_tracer.h"
+#include "probes/tls_tracer.h"
+#include "protocols/stage.h"
+#include "trace/span_linker.h"
+
+namespace zerotrace::agent {
+
+class Agent {
+ public:
+  // Everything that can be checked before anything is loaded: exporters (a bad path or
+  // endpoint), the metrics listener (a bad address, a port in use). Errors here are the
+  // user's configuration: exit status 2.
+  static StatusOr<std::unique_ptr<Agent>> Configure(const Options& options);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Preflight, then load and attach the probes (exit status 1 on failure). `notes` gets one
+  // line per thing the user should know (a hook this kernel lacks, a TLS library not probed).
+  Status Start(std::vector<std::string>* notes);
+  // Consumes the ring buffer until *stop is set or --duration ends.
+  void Run(const std::atomic<bool>* stop);
+  // Stops in order: what is in flight becomes spans, the probes detach, the exporters flush
+  // within the flush timeout. The final stats line goes to stderr.
+  void Stop();
+  // How long a stop may take before the watchdog ends the process.
+  std::chrono::milliseconds flush_timeout() const { return flush_timeout_; }
+
+ private:
+  explicit Agent(const Options& options);
+  Status BuildExporters();
+  ConsumerStats CollectConsumerStats() const;
+  AgentSnapshot Snapshot(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const;
+  void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const;
+
+  Options options_;
+  OtelEnv otel_env_;  // the OTEL_* variables, read once
+  WallClock clock_;
+  std::atomic<bool> output_closed_{false};  // an exporter's output has gone (EPIPE): stop
+  std::chrono::milliseconds flush_timeout_{1500};
+  // Export: local exporters (console, JSON lines) and the collector, each group on its own
+  // thread behind a bounded queue.
+  std::vector<std::unique_ptr<exporter::SpanExporter>> local_exporters_, remote_exporters_;
+  exporter::OtlpExporterBase* otlp_exporter_ = nullptr;  // owned by export_
+  std::unique_ptr<exporter::ExportFanout> export_;
+  std::unique_ptr<MetricsServer> metrics_;
+  // The consumer thread's stages, in data-flow order.
+  std::unique_ptr<trace::SpanLinker> linker_;
+  TracerKernelState kernel_state_;
+  std::unique_ptr<protocols::ProtocolStage> protocols_;
+  std::unique_ptr<EventDumper> dumper_;
+  std::unique_ptr<Pipeline> pipeline_;
+  // Probes.
+  probes::PreflightReport preflight_;
+  std::unique_ptr<probes::SocketTracer> tracer_;
+  std::unique_ptr<probes::TlsTracer> tls_tracer_;
+  std::unique_ptr<probes::TlsProbeManager> tls_probes_;
+  ConsumerStatsBoard board_;
+};
+
+}  // namespace zerotrace::agent

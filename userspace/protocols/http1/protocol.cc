@@ -1,0 +1,183 @@
+// Http1Protocol: detection on request lines; sessions wrap an Http1Stitcher.
+#include "protocols/http1/protocol.h"
+
+#include <string_view>
+
+#include "protocols/http1/head.h"
+#include "protocols/http1/stitcher.h"
+#include "trace/span_linker.h"
+
+namespace zerotrace::protocols::http1 {
+namespace {
+
+Verdict ToVerdict(Detection d) {
+  switch (d) {
+    case Detection::kYes:
+      return Verdict::kYes;
+    case Detection::kMaybe:
+      return Verdict::kMaybe;
+    case Detection::kNo:
+      break;
+  }
+  return Verdict::kNo;
+}
+
+// The value of the first request-id header (see trace::IsCorrelationHeader), or empty.
+std::string_view CorrelationOf(const HttpRequest& req) {
+  char lower[32];
+  for (const auto field : req.headers) {
+    if (field.name.size() > sizeof(lower)) continue;
+    for (size_t i = 0; i < field.name.size(); i++) {
+      const char ch = field.name[i];  // ASCII only: no locale call per byte
+      lower[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
+    }
+    if (trace::IsCorrelationHeader(std::string_view(lower, field.name.size()))) return field.value;
+  }
+  return {};
+}
+
+class Http1Session final : public Session, RequestListener {
+ public:
+  Http1Session(const SessionContext& context, const SpanOptions* options, Http1Stats* stats,
+               std::vector<HttpExchange>* exchanges)
+      : context_(context), options_(options), stitcher_(stats), exchanges_(*exchanges) {
+    stitcher_.set_listener(this);
+  }
+
+  void Advance(conn::ByteStream& requests, conn::ByteStream& responses, uint64_t now_ns,
+               SessionOutput* out) override {
+    out_ = out;
+    stitcher_.Advance(requests, responses, now_ns, &exchanges_);
+    Emit(now_ns);
+  }
+  void Close(conn::ByteStream& requests, conn::ByteStream& responses, CloseReason reason,
+             uint64_t now_ns, SessionOutput* out) override {
+    out_ = out;
+    stitcher_.OnClose(requests, responses, reason, &exchanges_);
+    Emit(now_ns);
+  }
+  void Expire(uint64_t now_ns, SessionOutput* out) override {
+    out_ = out;
+    stitcher_.Expire(now_ns, &exchanges_);
+    Emit(now_ns);
+  }
+  bool Left() const override { return stitcher_.tunneled(); }
+
+ private:
+  // Hot path: the stitcher parsed a request head.
+  void OnRequestStart(uint64_t seq, const HttpRequest& req) override {
+    RequestStarted& r = out_->AddStart();
+    r.id = seq;
+    r.start_ns = req.start_ts_ns;
+    r.tid = req.start_tid;
+    r.stream_pos = req.start_pos;
+    r.operation.assign(req.method).append(" ").append(req.target);
+    r.correlation.assign(CorrelationOf(req));
+    auto traceparent = req.headers.Get("traceparent");
+    r.traceparent.assign(traceparent ? *traceparent : std::string_view());
+    auto tracestate = req.headers.Get("tracestate");
+    r.tracestate.assign(tracestate ? *tracestate : std::string_view());
+  }
+
+  void Emit(uint64_t finished_ns) {
+    for (const HttpExchange& x : exchanges_) {
+      BuildExchange(x, context_, *options_, finished_ns, &out_->AddExchange());
+    }
+    exchanges_.clear();
+    out_ = nullptr;
+  }
+
+  SessionContext context_;
+  const SpanOptions* options_;
+  Http1Stitcher stitcher_;
+  SessionOutput* out_ = nullptr;  // the call in progress's output
+  // The protocol's, shared by its sessions (they run one at a time on the consumer thread):
+  // one per connection would keep its capacity, ~0.5 KB per idle connection.
+  std::vector<HttpExchange>& exchanges_;
+};
+
+}  // namespace
+
+Http1Protocol::Http1Protocol(const ProtocolOptions& options) {
+  span_options_.infer_routes = options.infer_routes;
+}
+
+protocols::Detection Http1Protocol::DetectStart(const StartBytes& b) const {
+  if (b.role != ZT_ROLE_CLIENT && b.role != ZT_ROLE_SERVER) {
+    // Who is the client is not known: a request line in either direction tells.
+    const Detection out = DetectHttp1Request(b.sent), in = DetectHttp1Request(b.received);
+    if (out == Detection::kYes) return {Verdict::kYes, ZT_ROLE_CLIENT};
+    if (in == Detection::kYes) return {Verdict::kYes, ZT_ROLE_SERVER};
+    if (out == Detection::kNo && in == Detection::kNo) return {};
+    return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
+  }
+  const std::string_view req = b.role == ZT_ROLE_CLIENT ? b.sent : b.received;
+  const std::string_view resp = b.role == ZT_ROLE_CLIENT ? b.received : b.sent;
+  // The peer spoke first (a server-first protocol such as SMTP or MySQL): not HTTP.
+  if (req.empty() && !resp.empty()) return {};
+  return {ToVerdict(DetectHttp1Request(req)), b.role};
+}
+
+// A whole request line at a syscall's start: the client side wrote it, the server read it.
+protocols::Detection Http1Protocol::DetectResync(const ResyncBytes& b) const {
+  const uint8_t role = b.direction == ZT_DIR_EGRESS ? ZT_ROLE_CLIENT : ZT_ROLE_SERVER;
+  if (b.role != ZT_ROLE_UNKNOWN && b.role != role) return {};
+  const Verdict v = ToVerdict(DetectHttp1Request(b.bytes));
+  return {v, v == Verdict::kYes ? role : uint8_t{ZT_ROLE_UNKNOWN}};
+}
+
+std::unique_ptr<Session> Http1Protocol::NewSession(const SessionContext& context) {
+  conns_++;
+  return std::make_unique<Http1Session>(context, &span_options_, &stats_, &exchanges_);
+}
+
+void Http1Protocol::ReportCounters(CounterReport* r) const {
+  const Http1Stats& h = stats_;
+  r->Counter("http_conns", "zerotrace_http_conns_total", "connections detected as HTTP/1.x",
+             conns_);
+  r->Counter("http_exchanges", "zerotrace_http_exchanges_total",
+             "HTTP exchanges emitted, error exchanges included", h.exchanges);
+  r->Counter("http_parse_errors", "zerotrace_http_parse_errors_total",
+             "malformed HTTP start lines, headers or chunk framing", h.parse_errors);
+  r->Counter("http_resyncs", "zerotrace_http_resyncs_total",
+             "times an HTTP parser scanned for the next message start", h.resyncs);
+  r->Counter(nullptr, "zerotrace_http_requests_parsed_total", "HTTP request heads parsed",
+             h.requests_parsed);
+  r->Counter(nullptr, "zerotrace_http_responses_parsed_total", "HTTP final response heads parsed",
+             h.responses_parsed);
+  r->Counter("http_unpaired_requests", "zerotrace_http_unpaired_requests_total",
+             "requests dropped because pairing became uncertain", h.unpaired_requests);
+  r->Counter("http_unpaired_responses", "zerotrace_http_unpaired_responses_total",
+             "responses not paired (stale, ambiguous, unsolicited)", h.unpaired_responses);
+  r->Counter(nullptr, "zerotrace_http_ambiguous_responses_total",
+             "responses that could answer more than one request", h.ambiguous_responses);
+  r->Counter(nullptr, "zerotrace_http_unfinished_unobserved_total",
+             "requests in flight when the agent stopped following their connection (eviction, "
+             "idle expiry)",
+             h.unfinished_unobserved);
+  r->Counter(nullptr, "zerotrace_http_unfinished_shutdown_total",
+             "requests in flight when the agent stopped (reported as agent_shutdown errors)",
+             h.unfinished_shutdown);
+  r->Counter(nullptr, "zerotrace_http_timeouts_total", "exchanges emitted with error timeout",
+             h.timeouts);
+  r->Counter("http_dropped_gap", "zerotrace_http_dropped_gap_total",
+             "HTTP messages dropped for a gap at their start or in their headers",
+             h.dropped_gap_at_start + h.dropped_gap_in_headers);
+  r->Counter("http_framing_conflicts", "zerotrace_http_framing_conflicts_total",
+             "requests with both Content-Length and Transfer-Encoding (error spans)",
+             h.framing_conflicts);
+  r->Counter(nullptr, "zerotrace_http_doubtful_requests_total",
+             "requests inside the body of such a request (not paired: the server may not have "
+             "seen them as requests)",
+             h.doubtful_requests);
+  r->Counter("http_heads_cut", "zerotrace_http_heads_cut_total",
+             "message heads longer than the capture limit, kept up to the cut", h.heads_cut);
+  r->Counter(nullptr, "zerotrace_http_tunnels_total",
+             "connections that left HTTP/1.x (101 upgrade, CONNECT)", h.tunnels);
+}
+
+std::unique_ptr<Protocol> MakeProtocol(const ProtocolOptions& options) {
+  return std::make_unique<Http1Protocol>(options);
+}
+
+}  // namespace zerotrace::protocols::http1

@@ -1,0 +1,52 @@
+// Writes a span's attributes over those already in its vector, in order, reusing their
+// strings: a span built into a recycled one costs no allocation once its strings are large
+// enough.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "trace/span.h"
+
+namespace zerotrace::trace {
+
+class AttributeWriter {
+ public:
+  // Continues after the first `kept` attributes already in *v (0: starts over).
+  explicit AttributeWriter(std::vector<Attribute>* v, size_t kept = 0) : v_(*v), n_(kept) {}
+  void Add(std::string_view key, std::string_view value) {
+    Attribute& a = Next(key);
+    if (auto* s = std::get_if<std::string>(&a.value)) {
+      s->assign(value);
+    } else {
+      a.value.emplace<std::string>(value);
+    }
+  }
+  void Add(std::string_view key, const char* value) { Add(key, std::string_view(value)); }
+  void Add(std::string_view key, int64_t value) { Next(key).value = value; }
+  void Add(std::string_view key, bool value) { Next(key).value = value; }
+  bool Has(std::string_view key) const {
+    for (size_t i = 0; i < n_; i++) {
+      if (v_[i].key == key) return true;
+    }
+    return false;
+  }
+  size_t size() const { return n_; }
+  // Drops what is left of the old attributes.
+  void Done() { v_.resize(n_); }
+
+ private:
+  Attribute& Next(std::string_view key) {
+    if (n_ == v_.size()) v_.push_back({key, int64_t{0}});
+    Attribute& a = v_[n_++];
+    a.key = key;
+    return a;
+  }
+  std::vector<Attribute>& v_;
+  size_t n_ = 0;
+};
+
+}  // namespace zerotrace::trace
