@@ -9,7 +9,9 @@
 //
 // Servers print "ready" once listening; the client prints "local_port P" after its first
 // request (with --wait-go it then waits for a line on stdin) and "done" at the end. With
-// --wait-start it prints "started" and waits for a line on stdin before its first request.
+// --wait-start it prints "started" and waits for a line on stdin before its first request, and
+// after "done" it waits for stdin to close before it exits (so the agent may read its /proc
+// entry whenever it likes: a process that is gone leaves only its 15-byte task name).
 package main
 
 import (
@@ -168,6 +170,9 @@ func client(port, cafile string, n int, waitGo, waitStart bool) {
 		}
 	}
 	fmt.Println("done")
+	if waitStart {
+		io.Copy(io.Discard, stdin)
+	}
 }
 
 // bench makes n requests for /hello on one keep-alive connection (tests/bench/probes).
