@@ -112,9 +112,10 @@ protocols::Detection Http1Protocol::DetectStart(const StartBytes& b) const {
     return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
   }
   const std::string_view req = b.role == ZT_ROLE_CLIENT ? b.sent : b.received;
-  const std::string_view resp = b.role == ZT_ROLE_CLIENT ? b.received : b.sent;
-  // The peer spoke first (a server-first protocol such as SMTP or MySQL): not HTTP.
-  if (req.empty() && !resp.empty()) return {};
+  // Only the peer's bytes so far: a server-first protocol (SMTP, MySQL), or a response whose
+  // record overtook its request's (TLS probes emit at the calls' returns, and the reader's
+  // return can run before the writer's on another CPU). The request side decides.
+  if (req.empty()) return {Verdict::kMaybe, b.role};
   return {ToVerdict(DetectHttp1Request(req)), b.role};
 }
 
