@@ -112,10 +112,17 @@ protocols::Detection Http1Protocol::DetectStart(const StartBytes& b) const {
     return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
   }
   const std::string_view req = b.role == ZT_ROLE_CLIENT ? b.sent : b.received;
-  // Only the peer's bytes so far: a server-first protocol (SMTP, MySQL), or a response whose
-  // record overtook its request's (TLS probes emit at the calls' returns, and the reader's
-  // return can run before the writer's on another CPU). The request side decides.
-  if (req.empty()) return {Verdict::kMaybe, b.role};
+  const std::string_view resp = b.role == ZT_ROLE_CLIENT ? b.received : b.sent;
+  // Only the peer's bytes so far. A response whose record overtook its request's (TLS probes
+  // emit at the calls' returns, and a reader's return can run before its writer's on another
+  // CPU): the request side decides. Anything else is a server-first protocol (SMTP, MySQL,
+  // websocket frames after an upgrade): not HTTP.
+  if (req.empty()) {
+    constexpr std::string_view kVersion = "HTTP/1.";
+    const size_t n = std::min(resp.size(), kVersion.size());
+    if (resp.substr(0, n) != kVersion.substr(0, n)) return {};
+    return {Verdict::kMaybe, b.role};
+  }
   return {ToVerdict(DetectHttp1Request(req)), b.role};
 }
 
