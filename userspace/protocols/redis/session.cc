@@ -261,10 +261,11 @@ void RedisSession::OnReplyLoss(conn::ByteStream& responses) {
   }
   resp_parser_.Reset();
   resp_skipping_ = true;
-  if (head_ < entries_.size())
+  if (head_ < entries_.size()) {
     Unalign();
-  else
+  } else {
     entries_.emplace_back().marker = true;  // the lost bytes may hold more replies
+  }
 }
 
 // True when `v` is a confirmation of the (un)subscribe `head`.
