@@ -101,6 +101,9 @@ struct SessionContext {
   bool tls = false;               // the streams are TLS plaintext
   // Formatted once per connection; lives as long as the session.
   const trace::ConnEndpoints* endpoints = nullptr;
+  // Claimed mid-stream (DetectResync): answers to requests sent before the session's first
+  // one may still arrive.
+  bool mid_stream = false;
 };
 
 // One connection's parser and stitcher. `requests` is the client-to-server stream (what a

@@ -133,7 +133,7 @@ void ProtocolStage::DetectAtStart(conn::Connection& c, ConnState& s, uint64_t ts
   for (const auto& p : protocols_) {
     const Detection d = p->DetectStart(bytes);
     if (d.verdict == Verdict::kYes) {
-      Claim(c, s, p.get(), KnownRole(d.role) ? d.role : s.role);
+      Claim(c, s, p.get(), KnownRole(d.role) ? d.role : s.role, false);
       Advance(c, s, ts_ns);
       return;
     }
@@ -174,7 +174,7 @@ void ProtocolStage::Resync(conn::Connection& c, ConnState& s, const conn::DataCh
         }
         Drain(other);
         stats_.conns_resynced++;
-        Claim(c, s, p.get(), d.role);
+        Claim(c, s, p.get(), d.role, true);
         Advance(c, s, chunk.ts_ns);
         return;
       }
@@ -191,7 +191,8 @@ void ProtocolStage::Resync(conn::Connection& c, ConnState& s, const conn::DataCh
   }
 }
 
-void ProtocolStage::Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_t role) {
+void ProtocolStage::Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_t role,
+                          bool mid_stream) {
   s.protocol = p;
   s.role = role;
   s.mode = ConnState::Mode::kActive;
@@ -204,7 +205,7 @@ void ProtocolStage::Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_
   e.remote_address = c.tuple.RemoteAddress();
   e.local_port = c.tuple.local_port;
   e.remote_port = c.tuple.remote_port;
-  s.session = p->NewSession(SessionContext{role, c.tls, &s.endpoints});
+  s.session = p->NewSession(SessionContext{role, c.tls, &s.endpoints, mid_stream});
 }
 
 void ProtocolStage::Mute(conn::Connection& c, ConnState& s) {
