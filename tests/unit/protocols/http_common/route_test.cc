@@ -1,15 +1,15 @@
 // Specification of route templates, target splitting, query redaction and header privacy.
-#include "protocols/http1/route.h"
+#include "protocols/http_common/route.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace zerotrace::protocols::http1 {
+namespace zerotrace::protocols::http_common {
 namespace {
 
-TEST(Http1Route, RouteInference) {
+TEST(HttpRoute, RouteInference) {
   struct Case {
     std::string path;
     std::string route;
@@ -35,7 +35,7 @@ TEST(Http1Route, RouteInference) {
   for (const Case& tc : cases) EXPECT_EQ(InferRoute(tc.path), tc.route) << tc.path;
 }
 
-TEST(Http1Route, SplitTarget) {
+TEST(HttpRoute, SplitTarget) {
   struct Case {
     std::string target;
     std::string scheme, authority, path, query;
@@ -60,7 +60,7 @@ TEST(Http1Route, SplitTarget) {
   }
 }
 
-TEST(Http1Route, RedactQuery) {
+TEST(HttpRoute, RedactQuery) {
   struct Case {
     std::string query;
     std::string redacted;
@@ -79,7 +79,7 @@ TEST(Http1Route, RedactQuery) {
   for (const Case& tc : cases) EXPECT_EQ(RedactQuery(tc.query), tc.redacted) << tc.query;
 }
 
-TEST(Http1Route, SensitiveHeaders) {
+TEST(HttpRoute, SensitiveHeaders) {
   struct Case {
     std::string name;
     bool sensitive;
@@ -111,4 +111,4 @@ TEST(Http1Route, SensitiveHeaders) {
 }
 
 }  // namespace
-}  // namespace zerotrace::protocols::http1
+}  // namespace zerotrace::protocols::http_common
