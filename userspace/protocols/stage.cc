@@ -308,6 +308,7 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     r.correlation = rs.correlation;
     r.traceparent = rs.traceparent;
     r.tracestate = rs.tracestate;
+    r.multiplexed = rs.multiplexed;
     if (s.handles.size() >= kMaxPendingRequests) {  // dropped by loss, never to finish
       stats_.pending_dropped++;
       linker_->Abandon(s.handles.front().second);
