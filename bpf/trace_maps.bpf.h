@@ -8,6 +8,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include <zerotrace/events.h>
+#include <zerotrace/maps.h>
 
 /* Load-time configuration, set by the loader before load (per object, to the same values). */
 const volatile __u32 self_tgid = 0;      /* the agent: never traced */
@@ -17,10 +18,6 @@ const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_M
  * timed poll. Batching wakeups saves a context switch per record. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
-struct conn_key {
-	__u32 tgid;
-	__u32 fd;
-};
 
 /* What the kernel remembers about one tracked connection. */
 struct conn_state {

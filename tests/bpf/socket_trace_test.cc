@@ -601,7 +601,7 @@ TEST(AgentCli, StartupErrorsAreActionable) {
        1,
        "root is required"},
       {{ZT_AGENT, "--capture-bytes", "999999"}, 2, "--capture-bytes"},
-      {{ZT_AGENT, "--ringbuf-bytes", "12345", "--duration", "1"}, 1, "power of two"},
+      {{ZT_AGENT, "--ringbuf-bytes", "12345", "--duration", "1"}, 2, "power of two"},
       {{ZT_AGENT, "--jsonl", "/nonexistent-dir/x.jsonl"}, 2, "/nonexistent-dir/x.jsonl"},
       {{ZT_AGENT, "--no-such-flag"}, 2, "--no-such-flag"},
   };

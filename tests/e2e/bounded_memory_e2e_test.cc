@@ -307,6 +307,9 @@ TEST_F(TinyRingBufferTest, DropsAreCountedStreamsResyncAndNothingIsMispaired) {
   std::map<int64_t, std::map<std::string, int>> per_conn;  // nginx: client port -> path -> n
   for (pid_t pid : {nginx.pid(), load.pid()}) {
     for (const auto& s : SpansOf(pid)) {
+      // A request still waiting when the agent stopped (its answer lost with the drops) is an
+      // error span without a response: not a pairing, right or wrong.
+      if (s.Str("error.type") == "agent_shutdown" && !s.Has("http.response.status_code")) continue;
       const auto path = s.Str("url.path");
       const auto it = path ? sizes.find(*path) : sizes.end();
       if (it == sizes.end() || s.Int("http.response.status_code") != 200 ||

@@ -114,8 +114,8 @@ class TlsE2eTest : public AgentTest {
     const auto xs = Items(n);
     EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port,
                                              "zt-node-https/1.0", server_service)));
-    EXPECT_TRUE(
-        SpansAre(client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-node-https/1.0", {"node"})));
+    EXPECT_TRUE(SpansAre(client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-node-https/1.0",
+                                                {"https_client", "node"})));
   }
 
   // nginx (one process) with TLS on its port; `location` is the body of "location / {}".
@@ -402,8 +402,8 @@ TEST_F(TlsE2eTest, NodeHttpsServerAndCurlReportEachExchangeAsHttps) {
     bound = FreshCounter("tls_bound_by_read");
   EXPECT_TRUE(bound && *bound > *before) << "node's session was not bound by its read";
   StopAgent();
-  EXPECT_TRUE(SpansAre(
-      srv.pid, HttpsSpans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(), {"node"})));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, curl.local_ports[0],
+                                           CurlUserAgent(), {"https_server"})));
   EXPECT_TRUE(SpansAre(curl.pid, HttpsSpans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"})));
 }
 
@@ -425,9 +425,9 @@ TEST_F(TlsE2eTest, NodeOutgoingHttpsCallWhileServingIsBoundToItsOwnSocket) {
   std::vector<WantSpan> node_spans;
   for (int i = 0; i < kCalls; i++) {
     const auto in = HttpsSpans(kServer, {{"GET", target, 200, kHelloBody}}, srv.port,
-                               curl.local_ports[0], CurlUserAgent(), {"node"});
+                               curl.local_ports[0], CurlUserAgent(), {"https_server"});
     const auto out = HttpsSpans(kClient, {{"GET", "/hello", 200, kHelloBody}}, upstream.port, 0,
-                                "zt-node-fetch/1.0", {"node"});
+                                "zt-node-fetch/1.0", {"https_server"});
     node_spans.push_back(in[0]);
     node_spans.push_back(out[0]);
   }
@@ -451,7 +451,7 @@ TEST_F(TlsE2eTest, NodeHttpsClientKeepAliveToPythonServerPairsEveryRequest) {
 // Both ends over memory buffers, on one node: 300 requests on one keep-alive connection.
 TEST_F(TlsE2eTest, NodeHttpsClientToNodeHttpsServerKeepAliveThreeHundredRequests) {
   const Proc srv = StartHttpsNode();
-  ExpectNodeClientKeepAlive(srv, 300, {"node"});
+  ExpectNodeClientKeepAlive(srv, 300, {"https_server"});
 }
 
 // python's asyncio streams run OpenSSL (the shared libssl) over memory BIOs too: its
@@ -467,8 +467,8 @@ TEST_F(TlsE2eTest, PythonAsyncioHttpsClientOverMemoryBiosPairsEveryRequest) {
 
   ASSERT_TRUE(AwaitSpans({{srv.pid, kRequests}, {client.pid, kRequests}}, 30s));
   const auto xs = Items(kRequests);
-  EXPECT_TRUE(SpansAre(
-      srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port, "zt-asyncio/1.0", {"node"})));
+  EXPECT_TRUE(SpansAre(srv.pid, HttpsSpans(kServer, xs, srv.port, client.local_port,
+                                           "zt-asyncio/1.0", {"https_server"})));
   EXPECT_TRUE(SpansAre(client.pid, HttpsSpans(kClient, xs, srv.port, 0, "zt-asyncio/1.0",
                                               PythonClientService("asyncio_tls_client"))));
 }

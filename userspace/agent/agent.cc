@@ -21,14 +21,17 @@ namespace {
 
 using ull = unsigned long long;
 constexpr uint64_t kSecondNs = 1'000'000'000ULL;
+// How long the consumer waits for a new process's /proc read before going on with its comm (a
+// read takes well under a millisecond; a process stuck in the kernel can make it take seconds).
+constexpr std::chrono::milliseconds kProcessReadWait{20};
 
-std::vector<trace::ResourceAttribute> ResourceExtras() {
+std::vector<trace::ResourceAttribute> ResourceExtras(const OtelEnv& env) {
   std::vector<trace::ResourceAttribute> out;
-  if (const char* env = std::getenv("OTEL_RESOURCE_ATTRIBUTES")) {
-    for (auto& [k, v] : ParseResourceAttributes(env)) out.push_back({k, v});
-  }
+  for (auto& [k, v] : env.resource_attributes) out.push_back({k, v});
   return out;
 }
+
+const char* GetEnv(const char* name) { return std::getenv(name); }
 
 // Any thread: the export stage's atomics.
 ExportStats CollectExportStats(const exporter::ExportFanout* worker) {
@@ -68,6 +71,10 @@ Agent::~Agent() = default;
 
 StatusOr<std::unique_ptr<Agent>> Agent::Configure(const Options& options) {
   std::unique_ptr<Agent> a(new Agent(options));
+  a->otel_env_ = ReadOtelEnv(GetEnv);
+  for (const auto& w : a->otel_env_.warnings) {
+    std::fprintf(stderr, "zerotrace: warning: %s\n", w.c_str());
+  }
   if (Status s = a->BuildExporters(); !s.ok()) return s;
   // Bound before anything is loaded: a bad address or a port in use is a start-up error.
   if (!options.metrics_addr.empty()) {
@@ -86,9 +93,8 @@ Status Agent::BuildExporters() {
     if (!jsonl.ok()) return jsonl.status();
     local_exporters_.push_back(std::move(jsonl.value()));
   }
-  auto otlp = exporter::OtlpConfigFrom(
-      [](const char* n) { return static_cast<const char*>(std::getenv(n)); }, o.otlp_endpoint,
-      o.otlp_protocol);
+  const ExporterChoice choice = ChooseExporters(o, otel_env_);
+  auto otlp = exporter::OtlpConfigFrom(GetEnv, o.otlp_endpoint, o.otlp_protocol, choice.otlp);
   if (!otlp.ok()) return otlp.status();
   if (otlp.value().has_value()) {
     const exporter::OtlpConfig& cfg = *otlp.value();
@@ -108,7 +114,8 @@ Status Agent::BuildExporters() {
     remote_exporters_.push_back(std::move(made));
     flush_timeout_ = cfg.timeout;  // SIGTERM flushes within the export timeout
   }
-  if ((local_exporters_.empty() && remote_exporters_.empty()) || o.console) {
+  if (choice.console ||
+      (choice.console_if_alone && local_exporters_.empty() && remote_exporters_.empty())) {
     if (o.console_format == "spans") {
       local_exporters_.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
     } else {
@@ -133,8 +140,13 @@ Status Agent::Start(std::vector<std::string>* notes) {
     std::vector<std::vector<std::unique_ptr<exporter::SpanExporter>>> groups;
     groups.push_back(std::move(local_exporters_));
     groups.push_back(std::move(remote_exporters_));
-    export_ = std::make_unique<exporter::ExportFanout>(exporter::ExportWorkerOptions{},
-                                                       std::move(groups));
+    exporter::ExportWorkerOptions export_options;
+    export_options.on_output_closed = [this](const char* name) {  // `zerotrace | head`
+      std::fprintf(stderr, "zerotrace: exporter %s: its output has gone (EPIPE); stopping\n",
+                   name);
+      output_closed_.store(true);
+    };
+    export_ = std::make_unique<exporter::ExportFanout>(export_options, std::move(groups));
   }
   // Linked spans go to the export queues from the consumer thread; TryPush never blocks.
   linker_ = std::make_unique<trace::SpanLinker>([w = export_.get()](trace::Span&& span) {
@@ -144,12 +156,14 @@ Status Agent::Start(std::vector<std::string>* notes) {
   protocol_options.infer_routes = o.infer_routes;
   protocols_ = std::make_unique<protocols::ProtocolStage>(
       protocols::MakeRegisteredProtocols(protocol_options), linker_.get(), &clock_,
-      ResourceExtras(), &kernel_state_);
+      ResourceExtras(otel_env_), &kernel_state_);
   dumper_ = std::make_unique<EventDumper>(stdout, &clock_);
   pipeline_ = std::make_unique<Pipeline>(conn::ConnTableLimits{}, protocols_.get(), &kernel_state_);
   if (!o.service_name_map.empty()) {
     pipeline_->processes().set_name_map(std::make_shared<conn::ServiceNameMap>(o.service_name_map));
   }
+  // /proc and executables are read on a thread of their own: a lookup waits this long at most.
+  pipeline_->processes().StartReader(kProcessReadWait);
   probes::RecordSink* sink =
       o.dump_events ? static_cast<probes::RecordSink*>(dumper_.get()) : pipeline_.get();
 
@@ -222,23 +236,25 @@ void Agent::Run(const std::atomic<bool>* stop) {
   uint64_t next_tick = start + kSecondNs;
   const uint64_t stats_every = static_cast<uint64_t>(o.stats_interval_s * 1e9);
   uint64_t next_stats = o.stats_interval_s > 0 ? start + stats_every : UINT64_MAX;
-  while (!stop->load()) {
+  while (!stop->load() && !output_closed_.load()) {
     const int n = tracer_->Poll(100);
     if (n < 0 && n != -EINTR) {
       std::fprintf(stderr, "zerotrace: reading the ring buffer failed: %d\n", n);
       break;
     }
-    if (o.dump_events) std::fflush(stdout);
+    if (o.dump_events && !dumper_->Flush()) break;  // stdout's reader has gone
     const uint64_t now = WallClock::MonotonicNow();
     // Drained: every event before now is in. Cut short under overload: those before the
     // newest one delivered are.
     linker_->Tick(tracer_->drained() ? now : tracer_->newest_record_ns());
+    pipeline_->table().RefreshProcesses();
     if (board_.Wanted()) board_.Publish(CollectConsumerStats());
     if (now >= deadline) break;
     if (now >= next_tick) {
       pipeline_->table().ExpireIdle(now);
       protocols_->Expire(pipeline_->table(), now);
       heap_trimmer.Tick(now);  // after a burst, RSS falls back instead of staying at its peak
+      clock_.Resample();       // follows NTP steps and suspends
       next_tick = now + kSecondNs;
     }
     if (now >= next_stats) {

@@ -54,7 +54,9 @@ class Agent {
   void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const;
 
   Options options_;
+  OtelEnv otel_env_;  // the OTEL_* variables, read once
   WallClock clock_;
+  std::atomic<bool> output_closed_{false};  // an exporter's output has gone (EPIPE): stop
   std::chrono::milliseconds flush_timeout_{1500};
   // Export: local exporters (console, JSON lines) and the collector, each group on its own
   // thread behind a bounded queue.

@@ -1,9 +1,12 @@
 // EventDumper: formats records; remembers each open connection until its close.
 #include "agent/event_dump.h"
 
+#include <cerrno>
 #include <cstring>
 
+#include "export/console_exporter.h"
 #include "probes/event_decode.h"
+#include "protocols/http_common/route.h"
 
 namespace zerotrace::agent {
 namespace {
@@ -28,8 +31,94 @@ const char* SyscallName(uint8_t sys) {
 }
 
 constexpr size_t kDumpBytes = 64;
+// Bytes of a payload redacted before the first kDumpBytes of the result are shown: enough
+// for any line that reaches into those first bytes.
+constexpr size_t kRedactWindow = 4096;
+
+bool IsTokenChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+// A request target with its query values and userinfo redacted.
+std::string RedactTarget(std::string_view target) {
+  std::string out;
+  const size_t scheme = target.find("://");
+  if (target.empty() || target.front() != '/') {
+    // absolute-form: "http://user:pass@host/path?q"
+    if (scheme != std::string_view::npos) {
+      const size_t host = scheme + 3;
+      const size_t end = std::min(target.find_first_of("/?#", host), target.size());
+      const size_t at = target.substr(host, end - host).rfind('@');
+      if (at != std::string_view::npos) {
+        out.append(target.substr(0, host)).append("REDACTED:REDACTED@");
+        target.remove_prefix(host + at + 1);
+      }
+    }
+  }
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return out.append(target);
+  const size_t hash = target.find('#', q);
+  const std::string_view query = target.substr(q + 1, hash == target.npos ? hash : hash - q - 1);
+  out.append(target.substr(0, q + 1)).append(protocols::http_common::RedactQuery(query));
+  if (hash != std::string_view::npos) out.append(target.substr(hash));
+  return out;
+}
+
+// One line (without its '\n', maybe with its '\r') as it may be shown.
+void AppendRedactedLine(std::string_view line, std::string* out) {
+  const bool cr = !line.empty() && line.back() == '\r';
+  const std::string_view text = cr ? line.substr(0, line.size() - 1) : line;
+  size_t token = 0;
+  while (token < text.size() && IsTokenChar(text[token])) token++;
+  if (token > 0 && token < text.size() && text[token] == ':') {
+    // A header line: "Name: value".
+    if (protocols::http_common::IsSensitiveHeader(text.substr(0, token))) {
+      out->append(text.substr(0, token)).append(": REDACTED");
+      if (cr) out->push_back('\r');
+      return;
+    }
+  } else if (token > 0 && token + 1 < text.size() && text[token] == ' ') {
+    // A request line: "METHOD target[ HTTP/1.1]" (cut short when the capture ended).
+    const std::string_view rest = text.substr(token + 1);
+    const size_t sp = rest.find(' ');
+    const std::string_view target = rest.substr(0, sp);
+    if (target.front() == '/' || target.find("://") != std::string_view::npos) {
+      out->append(text.substr(0, token + 1)).append(RedactTarget(target));
+      if (sp != std::string_view::npos) out->append(rest.substr(sp));
+      if (cr) out->push_back('\r');
+      return;
+    }
+  }
+  out->append(line);
+}
 
 }  // namespace
+
+std::string RedactPayload(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() + 16);
+  while (!bytes.empty()) {
+    const size_t nl = bytes.find('\n');
+    AppendRedactedLine(bytes.substr(0, nl), &out);
+    if (nl == std::string_view::npos) break;
+    out.push_back('\n');
+    bytes.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+bool EventDumper::Flush() {
+  if (std::fflush(out_) == 0) {
+    // Also when nothing more is written: `zerotrace --dump-events | head` ends.
+    if (!exporter::ReaderGone(out_)) return true;
+  } else if (errno != EPIPE) {
+    std::clearerr(out_);
+    return true;  // a passing failure (EAGAIN, EINTR): the dump goes on
+  }
+  std::fprintf(stderr, "zerotrace: the reader of stdout has gone; stopping\n");
+  return false;
+}
 
 std::string EscapeBytes(std::string_view bytes, size_t max_bytes) {
   std::string out;
@@ -66,6 +155,18 @@ std::string EscapeBytes(std::string_view bytes, size_t max_bytes) {
   if (bytes.size() > n) out += "...";
   return out;
 }
+
+namespace {
+
+// The first kDumpBytes of a payload, redacted and escaped, "..." when there is more.
+std::string Shown(std::string_view payload) {
+  const std::string redacted = RedactPayload(payload.substr(0, kRedactWindow));
+  std::string shown = EscapeBytes(redacted, kDumpBytes);
+  if (payload.size() > kRedactWindow && redacted.size() <= kDumpBytes) shown += "...";
+  return shown;
+}
+
+}  // namespace
 
 void EventDumper::OnRecord(const void* data, size_t size) {
   probes::EventView ev;
@@ -107,7 +208,7 @@ void EventDumper::OnRecord(const void* data, size_t size) {
                    d.direction == ZT_DIR_EGRESS ? "egress" : "ingress", SyscallName(d.syscall),
                    static_cast<unsigned long long>(d.stream_pos),
                    static_cast<unsigned long long>(d.syscall_pos), d.byte_count, d.captured,
-                   EscapeBytes(ev.payload, kDumpBytes).c_str());
+                   Shown(ev.payload).c_str());
       break;
     }
     case ZT_EV_CONN_CLOSE: {

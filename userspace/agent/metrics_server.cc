@@ -1,7 +1,8 @@
-// MetricsServer: plain sockets, poll() on the listener and an eventfd, one request per connection.
+// MetricsServer: non-blocking sockets, one poll() over the listener, an eventfd and every client.
 #include "agent/metrics_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -9,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -18,7 +20,9 @@ namespace zerotrace::agent {
 namespace {
 
 constexpr size_t kMaxRequestHead = 8192;
-constexpr int kClientTimeoutMs = 2000;
+// After the response: how long the client may take to close (reading its close avoids a
+// reset that could destroy the response in flight).
+constexpr std::chrono::milliseconds kLingerDeadline{1000};
 
 std::string Response(const char* status, const char* content_type, const std::string& body,
                      bool head_only, const char* extra_headers = "") {
@@ -27,16 +31,6 @@ std::string Response(const char* status, const char* content_type, const std::st
                     "\r\nConnection: close\r\n" + extra_headers + "\r\n";
   if (!head_only) out += body;
   return out;
-}
-
-// Writes all of `data` or gives up at the socket's send timeout.
-void WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
 }
 
 }  // namespace
@@ -110,7 +104,9 @@ StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Listen(std::string_view 
     }
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 16) != 0) {
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+        listen(fd, static_cast<int>(kMaxConnections)) != 0 ||
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
       last_error = std::strerror(errno);
       if (errno == EADDRINUSE) last_error += " (another process listens on this port)";
       close(fd);
@@ -160,39 +156,107 @@ void MetricsServer::Stop() {
 }
 
 void MetricsServer::Run() {
-  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  std::vector<pollfd> fds;
   for (;;) {
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
+    auto now = Clock::now();
+    // Whole-connection deadlines: a client that trickles is cut off however often it sends.
+    std::erase_if(conns_, [now](const Conn& c) {
+      if (now < c.deadline) return false;
+      close(c.fd);
+      return true;
+    });
+    auto wake = Clock::time_point::max();
+    for (const Conn& c : conns_) wake = std::min(wake, c.deadline);
+    const int timeout_ms =
+        wake == Clock::time_point::max()
+            ? -1
+            : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake - now).count());
+    fds.clear();
+    fds.push_back({wake_fd_, POLLIN, 0});
+    // At the connection cap the listener is not polled: the rest wait in its backlog.
+    fds.push_back({conns_.size() < kMaxConnections ? listen_fd_ : -1, POLLIN, 0});
+    for (const Conn& c : conns_) {
+      const bool writing = !c.response.empty() && !c.draining;
+      fds.push_back({c.fd, static_cast<short>(writing ? POLLOUT : POLLIN), 0});
     }
-    if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    Serve(fd);
-    close(fd);
+    if (poll(fds.data(), fds.size(), timeout_ms) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents) break;
+    // Clients first (fds[2 + i] is conns_[i]); new ones are appended after.
+    size_t kept = 0;
+    for (size_t i = 0; i < conns_.size(); i++) {
+      Conn& c = conns_[i];
+      const short revents = fds[2 + i].revents;
+      if (revents != 0 && !OnReady(c, revents)) {
+        close(c.fd);
+        continue;
+      }
+      if (kept != i) conns_[kept] = std::move(c);
+      kept++;
+    }
+    conns_.resize(kept);
+    if (fds[1].revents & POLLIN) AcceptAll();
+  }
+  for (const Conn& c : conns_) close(c.fd);
+  conns_.clear();
+}
+
+void MetricsServer::AcceptAll() {
+  while (conns_.size() < kMaxConnections) {
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;  // EAGAIN: none left; or a client already gone
+    Conn c;
+    c.fd = fd;
+    c.deadline = Clock::now() + kHeadDeadline;
+    conns_.push_back(std::move(c));
   }
 }
 
-void MetricsServer::Serve(int fd) {
-  timeval tv = {kClientTimeoutMs / 1000, (kClientTimeoutMs % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  std::string head;
+bool MetricsServer::OnReady(Conn& c, short revents) {
   char buf[2048];
-  while (head.find("\r\n\r\n") == std::string::npos) {
-    if (head.size() > kMaxRequestHead) {
-      WriteAll(fd, Response("431 Request Header Fields Too Large", "text/plain", "", false));
-      return;
+  if (c.draining) {
+    // Discards what the client still sends until it closes.
+    for (;;) {
+      const ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
+      if (n > 0) continue;
+      return n < 0 && (errno == EAGAIN || errno == EINTR);
     }
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // closed, or stalled past the timeout
-    head.append(buf, static_cast<size_t>(n));
   }
-  WriteAll(fd, MetricsResponse(head, body_));
-  shutdown(fd, SHUT_WR);
+  if (!c.response.empty()) return WriteResponse(c);
+  if (revents & (POLLERR | POLLHUP | POLLNVAL) && !(revents & POLLIN)) return false;
+  for (;;) {
+    const ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;  // the rest of the head later
+    if (n <= 0) return false;                   // closed before its head was complete
+    c.head.append(buf, static_cast<size_t>(n));
+    if (c.head.find("\r\n\r\n") != std::string::npos) {
+      c.response = MetricsResponse(c.head, body_);
+    } else if (c.head.size() > kMaxRequestHead) {
+      c.response = Response("431 Request Header Fields Too Large", "text/plain", "", false);
+    } else {
+      continue;
+    }
+    c.deadline = Clock::now() + kResponseDeadline;
+    return WriteResponse(c);
+  }
+}
+
+bool MetricsServer::WriteResponse(Conn& c) {
+  while (c.sent < c.response.size()) {
+    const ssize_t n =
+        send(c.fd, c.response.data() + c.sent, c.response.size() - c.sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;  // the socket buffer is full: more later
+    if (n <= 0) return false;
+    c.sent += static_cast<size_t>(n);
+  }
+  shutdown(c.fd, SHUT_WR);
+  c.draining = true;
+  c.deadline = std::min(c.deadline, Clock::now() + kLingerDeadline);
+  return true;
 }
 
 }  // namespace zerotrace::agent

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "base/status.h"
 
@@ -26,11 +28,17 @@ StatusOr<ListenAddress> ParseListenAddress(std::string_view address);
 std::string MetricsResponse(std::string_view request_head,
                             const std::function<std::string()>& body);
 
-// Serves one connection at a time, each closed after its response; a client that stalls is cut
-// off after a timeout. It shares nothing with the ring-buffer consumer but what `body` reads.
+// Serves many connections at once on one thread (poll, non-blocking sockets), each closed after
+// its response. Deadlines are per connection and whole, not per byte: the request head must
+// be in within kHeadDeadline of the accept, the response out within kResponseDeadline. So a
+// client trickling a byte a second, or a hundred of them, holds a slot for two seconds and
+// never a scrape. It shares nothing with the ring-buffer consumer but what `body` reads.
 class MetricsServer {
  public:
   using BodyFn = std::function<std::string()>;
+  static constexpr size_t kMaxConnections = 64;  // more wait in the listen backlog
+  static constexpr std::chrono::milliseconds kHeadDeadline{2000};
+  static constexpr std::chrono::milliseconds kResponseDeadline{10000};
 
   // Binds and listens now, so a bad address or a port in use is a start-up error.
   static StatusOr<std::unique_ptr<MetricsServer>> Listen(std::string_view address);
@@ -48,15 +56,30 @@ class MetricsServer {
   std::string url() const;
 
  private:
+  using Clock = std::chrono::steady_clock;
+  // One client connection, owned by the serving thread.
+  struct Conn {
+    int fd = -1;
+    std::string head;      // the request head as read so far
+    std::string response;  // set once the head is complete
+    size_t sent = 0;
+    bool draining = false;  // response sent and write side shut: reading until the peer closes
+    Clock::time_point deadline;
+  };
+
   MetricsServer() = default;
   void Run();
-  void Serve(int fd);
+  void AcceptAll();
+  // Reads or writes what the socket allows; false when the connection is done with.
+  bool OnReady(Conn& c, short revents);
+  bool WriteResponse(Conn& c);
 
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: Stop() wakes the poll
   std::string host_;
   uint16_t port_ = 0;
   BodyFn body_;
+  std::vector<Conn> conns_;  // serving thread only
   std::thread thread_;
 };
 

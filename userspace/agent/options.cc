@@ -1,9 +1,100 @@
-// Flag parsing with CLI11; every flag is documented in --help.
+// Flag parsing with CLI11 (every flag is documented in --help), and the OTEL_* variables.
 #include "agent/options.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
 
 namespace zerotrace::agent {
+namespace {
+
+// A year is longer than any sensible --duration or --stats-interval, and far from overflow.
+constexpr double kMaxSeconds = 366.0 * 24 * 3600;
+constexpr uint32_t kMaxRingbufBytes = 1u << 30;
+
+// Seconds as a plain number in [0, kMaxSeconds]; the message says what is wrong in words
+// (CLI11's own range check printed DBL_MAX with 300 digits).
+CLI::Validator Seconds() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const char* begin = text.c_str();
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(begin, &end);
+        if (end == begin || *end != '\0' || errno == ERANGE || !std::isfinite(v)) {
+          return "'" + text + "' is not a number of seconds (e.g. 30 or 0.5)";
+        }
+        if (v < 0 || v > kMaxSeconds) {
+          return "'" + text + "' is out of range: from 0 to 31622400 seconds (a year)";
+        }
+        return "";
+      },
+      "SECONDS");
+}
+
+CLI::Validator RingbufBytes() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const long page = sysconf(_SC_PAGESIZE);
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+        const bool number = end != text.c_str() && *end == '\0' && errno == 0 &&
+                            text.find('-') == std::string::npos;
+        if (!number || v < static_cast<unsigned long long>(page) || v > kMaxRingbufBytes ||
+            (v & (v - 1)) != 0) {
+          return "'" + text + "' must be a power of two from " + std::to_string(page) +
+                 " (the page size) to " + std::to_string(kMaxRingbufBytes) + " (1 GiB)";
+        }
+        return "";
+      },
+      "BYTES");
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding; nullopt for a '%' not followed by two hex digits.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
 
 StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
   *exit_now = false;
@@ -14,18 +105,20 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
   app.set_version_flag("--version", "zerotrace 0.1.0");
   app.add_flag("--dump-events", o.dump_events,
                "print every kernel event readably (time, pid/tid, comm, tuple, role, direction,"
-               " stream position, sizes, first bytes)");
+               " stream position, sizes, first bytes; query values and credential headers"
+               " redacted)");
   app.add_option("--duration", o.duration_s, "exit cleanly after this many seconds")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--pid", o.pids, "trace only this process id (repeatable)");
+      ->check(Seconds());
+  app.add_option("--pid", o.pids, "trace only this process id (repeatable; it must be running)");
   app.add_option("--capture-bytes", o.capture_bytes,
                  "payload bytes copied per syscall (default 16384, max 65536)")
       ->check(CLI::Range(0, ZT_MAX_CAPTURE));
   app.add_option("--ringbuf-bytes", o.ringbuf_bytes,
-                 "kernel ring buffer size, a power of two (default 8 MiB)");
+                 "kernel ring buffer size, a power of two (default 8 MiB)")
+      ->check(RingbufBytes());
   app.add_option("--stats-interval", o.stats_interval_s,
                  "seconds between self-metric summary lines on stderr (0: off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(Seconds());
   app.add_flag("--verbose,-v", o.verbose, "log loader details");
   app.add_option("--jsonl", o.jsonl_path,
                  "append spans to PATH as OTLP/JSON lines (one ExportTraceServiceRequest per "
@@ -70,53 +163,132 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
   } catch (const CLI::ParseError& e) {
     return Status::Error(e.what() + std::string("; see --help"));
   }
+  if (app.count("--otlp-endpoint") > 0 && Trim(o.otlp_endpoint).empty()) {
+    return Status::Error(
+        "--otlp-endpoint: empty; give a collector URL (e.g. http://localhost:4318), or leave "
+        "the flag out");
+  }
+  for (const uint32_t pid : o.pids) {
+    // Signal 0 only checks: ESRCH means no such process (EPERM: it exists, not ours).
+    if (pid == 0 || pid > INT32_MAX || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) {
+      return Status::Error("--pid " + std::to_string(pid) + ": no such process");
+    }
+  }
   for (const std::string& rules : name_maps) {
     if (Status s = o.service_name_map.Add(rules); !s.ok()) return s;
   }
   return o;
 }
 
-namespace {
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const std::string hex(s.substr(i + 1, 2));
-      char* end = nullptr;
-      const long v = std::strtol(hex.c_str(), &end, 16);
-      if (end == hex.c_str() + 2) {
-        out += static_cast<char>(v);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
-
-std::vector<std::pair<std::string, std::string>> ParseResourceAttributes(std::string_view env) {
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseResourceAttributes(
+    std::string_view env) {
   std::vector<std::pair<std::string, std::string>> out;
-  while (!env.empty()) {
+  for (int entry = 1; !env.empty(); entry++) {
     const size_t comma = env.find(',');
-    const std::string_view item = env.substr(0, comma);
+    const std::string_view item = Trim(env.substr(0, comma));
     env = comma == std::string_view::npos ? std::string_view() : env.substr(comma + 1);
+    if (item.empty()) continue;  // "a=1," and "a=1,,b=2": nothing there to be wrong
+    const std::string where = "entry " + std::to_string(entry);
     const size_t eq = item.find('=');
-    if (eq == std::string_view::npos) continue;
-    const std::string_view key = Trim(item.substr(0, eq));
-    if (key.empty()) continue;
-    out.emplace_back(PercentDecode(key), PercentDecode(Trim(item.substr(eq + 1))));
+    if (eq == std::string_view::npos) return Status::Error(where + " is not key=value");
+    const auto key = PercentDecode(Trim(item.substr(0, eq)));
+    const auto value = PercentDecode(Trim(item.substr(eq + 1)));
+    if (!key || !value) {
+      return Status::Error(where + " has a '%' not followed by two hex digits");
+    }
+    if (key->empty()) return Status::Error(where + " has an empty key");
+    out.emplace_back(std::move(*key), std::move(*value));
   }
   return out;
+}
+
+OtelEnv ReadOtelEnv(const exporter::GetEnvFn& getenv) {
+  OtelEnv env;
+  const auto get = [&getenv](const char* name) -> std::string_view {
+    const char* v = getenv(name);
+    return v == nullptr ? std::string_view() : Trim(v);
+  };
+  // Boolean per the specification: only "true" (any case) is true; other values warn.
+  const std::string disabled = Lower(get("OTEL_SDK_DISABLED"));
+  env.sdk_disabled = disabled == "true";
+  if (!disabled.empty() && disabled != "true" && disabled != "false") {
+    env.warnings.push_back("OTEL_SDK_DISABLED='" + std::string(get("OTEL_SDK_DISABLED")) +
+                           "' is neither true nor false; taken as false");
+  }
+
+  std::string_view list = get("OTEL_TRACES_EXPORTER");
+  bool none = false, other = false;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string name = Lower(Trim(list.substr(0, comma)));
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    if (name.empty()) continue;
+    if (name == "otlp") {
+      env.otlp = true;
+    } else if (name == "console") {
+      env.console = true;
+    } else if (name == "none") {
+      none = true;
+    } else {
+      other = true;
+      env.warnings.push_back("OTEL_TRACES_EXPORTER: '" + name +
+                             "' is not an exporter zerotrace has (otlp, console, none); ignored");
+    }
+  }
+  env.traces_exporter_set = none || env.otlp || env.console;
+  if (none && (env.otlp || env.console)) {
+    env.warnings.push_back(
+        "OTEL_TRACES_EXPORTER names none together with other exporters; none wins");
+  }
+  if (none) env.otlp = env.console = false;
+  if (other && !env.traces_exporter_set) {
+    env.warnings.push_back(
+        "OTEL_TRACES_EXPORTER names nothing zerotrace has: using the default "
+        "(OTLP when an endpoint is set, else the console)");
+  }
+
+  if (env.sdk_disabled) {
+    env.warnings.push_back(
+        "OTEL_SDK_DISABLED=true: the OTEL_* variables turn no span exporter on; spans are made "
+        "and counted, and only --jsonl, --console, --otlp-endpoint or --otlp-protocol export "
+        "them");
+  } else if (env.traces_exporter_set && !env.otlp &&
+             (!get("OTEL_EXPORTER_OTLP_ENDPOINT").empty() ||
+              !get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").empty())) {
+    env.warnings.push_back(
+        "an OTLP endpoint variable is set but OTEL_TRACES_EXPORTER does not name otlp: no OTLP "
+        "export");
+  }
+
+  if (const std::string_view attrs = get("OTEL_RESOURCE_ATTRIBUTES"); !attrs.empty()) {
+    auto parsed = ParseResourceAttributes(attrs);
+    if (parsed.ok()) {
+      env.resource_attributes = std::move(parsed.value());
+    } else {
+      env.warnings.push_back("OTEL_RESOURCE_ATTRIBUTES: " + parsed.status().message() +
+                             "; the whole variable is ignored");
+    }
+  }
+  return env;
+}
+
+ExporterChoice ChooseExporters(const Options& options, const OtelEnv& env) {
+  ExporterChoice c;
+  using Selection = exporter::OtlpEnvSelection;
+  if (env.sdk_disabled) {
+    c.otlp = Selection::kOff;
+    c.console = options.console;
+    c.console_if_alone = false;
+  } else if (env.traces_exporter_set) {
+    c.otlp = env.otlp ? Selection::kOn : Selection::kOff;
+    c.console = options.console || env.console;
+    c.console_if_alone = false;
+  } else {
+    c.otlp = Selection::kIfEndpointSet;
+    c.console = options.console;
+    c.console_if_alone = true;
+  }
+  return c;
 }
 
 }  // namespace zerotrace::agent

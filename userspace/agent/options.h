@@ -1,4 +1,4 @@
-// Command-line options of the agent.
+// Command-line options of the agent, and the standard OTEL_* variables it reads itself.
 #pragma once
 
 #include <zerotrace/events.h>
@@ -11,6 +11,7 @@
 
 #include "base/status.h"
 #include "conn/service_name_map.h"
+#include "export/otlp_config.h"
 
 namespace zerotrace::agent {
 
@@ -34,11 +35,41 @@ struct Options {
   conn::ServiceNameMap service_name_map;  // --service-name-map rules, in the order given
 };
 
-// OTEL_RESOURCE_ATTRIBUTES ("k=v,k2=v2", values percent-encoded) as key/value pairs;
-// malformed entries are skipped.
-std::vector<std::pair<std::string, std::string>> ParseResourceAttributes(std::string_view env);
-
-// Parses argv. Returns an error for bad values; sets *exit_now for --help/--version.
+// Parses argv. Returns an error for bad values (the agent exits 2): numbers out of range, a
+// --pid of no running process, an empty --otlp-endpoint. Sets *exit_now for --help/--version.
 StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now);
+
+// OTEL_RESOURCE_ATTRIBUTES ("k=v,k2=v2", values percent-encoded) as key/value pairs. As the
+// specification asks, any malformed entry (no '=', an empty key, a bad %-escape) makes the
+// whole variable an error; the caller reports it and uses none of it.
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseResourceAttributes(
+    std::string_view env);
+
+// The standard OpenTelemetry variables the agent reads itself (OTEL_EXPORTER_OTLP_* are read
+// by exporter::OtlpConfigFrom), per the specification's "Environment Variable Specification".
+struct OtelEnv {
+  // OTEL_TRACES_EXPORTER named otlp, console or none (a list; other names are warned about
+  // and ignored). False when unset or naming nothing else: the agent's default applies.
+  bool traces_exporter_set = false;
+  bool otlp = false, console = false;  // what it named ("none": neither)
+  bool sdk_disabled = false;           // OTEL_SDK_DISABLED=true (any case)
+  std::vector<std::pair<std::string, std::string>> resource_attributes;
+  std::vector<std::string> warnings;  // one line each, for stderr
+};
+OtelEnv ReadOtelEnv(const exporter::GetEnvFn& getenv);
+
+// Which span exporters run. Flags are explicit and always win: --jsonl, --console,
+// --otlp-endpoint and --otlp-protocol each turn theirs on. The variables select among the rest:
+// - OTEL_TRACES_EXPORTER=otlp: OTLP (default endpoint when none is set); =console: the
+//   console; =none: neither. Unset: OTLP when an endpoint variable is set, and the console
+//   when nothing else exports.
+// - OTEL_SDK_DISABLED=true: the variables turn no exporter on (as "none"); spans are still
+//   made and counted, and --metrics-addr serves; the flags still export.
+struct ExporterChoice {
+  exporter::OtlpEnvSelection otlp = exporter::OtlpEnvSelection::kIfEndpointSet;
+  bool console = false;          // runs beside the others
+  bool console_if_alone = true;  // runs when no other exporter does
+};
+ExporterChoice ChooseExporters(const Options& options, const OtelEnv& env);
 
 }  // namespace zerotrace::agent

@@ -116,13 +116,17 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
   const ExportStats& e = s.exports;
   if (e.present) {
     add("spans_exported", "zerotrace_spans_exported_total",
-        "spans in batches every exporter took without error", kCounter, e.exported);
+        "spans that reached their destination (file or stdout took them, collector accepted "
+        "them; once per exporter)",
+        kCounter, e.exported);
     add("spans_dropped_full", "zerotrace_spans_dropped_full_total",
         "spans refused because the export queue was full", kCounter, e.dropped_full);
     add("spans_dropped_stopping", "zerotrace_spans_dropped_stopping_total",
         "spans dropped because the agent was stopping", kCounter, e.dropped_stopping);
     add("spans_export_failed", "zerotrace_spans_export_failed_total",
-        "spans in batches an exporter failed on", kCounter, e.export_failed);
+        "spans that will never reach their destination (write failed, collector refused or "
+        "unreachable; once per exporter)",
+        kCounter, e.export_failed);
     for (const exporter::ExporterCounter& x : e.exporters) {
       add(x.key, std::string("zerotrace_") + x.key + "_total", x.help, kCounter, x.value);
     }

@@ -2,6 +2,7 @@
 #include "base/clock.h"
 
 #include <cstdio>
+#include <utility>
 
 namespace zerotrace {
 namespace {
@@ -14,17 +15,20 @@ uint64_t Read(clockid_t id) {
 
 }  // namespace
 
-WallClock::WallClock() {
-  uint64_t best_window = UINT64_MAX;
+WallClock::WallClock(ReadFn read) : read_(read ? std::move(read) : ReadFn(Read)) { Resample(); }
+
+void WallClock::Resample() {
+  uint64_t best_window = UINT64_MAX, offset = 0;
   for (int i = 0; i < 5; i++) {
-    const uint64_t m1 = Read(CLOCK_MONOTONIC);
-    const uint64_t r = Read(CLOCK_REALTIME);
-    const uint64_t m2 = Read(CLOCK_MONOTONIC);
+    const uint64_t m1 = read_(CLOCK_MONOTONIC);
+    const uint64_t r = read_(CLOCK_REALTIME);
+    const uint64_t m2 = read_(CLOCK_MONOTONIC);
     if (m2 - m1 < best_window) {
       best_window = m2 - m1;
-      offset_ns_ = r - (m1 + (m2 - m1) / 2);
+      offset = r - (m1 + (m2 - m1) / 2);
     }
   }
+  offset_ns_.store(offset, std::memory_order_relaxed);
 }
 
 uint64_t WallClock::MonotonicNow() { return Read(CLOCK_MONOTONIC); }

@@ -195,8 +195,8 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     cur.covered_to = end;
   }
   if (observer_) {
-    observer_->OnData(*c, DataChunk{d.direction, d.hdr.ts_ns, d.syscall_pos, d.stream_pos,
-                                    d.captured});
+    observer_->OnData(*c,
+                      DataChunk{d.direction, d.hdr.ts_ns, d.syscall_pos, d.stream_pos, d.captured});
   }
 }
 
@@ -263,6 +263,15 @@ void ConnTable::EvictOldest() {
   }
 }
 
+void ConnTable::RefreshProcesses() {
+  if (!processes_) return;
+  for (std::shared_ptr<const ProcessInfo>& info : processes_->Drain()) {
+    auto t = by_tgid_.find(info->pid);
+    if (t == by_tgid_.end()) continue;
+    for (uint64_t id : t->second) Find(id)->process = info;
+  }
+}
+
 void ConnTable::CloseAll() {
   std::vector<uint64_t> ids;
   ids.reserve(conns_.size());
@@ -288,7 +297,8 @@ void ConnTable::ReportCounters(CounterReport* r) const {
   r->Counter(nullptr, "zerotrace_stream_gap_bytes_total", "bytes skipped as gaps by stream readers",
              c.streams.gap_bytes);
   r->Counter("stream_bytes_dropped_cap", "zerotrace_stream_bytes_dropped_cap_total",
-             "captured bytes turned into a gap by a stream's buffer cap", c.streams.bytes_dropped_cap);
+             "captured bytes turned into a gap by a stream's buffer cap",
+             c.streams.bytes_dropped_cap);
   r->Counter(nullptr, "zerotrace_stream_bytes_duplicate_total",
              "captured bytes that arrived twice (overlapping records)", c.streams.bytes_duplicate);
   r->Counter("conns_tail_lost", "zerotrace_conns_tail_lost_total",
@@ -298,8 +308,8 @@ void ConnTable::ReportCounters(CounterReport* r) const {
              "connections ended by their process's exit", c.proc_exit_closed);
   r->Counter(nullptr, "zerotrace_conns_expired_idle_total",
              "connections freed after the idle timeout", c.expired_idle);
-  r->Counter("conns_evicted", "zerotrace_conns_evicted_total", "connections evicted at the table's cap",
-             c.evicted_cap);
+  r->Counter("conns_evicted", "zerotrace_conns_evicted_total",
+             "connections evicted at the table's cap", c.evicted_cap);
   r->Counter("conns_data_unknown", "zerotrace_conns_data_unknown_total",
              "data events for connections whose open event was lost", c.data_unknown_conn);
   r->Counter(nullptr, "zerotrace_conns_agent_peer_total",
@@ -308,6 +318,15 @@ void ConnTable::ReportCounters(CounterReport* r) const {
              {{"stage", "conn"}});
   r->Gauge(nullptr, "zerotrace_tracked_connections", "connections in the connection table",
            conns_.size());
+  if (processes_) {
+    const ProcessCacheStats& p = processes_->stats();
+    r->Counter(nullptr, "zerotrace_process_reads_total", "processes whose /proc entries were read",
+               p.reads);
+    r->Counter("process_reads_late", "zerotrace_process_reads_late_total",
+               "process reads that did not finish in time (the kernel's comm named the process "
+               "until they did)",
+               p.late);
+  }
 }
 
 }  // namespace zerotrace::conn

@@ -129,6 +129,9 @@ class ConnTable {
   void ExpireIdle(uint64_t now_ns);
   // Closes everything (agent exit) so observers can flush.
   void CloseAll();
+  // Process info read since (ProcessCache::Drain, when /proc is read on its own thread) goes
+  // to the connections of those processes (call about once per poll).
+  void RefreshProcesses();
 
   Connection* Find(uint64_t conn_id);
   // Calls fn on every live connection (not on the hot path: timers and diagnostics).

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <utility>
 
+#include "conn/process_reader.h"
+
 namespace zerotrace::conn {
 namespace {
 
@@ -172,6 +174,41 @@ ProcessCache::ProcessCache(size_t max_entries, std::string proc_root)
 ProcessCache::ProcessCache(size_t max_entries, ProcessInfoOptions options)
     : max_entries_(std::max<size_t>(max_entries, 1)), options_(std::move(options)) {}
 
+ProcessCache::~ProcessCache() = default;
+
+void ProcessCache::StartReader(std::chrono::microseconds wait) {
+  reader_ = std::make_unique<ProcessReader>(options_);
+  wait_ = wait;
+}
+
+// What a process is when /proc cannot tell (it is gone, or its read did not finish in time).
+ProcessInfo ProcessCache::Fallback(uint32_t pid, std::string_view comm) const {
+  ProcessInfo info;
+  info.pid = pid;
+  info.comm = comm;
+  info.partial = true;
+  info.service_name = comm.empty() ? "unknown_service" : std::string(comm);
+  info.name_map = options_.name_map;
+  if (const std::string* mapped =
+          options_.name_map ? options_.name_map->Find(info.comm, "") : nullptr) {
+    info.service_name = *mapped;
+    info.service_name_source = ServiceNameSource::kNameMap;
+  }
+  return info;
+}
+
+// The read of a process not seen before: on the reader thread with a bounded wait when there
+// is one (*late: it did not finish in time), else here.
+std::optional<ProcessInfo> ProcessCache::Read(uint32_t pid, bool* late) {
+  *late = false;
+  if (!reader_) return ReadProcessInfo(pid, options_);
+  reader_->Request(pid);
+  if (auto done = reader_->Await(pid, wait_)) return std::move(done->info);
+  *late = true;
+  ++stats_.late;
+  return std::nullopt;
+}
+
 std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
                                                            std::string_view comm_fallback) {
   if (auto it = entries_.find(pid); it != entries_.end()) {
@@ -180,19 +217,11 @@ std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
     return it->second.info;
   }
   ++stats_.reads;
-  std::optional<ProcessInfo> read = ReadProcessInfo(pid, options_);
+  bool late = false;
+  std::optional<ProcessInfo> read = Read(pid, &late);
   if (!read) {
-    ++stats_.gone;
-    read.emplace();
-    read->pid = pid;
-    read->comm = comm_fallback;
-    read->service_name = comm_fallback.empty() ? "unknown_service" : std::string(comm_fallback);
-    read->name_map = options_.name_map;
-    if (const std::string* mapped =
-            options_.name_map ? options_.name_map->Find(read->comm, "") : nullptr) {
-      read->service_name = *mapped;
-      read->service_name_source = ServiceNameSource::kNameMap;
-    }
+    if (!late) ++stats_.gone;
+    read = Fallback(pid, comm_fallback);
   }
   if (entries_.size() >= max_entries_) {
     entries_.erase(lru_.back());
@@ -203,6 +232,7 @@ std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
   Entry& entry = entries_[pid];
   entry.info = std::make_shared<const ProcessInfo>(std::move(*read));
   entry.lru = lru_.begin();
+  entry.reading = late;
   return entry.info;
 }
 
@@ -217,12 +247,35 @@ void ProcessCache::Refresh(uint32_t pid) {
   auto it = entries_.find(pid);
   if (it == entries_.end()) return;
   ++stats_.reads;
+  if (reader_) {  // the new image's info arrives through Drain; the old one serves meanwhile
+    reader_->Request(pid);
+    it->second.reading = true;
+    return;
+  }
   // A process that exec'd and exited at once keeps its old entry until Forget().
   if (std::optional<ProcessInfo> read = ReadProcessInfo(pid, options_)) {
     it->second.info = std::make_shared<const ProcessInfo>(std::move(*read));
   } else {
     ++stats_.gone;
   }
+}
+
+std::vector<std::shared_ptr<const ProcessInfo>> ProcessCache::Drain() {
+  std::vector<std::shared_ptr<const ProcessInfo>> updated;
+  if (!reader_) return updated;
+  for (ProcessReader::Result& r : reader_->TakeFinished()) {
+    auto it = entries_.find(r.pid);
+    // Reads of processes that exited meanwhile, or that a lookup already took, are dropped.
+    if (it == entries_.end() || !it->second.reading) continue;
+    it->second.reading = false;
+    if (!r.info) {  // it exec'd or started and exited at once: keep what is known
+      ++stats_.gone;
+      continue;
+    }
+    it->second.info = std::make_shared<const ProcessInfo>(std::move(*r.info));
+    updated.push_back(it->second.info);
+  }
+  return updated;
 }
 
 }  // namespace zerotrace::conn

@@ -1,6 +1,7 @@
 // Process metadata for traced pids (names, service identity, container id), read from /proc.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <list>
@@ -15,6 +16,8 @@
 #include "conn/service_name_map.h"
 
 namespace zerotrace::conn {
+
+class ProcessReader;
 
 // What a span's resource needs to know about the process that moved the bytes.
 struct ProcessInfo {
@@ -35,6 +38,9 @@ struct ProcessInfo {
   std::string runtime_name;  // process.runtime.name ("cpython", "nodejs", "go", ...); may be empty
   uint64_t netns = 0;        // inode of /proc/PID/ns/net (0 if unreadable)
   bool go_runtime = false;   // a Go executable: goroutines move between threads
+  // Only what the kernel said (pid, comm): /proc was not read in time (see ProcessCache) or
+  // the process was gone. Consumers that need the rest must not assume it (go_runtime).
+  bool partial = false;
   // --service-name-map, for its port rules (applied per connection); null without one.
   std::shared_ptr<const ServiceNameMap> name_map;
 
@@ -72,6 +78,7 @@ struct ProcessCacheStats {
   uint64_t reads = 0;      // lookups that read /proc
   uint64_t gone = 0;       // reads that found the process already exited (fallback used)
   uint64_t evictions = 0;  // entries dropped because the cache was full
+  uint64_t late = 0;       // reads that did not finish within the wait (comm used meanwhile)
 };
 
 // Per-pid ProcessInfo, read once and kept until the process exits or the cache is full
@@ -80,6 +87,7 @@ class ProcessCache {
  public:
   explicit ProcessCache(size_t max_entries = 16384, std::string proc_root = "/proc");
   ProcessCache(size_t max_entries, ProcessInfoOptions options);
+  ~ProcessCache();
 
   // Names processes read from now on by these rules first (--service-name-map).
   void set_name_map(std::shared_ptr<const ServiceNameMap> map) {
@@ -100,6 +108,14 @@ class ProcessCache {
   // The process called exec: a cached entry is re-read; an uncached pid stays uncached.
   void Refresh(uint32_t pid);
 
+  // From now on /proc is read on a thread of its own (ProcessReader): a lookup waits for its
+  // read up to `wait`, then goes on with what the kernel said (counted as late), and the full
+  // info arrives through Drain. A slow or stuck /proc never stalls the caller longer.
+  void StartReader(std::chrono::microseconds wait);
+  // Reads that finished since: the entries they update, for the caller to pass on to holders
+  // of the older info (connections).
+  std::vector<std::shared_ptr<const ProcessInfo>> Drain();
+
   size_t size() const { return entries_.size(); }
   const ProcessCacheStats& stats() const { return stats_; }
 
@@ -107,13 +123,18 @@ class ProcessCache {
   struct Entry {
     std::shared_ptr<const ProcessInfo> info;
     std::list<uint32_t>::iterator lru;  // position in lru_
+    bool reading = false;               // a read for it is queued or in progress
   };
+  std::optional<ProcessInfo> Read(uint32_t pid, bool* late);
+  ProcessInfo Fallback(uint32_t pid, std::string_view comm) const;
 
   size_t max_entries_;
   ProcessInfoOptions options_;
   std::unordered_map<uint32_t, Entry> entries_;
   std::list<uint32_t> lru_;  // most recently used first
   ProcessCacheStats stats_;
+  std::unique_ptr<ProcessReader> reader_;  // null: reads happen on the caller's thread
+  std::chrono::microseconds wait_{0};
 };
 
 }  // namespace zerotrace::conn

@@ -1,6 +1,11 @@
 // Console lines: fixed columns, terminal-safe text, cached local-time formatting.
 #include "export/console_exporter.h"
 
+#include <poll.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <string_view>
 #include <variant>
@@ -202,12 +207,52 @@ void ConsoleExporter::AppendNewServices(const std::vector<Span>& spans, std::str
   }
 }
 
-void ConsoleExporter::Export(const std::vector<Span>& spans) {
+ExportResult ConsoleWriter::Write(std::string_view text, uint64_t spans) {
+  if (closed_) return ExportResult::Failed(spans);
+  errno = 0;
+  const bool written = std::fwrite(text.data(), 1, text.size(), out_) == text.size();
+  if (std::fflush(out_) != 0 || !written) return Fail(errno, spans);
+  failing_ = false;
+  return ExportResult::Delivered(spans);
+}
+
+bool ReaderGone(FILE* out) {
+  const int fd = fileno(out);
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+    return false;
+  }
+  // A pipe with no reader left polls as POLLERR (a socket: also once its peer reset it).
+  pollfd p = {fd, 0, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+ExportResult ConsoleWriter::CheckOutput() {
+  if (closed_ || !ReaderGone(out_)) return {};
+  return Fail(EPIPE, 0);
+}
+
+ExportResult ConsoleWriter::Fail(int error, uint64_t spans) {
+  std::clearerr(out_);
+  ExportResult r = ExportResult::Failed(spans);
+  if (error == EPIPE) {
+    closed_ = true;
+    r.output_closed = true;
+  } else if (!failing_) {
+    std::fprintf(stderr, "zerotrace: console: writing spans failed: %s; counting lost spans\n",
+                 error != 0 ? std::strerror(error) : "short write");
+  }
+  failing_ = true;
+  return r;
+}
+
+ExportResult ConsoleExporter::Export(const std::vector<Span>& spans) {
   buf_.clear();
   AppendNewServices(spans, &buf_);
   for (const Span& s : spans) AppendLine(s, &buf_);
-  std::fwrite(buf_.data(), 1, buf_.size(), out_);
-  std::fflush(out_);
+  return writer_.Write(buf_, spans.size());
 }
+
+ExportResult ConsoleExporter::Flush() { return writer_.CheckOutput(); }
 
 }  // namespace zerotrace::exporter

@@ -23,11 +23,12 @@ uint64_t IdKey(const trace::SpanId& id) {
 }  // namespace
 
 ConsoleTreeExporter::ConsoleTreeExporter(FILE* out, uint64_t quiet_ns, NowFn now)
-    : out_(out), quiet_ns_(quiet_ns), now_(now ? std::move(now) : NowFn(MonotonicNs)) {}
+    : quiet_ns_(quiet_ns), now_(now ? std::move(now) : NowFn(MonotonicNs)), writer_(out) {}
 
-ConsoleTreeExporter::~ConsoleTreeExporter() { PrintAll(); }
+ConsoleTreeExporter::~ConsoleTreeExporter() { (void)PrintAll(); }
 
-void ConsoleTreeExporter::Export(const std::vector<trace::Span>& spans) {
+ExportResult ConsoleTreeExporter::Export(const std::vector<trace::Span>& spans) {
+  if (writer_.closed()) return ExportResult::Failed(spans.size());
   const uint64_t now = now_();
   for (const trace::Span& s : spans) {
     Pending& p = traces_[s.trace_id.bytes];
@@ -42,14 +43,10 @@ void ConsoleTreeExporter::Export(const std::vector<trace::Span>& spans) {
     Print(quietest->second);
     traces_.erase(quietest);
   }
-  if (!buf_.empty()) {
-    std::fwrite(buf_.data(), 1, buf_.size(), out_);
-    std::fflush(out_);
-    buf_.clear();
-  }
+  return WritePrinted();
 }
 
-void ConsoleTreeExporter::Flush() {
+ExportResult ConsoleTreeExporter::Flush() {
   const uint64_t now = now_();
   for (auto it = traces_.begin(); it != traces_.end();) {
     if (now - it->second.last_ns >= quiet_ns_) {
@@ -59,26 +56,29 @@ void ConsoleTreeExporter::Flush() {
       ++it;
     }
   }
-  if (!buf_.empty()) {
-    std::fwrite(buf_.data(), 1, buf_.size(), out_);
-    std::fflush(out_);
-    buf_.clear();
-  }
+  ExportResult r = WritePrinted();
+  r += writer_.CheckOutput();
+  return r;
 }
 
-void ConsoleTreeExporter::PrintAll() {
+ExportResult ConsoleTreeExporter::PrintAll() {
   for (auto& [key, trace] : traces_) Print(trace);
   traces_.clear();
-  if (!buf_.empty()) {
-    std::fwrite(buf_.data(), 1, buf_.size(), out_);
-    std::fflush(out_);
-    buf_.clear();
-  }
+  return WritePrinted();
+}
+
+ExportResult ConsoleTreeExporter::WritePrinted() {
+  if (printed_ == 0) return {};
+  const ExportResult r = writer_.Write(buf_, printed_);
+  buf_.clear();
+  printed_ = 0;
+  return r;
 }
 
 void ConsoleTreeExporter::Print(Pending& trace) {
   std::vector<trace::Span>& spans = trace.spans;
   buffered_ -= spans.size();
+  printed_ += spans.size();
   std::stable_sort(spans.begin(), spans.end(), [](const trace::Span& a, const trace::Span& b) {
     return a.start_unix_ns < b.start_unix_ns;
   });

@@ -33,12 +33,15 @@ class ConsoleTreeExporter final : public SpanExporter {
   ConsoleTreeExporter(FILE* out, uint64_t quiet_ns = 2'500'000'000, NowFn now = nullptr);
   ~ConsoleTreeExporter() override;
 
-  void Export(const std::vector<trace::Span>& spans) override;
-  void Flush() override;
+  // Spans wait here for their trace to go quiet: they are counted when printed, by this or a
+  // later call. Once stdout is gone they fail at once.
+  ExportResult Export(const std::vector<trace::Span>& spans) override;
+  ExportResult Flush() override;
+  ExportResult Finish() override { return PrintAll(); }
   const char* name() const override { return "console"; }
 
   // Prints every buffered trace now.
-  void PrintAll();
+  ExportResult PrintAll();
   size_t buffered_spans() const { return buffered_; }
 
   // Bounds memory: beyond this many buffered spans, the quietest traces print early.
@@ -50,19 +53,23 @@ class ConsoleTreeExporter final : public SpanExporter {
     uint64_t last_ns = 0;
   };
   using Key = std::array<uint8_t, 16>;
+  // Formats the trace into buf_ (its spans counted in printed_).
   void Print(Pending& trace);
+  // Writes buf_ out; the result covers the spans printed into it.
+  ExportResult WritePrinted();
   // Appends spans[i]'s line and its subtree; `indent` is what the lines above pass down.
   void AppendSubtree(const std::vector<trace::Span>& spans,
                      const std::vector<std::vector<size_t>>& children, size_t i,
                      const std::string& indent, bool root, bool last, std::string* out);
 
-  FILE* out_;
   uint64_t quiet_ns_;
   NowFn now_;
   ConsoleExporter lines_{nullptr};  // formats each span's line
   std::map<Key, Pending> traces_;
   size_t buffered_ = 0;
+  ConsoleWriter writer_;
   std::string buf_;
+  uint64_t printed_ = 0;       // spans formatted into buf_
   std::vector<bool> visited_;  // per span of the trace being printed
 };
 

@@ -16,15 +16,41 @@ struct ExporterCounter {
   uint64_t value;
 };
 
+// What became of spans an exporter was given, as far as it knows when the call returns. A span
+// given to Export() is, sooner or later, in exactly one of `delivered` and `failed` of one
+// result; spans an exporter still holds (the console tree waits for a trace to be complete)
+// come out in the result of a later Flush() or Finish().
+struct [[nodiscard]] ExportResult {
+  uint64_t delivered = 0;  // reached the destination: the collector accepted them, the file
+                           // or stdout took their bytes
+  uint64_t failed = 0;     // never will: a write error, the collector refused, retries gave
+                           // up; the exporter's own counters and log say why
+  // The destination is gone for good (stdout or a pipe whose reader has exited): the agent
+  // stops, as any command-line tool does on EPIPE.
+  bool output_closed = false;
+
+  static ExportResult Delivered(uint64_t n) { return {n, 0, false}; }
+  static ExportResult Failed(uint64_t n) { return {0, n, false}; }
+  ExportResult& operator+=(const ExportResult& o) {
+    delivered += o.delivered;
+    failed += o.failed;
+    output_closed = output_closed || o.output_closed;
+    return *this;
+  }
+};
+
 // Called only from the export thread (ExportWorker), never from the ring-buffer consumer, so
 // an implementation may block on I/O; it must bound that I/O by its own timeout.
 class SpanExporter {
  public:
   virtual ~SpanExporter() = default;
   // One batch of finished spans; the vector is only valid during the call.
-  virtual void Export(const std::vector<trace::Span>& spans) = 0;
-  // Pushes out anything buffered; called at least once a second and at shutdown.
-  virtual void Flush() {}
+  virtual ExportResult Export(const std::vector<trace::Span>& spans) = 0;
+  // Pushes out anything buffered; called at least once a second.
+  virtual ExportResult Flush() { return {}; }
+  // Called once when the agent stops, after the last Export: everything still held goes out
+  // now (or fails), so that the final counters add up.
+  virtual ExportResult Finish() { return Flush(); }
   // Short, stable name for logs and self-metrics ("console", "jsonl", ...).
   virtual const char* name() const = 0;
   // Self-metric counters; safe from any thread.

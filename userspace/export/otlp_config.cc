@@ -85,25 +85,29 @@ StatusOr<Protocol> ParseProtocol(const Setting& s) {
 
 // Header keys are HTTP tokens; values are percent-decoded and must not break the request.
 StatusOr<std::vector<std::pair<std::string, std::string>>> ParseHeaders(const Setting& s) {
+  // Header values are credentials more often than not: errors name an entry by its position
+  // and never echo its text.
   std::vector<std::pair<std::string, std::string>> out;
   std::string_view rest = s.value;
-  while (!rest.empty()) {
+  for (int entry = 1; !rest.empty(); entry++) {
     const size_t comma = rest.find(',');
     const std::string_view item = Trim(rest.substr(0, comma));
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     if (item.empty()) continue;
+    const std::string where = s.source + ": entry " + std::to_string(entry);
     const size_t eq = item.find('=');
     const std::string_view key = eq == std::string_view::npos ? item : Trim(item.substr(0, eq));
     if (eq == std::string_view::npos || key.empty()) {
-      return Status::Error(s.source + ": '" + std::string(item) +
-                           "' is not key=value (expected k1=v1,k2=v2)");
+      return Status::Error(where + " is not key=value (expected k1=v1,k2=v2; text not shown)");
     }
-    for (char c : key) {
+    for (size_t i = 0; i < key.size(); i++) {
+      const char c = key[i];
       const bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                          (c >= '0' && c <= '9') || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
       if (!token) {
-        return Status::Error(s.source + ": header name '" + std::string(key) +
-                             "' has a character not allowed in header names");
+        return Status::Error(where + ": the header name has a character not allowed in header " +
+                             "names at position " + std::to_string(i + 1) +
+                             " (expected k1=v1,k2=v2; text not shown)");
       }
     }
     std::string value = PercentDecode(Trim(item.substr(eq + 1)));
@@ -174,8 +178,29 @@ const char* ProtocolName(Protocol protocol) {
   return "?";
 }
 
+std::string EndpointForLogs(std::string_view url) {
+  url = url.substr(0, url.find('#'));
+  const size_t sep = url.find("://");
+  const size_t host_start = sep == std::string_view::npos ? 0 : sep + 3;
+  const size_t auth_end = std::min(url.find_first_of("/?", host_start), url.size());
+  std::string out(url.substr(0, host_start));
+  const std::string_view authority = url.substr(host_start, auth_end - host_start);
+  const size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    out += "REDACTED@";
+    out += authority.substr(at + 1);
+  } else {
+    out += authority;
+  }
+  const std::string_view rest = url.substr(auth_end);
+  const size_t q = rest.find('?');
+  out += rest.substr(0, q);
+  if (q != std::string_view::npos) out += "?REDACTED";
+  return out;
+}
+
 StatusOr<EndpointUrl> ParseEndpointUrl(std::string_view url, bool allow_no_scheme) {
-  const std::string quoted = "'" + std::string(url) + "'";
+  const std::string quoted = "'" + EndpointForLogs(url) + "'";
   auto bad = [&](const std::string& why) {
     return Status::Error(quoted + " is not a valid endpoint: " + why);
   };
@@ -249,7 +274,9 @@ std::string GrpcTarget(const EndpointUrl& url) {
 
 StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
                                                    const std::string& flag_endpoint,
-                                                   const std::string& flag_protocol) {
+                                                   const std::string& flag_protocol,
+                                                   OtlpEnvSelection selection) {
+  const bool env_endpoints = selection != OtlpEnvSelection::kOff;
   OtlpConfig c;
   // Protocol first: it decides how the endpoint is read.
   std::optional<Setting> protocol;
@@ -271,14 +298,15 @@ StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
   if (!Trim(flag_endpoint).empty()) {
     endpoint = Setting{"--otlp-endpoint", std::string(Trim(flag_endpoint))};
   } else if (const char* v = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-             v != nullptr && !Trim(v).empty()) {
+             env_endpoints && v != nullptr && !Trim(v).empty()) {
     endpoint = Setting{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", std::string(Trim(v))};
     base = false;
   } else if (const char* v = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
-             v != nullptr && !Trim(v).empty()) {
+             env_endpoints && v != nullptr && !Trim(v).empty()) {
     endpoint = Setting{"OTEL_EXPORTER_OTLP_ENDPOINT", std::string(Trim(v))};
-  } else if (!Trim(flag_protocol).empty()) {
-    // --otlp-protocol alone asks for OTLP: the specification's default endpoint.
+  } else if (!Trim(flag_protocol).empty() || selection == OtlpEnvSelection::kOn) {
+    // --otlp-protocol alone (or OTEL_TRACES_EXPORTER=otlp) asks for OTLP: the specification's
+    // default endpoint.
     endpoint =
         Setting{"default endpoint", grpc ? "http://localhost:4317" : "http://localhost:4318"};
   } else {

@@ -38,6 +38,14 @@ const char* ProtocolName(OtlpConfig::Protocol protocol);  // "grpc", "http/proto
 // Reads an environment variable; nullptr when unset. Injected so tests need no real environment.
 using GetEnvFn = std::function<const char*(const char*)>;
 
+// Whether the environment may turn OTLP export on; OTEL_TRACES_EXPORTER and OTEL_SDK_DISABLED
+// decide (agent::ChooseExporters). The flags always can.
+enum class OtlpEnvSelection {
+  kIfEndpointSet,  // the default: OTLP when an OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set
+  kOn,             // OTLP, at the specification's default endpoint when none is set
+  kOff,            // only the flags turn OTLP on; the other variables still configure it
+};
+
 // The OTLP exporter configuration per the OpenTelemetry specification ("OTLP Exporter
 // Configuration"), or nullopt when no endpoint is set anywhere (then there is no OTLP export).
 // - Every OTEL_EXPORTER_OTLP_X has a signal-specific OTEL_EXPORTER_OTLP_TRACES_X that wins over
@@ -48,6 +56,9 @@ using GetEnvFn = std::function<const char*(const char*)>;
 //   scheme-less "host:port" is TLS unless OTEL_EXPORTER_OTLP_(TRACES_)INSECURE is "true".
 // - flag_endpoint (--otlp-endpoint), when non-empty, wins over both variables and is a base URL
 //   like OTEL_EXPORTER_OTLP_ENDPOINT, except that a path already ending in "/v1/traces" is kept.
+// - `selection` says whether the endpoint variables count (kOff: they do not), and whether OTLP
+//   is wanted without any endpoint (kOn, as --otlp-protocol alone): then the specification's
+//   default, http://localhost:4318 (4317 for gRPC).
 // - Protocol: flag_protocol, else _PROTOCOL, else "http/protobuf" (the specification's default):
 //   "grpc", "http/protobuf" or "http/json".
 // - _HEADERS: "k1=v1,k2=v2", values percent-decoded, whitespace around keys and values trimmed.
@@ -55,9 +66,9 @@ using GetEnvFn = std::function<const char*(const char*)>;
 // - _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE: PEM files, for TLS endpoints only: checked
 //   to be readable, to hold certificates, and the client key to be the client certificate's.
 // Errors name the variable or flag and the bad value, for a start-up error and a non-zero exit.
-StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
-                                                   const std::string& flag_endpoint,
-                                                   const std::string& flag_protocol);
+StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(
+    const GetEnvFn& getenv, const std::string& flag_endpoint, const std::string& flag_protocol,
+    OtlpEnvSelection selection = OtlpEnvSelection::kIfEndpointSet);
 
 // An endpoint URL split into its parts (scheme lowercased; IPv6 hosts keep their brackets).
 struct EndpointUrl {
@@ -68,6 +79,11 @@ struct EndpointUrl {
 };
 // Accepts "http[s]://host[:port][/path]" and, when allow_no_scheme, "host:port".
 StatusOr<EndpointUrl> ParseEndpointUrl(std::string_view url, bool allow_no_scheme);
+
+// The endpoint as logs and error messages show it: credentials ("user:password@") and the
+// query (tokens are often passed there) replaced by REDACTED, e.g.
+// "https://REDACTED@collector:4318/v1/traces?REDACTED". Works on URLs that do not parse, too.
+std::string EndpointForLogs(std::string_view url);
 
 // The gRPC target for an endpoint: "host:port", the port defaulting to 443 (https or no
 // scheme) or 80 (http).

@@ -38,11 +38,18 @@ OtlpExporterBase::OtlpExporterBase(OtlpConfig config, OtlpExporterOptions option
     : config_(std::move(config)),
       options_(WithDefaults(std::move(options))),
       policy_(options_.retry, options_.retry_seed),
-      sleeper_(options_.sleeper ? options_.sleeper : std::make_shared<RealSleeper>()) {}
+      sleeper_(options_.sleeper ? options_.sleeper : std::make_shared<RealSleeper>()),
+      endpoint_for_logs_(EndpointForLogs(config_.endpoint)) {}
 
 void OtlpExporterBase::BeginShutdown(RetryClock::time_point deadline) {
   shutdown_ns_.store(std::min(ToNs(deadline), shutdown_ns_.load()));
-  sleeper_->Limit(deadline);
+  if (collector_unreachable_.load()) {
+    // Waiting for a collector that does not answer only delays the exit: give up now.
+    sleeper_->Limit(sleeper_->Now());
+    CancelAttempt();
+  } else {
+    sleeper_->Limit(deadline);
+  }
 }
 
 std::vector<ExporterCounter> OtlpExporterBase::Counters() const {
@@ -66,70 +73,73 @@ std::vector<ExporterCounter> OtlpExporterBase::Counters() const {
   };
 }
 
-void OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {
-  if (spans.empty()) return;
+ExportResult OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {
+  if (spans.empty()) return {};
   const size_t bytes = Encode(spans);
   if (bytes > options_.max_request_bytes && spans.size() > 1) {
     // Rare (spans with very long attributes): each half encoded anew, as its own request.
     const auto middle = spans.begin() + static_cast<std::ptrdiff_t>(spans.size() / 2);
-    Export(std::vector<trace::Span>(spans.begin(), middle));
-    Export(std::vector<trace::Span>(middle, spans.end()));
-    return;
+    ExportResult r = Export(std::vector<trace::Span>(spans.begin(), middle));
+    r += Export(std::vector<trace::Span>(middle, spans.end()));
+    return r;
   }
-  ExportEncoded(spans.size());
+  return ExportEncoded(spans.size());
 }
 
-void OtlpExporterBase::ExportEncoded(size_t spans) {
+ExportResult OtlpExporterBase::ExportEncoded(size_t spans) {
   const RetryClock::time_point start = sleeper_->Now();
   const RetryClock::time_point give_up = start + policy_.options().max_elapsed;
   for (int retry = 0;; retry++) {
     const RetryClock::time_point now = sleeper_->Now();
-    const RetryClock::time_point shutdown{std::chrono::nanoseconds(shutdown_ns_.load())};
-    if (now >= shutdown) {
-      Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
-           "the agent is stopping and the collector has not taken the batch");
-      return;
+    const int64_t shutdown_ns = shutdown_ns_.load();
+    const RetryClock::time_point shutdown{std::chrono::nanoseconds(shutdown_ns)};
+    const bool stopping = shutdown_ns != INT64_MAX;
+    if (now >= shutdown || (stopping && collector_unreachable_.load())) {
+      return Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
+                  "the agent is stopping and the collector has not taken the batch");
     }
     // One request never runs past the batch's or the shutdown's deadline.
     const auto budget = std::chrono::ceil<milliseconds>(std::min(give_up, shutdown) - now);
     const AttemptResult result = Send(std::clamp(budget, milliseconds(1), config_.timeout));
-    if (result.kind != AttemptResult::Kind::kRetryable) {
-      Finish(result, spans);
-      return;
+    collector_unreachable_.store(result.kind == AttemptResult::Kind::kRetryable &&
+                                 result.unreachable);
+    if (result.kind == AttemptResult::Kind::kPermanent) {
+      return Drop(&counters_.spans_dropped_non_retryable, spans, "error:" + result.reason,
+                  "export failed, not retryable: " + Describe(result));
     }
+    if (result.kind == AttemptResult::Kind::kOk) return Accepted(result, spans);
     counters_.attempts_retryable_failed.fetch_add(1, kRelaxed);
+    if (result.unreachable && shutdown_ns_.load() != INT64_MAX) {
+      // The agent is stopping (maybe since this attempt began) and the collector is not there.
+      return Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
+                  "the agent is stopping and the collector does not answer: " +
+                      Describe(result));
+    }
     const auto elapsed = std::chrono::duration_cast<milliseconds>(sleeper_->Now() - start);
     const auto delay = policy_.NextDelay(retry + 1, result.server_delay, elapsed);
     if (!delay) {
-      Drop(&counters_.spans_dropped_retry_exhausted, spans, "exhausted:" + result.reason,
-           "export failed (" + Describe(result) + ") and retrying would pass the " +
-               Seconds(policy_.options().max_elapsed) + " retry deadline");
-      return;
-    }
-    const RetryClock::time_point wake = sleeper_->Now() + *delay;
-    if (wake >= shutdown) {
-      Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
-           "the agent is stopping; last export attempt failed: " + Describe(result));
-      return;
+      return Drop(&counters_.spans_dropped_retry_exhausted, spans, "exhausted:" + result.reason,
+                  "export failed (" + Describe(result) + ") and retrying would pass the " +
+                      Seconds(policy_.options().max_elapsed) + " retry deadline");
     }
     Log("retry:" + result.reason, "export failed (" + Describe(result) + "); retrying in " +
                                       Seconds(*delay) +
                                       (result.server_delay ? " as the collector asked" : ""));
+    const RetryClock::time_point wake = sleeper_->Now() + *delay;
+    const RetryClock::time_point stop{std::chrono::nanoseconds(shutdown_ns_.load())};
+    if (wake >= stop) {
+      return Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
+                  "the agent is stopping; last export attempt failed: " + Describe(result));
+    }
     if (!sleeper_->SleepUntil(wake)) {
-      Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
-           "the agent is stopping; last export attempt failed: " + Describe(result));
-      return;
+      return Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
+                  "the agent is stopping; last export attempt failed: " + Describe(result));
     }
     counters_.retries.fetch_add(1, kRelaxed);
   }
 }
 
-void OtlpExporterBase::Finish(const AttemptResult& result, size_t spans) {
-  if (result.kind == AttemptResult::Kind::kPermanent) {
-    Drop(&counters_.spans_dropped_non_retryable, spans, "error:" + result.reason,
-         "export failed, not retryable: " + Describe(result));
-    return;
-  }
+ExportResult OtlpExporterBase::Accepted(const AttemptResult& result, size_t spans) {
   const auto rejected =
       static_cast<size_t>(std::clamp<int64_t>(result.rejected_spans, 0, int64_t(spans)));
   counters_.batches_ok.fetch_add(1, kRelaxed);
@@ -143,12 +153,31 @@ void OtlpExporterBase::Finish(const AttemptResult& result, size_t spans) {
     Log("partial-warning",
         "the collector accepted the batch with a warning: " + result.partial_message);
   }
+  return {spans - rejected, rejected, false};
 }
 
-void OtlpExporterBase::Drop(std::atomic<uint64_t>* counter, size_t spans, const std::string& reason,
-                            const std::string& line) {
+ExportResult OtlpExporterBase::Drop(std::atomic<uint64_t>* counter, size_t spans,
+                                    const std::string& reason, const std::string& line) {
   counter->fetch_add(spans, kRelaxed);
   Log(reason, "dropped " + std::to_string(spans) + " spans: " + line);
+  return ExportResult::Failed(spans);
+}
+
+ExportResult OtlpExporterBase::Finish() {
+  const OtlpExporterCounters& c = counters_;
+  const uint64_t exhausted = c.spans_dropped_retry_exhausted.load(kRelaxed);
+  const uint64_t refused = c.spans_dropped_non_retryable.load(kRelaxed);
+  const uint64_t shutdown = c.spans_dropped_shutdown.load(kRelaxed);
+  const uint64_t rejected = c.spans_rejected_partial.load(kRelaxed);
+  const uint64_t dropped = exhausted + refused + shutdown + rejected;
+  if (dropped > 0) {
+    Emit("in total " + std::to_string(c.spans_ok.load(kRelaxed)) + " spans delivered and " +
+         std::to_string(dropped) + " dropped (" + std::to_string(exhausted) +
+         " after retries ran out, " + std::to_string(refused) + " on errors not worth a retry, " +
+         std::to_string(shutdown) + " at shutdown, " + std::to_string(rejected) +
+         " rejected by the collector)");
+  }
+  return {};
 }
 
 void OtlpExporterBase::Log(const std::string& reason, const std::string& line) {
@@ -165,10 +194,16 @@ void OtlpExporterBase::Log(const std::string& reason, const std::string& line) {
     state.suppressed = 0;
     state.next = now + options_.log_interval;
   }
-  std::string full = std::string("exporter ") + name() + " (" + config_.endpoint + "): " + line;
   if (suppressed > 0) {
-    full += " (and " + std::to_string(suppressed) + " more like it since the last report)";
+    Emit(line + " (and " + std::to_string(suppressed) + " more like it since the last report)");
+  } else {
+    Emit(line);
   }
+}
+
+void OtlpExporterBase::Emit(const std::string& line) {
+  const std::string full =
+      std::string("exporter ") + name() + " (" + endpoint_for_logs_ + "): " + line;
   if (options_.log) {
     options_.log(full);
   } else {

@@ -50,14 +50,20 @@ class OtlpExporterBase : public SpanExporter {
   ~OtlpExporterBase() override = default;
 
   // Encodes the batch once, then sends it until it is accepted, fails for good, or the retry
-  // policy or a shutdown gives up; every outcome is counted. Never throws, never waits past
-  // RetryOptions::max_elapsed (plus one request's timeout at most). A batch larger than
-  // max_request_bytes is split and each part exported so.
-  void Export(const std::vector<trace::Span>& spans) final;
+  // policy or a shutdown gives up; every outcome is counted, and returned: delivered is what
+  // the collector accepted. Never throws, never waits past RetryOptions::max_elapsed (plus one
+  // request's timeout at most). A batch larger than max_request_bytes is split and each part
+  // exported so.
+  ExportResult Export(const std::vector<trace::Span>& spans) final;
+  // Logs, once and exactly, what the run dropped (the rate-limited lines may have left out
+  // some); delivers nothing.
+  ExportResult Finish() override;
 
-  // Thread-safe. From now on no attempt or backoff runs past `deadline`: a sleeping retry wakes
-  // and its batch is dropped (spans_dropped_shutdown). Call it when the agent stops, with the
-  // queue's drain deadline, so a dead collector cannot hold up the exit.
+  // Thread-safe. Call it when the agent stops, with the queue's drain deadline. From now on no
+  // attempt or backoff runs past `deadline`: a retry that would is dropped
+  // (spans_dropped_shutdown). A collector that cannot be reached (the newest attempt got no
+  // answer: refused, unreachable, timed out) is not waited for at all: a sleeping retry wakes,
+  // an attempt in flight is cancelled, and every batch still to come is dropped at once.
   void BeginShutdown(RetryClock::time_point deadline);
 
   // otlp_spans_ok, otlp_retries, …: every counter, for the stats line and /metrics.
@@ -74,23 +80,31 @@ class OtlpExporterBase : public SpanExporter {
   virtual size_t Encode(const std::vector<trace::Span>& spans) = 0;
   // Sends the encoded request once, waiting at most `timeout`. Adds to counters().bytes_sent.
   virtual AttemptResult Send(std::chrono::milliseconds timeout) = 0;
+  // Thread-safe: makes an attempt in flight (Send on the export thread) end soon, as failed.
+  virtual void CancelAttempt() {}
 
   // A log line, at most once per log_interval for each reason.
   void Log(const std::string& reason, const std::string& line);
+  // A log line now, whatever the rate limit.
+  void Emit(const std::string& line);
 
   OtlpConfig config_;
   OtlpExporterCounters counters_;
 
  private:
-  void ExportEncoded(size_t spans);
-  void Finish(const AttemptResult& result, size_t spans);
-  void Drop(std::atomic<uint64_t>* counter, size_t spans, const std::string& reason,
-            const std::string& line);
+  ExportResult ExportEncoded(size_t spans);
+  ExportResult Accepted(const AttemptResult& result, size_t spans);
+  ExportResult Drop(std::atomic<uint64_t>* counter, size_t spans, const std::string& reason,
+                    const std::string& line);
 
   OtlpExporterOptions options_;
   RetryPolicy policy_;
   std::shared_ptr<Sleeper> sleeper_;
+  std::string endpoint_for_logs_;                // config_.endpoint without secrets
   std::atomic<int64_t> shutdown_ns_{INT64_MAX};  // RetryClock epoch ns; INT64_MAX: running
+  // The newest attempt got no answer (AttemptResult::unreachable): at shutdown, the collector
+  // is not waited for.
+  std::atomic<bool> collector_unreachable_{false};
 
   struct LogState {
     RetryClock::time_point next{};

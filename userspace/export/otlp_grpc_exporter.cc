@@ -98,6 +98,18 @@ AttemptResult OtlpGrpcExporter::Send(std::chrono::milliseconds timeout) {
   grpc::Status status;
   grpc::ByteBuffer response;
   {
+    std::lock_guard lock(cancel_mu_);
+    if (cancelled_) {
+      AttemptResult cancelled;
+      cancelled.kind = AttemptResult::Kind::kRetryable;
+      cancelled.reason = "CANCELLED";
+      cancelled.message = "the agent is stopping";
+      cancelled.unreachable = true;
+      return cancelled;
+    }
+    active_ = &context;
+  }
+  {
     // body_ outlives the call (it changes only in the next Encode), so gRPC may borrow it.
     grpc::Slice slice(body_.data(), body_.size(), grpc::Slice::STATIC_SLICE);
     grpc::ByteBuffer request(&slice, 1);
@@ -106,7 +118,12 @@ AttemptResult OtlpGrpcExporter::Send(std::chrono::milliseconds timeout) {
     call->Finish(&response, &status, this);
     void* tag = nullptr;
     bool ok = false;
-    if (!cq_.Next(&tag, &ok)) {
+    const bool next = cq_.Next(&tag, &ok);
+    {
+      std::lock_guard lock(cancel_mu_);
+      active_ = nullptr;
+    }
+    if (!next) {
       AttemptResult closed;
       closed.kind = AttemptResult::Kind::kPermanent;
       closed.reason = "shut down";
@@ -116,6 +133,14 @@ AttemptResult OtlpGrpcExporter::Send(std::chrono::milliseconds timeout) {
   counters_.bytes_sent.fetch_add(body_.size(), std::memory_order_relaxed);
   AttemptResult result =
       ClassifyGrpc(status.error_code(), status.error_message(), status.error_details());
+  // No answer from the collector: the call timed out or was cancelled, or it failed while the
+  // channel has no connection (refused, unreachable). An UNAVAILABLE the server itself sent
+  // comes over a connected channel.
+  const grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/false);
+  result.unreachable = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                       status.error_code() == grpc::StatusCode::CANCELLED ||
+                       (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                        state != GRPC_CHANNEL_READY && !result.server_delay);
   if (status.ok() && response.Length() > 0) {
     std::vector<grpc::Slice> slices;
     std::string bytes;
@@ -131,6 +156,12 @@ AttemptResult OtlpGrpcExporter::Send(std::chrono::milliseconds timeout) {
     }
   }
   return result;
+}
+
+void OtlpGrpcExporter::CancelAttempt() {
+  std::lock_guard lock(cancel_mu_);
+  cancelled_ = true;
+  if (active_ != nullptr) active_->TryCancel();  // the call ends with CANCELLED
 }
 
 StatusOr<std::unique_ptr<SpanExporter>> MakeOtlpGrpcExporter(const OtlpConfig& config,

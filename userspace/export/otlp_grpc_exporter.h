@@ -5,6 +5,7 @@
 #include <grpcpp/generic/generic_stub.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ class OtlpGrpcExporter final : public OtlpExporterBase {
                    std::shared_ptr<grpc::Channel> channel);
   size_t Encode(const std::vector<trace::Span>& spans) override;
   AttemptResult Send(std::chrono::milliseconds timeout) override;
+  void CancelAttempt() override;
 
   std::shared_ptr<grpc::Channel> channel_;
   // TraceService/Export called with the request's wire bytes (AppendOtlpProto): no message
@@ -37,6 +39,9 @@ class OtlpGrpcExporter final : public OtlpExporterBase {
   grpc::GenericStub stub_;
   grpc::CompletionQueue cq_;
   std::string body_;  // the encoded batch, reused
+  std::mutex cancel_mu_;
+  grpc::ClientContext* active_ = nullptr;  // the call in flight, if any
+  bool cancelled_ = false;                 // CancelAttempt ran: no call starts any more
 };
 
 // Create() as the SpanExporter interface, for the agent's exporter list.

@@ -47,6 +47,12 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   return true;
 }
 
+// libcurl's progress callback (called about once a second at least, connecting included):
+// non-zero aborts the transfer.
+int AbortWhenCancelled(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<std::atomic<bool>*>(cancelled)->load() ? 1 : 0;
+}
+
 int64_t JsonInt64(const nlohmann::json& v) {
   if (v.is_number_integer()) return v.get<int64_t>();
   if (v.is_string()) {
@@ -121,6 +127,9 @@ Status OtlpHttpExporter::Init() {
   set(curl_easy_setopt(curl_, CURLOPT_WRITEDATA, this));
   set(curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &OtlpHttpExporter::OnHeader));
   set(curl_easy_setopt(curl_, CURLOPT_HEADERDATA, this));
+  set(curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, &AbortWhenCancelled));
+  set(curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, &cancelled_));
+  set(curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L));
   if (!config_.certificate.empty()) {
     // The given CAs replace the system roots, as in the gRPC exporter: libcurl would still
     // trust its default CA directory (/etc/ssl/certs) next to CAINFO.
@@ -168,6 +177,14 @@ size_t OtlpHttpExporter::Encode(const std::vector<trace::Span>& spans) {
 
 AttemptResult OtlpHttpExporter::Send(std::chrono::milliseconds timeout) {
   const std::string& payload = zstream_ != nullptr ? gzipped_ : body_;
+  if (cancelled_.load()) {
+    AttemptResult cancelled;
+    cancelled.kind = AttemptResult::Kind::kRetryable;
+    cancelled.reason = "cancelled";
+    cancelled.message = "the agent is stopping";
+    cancelled.unreachable = true;
+    return cancelled;
+  }
   response_body_.clear();
   retry_after_.clear();
   curl_error_[0] = '\0';
@@ -181,6 +198,7 @@ AttemptResult OtlpHttpExporter::Send(std::chrono::milliseconds timeout) {
                                            : AttemptResult::Kind::kRetryable;
     result.reason = curl_easy_strerror(rc);
     result.message = curl_error_;
+    result.unreachable = true;  // no HTTP answer: refused, unreachable, reset or timed out
     return result;
   }
   counters_.bytes_sent.fetch_add(payload.size(), std::memory_order_relaxed);

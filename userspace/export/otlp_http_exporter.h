@@ -1,6 +1,7 @@
 // OTLP/HTTP span exporter: POST protobuf or JSON bodies with libcurl, gzip, TLS, retries.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ class OtlpHttpExporter final : public OtlpExporterBase {
   Status Init();
   size_t Encode(const std::vector<trace::Span>& spans) override;
   AttemptResult Send(std::chrono::milliseconds timeout) override;
+  void CancelAttempt() override { cancelled_.store(true); }
   // The collector's message from an error body (google.rpc.Status as protobuf or JSON).
   std::string ErrorMessage() const;
   void ParsePartialSuccess(AttemptResult* result) const;
@@ -48,6 +50,7 @@ class OtlpHttpExporter final : public OtlpExporterBase {
   // The last response.
   std::string response_body_;
   std::string retry_after_;
+  std::atomic<bool> cancelled_{false};  // CancelAttempt ran: the transfer aborts, none starts
 };
 
 // Create() as the SpanExporter interface, for the agent's exporter list.

@@ -32,6 +32,10 @@ struct AttemptResult {
   std::optional<std::chrono::milliseconds> server_delay;
   std::string reason;   // short and stable ("UNAVAILABLE", "HTTP 503", "connect"): keys log limits
   std::string message;  // details for the log line
+  // kRetryable: no answer came from the collector (connection refused, unreachable, reset,
+  // timed out), as opposed to an answer asking for a retry (503, UNAVAILABLE from the server).
+  // At shutdown an unreachable collector is not waited for.
+  bool unreachable = false;
   // kOk only: the response's partial_success.
   int64_t rejected_spans = 0;
   std::string partial_message;

@@ -196,40 +196,53 @@ void ExportWorker::Run() {
       queue_.DropSpareStorage();  // nothing to export for a flush interval: idle
     }
     if (now >= next_flush) {
-      FlushAll();
+      FlushAll(/*finish=*/false);
       next_flush = now + options_.flush_interval;
     }
   }
-  FlushAll();
+  FlushAll(/*finish=*/true);
 }
 
 void ExportWorker::ExportBatch(const std::vector<trace::Span>& batch) {
-  bool ok = true;
   for (const auto& exporter : exporters_) {
     // An exporter bug must not take the agent down from this thread; the batch counts as failed.
     try {
-      exporter->Export(batch);
+      Count(*exporter, exporter->Export(batch));
     } catch (const std::exception& e) {
-      ok = false;
+      Count(*exporter, ExportResult::Failed(batch.size()));
       LogFailure(exporter->name(), "export", e.what());
     } catch (...) {
-      ok = false;
+      Count(*exporter, ExportResult::Failed(batch.size()));
       LogFailure(exporter->name(), "export", "unknown exception");
     }
   }
-  (ok ? queue_.counters().exported : queue_.counters().export_failed)
-      .fetch_add(batch.size(), kRelaxed);
 }
 
-void ExportWorker::FlushAll() {
+void ExportWorker::FlushAll(bool finish) {
+  const char* what = finish ? "finish" : "flush";
   for (const auto& exporter : exporters_) {
     try {
-      exporter->Flush();
+      Count(*exporter, finish ? exporter->Finish() : exporter->Flush());
     } catch (const std::exception& e) {
-      LogFailure(exporter->name(), "flush", e.what());
+      LogFailure(exporter->name(), what, e.what());
     } catch (...) {
-      LogFailure(exporter->name(), "flush", "unknown exception");
+      LogFailure(exporter->name(), what, "unknown exception");
     }
+  }
+  if (finish && suppressed_logs_ > 0) {
+    // The last word on failures is never swallowed by the rate limit.
+    std::fprintf(stderr, "zerotrace: %llu more exporter failures since the last report\n",
+                 static_cast<unsigned long long>(suppressed_logs_));
+    suppressed_logs_ = 0;
+  }
+}
+
+void ExportWorker::Count(const SpanExporter& exporter, const ExportResult& result) {
+  if (result.delivered > 0) queue_.counters().exported.fetch_add(result.delivered, kRelaxed);
+  if (result.failed > 0) queue_.counters().export_failed.fetch_add(result.failed, kRelaxed);
+  if (result.output_closed && !output_closed_) {
+    output_closed_ = true;
+    if (options_.on_output_closed) options_.on_output_closed(exporter.name());
   }
 }
 

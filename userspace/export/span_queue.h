@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -22,8 +23,11 @@ struct ExportCounters {
   std::atomic<uint64_t> queued{0};            // spans accepted by TryPush
   std::atomic<uint64_t> dropped_full{0};      // spans refused because the queue was at capacity
   std::atomic<uint64_t> dropped_stopping{0};  // pushed after Stop, or still queued at its deadline
-  std::atomic<uint64_t> exported{0};          // spans in batches every exporter took without error
-  std::atomic<uint64_t> export_failed{0};     // spans in batches on which an exporter threw
+  // What the exporters reported (ExportResult), summed over them: a span given to two
+  // exporters counts once for each.
+  std::atomic<uint64_t> exported{0};       // spans that reached their destination
+  std::atomic<uint64_t> export_failed{0};  // spans that never will (an exporter that threw
+                                           // failed its whole batch)
 };
 
 struct SpanQueueOptions {
@@ -106,6 +110,9 @@ struct ExportWorkerOptions {
   SpanQueueOptions queue;
   // Every exporter's Flush() runs at least this often, even when idle.
   std::chrono::milliseconds flush_interval{1000};
+  // Called once, on the export thread, when an exporter's destination is gone for good
+  // (ExportResult::output_closed); the agent stops. Null: nothing happens.
+  std::function<void(const char* exporter)> on_output_closed;
 };
 
 // Owns the export thread: pops batches from its queue and hands each to every exporter.
@@ -149,7 +156,9 @@ class ExportWorker {
  private:
   void Run();
   void ExportBatch(const std::vector<trace::Span>& batch);
-  void FlushAll();
+  // Every exporter's Flush(), or Finish() once the queue is drained for good.
+  void FlushAll(bool finish);
+  void Count(const SpanExporter& exporter, const ExportResult& result);
   void LogFailure(const char* exporter, const char* what, const char* why);
 
   const ExportWorkerOptions options_;
@@ -160,6 +169,7 @@ class ExportWorker {
   bool stopped_ = false;
   SpanQueue::Clock::time_point next_log_{};  // export thread only
   uint64_t suppressed_logs_ = 0;
+  bool output_closed_ = false;  // export thread only
   std::thread thread_;
 };
 

@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
+#include <zerotrace/maps.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -37,11 +38,6 @@ bool SplitTracepoint(const std::string& section, std::string* category, std::str
 }
 
 bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
-struct ConnKey {
-  uint32_t tgid;
-  uint32_t fd;
-};
 
 }  // namespace
 
@@ -204,13 +200,13 @@ std::array<uint64_t, ZT_CNT_COUNT> SocketTracer::ReadCounters() const {
 }
 
 void SocketTracer::ForgetConnection(uint32_t tgid, uint32_t fd) {
-  const ConnKey key{tgid, fd};
+  const conn_key key{tgid, fd};
   bpf_map__delete_elem(skel_->maps.conns, &key, sizeof(key), 0);
   bpf_map__delete_elem(skel_->maps.muted, &key, sizeof(key), 0);
 }
 
 void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext) {
-  const ConnKey key{tgid, fd};
+  const conn_key key{tgid, fd};
   const uint64_t value = tls_plaintext ? (conn_id | ZT_MUTED_TLS) : conn_id;
   bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
 }
@@ -229,8 +225,8 @@ SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
 
 size_t SocketTracer::KernelConnections(uint32_t tgid) const {
   size_t n = 0;
-  ConnKey key{}, next{};
-  const ConnKey* prev = nullptr;
+  conn_key key{}, next{};
+  const conn_key* prev = nullptr;
   while (bpf_map__get_next_key(skel_->maps.conns, prev, &next, sizeof(next)) == 0) {
     if (next.tgid == tgid) n++;
     key = next;

@@ -303,7 +303,8 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     r.conn.server_port = server ? t.local_port : t.remote_port;
     r.conn.netns = t.netns != 0 ? t.netns : c.process_info().netns;
     r.stream_pos = rs.stream_pos;
-    r.threads_migrate = c.process_info().go_runtime;
+    // Unknown until /proc is read: as if it might (the thread then proves nothing).
+    r.threads_migrate = c.process_info().go_runtime || c.process_info().partial;
     r.operation = rs.operation;
     r.correlation = rs.correlation;
     r.traceparent = rs.traceparent;

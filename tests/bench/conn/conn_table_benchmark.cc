@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "conn/conn_table.h"
+#include "kernel_records.h"
 #include "probes/event_decode.h"
 
 namespace zerotrace::conn {
@@ -34,36 +35,19 @@ class DrainingObserver : public ConnObserver {
 std::vector<std::vector<uint8_t>> MakeRecords(size_t data_events) {
   std::vector<std::vector<uint8_t>> out;
   constexpr int kConns = 64;
+  std::vector<testing::ScriptedConnection> conns;
   for (int i = 0; i < kConns; i++) {
-    zt_conn_open o{};
-    o.hdr.type = ZT_EV_CONN_OPEN;
-    o.hdr.conn_id = i + 1;
-    o.hdr.tgid = 1000 + i % 8;
-    o.role = ZT_ROLE_SERVER;
-    o.family = ZT_AF_INET;
-    auto* p = reinterpret_cast<uint8_t*>(&o);
-    out.emplace_back(p, p + sizeof(o));
+    testing::ConnSpec spec;
+    spec.conn_id = i + 1;
+    spec.tgid = 1000 + i % 8;
+    spec.role = ZT_ROLE_SERVER;
+    conns.emplace_back([&out](const testing::Record& r) { out.push_back(r); }, spec);
   }
-  std::vector<uint64_t> pos(kConns * 2, 0);
   const std::string req(300, 'q'), resp(1024, 'r');
   for (size_t n = 0; n < data_events; n++) {
     const int conn = n % kConns;
     const bool is_req = (n / kConns) % 2 == 0;
-    const std::string& payload = is_req ? req : resp;
-    zt_data_event d{};
-    d.hdr.type = ZT_EV_DATA;
-    d.hdr.conn_id = conn + 1;
-    d.hdr.tgid = 1000 + conn % 8;
-    d.hdr.ts_ns = n;
-    d.direction = is_req ? ZT_DIR_INGRESS : ZT_DIR_EGRESS;
-    uint64_t& p = pos[conn * 2 + d.direction];
-    d.syscall_pos = d.stream_pos = p;
-    d.byte_count = d.captured = payload.size();
-    p += payload.size();
-    std::vector<uint8_t> rec(sizeof(d) + payload.size());
-    std::memcpy(rec.data(), &d, sizeof(d));
-    std::memcpy(rec.data() + sizeof(d), payload.data(), payload.size());
-    out.push_back(std::move(rec));
+    conns[conn].Syscall(is_req ? ZT_DIR_INGRESS : ZT_DIR_EGRESS, is_req ? req : resp, n);
   }
   return out;
 }

@@ -48,10 +48,11 @@ double ProcessCpuSeconds() {
 // Encodes each batch as the OTLP exporters do, then drops the bytes.
 class EncodingExporter : public SpanExporter {
  public:
-  void Export(const std::vector<trace::Span>& spans) override {
+  ExportResult Export(const std::vector<trace::Span>& spans) override {
     bytes_.clear();
     AppendOtlpProto(spans, &bytes_);
     benchmark::DoNotOptimize(bytes_.data());
+    return ExportResult::Delivered(spans.size());
   }
   const char* name() const override { return "encode"; }
 

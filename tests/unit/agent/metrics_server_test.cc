@@ -4,10 +4,18 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
 
 namespace zerotrace::agent {
 namespace {
@@ -70,9 +78,14 @@ TEST(MetricsResponse, AnswersByMethodAndPath) {
   EXPECT_NE(ok.find("Content-Length: 4\r\n"), std::string::npos);
 }
 
-// Sends `request` to 127.0.0.1:port and reads the whole answer.
-std::string Fetch(uint16_t port, const std::string& request) {
+// Sends `request` to 127.0.0.1:port and reads the whole answer, waiting at most `timeout` for
+// each read (a stuck server gives a short answer, not a stuck test).
+std::string Fetch(uint16_t port, const std::string& request,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv = {static_cast<time_t>(timeout.count() / 1000),
+                static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   sockaddr_in a = {};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
@@ -116,6 +129,130 @@ TEST(MetricsServer, ServesScrapesOnItsOwnThread) {
   server->Stop();
   EXPECT_EQ(Fetch(server->port(), "GET /metrics HTTP/1.1\r\n\r\n").find("200 OK"),
             std::string::npos);
+}
+
+// A client that sends its request head one byte at a time, `every` apart, from its own
+// thread, until the head is out, the server hangs up, or the test ends.
+class Trickler {
+ public:
+  Trickler(uint16_t port, std::chrono::milliseconds every) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    thread_ = std::thread([this, every] { Run(every); });
+  }
+  ~Trickler() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    close(fd_);
+  }
+  bool connected() const { return connected_; }
+  // Waits until `n` bytes went out (or the trickle ended).
+  size_t WaitSent(size_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return sent_ >= n || done_; });
+    return sent_;
+  }
+  // Waits until the server closed the connection; false if it had not within `timeout`.
+  bool WaitClosedByServer(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return closed_by_server_; });
+  }
+  size_t sent() {
+    std::lock_guard lock(mu_);
+    return sent_;
+  }
+  static constexpr std::string_view kHead = "GET /metrics HTTP/1.1\r\nHost: trickle\r\n\r\n";
+
+ private:
+  void Run(std::chrono::milliseconds every) {
+    std::unique_lock lock(mu_);
+    while (!stop_ && sent_ < kHead.size() && connected_) {
+      // Has the server hung up? (A readable socket with nothing to read.)
+      pollfd p = {fd_, POLLIN, 0};
+      char c;
+      if (poll(&p, 1, 0) == 1 && recv(fd_, &c, 1, MSG_DONTWAIT) <= 0) {
+        closed_by_server_ = true;
+        break;
+      }
+      if (send(fd_, kHead.data() + sent_, 1, MSG_NOSIGNAL) != 1) {
+        closed_by_server_ = true;
+        break;
+      }
+      sent_++;
+      cv_.notify_all();
+      cv_.wait_for(lock, every, [this] { return stop_; });  // the trickle's pace
+    }
+    done_ = true;
+    cv_.notify_all();
+  }
+  int fd_ = -1;
+  bool connected_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t sent_ = 0;
+  bool stop_ = false, done_ = false, closed_by_server_ = false;
+  std::thread thread_;
+};
+
+std::unique_ptr<MetricsServer> StartedServer() {
+  auto listening = MetricsServer::Listen("127.0.0.1:0");
+  if (!listening.ok()) return nullptr;
+  auto server = std::move(listening.value());
+  server->Start([] { return std::string("zerotrace_up 1\n"); });
+  return server;
+}
+
+TEST(MetricsServer, ClientTricklingAByteASecondDoesNotBlockAScrape) {
+  auto server = StartedServer();
+  ASSERT_NE(server, nullptr);
+  Trickler slow(server->port(), std::chrono::seconds(1));
+  ASSERT_TRUE(slow.connected());
+  ASSERT_GE(slow.WaitSent(2, std::chrono::seconds(10)), 2u);  // the server is reading it
+  const std::string scrape =
+      Fetch(server->port(), "GET /metrics HTTP/1.1\r\n\r\n", std::chrono::seconds(5));
+  EXPECT_NE(scrape.find("200 OK"), std::string::npos) << "scrape got: '" << scrape << "'";
+  EXPECT_NE(scrape.find("zerotrace_up 1\n"), std::string::npos);
+  EXPECT_LT(slow.sent(), Trickler::kHead.size()) << "the scrape waited for the trickler";
+}
+
+TEST(MetricsServer, WholeRequestDeadlineCutsOffATrickler) {
+  auto server = StartedServer();
+  ASSERT_NE(server, nullptr);
+  // Fast enough to reset any per-read timeout, far too slow to finish its head (20 s).
+  Trickler slow(server->port(), std::chrono::milliseconds(500));
+  ASSERT_TRUE(slow.connected());
+  EXPECT_TRUE(slow.WaitClosedByServer(std::chrono::seconds(10)))
+      << "still connected after " << slow.sent() << " bytes";
+  EXPECT_LT(slow.sent(), Trickler::kHead.size());
+}
+
+TEST(MetricsServer, MoreSlowClientsThanSlotsStillLetAScrapeThrough) {
+  auto server = StartedServer();
+  ASSERT_NE(server, nullptr);
+  // Clients that connect and say nothing, more than the server serves at once.
+  std::vector<int> idle;
+  for (size_t i = 0; i < MetricsServer::kMaxConnections + 20; i++) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(server->port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));  // EINPROGRESS is fine
+    idle.push_back(fd);
+  }
+  // Each holds a slot for the head deadline at most; the scrape gets one within a few.
+  const std::string scrape =
+      Fetch(server->port(), "GET /metrics HTTP/1.1\r\n\r\n", std::chrono::seconds(15));
+  EXPECT_NE(scrape.find("200 OK"), std::string::npos) << "scrape got: '" << scrape << "'";
+  for (int fd : idle) close(fd);
 }
 
 TEST(MetricsServer, PortInUseIsAnError) {

@@ -8,88 +8,55 @@
 #include <deque>
 #include <vector>
 
+#include "kernel_records.h"
+
 namespace zerotrace::conn {
 namespace {
 
-// Builds records the way the kernel writes them.
+// Records the way the kernel writes them (tests/testing/kernel_records.h), decoded into views
+// that stay valid as long as this object.
 class Records {
  public:
   probes::EventView Open(uint64_t conn, uint32_t tgid, uint32_t fd, uint8_t role, uint64_t ts = 1) {
-    auto& o = opens_.emplace_back();
-    o.hdr = Header(ZT_EV_CONN_OPEN, conn, tgid, fd, ts);
-    o.role = role;
-    o.family = ZT_AF_INET;
-    o.local_port = 40000;
-    o.remote_port = 80;
-    o.local_addr[0] = 127;
-    o.remote_addr[0] = 127;
-    std::memcpy(o.comm, "curl", 5);
-    probes::EventView v;
-    v.type = ZT_EV_CONN_OPEN;
-    v.header = &o.hdr;
-    v.open = &o;
-    return v;
+    return View(testing::OpenRecord(Spec(conn, tgid, fd, role), ts));
   }
   probes::EventView Data(uint64_t conn, uint32_t tgid, uint8_t dir, uint64_t syscall_pos,
                          uint64_t stream_pos, uint32_t byte_count, const std::string& bytes,
                          uint64_t ts = 2) {
-    auto& d = datas_.emplace_back();
-    d.hdr = Header(ZT_EV_DATA, conn, tgid, 3, ts);
-    d.direction = dir;
-    d.syscall_pos = syscall_pos;
-    d.stream_pos = stream_pos;
-    d.byte_count = byte_count;
-    d.captured = bytes.size();
-    payloads_.push_back(bytes);
-    probes::EventView v;
-    v.type = ZT_EV_DATA;
-    v.header = &d.hdr;
-    v.data = &d;
-    v.payload = payloads_.back();
-    return v;
+    return View(testing::DataRecord(Spec(conn, tgid, 3, ZT_ROLE_CLIENT), dir, syscall_pos,
+                                    stream_pos, byte_count, bytes, ts));
   }
   probes::EventView Close(uint64_t conn, uint32_t tgid, uint8_t reason = ZT_CLOSE_SYSCALL,
                           uint64_t sent = 0, uint64_t received = 0, uint8_t flags = 0) {
-    auto& c = closes_.emplace_back();
-    c.hdr = Header(ZT_EV_CONN_CLOSE, conn, tgid, 3, 3);
-    c.reason = reason;
-    c.sent_bytes = sent;
-    c.received_bytes = received;
-    c.flags = flags;
-    probes::EventView v;
-    v.type = ZT_EV_CONN_CLOSE;
-    v.header = &c.hdr;
-    v.close = &c;
-    return v;
+    return View(testing::CloseRecord(Spec(conn, tgid, 3, ZT_ROLE_CLIENT), sent, received, 3, reason,
+                                     flags));
   }
   probes::EventView Exit(uint32_t tgid) {
-    auto& p = procs_.emplace_back();
-    p.hdr = Header(ZT_EV_PROC_EXIT, 0, tgid, 0, 4);
-    probes::EventView v;
-    v.type = ZT_EV_PROC_EXIT;
-    v.header = &p.hdr;
-    v.proc = &p;
-    return v;
+    return View(testing::ProcRecord(ZT_EV_PROC_EXIT, tgid, 4));
   }
 
  private:
-  static zt_event_header Header(uint8_t type, uint64_t conn, uint32_t tgid, uint32_t fd,
-                                uint64_t ts) {
-    zt_event_header h{};
-    h.type = type;
-    h.conn_id = conn;
-    h.tgid = tgid;
-    h.tid = tgid;
-    h.fd = fd;
-    h.ts_ns = ts;
-    return h;
+  static testing::ConnSpec Spec(uint64_t conn, uint32_t tgid, uint32_t fd, uint8_t role) {
+    testing::ConnSpec spec;
+    spec.conn_id = conn;
+    spec.tgid = tgid;
+    spec.fd = fd;
+    spec.role = role;
+    spec.local_port = 40000;
+    spec.remote_port = 80;
+    std::fill(std::begin(spec.local_addr), std::end(spec.local_addr), 0);
+    std::fill(std::begin(spec.remote_addr), std::end(spec.remote_addr), 0);
+    spec.local_addr[0] = spec.remote_addr[0] = 127;
+    spec.comm = "curl";
+    return spec;
   }
-  // deques keep addresses stable while views point into them
-  std::deque<zt_conn_open> opens_;
-  std::deque<zt_data_event> datas_;
-  std::deque<zt_conn_close> closes_;
-  std::deque<zt_proc_event> procs_;
-  std::deque<std::string> payloads_;
+  probes::EventView View(testing::Record r) {
+    const testing::Record& kept = records_.emplace_back(std::move(r));
+    probes::EventView v;
+    EXPECT_EQ(probes::DecodeEvent(kept.data(), kept.size(), &v), probes::DecodeError::kNone);
+    return v;
+  }
+  std::deque<testing::Record> records_;  // a deque keeps them in place while views point in
 };
 
 struct Recorder : ConnObserver {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -346,6 +347,80 @@ TEST(ProcessCacheTest, FullCacheEvictsLeastRecentlyUsed) {
   EXPECT_EQ(cache.stats().reads, reads) << "1, 3 and 4 stayed cached";
   cache.Get(2, "");
   EXPECT_EQ(cache.stats().reads, reads + 1) << "2 was evicted";
+}
+
+}  // namespace
+}  // namespace zerotrace::conn
+
+namespace zerotrace::conn {
+namespace {
+
+// A /proc read that blocks (a FIFO for comm: opening it waits for a writer, as a process stuck
+// in the kernel makes /proc reads wait) does not stall the lookup: it goes on with the
+// kernel's comm, counted, and the full info comes through Drain once the read finishes.
+TEST(ProcessCacheTest, ReaderThreadKeepsAStuckReadOffTheCaller) {
+  FakeProc proc;
+  proc.AddProcess(5, "unused", "/srv/api", Environ({"OTEL_SERVICE_NAME=orders"}), "");
+  const fs::path comm = fs::path(proc.root()) / "5" / "comm";
+  fs::remove(comm);
+  ASSERT_EQ(mkfifo(comm.c_str(), 0600), 0);
+  ProcessCache cache(8, proc.root());
+  cache.StartReader(std::chrono::milliseconds(20));
+  const std::shared_ptr<const ProcessInfo> first = cache.GetShared(5, "kcomm");
+  EXPECT_TRUE(first->partial);
+  EXPECT_EQ(first->service_name, "kcomm");
+  EXPECT_EQ(cache.stats().late, 1u);
+  EXPECT_TRUE(cache.Drain().empty());
+
+  std::ofstream(comm) << "api\n";  // the read goes on (opening the FIFO unblocks it)
+  std::vector<std::shared_ptr<const ProcessInfo>> updated;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       updated.empty() && std::chrono::steady_clock::now() < deadline;) {
+    updated = cache.Drain();
+    if (updated.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(updated.size(), 1u);
+  EXPECT_FALSE(updated[0]->partial);
+  EXPECT_EQ(updated[0]->service_name, "orders");
+  EXPECT_EQ(cache.GetShared(5, "kcomm")->service_name, "orders");
+}
+
+// Stopping does not wait on a read stuck in /proc: the reader lets its thread go.
+TEST(ProcessCacheTest, StoppingDoesNotWaitForAStuckRead) {
+  FakeProc proc;
+  proc.AddProcess(5, "unused", "/srv/api", "", "");
+  const fs::path comm = fs::path(proc.root()) / "5" / "comm";
+  fs::remove(comm);
+  ASSERT_EQ(mkfifo(comm.c_str(), 0600), 0);
+  int writer = -1;
+  {
+    ProcessCache cache(8, proc.root());
+    cache.StartReader(std::chrono::milliseconds(1));
+    EXPECT_TRUE(cache.GetShared(5, "kcomm")->partial);
+    // Opening the FIFO's write end succeeds once the reader thread has it open: from then on
+    // its read waits for bytes that do not come.
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         writer < 0 && std::chrono::steady_clock::now() < deadline;) {
+      writer = ::open(comm.c_str(), O_WRONLY | O_NONBLOCK);
+      if (writer < 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_GE(writer, 0) << "the reader thread never opened the FIFO";
+  }                                           // returns although the read still waits
+  ASSERT_EQ(::write(writer, "api\n", 4), 4);  // lets the thread that was let go finish
+  ::close(writer);
+}
+
+// With the reader, a read that finishes within the wait is used at once, as without it.
+TEST(ProcessCacheTest, ReaderThreadAnswersAQuickReadAtOnce) {
+  FakeProc proc;
+  proc.AddProcess(6, "api", "/srv/api", "", "");
+  ProcessCache cache(8, proc.root());
+  cache.StartReader(std::chrono::seconds(10));
+  EXPECT_EQ(cache.GetShared(6, "kcomm")->service_name, "api");
+  EXPECT_FALSE(cache.GetShared(6, "kcomm")->partial);
+  EXPECT_EQ(cache.stats().late, 0u);
+  EXPECT_EQ(cache.GetShared(7, "gone")->service_name, "gone");  // no such process
+  EXPECT_EQ(cache.stats().gone, 1u);
 }
 
 }  // namespace

@@ -167,7 +167,9 @@ TEST_F(ConsoleExporterTest, ExportWritesTheBatchAndFlushes) {
   a.resource = Service("frontend");
   Span b = a;
   b.attributes[2].value = int64_t{404};
-  console.Export({a, b});
+  const ExportResult r = console.Export({a, b});
+  EXPECT_EQ(r.delivered, 2u);
+  EXPECT_EQ(r.failed, 0u);
   // open_memstream updates data/size on fflush: Export must have flushed.
   const std::string written(data, size);
   EXPECT_EQ(written, Line(a) + Line(b));

@@ -73,14 +73,17 @@ class ConsoleTreeTest : public ::testing::Test {
 
 TEST_F(ConsoleTreeTest, QuietTracePrintsOnceAsATreeOrderedByStart) {
   // curl -> nginx (server) -> nginx (client) -> app, app; a second trace arrives later.
-  tree->Export({MakeSpan(1, 4, 3, "app-b", 40), MakeSpan(1, 2, 1, "nginx", 11)});
+  ExportResult r = tree->Export({MakeSpan(1, 4, 3, "app-b", 40), MakeSpan(1, 2, 1, "nginx", 11)});
   now = 500;
-  tree->Export({MakeSpan(1, 1, 0, "curl", 10), MakeSpan(1, 3, 2, "nginx", 12),
-                MakeSpan(1, 5, 3, "app-a", 30), MakeSpan(2, 9, 0, "other", 50)});
-  tree->Flush();
+  r += tree->Export({MakeSpan(1, 1, 0, "curl", 10), MakeSpan(1, 3, 2, "nginx", 12),
+                     MakeSpan(1, 5, 3, "app-a", 30), MakeSpan(2, 9, 0, "other", 50)});
+  r += tree->Flush();
   EXPECT_EQ(Text(), "") << "not quiet yet";
+  EXPECT_EQ(r.delivered + r.failed, 0u) << "held spans are neither delivered nor failed yet";
   now = 1500;
-  tree->Flush();
+  r = tree->Flush();
+  EXPECT_EQ(r.delivered, 6u) << "counted once printed";
+  EXPECT_EQ(r.failed, 0u);
   EXPECT_EQ(Lines(Text()), (std::vector<std::string>{
                                "trace 00000000000000000000000000000001",
                                "curl",
@@ -93,14 +96,15 @@ TEST_F(ConsoleTreeTest, QuietTracePrintsOnceAsATreeOrderedByStart) {
                            }));
   const std::string printed = Text();
   now = 5000;
-  tree->Flush();
+  EXPECT_EQ(tree->Flush().delivered, 0u);
   EXPECT_EQ(Text(), printed) << "printed once";
   EXPECT_EQ(tree->buffered_spans(), 0u);
 }
 
 TEST_F(ConsoleTreeTest, SpanWhoseParentIsElsewhereStartsItsOwnTree) {
-  tree->Export({MakeSpan(3, 2, 7, "server", 10), MakeSpan(3, 3, 2, "db", 11)});
-  tree->PrintAll();
+  EXPECT_EQ(tree->Export({MakeSpan(3, 2, 7, "server", 10), MakeSpan(3, 3, 2, "db", 11)}).delivered,
+            0u);
+  EXPECT_EQ(tree->Finish().delivered, 2u);
   EXPECT_EQ(Lines(Text()), (std::vector<std::string>{
                                "trace 00000000000000000000000000000003",
                                "server",
@@ -110,13 +114,13 @@ TEST_F(ConsoleTreeTest, SpanWhoseParentIsElsewhereStartsItsOwnTree) {
 }
 
 TEST_F(ConsoleTreeTest, ParentLoopStillPrintsEverySpan) {
-  tree->Export({MakeSpan(4, 1, 2, "a", 10), MakeSpan(4, 2, 1, "b", 11)});
-  tree->PrintAll();
+  (void)tree->Export({MakeSpan(4, 1, 2, "a", 10), MakeSpan(4, 2, 1, "b", 11)});
+  EXPECT_EQ(tree->PrintAll().delivered, 2u);
   EXPECT_EQ(Lines(Text()).size(), 3u);
 }
 
 TEST_F(ConsoleTreeTest, DestructionPrintsWhatIsLeft) {
-  tree->Export({MakeSpan(5, 1, 0, "solo", 10)});
+  (void)tree->Export({MakeSpan(5, 1, 0, "solo", 10)});
   tree.reset();
   EXPECT_EQ(Lines(Text()),
             (std::vector<std::string>{"trace 00000000000000000000000000000005", "solo"}));
@@ -130,8 +134,9 @@ TEST_F(ConsoleTreeTest, MemoryIsBoundedByPrintingTheQuietestTracesEarly) {
     s.trace_id.bytes[0] = static_cast<uint8_t>(i / 200);
     batch.push_back(std::move(s));
   }
-  tree->Export(batch);
+  const ExportResult r = tree->Export(batch);
   EXPECT_LE(tree->buffered_spans(), ConsoleTreeExporter::kMaxBufferedSpans);
+  EXPECT_EQ(r.delivered, batch.size() - tree->buffered_spans()) << "printed early: delivered";
 }
 
 }  // namespace

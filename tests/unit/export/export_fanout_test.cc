@@ -17,11 +17,12 @@ using namespace std::chrono_literals;
 class GateExporter final : public SpanExporter {
  public:
   explicit GateExporter(bool blocked) : blocked_(blocked) {}
-  void Export(const std::vector<trace::Span>& spans) override {
+  ExportResult Export(const std::vector<trace::Span>& spans) override {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return !blocked_; });
     spans_ += spans.size();
     cv_.notify_all();
+    return ExportResult::Delivered(spans.size());
   }
   const char* name() const override { return "gate"; }
   void Release() {

@@ -39,7 +39,7 @@ bool WaitFor(const std::function<bool()>& cond, milliseconds timeout = milliseco
 // Records what the worker hands it; can be made to block inside Export or to throw.
 class RecordingExporter : public SpanExporter {
  public:
-  void Export(const std::vector<Span>& spans) override {
+  ExportResult Export(const std::vector<Span>& spans) override {
     std::unique_lock lock(mu_);
     in_export_ = true;
     gate_.wait(lock, [this] { return open_; });
@@ -52,11 +52,13 @@ class RecordingExporter : public SpanExporter {
       throw_next_ = false;
       throw std::runtime_error("injected");
     }
+    return ExportResult::Delivered(spans.size());
   }
-  void Flush() override {
+  ExportResult Flush() override {
     std::lock_guard lock(mu_);
     flushes_++;
     events_.push_back("flush");
+    return {};
   }
   const char* name() const override { return "recording"; }
 
@@ -292,7 +294,7 @@ TEST(ExportWorkerTest, StopDrainsEverythingThenFlushes) {
     ASSERT_FALSE(r->events().empty());
     EXPECT_EQ(r->events().back(), "flush");
   }
-  EXPECT_EQ(h.worker->counters().exported.load(), 25u);
+  EXPECT_EQ(h.worker->counters().exported.load(), 50u) << "25 spans, delivered by each of two";
   EXPECT_EQ(h.worker->queue_depth(), 0u);
   EXPECT_FALSE(h.worker->TryPush(Named("after stop")));
   EXPECT_EQ(h.worker->counters().dropped_stopping.load(), 1u);

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 
+#include "kernel_records.h"
 #include "protocols/registry.h"
 
 namespace zerotrace::protocols {
@@ -32,87 +33,29 @@ std::string Str(const trace::Span& s, const std::string& key) {
   return "?";
 }
 
-// Feeds a ConnTable the way the kernel would, for one connection.
+// One connection's kernel records, fed to a ConnTable (tests/testing/kernel_records.h).
 class Conn {
  public:
   // `flags`: ZT_CONN_F_* (ZT_CONN_F_PREEXISTING: found mid-life, positions from there).
-  Conn(conn::ConnTable* t, uint64_t id, uint8_t role, uint8_t flags = 0) : t_(t), id_(id) {
-    zt_conn_open o{};
-    o.hdr.type = ZT_EV_CONN_OPEN;
-    o.hdr.conn_id = id;
-    o.hdr.tgid = 4242;
-    o.role = role;
-    o.flags = flags;
-    o.family = ZT_AF_INET;
-    const uint8_t lo[4] = {127, 0, 0, 1}, peer[4] = {10, 1, 2, 3};
-    std::memcpy(o.local_addr, lo, 4);
-    std::memcpy(o.remote_addr, peer, 4);
-    o.local_port = role == ZT_ROLE_SERVER ? 8080 : 50000;
-    o.remote_port = role == ZT_ROLE_SERVER ? 50000 : 8080;
-    std::memcpy(o.comm, "svc", 4);
-    probes::EventView v;
-    v.type = o.hdr.type;
-    v.header = &o.hdr;
-    v.open = &o;
-    t_->OnEvent(v);
-  }
-  // Socket bytes (`tls`: plaintext from the TLS probes, with its own positions).
+  Conn(conn::ConnTable* t, uint64_t id, uint8_t role, uint8_t flags = 0)
+      : script_(testing::Into(t), Spec(id, role, flags)) {}
+  // One syscall's bytes (`tls`: plaintext from the TLS probes, with its own positions).
   void Send(uint8_t dir, const std::string& bytes, uint64_t ts, bool tls = false) {
-    zt_data_event d{};
-    d.hdr.type = ZT_EV_DATA;
-    d.hdr.conn_id = id_;
-    d.hdr.tgid = 4242;
-    d.hdr.ts_ns = ts;
-    d.direction = dir;
-    d.source = tls ? ZT_SRC_TLS : ZT_SRC_SYSCALL;
-    uint64_t& pos = tls ? (dir == ZT_DIR_EGRESS ? tls_sent_ : tls_received_)
-                        : (dir == ZT_DIR_EGRESS ? sent_ : received_);
-    d.syscall_pos = d.stream_pos = pos;
-    d.byte_count = d.captured = bytes.size();
-    pos += bytes.size();
-    probes::EventView v;
-    v.type = d.hdr.type;
-    v.header = &d.hdr;
-    v.data = &d;
-    v.payload = bytes;
-    t_->OnEvent(v);
+    script_.Syscall(dir, bytes, ts, testing::ScriptedConnection::kCaptureAll, tls);
   }
   // A syscall that moved `len` bytes of which none were captured (a trailer record).
-  void Gap(uint8_t dir, uint64_t len, uint64_t ts) {
-    zt_data_event d{};
-    d.hdr.type = ZT_EV_DATA;
-    d.hdr.conn_id = id_;
-    d.hdr.tgid = 4242;
-    d.hdr.ts_ns = ts;
-    d.direction = dir;
-    uint64_t& pos = dir == ZT_DIR_EGRESS ? sent_ : received_;
-    d.syscall_pos = pos;
-    d.stream_pos = pos + len;
-    d.byte_count = static_cast<uint32_t>(len);
-    pos += len;
-    probes::EventView v;
-    v.type = d.hdr.type;
-    v.header = &d.hdr;
-    v.data = &d;
-    t_->OnEvent(v);
-  }
-  void Close() {
-    zt_conn_close c{};
-    c.hdr.type = ZT_EV_CONN_CLOSE;
-    c.hdr.conn_id = id_;
-    c.hdr.tgid = 4242;
-    probes::EventView v;
-    v.type = c.hdr.type;
-    v.header = &c.hdr;
-    v.close = &c;
-    t_->OnEvent(v);
-  }
+  void Gap(uint8_t dir, uint64_t len, uint64_t ts) { script_.Uncaptured(dir, len, ts); }
+  void Close() { script_.Close(0); }
 
  private:
-  conn::ConnTable* t_;
-  uint64_t id_;
-  uint64_t sent_ = 0, received_ = 0;
-  uint64_t tls_sent_ = 0, tls_received_ = 0;
+  static testing::ConnSpec Spec(uint64_t id, uint8_t role, uint8_t flags) {
+    testing::ConnSpec spec;
+    spec.conn_id = id;
+    spec.role = role;
+    spec.flags = flags;
+    return spec;
+  }
+  testing::ScriptedConnection script_;
 };
 
 struct MuteLog : conn::KernelConnState {
@@ -342,7 +285,8 @@ TEST_F(StageTest, GapAtTheStartOfAKnownConnectionResyncsAtTheNextRequest) {
 TEST_F(StageTest, MidStreamConnectionWithoutMessageStartsIsGivenUpAndCounted) {
   Conn c(&table, 24, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
   for (int i = 0; i < 100 && kernel.muted.empty(); i++) {
-    c.Send(i % 2 ? ZT_DIR_EGRESS : ZT_DIR_INGRESS, std::string("\x00\x01binary\xff", 10), i);
+    const std::string binary = {'\x00', '\x01', 'b', 'i', 'n', '\xff', '\x7f', '\x02'};
+    c.Send(i % 2 ? ZT_DIR_EGRESS : ZT_DIR_INGRESS, binary, i);
   }
   EXPECT_EQ(kernel.muted, std::vector<uint64_t>{24});
   EXPECT_EQ(producer.stats().resync_gave_up, 1u);

@@ -12,6 +12,8 @@ namespace {
 constexpr size_t npos = std::string_view::npos;
 // A request line longer than this is not trusted when detecting or resynchronising.
 constexpr size_t kMaxDetectLine = 8 * 1024;
+// Longer method tokens are not believed.
+constexpr size_t kMaxMethod = 32;
 // Content-Length values above this are treated as malformed (no real body is 4 EiB).
 constexpr uint64_t kMaxContentLength = uint64_t{1} << 62;
 
@@ -37,8 +39,12 @@ bool IsTchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
 bool IsNameChar(char c) { return c > 0x20 && c < 0x7f && c != ':'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
-// Visible ASCII, the characters a request-target may use.
-bool IsVchar(char c) { return c > 0x20 && c < 0x7f; }
+// What detection accepts in a request-target: no space, no control character, DEL excepted;
+// bytes above 0x7f are fine (raw UTF-8 that clients send unescaped).
+bool IsTargetByte(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u > 0x20 && u != 0x7f;
+}
 
 // Hot path. End of a field name starting at i: the first byte that is a space or control,
 // ':', DEL or non-ASCII, found 8 bytes at a time. Names are thus visible ASCII without ':';
@@ -89,6 +95,8 @@ Detection MatchVersion(std::string_view s, size_t* used) {
 
 }  // namespace
 
+bool IsTokenChar(char c) { return IsTchar(c); }
+
 bool IsKnownMethod(std::string_view method) {
   // Hot path (every message start): dispatch on length before comparing.
   if (method.size() < 3 || method.size() > 9) return false;
@@ -98,25 +106,18 @@ bool IsKnownMethod(std::string_view method) {
   return false;
 }
 
+// Any RFC 9110 token is a method (QUERY, M-SEARCH, lower-case "get"), when the rest of the line
+// is a request line: "TOKEN SP target SP HTTP/1.x CRLF". The target is anything but spaces and
+// control characters (raw UTF-8 and other non-ASCII bytes included: peers send them).
 Detection DetectHttp1Request(std::string_view s) {
   size_t i = 0;
-  while (i < s.size() && i < 16 && s[i] >= 'A' && s[i] <= 'Z') ++i;
-  if (i == s.size()) {  // the method may still be arriving
-    for (std::string_view m : kKnownMethods) {
-      if (i > 0 && m.substr(0, std::min(m.size(), i)) == s) return Detection::kMaybe;
-    }
-    return s.empty() ? Detection::kMaybe : Detection::kNo;
-  }
-  if (s[i] != ' ' || !IsKnownMethod(s.substr(0, i))) return Detection::kNo;
+  while (i < s.size() && i <= kMaxMethod && IsTchar(s[i])) ++i;
+  if (i == s.size()) return i <= kMaxMethod ? Detection::kMaybe : Detection::kNo;
+  if (i == 0 || i > kMaxMethod || s[i] != ' ') return Detection::kNo;
   const size_t target = ++i;
-  while (i < s.size() && i - target <= kMaxDetectLine && IsVchar(s[i])) ++i;
+  while (i < s.size() && i - target <= kMaxDetectLine && IsTargetByte(s[i])) ++i;
   if (i == s.size()) return Detection::kMaybe;
   if (i == target || s[i] != ' ' || i - target > kMaxDetectLine) return Detection::kNo;
-  const char first = s[target];
-  if (first != '/' && first != '*' && !(first >= 'a' && first <= 'z') &&
-      !(first >= 'A' && first <= 'Z') && !IsDigit(first) && first != '[') {
-    return Detection::kNo;
-  }
   size_t used = 0;
   const Detection v = MatchVersion(s.substr(i + 1), &used);
   if (v != Detection::kYes) return v;
@@ -257,10 +258,11 @@ Detection DetectMessageStart(MessageKind kind, std::string_view s) {
     }
     return DetectHttp1Response(s);
   }
+  // Any method token and a space: the whole line is checked when it is parsed.
   size_t i = 0;
-  while (i < s.size() && i < 10 && s[i] >= 'A' && s[i] <= 'Z') ++i;
+  while (i < s.size() && i <= kMaxMethod && IsTchar(s[i])) ++i;
   if (i == s.size()) return DetectHttp1Request(s);  // the method may still be arriving
-  return s[i] == ' ' && IsKnownMethod(s.substr(0, i)) ? Detection::kYes : Detection::kNo;
+  return i > 0 && i <= kMaxMethod && s[i] == ' ' ? Detection::kYes : Detection::kNo;
 }
 
 bool ParseRequestLine(std::string_view line, HttpRequest* req) {

@@ -24,8 +24,11 @@ enum class Detection : uint8_t { kNo = 0, kYes = 1, kMaybe = 2 };
 Detection DetectHttp1Request(std::string_view first_bytes);
 Detection DetectHttp1Response(std::string_view first_bytes);
 
-// True if `method` is one of the methods resynchronisation and detection trust.
+// True if `method` is one of the registered methods resynchronisation trusts after arbitrary
+// bytes (a body's tail); other tokens are trusted only at a line start.
 bool IsKnownMethod(std::string_view method);
+// An RFC 9110 token character.
+bool IsTokenChar(char c);
 
 // Framing-relevant header values, gathered in one pass over the fields.
 struct FramingHeaders {

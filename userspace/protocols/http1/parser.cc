@@ -195,7 +195,12 @@ Http1Parser::Result Http1Parser::ParseStart(conn::ByteStream& s, std::string_vie
     }
     if (DetectMessageStart(kind_, f.data) == Detection::kNo) {
       ++stats_->parse_errors;
-      return Drop(s, DropReason::kMalformed, 0, false);
+      const Result r = Drop(s, DropReason::kMalformed, 0, false);
+      // Not a message start, right after a whole message: the scan that follows tells whether
+      // a response hid in the bytes.
+      drop_may_hide_ = kind_ == MessageKind::kRequest;
+      resync_clean_ = true;
+      return r;
     }
     unit_started_ = true;
     unit_start_pos_ = f.pos;
@@ -209,6 +214,7 @@ Http1Parser::Result Http1Parser::ParseStart(conn::ByteStream& s, std::string_vie
     case Take::kMore:
       return Result::kNeedMore;
     case Take::kGap:
+      if (TakeCutHead(s, method)) return Result::kHeaders;
       ++stats_->dropped_gap_in_headers;
       return Drop(s, DropReason::kGapInHeaders, s.Peek().gap, StartsCountedMessage(carry_));
     case Take::kTooLong: {
@@ -270,6 +276,8 @@ Http1Parser::Result Http1Parser::ParseHead(std::string_view block, std::string_v
   m->body_size = 0;
   m->truncated = false;
   m->body_framing_lost = false;
+  m->framing_conflict = false;
+  m->head_cut = false;
   m->end_ts_ns = 0;
   m->end_pos = 0;
   head_start_pos_ = unit_start_pos_;
@@ -291,8 +299,14 @@ Http1Parser::Result Http1Parser::ParseHead(std::string_view block, std::string_v
   const FramingHeaders fh = scanner_.Framing(block);
   if (kind_ == MessageKind::kRequest) {
     request_.upgrade = fh.upgrade;
+    request_.framing_conflict = false;
     if (fh.has_transfer_encoding) {
       if (!fh.chunked) return Result::kDropped;  // RFC 9112 6.3: a server must reject it
+      if (fh.has_content_length) {               // the chunked coding wins, if the server agrees
+        ++stats_->framing_conflicts;
+        request_.framing_conflict = true;
+        request_.conflict_end_pos = unit_start_pos_ + block.size() + fh.content_length;
+      }
       BeginBody(BodyFraming::kChunked, 0);
     } else if (fh.has_content_length) {
       if (!fh.content_length_valid) return Result::kDropped;
@@ -322,6 +336,38 @@ Http1Parser::Result Http1Parser::ParseHead(std::string_view block, std::string_v
     BeginBody(BodyFraming::kUntilClose, 0);
   }
   return Result::kHeaders;
+}
+
+// A head longer than what the kernel captured of its syscall (a 17 KB Cookie against the 16 KiB
+// capture): the start line and the fields that fit make the message, and its end lies in the
+// gap after them, skipped by position. A body in that gap goes with it; whatever follows the
+// gap must be a message start, or the stream resynchronises as after any loss. False when too
+// little was captured to parse a start line (the message is dropped as before).
+bool Http1Parser::TakeCutHead(conn::ByteStream& s, std::string_view method) {
+  if (carry_.empty()) return false;
+  scanner_.Reset(true);
+  scanner_.Scan(carry_);
+  bool interim = false;
+  if (scanner_.fields_start() == 0 ||
+      ParseHead(std::string_view(carry_).substr(0, scanner_.complete_end()), method, &interim,
+                /*partial=*/true) != Result::kHeaders ||
+      interim) {
+    return false;
+  }
+  ++stats_->heads_cut;
+  HttpMessage& m = kind_ == MessageKind::kRequest ? static_cast<HttpMessage&>(request_)
+                                                  : static_cast<HttpMessage&>(response_);
+  m.head_cut = true;
+  const uint64_t gap = s.Peek().gap;
+  last_ts_ = s.TimestampAt(s.front_pos());  // the message ends with the gap's bytes
+  ResetUnit();
+  BeginBody(BodyFraming::kNone, 0);  // reported complete next, at the gap's end
+  // The gap may also hold messages after this one, whole or their starts (a pipelined write
+  // cut by the limit): what follows is not known to be aligned, and pairing doubts until it is.
+  body_.framing_lost = true;
+  Consume(s, gap);
+  body_head_ = true;
+  return true;
 }
 
 void Http1Parser::BeginBody(BodyFraming framing, uint64_t length) {

@@ -68,6 +68,13 @@ class Http1Parser {
   // True when the last drop certainly lost one message that counts for pairing: its start
   // line was seen (for responses: a final status, since 1xx interim responses do not count).
   bool drop_confirmed() const { return drop_confirmed_; }
+  // Whether the bytes of the last drop could have held a message. False for captured bytes
+  // with no message start in them (a body longer than its Content-Length said, garbage
+  // between messages): nothing was lost, and pairing need not doubt. Gaps and malformed
+  // heads may hide one.
+  bool drop_may_hide_message() const { return drop_may_hide_; }
+  // When the bytes of the last drop moved (0: unknown).
+  uint64_t drop_ts() const { return drop_ts_; }
   // True once a message switched the connection away from HTTP (101, CONNECT 2xx).
   bool tunnel() const { return state_ == State::kTunnel; }
   // True between kHeaders and kComplete.
@@ -107,6 +114,7 @@ class Http1Parser {
   enum class Unit : uint8_t { kHead, kChunkLine, kTrailers };
 
   Result ParseStart(conn::ByteStream& s, std::string_view request_method);
+  bool TakeCutHead(conn::ByteStream& s, std::string_view request_method);
   Result ParseHead(std::string_view block, std::string_view request_method, bool* interim,
                    bool partial);
   Result ScanForStart(conn::ByteStream& s);
@@ -158,6 +166,9 @@ class Http1Parser {
   BodyEnd body_;
   DropReason drop_reason_ = DropReason::kNone;
   bool drop_confirmed_ = false;
+  bool drop_may_hide_ = true;
+  uint64_t drop_ts_ = 0;
+  bool resync_clean_ = false;  // the resync began at a whole message's end, nothing lost before
 };
 
 }  // namespace zerotrace::protocols::http1

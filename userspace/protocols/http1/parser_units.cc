@@ -15,13 +15,21 @@ constexpr size_t kResyncKeep = 2048;
 constexpr std::string_view kVersionPrefix = "HTTP/1.";
 
 // Where a request line could begin, given that "HTTP/1." starts at `v`: walks back over
-// " target " to a known method. npos if the bytes before `v` cannot be a request line.
+// " target " to a method. npos if the bytes before `v` cannot be a request line. A known method
+// may follow any bytes (the tail of a body that was not followed); another token must start
+// the line (at a line end or where the bytes start), so that body text is not taken for one.
 size_t RequestStartBefore(std::string_view s, size_t v) {
   if (v < 2 || s[v - 1] != ' ') return npos;
   size_t t = v - 1;  // target is [t, v - 1)
-  while (t > 0 && s[t - 1] > 0x20 && s[t - 1] < 0x7f && v - 1 - t <= kResyncKeep) --t;
+  while (t > 0 && s[t - 1] != ' ' && static_cast<unsigned char>(s[t - 1]) > 0x20 &&
+         s[t - 1] != 0x7f && v - 1 - t <= kResyncKeep) {
+    --t;
+  }
   if (t == v - 1 || t < 2 || s[t - 1] != ' ') return npos;
   const size_t method_end = t - 1;
+  size_t m = method_end;
+  while (m > 0 && method_end - m < 32 && IsTokenChar(s[m - 1])) --m;
+  if (m < method_end && (m == 0 || s[m - 1] == '\n')) return m;
   // The longest known method that ends right before the space: bytes before it are a body tail.
   size_t best = npos;
   for (size_t len = 3; len <= 9 && len <= method_end; ++len) {
@@ -41,6 +49,9 @@ bool Http1Parser::StartsCountedMessage(std::string_view bytes) const {
 Http1Parser::Result Http1Parser::Drop(conn::ByteStream& s, DropReason reason, uint64_t skip,
                                       bool confirmed) {
   drop_confirmed_ = confirmed;
+  drop_may_hide_ = true;
+  drop_ts_ = s.TimestampAt(s.front_pos());
+  resync_clean_ = false;  // set again by the one caller whose drop loses nothing
   ResetUnit();
   if (skip > 0) s.Consume(skip);
   drop_reason_ = reason;
@@ -59,19 +70,23 @@ Http1Parser::Result Http1Parser::Drop(conn::ByteStream& s, DropReason reason, ui
 Http1Parser::Result Http1Parser::ScanForStart(conn::ByteStream& s) {
   const conn::ByteStream::Front f = s.Peek();
   if (f.gap > 0) {
+    drop_ts_ = s.TimestampAt(f.pos);
     stats_->resync_bytes_skipped += f.gap;
     s.Consume(f.gap);
     resync_scanned_ = 0;
     drop_reason_ = DropReason::kResyncSkipped;
     drop_confirmed_ = false;
+    drop_may_hide_ = true;
+    resync_clean_ = false;  // what the gap held is unknown from here on
     return Result::kDropped;
   }
   const std::string_view d = f.data;
   if (d.empty()) return Result::kNeedMore;
   // A candidate cut short by the end of the data can only complete if nothing else follows.
   const bool more_contiguous = f.pos + d.size() >= s.end_pos();
-  size_t found = npos;    // a verified start
-  size_t wait_at = npos;  // a start that may complete when more bytes arrive
+  size_t found = npos;     // a verified start
+  size_t wait_at = npos;   // a start that may complete when more bytes arrive
+  size_t doubtful = npos;  // the first "HTTP/1." that did not verify: a message may hide there
   for (size_t v = d.find(kVersionPrefix, resync_scanned_); v != npos;
        v = d.find(kVersionPrefix, v + 1)) {
     const size_t start = kind_ == MessageKind::kResponse ? v : RequestStartBefore(d, v);
@@ -87,6 +102,7 @@ Http1Parser::Result Http1Parser::ScanForStart(conn::ByteStream& s) {
       wait_at = start;
       break;
     }
+    if (doubtful == npos) doubtful = v;
   }
   if (found == 0) {
     state_ = State::kStart;
@@ -110,10 +126,16 @@ Http1Parser::Result Http1Parser::ScanForStart(conn::ByteStream& s) {
     resync_scanned_ = keep >= kVersionPrefix.size() ? keep - (kVersionPrefix.size() - 1) : 0;
   }
   if (skip == 0) return Result::kNeedMore;
+  drop_ts_ = s.TimestampAt(f.pos);
   stats_->resync_bytes_skipped += skip;
   s.Consume(skip);
   drop_reason_ = DropReason::kResyncSkipped;
   drop_confirmed_ = false;
+  // Only responses: a request stream's garbage may still draw an answer (a 400).
+  // A scan that began after a loss (a gap, a cut or malformed head) may be skipping what is
+  // left of a lost response: only one that began at a whole message's end loses nothing.
+  drop_may_hide_ =
+      kind_ == MessageKind::kRequest || !resync_clean_ || (doubtful != npos && doubtful < skip);
   return Result::kDropped;
 }
 

@@ -163,6 +163,15 @@ void Http1Protocol::ReportCounters(CounterReport* r) const {
   r->Counter("http_dropped_gap", "zerotrace_http_dropped_gap_total",
              "HTTP messages dropped for a gap at their start or in their headers",
              h.dropped_gap_at_start + h.dropped_gap_in_headers);
+  r->Counter("http_framing_conflicts", "zerotrace_http_framing_conflicts_total",
+             "requests with both Content-Length and Transfer-Encoding (error spans)",
+             h.framing_conflicts);
+  r->Counter(nullptr, "zerotrace_http_doubtful_requests_total",
+             "requests inside the body of such a request (not paired: the server may not have "
+             "seen them as requests)",
+             h.doubtful_requests);
+  r->Counter("http_heads_cut", "zerotrace_http_heads_cut_total",
+             "message heads longer than the capture limit, kept up to the cut", h.heads_cut);
   r->Counter(nullptr, "zerotrace_http_tunnels_total",
              "connections that left HTTP/1.x (101 upgrade, CONNECT)", h.tunnels);
 }

@@ -33,6 +33,10 @@ void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanO
     f.status = resp->status;
     f.response_body_size = resp->body_size;
   }
+  if (req.framing_conflict) {
+    f.request_error_type = "http_framing_conflict";
+    f.request_error_message = "request has both Content-Length and Transfer-Encoding";
+  }
   if (!resp || x.error != ExchangeError::kNone) f.error_type = x.error_type;
   http_common::WriteHttpSpan(f, ctx, {options.infer_routes}, &done->span);
 }

@@ -130,6 +130,16 @@ void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
         req_in_progress_ = 0;
         break;
       }
+      const HttpRequest& head = req_parser().request();
+      if (head.start_pos < conflict_until_) {
+        // Inside the body of a request whose framing the peers may see differently: a request
+        // to the server, or body bytes to it. Its answer may or may not come.
+        ++stats_->doubtful_requests;
+        OnDoubtfulRequest(FramingDependsOnRequest(head));
+        req_in_progress_ = 0;
+        break;
+      }
+      if (head.framing_conflict) conflict_until_ = std::max(conflict_until_, head.conflict_end_pos);
       Entry& e = entries_.emplace_back();
       e.seq = next_seq_++;
       e.x.seq = e.seq;
@@ -197,7 +207,13 @@ void Http1Stitcher::HandleResponse(Http1Parser::Result r) {
       OnResponseComplete();
       break;
     case Http1Parser::Result::kDropped:
-      OnResponseLoss(resp_parser().drop_confirmed() ? 1 : 0);
+      // Bytes that could not hide a response (a longer body than announced, garbage) lose no
+      // answer: pairing goes on undoubted.
+      if (resp_parser().drop_may_hide_message()) {
+        OnResponseLoss(resp_parser().drop_confirmed() ? 1 : 0, resp_parser().drop_ts());
+      } else {
+        ++stats_->garbage_skips;
+      }
       break;
   }
 }
@@ -261,7 +277,7 @@ void Http1Stitcher::OnResponseComplete() {
     return;
   }
   // Responses after a body that could not be framed may have been lost with it.
-  if (body.framing_lost) OnResponseLoss(0);
+  if (body.framing_lost) OnResponseLoss(0, body.end_ts_ns);
 }
 
 void Http1Stitcher::AddPhantom(uint64_t response_start_ns) {
@@ -302,6 +318,22 @@ bool Http1Stitcher::MaybeAnsweredUnseen(const HttpRequest& req) {
 
 // Request bytes were lost: an unknown number of requests (at least `at_least_lost`) whose
 // answers will come after those of the requests already queued.
+// A request that the server may not have seen as one: owes zero or one answer.
+void Http1Stitcher::OnDoubtfulRequest(bool framing_uncertain) {
+  if (head_ < entries_.size() && entries_.back().marker) {
+    Entry& m = entries_.back();
+    m.owed_max = SatAdd(m.owed_max, 1);
+    m.framing_uncertain |= framing_uncertain;
+    return;
+  }
+  Entry& m = entries_.emplace_back();
+  m.seq = next_seq_++;
+  m.marker = true;
+  m.owed_min = 0;
+  m.owed_max = 1;
+  m.framing_uncertain = framing_uncertain;
+}
+
 void Http1Stitcher::OnRequestLoss(uint64_t at_least_lost) {
   if (head_ < entries_.size() && entries_.back().marker) {
     Entry& m = entries_.back();
@@ -320,9 +352,16 @@ void Http1Stitcher::OnRequestLoss(uint64_t at_least_lost) {
 
 // Response bytes were lost (at least `at_least_lost` responses when the loss began at a
 // message boundary): which awaiting request the next response answers is no longer known.
-void Http1Stitcher::OnResponseLoss(uint64_t at_least_lost) {
+// `lost_ns`: when the lost bytes moved (0: unknown). With nothing awaited, the lost bytes may
+// still have answered a request delivered late (records reorder across CPUs): one that started
+// before them joins a loss marker instead of taking the next answer (a phantom, as for answers
+// taken for dropped requests).
+void Http1Stitcher::OnResponseLoss(uint64_t at_least_lost, uint64_t lost_ns) {
   const size_t idx = Awaiting();
-  if (idx == entries_.size()) return;  // nothing awaited: lost bytes answered nothing we hold
+  if (idx == entries_.size()) {
+    AddPhantom(lost_ns);
+    return;
+  }
   AbsorbFrom(idx, at_least_lost);
 }
 

@@ -109,7 +109,8 @@ class Http1Stitcher {
   void OnResponseHead();
   void OnResponseComplete();
   void OnRequestLoss(uint64_t at_least_lost);
-  void OnResponseLoss(uint64_t at_least_lost);
+  void OnDoubtfulRequest(bool framing_uncertain);
+  void OnResponseLoss(uint64_t at_least_lost, uint64_t lost_ns);
   void AbsorbFrom(size_t idx, uint64_t answered);
   void AddPhantom(uint64_t response_start_ns);
   bool MaybeAnsweredUnseen(const HttpRequest& req);
@@ -144,6 +145,9 @@ class Http1Stitcher {
   bool resp_discard_ = false;     // the response in progress answers no kept request
   uint64_t paused_for_ = 0;       // seq of an Upgrade/CONNECT request awaiting its verdict
   bool tunneled_ = false;
+  // Requests starting before this position lie inside the Content-Length of a request that had
+  // both framings (HttpMessage::framing_conflict): doubtful.
+  uint64_t conflict_until_ = 0;
   bool closing_ = false;
   // Every known request byte is parsed: no request can be hiding in unparsed bytes or holes.
   bool requests_caught_up_ = true;

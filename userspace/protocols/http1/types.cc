@@ -111,6 +111,10 @@ Http1Stats& Http1Stats::operator+=(const Http1Stats& o) {
   truncated_at_close += o.truncated_at_close;
   unfinished_unobserved += o.unfinished_unobserved;
   unfinished_shutdown += o.unfinished_shutdown;
+  framing_conflicts += o.framing_conflicts;
+  doubtful_requests += o.doubtful_requests;
+  garbage_skips += o.garbage_skips;
+  heads_cut += o.heads_cut;
   tunnels += o.tunnels;
   return *this;
 }

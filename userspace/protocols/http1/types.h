@@ -118,6 +118,14 @@ struct HttpMessage {
   uint64_t end_pos = 0;            // stream position one past the last byte
   bool truncated = false;          // the connection ended before the message did
   bool body_framing_lost = false;  // bytes after the headers could not be framed (gap, bad chunk)
+  // Requests with both Content-Length and Transfer-Encoding (RFC 9112 6.3: a smuggling vector):
+  // the peers may disagree about where the body ends. conflict_end_pos is where it ends by its
+  // Content-Length (the parser follows the chunked coding).
+  bool framing_conflict = false;
+  uint64_t conflict_end_pos = 0;
+  // The capture limit cut the head: fields after the cut are unknown, and its end (with any
+  // body) was skipped by position.
+  bool head_cut = false;
 };
 
 struct HttpRequest : HttpMessage {
@@ -178,6 +186,10 @@ struct Http1Stats {
   uint64_t unfinished_unobserved = 0;   // requests in flight when the agent stopped following
   uint64_t unfinished_shutdown = 0;     // requests in flight at shutdown (error exchanges)
   uint64_t tunnels = 0;                 // connections that left HTTP (upgrade, CONNECT)
+  uint64_t framing_conflicts = 0;       // requests with both Content-Length and Transfer-Encoding
+  uint64_t doubtful_requests = 0;       // requests inside such a body's Content-Length: not paired
+  uint64_t garbage_skips = 0;  // response bytes skipped that could hide no response (no doubt)
+  uint64_t heads_cut = 0;      // heads longer than their syscall's capture, kept up to the cut
 
   Http1Stats& operator+=(const Http1Stats& o);
 };

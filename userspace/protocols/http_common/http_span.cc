@@ -13,6 +13,17 @@ namespace {
 // The most attributes an HTTP span gets, the stage's endpoint attributes included.
 constexpr size_t kMaxAttributes = 16;
 
+// The methods the HTTP conventions name (RFC 9110, PATCH, QUERY); case-sensitive. Others are
+// reported as "_OTHER", with the method as sent in http.request.method_original.
+bool IsConventionalMethod(std::string_view m) {
+  static constexpr std::string_view kMethods[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
+                                                  "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"};
+  for (std::string_view k : kMethods) {
+    if (k == m) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::pair<std::string_view, int64_t> SplitHostPort(std::string_view authority) {
@@ -44,11 +55,17 @@ void WriteHttpSpan(const HttpSpanFields& f, const SessionContext& ctx,
   trace::AttributeWriter attrs(&s.attributes);
 
   const TargetParts target = SplitTarget(f.target);
-  const std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
-  s.name.assign(f.method);
-  if (options.infer_routes) s.name.append(" ").append(InferRoute(path));
+  std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
+  // The name's route drops path parameters and templates tokens; the attributes redact them.
+  const std::string route = options.infer_routes ? InferRoute(path) : std::string();
+  std::string redacted_path;
+  if (RedactPath(path, &redacted_path)) path = redacted_path;
+  const bool conventional = IsConventionalMethod(f.method);
+  s.name.assign(conventional ? f.method : std::string_view("HTTP"));
+  if (options.infer_routes) s.name.append(" ").append(route);
 
-  attrs.Add("http.request.method", f.method);
+  attrs.Add("http.request.method", conventional ? f.method : "_OTHER");
+  if (!conventional) attrs.Add("http.request.method_original", f.method);
   attrs.Add("url.path", path);
   const std::string query = RedactQuery(target.query);
   if (!target.query.empty()) attrs.Add("url.query", query);
@@ -71,10 +88,13 @@ void WriteHttpSpan(const HttpSpanFields& f, const SessionContext& ctx,
       port_size = static_cast<size_t>(
           std::to_chars(port_text + 1, port_text + sizeof(port_text), port).ptr - port_text);
     }
+    // Credentials in the target are never kept; the conventions mark that they were there.
+    const std::string_view userinfo = target.userinfo ? "REDACTED:REDACTED@" : "";
     std::string full;  // sized once: appending piecewise reallocated it two or three times
-    full.reserve(f.scheme.size() + 3 + host.size() + port_size + path.size() +
+    full.reserve(f.scheme.size() + 3 + userinfo.size() + host.size() + port_size + path.size() +
                  (target.query.empty() ? 0 : 1 + query.size()));
-    full.append(f.scheme).append("://").append(host).append(port_text, port_size).append(path);
+    full.append(f.scheme).append("://").append(userinfo).append(host);
+    full.append(port_text, port_size).append(path);
     if (!target.query.empty()) full.append("?").append(query);
     attrs.Add("url.full", full);
   } else if (ends.known) {
@@ -95,6 +115,11 @@ void WriteHttpSpan(const HttpSpanFields& f, const SessionContext& ctx,
       s.status = trace::StatusCode::kError;
       attrs.Add("error.type", std::to_string(f.status));
     }
+  }
+  if (!f.request_error_type.empty()) {  // answered or not, not a request to show as a success
+    s.status = trace::StatusCode::kError;
+    if (!attrs.Has("error.type")) attrs.Add("error.type", f.request_error_type);
+    s.status_message.assign(f.request_error_message);
   }
   if (!f.error_type.empty()) {
     s.status = trace::StatusCode::kError;

@@ -25,8 +25,12 @@ struct HttpSpanFields {
   std::optional<uint64_t> request_body_size;
   uint16_t status = 0;  // final response status; 0: no response
   std::optional<uint64_t> response_body_size;
+  // Set: the request itself was faulty (HTTP/1 framing conflict), answered or not: an error
+  // with this error.type (unless the status set one) and this message.
+  std::string_view request_error_type;
+  std::string_view request_error_message;
   // Set: the exchange failed (a transport error, a reset): the span is an error with this
-  // error.type (unless the status already set one) and this message.
+  // error.type (unless the status or the request already set one) and this message.
   std::string_view error_type;
   std::string_view error_message;  // empty: the error type
 };
@@ -35,10 +39,12 @@ struct HttpSpanOptions {
   bool infer_routes = true;  // name "GET /users/{id}" instead of "GET"
 };
 
-// Writes the span's name, its HTTP attributes (server.address and server.port from what the
-// client asked for, when it said; url.full on the client side, client.address on the server
-// side) and its status: 5xx is an error, and 4xx too on the client side. Overwrites every
-// attribute already in span->attributes, reusing their storage.
+// Writes the span's name ("GET /users/{id}"; "HTTP /users/{id}" for a method the conventions
+// do not name, reported as "_OTHER" with http.request.method_original), its HTTP attributes
+// (path and query redacted, user info never kept; server.address and server.port from what
+// the client asked for, when it said; url.full on the client side, client.address on the
+// server side) and its status: 5xx is an error, and 4xx too on the client side. Overwrites
+// every attribute already in span->attributes, reusing their storage.
 void WriteHttpSpan(const HttpSpanFields& f, const SessionContext& ctx,
                    const HttpSpanOptions& options, trace::Span* span);
 

@@ -1,6 +1,7 @@
 // URL handling for spans: request-target splitting, route templates, privacy redaction.
 #include "protocols/http_common/route.h"
 
+#include <algorithm>
 #include <array>
 
 namespace zerotrace::protocols::http_common {
@@ -9,6 +10,14 @@ namespace {
 constexpr size_t npos = std::string_view::npos;
 // Hex runs at least this long are ids (hashes, object ids), not words.
 constexpr size_t kMinHexId = 16;
+// Base64 runs at least this long (with mixed case and digits) are tokens.
+constexpr size_t kMinToken = 32;
+
+// base64 and base64url characters (and '=' padding).
+bool IsBase64Char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/' || c == '-' || c == '_' || c == '=';
+}
 
 bool IsHex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -66,6 +75,10 @@ TargetParts SplitTarget(std::string_view target) {
     rest = target.substr(sep + 3);
     const size_t end = rest.find_first_of("/?");
     parts.authority = rest.substr(0, end);
+    if (const size_t at = parts.authority.rfind('@'); at != npos) {  // user info: never kept
+      parts.authority.remove_prefix(at + 1);
+      parts.userinfo = true;
+    }
     rest = end == npos ? std::string_view() : rest.substr(end);
   }
   const size_t q = rest.find('?');
@@ -75,6 +88,26 @@ TargetParts SplitTarget(std::string_view target) {
   return parts;
 }
 
+bool IsTokenSegment(std::string_view seg) {
+  // A JWT: header.payload.signature, base64url each, the header a JSON object ("eyJ").
+  if (seg.size() >= 20 && seg.substr(0, 3) == "eyJ" &&
+      std::count(seg.begin(), seg.end(), '.') == 2) {
+    for (char c : seg) {
+      if (!IsBase64Char(c) && c != '.') return false;
+    }
+    return true;
+  }
+  if (seg.size() < kMinToken) return false;
+  bool upper = false, lower = false, digit = false;
+  for (char c : seg) {
+    if (!IsBase64Char(c)) return false;
+    upper |= c >= 'A' && c <= 'Z';
+    lower |= c >= 'a' && c <= 'z';
+    digit |= IsDigitChar(c);
+  }
+  return upper && lower && digit;
+}
+
 std::string InferRoute(std::string_view path) {
   if (path.empty()) return "/";
   std::string route;
@@ -82,13 +115,16 @@ std::string InferRoute(std::string_view path) {
   size_t i = 0;
   while (i <= path.size()) {
     const size_t slash = path.find('/', i);
-    const std::string_view seg = path.substr(i, slash == npos ? npos : slash - i);
+    std::string_view seg = path.substr(i, slash == npos ? npos : slash - i);
+    seg = seg.substr(0, seg.find(';'));  // path parameters: not part of a route
     if (AllOf(seg, IsDigitChar)) {
       route += "{id}";
     } else if (IsUuid(seg)) {
       route += "{uuid}";
     } else if (seg.size() >= kMinHexId && AllOf(seg, IsHex)) {
       route += "{hex}";
+    } else if (IsTokenSegment(seg)) {
+      route += "{token}";
     } else {
       route += seg;
     }
@@ -97,6 +133,42 @@ std::string InferRoute(std::string_view path) {
     i = slash + 1;
   }
   return route;
+}
+
+// Hot path (every span): the common path has no ';' and no long segment, and is not copied.
+bool RedactPath(std::string_view path, std::string* out) {
+  bool needed = path.find(';') != npos;
+  for (size_t i = 0; !needed && i < path.size();) {
+    const size_t slash = path.find('/', i);
+    const std::string_view seg = path.substr(i, slash == npos ? npos : slash - i);
+    needed = seg.size() >= 20 && IsTokenSegment(seg);
+    if (slash == npos) break;
+    i = slash + 1;
+  }
+  if (!needed) return false;
+  out->clear();
+  size_t i = 0;
+  while (i <= path.size()) {
+    const size_t slash = path.find('/', i);
+    const std::string_view seg = path.substr(i, slash == npos ? npos : slash - i);
+    const size_t semi = seg.find(';');
+    const std::string_view name = seg.substr(0, semi);
+    out->append(IsTokenSegment(name) ? std::string_view("REDACTED") : name);
+    // ";k=v;flag" -> ";k=REDACTED;REDACTED": a parameter's value, or a bare one, may be secret.
+    for (size_t p = semi; p != npos;) {
+      const size_t next = seg.find(';', p + 1);
+      const std::string_view param = seg.substr(p + 1, next == npos ? npos : next - p - 1);
+      const size_t eq = param.find('=');
+      out->push_back(';');
+      if (eq != npos) out->append(param.substr(0, eq + 1));
+      if (!param.empty()) out->append("REDACTED");
+      p = next;
+    }
+    if (slash == npos) break;
+    out->push_back('/');
+    i = slash + 1;
+  }
+  return true;
 }
 
 std::string RedactQuery(std::string_view query) {
@@ -109,7 +181,7 @@ std::string RedactQuery(std::string_view query) {
     const std::string_view pair = query.substr(i, amp == npos ? npos : amp - i);
     const size_t eq = pair.find('=');
     if (eq == npos) {
-      out += pair;
+      if (!pair.empty()) out += "REDACTED";  // a bare key may be the secret itself
     } else {
       out += pair.substr(0, eq + 1);
       out += "REDACTED";

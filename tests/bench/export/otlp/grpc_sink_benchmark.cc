@@ -113,13 +113,13 @@ void BM_GrpcExportToSink(benchmark::State& state) {
   }
   OtlpGrpcExporter& exporter = **made;
   const auto spans = testing::TypicalBatch(batch);
-  for (int i = 0; i < 3; i++) exporter.Export(spans);  // connect, warm up
+  for (int i = 0; i < 3; i++) (void)exporter.Export(spans);  // connect, warm up
   const uint64_t ok0 = exporter.counters().spans_ok.load();
   double thread_cpu = 0, process_cpu = 0;
   const double sink0 = sink.CpuSeconds();
   for (auto _ : state) {
     const double t0 = ThreadCpuSeconds(), p0 = ProcessCpuSeconds();
-    exporter.Export(spans);
+    (void)exporter.Export(spans);
     thread_cpu += ThreadCpuSeconds() - t0;
     process_cpu += ProcessCpuSeconds() - p0;
     if (pause.count() > 0) {

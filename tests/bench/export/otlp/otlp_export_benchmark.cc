@@ -102,10 +102,10 @@ void RunExport(benchmark::State& state, Receiver& receiver, OtlpConfig config) {
   }
   auto& exporter = static_cast<OtlpExporterBase&>(*made.value());
   const auto spans = testing::TypicalBatch(kBatch);
-  exporter.Export(spans);  // connect outside the measurement
+  (void)exporter.Export(spans);  // connect outside the measurement
   const uint64_t bytes0 = exporter.counters().bytes_sent.load();
   const double cpu0 = ThreadCpuSeconds();
-  for (auto _ : state) exporter.Export(spans);
+  for (auto _ : state) (void)exporter.Export(spans);
   SetRates(state, ThreadCpuSeconds() - cpu0);
   const auto& c = exporter.counters();
   state.counters["wire_bytes_per_span"] = static_cast<double>(c.bytes_sent.load() - bytes0) /

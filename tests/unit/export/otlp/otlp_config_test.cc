@@ -367,8 +367,8 @@ TEST(OtlpConfigTest, BadValuesAreClearStartUpErrors) {
        {},
        "https://user:pw@c",
        "",
-       "--otlp-endpoint: 'https://user:pw@c' is not a valid endpoint: credentials in the URL are "
-       "not supported; use OTEL_EXPORTER_OTLP_HEADERS"},
+       "--otlp-endpoint: 'https://REDACTED@c' is not a valid endpoint: credentials in the URL "
+       "are not supported; use OTEL_EXPORTER_OTLP_HEADERS"},
       {"grpc target with a path",
        {},
        "c:4317/x",
@@ -395,7 +395,15 @@ TEST(OtlpConfigTest, BadValuesAreClearStartUpErrors) {
        {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"}, {"OTEL_EXPORTER_OTLP_HEADERS", "a=1,token"}},
        "",
        "",
-       "OTEL_EXPORTER_OTLP_HEADERS: 'token' is not key=value (expected k1=v1,k2=v2)"},
+       "OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not key=value (expected k1=v1,k2=v2; text not "
+       "shown)"},
+      {"header name with a space (a ':' meant as '=')",
+       {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"},
+        {"OTEL_EXPORTER_OTLP_HEADERS", "Authorization: Bearer s3cret=x"}},
+       "",
+       "",
+       "OTEL_EXPORTER_OTLP_HEADERS: entry 1: the header name has a character not allowed in "
+       "header names at position 14 (expected k1=v1,k2=v2; text not shown)"},
       {"header value with a newline",
        {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"},
         {"OTEL_EXPORTER_OTLP_HEADERS", "a=1%0d%0aX-Evil: 1"}},
@@ -422,6 +430,54 @@ TEST(OtlpConfigTest, BadValuesAreClearStartUpErrors) {
     ASSERT_FALSE(config.ok());
     EXPECT_EQ(config.status().message(), c.message);
   }
+}
+
+TEST(OtlpConfigTest, EndpointForLogsHidesCredentialsAndQuery) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"http://c:4318/v1/traces", "http://c:4318/v1/traces"},
+      {"https://bob:hunter2@c:4318/v1/traces", "https://REDACTED@c:4318/v1/traces"},
+      {"https://c/v1/traces?token=s3cret&x=1", "https://c/v1/traces?REDACTED"},
+      {"http://u:p@c?k=v#frag", "http://REDACTED@c?REDACTED"},
+      {"c:4317", "c:4317"},
+      {"user:pw@c:4317", "REDACTED@c:4317"},
+      {"ftp://a:b@c/x?y", "ftp://REDACTED@c/x?REDACTED"},  // does not parse; still hidden
+      {"", ""},
+  };
+  for (const auto& [in, want] : cases) EXPECT_EQ(EndpointForLogs(in), want) << in;
+}
+
+TEST(OtlpConfigTest, RejectedEndpointsNeverEchoTheirSecrets) {
+  for (const char* bad : {"http://bob:hunter2@c:4318", "ftp://c/?token=hunter2",
+                          "http://c:99999/?token=hunter2", "http:// c/?token=hunter2"}) {
+    auto config = From({}, bad, "");
+    ASSERT_FALSE(config.ok()) << bad;
+    EXPECT_EQ(config.status().message().find("hunter2"), std::string::npos)
+        << config.status().message();
+  }
+}
+
+TEST(OtlpConfigTest, SelectionDecidesWhetherTheEnvironmentTurnsOtlpOn) {
+  const std::map<std::string, std::string> env = {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"}};
+  auto get = [&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  using S = OtlpEnvSelection;
+  auto config = OtlpConfigFrom(get, "", "", S::kIfEndpointSet);
+  ASSERT_TRUE(config.ok());
+  ASSERT_TRUE(config->has_value());
+  EXPECT_EQ((*config)->endpoint, "http://c/v1/traces");
+  config = OtlpConfigFrom(get, "", "", S::kOff);
+  ASSERT_TRUE(config.ok());
+  EXPECT_FALSE(config->has_value()) << "OTEL_TRACES_EXPORTER=console or none: no OTLP";
+  config = OtlpConfigFrom(get, "http://flag:4318", "", S::kOff);
+  ASSERT_TRUE(config.ok());
+  ASSERT_TRUE(config->has_value()) << "the flag always asks for OTLP";
+  EXPECT_EQ((*config)->endpoint, "http://flag:4318/v1/traces");
+  config = OtlpConfigFrom([](const char*) -> const char* { return nullptr; }, "", "", S::kOn);
+  ASSERT_TRUE(config.ok());
+  ASSERT_TRUE(config->has_value()) << "OTEL_TRACES_EXPORTER=otlp with no endpoint";
+  EXPECT_EQ((*config)->endpoint, "http://localhost:4318/v1/traces");
 }
 
 TEST(OtlpConfigTest, GrpcTargetDefaultsThePortFromTheScheme) {

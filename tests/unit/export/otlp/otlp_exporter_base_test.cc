@@ -28,6 +28,13 @@ AttemptResult Fail(Kind kind, std::string reason, std::optional<milliseconds> hi
   return r;
 }
 
+// A retryable failure with no answer from the collector (refused, unreachable, timed out).
+AttemptResult NoAnswer(std::string reason) {
+  AttemptResult r = Fail(Kind::kRetryable, std::move(reason));
+  r.unreachable = true;
+  return r;
+}
+
 // Answers Send() from a script; each attempt takes `attempt_cost` of virtual time.
 class ScriptedExporter final : public OtlpExporterBase {
  public:
@@ -39,6 +46,7 @@ class ScriptedExporter final : public OtlpExporterBase {
   std::deque<AttemptResult> script;
   std::vector<milliseconds> timeouts;  // what each Send was given
   int encodes = 0;
+  int cancels = 0;                    // CancelAttempt calls
   std::vector<size_t> encoded_spans;  // each Encode's batch size
   size_t bytes_per_span = 100;
   milliseconds attempt_cost{0};
@@ -59,6 +67,7 @@ class ScriptedExporter final : public OtlpExporterBase {
     script.pop_front();
     return r;
   }
+  void CancelAttempt() override { cancels++; }
   std::shared_ptr<testing::FakeSleeper> clock_;
 };
 
@@ -87,7 +96,7 @@ TEST_F(OtlpExporterBaseTest, RetryableFailuresAreRetriedWithBackoffThenSucceed) 
   auto e = Make();
   e->script = {Fail(Kind::kRetryable, "UNAVAILABLE"), Fail(Kind::kRetryable, "UNAVAILABLE"),
                Fail(Kind::kRetryable, "UNAVAILABLE"), Ok()};
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->encodes, 1) << "a batch is encoded once, however often it is sent";
   EXPECT_EQ(e->timeouts.size(), 4u);
   const auto sleeps = clock_->sleeps();
@@ -106,7 +115,7 @@ TEST_F(OtlpExporterBaseTest, BatchOverTheRequestLimitIsSentInHalvesUntilEachFits
   options_.max_request_bytes = 350;  // 100 bytes a span: at most 3 spans a request
   auto e = Make();
   e->script = {Ok(), Fail(Kind::kPermanent, "INVALID_ARGUMENT")};
-  e->Export(batch_);
+  (void)e->Export(batch_);
   // 10 -> 5 + 5 -> (2 + 3) + (2 + 3): every part is encoded, only parts that fit are sent.
   EXPECT_EQ(e->encoded_spans, (std::vector<size_t>{10, 5, 2, 3, 5, 2, 3}));
   EXPECT_EQ(e->timeouts.size(), 4u);
@@ -119,7 +128,7 @@ TEST_F(OtlpExporterBaseTest, BatchOverTheRequestLimitIsSentInHalvesUntilEachFits
 TEST_F(OtlpExporterBaseTest, OneSpanOverTheLimitIsStillSent) {
   options_.max_request_bytes = 50;
   auto e = Make();
-  e->Export(std::vector<trace::Span>(batch_.begin(), batch_.begin() + 1));
+  (void)e->Export(std::vector<trace::Span>(batch_.begin(), batch_.begin() + 1));
   EXPECT_EQ(e->encodes, 1);
   EXPECT_EQ(e->counters().spans_ok.load(), 1u);
 }
@@ -127,16 +136,16 @@ TEST_F(OtlpExporterBaseTest, OneSpanOverTheLimitIsStillSent) {
 TEST_F(OtlpExporterBaseTest, DefaultLimitIsHalfOfGrpcsFourMiB) {
   auto e = Make();
   e->bytes_per_span = (2 << 20) / 10;  // exactly 2 MiB: one request
-  e->Export(batch_);
+  (void)e->Export(batch_);
   e->bytes_per_span++;
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->encoded_spans, (std::vector<size_t>{10, 10, 5, 5}));
 }
 
 TEST_F(OtlpExporterBaseTest, ServerHintIsHonouredExactly) {
   auto e = Make();
   e->script = {Fail(Kind::kRetryable, "HTTP 503", milliseconds(3000)), Ok()};
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(clock_->sleeps(), std::vector<milliseconds>{milliseconds(3000)});
   EXPECT_EQ(e->counters().spans_ok.load(), 10u);
   ASSERT_EQ(logs_.size(), 1u);
@@ -148,7 +157,7 @@ TEST_F(OtlpExporterBaseTest, ServerHintIsHonouredExactly) {
 TEST_F(OtlpExporterBaseTest, NonRetryableErrorDropsTheBatchAtOnce) {
   auto e = Make();
   e->script = {Fail(Kind::kPermanent, "INVALID_ARGUMENT")};
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->timeouts.size(), 1u);
   EXPECT_TRUE(clock_->sleeps().empty());
   EXPECT_EQ(e->counters().spans_dropped_non_retryable.load(), 10u);
@@ -160,7 +169,7 @@ TEST_F(OtlpExporterBaseTest, TotalDeadlineBoundsRetriesAndAttemptTimeouts) {
   e->attempt_cost = milliseconds(1000);  // every attempt times out
   for (int i = 0; i < 100; i++) e->script.push_back(Fail(Kind::kRetryable, "DEADLINE_EXCEEDED"));
   const auto start = clock_->Now();
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->counters().spans_dropped_retry_exhausted.load(), 10u);
   EXPECT_LE(clock_->Now() - start, milliseconds(5000));
   // No attempt is given more than what is left before the deadline.
@@ -177,7 +186,7 @@ TEST_F(OtlpExporterBaseTest, TotalDeadlineBoundsRetriesAndAttemptTimeouts) {
 TEST_F(OtlpExporterBaseTest, PartialSuccessIsCountedAndNotRetried) {
   auto e = Make();
   e->script = {Ok(3, "3 spans had no name")};
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->timeouts.size(), 1u);
   EXPECT_EQ(e->counters().batches_ok.load(), 1u);
   EXPECT_EQ(e->counters().spans_ok.load(), 7u);
@@ -188,7 +197,7 @@ TEST_F(OtlpExporterBaseTest, PartialSuccessIsCountedAndNotRetried) {
       << logs_[0];
   // A warning without rejections is logged, not counted as a rejection.
   e->script = {Ok(0, "deprecated field")};
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->counters().spans_rejected_partial.load(), 3u);
   EXPECT_EQ(e->counters().spans_ok.load(), 17u);
 }
@@ -197,14 +206,14 @@ TEST_F(OtlpExporterBaseTest, FailuresAreLoggedOncePerIntervalPerReason) {
   auto e = Make();
   for (int i = 0; i < 5; i++) {
     e->script = {Fail(Kind::kPermanent, "HTTP 400")};
-    e->Export(batch_);
+    (void)e->Export(batch_);
   }
   e->script = {Fail(Kind::kPermanent, "HTTP 401")};
-  e->Export(batch_);
+  (void)e->Export(batch_);
   ASSERT_EQ(logs_.size(), 2u) << "one line per reason";
   clock_->Advance(milliseconds(10000));
   e->script = {Fail(Kind::kPermanent, "HTTP 400")};
-  e->Export(batch_);
+  (void)e->Export(batch_);
   ASSERT_EQ(logs_.size(), 3u);
   EXPECT_NE(logs_[2].find("dropped 10 spans: export failed, not retryable: HTTP 400 (and 4 more "
                           "like it since the last report)"),
@@ -226,22 +235,106 @@ TEST_F(OtlpExporterBaseTest, ShutdownCutsRetriesShort) {
       e->BeginShutdown(deadline);
     }
   };
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->counters().spans_dropped_shutdown.load(), 10u);
   EXPECT_LE(clock_->Now(), deadline) << "no sleep runs past the shutdown deadline";
   // After the deadline, a batch is dropped without an attempt.
   clock_->Advance(milliseconds(100));
   const size_t before = e->timeouts.size();
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->timeouts.size(), before);
   EXPECT_EQ(e->counters().spans_dropped_shutdown.load(), 20u);
 }
 
+TEST_F(OtlpExporterBaseTest, ResultSaysWhatTheCollectorTook) {
+  auto e = Make();
+  e->script = {Ok(3, "3 spans had no name")};
+  ExportResult r = e->Export(batch_);
+  EXPECT_EQ(r.delivered, 7u);
+  EXPECT_EQ(r.failed, 3u) << "rejected in a partial success: not delivered";
+  e->script = {Fail(Kind::kPermanent, "HTTP 400")};
+  r = e->Export(batch_);
+  EXPECT_EQ(r.delivered, 0u);
+  EXPECT_EQ(r.failed, 10u);
+  e->attempt_cost = milliseconds(1000);
+  for (int i = 0; i < 100; i++) e->script.push_back(Fail(Kind::kRetryable, "UNAVAILABLE"));
+  r = e->Export(batch_);
+  EXPECT_EQ(r.delivered, 0u) << "a collector that is down delivers nothing";
+  EXPECT_EQ(r.failed, 10u);
+}
+
+TEST_F(OtlpExporterBaseTest, StoppingWithTheCollectorDownGivesUpAtOnce) {
+  auto e = Make();
+  for (int i = 0; i < 100; i++) e->script.push_back(NoAnswer("connect"));
+  // The agent stops during the batch's retries (the collector refused the first attempt),
+  // with 10 s of drain time: nothing more is waited for.
+  int sends = 0;
+  const auto stopped_at = clock_->Now() + milliseconds(50);
+  e->on_send = [&] {
+    if (++sends == 2) e->BeginShutdown(clock_->Now() + milliseconds(10000));
+  };
+  clock_->Advance(milliseconds(50));
+  ExportResult r = e->Export(batch_);
+  EXPECT_EQ(r.failed, 10u);
+  EXPECT_EQ(sends, 2) << "the attempt that failed during the stop was the last";
+  EXPECT_EQ(e->cancels, 1) << "an attempt in flight is cut short";
+  EXPECT_LT(clock_->Now() - stopped_at, milliseconds(2000)) << "no backoff after the stop";
+  // Every batch still queued is dropped without an attempt, long before the drain deadline.
+  for (int i = 0; i < 5; i++) {
+    r = e->Export(batch_);
+    EXPECT_EQ(r.failed, 10u);
+  }
+  EXPECT_EQ(sends, 2);
+  EXPECT_EQ(e->counters().spans_dropped_shutdown.load(), 60u);
+}
+
+TEST_F(OtlpExporterBaseTest, StoppingWithACollectorThatAnswersStillDeliversWithinTheDeadline) {
+  auto e = Make();
+  (void)e->Export(batch_);  // the collector answers
+  e->BeginShutdown(clock_->Now() + milliseconds(10000));
+  EXPECT_EQ(e->cancels, 0);
+  EXPECT_EQ(e->Export(batch_).delivered, 10u) << "the final flush is sent";
+  // Busy: it asks for 300 ms, which fits the drain deadline.
+  e->script = {Fail(Kind::kRetryable, "HTTP 503", milliseconds(300)), Ok()};
+  EXPECT_EQ(e->Export(batch_).delivered, 10u);
+  // A wait past the deadline is not begun.
+  e->script = {Fail(Kind::kRetryable, "HTTP 503", milliseconds(20000))};
+  EXPECT_EQ(e->Export(batch_).failed, 10u);
+  EXPECT_EQ(clock_->sleeps(), std::vector<milliseconds>{milliseconds(300)});
+}
+
+TEST_F(OtlpExporterBaseTest, FinishLogsExactTotalsTheRateLimitMayHaveHidden) {
+  auto e = Make();
+  e->BeginShutdown(clock_->Now());
+  for (int i = 0; i < 7; i++) (void)e->Export(batch_);  // dropped at shutdown, one line logged
+  ASSERT_EQ(logs_.size(), 1u);
+  EXPECT_NE(logs_[0].find("dropped 10 spans"), std::string::npos) << logs_[0];
+  EXPECT_EQ(e->Finish().delivered, 0u);
+  ASSERT_EQ(logs_.size(), 2u);
+  EXPECT_EQ(logs_[1],
+            "exporter scripted (http://collector:4318/v1/traces): in total 0 spans delivered and "
+            "70 dropped (0 after retries ran out, 0 on errors not worth a retry, 70 at shutdown, "
+            "0 rejected by the collector)");
+}
+
+TEST_F(OtlpExporterBaseTest, LogLinesNeverShowEndpointSecrets) {
+  config_.endpoint = "https://bob:hunter2@collector:4318/v1/traces?token=s3cret&team=a";
+  auto e = Make();
+  e->script = {Fail(Kind::kPermanent, "HTTP 401")};
+  (void)e->Export(batch_);
+  ASSERT_EQ(logs_.size(), 1u);
+  EXPECT_EQ(logs_[0].find("hunter2"), std::string::npos) << logs_[0];
+  EXPECT_EQ(logs_[0].find("s3cret"), std::string::npos) << logs_[0];
+  EXPECT_NE(logs_[0].find("(https://REDACTED@collector:4318/v1/traces?REDACTED)"),
+            std::string::npos)
+      << logs_[0];
+}
+
 TEST_F(OtlpExporterBaseTest, AttemptTimeoutIsTheConfiguredTimeout) {
   auto e = Make();
-  e->Export(batch_);
+  (void)e->Export(batch_);
   EXPECT_EQ(e->timeouts, std::vector<milliseconds>{milliseconds(1000)});
-  e->Export({});
+  (void)e->Export({});
   EXPECT_EQ(e->timeouts.size(), 1u) << "an empty batch sends nothing";
 }
 

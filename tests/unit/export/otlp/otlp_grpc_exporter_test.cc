@@ -53,7 +53,7 @@ class OtlpGrpcExporterTest : public ::testing::Test {
 TEST_F(OtlpGrpcExporterTest, SpansArriveFieldForFieldAsTheJsonEncoderWritesThem) {
   auto e = Make();
   const auto spans = testing::TrickyBatch();
-  e->Export(spans);
+  (void)e->Export(spans);
   const auto got = receiver_.script().received();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(testing::ToJsonShape(got[0].request), json::parse(ToOtlpJson(spans)));
@@ -66,7 +66,7 @@ TEST_F(OtlpGrpcExporterTest, SpansArriveFieldForFieldAsTheJsonEncoderWritesThem)
 TEST_F(OtlpGrpcExporterTest, HeadersArriveAsMetadataWithOurUserAgent) {
   config_.headers = {{"authorization", "Bearer abc="}, {"x-tenant", "a,b"}};
   auto e = Make();
-  e->Export(testing::TypicalBatch(4));
+  (void)e->Export(testing::TypicalBatch(4));
   const auto got = receiver_.script().received();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].headers.at("authorization"), "Bearer abc=");
@@ -79,7 +79,7 @@ TEST_F(OtlpGrpcExporterTest, GzipRequestsArriveIntact) {
   config_.gzip = true;
   auto e = Make();
   const auto spans = testing::TypicalBatch(200);
-  e->Export(spans);
+  (void)e->Export(spans);
   const auto got = receiver_.script().received();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_TRUE(got[0].grpc_gzip);
@@ -95,7 +95,7 @@ TEST_F(OtlpGrpcExporterTest, UnavailableWithRetryInfoIsRetriedAfterTheHint) {
   unavailable.retry_after = milliseconds(1500);
   receiver_.script().Set({unavailable, unavailable});
   auto e = Make();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   EXPECT_EQ(receiver_.script().count(), 3u);
   EXPECT_EQ(sleeper->sleeps(), (std::vector<milliseconds>{milliseconds(1500), milliseconds(1500)}));
   EXPECT_EQ(e->counters().retries.load(), 2u);
@@ -118,7 +118,7 @@ TEST_F(OtlpGrpcExporterTest, ResourceExhaustedIsRetriedOnlyWithRetryInfo) {
   exhausted.grpc_code = 8;
   receiver_.script().Set({throttled, exhausted});
   auto e = Make();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   EXPECT_EQ(receiver_.script().count(), 2u);
   EXPECT_EQ(e->counters().retries.load(), 1u);
   EXPECT_EQ(e->counters().spans_dropped_non_retryable.load(), 8u);
@@ -130,7 +130,7 @@ TEST_F(OtlpGrpcExporterTest, InvalidArgumentDropsTheBatchWithoutRetrying) {
   invalid.message = "bad span";
   receiver_.script().Set({invalid});
   auto e = Make();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   EXPECT_EQ(receiver_.script().count(), 1u);
   EXPECT_EQ(e->counters().spans_dropped_non_retryable.load(), 8u);
   EXPECT_EQ(e->counters().retries.load(), 0u);
@@ -147,7 +147,7 @@ TEST_F(OtlpGrpcExporterTest, PartialSuccessIsCountedNotRetried) {
   partial.partial_message = "too old";
   receiver_.script().Set({partial});
   auto e = Make();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   EXPECT_EQ(receiver_.script().count(), 1u);
   EXPECT_EQ(e->counters().spans_ok.load(), 6u);
   EXPECT_EQ(e->counters().spans_rejected_partial.load(), 2u);
@@ -161,7 +161,7 @@ TEST_F(OtlpGrpcExporterTest, SlowCollectorIsBoundedByTimeoutAndDeadline) {
   options_.retry = {milliseconds(10), milliseconds(50), milliseconds(1000)};
   auto e = Make();
   const auto start = std::chrono::steady_clock::now();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took, milliseconds(2500));
   EXPECT_GE(took, milliseconds(200));
@@ -180,7 +180,7 @@ TEST_F(OtlpGrpcExporterTest, CollectorThatComesUpLaterGetsTheBatch) {
   };
   auto e = Make();
   const auto spans = testing::TypicalBatch(16);
-  e->Export(spans);
+  (void)e->Export(spans);
   ASSERT_TRUE(late);
   const auto got = late->script().received();
   ASSERT_EQ(got.size(), 1u);
@@ -210,10 +210,39 @@ TEST_F(OtlpGrpcExporterTest, BeginShutdownFromAnotherThreadEndsABackoffAtOnce) {
     e->BeginShutdown(RetryClock::now());
   });
   const auto start = std::chrono::steady_clock::now();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   stopper.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
   EXPECT_EQ(e->counters().spans_dropped_shutdown.load(), 8u);
+}
+
+TEST_F(OtlpGrpcExporterTest, StoppingWithTheCollectorRefusingSendsNothingMore) {
+  receiver_.Stop();  // nothing listens on the port now
+  options_.sleeper = std::make_shared<testing::FakeSleeper>();
+  options_.retry = {milliseconds(100), milliseconds(400), milliseconds(1000)};
+  auto e = Make();
+  EXPECT_EQ(e->Export(testing::TypicalBatch(8)).failed, 8u);
+  const uint64_t attempts = e->counters().attempts_retryable_failed.load();
+  ASSERT_GT(attempts, 0u);
+  e->BeginShutdown(RetryClock::now() + std::chrono::seconds(10));
+  EXPECT_EQ(e->Export(testing::TypicalBatch(8)).failed, 8u);
+  EXPECT_EQ(e->counters().attempts_retryable_failed.load(), attempts)
+      << "a refused connection is not tried again while stopping";
+  EXPECT_EQ(e->counters().spans_dropped_shutdown.load(), 8u);
+}
+
+TEST_F(OtlpGrpcExporterTest, StoppingStillWaitsBrieflyForACollectorThatAsks) {
+  auto sleeper = std::make_shared<testing::FakeSleeper>();
+  options_.sleeper = sleeper;
+  Reply unavailable;
+  unavailable.grpc_code = 14;  // sent by the server itself, without a hint
+  receiver_.script().Set({unavailable});
+  auto e = Make();
+  EXPECT_EQ(e->Export(testing::TypicalBatch(4)).failed, 0u);  // retried, then accepted
+  receiver_.script().Set({unavailable});
+  e->BeginShutdown(RetryClock::now() + std::chrono::seconds(10));
+  EXPECT_EQ(e->Export(testing::TypicalBatch(8)).delivered, 8u)
+      << "the collector answered: a retry within the drain deadline is worth it";
 }
 
 TEST_F(OtlpGrpcExporterTest, CreateFailsOnUnreadableCertificates) {

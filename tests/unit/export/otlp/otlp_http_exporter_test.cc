@@ -43,7 +43,7 @@ TEST_F(OtlpHttpExporterTest, ProtobufSpansArriveFieldForField) {
   config_.headers = {{"authorization", "Bearer abc="}, {"x-tenant", "a,b"}};
   auto e = Make();
   const auto spans = testing::TrickyBatch();
-  e->Export(spans);
+  (void)e->Export(spans);
   const auto got = receiver_.script().received();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].headers.at("content-type"), "application/x-protobuf");
@@ -60,7 +60,7 @@ TEST_F(OtlpHttpExporterTest, JsonBodiesAreTheJsonEncoderOutput) {
   config_.protocol = OtlpConfig::Protocol::kHttpJson;
   auto e = Make();
   const auto spans = testing::TrickyBatch();
-  e->Export(spans);
+  (void)e->Export(spans);
   const auto got = receiver_.script().received();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].headers.at("content-type"), "application/json");
@@ -73,8 +73,8 @@ TEST_F(OtlpHttpExporterTest, GzipBodiesDecodeToTheSameRequest) {
     config_.protocol = protocol;
     auto e = Make();
     const auto spans = testing::TypicalBatch(300);
-    e->Export(spans);
-    e->Export(spans);  // the deflate stream is reset between batches
+    (void)e->Export(spans);
+    (void)e->Export(spans);  // the deflate stream is reset between batches
     const auto got = receiver_.script().received();
     ASSERT_EQ(got.size(), 2u);
     for (const auto& r : got) {
@@ -100,7 +100,7 @@ TEST_F(OtlpHttpExporterTest, RetryAfterIsHonouredThenTheBatchArrives) {
   receiver_.script().Set({busy, throttled});
   auto e = Make();
   const auto spans = testing::TypicalBatch(8);
-  e->Export(spans);
+  (void)e->Export(spans);
   EXPECT_EQ(receiver_.script().count(), 3u);
   const auto sleeps = sleeper_->sleeps();
   ASSERT_EQ(sleeps.size(), 2u);
@@ -120,7 +120,7 @@ TEST_F(OtlpHttpExporterTest, RetryableStatusesAreExactlyTheSpecificationsOnes) {
     reply.message = "status " + std::to_string(status);
     receiver_.script().Set({reply});
     auto e = Make();
-    e->Export(testing::TypicalBatch(4));
+    (void)e->Export(testing::TypicalBatch(4));
     const bool retryable = status == 502 || status == 504;
     EXPECT_EQ(e->counters().retries.load(), retryable ? 1u : 0u);
     EXPECT_EQ(e->counters().spans_ok.load(), retryable ? 4u : 0u);
@@ -134,7 +134,7 @@ TEST_F(OtlpHttpExporterTest, BadRequestIsDroppedAndLoggedWithTheCollectorsMessag
   bad.message = "span name must not be empty";
   receiver_.script().Set({bad});
   auto e = Make();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   EXPECT_EQ(e->counters().spans_dropped_non_retryable.load(), 8u);
   ASSERT_EQ(logs_.size(), 1u);
   EXPECT_NE(logs_[0].find("dropped 8 spans: export failed, not retryable: HTTP 400: span name "
@@ -151,7 +151,7 @@ TEST_F(OtlpHttpExporterTest, PartialSuccessIsReadFromProtobufAndJsonBodies) {
     partial.partial_message = "too old";
     receiver_.script().Set({partial});
     auto e = Make();
-    e->Export(testing::TypicalBatch(8));
+    (void)e->Export(testing::TypicalBatch(8));
     EXPECT_EQ(e->counters().spans_ok.load(), 5u) << static_cast<int>(protocol);
     EXPECT_EQ(e->counters().spans_rejected_partial.load(), 3u);
     EXPECT_EQ(e->counters().retries.load(), 0u);
@@ -167,7 +167,7 @@ TEST_F(OtlpHttpExporterTest, SlowCollectorIsBoundedByTimeoutAndDeadline) {
   options_.retry = {milliseconds(10), milliseconds(50), milliseconds(1000)};
   auto e = Make();
   const auto start = std::chrono::steady_clock::now();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took, milliseconds(2500));
   EXPECT_GE(took, milliseconds(200));
@@ -184,11 +184,38 @@ TEST_F(OtlpHttpExporterTest, NoCollectorMeansRetriesThenACountedDrop) {
   config_.endpoint = endpoint;
   options_.retry = {milliseconds(100), milliseconds(400), milliseconds(3000)};
   auto e = Make();
-  e->Export(testing::TypicalBatch(8));
+  (void)e->Export(testing::TypicalBatch(8));
   EXPECT_EQ(e->counters().spans_dropped_retry_exhausted.load(), 8u);
   EXPECT_GE(e->counters().retries.load(), 3u);
   ASSERT_FALSE(logs_.empty());
   EXPECT_NE(logs_[0].find("Couldn't connect to server"), std::string::npos) << logs_[0];
+}
+
+TEST_F(OtlpHttpExporterTest, StoppingWithTheCollectorRefusingSendsNothingMore) {
+  const std::string endpoint = receiver_.endpoint();
+  receiver_.Stop();  // connection refused from now on
+  config_.endpoint = endpoint;
+  options_.retry = {milliseconds(100), milliseconds(400), milliseconds(1000)};
+  auto e = Make();
+  EXPECT_EQ(e->Export(testing::TypicalBatch(8)).failed, 8u);
+  const uint64_t attempts = e->counters().attempts_retryable_failed.load();
+  e->BeginShutdown(RetryClock::now() + std::chrono::seconds(10));
+  EXPECT_EQ(e->Export(testing::TypicalBatch(8)).failed, 8u);
+  EXPECT_EQ(e->counters().attempts_retryable_failed.load(), attempts)
+      << "a refused connection is not tried again while stopping";
+  EXPECT_EQ(e->counters().spans_dropped_shutdown.load(), 8u);
+}
+
+TEST_F(OtlpHttpExporterTest, StoppingStillWaitsBrieflyForACollectorThatAsks) {
+  Reply busy;
+  busy.http_status = 503;
+  busy.retry_after = milliseconds(1000);
+  receiver_.script().Set({busy});
+  auto e = Make();
+  e->BeginShutdown(RetryClock::now() + std::chrono::seconds(10));
+  EXPECT_EQ(e->Export(testing::TypicalBatch(8)).delivered, 8u)
+      << "the collector answered: a retry within the drain deadline is worth it";
+  EXPECT_EQ(sleeper_->sleeps(), std::vector<milliseconds>{milliseconds(1000)});
 }
 
 TEST_F(OtlpHttpExporterTest, CreateRejectsGrpcAndBadUrls) {

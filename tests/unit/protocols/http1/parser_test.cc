@@ -191,6 +191,31 @@ TEST(Http1Parser, ResyncFindsRequestAfterBodyTail) {
   EXPECT_EQ(h.stats.dropped_gap_at_start, 1u);
 }
 
+// Resynchronising, a method outside the registered ones is believed only at a line start:
+// body text before a known method is a body's tail, but "bodyQUERY" could be either.
+TEST(Http1Parser, ResyncTakesOtherMethodsOnlyAtALineStart) {
+  struct Case {
+    std::string after_gap;
+    std::string method;  // empty: no request is found
+  };
+  const std::vector<Case> cases = {
+      {"tail\r\nQUERY /q HTTP/1.1\r\nHost: h\r\n\r\n", "QUERY"},
+      {"M-SEARCH * HTTP/1.1\r\nHost: h\r\n\r\n", "M-SEARCH"},
+      {"tail of a bodyQUERY /q HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+      {"tail of a bodyPOST /q HTTP/1.1\r\nHost: h\r\n\r\n", "POST"},
+  };
+  for (const Case& tc : cases) {
+    Harness h(MessageKind::kRequest);
+    h.Gap(10);
+    const auto rs = h.Feed(tc.after_gap);
+    const bool complete = !rs.empty() && rs.back() == Result::kComplete;
+    EXPECT_EQ(complete, !tc.method.empty()) << tc.after_gap;
+    if (complete) {
+      EXPECT_EQ(h.parser.request().method, tc.method) << tc.after_gap;
+    }
+  }
+}
+
 TEST(Http1Parser, ResyncFindsResponseSplitAcrossEvents) {
   Harness h(MessageKind::kResponse);
   h.Gap(3);
@@ -235,8 +260,15 @@ TEST(Http1Detection, RequestTable) {
       {"GET /partial", Detection::kMaybe},
       {"GET / HTTP/1.", Detection::kMaybe},
       {"GET / HTTP/1.1\r", Detection::kMaybe},
-      {"get / HTTP/1.1\r\n", Detection::kNo},
-      {"FOO / HTTP/1.1\r\n", Detection::kNo},
+      // Any token is a method when the line is a request line (issue 18, item 18).
+      {"get / HTTP/1.1\r\n", Detection::kYes},
+      {"FOO / HTTP/1.1\r\n", Detection::kYes},
+      {"QUERY /search HTTP/1.1\r\n", Detection::kYes},
+      {"M-SEARCH * HTTP/1.1\r\n", Detection::kYes},
+      {"GET /caf\xc3\xa9?q=\xff HTTP/1.1\r\n", Detection::kYes},   // raw UTF-8, 0xff
+      {"GET /a\x01b HTTP/1.1\r\n", Detection::kNo},                // a control character
+      {"G(T / HTTP/1.1\r\n", Detection::kNo},                      // not a token
+      {std::string(40, 'A') + " / HTTP/1.1\r\n", Detection::kNo},  // too long for a method
       {"GET / HTTP/2.0\r\n", Detection::kNo},
       {"GET  / HTTP/1.1\r\n", Detection::kNo},
       {"GET / HTTP/1.1 \r\n", Detection::kNo},

@@ -224,6 +224,62 @@ TEST(Http1Stitcher, ConnectTunnelEndsParsing) {
   EXPECT_TRUE(c.stitcher().tunneled());
 }
 
+// Issue 18, item 8: a request with both Content-Length and Transfer-Encoding. The server may
+// read its body by either: the "request" its Content-Length covers (smuggled) may or may not
+// be one. Its answer is then uncertain, so it is never paired: neither it nor the next request
+// gets the next response, and the first request is an error exchange, not a success.
+TEST(Http1Stitcher, ContentLengthWithTransferEncodingIsFlaggedAndNothingIsMispaired) {
+  FakeConn c;
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string body = "0\r\n\r\n" + smuggled;
+  c.Request("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\nTransfer-Encoding: chunked\r\n\r\n" + body);
+  c.Request("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+  c.Response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA");   // the POST's, either way
+  c.Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nBB");  // /next's or /smuggled's
+  c.Close();
+  ASSERT_EQ(c.out().size(), 1u);
+  EXPECT_EQ(c.out()[0].req.target, "/a");
+  EXPECT_TRUE(c.out()[0].req.framing_conflict);
+  ASSERT_TRUE(c.out()[0].resp.has_value());
+  EXPECT_EQ(c.out()[0].resp->body_size, 1u);
+  EXPECT_EQ(c.stats().framing_conflicts, 1u);
+  EXPECT_EQ(c.stats().doubtful_requests, 1u);
+}
+
+// Issue 18, item 7: bytes on the response stream that cannot hold a response (a body longer
+// than its Content-Length said, garbage between responses) lose no answer: the next exchange
+// pairs at once. Garbage on the request stream may still draw an answer (a 400), so there the
+// next exchange stays unpaired rather than risk a wrong pair.
+TEST(Http1Stitcher, GarbageOnTheResponseStreamLosesNoExchange) {
+  struct Case {
+    std::string extra;  // after the first response
+    size_t exchanges;
+  };
+  const std::vector<Case> cases = {
+      {"EXTRA", 3},                        // more body than Content-Length said
+      {"\x00\x01\xff garbage\r\n", 3},     // garbage
+      {"HTTP/1.1 2OO Broken\r\n\r\n", 2},  // a malformed status line: an answer was lost
+  };
+  for (const Case& tc : cases) {
+    FakeConn c;
+    c.Request(Get(1));
+    c.Tick(10);
+    c.Response(Ok(1) + tc.extra);
+    c.Tick(10);
+    c.Request(Get(2));
+    c.Tick(10);
+    c.Response(Ok(2));
+    c.Tick(10);
+    c.Request(Get(3));
+    c.Tick(10);
+    c.Response(Ok(3));
+    c.Close();
+    EXPECT_EQ(c.out().size(), tc.exchanges) << tc.extra;
+    ExpectPairedById(c.out());
+  }
+}
+
 TEST(Http1Stitcher, BodyLargerThanCaptureSkippedThroughGap) {
   FakeConn c;
   const uint64_t big = 10 * 16384;
@@ -241,12 +297,48 @@ TEST(Http1Stitcher, BodyLargerThanCaptureSkippedThroughGap) {
   EXPECT_TRUE(c.stitcher().aligned());
 }
 
-TEST(Http1Stitcher, GapInHeadersDropsExchangeAndResyncs) {
+// Issue 18, item 3: a head longer than its syscall's capture (a big Cookie) keeps its start line
+// and the fields that fit, and its exchange pairs; its end, and any body in the gap, is skipped
+// by position. The gap may also hide the start of a pipelined message, so after a cut request
+// pairing doubts until it is proven again (never a wrong pair); after a cut response with
+// nothing else awaited, nothing can be owed and pairing goes on. A cut inside the start line
+// still drops the message.
+TEST(Http1Stitcher, HeadCutByTheCaptureKeepsWhatFitsAndPairingGoesOn) {
+  for (const bool requests : {false, true}) {
+    SCOPED_TRACE(requests ? "request heads cut" : "response heads cut");
+    FakeConn c;
+    const std::string big = "X-Big: " + std::string(300, 'c') + "\r\n";
+    const std::string q1 = "GET /1 HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\n" + big + "\r\n";
+    const std::string r1 = "HTTP/1.1 200 OK\r\nX-Id: 1\r\nContent-Length: 2\r\n" + big + "\r\nok";
+    const std::string& cut = requests ? q1 : r1;
+    const size_t keep = cut.find("X-Big") + 10;  // the capture ends inside the big field
+    if (requests) {
+      c.Request(cut.substr(0, keep));
+      c.RequestGap(cut.size() - keep);
+      c.Response(Ok(1));
+    } else {
+      c.Request(Get(1));
+      c.Response(cut.substr(0, keep));
+      c.ResponseGap(cut.size() - keep);
+    }
+    c.Request(Get(2));
+    c.Response(Ok(2));
+    c.Request(Get(3));
+    c.Response(Ok(3));
+    ASSERT_EQ(c.out().size(), requests ? 1u : 3u);
+    ExpectPairedById(c.out());
+    EXPECT_EQ(IdOf(c.out()[0].req), 1);
+    EXPECT_TRUE(requests ? c.out()[0].req.head_cut : c.out()[0].resp->head_cut);
+    EXPECT_EQ(c.stats().heads_cut, 1u);
+  }
+}
+
+TEST(Http1Stitcher, GapInsideTheStartLineDropsTheExchangeAndResyncs) {
   FakeConn c;
   c.Request(Get(1));
   const std::string r1 = Ok(1);
-  c.Response(r1.substr(0, 20));
-  c.ResponseGap(r1.size() - 20);  // the rest of the head and the body were not captured
+  c.Response(r1.substr(0, 15));   // "HTTP/1.1 200 OK": the status line without its end
+  c.ResponseGap(r1.size() - 15);  // the rest of the head and the body were not captured
   c.Request(Get(2));
   c.Response(Ok(2));
   c.Request(Get(3));

@@ -70,13 +70,65 @@ TEST(HttpRoute, RedactQuery) {
       {"a=1", "a=REDACTED"},
       {"a=1&b=x", "a=REDACTED&b=REDACTED"},
       {"token=s3cr3t&page=2", "token=REDACTED&page=REDACTED"},
-      {"flag", "flag"},
-      {"flag&a=", "flag&a=REDACTED"},
+      // A bare key may be the secret itself (issue 18, item 2).
+      {"flag", "REDACTED"},
+      {"flag&a=", "REDACTED&a=REDACTED"},
+      {"a=1&SECRET", "a=REDACTED&REDACTED"},
       {"a=b=c", "a=REDACTED"},
       {"a=1&&b=2", "a=REDACTED&&b=REDACTED"},
       {"a=1;b=2", "a=REDACTED"},
   };
   for (const Case& tc : cases) EXPECT_EQ(RedactQuery(tc.query), tc.redacted) << tc.query;
+}
+
+// Issue 18, item 2: credentials and tokens outside query values.
+TEST(HttpRoute, UserInfoIsNeverPartOfTheAuthority) {
+  const TargetParts p = SplitTarget("http://bob:SECRET@127.0.0.1:8080/a?x=1");
+  EXPECT_EQ(p.authority, "127.0.0.1:8080");
+  EXPECT_TRUE(p.userinfo);
+  EXPECT_EQ(p.path, "/a");
+  EXPECT_FALSE(SplitTarget("http://host/a").userinfo);
+  EXPECT_EQ(SplitTarget("http://TOKEN@host/a").authority, "host");
+}
+
+TEST(HttpRoute, TokenSegments) {
+  struct Case {
+    std::string segment;
+    bool token;
+  };
+  const std::vector<Case> cases = {
+      {"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_"
+       "XgL0n3I9PlFUP0THsR8U",
+       true},                                                  // a JWT
+      {"Qm9iOlNlY3JldFBhc3N3b3JkMTIzIUAjJCVeJiooKQ", true},    // base64, mixed case and digits
+      {"aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY", true},              // 32 characters
+      {"aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1x", false},              // 31
+      {"how-to-configure-your-first-cluster-in-2024", false},  // a slug: no upper case
+      {"ThisIsAVeryLongCamelCaseWordWithoutDigits", false},    // no digit
+      {"users", false},
+  };
+  for (const Case& tc : cases) EXPECT_EQ(IsTokenSegment(tc.segment), tc.token) << tc.segment;
+}
+
+TEST(HttpRoute, RedactPathAndRoute) {
+  struct Case {
+    std::string path, redacted, route;
+  };
+  const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl";
+  const std::vector<Case> cases = {
+      {"/a;jsessionid=SECRET/b", "/a;jsessionid=REDACTED/b", "/a/b"},
+      {"/cart;SECRET", "/cart;REDACTED", "/cart"},
+      {"/reset/" + jwt, "/reset/REDACTED", "/reset/{token}"},
+      {"/users/42/orders", "", "/users/{id}/orders"},  // nothing to redact: not copied
+  };
+  for (const Case& tc : cases) {
+    std::string out;
+    EXPECT_EQ(RedactPath(tc.path, &out), !tc.redacted.empty()) << tc.path;
+    if (!tc.redacted.empty()) {
+      EXPECT_EQ(out, tc.redacted) << tc.path;
+    }
+    EXPECT_EQ(InferRoute(tc.path), tc.route) << tc.path;
+  }
 }
 
 TEST(HttpRoute, SensitiveHeaders) {
