@@ -63,11 +63,20 @@ bool PlausibleFrame(const char* p) {
 }
 
 std::string_view ErrorCodeName(uint32_t code) {
-  static constexpr std::array<std::string_view, 14> kNames = {
-      "NO_ERROR",       "PROTOCOL_ERROR",    "INTERNAL_ERROR",     "FLOW_CONTROL_ERROR",
-      "SETTINGS_TIMEOUT", "STREAM_CLOSED",   "FRAME_SIZE_ERROR",   "REFUSED_STREAM",
-      "CANCEL",         "COMPRESSION_ERROR", "CONNECT_ERROR",      "ENHANCE_YOUR_CALM",
-      "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"};
+  static constexpr std::array<std::string_view, 14> kNames = {"NO_ERROR",
+                                                              "PROTOCOL_ERROR",
+                                                              "INTERNAL_ERROR",
+                                                              "FLOW_CONTROL_ERROR",
+                                                              "SETTINGS_TIMEOUT",
+                                                              "STREAM_CLOSED",
+                                                              "FRAME_SIZE_ERROR",
+                                                              "REFUSED_STREAM",
+                                                              "CANCEL",
+                                                              "COMPRESSION_ERROR",
+                                                              "CONNECT_ERROR",
+                                                              "ENHANCE_YOUR_CALM",
+                                                              "INADEQUATE_SECURITY",
+                                                              "HTTP_1_1_REQUIRED"};
   if (code < kNames.size()) return kNames[code];
   return "UNKNOWN_ERROR";
 }
@@ -98,7 +107,7 @@ FrameEvent FrameReader::Next(conn::ByteStream& s) {
         return ev;
       }
       const uint64_t avail = front.gap != 0 ? front.gap : front.data.size();
-      if (avail == 0) return ev;  // kNeedMore
+      if (avail == 0) return ev;     // kNeedMore
       if (front.pos >= body_end_) {  // padding: nobody's business
         s.Consume(std::min<uint64_t>(avail, frame_end_ - front.pos));
         continue;

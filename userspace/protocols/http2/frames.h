@@ -30,10 +30,10 @@ enum FrameType : uint8_t {
 };
 
 enum FrameFlag : uint8_t {
-  kEndStream = 0x1,  // DATA, HEADERS
-  kAck = 0x1,        // SETTINGS, PING
-  kEndHeaders = 0x4,  // HEADERS, PUSH_PROMISE, CONTINUATION
-  kPadded = 0x8,      // DATA, HEADERS, PUSH_PROMISE
+  kEndStream = 0x1,      // DATA, HEADERS
+  kAck = 0x1,            // SETTINGS, PING
+  kEndHeaders = 0x4,     // HEADERS, PUSH_PROMISE, CONTINUATION
+  kPadded = 0x8,         // DATA, HEADERS, PUSH_PROMISE
   kPriorityFlag = 0x20,  // HEADERS
 };
 
@@ -98,10 +98,10 @@ class FrameReader {
 
   bool lost_ = false;
   bool in_data_ = false;
-  FrameHeader data_;        // the DATA frame being read
-  uint64_t body_end_ = 0;   // stream position where its body ends (padding follows)
-  uint64_t frame_end_ = 0;  // and where the frame ends
-  uint64_t commit_to_ = 0;  // what Commit() consumes up to
+  FrameHeader data_;                 // the DATA frame being read
+  uint64_t body_end_ = 0;            // stream position where its body ends (padding follows)
+  uint64_t frame_end_ = 0;           // and where the frame ends
+  uint64_t commit_to_ = 0;           // what Commit() consumes up to
   bool commit_begins_data_ = false;  // Commit() enters the DATA frame below
   FrameHeader next_data_;
   uint64_t next_body_end_ = 0, next_frame_end_ = 0;

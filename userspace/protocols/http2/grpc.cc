@@ -18,12 +18,23 @@ bool IsGrpcContentType(std::string_view ct) {
 }
 
 std::string_view GrpcStatusName(int code) {
-  static constexpr std::array<std::string_view, 17> kNames = {
-      "OK",           "CANCELLED",         "UNKNOWN",         "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS",  "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",     "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static constexpr std::array<std::string_view, 17> kNames = {"OK",
+                                                              "CANCELLED",
+                                                              "UNKNOWN",
+                                                              "INVALID_ARGUMENT",
+                                                              "DEADLINE_EXCEEDED",
+                                                              "NOT_FOUND",
+                                                              "ALREADY_EXISTS",
+                                                              "PERMISSION_DENIED",
+                                                              "RESOURCE_EXHAUSTED",
+                                                              "FAILED_PRECONDITION",
+                                                              "ABORTED",
+                                                              "OUT_OF_RANGE",
+                                                              "UNIMPLEMENTED",
+                                                              "INTERNAL",
+                                                              "UNAVAILABLE",
+                                                              "DATA_LOSS",
+                                                              "UNAUTHENTICATED"};
   if (code >= 0 && static_cast<size_t>(code) < kNames.size()) return kNames[code];
   return "UNKNOWN";
 }
@@ -114,13 +125,13 @@ int GrpcStatusFromHttp(int http_status) {
 
 int GrpcStatusFromReset(uint32_t error_code) {
   switch (error_code) {
-    case 0x7:  // REFUSED_STREAM
+    case 0x7:     // REFUSED_STREAM
       return 14;  // UNAVAILABLE
-    case 0x8:  // CANCEL
+    case 0x8:     // CANCEL
       return kGrpcCancelled;
-    case 0xb:  // ENHANCE_YOUR_CALM
+    case 0xb:    // ENHANCE_YOUR_CALM
       return 8;  // RESOURCE_EXHAUSTED
-    case 0xc:  // INADEQUATE_SECURITY
+    case 0xc:    // INADEQUATE_SECURITY
       return 7;  // PERMISSION_DENIED
     default:
       return 13;  // INTERNAL

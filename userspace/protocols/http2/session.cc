@@ -50,8 +50,8 @@ Http2Session::Http2Session(const SessionContext& context, SessionShared* shared)
     : context_(context), shared_(shared), stats_(shared->stats) {}
 
 // Hot path.
-void Http2Session::Advance(conn::ByteStream& requests, conn::ByteStream& responses,
-                           uint64_t now_ns, SessionOutput* out) {
+void Http2Session::Advance(conn::ByteStream& requests, conn::ByteStream& responses, uint64_t now_ns,
+                           SessionOutput* out) {
   out_ = out;
   now_ns_ = now_ns;
   Parse(requests, responses);
@@ -182,9 +182,9 @@ bool Http2Session::OnFrame(Dir d, const FrameEvent& ev, conn::ByteStream& s,
       size_t pad = 0;
       if (h.has(kPadded)) {
         if (p.empty()) {
-        LoseDirection(d, true);
-        return true;
-      }
+          LoseDirection(d, true);
+          return true;
+        }
         pad = static_cast<uint8_t>(p[0]);
         p.remove_prefix(1);
       }
@@ -257,22 +257,23 @@ bool Http2Session::OnHeaders(Dir d, const FrameEvent& ev, conn::ByteStream& s,
       st->resp_seen = true;
       st->resp_tid = s.StampAt(ev.pos).tid;
     }
+  } else if (upgraded_ && h.stream_id == 1) {
+    // The answer to the HTTP/1 upgrade request: HTTP/1 reported that exchange.
+    if (last_unpaired_id_ != 1) {
+      last_unpaired_id_ = 1;
+      stats_.upgrade_streams++;
+    }
   } else if (client_stream && h.stream_id > last_request_id_) {
     // Its request may still be on its way: a sender's record can come after the answer to it
     // (the writing thread was preempted before its syscall's exit). Wait for it a moment.
-    const bool upgrade_answer = upgraded_ && h.stream_id == 1;
-    if (!upgrade_answer && !lost_[kReq] && !closing_) {
+    if (!lost_[kReq] && !closing_) {
       if (!CaughtUp(other)) return false;
       if (wait_since_ns_ == 0) wait_since_ns_ = now_ns_;
       if (now_ns_ < wait_since_ns_ + kRequestWaitNs) return false;
     }
     if (h.stream_id != last_unpaired_id_) {
       last_unpaired_id_ = h.stream_id;
-      if (upgraded_ && h.stream_id == 1) {
-        stats_.upgrade_streams++;  // the HTTP/1 upgrade request's answer: HTTP/1 reported it
-      } else {
-        stats_.unpaired_responses++;
-      }
+      stats_.unpaired_responses++;
     }
   }
   if (d == kResp) wait_since_ns_ = 0;
@@ -284,9 +285,10 @@ bool Http2Session::OnHeaders(Dir d, const FrameEvent& ev, conn::ByteStream& s,
 void Http2Session::FeedBlock(Dir d, Block& b, std::string_view fragment, bool end_headers,
                              uint64_t end_pos, conn::ByteStream& s) {
   Stream* st = b.kind == BlockKind::kIgnore ? nullptr : Find(b.stream_id);
-  const bool ok = hpack_[d].Feed(fragment, end_headers, [&](std::string_view n, std::string_view v) {
-    if (st != nullptr) OnField(b, st, n, v);
-  });
+  const bool ok =
+      hpack_[d].Feed(fragment, end_headers, [&](std::string_view n, std::string_view v) {
+        if (st != nullptr) OnField(b, st, n, v);
+      });
   if (!ok) {
     LoseDirection(d, true);
     return;

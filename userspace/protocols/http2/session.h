@@ -75,8 +75,7 @@ class Http2Session final : public Session {
   bool Preface(conn::ByteStream& requests);
   // False: the frame must wait (a response to a request not read yet).
   bool OnFrame(Dir d, const FrameEvent& ev, conn::ByteStream& s, const conn::ByteStream& other);
-  bool OnHeaders(Dir d, const FrameEvent& ev, conn::ByteStream& s,
-                 const conn::ByteStream& other);
+  bool OnHeaders(Dir d, const FrameEvent& ev, conn::ByteStream& s, const conn::ByteStream& other);
   void FeedBlock(Dir d, Block& b, std::string_view fragment, bool end_headers, uint64_t end_pos,
                  conn::ByteStream& s);
   void OnField(Block& b, Stream* st, std::string_view name, std::string_view value);
@@ -109,9 +108,9 @@ class Http2Session final : public Session {
   HpackDecoder hpack_[2];
   Block block_[2];
   bool lost_[2] = {false, false};
-  uint32_t data_stream_[2] = {0, 0};  // the stream of the DATA frame being read
+  uint32_t data_stream_[2] = {0, 0};   // the stream of the DATA frame being read
   uint64_t last_data_ns_[2] = {0, 0};  // time of its last byte read so far
-  uint32_t last_request_id_ = 0;      // highest client stream id whose HEADERS were read
+  uint32_t last_request_id_ = 0;       // highest client stream id whose HEADERS were read
   uint32_t last_unpaired_id_ = 0;
   std::vector<Stream> streams_;  // slots, reused
   size_t open_ = 0;

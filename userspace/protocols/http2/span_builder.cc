@@ -22,6 +22,25 @@ std::string ResetMessage(const Stream& st) {
   return m;
 }
 
+// OpenTelemetry's gRPC conventions: a client's call is an error for any code but OK; a server
+// marks only the codes that point at itself (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+// INTERNAL, UNAVAILABLE, DATA_LOSS), not those that judge the caller's request.
+bool GrpcCodeIsError(int code, bool server) {
+  if (code <= 0) return false;
+  if (!server) return true;
+  switch (code) {
+    case 2:
+    case 4:
+    case 12:
+    case 13:
+    case 14:
+    case 15:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string_view SchemeOf(const Stream& st, const SessionContext& ctx) {
   if (st.scheme == "http" || st.scheme == "https") return st.scheme;
   return ctx.tls ? "https" : "http";
@@ -87,7 +106,7 @@ void BuildGrpc(const Stream& st, const SessionContext& ctx, trace::Span* span) {
   if (st.timeout_ns != 0) {
     attrs.Add("zerotrace.grpc.timeout_ms", static_cast<double>(st.timeout_ns) / 1e6);
   }
-  if (code > 0) {
+  if (GrpcCodeIsError(code, ctx.role == ZT_ROLE_SERVER)) {
     s.status = trace::StatusCode::kError;
     attrs.Add("error.type", GrpcStatusName(code));
     if (!st.grpc_message.empty() && st.grpc_status >= 0) {

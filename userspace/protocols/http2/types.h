@@ -11,13 +11,13 @@ namespace zerotrace::protocols::http2 {
 // Why a stream's exchange has no (complete) response.
 enum class StreamError : uint8_t {
   kNone = 0,
-  kReset = 1,           // RST_STREAM before the response ended
-  kRefused = 2,         // a GOAWAY said the server never processed it
-  kTimeout = 3,         // no response within the timeout
-  kMissingAtClose = 4,  // the connection closed before any response
-  kTruncated = 5,       // the connection closed in the middle of the response
+  kReset = 1,            // RST_STREAM before the response ended
+  kRefused = 2,          // a GOAWAY said the server never processed it
+  kTimeout = 3,          // no response within the timeout
+  kMissingAtClose = 4,   // the connection closed before any response
+  kTruncated = 5,        // the connection closed in the middle of the response
   kConnectionReset = 6,  // the connection was reset before the response ended
-  kAgentShutdown = 7,   // the agent stopped while the exchange was in flight
+  kAgentShutdown = 7,    // the agent stopped while the exchange was in flight
 };
 
 // error.type of a stream error (the HTTP/1 names for the same connection-level failures).

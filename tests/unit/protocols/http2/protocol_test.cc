@@ -39,13 +39,12 @@ TEST(Http2Detection, DetectStart) {
        ZT_ROLE_CLIENT},
       {"HTTP/1 request", ZT_ROLE_CLIENT, "GET / HTTP/1.1\r\n", "", Verdict::kNo, ZT_ROLE_CLIENT},
       {"server's SETTINGS first", ZT_ROLE_CLIENT, "", settings, Verdict::kMaybe, ZT_ROLE_CLIENT},
-      {"server speaks first, not SETTINGS", ZT_ROLE_CLIENT, "", "220 smtp ready\r\n",
-       Verdict::kNo, ZT_ROLE_CLIENT},
+      {"server speaks first, not SETTINGS", ZT_ROLE_CLIENT, "", "220 smtp ready\r\n", Verdict::kNo,
+       ZT_ROLE_CLIENT},
       {"websocket frame after an upgrade", ZT_ROLE_CLIENT, "", "\x81\x05hello", Verdict::kNo,
        ZT_ROLE_CLIENT},
       {"nothing yet", ZT_ROLE_SERVER, "", "", Verdict::kMaybe, ZT_ROLE_SERVER},
-      {"role unknown, preface sent", ZT_ROLE_UNKNOWN, kPreface, "", Verdict::kYes,
-       ZT_ROLE_CLIENT},
+      {"role unknown, preface sent", ZT_ROLE_UNKNOWN, kPreface, "", Verdict::kYes, ZT_ROLE_CLIENT},
       {"role unknown, preface received", ZT_ROLE_UNKNOWN, "", kPreface, Verdict::kYes,
        ZT_ROLE_SERVER},
       {"role unknown, neither", ZT_ROLE_UNKNOWN, "xyz", "abc", Verdict::kNo, ZT_ROLE_UNKNOWN},
@@ -76,7 +75,7 @@ TEST(Http2Detection, DetectResyncNeedsPlausibleFrames) {
        Verdict::kMaybe},
       {"short", "\0\0", Verdict::kMaybe},
       {"HTTP/1", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", Verdict::kNo},
-      {"TLS record", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", Verdict::kNo},
+      {"TLS record", std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), Verdict::kNo},
       {"postgres query", std::string("Q\0\0\0\x0dselect 1\0", 14), Verdict::kNo},
       {"SETTINGS on a stream", FrameHead(0, kSettings, 0, 1) + "", Verdict::kNo},
       {"RST_STREAM of 5 bytes", FrameHead(5, kRstStream, 0, 1) + "12345", Verdict::kNo},
@@ -240,7 +239,8 @@ TEST_F(Http2StageTest, TlsPlaintextIsHttps) {
   const auto& spans = sink.spans();
   ASSERT_EQ(spans.size(), 1u);
   EXPECT_EQ(Attr(spans[0], "url.scheme"), "https");
-  EXPECT_EQ(Attr(spans[0], "url.full"), "https://h/s");
+  // As for HTTP/1: an authority without a port names the server socket's port (8080 here).
+  EXPECT_EQ(Attr(spans[0], "url.full"), "https://h:8080/s");
 }
 
 // Found mid-life: claimed at a frame, counted, never shown.

@@ -28,9 +28,9 @@ struct HttpCase {
 };
 
 void PlayGet(FakeH2Conn& c) {
-  c.Client(c.client().Headers(1, Request("GET", "/users/42?token=abc&x=1", "example.com:8443",
-                                         {{"user-agent", "curl/8"}}),
-                              true));
+  c.Client(c.client().Headers(
+      1, Request("GET", "/users/42?token=abc&x=1", "example.com:8443", {{"user-agent", "curl/8"}}),
+      true));
   c.Server(FrameWriter::Settings() + c.server().Headers(1, Status(200), false) +
            FrameWriter::Data(1, "hello", true));
 }
@@ -132,7 +132,11 @@ TEST(Http2Session, HttpExchanges) {
       {"early response, NO_ERROR reset",
        PlayEarlyResponseThenNoErrorReset,
        "POST /early",
-       {{"http.response.status_code", "413"}, {"http.request.body.size", "4"}}},
+       // A 4xx is an error on the client side (HTTP conventions); the reset is not.
+       {{"http.response.status_code", "413"},
+        {"http.request.body.size", "4"},
+        {"error.type", "413"}},
+       true},
   };
   for (const HttpCase& tc : cases) {
     SCOPED_TRACE(tc.name);
@@ -154,10 +158,11 @@ TEST(Http2Session, RequestStartCarriesPositionOperationAndContext) {
   FakeH2Conn c;
   const uint64_t pos = c.req_pos();
   c.Client(c.client().Headers(
-      3, Request("GET", "/a?b=1", "h",
-                 {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-                  {"tracestate", "k=v"},
-                  {"x-request-id", "req-12345678"}}),
+      3,
+      Request("GET", "/a?b=1", "h",
+              {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+               {"tracestate", "k=v"},
+               {"x-request-id", "req-12345678"}}),
       true));
   ASSERT_EQ(c.out().starts(), 1u);
   const RequestStarted& r = c.out().start(0);
@@ -176,11 +181,11 @@ TEST(Http2Session, RequestStartCarriesPositionOperationAndContext) {
 TEST(Http2Session, MultiplexedStreamsPairByIdAcrossTheDynamicTable) {
   FakeH2Conn c;
   for (uint32_t id = 1; id <= 9; id += 2) {
-    c.Client(c.client().Headers(id, Request("GET", "/item/" + std::to_string(id), "same.host",
-                                            {{"user-agent", "agent/1"}}),
-                                true));
+    c.Client(c.client().Headers(
+        id, Request("GET", "/item/" + std::to_string(id), "same.host", {{"user-agent", "agent/1"}}),
+        true));
   }
-  for (uint32_t id = 9; id >= 1; id -= 2) {
+  for (int id = 9; id >= 1; id -= 2) {
     c.Server(c.server().Headers(id, Status(200 + id, {{"server", "s"}}), false) +
              FrameWriter::Data(id, std::string(id, 'z'), true));
   }
@@ -356,16 +361,16 @@ void PlayUnary(FakeH2Conn& c) {
 void PlayErrorStatus(FakeH2Conn& c) {
   c.Client(c.client().Headers(1, GrpcRequest("/pkg.Store/Get"), false) +
            FrameWriter::Data(1, FrameWriter::GrpcMessage("k"), true));
-  c.Server(c.server().Headers(1, Status(200), false) +
-           c.server().Headers(1, {{"grpc-status", "5"}, {"grpc-message", "no%20such%20key"}},
-                              true));
+  c.Server(
+      c.server().Headers(1, Status(200), false) +
+      c.server().Headers(1, {{"grpc-status", "5"}, {"grpc-message", "no%20such%20key"}}, true));
 }
 
 void PlayTrailersOnly(FakeH2Conn& c) {
   c.Client(c.client().Headers(1, GrpcRequest("/pkg.Store/Put"), false) +
            FrameWriter::Data(1, FrameWriter::GrpcMessage("kv"), true));
-  c.Server(c.server().Headers(
-      1, Status(200, {{"grpc-status", "7"}, {"grpc-message", "denied"}}), true));
+  c.Server(
+      c.server().Headers(1, Status(200, {{"grpc-status", "7"}, {"grpc-message", "denied"}}), true));
 }
 
 void PlayServerStreaming(FakeH2Conn& c) {
@@ -374,9 +379,10 @@ void PlayServerStreaming(FakeH2Conn& c) {
   c.Server(c.server().Headers(1, Status(200), false));
   // Messages split across frames, two in one frame, one whose payload was not captured.
   const std::string m1 = FrameWriter::GrpcMessage("first message");
-  c.Server(FrameWriter::Data(1, m1.substr(0, 3), false) + FrameWriter::Data(1, m1.substr(3), false));
-  c.Server(FrameWriter::Data(
-      1, FrameWriter::GrpcMessage("two") + FrameWriter::GrpcMessage("three"), false));
+  c.Server(FrameWriter::Data(1, m1.substr(0, 3), false) +
+           FrameWriter::Data(1, m1.substr(3), false));
+  c.Server(FrameWriter::Data(1, FrameWriter::GrpcMessage("two") + FrameWriter::GrpcMessage("three"),
+                             false));
   c.Server(testing::FrameHead(5 + 20000, kData, 0, 1) + FrameWriter::GrpcMessage("").substr(0, 1) +
            testing::Be32(20000));
   c.ServerGap(20000);
@@ -395,8 +401,7 @@ void PlayClientStreaming(FakeH2Conn& c) {
 }
 
 void PlayDeadlineExceeded(FakeH2Conn& c) {
-  c.Client(c.client().Headers(1, GrpcRequest("/pkg.Slow/Wait", {{"grpc-timeout", "100m"}}),
-                              false) +
+  c.Client(c.client().Headers(1, GrpcRequest("/pkg.Slow/Wait", {{"grpc-timeout", "100m"}}), false) +
            FrameWriter::Data(1, FrameWriter::GrpcMessage("x"), true));
   c.Tick(100'000'000);
   c.Client(FrameWriter::Rst(1, 0x8));
@@ -489,6 +494,37 @@ TEST(Http2Session, GrpcMessageCountLeftOutWhenAPrefixWasNotCaptured) {
   EXPECT_EQ(Attr(c.out().exchange(0).span, "zerotrace.grpc.response_messages"), "<absent>");
   EXPECT_EQ(Attr(c.out().exchange(0).span, "zerotrace.grpc.request_messages"), "1");
   EXPECT_EQ(c.stats().grpc_counts_uncertain, 1u);
+}
+
+// OpenTelemetry's gRPC conventions: any code but OK fails a client's call; a server's span is
+// an error only for the codes that blame the server (UNKNOWN, DEADLINE_EXCEEDED,
+// UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS).
+TEST(Http2Session, GrpcErrorStatusDependsOnTheSide) {
+  struct Case {
+    uint8_t role;
+    int code;
+    bool error;
+  };
+  const std::vector<Case> cases = {
+      {ZT_ROLE_CLIENT, 0, false},  {ZT_ROLE_CLIENT, 5, true},  {ZT_ROLE_CLIENT, 3, true},
+      {ZT_ROLE_SERVER, 0, false},  {ZT_ROLE_SERVER, 5, false}, {ZT_ROLE_SERVER, 3, false},
+      {ZT_ROLE_SERVER, 16, false}, {ZT_ROLE_SERVER, 2, true},  {ZT_ROLE_SERVER, 4, true},
+      {ZT_ROLE_SERVER, 12, true},  {ZT_ROLE_SERVER, 13, true}, {ZT_ROLE_SERVER, 14, true},
+      {ZT_ROLE_SERVER, 15, true},
+  };
+  for (const Case& tc : cases) {
+    SCOPED_TRACE(std::to_string(tc.role) + "/" + std::to_string(tc.code));
+    FakeH2Conn c(tc.role);
+    c.Client(c.client().Headers(1, GrpcRequest("/pkg.S/M"), false) +
+             FrameWriter::Data(1, FrameWriter::GrpcMessage("q"), true));
+    c.Server(c.server().Headers(1, Status(200, {{"content-type", "application/grpc"}}), false));
+    c.Server(c.server().Headers(1, {{"grpc-status", std::to_string(tc.code)}}, true));
+    ASSERT_EQ(c.out().exchanges(), 1u);
+    const trace::Span& s = c.out().exchange(0).span;
+    EXPECT_EQ(Attr(s, "rpc.grpc.status_code"), std::to_string(tc.code));
+    EXPECT_EQ(s.status == trace::StatusCode::kError, tc.error);
+    EXPECT_EQ(Attr(s, "error.type") != "<absent>", tc.error);
+  }
 }
 
 }  // namespace
