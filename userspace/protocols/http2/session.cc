@@ -541,6 +541,10 @@ void Http2Session::Close(conn::ByteStream& requests, conn::ByteStream& responses
   std::vector<Stream*> pending;
   for (Stream& st : streams_) {
     if (st.live && st.started) pending.push_back(&st);
+    if (st.live && !st.started) {  // its header block never ended: no request to report
+      stats_.streams_dropped++;
+      Free(st);
+    }
   }
   std::sort(pending.begin(), pending.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
   for (Stream* st : pending) {

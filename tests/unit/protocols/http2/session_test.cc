@@ -527,5 +527,17 @@ TEST(Http2Session, GrpcErrorStatusDependsOnTheSide) {
   }
 }
 
+// A header block still open (CONTINUATION to come) when the connection closes: no request was
+// reported, none is, and no stream stays open (found by the fuzzer).
+TEST(Http2Session, HeaderBlockOpenAtCloseLeavesNothingOpen) {
+  FakeH2Conn c;
+  const std::string headers = c.client().Headers(1, Request("GET", "/never"), true, 3);
+  c.Client(headers.substr(0, 9 + 3));  // HEADERS without END_HEADERS, no CONTINUATION
+  c.Close();
+  EXPECT_EQ(c.out().starts(), 0u);
+  EXPECT_EQ(c.out().exchanges(), 0u);
+  EXPECT_EQ(c.session().open_streams(), 0u);
+}
+
 }  // namespace
 }  // namespace zerotrace::protocols::http2
