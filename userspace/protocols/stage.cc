@@ -151,7 +151,12 @@ void ProtocolStage::Resync(conn::Connection& c, ConnState& s, const conn::DataCh
   const uint8_t dir = chunk.direction == ZT_DIR_EGRESS ? ZT_DIR_EGRESS : ZT_DIR_INGRESS;
   conn::ByteStream& stream = c.stream(dir);
   uint64_t& candidate = s.candidate[dir];
-  if (chunk.at_syscall_start()) candidate = chunk.stream_pos;  // a newer start replaces one
+  if (chunk.at_syscall_start()) {
+    // A newer start replaces one; one left undecided ("maybe" on all it had) counts as a try,
+    // so short syscalls that never tell cannot keep the connection unjudged for ever.
+    if (candidate != kNone && candidate < chunk.stream_pos && GiveUpAfterTry(c, s)) return;
+    candidate = chunk.stream_pos;
+  }
   auto skip_to = [&](uint64_t pos) {
     if (pos > stream.front_pos()) stats_.resync_bytes_skipped += pos - stream.front_pos();
     stream.ConsumeTo(pos);
@@ -184,11 +189,17 @@ void ProtocolStage::Resync(conn::Connection& c, ConnState& s, const conn::DataCh
   if (verdict == Verdict::kMaybe) return;  // the rest of the syscall's bytes will tell
   candidate = kNone;
   skip_to(stream.end_pos());
-  if (++s.resync_tries >= kMaxResyncTries ||
-      c.sent.front_pos() + c.received.front_pos() >= kMaxResyncBytes) {
-    stats_.resync_gave_up++;
-    Mute(c, s);
+  GiveUpAfterTry(c, s);
+}
+
+bool ProtocolStage::GiveUpAfterTry(conn::Connection& c, ConnState& s) {
+  if (++s.resync_tries < kMaxResyncTries &&
+      c.sent.front_pos() + c.received.front_pos() < kMaxResyncBytes) {
+    return false;
   }
+  stats_.resync_gave_up++;
+  Mute(c, s);
+  return true;
 }
 
 void ProtocolStage::Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_t role,
@@ -310,6 +321,7 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     r.correlation = rs.correlation;
     r.traceparent = rs.traceparent;
     r.tracestate = rs.tracestate;
+    r.multiplexed = rs.multiplexed;
     if (s.handles.size() >= kMaxPendingRequests) {  // dropped by loss, never to finish
       stats_.pending_dropped++;
       linker_->Abandon(s.handles.front().second);

@@ -49,6 +49,9 @@ struct RequestStart {
   std::string_view tracestate;
   // The process runs a runtime known to move requests between threads (Go).
   bool threads_migrate = false;
+  // The request shares its connection with others (HTTP/2 streams), so the thread that read it
+  // need not serve it: calls its process makes are judged process-wide, as for Go.
+  bool multiplexed = false;
 };
 
 // The request-id headers that count as evidence: the same value on a call and on one request

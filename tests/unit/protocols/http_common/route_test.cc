@@ -1,15 +1,15 @@
 // Specification of route templates, target splitting, query redaction and header privacy.
-#include "protocols/http1/route.h"
+#include "protocols/http_common/route.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace zerotrace::protocols::http1 {
+namespace zerotrace::protocols::http_common {
 namespace {
 
-TEST(Http1Route, RouteInference) {
+TEST(HttpRoute, RouteInference) {
   struct Case {
     std::string path;
     std::string route;
@@ -35,7 +35,7 @@ TEST(Http1Route, RouteInference) {
   for (const Case& tc : cases) EXPECT_EQ(InferRoute(tc.path), tc.route) << tc.path;
 }
 
-TEST(Http1Route, SplitTarget) {
+TEST(HttpRoute, SplitTarget) {
   struct Case {
     std::string target;
     std::string scheme, authority, path, query;
@@ -60,7 +60,7 @@ TEST(Http1Route, SplitTarget) {
   }
 }
 
-TEST(Http1Route, RedactQuery) {
+TEST(HttpRoute, RedactQuery) {
   struct Case {
     std::string query;
     std::string redacted;
@@ -82,7 +82,7 @@ TEST(Http1Route, RedactQuery) {
 }
 
 // Issue 18, item 2: credentials and tokens outside query values.
-TEST(Http1Route, UserInfoIsNeverPartOfTheAuthority) {
+TEST(HttpRoute, UserInfoIsNeverPartOfTheAuthority) {
   const TargetParts p = SplitTarget("http://bob:SECRET@127.0.0.1:8080/a?x=1");
   EXPECT_EQ(p.authority, "127.0.0.1:8080");
   EXPECT_TRUE(p.userinfo);
@@ -91,7 +91,7 @@ TEST(Http1Route, UserInfoIsNeverPartOfTheAuthority) {
   EXPECT_EQ(SplitTarget("http://TOKEN@host/a").authority, "host");
 }
 
-TEST(Http1Route, TokenSegments) {
+TEST(HttpRoute, TokenSegments) {
   struct Case {
     std::string segment;
     bool token;
@@ -110,7 +110,7 @@ TEST(Http1Route, TokenSegments) {
   for (const Case& tc : cases) EXPECT_EQ(IsTokenSegment(tc.segment), tc.token) << tc.segment;
 }
 
-TEST(Http1Route, RedactPathAndRoute) {
+TEST(HttpRoute, RedactPathAndRoute) {
   struct Case {
     std::string path, redacted, route;
   };
@@ -131,7 +131,7 @@ TEST(Http1Route, RedactPathAndRoute) {
   }
 }
 
-TEST(Http1Route, SensitiveHeaders) {
+TEST(HttpRoute, SensitiveHeaders) {
   struct Case {
     std::string name;
     bool sensitive;
@@ -163,4 +163,4 @@ TEST(Http1Route, SensitiveHeaders) {
 }
 
 }  // namespace
-}  // namespace zerotrace::protocols::http1
+}  // namespace zerotrace::protocols::http_common

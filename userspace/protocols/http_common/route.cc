@@ -1,10 +1,10 @@
 // URL handling for spans: request-target splitting, route templates, privacy redaction.
-#include "protocols/http1/route.h"
+#include "protocols/http_common/route.h"
 
 #include <algorithm>
 #include <array>
 
-namespace zerotrace::protocols::http1 {
+namespace zerotrace::protocols::http_common {
 namespace {
 
 constexpr size_t npos = std::string_view::npos;
@@ -203,4 +203,4 @@ bool IsSensitiveHeader(std::string_view name) {
   return false;
 }
 
-}  // namespace zerotrace::protocols::http1
+}  // namespace zerotrace::protocols::http_common

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-namespace zerotrace::protocols::http1 {
+namespace zerotrace::protocols::http_common {
 
 // The parts of a request-target (RFC 9112 section 3.2), as views into it.
 struct TargetParts {
@@ -46,4 +46,4 @@ std::string RedactQuery(std::string_view query);
 // X-Csrf-Token and X-Hub-Signature are sensitive; User-Agent and Content-Type are not.)
 bool IsSensitiveHeader(std::string_view name);
 
-}  // namespace zerotrace::protocols::http1
+}  // namespace zerotrace::protocols::http_common
