@@ -32,7 +32,10 @@ struct Options {
   std::string otlp_endpoint;            // --otlp-endpoint: wins over OTEL_EXPORTER_OTLP_*ENDPOINT
   std::string otlp_protocol;            // --otlp-protocol: grpc, http/protobuf or http/json
   std::string metrics_addr;             // --metrics-addr: serve /metrics here; empty: off
-  conn::ServiceNameMap service_name_map;  // --service-name-map rules, in the order given
+  conn::ServiceNameMap service_name_map;    // --service-name-map rules, in the order given
+  bool top = false;                         // --top (or `zerotrace top`): the live RED view
+  double top_interval_s = 2;                // --top-interval
+  size_t metrics_cardinality_limit = 2000;  // --metrics-cardinality-limit: series per instrument
 };
 
 // Parses argv. Returns an error for bad values (the agent exits 2): numbers out of range, a
