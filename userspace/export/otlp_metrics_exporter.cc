@@ -256,12 +256,13 @@ void PeriodicMetricsExport::Loop() {
   while (!stopping_) {
     if (cv_.wait_until(lock, next, [this] { return stopping_; })) break;
     lock.unlock();
-    (void)exporter_->Export(snapshot_());
+    last_failed_ = !exporter_->Export(snapshot_()).ok();
     lock.lock();
     next = std::chrono::steady_clock::now() + interval_;
   }
   lock.unlock();
-  (void)exporter_->Export(snapshot_());  // the final one
+  // The final one, unless the collector just failed us: a stop does not wait for it.
+  if (!last_failed_) (void)exporter_->Export(snapshot_());
   lock.lock();
   stopped_ = true;
   cv_.notify_all();
@@ -273,7 +274,10 @@ void PeriodicMetricsExport::Stop(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
     stopping_ = true;
     cv_.notify_all();
-    if (!cv_.wait_for(lock, timeout, [this] { return stopped_; })) {
+    // At most 2 s: the final export runs beside the span flush, which does not wait for a
+    // collector that does not answer either.
+    const auto bound = std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(2));
+    if (!cv_.wait_for(lock, bound, [this] { return stopped_; })) {
       lock.unlock();
       exporter_->Cancel();  // a collector that does not answer is not waited for
     }

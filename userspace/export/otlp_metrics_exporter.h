@@ -118,6 +118,7 @@ class PeriodicMetricsExport {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool stopped_ = false;
+  bool last_failed_ = false;  // export thread only
   std::thread thread_;
 };
 
