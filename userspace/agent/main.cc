@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "agent/agent.h"
 #include "agent/config_file.h"
@@ -31,7 +33,11 @@ void InstallSignals() {
 int main(int argc, char** argv) {
   using namespace zerotrace;
   bool exit_now = false;
-  auto opts = agent::ParseOptions(argc, argv, &exit_now);
+  // `zerotrace top [flags]` is `zerotrace --top [flags]`.
+  std::vector<char*> args(argv, argv + argc);
+  static char top_flag[] = "--top";
+  if (argc > 1 && std::string_view(argv[1]) == "top") args[1] = top_flag;
+  auto opts = agent::ParseOptions(argc, args.data(), &exit_now);
   if (!opts.ok()) {
     std::fprintf(stderr, "zerotrace: %s\n", opts.status().message().c_str());
     return 2;

@@ -235,6 +235,16 @@ StatusOr<Options> ParseArgs(std::vector<std::string> args, bool* exit_now) {
   app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_flag("--print-config", o.print_config,
                "print the effective configuration as YAML (secrets redacted) and exit");
+  app.add_flag("--top", o.top,
+               "show a live view of request rate, error % and p50/p95/p99 per service and per "
+               "edge instead of printing spans (also: zerotrace top); on a terminal q quits and "
+               "s changes the sort, on a pipe one plain-text frame per interval");
+  app.add_option("--top-interval", o.top_interval_s, "seconds between top frames (default 2)")
+      ->check(Seconds());
+  app.add_option("--metrics-cardinality-limit", o.metrics_cardinality_limit,
+                 "attribute sets per metric (default 2000); past it a service's further sets "
+                 "fold into one series with otel.metric.overflow=true")
+      ->check(CLI::Range(1, 1000000));
   try {
     std::reverse(args.begin(), args.end());
     args.pop_back();  // the program name
@@ -245,6 +255,12 @@ StatusOr<Options> ParseArgs(std::vector<std::string> args, bool* exit_now) {
     return o;
   } catch (const CLI::ParseError& e) {
     return Status::Error(e.what() + std::string("; see --help"));
+  }
+  if (o.top && o.console) {
+    return Status::Error("--top and --console both write to stdout; give one of them");
+  }
+  if (o.top && o.top_interval_s < 0.1) {
+    return Status::Error("--top-interval: at least 0.1 seconds");
   }
   if (app.get_option("--otlp-endpoint")->count() > 0 && Trim(o.otlp_endpoint).empty()) {
     return Status::Error(

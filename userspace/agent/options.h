@@ -40,6 +40,9 @@ struct Options {
   bool print_config = false;                    // --print-config: print the effective one, exit
   // The config file's env: section (OTEL_* variables), which wins over the environment.
   std::vector<std::pair<std::string, std::string>> file_env;
+  bool top = false;                         // --top (or `zerotrace top`): the live RED view
+  double top_interval_s = 2;                // --top-interval
+  size_t metrics_cardinality_limit = 2000;  // --metrics-cardinality-limit: series per instrument
 };
 
 // Parses argv, and the file named by --config (flags win over the file; the file's env:
