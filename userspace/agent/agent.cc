@@ -76,7 +76,7 @@ StatusOr<std::unique_ptr<Agent>> Agent::Configure(const Options& options) {
     std::fprintf(stderr, "zerotrace: warning: %s\n", w.c_str());
   }
   if (Status s = a->BuildExporters(); !s.ok()) return s;
-  a->metrics_env_ = ReadMetricsEnv(GetEnv, a->otel_env_.sdk_disabled);
+  a->metrics_env_ = ReadMetricsEnv(a->getenv_, a->otel_env_.sdk_disabled);
   for (const auto& w : a->metrics_env_.warnings) {
     std::fprintf(stderr, "zerotrace: warning: %s\n", w.c_str());
   }
@@ -140,7 +140,7 @@ Status Agent::BuildExporters() {
 Status Agent::BuildMetricsExporter() {
   const Options& o = options_;
   if (metrics_env_.none || o.dump_events) return Status::Ok();
-  auto cfg = exporter::OtlpConfigFrom(GetEnv, o.otlp_endpoint, o.otlp_protocol, metrics_env_.otlp,
+  auto cfg = exporter::OtlpConfigFrom(getenv_, o.otlp_endpoint, o.otlp_protocol, metrics_env_.otlp,
                                       exporter::OtlpSignal::kMetrics);
   if (!cfg.ok()) return cfg.status();
   if (!cfg.value().has_value()) return Status::Ok();
