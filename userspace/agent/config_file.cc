@@ -184,6 +184,9 @@ std::string EffectiveConfigYaml(const Options& o, const exporter::GetEnvFn& gete
   y << YAML::Key << "no-route-inference" << YAML::Value << !o.infer_routes;
   y << YAML::Key << "no-tls" << YAML::Value << !o.tls;
   y << YAML::Key << "tls-per-function-probes" << YAML::Value << o.tls_per_function;
+  y << YAML::Key << "top" << YAML::Value << o.top;
+  y << YAML::Key << "top-interval" << YAML::Value << o.top_interval_s;
+  y << YAML::Key << "metrics-cardinality-limit" << YAML::Value << o.metrics_cardinality_limit;
   List(y, "service-name-map", o.service_name_rules);
   Selectors(y, "include", o.selectors.include);
   Selectors(y, "exclude", o.selectors.exclude);
