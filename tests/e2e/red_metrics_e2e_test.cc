@@ -3,6 +3,9 @@
 // scraped from /metrics (checked by promtool and by a real Prometheus), received by otlp-sink
 // over OTLP/HTTP, and shown by the top view on a pipe.
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
 #include <unistd.h>
 
 #include <fstream>
@@ -276,6 +279,19 @@ TEST_F(TopTest, PrintsPerServiceAndPerEdgeFiguresOnAPipe) {
       Run({"env", "OTEL_SERVICE_NAME=" + cli_name, "curl", "-s", Url(srv.port, "/hello"),
            Url(srv.port, "/hello"), Url(srv.port, "/hello"), Url(srv.port, "/missing")});
   ASSERT_EQ(client.exit_code, 0);
+  ASSERT_TRUE(WaitForSpans({{srv.pid(), 4}, {client.pid, 4}}));
+  // A periodic frame printed after the spans arrived, then the exit frame.
+  auto frame_count = [this] {
+    size_t n = 0;
+    for (const auto& l : AgentOutput()) n += l.rfind("zerotrace top - ", 0) == 0;
+    return n;
+  };
+  const size_t before = frame_count();
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (frame_count() == before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_GT(frame_count(), before) << "no periodic frame within 20 s";
   ASSERT_TRUE(AwaitSpans({{srv.pid(), 4}, {client.pid, 4}}));  // stops the agent
   const auto out = AgentOutput();
   size_t last_header = 0, frames = 0;
