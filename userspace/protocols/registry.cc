@@ -4,7 +4,7 @@
 #include "protocols/registry.h"
 
 // Detection order: the first protocol that claims a connection gets it.
-#define ZT_REGISTERED_PROTOCOLS(X) X(http1) X(postgres)
+#define ZT_REGISTERED_PROTOCOLS(X) X(http1) X(postgres) X(mysql)
 
 namespace zerotrace::protocols {
 
