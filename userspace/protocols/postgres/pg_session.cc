@@ -321,7 +321,7 @@ bool PgSession::OnResponse(const conn::ByteStream& s, const Message& m) {
       if (p.owed == Owed::kQuery) {
         if (call) {
           call->failed = true;
-          std::memcpy(call->sqlstate, code.data(), code.size());
+          code.copy(call->sqlstate, sizeof(call->sqlstate) - 1);  // empty: no data pointer
           call->sqlstate[code.size()] = '\0';
         }
         return true;  // ReadyForQuery ends it
@@ -338,7 +338,7 @@ bool PgSession::OnResponse(const conn::ByteStream& s, const Message& m) {
         if (!blamed) {
           blamed = true;
           c->failed = true;
-          std::memcpy(c->sqlstate, code.data(), code.size());
+          code.copy(c->sqlstate, sizeof(c->sqlstate) - 1);
           c->sqlstate[code.size()] = '\0';
           Finish(*c, s, end);
         } else {

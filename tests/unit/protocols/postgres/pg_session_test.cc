@@ -112,6 +112,18 @@ TEST(PgSessionTest, SimpleQueriesWithRowsAndErrors) {
   EXPECT_EQ(c.starts(), 3u);
 }
 
+// Found by pg_fuzz (UBSan: memcpy from a null pointer): an error without a SQLSTATE.
+TEST(PgSessionTest, ErrorWithoutSqlstateIsAnOtherError) {
+  PgConn c;
+  Connect(c);
+  c.Send(Query("SELECT 1"));
+  c.Recv(Msg('E', std::string("SERROR\0Mno code\0\0", 18)) + Ready());
+  ASSERT_EQ(c.got().size(), 1u);
+  EXPECT_TRUE(c.got()[0].error);
+  EXPECT_EQ(c.got()[0].code, "");
+  EXPECT_EQ(c.got()[0].error_type, "_OTHER");
+}
+
 TEST(PgSessionTest, MultiStatementQueryIsOneBatchSpan) {
   PgConn c;
   Connect(c);
