@@ -136,6 +136,8 @@ Detection DetectPgStart(const StartBytes& b) {
   if (b.role != ZT_ROLE_CLIENT) return {};  // the server's side: muted, never a duplicate span
   const std::string_view s = b.sent;
   if (s.empty()) return {b.received.empty() ? Verdict::kMaybe : Verdict::kNo, ZT_ROLE_UNKNOWN};
+  // A startup length is below 10000: its first two bytes are zero (a TLS record's are not).
+  if (s[0] != 0 || (s.size() >= 2 && s[1] != 0)) return {};
   if (s.size() < 8) return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
   const uint32_t len = ReadBe32(s.data()), code = ReadBe32(s.data() + 4);
   if (code == kSslRequestCode || code == kGssEncRequestCode) {
