@@ -83,7 +83,12 @@ void TlsProbeManager::Stop() {
   }
   // Detaching is slow (the kernel waits for each probe to quiesce): all files at once.
   std::vector<std::thread> detachers;
-  for (auto& [key, f] : files) detachers.emplace_back([&f = f] { f.probes.reset(); });
+  for (auto& [key, f] : files) {
+    detachers.emplace_back([&f = f] {
+      f.probes.reset();
+      f.go_probes.reset();
+    });
+  }
   for (auto& t : detachers) t.join();
 }
 
@@ -216,7 +221,15 @@ TlsProbeManager::ProbedFile* TlsProbeManager::Consider(const std::string& path,
   if (not_tls_.count(key)) return nullptr;
   stats_.files_inspected++;
   auto symbols = FindTlsSymbols(path);
-  if (!symbols.ok() || !symbols->Any()) {
+  const bool has_tls = symbols.ok() && symbols->Any();
+  // A Go executable: crypto/tls found through .gopclntab (symbols may be stripped).
+  auto go = InspectGoTlsFile(path);
+  if (!go.ok()) {
+    stats_.attach_failed++;
+    std::fprintf(stderr, "zerotrace: not probing Go TLS: %s\n", go.status().message().c_str());
+  }
+  const bool has_go = go.ok() && go->has_value();
+  if (!has_tls && !has_go) {
     if (not_tls_.size() >= kMaxNotTls) not_tls_.clear();
     not_tls_.insert(key);
     return nullptr;
@@ -224,18 +237,38 @@ TlsProbeManager::ProbedFile* TlsProbeManager::Consider(const std::string& path,
   // Through an open fd: the process whose root the path goes through may exit meanwhile.
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nullptr;
-  auto probes = backend_->Attach("/proc/self/fd/" + std::to_string(fd), *symbols);
+  const std::string fd_path = "/proc/self/fd/" + std::to_string(fd);
+  std::unique_ptr<TlsProbeSet> probes, go_probes;
+  if (has_tls) {
+    auto attached = backend_->Attach(fd_path, *symbols);
+    if (attached.ok()) {
+      probes = std::move(attached.value());
+    } else {
+      stats_.attach_failed++;
+      std::fprintf(stderr, "zerotrace: %s\n", attached.status().message().c_str());
+    }
+  }
+  if (has_go) {
+    auto attached = backend_->AttachGo(fd_path, **go);
+    if (attached.ok()) {
+      go_probes = std::move(attached.value());
+    } else {
+      stats_.attach_failed++;
+      std::fprintf(stderr, "zerotrace: Go TLS probes for %s: %s\n", path.c_str(),
+                   attached.status().message().c_str());
+    }
+  }
   close(fd);
-  if (!probes.ok()) {
-    stats_.attach_failed++;
-    std::fprintf(stderr, "zerotrace: %s\n", probes.status().message().c_str());
+  if (!probes && !go_probes) {
     not_tls_.insert(key);  // do not retry on every exec
     return nullptr;
   }
   std::lock_guard<std::mutex> lock(files_mu_);
   ProbedFile& f = files_[key];
   f.path = path;
-  f.probes = std::move(probes.value());
+  f.probes = std::move(probes);
+  f.go_probes = std::move(go_probes);
+  if (f.go_probes) stats_.go_files_probed++;
   stats_.files_probed++;
   stats_.files_attached++;
   return &f;
@@ -262,6 +295,7 @@ void TlsProbeManager::Sweep() {
       continue;
     }
     backend_->ForgetExecFile(f.kernel_dev, f.kernel_ino);
+    if (f.go_probes) stats_.go_files_probed--;
     stats_.files_detached++;
     stats_.files_probed--;
     it = files_.erase(it);

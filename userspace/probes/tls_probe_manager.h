@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "probes/go_tls_target.h"
 #include "probes/tls_files.h"
 
 namespace zerotrace::probes {
@@ -32,6 +33,13 @@ class TlsProbeBackend {
   virtual StatusOr<std::unique_ptr<TlsProbeSet>> Attach(const std::string& path,
                                                         const TlsSymbols& symbols) = 0;
   virtual void ForgetExecFile(uint32_t kernel_dev, uint64_t ino) = 0;
+  // The crypto/tls probes of a Go executable; backends without them say so.
+  virtual StatusOr<std::unique_ptr<TlsProbeSet>> AttachGo(const std::string& path,
+                                                          const GoTlsTarget& target) {
+    (void)path;
+    (void)target;
+    return Status::Error("this backend has no Go crypto/tls probes");
+  }
 };
 
 struct TlsProbeStats {
@@ -41,6 +49,7 @@ struct TlsProbeStats {
   std::atomic<uint64_t> attach_failed{0};    // files with TLS symbols that could not be probed
   std::atomic<uint64_t> files_inspected{0};  // distinct files whose symbol tables were read
   std::atomic<uint64_t> events_dropped{0};   // process events lost: the manager's queue was full
+  std::atomic<uint64_t> go_files_probed{0};  // of files_probed: Go executables (crypto/tls)
 };
 
 struct TlsProbeOptions {
@@ -80,10 +89,11 @@ class TlsProbeManager {
   };
   struct ProbedFile {
     std::string path;
-    std::unique_ptr<TlsProbeSet> probes;
-    std::set<uint32_t> users;  // processes seen mapping it
-    bool pinned = false;       // a host library: kept for processes that dlopen it later
-    uint32_t kernel_dev = 0;   // as the kernel names it (0: not seen in a mapping)
+    std::unique_ptr<TlsProbeSet> probes;     // OpenSSL/GnuTLS functions (may be null)
+    std::unique_ptr<TlsProbeSet> go_probes;  // Go crypto/tls (may be null)
+    std::set<uint32_t> users;                // processes seen mapping it
+    bool pinned = false;      // a host library: kept for processes that dlopen it later
+    uint32_t kernel_dev = 0;  // as the kernel names it (0: not seen in a mapping)
     uint64_t kernel_ino = 0;
   };
   struct Event {
@@ -100,7 +110,8 @@ class TlsProbeManager {
   // Probes the files pid maps; with `want` set only that file (retrying until it shows up).
   void ScanProcess(uint32_t pid, const MappedFile* want = nullptr);
   void ScanHostLibraries();
-  // Probes the file at `path` (its key from stat) if it defines TLS functions.
+  // Probes the file at `path` (its key from stat) if it defines TLS functions or is a Go
+  // executable with crypto/tls.
   ProbedFile* Consider(const std::string& path, const FileKey& key);
   void Sweep();
   std::vector<uint32_t> AllPids() const;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "probes/go_tls_tracer.h"
 #include "probes/preflight.h"
 #include "tls_trace.skel.h"
 
@@ -64,6 +65,23 @@ TlsProbeSet::~TlsProbeSet() {
   for (bpf_link* link : links_) detachers.emplace_back([link] { bpf_link__destroy(link); });
   for (int fd : link_fds_) detachers.emplace_back([fd] { close(fd); });
   for (auto& t : detachers) t.join();
+  if (on_detached_) on_detached_();
+}
+
+StatusOr<int> AttachUprobeMulti(int prog_fd, const std::string& path,
+                                const std::vector<uint64_t>& offsets,
+                                const std::vector<uint64_t>& cookies, bool retprobe) {
+  UprobeMultiLinkAttr attr{};
+  attr.prog_fd = prog_fd;
+  attr.attach_type = kTraceUprobeMulti;
+  attr.path = reinterpret_cast<uint64_t>(path.c_str());
+  attr.offsets = reinterpret_cast<uint64_t>(offsets.data());
+  attr.cookies = reinterpret_cast<uint64_t>(cookies.data());
+  attr.cnt = static_cast<uint32_t>(offsets.size());
+  attr.multi_flags = retprobe ? kUprobeMultiReturn : 0;
+  const int fd = static_cast<int>(syscall(__NR_bpf, kBpfLinkCreate, &attr, sizeof(attr)));
+  if (fd < 0) return Status::Error(Errno(errno));
+  return fd;
 }
 
 namespace {
@@ -139,6 +157,12 @@ StatusOr<std::unique_ptr<TlsTracer>> TlsTracer::Start(const TracerConfig& config
     if (!loaded.ok()) return loaded.status();
   }
   t->skel_ = loaded.value();
+  auto go = GoTlsTracer::Start(config, sockets, t->multi_);
+  if (go.ok()) {
+    t->go_ = std::move(go.value());
+  } else {
+    notes->push_back("Go crypto/tls probes are off: " + go.status().message());
+  }
   if (have_mmap) {
     t->mmap_link_ = bpf_program__attach(t->skel_->progs.zt_enter_mmap);
     if (!t->mmap_link_) {
@@ -149,6 +173,7 @@ StatusOr<std::unique_ptr<TlsTracer>> TlsTracer::Start(const TracerConfig& config
 }
 
 TlsTracer::~TlsTracer() {
+  go_.reset();
   if (mmap_link_) bpf_link__destroy(mmap_link_);
   if (skel_) tls_trace__destroy(skel_);
 }
@@ -192,25 +217,24 @@ StatusOr<std::unique_ptr<TlsProbeSet>> TlsTracer::AttachMulti(const std::string&
   }
   std::vector<int> fds;
   for (const bool ret : {false, true}) {
-    UprobeMultiLinkAttr attr{};
-    attr.prog_fd =
+    const int prog =
         bpf_program__fd(ret ? skel_->progs.zt_tls_return_multi : skel_->progs.zt_tls_entry_multi);
-    attr.attach_type = kTraceUprobeMulti;
-    attr.path = reinterpret_cast<uint64_t>(path.c_str());
-    attr.offsets = reinterpret_cast<uint64_t>(offsets.data());
-    attr.cookies = reinterpret_cast<uint64_t>(cookies.data());
-    attr.cnt = static_cast<uint32_t>(offsets.size());
-    attr.multi_flags = ret ? kUprobeMultiReturn : 0;
-    const int fd = static_cast<int>(syscall(__NR_bpf, kBpfLinkCreate, &attr, sizeof(attr)));
-    if (fd < 0) {
-      const int err = errno;
+    auto fd = AttachUprobeMulti(prog, path, offsets, cookies, ret);
+    if (!fd.ok()) {
       for (int f : fds) close(f);
       return Status::Error(std::string("attaching ") + (ret ? "uretprobes" : "uprobes") +
-                           " to the TLS functions in " + path + " failed: " + Errno(err));
+                           " to the TLS functions in " + path +
+                           " failed: " + fd.status().message());
     }
-    fds.push_back(fd);
+    fds.push_back(*fd);
   }
   return std::make_unique<TlsProbeSet>(std::vector<bpf_link*>{}, std::move(fds));
+}
+
+StatusOr<std::unique_ptr<TlsProbeSet>> TlsTracer::AttachGo(const std::string& path,
+                                                           const GoTlsTarget& target) {
+  if (!go_) return Status::Error("the Go crypto/tls probes did not load");
+  return go_->Attach(path, target);
 }
 
 void TlsTracer::ForgetExecFile(uint32_t kernel_dev, uint64_t ino) {
@@ -219,7 +243,11 @@ void TlsTracer::ForgetExecFile(uint32_t kernel_dev, uint64_t ino) {
 }
 
 std::vector<ProgramStats> TlsTracer::ReadProgramStats() const {
-  return ReadProgramStatsOf(skel_->obj);
+  std::vector<ProgramStats> out = ReadProgramStatsOf(skel_->obj);
+  if (go_) {
+    for (auto& s : go_->ReadProgramStats()) out.push_back(std::move(s));
+  }
+  return out;
 }
 
 }  // namespace zerotrace::probes

@@ -2,6 +2,7 @@
 // TLS library files, one probe set per file (uprobes on a file reach every process mapping it).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,11 +16,17 @@ struct tls_trace;
 
 namespace zerotrace::probes {
 
+class GoTlsTracer;
+
 // The uprobes and uretprobes on one file; detached when destroyed.
 class TlsProbeSet {
  public:
-  explicit TlsProbeSet(std::vector<bpf_link*> links, std::vector<int> link_fds = {})
-      : links_(std::move(links)), link_fds_(std::move(link_fds)) {}
+  // `on_detached` runs once every link is gone (the Go probes free their binary's slot).
+  explicit TlsProbeSet(std::vector<bpf_link*> links, std::vector<int> link_fds = {},
+                       std::function<void()> on_detached = {})
+      : links_(std::move(links)),
+        link_fds_(std::move(link_fds)),
+        on_detached_(std::move(on_detached)) {}
   ~TlsProbeSet();
   TlsProbeSet(const TlsProbeSet&) = delete;
   TlsProbeSet& operator=(const TlsProbeSet&) = delete;
@@ -28,7 +35,14 @@ class TlsProbeSet {
  private:
   std::vector<bpf_link*> links_;  // libbpf's perf-event links (one per function and kind)
   std::vector<int> link_fds_;     // multi-uprobe link fds (one for entries, one for returns)
+  std::function<void()> on_detached_;
 };
+
+// A multi-uprobe link (Linux 6.6+): `prog_fd` at every offset of `path`, each with its cookie.
+// Returns the link's fd.
+StatusOr<int> AttachUprobeMulti(int prog_fd, const std::string& path,
+                                const std::vector<uint64_t>& offsets,
+                                const std::vector<uint64_t>& cookies, bool retprobe);
 
 class TlsTracer : public TlsProbeBackend {
  public:
@@ -49,6 +63,9 @@ class TlsTracer : public TlsProbeBackend {
   // (a path the agent can open, e.g. under /proc/PID/root). Safe from any one thread.
   StatusOr<std::unique_ptr<TlsProbeSet>> Attach(const std::string& path,
                                                 const TlsSymbols& symbols) override;
+  // The crypto/tls probes of one Go executable (go_tls.bpf.c).
+  StatusOr<std::unique_ptr<TlsProbeSet>> AttachGo(const std::string& path,
+                                                  const GoTlsTarget& target) override;
   // The kernel reports the next executable mapping of this file again (kernel dev encoding).
   void ForgetExecFile(uint32_t kernel_dev, uint64_t ino) override;
   // False when this kernel has no sys_enter_mmap tracepoint: dlopen'ed files outside the
@@ -66,6 +83,7 @@ class TlsTracer : public TlsProbeBackend {
   tls_trace* skel_ = nullptr;
   bool multi_ = false;  // the kernel has multi-uprobe links
   bpf_link* mmap_link_ = nullptr;
+  std::unique_ptr<GoTlsTracer> go_;  // null when the Go probes could not load
 };
 
 }  // namespace zerotrace::probes

@@ -26,7 +26,42 @@ bool IsLoopback(const std::array<uint8_t, 16>& a) {
   return a[10] == 0xff && a[11] == 0xff && a[12] == 127;  // 127.0.0.0/8, v4-mapped
 }
 
+// Whether `tail` is a path a proxy may have forwarded: it starts at a segment and names at least
+// two segments, or has a query ("/items/7", "/a?id=7"; not "/health").
+bool SpecificTail(std::string_view tail) {
+  if (tail.empty() || tail.front() != '/') return false;
+  const size_t query = tail.find('?');
+  const std::string_view path = tail.substr(0, query);
+  return query != std::string_view::npos || std::count(path.begin(), path.end(), '/') >= 2;
+}
+
 }  // namespace
+
+// "METHOD target" operations (HTTP's form; others never match) of a request and of a call it may
+// have forwarded through a prefix rewrite: the same method, and one target is the other with
+// whole leading segments removed, the rest specific enough (SpecificTail) to be evidence. The
+// rewrite is named by the removed prefix, with '-' when the call lost it ("/api/a/1" -> "/a/1"
+// is "-/api") and '+' when the call gained it; empty when the two are not such a pair.
+std::string PrefixRewrite(std::string_view request_op, std::string_view call_op) {
+  const size_t a = request_op.find(' '), b = call_op.find(' ');
+  if (a == std::string_view::npos || b == std::string_view::npos ||
+      request_op.substr(0, a) != call_op.substr(0, b)) {
+    return {};
+  }
+  std::string_view longer = request_op.substr(a + 1), shorter = call_op.substr(b + 1);
+  const bool call_lost = longer.size() > shorter.size();
+  if (!call_lost) std::swap(longer, shorter);
+  if (longer.size() == shorter.size() || !longer.ends_with(shorter) || !SpecificTail(shorter)) {
+    return {};
+  }
+  const std::string_view prefix = longer.substr(0, longer.size() - shorter.size());
+  if (prefix.front() != '/' || prefix.back() == '/' || prefix.find('?') != std::string_view::npos) {
+    return {};
+  }
+  std::string rewrite(1, call_lost ? '-' : '+');
+  rewrite.append(prefix);
+  return rewrite;
+}
 
 bool IsCorrelationHeader(std::string_view n) {
   return n == "x-request-id" || n == "x-correlation-id" || n == "request-id" ||
@@ -125,6 +160,18 @@ uint64_t SpanLinker::Start(const RequestStart& r) {
   return handle;
 }
 
+// Remembers a prefix rewrite seen on an unambiguous pair (one request in flight on the thread),
+// so that later, under concurrency, the same rewrite counts as evidence (link_forwarded_rewritten).
+void SpanLinker::LearnRewrite(uint32_t tgid, std::string_view request_op,
+                              std::string_view call_op) {
+  std::string rw = PrefixRewrite(request_op, call_op);
+  if (rw.empty()) return;
+  if (rewrites_.size() >= kMaxMigratingProcesses && rewrites_.count(tgid) == 0) rewrites_.clear();
+  auto& set = rewrites_[tgid];
+  if (set.size() >= kMaxRewritesPerProcess || !set.insert(std::move(rw)).second) return;
+  stats_.rewrites_learned++;
+}
+
 // Rule 3: a call made while its thread serves a request is that request's child, when the
 // evidence leaves no doubt. Rule 2 (the callee's side) is settled here too if it came first.
 void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
@@ -148,6 +195,7 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
   if (in_flight.size() == 1) {
     parent = in_flight[0];
     stats_.link_thread++;
+    LearnRewrite(r.tgid, Find(parent)->operation, r.operation);
   } else if (in_flight.size() > 1) {
     std::vector<uint64_t> forwarded, correlated;
     for (uint64_t h : in_flight) {
@@ -166,6 +214,27 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
     } else if (forwarded.size() == 1 && (correlated.empty() || has(correlated, forwarded[0]))) {
       parent = forwarded[0];
       stats_.link_forwarded++;
+    } else if (correlated.empty() && forwarded.empty()) {
+      // A proxy rewriting a prefix ("/api/orders/7" -> "/orders/7"), a rewrite this process
+      // was seen making when nothing else was in flight: exactly one request in flight whose
+      // target the call's is, up to that prefix.
+      uint64_t only = 0;
+      int matches = 0;
+      if (auto learned = rewrites_.find(r.tgid); learned != rewrites_.end()) {
+        for (uint64_t h : in_flight) {
+          const std::string rw = PrefixRewrite(Find(h)->operation, r.operation);
+          if (!rw.empty() && learned->second.count(rw) != 0) {
+            only = h;
+            matches++;
+          }
+        }
+      }
+      if (matches == 1) {
+        parent = only;
+        stats_.link_forwarded_rewritten++;
+      } else {
+        stats_.link_ambiguous++;
+      }
     } else {
       stats_.link_ambiguous++;
     }
@@ -491,6 +560,11 @@ void SpanLinker::ReportCounters(CounterReport* r) const {
              "calls made while their thread served exactly one request", l.link_thread);
   r->Counter("link_forwarded", "zerotrace_link_forwarded_total",
              "calls repeating the operation of one request", l.link_forwarded);
+  r->Counter("link_forwarded_rewritten", "zerotrace_link_forwarded_rewritten_total",
+             "calls repeating the target of one request up to a rewritten path prefix",
+             l.link_forwarded_rewritten);
+  r->Counter("link_rewrites_learned", "zerotrace_link_rewrites_learned_total",
+             "path prefix rewrites learned from unambiguous proxy calls", l.rewrites_learned);
   r->Counter("link_correlation", "zerotrace_link_correlation_total",
              "calls carrying the request id of one request", l.link_correlation);
   r->Counter("link_ambiguous", "zerotrace_link_ambiguous_total",
@@ -503,8 +577,7 @@ void SpanLinker::ReportCounters(CounterReport* r) const {
              "links refused because they would close a loop", l.cycles_refused);
   r->Counter("link_abandoned", "zerotrace_link_abandoned_total", "requests that never finished",
              l.abandoned);
-  r->Counter(nullptr, "zerotrace_link_requests_total", "requests the linker saw start",
-             l.requests);
+  r->Counter(nullptr, "zerotrace_link_requests_total", "requests the linker saw start", l.requests);
   r->Counter(nullptr, "zerotrace_link_unstarted_total",
              "finished spans whose start was never reported", l.unstarted);
   r->Counter(nullptr, "zerotrace_stage_items_total", kStageItemsHelp, l.spans_released,
@@ -514,4 +587,3 @@ void SpanLinker::ReportCounters(CounterReport* r) const {
 }
 
 }  // namespace zerotrace::trace
-

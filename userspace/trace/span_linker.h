@@ -54,6 +54,9 @@ struct RequestStart {
 // The request-id headers that count as evidence: the same value on a call and on one request
 // in flight identifies the request the call serves. Values shorter than 8 bytes do not count.
 bool IsCorrelationHeader(std::string_view lowercase_name);
+// The path prefix rewrite that turns a request's operation into a call's ("-/api" or "+/v1"),
+// or empty (see span_linker.cc): the evidence of link_forwarded_rewritten.
+std::string PrefixRewrite(std::string_view request_operation, std::string_view call_operation);
 inline constexpr size_t kMinCorrelationBytes = 8;
 
 struct SpanLinkerStats {
@@ -63,14 +66,16 @@ struct SpanLinkerStats {
   // Calls made while their thread served exactly one request (or their process, when its
   // runtime moves requests between threads).
   uint64_t link_thread = 0;
-  uint64_t link_forwarded = 0;    // calls repeating the operation of one request
-  uint64_t link_correlation = 0;  // calls carrying the request id of one request
-  uint64_t link_ambiguous = 0;    // calls left unparented: several requests, no evidence
-  uint64_t client_roots = 0;      // calls made while their thread served no request
-  uint64_t server_roots = 0;      // requests whose caller is not traced on this node
-  uint64_t cycles_refused = 0;    // links that would have closed a loop
-  uint64_t abandoned = 0;         // requests that never finished (freed by age or cap)
-  uint64_t unstarted = 0;         // finished spans whose start was never reported
+  uint64_t link_forwarded = 0;            // calls repeating the operation of one request
+  uint64_t link_forwarded_rewritten = 0;  // ...up to a learned path prefix rewrite (proxies)
+  uint64_t rewrites_learned = 0;          // prefix rewrites seen on unambiguous pairs
+  uint64_t link_correlation = 0;          // calls carrying the request id of one request
+  uint64_t link_ambiguous = 0;            // calls left unparented: several requests, no evidence
+  uint64_t client_roots = 0;              // calls made while their thread served no request
+  uint64_t server_roots = 0;              // requests whose caller is not traced on this node
+  uint64_t cycles_refused = 0;            // links that would have closed a loop
+  uint64_t abandoned = 0;                 // requests that never finished (freed by age or cap)
+  uint64_t unstarted = 0;                 // finished spans whose start was never reported
   uint64_t spans_released = 0;
 };
 
@@ -134,8 +139,8 @@ class SpanLinker {
     SpanId span_id, parent_span_id;
     TraceId trace_id;
     std::string trace_state;
-    uint64_t parent = 0;                      // handle of a parent linked here (0: none / remote)
-    std::vector<uint64_t> waiters;            // children waiting for this record's trace id
+    uint64_t parent = 0;                 // handle of a parent linked here (0: none / remote)
+    std::vector<uint64_t> waiters;       // children waiting for this record's trace id
     std::string operation, correlation;  // servers: evidence for calls they make
     std::optional<Span> span;
   };
@@ -146,6 +151,7 @@ class SpanLinker {
   static bool SameNetwork(const Record& other, const RequestStart& r);
   void LinkCall(uint64_t handle, const RequestStart& r);
   void LinkServed(uint64_t handle, Record& served, const RequestStart& r);
+  void LearnRewrite(uint32_t tgid, std::string_view request_op, std::string_view call_op);
   uint64_t MatchPeer(uint64_t handle, const RequestStart& r);
   // Makes `child` a child of `parent` (both here); false if that would close a loop.
   bool Adopt(uint64_t parent_handle, uint64_t child_handle);
@@ -189,6 +195,9 @@ class SpanLinker {
   std::unordered_map<uint64_t, std::vector<uint64_t>> serving_;
   // Processes seen answering a request from another thread than the one that read it.
   std::unordered_set<uint32_t> migrating_;
+  // Path prefix rewrites each process was seen making on unambiguous pairs (see PrefixRewrite).
+  static constexpr size_t kMaxRewritesPerProcess = 8;
+  std::unordered_map<uint32_t, std::unordered_set<std::string>> rewrites_;
   // Requests waiting for their other side on this node, by mirrored connection + position.
   PeerMap peers_;
   static constexpr size_t kSparePeerNodes = 256;

@@ -162,6 +162,23 @@ TEST_F(StageTest, NonHttpConnectionProducesNothingAndIsDrained) {
   EXPECT_EQ(table.Find(5)->sent.buffered_bytes(), 0u);
 }
 
+// TLS probes emit at the calls' returns: a Go or OpenSSL reader's return can run before its
+// writer's on another CPU, so a response may arrive before the request it answers.
+TEST_F(StageTest, ResponseOvertakingItsRequestIsStillAnExchange) {
+  Conn c(&table, 11, ZT_ROLE_CLIENT);
+  c.Send(ZT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 3000, true);
+  c.Send(ZT_DIR_EGRESS, "GET /items/1 HTTP/1.1\r\nHost: a\r\n\r\n", 1000, true);
+  c.Send(ZT_DIR_EGRESS, "GET /items/2 HTTP/1.1\r\nHost: a\r\n\r\n", 4000, true);
+  c.Send(ZT_DIR_INGRESS, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 5000, true);
+  const auto& spans = sink.spans();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(Str(spans[0], "url.path"), "/items/1");
+  EXPECT_EQ(Str(spans[0], "http.response.status_code"), "200");
+  EXPECT_EQ(spans[0].end_unix_ns - spans[0].start_unix_ns, 2000u);
+  EXPECT_EQ(Str(spans[1], "http.response.status_code"), "404");
+  EXPECT_TRUE(kernel.muted.empty());
+}
+
 TEST_F(StageTest, PreexistingConnectionRoleInferredFromTraffic) {
   Conn c(&table, 6, ZT_ROLE_UNKNOWN);
   c.Send(ZT_DIR_INGRESS, "GET /x HTTP/1.1\r\nHost: y\r\n\r\n", 10);

@@ -240,6 +240,76 @@ TEST_F(SpanLinkerTest, EventLoopLinksOnlyOnEvidence) {
   }
 }
 
+TEST(PrefixRewrite, Table) {
+  struct Case {
+    const char *request, *call, *rewrite;
+  };
+  const Case cases[] = {
+      {"GET /api/orders/7", "GET /orders/7", "-/api"},  // proxy_pass http://up/ strips "/api"
+      {"GET /orders/7", "GET /internal/orders/7", "+/internal"},  // a prefix added on the way
+      {"GET /api/v1/a?id=3", "GET /a?id=3", "-/api/v1"},  // a query makes one segment enough
+      {"GET /api/health", "GET /health", ""},             // one segment: too common to tell
+      {"GET /api/orders/7", "POST /orders/7", ""},        // another method
+      {"GET /apiorders/7", "GET /orders/7", ""},          // not at a segment boundary
+      {"GET /x/orders/7", "GET /x/orders/7", ""},         // the same (the exact rule's case)
+      {"GET /a/b/c", "GET /b", ""},
+      {"/api/orders/7", "/orders/7", ""},  // no method: not this rule's form
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(PrefixRewrite(c.request, c.call), c.rewrite) << c.request << " -> " << c.call;
+  }
+}
+
+// A proxy's event loop serving two requests at once, forwarding each with a prefix rewrite:
+// each call names its own request; identical targets leave both calls unparented.
+TEST_F(SpanLinkerTest, ProxyRewritingAPrefixLinksEachCallToItsRequest) {
+  // Unlearned, the rewrite is no evidence.
+  RequestStart u1 = Req(true, 300, 1, 10, ConnEnds{}, "GET /api/orders/8"),
+               u2 = Req(true, 300, 1, 11, ConnEnds{}, "GET /api/orders/9");
+  const uint64_t hu1 = linker.Start(u1), hu2 = linker.Start(u2);
+  End(linker.Start(Req(false, 300, 1, 12, ConnEnds{}, "GET /orders/9")), "call-9", 20);
+  End(hu1, "u1", 30, 1);
+  End(hu2, "u2", 31, 1);
+  ExpectRoot("call-9");
+  EXPECT_EQ(linker.stats().link_forwarded_rewritten, 0u);
+  // One request alone in flight teaches the process's rewrite ("-/api")...
+  const uint64_t lone = linker.Start(Req(true, 300, 1, 40, ConnEnds{}, "GET /api/orders/3"));
+  End(linker.Start(Req(false, 300, 1, 41, ConnEnds{}, "GET /orders/3")), "call-3", 42);
+  End(lone, "lone", 43, 1);
+  EXPECT_EQ(linker.stats().rewrites_learned, 1u);
+
+  // ...which then tells concurrent requests apart.
+  RequestStart a = Req(true, 300, 1, 100, ConnEnds{}, "GET /api/orders/1"),
+               b = Req(true, 300, 1, 101, ConnEnds{}, "GET /api/orders/2");
+  const uint64_t ha = linker.Start(a), hb = linker.Start(b);
+  End(linker.Start(Req(false, 300, 1, 110, ConnEnds{}, "GET /orders/2")), "call-b", 120);
+  End(linker.Start(Req(false, 300, 1, 111, ConnEnds{}, "GET /orders/1")), "call-a", 121);
+  End(ha, "a", 130, 1);
+  End(hb, "b", 131, 1);
+  ExpectChild("a", "call-a");
+  ExpectChild("b", "call-b");
+  EXPECT_EQ(linker.stats().link_forwarded_rewritten, 2u);
+
+  out.clear();
+  RequestStart c = Req(true, 301, 1, 200, ConnEnds{}, "GET /api/orders/5"),
+               d = Req(true, 301, 1, 201, ConnEnds{}, "GET /api/orders/5");
+  const uint64_t hc = linker.Start(c), hd = linker.Start(d);
+  End(linker.Start(Req(false, 301, 1, 210, ConnEnds{}, "GET /orders/5")), "call", 220);
+  End(hc, "c", 230, 1);
+  End(hd, "d", 231, 1);
+  ExpectRoot("call");
+
+  // Another process has learned nothing.
+  out.clear();
+  RequestStart e = Req(true, 302, 1, 300, ConnEnds{}, "GET /api/orders/1"),
+               f = Req(true, 302, 1, 301, ConnEnds{}, "GET /api/orders/2");
+  const uint64_t he = linker.Start(e), hf = linker.Start(f);
+  End(linker.Start(Req(false, 302, 1, 310, ConnEnds{}, "GET /orders/2")), "call-f", 320);
+  End(he, "e", 330, 1);
+  End(hf, "f", 331, 1);
+  ExpectRoot("call-f");
+}
+
 TEST_F(SpanLinkerTest, TraceIdFlowsDownAChainResolvedOutOfOrder) {
   // curl -> proxy (server, then its own call) -> backend. The proxy's server span learns its
   // caller only after the proxy's call and the backend have started.

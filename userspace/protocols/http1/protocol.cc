@@ -113,8 +113,16 @@ protocols::Detection Http1Protocol::DetectStart(const StartBytes& b) const {
   }
   const std::string_view req = b.role == ZT_ROLE_CLIENT ? b.sent : b.received;
   const std::string_view resp = b.role == ZT_ROLE_CLIENT ? b.received : b.sent;
-  // The peer spoke first (a server-first protocol such as SMTP or MySQL): not HTTP.
-  if (req.empty() && !resp.empty()) return {};
+  // Only the peer's bytes so far. A response whose record overtook its request's (TLS probes
+  // emit at the calls' returns, and a reader's return can run before its writer's on another
+  // CPU): the request side decides. Anything else is a server-first protocol (SMTP, MySQL,
+  // websocket frames after an upgrade): not HTTP.
+  if (req.empty()) {
+    constexpr std::string_view kVersion = "HTTP/1.";
+    const size_t n = std::min(resp.size(), kVersion.size());
+    if (resp.substr(0, n) != kVersion.substr(0, n)) return {};
+    return {Verdict::kMaybe, b.role};
+  }
   return {ToVerdict(DetectHttp1Request(req)), b.role};
 }
 

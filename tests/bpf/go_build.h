@@ -1,0 +1,24 @@
+// Builds a Go program from source for a test, with Debian's golang-go, offline: GOPATH mode
+// (GO111MODULE=off), standard library only, caches in the given directory.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace zerotrace::testing {
+
+struct GoBuild {
+  std::string binary;  // the executable; empty when the build failed
+  std::string error;   // the go tool's output when it failed
+};
+
+// `go build -o DIR/NAME [ldflags] SOURCE`; `ldflags` e.g. "-s -w" for a stripped binary.
+GoBuild BuildGo(const std::string& source, const std::string& dir, const std::string& name,
+                const std::string& ldflags = "");
+// Runs `go ARGS...` (argv without "go") in that environment; returns its exit status and its
+// stdout and stderr in *output.
+int RunGoTool(const std::vector<std::string>& args, const std::string& dir, std::string* output);
+// `go env GOVERSION` of the toolchain BuildGo uses ("go1.19.8"), or empty.
+std::string GoToolchainVersion();
+
+}  // namespace zerotrace::testing

@@ -1,0 +1,96 @@
+// InspectGoTls: go_binary (pclntab, buildinfo), go_ret_finder (RETs), go_offsets (fields).
+#include "probes/go_tls_target.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "probes/go_binary.h"
+#include "probes/go_offsets.h"
+#include "probes/go_ret_finder.h"
+
+namespace zerotrace::probes {
+namespace {
+
+constexpr const char* kWrite = "crypto/tls.(*Conn).Write";
+constexpr const char* kRead = "crypto/tls.(*Conn).Read";
+constexpr const char* kHandshake = "crypto/tls.(*Conn).handshakeContext";
+
+}  // namespace
+
+StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
+  using Result = std::optional<GoTlsTarget>;
+  GElf_Ehdr ehdr;
+  if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr)) return Result();
+  ElfImage image(elf);
+  auto exe = ReadGoExecutable(image, {kWrite, kRead, kHandshake});
+  if (!exe.ok()) return exe.status();
+  if (!exe->has_value()) return Result();
+  const GoExecutable& go = **exe;
+  const GoExecutable::Code* write = nullptr;
+  const GoExecutable::Code* read = nullptr;
+  for (const auto& f : go.functions) {
+    if (f.name == kWrite) write = &f;
+    if (f.name == kRead) read = &f;
+  }
+  if (!write || !read) return Result();  // no crypto/tls in this program
+  const std::string what =
+      "Go binary (" + (go.version.empty() ? "version unknown" : go.version) + ")";
+  if (ehdr.e_machine != EM_X86_64) return Status::Error(what + ": only amd64 is supported");
+  // Before 1.17 arguments are on the stack; the probes read registers.
+  if (!go.parsed) return Status::Error(what + ": no Go release found in .go.buildinfo");
+  if (*go.parsed < GoVersion{1, 17, 0})
+    return Status::Error(what + ": Go before 1.17 passes arguments on the stack");
+  GoTlsTarget t;
+  t.version = go.version;
+  auto dwarf = GoOffsetsFromDwarf(elf);
+  if (dwarf.ok()) {
+    t.offsets = *dwarf;
+    t.offsets_source = "DWARF";
+  } else {
+    const auto row = GoOffsetsForVersion(*go.parsed);
+    if (!row) {
+      return Status::Error(what + " has no DWARF (" + dwarf.status().message() +
+                           ") and its release is not in the offset table (" +
+                           GoOffsetTableReleases() + ")");
+    }
+    t.offsets = *row;
+    t.offsets_source = "table";
+  }
+  if (SpillsFirstTwoArgs(read->bytes, read->entry)) t.offsets.flags |= ZT_GO_F_READ_SPILLED;
+  if (SpillsFirstTwoArgs(write->bytes, write->entry)) t.offsets.flags |= ZT_GO_F_WRITE_SPILLED;
+  for (const auto& f : go.functions) {
+    const bool is_write = f.name == kWrite, is_read = f.name == kRead;
+    t.probes.push_back({f.file_offset, is_write  ? ZT_GO_WRITE_ENTRY
+                                       : is_read ? ZT_GO_READ_ENTRY
+                                                 : ZT_GO_HANDSHAKE_ENTRY});
+    if (!is_write && !is_read) continue;
+    auto rets = FindReturnOffsets(f.bytes, f.entry);
+    if (!rets.ok()) return Status::Error(what + ": " + f.name + ": " + rets.status().message());
+    if (rets->empty()) return Status::Error(what + ": " + f.name + " has no RET instruction");
+    for (uint64_t r : *rets)
+      t.probes.push_back({f.file_offset + r, is_write ? ZT_GO_WRITE_RET : ZT_GO_READ_RET});
+  }
+  return Result(std::move(t));
+}
+
+StatusOr<std::optional<GoTlsTarget>> InspectGoTlsFile(const std::string& path) {
+  if (elf_version(EV_CURRENT) == EV_NONE) return Status::Error("libelf is too old");
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Error("opening " + path + ": " + std::strerror(errno));
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  if (!elf) {
+    close(fd);
+    return std::optional<GoTlsTarget>();
+  }
+  auto out = InspectGoTls(elf);
+  elf_end(elf);
+  close(fd);
+  if (!out.ok()) return Status::Error(path + ": " + out.status().message());
+  return out;
+}
+
+}  // namespace zerotrace::probes
