@@ -12,6 +12,9 @@ namespace {
 
 constexpr size_t kMaxStatements = 256;
 constexpr size_t kMaxPendingCommands = 1024;
+// Longer than any packet that ends a result set (ERR messages are at most 512 bytes; OK
+// packets carry a short info text and session state changes).
+constexpr uint32_t kMaxTerminator = 64 * 1024;
 
 bool IsEof(const Packet& p) {
   return !p.payload.empty() && static_cast<uint8_t>(p.payload[0]) == 0xfe &&
@@ -225,8 +228,8 @@ void MySession::ReadStatus(uint16_t status) {
 }
 
 bool MySession::OnReply(const conn::ByteStream& s, const Packet& p) {
-  if (p.payload.empty()) return false;
-  const uint8_t h = static_cast<uint8_t>(p.payload[0]);
+  if (phase_ != Phase::kCommands && p.payload.empty()) return false;
+  const uint8_t h = p.payload.empty() ? 0 : static_cast<uint8_t>(p.payload[0]);
   if (phase_ == Phase::kGreeting) {
     if (h != 10) return false;
     const std::string_view rest = p.payload.substr(1);
@@ -246,8 +249,16 @@ bool MySession::OnReply(const conn::ByteStream& s, const Packet& p) {
   const bool continuation = c.continued;
   c.continued = p.length == kMaxPacketPayload;
   if (continuation) return true;  // the rest of a 16 MB packet
+  if (p.payload.empty()) {
+    // Its first byte was not captured (or it has none). Definitions are only counted, and a
+    // packet longer than any terminator is a row: the walk goes on by length.
+    const bool counted = c.step == Step::kColumns || c.step == Step::kPrepParams ||
+                         c.step == Step::kPrepCols ||
+                         (c.step == Step::kRows && p.length > kMaxTerminator);
+    if (!counted || p.length == 0) return false;
+  }
   Call* call = CallOf(c);
-  std::string_view body = p.payload.substr(1);
+  std::string_view body = p.payload.substr(p.payload.empty() ? 0 : 1);
   auto finish = [&] {
     Complete(c, s, p.end_pos());
     commands_.pop_front();
@@ -346,7 +357,7 @@ bool MySession::Fail(const conn::ByteStream& s, const Packet& p, Call* call) {
 }
 
 bool MySession::OnReplyRow(const conn::ByteStream& s, const Packet& p, Command& c, Call* call) {
-  const uint8_t h = static_cast<uint8_t>(p.payload[0]);
+  const uint8_t h = p.payload.empty() ? 0 : static_cast<uint8_t>(p.payload[0]);
   if (h == 0xff) return Fail(s, p, call);  // the query failed mid-result (killed, timeout)
   if (!IsEof(p)) {
     if (call) call->rows++;

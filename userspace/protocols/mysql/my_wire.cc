@@ -46,7 +46,9 @@ ReadResult PeekPacket(const conn::ByteStream& s, bool want_payload, Packet* p) {
   const size_t total = 4 + size_t{p->length};
   const size_t have = std::min(total, f.data.size());
   p->complete = have == total;
-  if (!p->complete && want_payload && !s.GapAfterFrontData() && f.data.size() < kMaxPayloadWait) {
+  // Without the payload, its first byte (what kind of packet) is still awaited.
+  const size_t wait = want_payload ? total : std::min<size_t>(total, 5);
+  if (have < wait && !s.GapAfterFrontData() && f.data.size() < kMaxPayloadWait) {
     return ReadResult::kNeedMore;
   }
   p->payload = f.data.substr(4, have - 4);

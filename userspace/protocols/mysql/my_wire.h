@@ -48,8 +48,9 @@ struct Packet {
 
 enum class ReadResult : uint8_t { kPacket, kNeedMore, kLost };
 
-// Reads the packet at the front without consuming it; `want_payload` waits for all of it
-// (unless a gap cuts it or it is large: then the captured prefix comes).
+// Reads the packet at the front without consuming it; `want_payload` waits for all of it,
+// else for its first byte (unless a gap cuts it or it is large: then the captured prefix
+// comes, possibly empty).
 ReadResult PeekPacket(const conn::ByteStream& s, bool want_payload, Packet* p);
 
 // A length-encoded integer at `*s`'s front; advances. False if cut or malformed.
