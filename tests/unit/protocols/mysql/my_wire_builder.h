@@ -45,7 +45,7 @@ inline std::string Greeting(std::string_view version = "10.11.19-MariaDB-0+deb12
   return Pkt(0, b);
 }
 inline std::string Ok(uint8_t seq, uint64_t affected = 0, uint16_t status = 2) {
-  return Pkt(seq, "\x00" + Lenenc(affected) + Lenenc(0) + Le(status, 2) + Le(0, 2));
+  return Pkt(seq, std::string(1, '\0') + Lenenc(affected) + Lenenc(0) + Le(status, 2) + Le(0, 2));
 }
 // The OK packet that ends a result set under CLIENT_DEPRECATE_EOF.
 inline std::string OkEof(uint8_t seq, uint16_t status = 2) {
@@ -68,11 +68,10 @@ inline std::string TextRow(uint8_t seq, const std::vector<std::string>& values) 
   for (const auto& v : values) b += LenencStr(v);
   return Pkt(seq, b);
 }
-// A whole text result set: its packets from sequence 1, `rows` rows of one column each
-// `row_bytes` long.
+// A whole text result set: its packets from sequence `seq`, `rows` rows of two columns, the
+// first `row_bytes` long.
 inline std::string ResultSet(size_t rows, bool deprecate_eof, size_t row_bytes = 3,
-                             uint16_t end_status = 2) {
-  uint8_t seq = 1;
+                             uint16_t end_status = 2, uint8_t seq = 1) {
   std::string out = Pkt(seq++, Lenenc(2));
   out += ColumnDef(seq++, "a");
   out += ColumnDef(seq++, "b");
@@ -82,7 +81,7 @@ inline std::string ResultSet(size_t rows, bool deprecate_eof, size_t row_bytes =
   return out;
 }
 inline std::string PrepareOk(uint8_t seq, uint32_t id, uint16_t cols, uint16_t params) {
-  return Pkt(seq, "\x00" + Le(id, 4) + Le(cols, 2) + Le(params, 2) + '\0' + Le(0, 2));
+  return Pkt(seq, std::string(1, '\0') + Le(id, 4) + Le(cols, 2) + Le(params, 2) + '\0' + Le(0, 2));
 }
 
 // Client side.
@@ -94,12 +93,12 @@ inline std::string HandshakeResponse(uint32_t caps, std::string_view user, std::
   b += Cstr("mysql_native_password");
   return Pkt(1, b);
 }
-inline std::string Command(uint8_t cmd, std::string_view arg) {
+inline std::string Cmd(uint8_t cmd, std::string_view arg) {
   return Pkt(0, std::string(1, static_cast<char>(cmd)) + std::string(arg));
 }
-inline std::string Query(std::string_view q) { return Command(kComQuery, q); }
+inline std::string Query(std::string_view q) { return Cmd(kComQuery, q); }
 inline std::string Execute(uint32_t id) {
-  return Command(kComStmtExecute, Le(id, 4) + '\0' + Le(1, 4));
+  return Cmd(kComStmtExecute, Le(id, 4) + '\0' + Le(1, 4));
 }
 
 }  // namespace zerotrace::protocols::mysql::testing
