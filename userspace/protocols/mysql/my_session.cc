@@ -80,7 +80,7 @@ bool MySession::ParseRequests(conn::ByteStream& s, uint64_t now_ns, SessionOutpu
           phase_ = Phase::kTls;  // the TLS probes bring the plaintext, if the library is probed
           break;
         }
-        std::string_view rest = p.payload.substr(32), user;
+        std::string_view rest = p.payload.substr(32);
         const size_t nul = rest.find('\0');
         if (nul != std::string_view::npos) {
           rest.remove_prefix(nul + 1);
