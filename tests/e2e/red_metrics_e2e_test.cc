@@ -3,15 +3,14 @@
 // scraped from /metrics (checked by promtool and by a real Prometheus), received by otlp-sink
 // over OTLP/HTTP, and shown by the top view on a pipe.
 #include <gtest/gtest.h>
-
-#include <chrono>
-#include <thread>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "e2e_fixture.h"
 #include "otlp_sink_process.h"
@@ -317,6 +316,94 @@ TEST_F(TopTest, PrintsPerServiceAndPerEdgeFiguresOnAPipe) {
   ASSERT_TRUE(std::regex_match(edge_row, m, row)) << ::testing::PrintToString(out);
   EXPECT_EQ(m[2], "25.0");  // the client's 404
   EXPECT_EQ(m[3], "4");
+}
+
+// The terminal mode, driven as a person would under tmux: the view shows the service and its
+// slowest traces, 1 opens the slowest as a tree, s changes the sort, q quits the agent.
+class TopTerminalTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    Subprocess kill({"tmux", "-L", socket_, "kill-server"});
+    kill.Wait(10s);
+  }
+  // Runs tmux on this test's own server; its stdout lines.
+  std::vector<std::string> Tmux(std::vector<std::string> args, int* status = nullptr) {
+    args.insert(args.begin(), {"tmux", "-L", socket_});
+    Subprocess p(std::move(args));
+    std::vector<std::string> lines;
+    while (auto line = p.ReadLine(10s)) lines.push_back(*line);
+    const int rc = p.Wait(10s);
+    if (status) *status = rc;
+    return lines;
+  }
+  std::string Screen() {
+    std::string all;
+    for (const auto& l : Tmux({"capture-pane", "-p", "-t", session_})) all += l + "\n";
+    return all;
+  }
+  // Polls the screen until `re` matches it.
+  bool AwaitScreen(const std::regex& re, std::chrono::seconds timeout, std::string* last) {
+    const auto deadline = Clock::now() + timeout;
+    do {
+      *last = Screen();
+      if (std::regex_search(*last, re)) return true;
+      std::this_thread::sleep_for(100ms);
+    } while (Clock::now() < deadline);
+    return false;
+  }
+  const std::string socket_ = "zt-top-" + std::to_string(getpid());
+  const std::string session_ = "top";
+};
+
+TEST_F(TopTerminalTest, KeysOpenASlowTraceChangeTheSortAndQuit) {
+  zerotrace::testing::TempDir dir;
+  const std::string srv_name = "zt-tmux-srv-" + std::to_string(getpid());
+  const int port = zerotrace::testing::FreePort();
+  Subprocess srv(
+      {"node", std::string(ZT_E2E_DIR) + "/servers/http_server.js", std::to_string(port)},
+      {"OTEL_SERVICE_NAME=" + srv_name});
+  ASSERT_TRUE(srv.WaitForLine("ready", zerotrace::testing::kServerStartDeadline));
+  const std::string err = dir.path() + "/agent.err";
+  int status = 0;
+  Tmux({"new-session", "-d", "-s", session_, "-x", "200", "-y", "60",
+        std::string("exec ") + ZT_AGENT + " --top --top-interval 0.5 2>" + err},
+       &status);
+  ASSERT_EQ(status, 0) << "tmux could not start the agent";
+  std::string screen;
+  ASSERT_TRUE(AwaitScreen(std::regex("zerotrace top - "), 60s, &screen)) << screen;
+  const auto attached = Clock::now() + 30s;  // its first frame may come before it attached
+  bool tracing = false;
+  while (!tracing && Clock::now() < attached) {
+    std::ifstream in(err);
+    std::stringstream text;
+    text << in.rdbuf();
+    tracing = text.str().find("zerotrace: tracing ") != std::string::npos;
+    if (!tracing) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(tracing) << "the agent did not attach";
+  Subprocess curl(
+      {"curl", "-s", "-o", "/dev/null", "http://127.0.0.1:" + std::to_string(port) + "/hello"});
+  ASSERT_EQ(curl.Wait(30s), 0);
+  const std::regex listed("\\n1 +[0-9.]+ms +\\S+ +GET /hello +[0-9]+");
+  ASSERT_TRUE(AwaitScreen(std::regex(srv_name), 30s, &screen)) << screen;
+  ASSERT_TRUE(AwaitScreen(listed, 30s, &screen)) << screen;
+  EXPECT_EQ(screen.find("TRACE "), std::string::npos) << screen;
+
+  Tmux({"send-keys", "-t", session_, "1"});
+  const std::regex tree("\\nTRACE [0-9a-f]{32}\\n(.*\\n)*\\s*SERVER +[0-9.]+ms " + srv_name +
+                        ": GET /hello");
+  EXPECT_TRUE(AwaitScreen(tree, 30s, &screen)) << screen;
+  Tmux({"send-keys", "-t", session_, "s"});
+  EXPECT_TRUE(AwaitScreen(std::regex("sort: rate"), 30s, &screen)) << screen;
+  Tmux({"send-keys", "-t", session_, "q"});
+  const auto deadline = Clock::now() + 20s;
+  int alive = 0;
+  do {
+    Tmux({"has-session", "-t", session_}, &alive);
+    if (alive != 0) break;
+    std::this_thread::sleep_for(100ms);
+  } while (Clock::now() < deadline);
+  EXPECT_NE(alive, 0) << "the agent did not quit on q";
 }
 
 }  // namespace

@@ -183,6 +183,7 @@ Status Agent::Start(std::vector<std::string>* notes) {
   if (!o.dump_events && (metrics_ || otlp_metrics_ || o.top)) {
     metrics::MetricsStage::Options mo;
     mo.red.max_series_per_instrument = o.metrics_cardinality_limit;
+    if (o.top) mo.recent_spans = 4096;  // the top view's slowest recent traces
     metrics_stage_ = std::make_unique<metrics::MetricsStage>(mo);
   }
   // Linked spans go to the metrics stage and the export queues from the consumer thread;

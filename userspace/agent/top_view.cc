@@ -72,6 +72,35 @@ void AppendRow(const Row& r, std::string* out) {
   out->append(line);
 }
 
+// The slowest recent traces, and the tree of the one opened (1-based; 0: none).
+void AppendSlowTraces(const std::vector<metrics::SlowTrace>& traces, int open_trace,
+                      std::string* out) {
+  if (traces.empty()) return;
+  char line[256];
+  std::snprintf(line, sizeof(line), "%-3s %9s %-32s %-32s %s\n", "#", "DURATION",
+                "SLOWEST TRACES (ROOT SERVICE)", "ROOT SPAN", "SPANS");
+  out->append(line);
+  for (size_t i = 0; i < traces.size(); i++) {
+    const metrics::SlowTrace& t = traces[i];
+    std::snprintf(line, sizeof(line), "%-3zu %9s %-32.32s %-32.32s %zu%s\n", i + 1,
+                  Ms(t.seconds).c_str(), t.root_service.c_str(), t.root_name.c_str(),
+                  t.spans.size(), t.error ? "  error" : "");
+    out->append(line);
+  }
+  if (open_trace < 1 || static_cast<size_t>(open_trace) > traces.size()) return;
+  const metrics::SlowTrace& t = traces[static_cast<size_t>(open_trace - 1)];
+  out->append("TRACE " + t.trace_id + "\n");
+  for (const metrics::TraceSpanLine& s : t.spans) {
+    const char* kind = s.kind == trace::SpanKind::kServer   ? "SERVER"
+                       : s.kind == trace::SpanKind::kClient ? "CLIENT"
+                                                            : "INTERNAL";
+    std::snprintf(line, sizeof(line), "%*s%-8s %9s %s: %s%s\n", 2 * std::min(s.depth, 16), "", kind,
+                  Ms(s.seconds).c_str(), s.service.c_str(), s.name.c_str(),
+                  s.error ? "  error" : "");
+    out->append(line);
+  }
+}
+
 }  // namespace
 
 const char* TopSortName(TopSort sort) {
@@ -90,7 +119,7 @@ const char* TopSortName(TopSort sort) {
 
 std::string RenderTopFrame(const metrics::MetricsSnapshot& now,
                            const metrics::MetricsSnapshot& before, double seconds, TopSort sort,
-                           size_t max_rows) {
+                           size_t max_rows, int open_trace) {
   std::unordered_map<std::string, const metrics::ServiceSummary*> old_services;
   for (const auto& s : before.services) old_services[s.service] = &s;
   const metrics::LatencySketch empty;
@@ -139,6 +168,7 @@ std::string RenderTopFrame(const metrics::MetricsSnapshot& now,
     AppendRow(r, &out);
     shown++;
   }
+  AppendSlowTraces(now.slow_traces, open_trace, &out);
   return out;
 }
 
@@ -171,6 +201,9 @@ void TopView::Start() {
           } else if (c == 's' || c == 'S') {
             sort_.store((sort_.load() + 1) % 4);
             cv_.notify_all();  // redraw now
+          } else if (c >= '0' && c <= '5') {
+            open_trace_.store(c - '0');
+            cv_.notify_all();
           }
         }
       }
@@ -181,11 +214,11 @@ void TopView::Start() {
 }
 
 void TopView::Draw(const metrics::MetricsSnapshot& now, double seconds) {
-  std::string frame =
-      RenderTopFrame(now, before_, seconds, static_cast<TopSort>(sort_.load()), options_.max_rows);
+  std::string frame = RenderTopFrame(now, before_, seconds, static_cast<TopSort>(sort_.load()),
+                                     options_.max_rows, open_trace_.load());
   if (tty_) {
     frame.insert(0, "\033[H\033[2J");  // home, clear
-    frame.append("q: quit  s: sort (time, rate, errors, p99)\n");
+    frame.append("q: quit  s: sort (time, rate, errors, p99)  1-5: open a slow trace  0: close\n");
   } else {
     frame.append("\n");  // frames are separated by a blank line
   }
@@ -197,10 +230,12 @@ void TopView::Draw(const metrics::MetricsSnapshot& now, double seconds) {
 
 void TopView::Loop() {
   std::unique_lock lock(mu_);
-  int shown_sort = sort_.load();
+  // What the keys chose (sort order, open trace): a change redraws at once.
+  auto keys = [this] { return sort_.load() * 16 + open_trace_.load(); };
+  int shown_keys = keys();
   while (!stopping_) {
     const auto deadline = before_time_ + options_.interval;
-    cv_.wait_until(lock, deadline, [&] { return stopping_ || sort_.load() != shown_sort; });
+    cv_.wait_until(lock, deadline, [&] { return stopping_ || keys() != shown_keys; });
     if (stopping_) break;
     const auto t = std::chrono::steady_clock::now();
     lock.unlock();
@@ -208,11 +243,11 @@ void TopView::Loop() {
     const double seconds = std::chrono::duration<double>(t - before_time_).count();
     Draw(now, seconds);
     lock.lock();
-    if (sort_.load() != shown_sort && t < deadline) {
-      shown_sort = sort_.load();  // a redraw for a key: the window goes on
+    if (keys() != shown_keys && t < deadline) {
+      shown_keys = keys();  // a redraw for a key: the window goes on
       continue;
     }
-    shown_sort = sort_.load();
+    shown_keys = keys();
     before_ = std::move(now);
     before_time_ = t;
   }

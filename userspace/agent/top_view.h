@@ -20,11 +20,12 @@ enum class TopSort { kTime = 0, kRate = 1, kErrors = 2, kP99 = 3 };
 const char* TopSortName(TopSort sort);
 
 // One frame: services sorted by `sort` (kTime: time spent serving, rate x mean latency), then
-// the busiest edges. Rates and percentiles cover what happened between `before` and `now`
-// (`seconds` apart). Pure: the tests drive it directly.
+// the busiest edges, then the slowest recent traces. Rates and percentiles cover what happened
+// between `before` and `now` (`seconds` apart). `open_trace` (1-based; 0: none) also shows that
+// slow trace's spans as a tree. Pure: the tests drive it directly.
 std::string RenderTopFrame(const metrics::MetricsSnapshot& now,
                            const metrics::MetricsSnapshot& before, double seconds, TopSort sort,
-                           size_t max_rows);
+                           size_t max_rows, int open_trace = 0);
 
 class TopView {
  public:
@@ -51,6 +52,7 @@ class TopView {
   std::atomic<bool>* quit_;
   bool tty_ = false;
   std::atomic<int> sort_{0};
+  std::atomic<int> open_trace_{0};  // keys 1-5 open a slow trace's tree, 0 closes it
   metrics::MetricsSnapshot before_;
   std::chrono::steady_clock::time_point before_time_, start_time_;
   std::mutex mu_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/recent_traces.h"
 #include "trace/span.h"
 
 namespace zerotrace::metrics {
@@ -112,6 +113,7 @@ struct MetricsSnapshot {
   std::vector<ResourceMetrics> resources;
   std::vector<ServiceSummary> services;
   std::vector<EdgeSummary> edges;
+  std::vector<SlowTrace> slow_traces;  // only when the stage keeps recent traces (top view)
   MetricsStageStats stats;
 };
 

@@ -32,9 +32,13 @@ std::string_view PeerOf(const trace::Span& span, std::string* scratch) {
 }  // namespace
 
 MetricsStage::MetricsStage(Options options)
-    : options_(options), red_(options.red), graph_(options.graph, &red_) {}
+    : options_(options),
+      red_(options.red),
+      graph_(options.graph, &red_),
+      recent_(options.recent_spans) {}
 
 void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
+  recent_.Add(span);
   const int instrument = InstrumentOf(span);
   if (instrument < 0) {
     std::lock_guard lock(mu_);
@@ -91,6 +95,10 @@ MetricsSnapshot MetricsStage::Snapshot() const {
   {
     std::lock_guard lock(mu_);
     for (const auto& [name, summary] : services_) s.services.push_back(summary);
+  }
+  if (options_.recent_spans > 0) {
+    constexpr uint64_t kSlowTraceWindowNs = 60'000'000'000;  // the last minute
+    s.slow_traces = recent_.Slowest(5, kSlowTraceWindowNs);
   }
   s.stats = stats();
   return s;

@@ -11,6 +11,7 @@
 
 #include "base/counters.h"
 #include "metrics/metric_data.h"
+#include "metrics/recent_traces.h"
 #include "metrics/red_metrics.h"
 #include "metrics/service_graph.h"
 #include "trace/span.h"
@@ -23,6 +24,7 @@ class MetricsStage {
     RedMetrics::Options red;
     ServiceGraph::Options graph;
     size_t max_services = 1000;  // services in the top view's summaries; past it, counted
+    size_t recent_spans = 0;     // spans kept for the slowest recent traces (top); 0: none
   };
   explicit MetricsStage(Options options);
   MetricsStage() : MetricsStage(Options()) {}
@@ -44,6 +46,7 @@ class MetricsStage {
   const Options options_;
   RedMetrics red_;
   ServiceGraph graph_;
+  RecentTraces recent_;
   SeriesKey key_;          // writer thread, reused
   std::string peer_;       // writer thread, reused
   mutable std::mutex mu_;  // guards what follows

@@ -137,5 +137,28 @@ TEST(TopFrameTest, RatesAndErrorsCoverTheWindowAndTheCostliestServiceComesFirst)
   EXPECT_LT(by_rate.find("\nfast "), by_rate.find("\nslow "));
 }
 
+// The slowest traces are listed under the edges; a number opens one as an indented tree.
+TEST(TopFrameTest, SlowTracesAreListedAndOneOpensAsATree) {
+  metrics::MetricsSnapshot now;
+  metrics::SlowTrace t;
+  t.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  t.root_service = "web";
+  t.root_name = "GET /checkout";
+  t.seconds = 0.25;
+  t.error = true;
+  t.spans = {{"web", "GET /checkout", trace::SpanKind::kClient, 0.25, true, 0},
+             {"shop", "GET /checkout", trace::SpanKind::kServer, 0.2, false, 1},
+             {"shop", "SELECT orders", trace::SpanKind::kClient, 0.15, false, 2}};
+  now.slow_traces = {t};
+  const std::string closed = RenderTopFrame(now, {}, 2.0, TopSort::kTime, 10);
+  EXPECT_NE(closed.find("SLOWEST TRACES"), std::string::npos) << closed;
+  EXPECT_NE(closed.find("250.0ms web"), std::string::npos) << closed;
+  EXPECT_EQ(closed.find("TRACE 4bf92f35"), std::string::npos) << closed;
+  const std::string open = RenderTopFrame(now, {}, 2.0, TopSort::kTime, 10, 1);
+  EXPECT_NE(open.find("TRACE 4bf92f3577b34da6a3ce929d0e0e4736\n"), std::string::npos) << open;
+  EXPECT_NE(open.find("\n    CLIENT     150.0ms shop: SELECT orders\n"), std::string::npos) << open;
+  EXPECT_EQ(RenderTopFrame(now, {}, 2.0, TopSort::kTime, 10, 2), closed);  // no such trace
+}
+
 }  // namespace
 }  // namespace zerotrace::agent

@@ -277,3 +277,53 @@ TEST(MetricsStageTest, ServiceSummariesFeedTheTopViewsPercentiles) {
 
 }  // namespace
 }  // namespace zerotrace::metrics
+
+namespace zerotrace::metrics {
+namespace {
+
+trace::Span InTrace(trace::Span s, uint8_t trace) {
+  s.trace_id.bytes[0] = trace;
+  return s;
+}
+
+// The top view's slowest recent traces: the longest first, each a tree of its spans; a stage
+// without recent_spans keeps none, and the ring forgets the oldest spans.
+TEST(RecentTracesTest, SlowestTracesComeFirstAsTrees) {
+  MetricsStage::Options o;
+  o.recent_spans = 16;
+  MetricsStage stage(o);
+  // Trace 1: web (client, 40 ms) -> orders (server, 30 ms) -> db call (client, 20 ms).
+  stage.OnSpan(InTrace(HttpSpan("orders", SpanKind::kClient, 200, 20, 3, /*parent=*/2), 1), 0);
+  stage.OnSpan(InTrace(HttpSpan("orders", SpanKind::kServer, 200, 30, 2, /*parent=*/1), 1), 0);
+  stage.OnSpan(InTrace(HttpSpan("web", SpanKind::kClient, 503, 40, 1), 1), 0);
+  // Trace 2: one 5 ms span.
+  stage.OnSpan(InTrace(HttpSpan("web", SpanKind::kClient, 200, 5, 9), 2), 0);
+  const MetricsSnapshot s = stage.Snapshot();
+  ASSERT_EQ(s.slow_traces.size(), 2u);
+  const SlowTrace& slow = s.slow_traces[0];
+  EXPECT_NEAR(slow.seconds, 0.040, 1e-9);
+  EXPECT_EQ(slow.root_service, "web");
+  EXPECT_TRUE(slow.error);
+  ASSERT_EQ(slow.spans.size(), 3u);
+  EXPECT_EQ(slow.spans[0].service, "web");
+  EXPECT_EQ(slow.spans[0].depth, 0);
+  EXPECT_EQ(slow.spans[1].kind, SpanKind::kServer);
+  EXPECT_EQ(slow.spans[1].depth, 1);
+  EXPECT_EQ(slow.spans[2].depth, 2);
+  EXPECT_NEAR(s.slow_traces[1].seconds, 0.005, 1e-9);
+
+  RecentTraces ring(2);  // keeps the last two spans only
+  for (uint8_t t = 1; t <= 3; t++)
+    ring.Add(InTrace(HttpSpan("a", SpanKind::kServer, 200, t, t), t));
+  const auto kept = ring.Slowest(5, ~uint64_t{0});
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_NEAR(kept[0].seconds, 0.003, 1e-9);
+  EXPECT_NEAR(kept[1].seconds, 0.002, 1e-9);
+
+  MetricsStage plain;
+  plain.OnSpan(HttpSpan("web", SpanKind::kClient, 200, 5, 9), 0);
+  EXPECT_TRUE(plain.Snapshot().slow_traces.empty());
+}
+
+}  // namespace
+}  // namespace zerotrace::metrics
