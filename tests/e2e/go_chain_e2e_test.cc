@@ -88,7 +88,9 @@ class GoChainE2eTest : public AgentTest {
   void RunChain(const std::string& scheme, const std::string& front_binary) {
     const auto attached = Counter("tls_files_attached");
     ASSERT_TRUE(attached.has_value());
-    const auto [back, back_port] = StartGo(*go_, scheme);
+    // The back is the other build: each file is probed once, so two files say both are.
+    const auto [back, back_port] =
+        StartGo(front_binary == *go_ ? *go_stripped_ : *go_, scheme);
     const auto [front, front_port] = StartGo(front_binary, scheme, back_port);
     std::optional<uint64_t> now;
     for (int i = 0; i < 20 && !(now && *now >= *attached + 2); i++)

@@ -18,6 +18,10 @@ namespace {
 constexpr const char* kWrite = "crypto/tls.(*Conn).Write";
 constexpr const char* kRead = "crypto/tls.(*Conn).Read";
 constexpr const char* kHandshake = "crypto/tls.(*Conn).handshakeContext";
+constexpr const char* kServe = "net/http.(*conn).serve";
+constexpr const char* kRoundTrip = "net/http.(*persistConn).roundTrip";
+// newproc1(fn, callergp, callerpc) since Go 1.18 (1.17 had the caller's g third).
+constexpr const char* kNewproc = "runtime.newproc1";
 
 }  // namespace
 
@@ -26,7 +30,7 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
   GElf_Ehdr ehdr;
   if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr)) return Result();
   ElfImage image(elf);
-  auto exe = ReadGoExecutable(image, {kWrite, kRead, kHandshake});
+  auto exe = ReadGoExecutable(image, {kWrite, kRead, kHandshake, kServe, kRoundTrip, kNewproc});
   if (!exe.ok()) return exe.status();
   if (!exe->has_value()) return Result();
   const GoExecutable& go = **exe;
@@ -62,7 +66,27 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
   }
   if (SpillsFirstTwoArgs(read->bytes, read->entry)) t.offsets.flags |= ZT_GO_F_READ_SPILLED;
   if (SpillsFirstTwoArgs(write->bytes, write->entry)) t.offsets.flags |= ZT_GO_F_WRITE_SPILLED;
+  int goroutine_functions = 0;
+  for (const auto& f : go.functions)
+    goroutine_functions += f.name == kServe || f.name == kRoundTrip || f.name == kNewproc;
+  t.goroutines = goroutine_functions == 3 && *go.parsed >= GoVersion{1, 18, 0} &&
+                 t.offsets.g_goid != 0 && t.offsets.http_conn_rwc != 0 &&
+                 t.offsets.persistconn_conn != 0;
   for (const auto& f : go.functions) {
+    if (f.name == kServe || f.name == kRoundTrip || f.name == kNewproc) {
+      if (!t.goroutines) continue;
+      t.probes.push_back({f.file_offset, f.name == kServe       ? ZT_GO_SERVE_ENTRY
+                                         : f.name == kRoundTrip ? ZT_GO_ROUNDTRIP_ENTRY
+                                                                : ZT_GO_NEWPROC_ENTRY});
+      if (f.name != kNewproc) continue;
+      auto rets = FindReturnOffsets(f.bytes, f.entry);
+      if (!rets.ok() || rets->empty()) {  // no children followed; the rest still works
+        t.probes.pop_back();
+        continue;
+      }
+      for (uint64_t r : *rets) t.probes.push_back({f.file_offset + r, ZT_GO_NEWPROC_RET});
+      continue;
+    }
     const bool is_write = f.name == kWrite, is_read = f.name == kRead;
     t.probes.push_back({f.file_offset, is_write  ? ZT_GO_WRITE_ENTRY
                                        : is_read ? ZT_GO_READ_ENTRY
