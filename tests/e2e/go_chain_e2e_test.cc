@@ -76,8 +76,8 @@ class GoChainE2eTest : public AgentTest {
   std::pair<pid_t, int> StartGo(const std::string& binary, const std::string& scheme,
                                 int back_port = 0) {
     const int port = FreePort();
-    std::vector<std::string> argv = {binary, back_port ? "front" : "back", std::to_string(port),
-                                     scheme, cert_, key_};
+    std::vector<std::string> argv = {
+        binary, back_port ? "front" : "back", std::to_string(port), scheme, cert_, key_};
     if (back_port) argv.push_back(std::to_string(back_port));
     Subprocess& p = Spawn(argv);
     EXPECT_TRUE(p.WaitForLine("ready", zerotrace::testing::kServerStartDeadline))
@@ -89,18 +89,16 @@ class GoChainE2eTest : public AgentTest {
     const auto attached = Counter("tls_files_attached");
     ASSERT_TRUE(attached.has_value());
     // The back is the other build: each file is probed once, so two files say both are.
-    const auto [back, back_port] =
-        StartGo(front_binary == *go_ ? *go_stripped_ : *go_, scheme);
+    const auto [back, back_port] = StartGo(front_binary == *go_ ? *go_stripped_ : *go_, scheme);
     const auto [front, front_port] = StartGo(front_binary, scheme, back_port);
     std::optional<uint64_t> now;
     for (int i = 0; i < 20 && !(now && *now >= *attached + 2); i++)
       now = Counter("tls_files_attached");
     ASSERT_TRUE(now && *now >= *attached + 2) << "the Go binaries were not probed";
 
-    std::vector<std::string> argv = {"curl",           "-sS",
-                                     "--max-time",     "30",
-                                     "--http1.1",      "--parallel",
-                                     "--parallel-max", std::to_string(kParallel)};
+    std::vector<std::string> argv = {
+        "curl",      "-sS",        "--max-time",     "30",
+        "--http1.1", "--parallel", "--parallel-max", std::to_string(kParallel)};
     if (scheme == "https") argv.insert(argv.end(), {"--cacert", cert_});
     for (int n = 0; n < kRequests; n++) {
       const std::string path = (n % 2 ? "/spawn/" : "/up/") + std::to_string(n);
@@ -110,7 +108,8 @@ class GoChainE2eTest : public AgentTest {
     const ClientRun curl = Run(argv, 60s);
     ASSERT_EQ(curl.exit_code, 0);
     ASSERT_EQ(curl.lines, std::vector<std::string>(kRequests, "200"));
-    ASSERT_TRUE(AwaitSpans({{curl.pid, kRequests}, {front, 2 * kRequests}, {back, kRequests}}, 30s));
+    ASSERT_TRUE(
+        AwaitSpans({{curl.pid, kRequests}, {front, 2 * kRequests}, {back, kRequests}}, 30s));
 
     // Every span, by process, kind and path: exactly one each.
     std::map<std::string, const Span*> curl_of, front_server_of, front_client_of, back_of;
@@ -171,9 +170,7 @@ std::string* GoChainE2eTest::go_stripped_ = nullptr;
 std::string* GoChainE2eTest::build_error_ = nullptr;
 
 // Plain HTTP: the front's field offsets from DWARF.
-TEST_F(GoChainE2eTest, PlainHttpChainUnderConcurrencyHasEveryEdge) {
-  RunChain("http", *go_);
-}
+TEST_F(GoChainE2eTest, PlainHttpChainUnderConcurrencyHasEveryEdge) { RunChain("http", *go_); }
 
 // HTTPS: the front stripped, its field offsets from the per-release table.
 TEST_F(GoChainE2eTest, TlsChainUnderConcurrencyHasEveryEdge) { RunChain("https", *go_stripped_); }

@@ -124,8 +124,9 @@ struct ConnTableStats {
   uint64_t agent_peer_conns = 0;    // connections whose peer is the agent itself (ignored)
   uint64_t tls_conns = 0;           // connections whose streams became TLS plaintext
   uint64_t ciphertext_ignored = 0;  // socket-byte events of TLS connections, dropped
-  uint64_t go_call_unknown_conn = 0;  // goroutine evidence for a connection not in the table
   ByteStreamStats streams;          // every tracked stream's, summed
+  // Goroutine evidence (ZT_EV_GO_CALL) for a connection not in the table: dropped.
+  uint64_t go_call_unknown_conn = 0;
 };
 
 class ConnTable {

@@ -101,6 +101,11 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
   return Result(std::move(t));
 }
 
+void DropGoroutineProbes(GoTlsTarget* t) {
+  std::erase_if(t->probes, [](const GoTlsProbe& p) { return p.kind >= ZT_GO_SERVE_ENTRY; });
+  t->goroutines = false;
+}
+
 StatusOr<std::optional<GoTlsTarget>> InspectGoTlsFile(const std::string& path) {
   if (elf_version(EV_CURRENT) == EV_NONE) return Status::Error("libelf is too old");
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -35,5 +35,7 @@ struct GoTlsTarget {
 // does not cover, not amd64, code that does not disassemble); the message says which.
 StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf);
 StatusOr<std::optional<GoTlsTarget>> InspectGoTlsFile(const std::string& path);
+// Leaves only the crypto/tls probes (for comparisons without goroutine causality).
+void DropGoroutineProbes(GoTlsTarget* target);
 
 }  // namespace zerotrace::probes

@@ -75,11 +75,6 @@ struct SpanLinkerStats {
   uint64_t link_forwarded_rewritten = 0;  // ...up to a learned path prefix rewrite (proxies)
   uint64_t rewrites_learned = 0;          // prefix rewrites seen on unambiguous pairs
   uint64_t link_correlation = 0;          // calls carrying the request id of one request
-  // Calls whose goroutine (or its ancestor) served exactly one request in flight (Go).
-  uint64_t link_goroutine = 0;
-  // Calls with goroutine evidence but no single request of its connection in flight then:
-  // left unparented (the evidence rules the other rules out).
-  uint64_t link_goroutine_unserved = 0;
   uint64_t link_ambiguous = 0;            // calls left unparented: several requests, no evidence
   uint64_t client_roots = 0;              // calls made while their thread served no request
   uint64_t server_roots = 0;              // requests whose caller is not traced on this node
@@ -87,6 +82,11 @@ struct SpanLinkerStats {
   uint64_t abandoned = 0;                 // requests that never finished (freed by age or cap)
   uint64_t unstarted = 0;                 // finished spans whose start was never reported
   uint64_t spans_released = 0;
+  // Calls whose goroutine (or its ancestor) served exactly one request in flight (Go).
+  uint64_t link_goroutine = 0;
+  // Calls with goroutine evidence but no single request of its connection in flight then:
+  // left unparented (the evidence rules the other rules out).
+  uint64_t link_goroutine_unserved = 0;
 };
 
 class SpanLinker {

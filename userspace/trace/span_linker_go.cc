@@ -18,8 +18,8 @@ uint64_t SpanLinker::GoroutineParent(uint64_t handle, const RequestStart& r) {
     for (uint64_t h : it->second) {
       const Record* s = Find(h);
       if (s == nullptr || h == handle || s->conn_id != r.served_conn_id) continue;
-      if (s->start_ns > since) continue;                          // started after
-      if (s->finished && s->end_ns < r.start_ns) continue;        // ended before the call
+      if (s->start_ns > since) continue;                    // started after
+      if (s->finished && s->end_ns < r.start_ns) continue;  // ended before the call
       parent = h;
       candidates++;
     }

@@ -3,12 +3,14 @@
 // golang-go (GO111MODULE=off). Nothing is propagated: no traceparent, no request id, and each
 // call's path is not the incoming one, so only goroutine causality can tie a call to its request.
 //
-//	gochain back PORT http|https CERT KEY           /down/X: 200 "down X" after 40 ms
+//	gochain back PORT http|https CERT KEY [MS]      /down/X: 200 "down X" after MS ms (40)
 //	gochain front PORT http|https CERT KEY BACKPORT  /up/N: GET /down/qN+500 from the handler;
 //	                                                 /spawn/N: GET /spawned/qN+500 from a child
 //	                                                 goroutine the handler starts and waits for
+//	gochain bench PORT http|https CAFILE N up|spawn  GET /up/0..N-1 (or /spawn/...) in turn
+//	                                                 on one keep-alive connection
 //
-// Both print "ready" once listening.
+// The servers print "ready" once listening; bench prints "done".
 package main
 
 import (
@@ -51,10 +53,12 @@ func listen(port, scheme, cert, key string, h http.Handler) {
 	fail("%v", srv.Serve(ln))
 }
 
-// back answers slowly enough that the front's requests overlap.
-func back(w http.ResponseWriter, r *http.Request) {
-	time.Sleep(40 * time.Millisecond)
-	reply(w, 200, "down "+r.URL.Path)
+// back answers slowly enough that the front's requests overlap (benchmarks: at once).
+func back(delay time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		reply(w, 200, "down "+r.URL.Path)
+	}
 }
 
 func client(cafile string) *http.Client {
@@ -117,11 +121,33 @@ func front(port, scheme, cert, key, backPort string) {
 	}))
 }
 
+// bench makes n requests in turn (tests/bench/probes/go_goroutine_cost).
+func bench(port, scheme, cafile string, n int, kind string) {
+	c := client(cafile)
+	for i := 0; i < n; i++ {
+		status, body := call(c, fmt.Sprintf("%s://127.0.0.1:%s/%s/%d", scheme, port, kind, i))
+		if status != 200 || !strings.HasPrefix(body, "down /") {
+			fail("request %d: status %d, body %q", i, status, body)
+		}
+	}
+	fmt.Println("done")
+}
+
 func main() {
 	a := os.Args
 	switch {
-	case len(a) == 6 && a[1] == "back":
-		listen(a[2], a[3], a[4], a[5], http.HandlerFunc(back))
+	case len(a) == 7 && a[1] == "bench":
+		n, err := strconv.Atoi(a[5])
+		if err != nil {
+			fail("bad count %q", a[5])
+		}
+		bench(a[2], a[3], a[4], n, a[6])
+	case (len(a) == 6 || len(a) == 7) && a[1] == "back":
+		ms := 40
+		if len(a) == 7 {
+			ms, _ = strconv.Atoi(a[6])
+		}
+		listen(a[2], a[3], a[4], a[5], back(time.Duration(ms)*time.Millisecond))
 	case len(a) == 7 && a[1] == "front":
 		front(a[2], a[3], a[4], a[5], a[6])
 	default:
