@@ -1,6 +1,6 @@
 /* Goroutine causality in Go binaries: which server connection each goroutine serves (the
  * net/http conn.serve goroutine its own, and every goroutine started from a serving one, from
- * runtime.newproc1), and, when a serving goroutine starts an HTTP/1 call
+ * runtime.newproc1's RETs), and, when a serving goroutine starts an HTTP/1 call
  * (persistConn.roundTrip, on the caller's goroutine even though the Transport's writeLoop
  * writes the bytes), a zt_go_call_event naming the call's connection and its first byte.
  * Included by go_tls.bpf.c after socket_emit.bpf.h. */
@@ -28,16 +28,6 @@ struct {
 	__type(key, struct go_goid_key);
 	__type(value, struct go_serving);
 } go_serving SEC(".maps");
-
-/* newproc1 in progress, per thread: what its parent goroutine serves. newproc1 runs on the
- * system stack, so its entry and RETs are on one thread with nothing in between; each entry
- * overwrites or deletes the thread's entry, so a RET never sees an older call's parent. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct go_serving);
-} go_spawning SEC(".maps");
 
 /* The socket fd of a net.Conn interface's data: a *net.TCPConn, else a *tls.Conn over one. A
  * *tls.Conn read as a TCPConn leads to an itab, whose word at a netFD's family offset is a
@@ -117,43 +107,31 @@ static __always_inline int zt_go_round_trip(struct pt_regs *ctx, const struct zt
 	return 0;
 }
 
-/* runtime.newproc1(fn, callergp, callerpc) entry, on the system stack: the parent is
- * callergp (second argument), not the g register. */
-static __always_inline int zt_go_newproc(struct pt_regs *ctx, const struct zt_go_offsets *o,
-					 __u32 tgid)
-{
-	struct go_goid_key key = {.tgid = tgid, .goid = zt_go_goid(o, ZT_GO_ARG1(ctx))};
-	__u64 thread = bpf_get_current_pid_tgid();
-	struct go_serving *parent, v;
-
-	parent = key.goid ? bpf_map_lookup_elem(&go_serving, &key) : NULL;
-	if (!parent) {
-		bpf_map_delete_elem(&go_spawning, &thread);
-		return 0;
-	}
-	v = *parent;
-	if (!v.since_ns) /* the request its parent serves now */
-		v.since_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&go_spawning, &thread, &v, BPF_ANY);
-	return 0;
-}
-
-/* A RET of newproc1: RAX is the new g, whose goid is set; it serves what its parent did. */
+/* A RET of runtime.newproc1, on the system stack: RAX is the new g (its goid set), and the
+ * goroutine whose `go` statement made it is g0.m.curg. The child serves what its parent
+ * does: the request in flight now, if the parent serves its connection's current one. One
+ * probe per goroutine started (newproc1's entry would be a second). */
 static __always_inline int zt_go_newproc_ret(struct pt_regs *ctx, const struct zt_go_offsets *o,
 					     __u32 tgid)
 {
-	__u64 thread = bpf_get_current_pid_tgid();
 	struct go_goid_key key = {.tgid = tgid};
-	struct go_serving *v, copy;
+	__u64 m = 0, parent_g = 0;
+	struct go_serving *parent, v;
 
-	v = bpf_map_lookup_elem(&go_spawning, &thread);
-	if (!v)
+	if (!o->g_m || !o->m_curg ||
+	    bpf_probe_read_user(&m, sizeof(m), (void *)(ZT_GO_G(ctx) + o->g_m)) || !m ||
+	    bpf_probe_read_user(&parent_g, sizeof(parent_g), (void *)(m + o->m_curg)))
 		return 0;
-	copy = *v;
-	bpf_map_delete_elem(&go_spawning, &thread);
+	key.goid = zt_go_goid(o, parent_g);
+	parent = key.goid ? bpf_map_lookup_elem(&go_serving, &key) : NULL;
+	if (!parent)
+		return 0;
+	v = *parent;
+	if (!v.since_ns)
+		v.since_ns = bpf_ktime_get_ns();
 	key.goid = zt_go_goid(o, ZT_GO_RET0(ctx));
 	if (key.goid)
-		bpf_map_update_elem(&go_serving, &key, &copy, BPF_ANY);
+		bpf_map_update_elem(&go_serving, &key, &v, BPF_ANY);
 	return 0;
 }
 
@@ -173,8 +151,6 @@ static __noinline int zt_go_goroutine_probe(struct pt_regs *ctx, __u32 slot, __u
 		return zt_go_serve(ctx, o, tgid);
 	case ZT_GO_ROUNDTRIP_ENTRY:
 		return zt_go_round_trip(ctx, o, tgid);
-	case ZT_GO_NEWPROC_ENTRY:
-		return zt_go_newproc(ctx, o, tgid);
 	case ZT_GO_NEWPROC_RET:
 		return zt_go_newproc_ret(ctx, o, tgid);
 	default:

@@ -217,7 +217,6 @@ int zt_go_tls(struct pt_regs *ctx)
 		return zt_go_return(ctx, slot, ZT_SYS_TLS_READ);
 	case ZT_GO_SERVE_ENTRY:
 	case ZT_GO_ROUNDTRIP_ENTRY:
-	case ZT_GO_NEWPROC_ENTRY:
 	case ZT_GO_NEWPROC_RET:
 		return zt_go_goroutine_probe(ctx, slot, cookie & 0xff);
 	default:

@@ -25,9 +25,8 @@ enum zt_go_probe {
 	ZT_GO_HANDSHAKE_ENTRY = 4, /* crypto/tls.(*Conn).handshakeContext: marks its socket TLS */
 	ZT_GO_SERVE_ENTRY = 5,     /* net/http.(*conn).serve: its goroutine serves that socket */
 	ZT_GO_ROUNDTRIP_ENTRY = 6, /* net/http.(*persistConn).roundTrip, on the caller's goroutine */
-	ZT_GO_NEWPROC_ENTRY = 7,   /* runtime.newproc1 (Go >= 1.18): the parent goroutine */
-	ZT_GO_NEWPROC_RET = 8,     /* one of newproc1's RETs: the child goroutine */
-	ZT_GO_PROBE_COUNT = 9,
+	ZT_GO_NEWPROC_RET = 7,     /* a RET of runtime.newproc1: a goroutine and its parent */
+	ZT_GO_PROBE_COUNT = 8,
 };
 
 #define ZT_GO_COOKIE(slot, probe) (((__u64)(slot) << 8) | (__u64)(probe))
@@ -53,9 +52,13 @@ struct zt_go_offsets {
 	__u32 flags;        /* ZT_GO_F_* */
 	/* Goroutine causality (0 with g_goid 0: those probes are not attached). Both name a net.Conn
 	 * interface holding a *net.TCPConn, or a *tls.Conn over one. */
-	__u32 http_conn_rwc;       /* net/http.conn.rwc: a server connection */
-	__u32 persistconn_conn;    /* net/http.persistConn.conn: a client connection */
+	__u32 http_conn_rwc;    /* net/http.conn.rwc: a server connection */
+	__u32 persistconn_conn; /* net/http.persistConn.conn: a client connection */
+	/* runtime.g.m and runtime.m.curg: newproc1 runs on the system stack (g is the thread's
+	 * g0), and g0.m.curg is the goroutine whose `go` statement it carries out. */
+	__u32 g_m;
+	__u32 m_curg;
 };
-ZT_STATIC_ASSERT(sizeof(struct zt_go_offsets) == 40, "zt_go_offsets ABI");
+ZT_STATIC_ASSERT(sizeof(struct zt_go_offsets) == 48, "zt_go_offsets ABI");
 
 #endif /* ZEROTRACE_GO_TLS_H */

@@ -22,7 +22,7 @@ struct TableRow {
 // Go 1.19: poll.FD is fdMutex (16) Sysfd (8) pd (8) iovecs (8) csema, isBlocking (8) and
 // three bools: 56 bytes, so netFD.family is at 56 and sotype at 64; runtime.g.goid at 152.
 // net/http.conn is server, cancelCtx, rwc (16); persistConn is alt (16), t, cacheKey (56:
-// three strings and a bool), conn (80).
+// three strings and a bool), conn (80). runtime.g.m is at 48, runtime.m.curg at 192.
 constexpr TableRow kTable[] = {
     {19,
      {.conn_iface = 0,
@@ -34,7 +34,9 @@ constexpr TableRow kTable[] = {
       .g_goid = 152,
       .flags = 0,
       .http_conn_rwc = 16,
-      .persistconn_conn = 80}},
+      .persistconn_conn = 80,
+      .g_m = 48,
+      .m_curg = 192}},
 };
 
 // One struct member wanted from DWARF.
@@ -55,6 +57,8 @@ enum : size_t {
   kGoid,  // the rest are optional: without them, no goroutine causality
   kHttpConnRwc,
   kPersistConnConn,
+  kGM,
+  kMCurg,
   kWants
 };
 
@@ -118,7 +122,9 @@ StatusOr<zt_go_offsets> GoOffsetsFromDwarf(Elf* elf) {
                                   {"internal/poll.FD", "Sysfd"},
                                   {"runtime.g", "goid"},
                                   {"net/http.conn", "rwc"},
-                                  {"net/http.persistConn", "conn"}}};
+                                  {"net/http.persistConn", "conn"},
+                                  {"runtime.g", "m"},
+                                  {"runtime.m", "curg"}}};
   Dwarf_Off off = 0, next = 0;
   size_t header_size = 0;
   while (dwarf_nextcu(dw, off, &next, &header_size, nullptr, nullptr, nullptr) == 0) {
@@ -149,6 +155,10 @@ StatusOr<zt_go_offsets> GoOffsetsFromDwarf(Elf* elf) {
   if (wants[kHttpConnRwc].found && wants[kPersistConnConn].found) {
     o.http_conn_rwc = wants[kHttpConnRwc].value;
     o.persistconn_conn = wants[kPersistConnConn].value;
+  }
+  if (wants[kGM].found && wants[kMCurg].found) {
+    o.g_m = wants[kGM].value;
+    o.m_curg = wants[kMCurg].value;
   }
   return o;
 }

@@ -20,7 +20,7 @@ constexpr const char* kRead = "crypto/tls.(*Conn).Read";
 constexpr const char* kHandshake = "crypto/tls.(*Conn).handshakeContext";
 constexpr const char* kServe = "net/http.(*conn).serve";
 constexpr const char* kRoundTrip = "net/http.(*persistConn).roundTrip";
-// newproc1(fn, callergp, callerpc) since Go 1.18 (1.17 had the caller's g third).
+// Its RETs: the new g in RAX since Go 1.18 (and g0.m.curg its parent).
 constexpr const char* kNewproc = "runtime.newproc1";
 
 }  // namespace
@@ -69,21 +69,21 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
   int goroutine_functions = 0;
   for (const auto& f : go.functions)
     goroutine_functions += f.name == kServe || f.name == kRoundTrip || f.name == kNewproc;
+  // Checked on Go 1.19; 1.17 (the first register ABI release) was not tried.
   t.goroutines = goroutine_functions == 3 && *go.parsed >= GoVersion{1, 18, 0} &&
                  t.offsets.g_goid != 0 && t.offsets.http_conn_rwc != 0 &&
                  t.offsets.persistconn_conn != 0;
   for (const auto& f : go.functions) {
     if (f.name == kServe || f.name == kRoundTrip || f.name == kNewproc) {
       if (!t.goroutines) continue;
-      t.probes.push_back({f.file_offset, f.name == kServe       ? ZT_GO_SERVE_ENTRY
-                                         : f.name == kRoundTrip ? ZT_GO_ROUNDTRIP_ENTRY
-                                                                : ZT_GO_NEWPROC_ENTRY});
-      if (f.name != kNewproc) continue;
-      auto rets = FindReturnOffsets(f.bytes, f.entry);
-      if (!rets.ok() || rets->empty()) {  // no children followed; the rest still works
-        t.probes.pop_back();
+      if (f.name != kNewproc) {
+        t.probes.push_back(
+            {f.file_offset, f.name == kServe ? ZT_GO_SERVE_ENTRY : ZT_GO_ROUNDTRIP_ENTRY});
         continue;
       }
+      // Children followed from newproc1's RETs only; without them the rest still works.
+      auto rets = FindReturnOffsets(f.bytes, f.entry);
+      if (!rets.ok() || t.offsets.g_m == 0 || t.offsets.m_curg == 0) continue;
       for (uint64_t r : *rets) t.probes.push_back({f.file_offset + r, ZT_GO_NEWPROC_RET});
       continue;
     }
