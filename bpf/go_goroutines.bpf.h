@@ -68,8 +68,8 @@ static __always_inline int zt_go_serve(struct pt_regs *ctx, const struct zt_go_o
 	return 0;
 }
 
-/* net/http.(*persistConn).roundTrip(pc, req) on the caller's goroutine: if it serves a
- * connection, the next request written on pc.conn's socket is a call made for it. */
+/* net/http.(*persistConn).roundTrip(pc, req) on the caller's goroutine: the next request
+ * written on pc.conn's socket is a call made for what that goroutine serves (maybe nothing). */
 static __always_inline int zt_go_round_trip(struct pt_regs *ctx, const struct zt_go_offsets *o,
 					    __u32 tgid)
 {
@@ -81,9 +81,9 @@ static __always_inline int zt_go_round_trip(struct pt_regs *ctx, const struct zt
 
 	if (!key.goid || !ZT_GO_ARG0(ctx))
 		return 0;
+	/* Not serving: still reported, so that no earlier call's evidence (a roundTrip that
+	 * returned before writing) is taken for this one. */
 	serving = bpf_map_lookup_elem(&go_serving, &key);
-	if (!serving)
-		return 0;
 	fd = zt_go_netconn_fd(o, ZT_GO_ARG0(ctx) + o->persistconn_conn);
 	st = zt_go_tracked(tgid, fd);
 	if (!st) {
@@ -99,8 +99,10 @@ static __always_inline int zt_go_round_trip(struct pt_regs *ctx, const struct zt
 	zt_fill_header(&ev->hdr, ZT_EV_GO_CALL, fd, st->conn_id);
 	/* The previous request on this connection is written: the position is the call's. */
 	ev->send_pos = st->tls ? st->tls_send_pos : st->send_pos;
-	ev->served_conn_id = serving->conn_id;
-	ev->served_since_ns = serving->since_ns;
+	if (serving) {
+		ev->served_conn_id = serving->conn_id;
+		ev->served_since_ns = serving->since_ns;
+	}
 	ev->goid = key.goid;
 	bpf_ringbuf_submit(ev, zt_wakeup_flag());
 	zt_count(ZT_CNT_GO_CALLS);

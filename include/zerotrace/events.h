@@ -179,15 +179,15 @@ struct zt_exec_map_event {
 ZT_STATIC_ASSERT(sizeof(struct zt_exec_map_event) == 48, "zt_exec_map_event ABI");
 
 /* Goroutine causality: a goroutine that serves the HTTP/1 server connection served_conn_id
- * (its conn.serve goroutine, or a goroutine it started, transitively) starts an HTTP/1 call
- * on the client connection of the header (conn_id, fd). The call's request is the next one
+ * (its conn.serve goroutine, or a goroutine it started, transitively; 0: none) starts an
+ * HTTP/1 call on the client connection of the header (conn_id, fd). The call's request is the next one
  * written there: its first byte is at send_pos of that connection's stream (the plaintext's when
  * the connection is TLS). served_since_ns says which of the server connection's requests is
  * served: the one in flight then (0: the one in flight when the call starts). */
 struct zt_go_call_event {
 	struct zt_event_header hdr;
 	__u64 send_pos;        /* the call's first byte in the client connection's egress stream */
-	__u64 served_conn_id;  /* conn_id of the server connection whose request the call serves */
+	__u64 served_conn_id;  /* the server connection whose request the call serves; 0: none */
 	__u64 served_since_ns; /* CLOCK_MONOTONIC: a child goroutine's start; 0: the call's time */
 	__u64 goid;            /* the calling goroutine (for dumps) */
 };
@@ -228,7 +228,7 @@ enum zt_kernel_counter {
 	ZT_CNT_SPLICE = 15,                /* splice() calls that moved bytes of a tracked socket */
 	ZT_CNT_IO_URING = 16,              /* io_uring data requests on a tracked socket (unseen) */
 	ZT_CNT_DUP_SHARED = 17,            /* fds dup'd from a tracked socket: they share its streams */
-	ZT_CNT_GO_CALLS = 18,              /* Go calls whose goroutine serves a connection, emitted */
+	ZT_CNT_GO_CALLS = 18,              /* Go HTTP/1 calls reported with their goroutine's evidence */
 	ZT_CNT_GO_CALL_NO_CONN = 19,       /* such calls dropped: their socket is not tracked */
 	ZT_CNT_COUNT = 20,
 };

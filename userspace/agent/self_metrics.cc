@@ -74,7 +74,7 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
        "fds dup'd from a tracked socket (they share its connection)", kCounter,
        k[ZT_CNT_DUP_SHARED]},
       {"go_calls", "zerotrace_kernel_go_calls_total",
-       "Go calls made by a goroutine that serves a connection (goroutine evidence)", kCounter,
+       "Go HTTP/1 calls reported with what their goroutine serves (goroutine evidence)", kCounter,
        k[ZT_CNT_GO_CALLS]},
       {"go_call_no_conn", "zerotrace_kernel_go_call_no_conn_total",
        "Go calls with goroutine evidence dropped: their socket is not tracked", kCounter,

@@ -353,29 +353,37 @@ TEST_F(StageTest, AfterAnUpgradeDetectionRunsAgainOnWhatFollows) {
 // The stage reports its own counters and every protocol's, with stats-line keys.
 // Go: two requests in flight in one process, each handler making a call. The goroutine
 // evidence (a ZT_EV_GO_CALL naming the call's first byte and the served connection) parents
-// each call; evidence for another position (a stale one) is not applied.
+// each call; evidence for another position (a stale one) is not applied, and a goroutine
+// serving nothing replaces an earlier call's evidence at its position.
 TEST_F(StageTest, GoroutineEvidenceParentsTheCallStartingAtItsPosition) {
   Conn a(&table, 1, ZT_ROLE_SERVER, 0, 40001), b(&table, 2, ZT_ROLE_SERVER, 0, 40002);
-  Conn call_a(&table, 3, ZT_ROLE_CLIENT), call_b(&table, 4, ZT_ROLE_CLIENT);
+  Conn call_a(&table, 3, ZT_ROLE_CLIENT), call_b(&table, 4, ZT_ROLE_CLIENT),
+      call_c(&table, 5, ZT_ROLE_CLIENT);
   a.Send(ZT_DIR_INGRESS, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 100);
   b.Send(ZT_DIR_INGRESS, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", 110);
   call_b.GoCall(&table, 0, 2, 115);
   call_b.Send(ZT_DIR_EGRESS, "GET /from-b HTTP/1.1\r\nHost: y\r\n\r\n", 120);
   call_a.GoCall(&table, 999, 1, 125);  // not where the call starts: no evidence
   call_a.Send(ZT_DIR_EGRESS, "GET /from-a HTTP/1.1\r\nHost: y\r\n\r\n", 130);
+  // A roundTrip that wrote nothing, then one from a goroutine serving nothing at that position.
+  call_c.GoCall(&table, 0, 1, 131);
+  call_c.GoCall(&table, 0, 0, 132);
+  call_c.Send(ZT_DIR_EGRESS, "GET /from-c HTTP/1.1\r\nHost: y\r\n\r\n", 133);
   const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
   call_b.Send(ZT_DIR_INGRESS, ok, 140);
   call_a.Send(ZT_DIR_INGRESS, ok, 150);
+  call_c.Send(ZT_DIR_INGRESS, ok, 155);
   a.Send(ZT_DIR_EGRESS, ok, 160);
   b.Send(ZT_DIR_EGRESS, ok, 170);
   std::map<std::string, const trace::Span*> by_path;
   for (const trace::Span& s : sink.spans()) by_path[Str(s, "url.path")] = &s;
-  ASSERT_EQ(by_path.size(), 4u);
+  ASSERT_EQ(by_path.size(), 5u);
   EXPECT_EQ(by_path["/from-b"]->parent_span_id, by_path["/b"]->span_id);
   EXPECT_EQ(by_path["/from-b"]->trace_id, by_path["/b"]->trace_id);
   EXPECT_FALSE(by_path["/from-a"]->parent_span_id.valid());
+  EXPECT_FALSE(by_path["/from-c"]->parent_span_id.valid());
   EXPECT_EQ(sink.linker.stats().link_goroutine, 1u);
-  EXPECT_EQ(sink.linker.stats().link_ambiguous, 1u);
+  EXPECT_EQ(sink.linker.stats().link_ambiguous, 2u);
 }
 
 TEST_F(StageTest, ReportsItsCountersAndEachProtocols) {
