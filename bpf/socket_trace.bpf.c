@@ -370,8 +370,11 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(zt_proc_exec, struct task_struct *p)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
 
-	if (!zt_traced(id >> 32))
+	if (filter_skip) /* a new program: the selectors judge it again */
+		bpf_map_delete_elem(&proc_skip, &tgid);
+	if (!zt_traced(tgid))
 		return 0;
 	zt_emit_proc(ZT_EV_PROC_EXEC, p->real_parent->tgid);
 	return 0;
@@ -384,8 +387,12 @@ int BPF_PROG(zt_proc_exit, struct task_struct *p)
 	__u64 id = bpf_get_current_pid_tgid();
 
 	/* Per-thread state (inflight, tls_calls, thread_reads) goes with the task. */
-	if (!zt_traced(id >> 32) || p->signal->live.counter != 0)
+	__u32 tgid = id >> 32;
+
+	if (!zt_traced_base(tgid) || p->signal->live.counter != 0)
 		return 0;
+	if (filter_skip)
+		bpf_map_delete_elem(&proc_skip, &tgid);
 	zt_emit_proc(ZT_EV_PROC_EXIT, 0);
 	return 0;
 }

@@ -13,6 +13,7 @@
 /* Load-time configuration, set by the loader before load (per object, to the same values). */
 const volatile __u32 self_tgid = 0;      /* the agent: never traced */
 const volatile __u8 filter_pids = 0;     /* 1: trace only tgids in pid_filter */
+const volatile __u8 filter_skip = 0;     /* 1: selectors in use: consult proc_skip */
 const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_MAX_CAPTURE */
 /* Pending bytes above which a record wakes the consumer; below, it finds them on its next
  * timed poll. Batching wakeups saves a context switch per record. */
@@ -180,6 +181,16 @@ struct {
 	__type(value, __u8);
 } pid_filter SEC(".maps");
 
+/* tgids the selectors leave out (--exclude-pid, and processes userspace judged from /proc:
+ * exe, comm, cgroup, netns), consulted when filter_skip is set. An exec removes the entry
+ * (the process is judged again); so does the process's exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} proc_skip SEC(".maps");
+
 /* Per-CPU staging buffer for data events (too big for the 512-byte stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -202,12 +213,23 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
-/* Whether the current process is traced at all. */
-static __always_inline bool zt_traced(__u32 tgid)
+/* Whether the process may be traced at all (the agent never; --pid): its exits still count
+ * when the selectors skip it, so userspace frees what it held. */
+static __always_inline bool zt_traced_base(__u32 tgid)
 {
 	if (tgid == self_tgid)
 		return false;
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return false;
+	return true;
+}
+
+/* Whether the current process is traced. */
+static __always_inline bool zt_traced(__u32 tgid)
+{
+	if (!zt_traced_base(tgid))
+		return false;
+	if (filter_skip && bpf_map_lookup_elem(&proc_skip, &tgid))
 		return false;
 	return true;
 }

@@ -21,7 +21,7 @@
 /* Hard upper bound for --capture-bytes. */
 #define ZT_MAX_CAPTURE (4 * ZT_MAX_CHUNK)
 /* iovecs looked at per readv/writev/sendmsg/recvmsg; later ones only count bytes. */
-#define ZT_MAX_IOV 8
+#define ZT_MAX_IOV 32
 /* messages looked at per sendmmsg/recvmmsg; later ones only count bytes. */
 #define ZT_MAX_MMSG 8
 /* Kernel connection-table capacity (LRU: the oldest idle entries go first). */

@@ -87,7 +87,13 @@ struct Exposition {
     while (i < line.size() && line[i] != '{' && line[i] != ' ') i++;
     const std::string name = line.substr(0, i);
     if (!ValidName(name, false)) errors.push_back("bad metric name: " + where);
-    if (name != family) errors.push_back("sample outside its family's TYPE block: " + where);
+    // A histogram's samples are its family name with _bucket, _sum or _count.
+    const bool histogram_part =
+        types[family] == "histogram" &&
+        (name == family + "_bucket" || name == family + "_sum" || name == family + "_count");
+    if (name != family && !histogram_part) {
+      errors.push_back("sample outside its family's TYPE block: " + where);
+    }
     if (i < line.size() && line[i] == '{') {
       i++;
       while (i < line.size() && line[i] != '}') {

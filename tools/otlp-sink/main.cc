@@ -11,6 +11,7 @@
 #include <string>
 
 #include "http_server.h"
+#include "metrics_receiver.h"
 #include "otlp_grpc.h"
 #include "otlp_http.h"
 #include "sink.h"
@@ -98,6 +99,12 @@ int Run(int argc, char** argv) {
   app.add_option("--jsonl", options.jsonl_path,
                  "Write each accepted request as one OTLP/JSON line to PATH (truncated at start) "
                  "instead of readable lines on stdout")
+      ->type_name("PATH");
+  std::string metrics_jsonl;
+  app.add_option("--metrics-jsonl", metrics_jsonl,
+                 "Also receive OTLP metrics (MetricsService/Export, POST /v1/metrics) and write "
+                 "each request as one OTLP/JSON ExportMetricsServiceRequest line to PATH "
+                 "(truncated at start); metrics requests are always accepted")
       ->type_name("PATH");
   app.add_option("--requests-log", options.requests_log_path,
                  "Write one JSON object per request (transport, encoding, gzip, x-* headers, "
@@ -208,6 +215,12 @@ int Run(int argc, char** argv) {
   }
   Sink& sink = *std::get<std::unique_ptr<Sink>>(opened);
 
+  MetricsLog metrics_log(metrics_jsonl);
+  if (!metrics_log.ok()) {
+    std::fprintf(stderr, "otlp-sink: cannot write %s\n", metrics_jsonl.c_str());
+    return 1;
+  }
+  MetricsGrpcService metrics_service(&metrics_log);
   OtlpGrpcService grpc_service(&sink);
   CountingGrpcService counting_service(&sink);
   std::unique_ptr<grpc::Server> grpc_server;
@@ -221,6 +234,7 @@ int Run(int argc, char** argv) {
     } else {
       builder.RegisterService(&grpc_service);
     }
+    builder.RegisterService(&metrics_service);
     builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
     // Without this a second sink could bind the same port and steal half the connections.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -235,7 +249,11 @@ int Run(int argc, char** argv) {
   if (http_on) {
     auto listening = HttpServer::Listen(
         http_hp->host, http_hp->port,
-        [&sink](const HttpRequest& request, const std::function<bool()>& client_gone) {
+        [&sink, &metrics_log](const HttpRequest& request,
+                              const std::function<bool()>& client_gone) {
+          if (request.target.substr(0, request.target.find('?')) == "/v1/metrics") {
+            return HandleOtlpHttpMetrics(metrics_log, request);
+          }
           return HandleOtlpHttp(sink, request, client_gone);
         },
         HttpServer::Limits(), tls.get());

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "agent/config_file.h"
 #include "agent/heap_trim.h"
 #include "export/console_exporter.h"
 #include "export/console_tree_exporter.h"
@@ -14,6 +15,7 @@
 #include "export/otlp_config.h"
 #include "export/otlp_grpc_exporter.h"
 #include "export/otlp_http_exporter.h"
+#include "metrics/prom_metrics.h"
 #include "protocols/registry.h"
 
 namespace zerotrace::agent {
@@ -30,8 +32,6 @@ std::vector<trace::ResourceAttribute> ResourceExtras(const OtelEnv& env) {
   for (auto& [k, v] : env.resource_attributes) out.push_back({k, v});
   return out;
 }
-
-const char* GetEnv(const char* name) { return std::getenv(name); }
 
 // Any thread: the export stage's atomics.
 ExportStats CollectExportStats(const exporter::ExportFanout* worker) {
@@ -65,17 +65,27 @@ TlsStats CollectTlsStats(const probes::TlsProbeStats* t) {
 
 }  // namespace
 
-Agent::Agent(const Options& options) : options_(options) {}
+Agent::Agent(const Options& options) : options_(options), getenv_(EnvWithFile(options_)) {}
 
 Agent::~Agent() = default;
 
 StatusOr<std::unique_ptr<Agent>> Agent::Configure(const Options& options) {
   std::unique_ptr<Agent> a(new Agent(options));
-  a->otel_env_ = ReadOtelEnv(GetEnv);
+  a->otel_env_ = ReadOtelEnv(a->getenv_);
   for (const auto& w : a->otel_env_.warnings) {
     std::fprintf(stderr, "zerotrace: warning: %s\n", w.c_str());
   }
   if (Status s = a->BuildExporters(); !s.ok()) return s;
+  a->metrics_env_ = ReadMetricsEnv(a->getenv_, a->otel_env_.sdk_disabled);
+  for (const auto& w : a->metrics_env_.warnings) {
+    std::fprintf(stderr, "zerotrace: warning: %s\n", w.c_str());
+  }
+  if (a->metrics_env_.prometheus && options.metrics_addr.empty()) {
+    std::fprintf(stderr,
+                 "zerotrace: warning: OTEL_METRICS_EXPORTER=prometheus: metrics are served "
+                 "with --metrics-addr HOST:PORT, which is not given\n");
+  }
+  if (Status s = a->BuildMetricsExporter(); !s.ok()) return s;
   // Bound before anything is loaded: a bad address or a port in use is a start-up error.
   if (!options.metrics_addr.empty()) {
     auto listening = MetricsServer::Listen(options.metrics_addr);
@@ -94,7 +104,7 @@ Status Agent::BuildExporters() {
     local_exporters_.push_back(std::move(jsonl.value()));
   }
   const ExporterChoice choice = ChooseExporters(o, otel_env_);
-  auto otlp = exporter::OtlpConfigFrom(GetEnv, o.otlp_endpoint, o.otlp_protocol, choice.otlp);
+  auto otlp = exporter::OtlpConfigFrom(getenv_, o.otlp_endpoint, o.otlp_protocol, choice.otlp);
   if (!otlp.ok()) return otlp.status();
   if (otlp.value().has_value()) {
     const exporter::OtlpConfig& cfg = *otlp.value();
@@ -114,14 +124,34 @@ Status Agent::BuildExporters() {
     remote_exporters_.push_back(std::move(made));
     flush_timeout_ = cfg.timeout;  // SIGTERM flushes within the export timeout
   }
-  if (choice.console ||
-      (choice.console_if_alone && local_exporters_.empty() && remote_exporters_.empty())) {
+  if (choice.console || (choice.console_if_alone && !o.top && local_exporters_.empty() &&
+                         remote_exporters_.empty())) {
     if (o.console_format == "spans") {
       local_exporters_.push_back(std::make_unique<exporter::ConsoleExporter>(stdout));
     } else {
       local_exporters_.push_back(std::make_unique<exporter::ConsoleTreeExporter>(stdout));
     }
   }
+  return Status::Ok();
+}
+
+// OTLP metrics where the spans go (or where OTEL_EXPORTER_OTLP_METRICS_* say), unless
+// OTEL_METRICS_EXPORTER says otherwise.
+Status Agent::BuildMetricsExporter() {
+  const Options& o = options_;
+  if (metrics_env_.none || o.dump_events) return Status::Ok();
+  auto cfg = exporter::OtlpConfigFrom(getenv_, o.otlp_endpoint, o.otlp_protocol, metrics_env_.otlp,
+                                      exporter::OtlpSignal::kMetrics);
+  if (!cfg.ok()) return cfg.status();
+  if (!cfg.value().has_value()) return Status::Ok();
+  exporter::OtlpMetricsOptions mo;
+  mo.delta = metrics_env_.delta;
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0) mo.host_name = host;
+  mo.resource_extra = ResourceExtras(otel_env_);
+  auto made = exporter::OtlpMetricsExporter::Create(**cfg, std::move(mo));
+  if (!made.ok()) return made.status();
+  otlp_metrics_ = std::move(made.value());
   return Status::Ok();
 }
 
@@ -133,6 +163,8 @@ Status Agent::Start(std::vector<std::string>* notes) {
   probes::TracerConfig cfg;
   cfg.self_tgid = static_cast<uint32_t>(getpid());
   cfg.pids = o.pids;
+  cfg.skip_processes = !o.selectors.empty();
+  cfg.skip_pids = o.selectors.exclude.pid;
   cfg.capture_bytes = o.capture_bytes;
   cfg.ringbuf_bytes = o.ringbuf_bytes;
 
@@ -142,16 +174,24 @@ Status Agent::Start(std::vector<std::string>* notes) {
     groups.push_back(std::move(remote_exporters_));
     exporter::ExportWorkerOptions export_options;
     export_options.on_output_closed = [this](const char* name) {  // `zerotrace | head`
-      std::fprintf(stderr, "zerotrace: exporter %s: its output has gone (EPIPE); stopping\n",
-                   name);
+      std::fprintf(stderr, "zerotrace: exporter %s: its output has gone (EPIPE); stopping\n", name);
       output_closed_.store(true);
     };
     export_ = std::make_unique<exporter::ExportFanout>(export_options, std::move(groups));
   }
-  // Linked spans go to the export queues from the consumer thread; TryPush never blocks.
-  linker_ = std::make_unique<trace::SpanLinker>([w = export_.get()](trace::Span&& span) {
-    if (w) w->TryPush(std::move(span));
-  });
+  // Metrics are made when something reads them: /metrics, OTLP metrics or the top view.
+  if (!o.dump_events && (metrics_ || otlp_metrics_ || o.top)) {
+    metrics::MetricsStage::Options mo;
+    mo.red.max_series_per_instrument = o.metrics_cardinality_limit;
+    metrics_stage_ = std::make_unique<metrics::MetricsStage>(mo);
+  }
+  // Linked spans go to the metrics stage and the export queues from the consumer thread;
+  // neither blocks.
+  linker_ = std::make_unique<trace::SpanLinker>(
+      [w = export_.get(), m = metrics_stage_.get()](trace::Span&& span) {
+        if (m) m->OnSpan(span, WallClock::MonotonicNow());
+        if (w) w->TryPush(std::move(span));
+      });
   protocols::ProtocolOptions protocol_options;
   protocol_options.infer_routes = o.infer_routes;
   protocols_ = std::make_unique<protocols::ProtocolStage>(
@@ -161,6 +201,9 @@ Status Agent::Start(std::vector<std::string>* notes) {
   pipeline_ = std::make_unique<Pipeline>(conn::ConnTableLimits{}, protocols_.get(), &kernel_state_);
   if (!o.service_name_map.empty()) {
     pipeline_->processes().set_name_map(std::make_shared<conn::ServiceNameMap>(o.service_name_map));
+  }
+  if (!o.selectors.empty()) {
+    pipeline_->table().set_selector([this](const conn::Connection& c) { return Select(c); });
   }
   // /proc and executables are read on a thread of their own: a lookup waits this long at most.
   pipeline_->processes().StartReader(kProcessReadWait);
@@ -192,11 +235,45 @@ Status Agent::Start(std::vector<std::string>* notes) {
       if (auto consumer = board_.Fresh(std::chrono::milliseconds(500))) snap.consumer = *consumer;
       snap.programs = tracer_->ReadProgramStats();
       snap.process = ReadProcessStats();
-      return PrometheusText(snap);
+      std::string text = PrometheusText(snap);
+      if (metrics_stage_) metrics::AppendPrometheusText(metrics_stage_->Snapshot(), &text);
+      return text;
     });
     notes->push_back("metrics at " + metrics_->url());
   }
+  if (otlp_metrics_) {
+    metrics_export_ = std::make_unique<exporter::PeriodicMetricsExport>(
+        otlp_metrics_.get(), [this] { return metrics_stage_->Snapshot(); }, metrics_env_.interval);
+    notes->push_back("OTLP metrics to " +
+                     exporter::EndpointForLogs(otlp_metrics_->config().endpoint) + " every " +
+                     std::to_string(metrics_env_.interval.count()) + " ms");
+  }
+  if (o.top) {
+    TopView::Options to;
+    to.interval = std::chrono::milliseconds(static_cast<int64_t>(o.top_interval_s * 1000));
+    top_ = std::make_unique<TopView>(
+        to, [this] { return metrics_stage_->Snapshot(); }, &top_quit_);
+    top_->Start();
+  }
   return Status::Ok();
+}
+
+// Consumer thread: the selectors' verdict on a connection at its first bytes. A process they
+// leave out whatever its connections is skipped in the kernel from then on.
+conn::ConnTable::Selection Agent::Select(const conn::Connection& c) {
+  using Verdict = conn::Selectors::Verdict;
+  const conn::ProcessInfo& p = c.process_info();
+  const conn::Selectors& s = options_.selectors;
+  if (s.ForProcess(p, 0) == Verdict::kSkip && tracer_) tracer_->SkipProcess(c.tgid);
+  switch (s.ForConnection(p, c.tuple, c.role)) {
+    case Verdict::kTrace:
+      return conn::ConnTable::Selection::kTrace;
+    case Verdict::kSkip:
+      return conn::ConnTable::Selection::kSkip;
+    case Verdict::kUndecided:
+      break;
+  }
+  return conn::ConnTable::Selection::kUndecided;
 }
 
 // Consumer thread only: what its stages count now.
@@ -207,6 +284,7 @@ ConsumerStats Agent::CollectConsumerStats() const {
   CounterReport report;
   protocols_->ReportCounters(&report);
   linker_->ReportCounters(&report);
+  if (metrics_stage_) metrics_stage_->ReportCounters(&report);
   pipeline_->table().ReportCounters(&report);
   c.rows = std::move(report.rows());
   return c;
@@ -236,7 +314,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
   uint64_t next_tick = start + kSecondNs;
   const uint64_t stats_every = static_cast<uint64_t>(o.stats_interval_s * 1e9);
   uint64_t next_stats = o.stats_interval_s > 0 ? start + stats_every : UINT64_MAX;
-  while (!stop->load() && !output_closed_.load()) {
+  while (!stop->load() && !output_closed_.load() && !top_quit_.load()) {
     const int n = tracer_->Poll(100);
     if (n < 0 && n != -EINTR) {
       std::fprintf(stderr, "zerotrace: reading the ring buffer failed: %d\n", n);
@@ -247,6 +325,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
     // Drained: every event before now is in. Cut short under overload: those before the
     // newest one delivered are.
     linker_->Tick(tracer_->drained() ? now : tracer_->newest_record_ns());
+    if (metrics_stage_) metrics_stage_->Tick(now);
     pipeline_->table().RefreshProcesses();
     if (board_.Wanted()) board_.Publish(CollectConsumerStats());
     if (now >= deadline) break;
@@ -269,6 +348,12 @@ void Agent::Stop() {
   tracer_->Poll(0);                // what is already in the ring buffer (bounded under load)
   pipeline_->table().CloseAll();   // complete exchanges become spans, in-flight ones errors
   linker_->Flush();
+  if (metrics_stage_) metrics_stage_->Flush();  // requests still waiting for their other side
+  if (top_) top_->Stop();
+  // The final metrics export runs beside the span flush, within the same time.
+  std::thread final_metrics([this] {
+    if (metrics_export_) metrics_export_->Stop(flush_timeout_);
+  });
   const auto kernel_counters = tracer_->ReadCounters();
   // Detaching waits for RCU grace periods; flush the exporters meanwhile.
   std::thread detach([this] {
@@ -291,6 +376,7 @@ void Agent::Stop() {
   }
   if (export_) export_->Stop(flush_timeout_);
   detach.join();
+  final_metrics.join();
   std::fflush(stdout);
   PrintStats(kernel_counters);  // final: after the flush
 }

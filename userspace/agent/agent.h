@@ -9,14 +9,18 @@
 #include <vector>
 
 #include "agent/event_dump.h"
+#include "agent/metrics_env.h"
 #include "agent/metrics_server.h"
 #include "agent/options.h"
 #include "agent/pipeline.h"
 #include "agent/self_metrics.h"
+#include "agent/top_view.h"
 #include "base/clock.h"
 #include "base/status.h"
 #include "export/export_fanout.h"
 #include "export/otlp_exporter_base.h"
+#include "export/otlp_metrics_exporter.h"
+#include "metrics/metrics_stage.h"
 #include "probes/preflight.h"
 #include "probes/socket_tracer.h"
 #include "probes/tls_tracer.h"
@@ -49,12 +53,15 @@ class Agent {
  private:
   explicit Agent(const Options& options);
   Status BuildExporters();
+  Status BuildMetricsExporter();
   ConsumerStats CollectConsumerStats() const;
+  conn::ConnTable::Selection Select(const conn::Connection& c);
   AgentSnapshot Snapshot(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const;
   void PrintStats(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) const;
 
   Options options_;
-  OtelEnv otel_env_;  // the OTEL_* variables, read once
+  exporter::GetEnvFn getenv_;  // the config file's env: section, then the environment
+  OtelEnv otel_env_;           // the OTEL_* variables, read once
   WallClock clock_;
   std::atomic<bool> output_closed_{false};  // an exporter's output has gone (EPIPE): stop
   std::chrono::milliseconds flush_timeout_{1500};
@@ -64,6 +71,13 @@ class Agent {
   exporter::OtlpExporterBase* otlp_exporter_ = nullptr;  // owned by export_
   std::unique_ptr<exporter::ExportFanout> export_;
   std::unique_ptr<MetricsServer> metrics_;
+  // RED metrics and the service graph (null when nothing reads them), and their readers.
+  MetricsEnv metrics_env_;
+  std::unique_ptr<metrics::MetricsStage> metrics_stage_;
+  std::unique_ptr<exporter::OtlpMetricsExporter> otlp_metrics_;
+  std::unique_ptr<exporter::PeriodicMetricsExport> metrics_export_;
+  std::unique_ptr<TopView> top_;
+  std::atomic<bool> top_quit_{false};  // q pressed in the top view
   // The consumer thread's stages, in data-flow order.
   std::unique_ptr<trace::SpanLinker> linker_;
   TracerKernelState kernel_state_;

@@ -6,7 +6,7 @@
 
 #include "export/console_exporter.h"
 #include "probes/event_decode.h"
-#include "protocols/http1/route.h"
+#include "protocols/http_common/route.h"
 
 namespace zerotrace::agent {
 namespace {
@@ -60,7 +60,7 @@ std::string RedactTarget(std::string_view target) {
   if (q == std::string_view::npos) return out.append(target);
   const size_t hash = target.find('#', q);
   const std::string_view query = target.substr(q + 1, hash == target.npos ? hash : hash - q - 1);
-  out.append(target.substr(0, q + 1)).append(protocols::http1::RedactQuery(query));
+  out.append(target.substr(0, q + 1)).append(protocols::http_common::RedactQuery(query));
   if (hash != std::string_view::npos) out.append(target.substr(hash));
   return out;
 }
@@ -73,7 +73,7 @@ void AppendRedactedLine(std::string_view line, std::string* out) {
   while (token < text.size() && IsTokenChar(text[token])) token++;
   if (token > 0 && token < text.size() && text[token] == ':') {
     // A header line: "Name: value".
-    if (protocols::http1::IsSensitiveHeader(text.substr(0, token))) {
+    if (protocols::http_common::IsSensitiveHeader(text.substr(0, token))) {
       out->append(text.substr(0, token)).append(": REDACTED");
       if (cr) out->push_back('\r');
       return;

@@ -5,8 +5,11 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "agent/agent.h"
+#include "agent/config_file.h"
 #include "agent/options.h"
 #include "agent/stop_watchdog.h"
 
@@ -30,12 +33,20 @@ void InstallSignals() {
 int main(int argc, char** argv) {
   using namespace zerotrace;
   bool exit_now = false;
-  auto opts = agent::ParseOptions(argc, argv, &exit_now);
+  // `zerotrace top [flags]` is `zerotrace --top [flags]`.
+  std::vector<char*> args(argv, argv + argc);
+  static char top_flag[] = "--top";
+  if (argc > 1 && std::string_view(argv[1]) == "top") args[1] = top_flag;
+  auto opts = agent::ParseOptions(argc, args.data(), &exit_now);
   if (!opts.ok()) {
     std::fprintf(stderr, "zerotrace: %s\n", opts.status().message().c_str());
     return 2;
   }
   if (exit_now) return 0;
+  if (opts->print_config) {
+    std::fputs(agent::EffectiveConfigYaml(*opts, agent::EnvWithFile(*opts)).c_str(), stdout);
+    return 0;
+  }
   auto configured = agent::Agent::Configure(*opts);
   if (!configured.ok()) {
     std::fprintf(stderr, "zerotrace: %s\n", configured.status().message().c_str());
@@ -55,7 +66,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "zerotrace: tracing%s (pid %u); Ctrl-C to stop\n",
-               opts->pids.empty() ? " every process" : " selected processes",
+               opts->selectors.empty() ? " every process" : " selected processes",
                static_cast<unsigned>(getpid()));
   agent->Run(&g_stop);
   watchdog.Stopping();  // also when --duration ended the run

@@ -2,13 +2,17 @@
 #include "agent/options.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <optional>
+
+#include "agent/config_file.h"
 
 namespace zerotrace::agent {
 namespace {
@@ -94,9 +98,73 @@ std::optional<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
-}  // namespace
+// A network namespace as an inode number: "4026531840", "net:[4026531840]" (what
+// readlink /proc/PID/ns/net shows), or a path to one (/proc/PID/ns/net, /run/netns/NAME).
+std::optional<uint64_t> NetnsInode(std::string text) {
+  if (text.rfind("net:[", 0) == 0 && text.back() == ']') text = text.substr(5, text.size() - 6);
+  if (!text.empty() && text.front() == '/') {
+    struct stat st {};
+    if (stat(text.c_str(), &st) != 0) return std::nullopt;
+    return static_cast<uint64_t>(st.st_ino);
+  }
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || v == 0 || text.front() == '-') {
+    return std::nullopt;
+  }
+  return v;
+}
 
-StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
+// The raw values of one selector list as given (netns still text, resolved after parsing).
+struct SelectorFlags {
+  std::vector<std::string> netns;
+};
+
+void AddSelectorFlags(CLI::App& app, const char* which, conn::SelectorList* list,
+                      std::vector<uint32_t>* pids, SelectorFlags* raw) {
+  const std::string w = which;
+  const std::string verb = w == "include" ? "trace only" : "do not trace";
+  const auto name = [&w](const char* kind) { return "--" + w + "-" + kind; };
+  app.add_option(name("exe"), list->exe,
+                 verb +
+                     " processes whose executable path matches this glob ('*' also matches "
+                     "'/'; a pattern without '/' matches the file name)")
+      ->delimiter(',')
+      ->type_name("GLOB");
+  app.add_option(name("comm"), list->comm, verb + " processes of this name (/proc/PID/comm)")
+      ->delimiter(',')
+      ->type_name("NAME");
+  app.add_option(w == "include" ? "--pid," + name("pid") : name("pid"),
+                 w == "include" ? *pids : list->pid,
+                 verb + " this process id (it must be running; the kernel filters it)")
+      ->delimiter(',')
+      ->type_name("PID");
+  app.add_option(name("port"), list->port,
+                 verb + " connections a process serves on this port, or makes to a peer on it")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 65535))
+      ->type_name("PORT");
+  app.add_option(name("cgroup"), list->cgroup,
+                 verb +
+                     " processes in this cgroup v2 path or below it (a container's or a "
+                     "systemd unit's: /system.slice/nginx.service)")
+      ->delimiter(',')
+      ->check(CLI::Validator(
+          [](std::string& t) -> std::string {
+            return !t.empty() && t.front() == '/' ? "" : "'" + t + "' must start with '/'";
+          },
+          "PATH"))
+      ->type_name("PATH");
+  app.add_option(name("netns"), raw->netns,
+                 verb +
+                     " connections in this network namespace (an inode number, or a path "
+                     "such as /run/netns/NAME or /proc/PID/ns/net)")
+      ->delimiter(',')
+      ->type_name("NETNS");
+}
+
+StatusOr<Options> ParseArgs(std::vector<std::string> args, bool* exit_now) {
   *exit_now = false;
   Options o;
   CLI::App app{
@@ -109,7 +177,6 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
                " redacted)");
   app.add_option("--duration", o.duration_s, "exit cleanly after this many seconds")
       ->check(Seconds());
-  app.add_option("--pid", o.pids, "trace only this process id (repeatable; it must be running)");
   app.add_option("--capture-bytes", o.capture_bytes,
                  "payload bytes copied per syscall (default 16384, max 65536)")
       ->check(CLI::Range(0, ZT_MAX_CAPTURE));
@@ -154,8 +221,34 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
                  "matching rule wins; repeatable")
       ->type_name("RULES")
       ->allow_extra_args(false);
+  SelectorFlags include_raw, exclude_raw;
+  AddSelectorFlags(app, "include", &o.selectors.include, &o.pids, &include_raw);
+  AddSelectorFlags(app, "exclude", &o.selectors.exclude, nullptr, &exclude_raw);
+  app.set_config("--config", "",
+                 "read settings from this YAML file: each flag's name without '--' is a key "
+                 "(include:/exclude: hold the selectors, env: OTEL_* variables); flags win "
+                 "over the file, the file over the environment")
+      ->type_name("PATH")
+      ->check(CLI::ExistingFile);
+  auto yaml = std::make_shared<YamlConfig>(&app);
+  app.config_formatter(yaml);
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  app.add_flag("--print-config", o.print_config,
+               "print the effective configuration as YAML (secrets redacted) and exit");
+  app.add_flag("--top", o.top,
+               "show a live view of request rate, error % and p50/p95/p99 per service and per "
+               "edge instead of printing spans (also: zerotrace top); on a terminal q quits and "
+               "s changes the sort, on a pipe one plain-text frame per interval");
+  app.add_option("--top-interval", o.top_interval_s, "seconds between top frames (default 2)")
+      ->check(Seconds());
+  app.add_option("--metrics-cardinality-limit", o.metrics_cardinality_limit,
+                 "attribute sets per metric (default 2000); past it a service's further sets "
+                 "fold into one series with otel.metric.overflow=true")
+      ->check(CLI::Range(1, 1000000));
   try {
-    app.parse(argc, argv);
+    std::reverse(args.begin(), args.end());
+    args.pop_back();  // the program name
+    app.parse(args);
   } catch (const CLI::Success& e) {
     app.exit(e);
     *exit_now = true;
@@ -163,7 +256,13 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
   } catch (const CLI::ParseError& e) {
     return Status::Error(e.what() + std::string("; see --help"));
   }
-  if (app.count("--otlp-endpoint") > 0 && Trim(o.otlp_endpoint).empty()) {
+  if (o.top && o.console) {
+    return Status::Error("--top and --console both write to stdout; give one of them");
+  }
+  if (o.top && o.top_interval_s < 0.1) {
+    return Status::Error("--top-interval: at least 0.1 seconds");
+  }
+  if (app.get_option("--otlp-endpoint")->count() > 0 && Trim(o.otlp_endpoint).empty()) {
     return Status::Error(
         "--otlp-endpoint: empty; give a collector URL (e.g. http://localhost:4318), or leave "
         "the flag out");
@@ -177,7 +276,59 @@ StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
   for (const std::string& rules : name_maps) {
     if (Status s = o.service_name_map.Add(rules); !s.ok()) return s;
   }
+  o.service_name_rules = name_maps;
+  for (auto [raw, list, which] : {std::tuple{&include_raw, &o.selectors.include, "include"},
+                                  std::tuple{&exclude_raw, &o.selectors.exclude, "exclude"}}) {
+    for (const std::string& text : raw->netns) {
+      const auto inode = NetnsInode(text);
+      if (!inode) {
+        return Status::Error(std::string("--") + which + "-netns " + text +
+                             ": not a network namespace (an inode number, net:[N], or a path "
+                             "such as /run/netns/NAME)");
+      }
+      list->netns.push_back(*inode);
+    }
+  }
+  o.selectors.include.pid = o.pids;
+  if (app.get_config_ptr()->count() > 0) {
+    o.config_path = app.get_config_ptr()->as<std::string>();
+    o.file_env = yaml->env();
+  }
   return o;
+}
+
+}  // namespace
+
+StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now) {
+  std::vector<std::string> args(argv, argv + argc);
+  // The file alone first, so that its errors name it (and are not mistaken for a flag's).
+  for (size_t i = 1; i < args.size(); i++) {
+    std::string path;
+    if (args[i] == "--config" && i + 1 < args.size()) path = args[i + 1];
+    if (args[i].rfind("--config=", 0) == 0) path = args[i].substr(9);
+    if (path.empty()) continue;
+    bool ignored = false;
+    auto alone = ParseArgs({args[0], "--config", path}, &ignored);
+    if (!alone.ok()) {
+      std::string m = alone.status().message();
+      const std::string tail = "; see --help";
+      if (m.size() > tail.size() && m.compare(m.size() - tail.size(), tail.size(), tail) == 0) {
+        m.resize(m.size() - tail.size());
+      }
+      // Keys as the file spells them: --include-port is include.port, --capture-bytes
+      // capture-bytes.
+      for (const char* which : {"include", "exclude"}) {
+        const std::string flag = std::string("--") + which + "-";
+        for (size_t at; (at = m.find(flag)) != std::string::npos;) {
+          m.replace(at, flag.size(), std::string(which) + ".");
+        }
+      }
+      if (m.rfind("--", 0) == 0) m.erase(0, 2);
+      for (size_t at; (at = m.find(" --")) != std::string::npos;) m.erase(at + 1, 2);
+      return Status::Error(path + ": " + m);
+    }
+  }
+  return ParseArgs(std::move(args), exit_now);
 }
 
 StatusOr<std::vector<std::pair<std::string, std::string>>> ParseResourceAttributes(

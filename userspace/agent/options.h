@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "conn/selectors.h"
 #include "conn/service_name_map.h"
 #include "export/otlp_config.h"
 
@@ -18,7 +19,7 @@ namespace zerotrace::agent {
 struct Options {
   bool dump_events = false;
   double duration_s = 0;  // 0: until SIGINT/SIGTERM
-  std::vector<uint32_t> pids;
+  std::vector<uint32_t> pids;  // --pid / --include-pid: also filtered in the kernel
   uint32_t capture_bytes = ZT_DEFAULT_CAPTURE;
   uint32_t ringbuf_bytes = 8u << 20;
   double stats_interval_s = 60;
@@ -33,10 +34,22 @@ struct Options {
   std::string otlp_protocol;            // --otlp-protocol: grpc, http/protobuf or http/json
   std::string metrics_addr;             // --metrics-addr: serve /metrics here; empty: off
   conn::ServiceNameMap service_name_map;  // --service-name-map rules, in the order given
+  std::vector<std::string> service_name_rules;  // the same, as given (--print-config)
+  conn::Selectors selectors;                    // --include-*, --exclude-* (include.pid = pids)
+  std::string config_path;                      // --config: YAML file; empty: none
+  bool print_config = false;                    // --print-config: print the effective one, exit
+  // The config file's env: section (OTEL_* variables), which wins over the environment.
+  std::vector<std::pair<std::string, std::string>> file_env;
+  bool top = false;                         // --top (or `zerotrace top`): the live RED view
+  double top_interval_s = 2;                // --top-interval
+  size_t metrics_cardinality_limit = 2000;  // --metrics-cardinality-limit: series per instrument
 };
 
-// Parses argv. Returns an error for bad values (the agent exits 2): numbers out of range, a
-// --pid of no running process, an empty --otlp-endpoint. Sets *exit_now for --help/--version.
+// Parses argv, and the file named by --config (flags win over the file; the file's env:
+// section wins over the environment). Returns an error for bad values (the agent exits 2):
+// numbers out of range, a --pid of no running process, an empty --otlp-endpoint, an unknown
+// key in the file (errors from the file start with its path). Sets *exit_now for
+// --help/--version.
 StatusOr<Options> ParseOptions(int argc, char** argv, bool* exit_now);
 
 // OTEL_RESOURCE_ATTRIBUTES ("k=v,k2=v2", values percent-encoded) as key/value pairs. As the

@@ -175,11 +175,24 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
   }
   c->last_ts_ns = d.hdr.ts_ns;
   if (d.source == ZT_SRC_TLS) {
-    if (!c->tls) SwitchToPlaintext(*c);
+    if (!c->tls) {
+      SwitchToPlaintext(*c);
+      if (c->deselected && kernel_) kernel_->MutePayload(c->tgid, c->fd, c->conn_id, true);
+    }
   } else if (c->tls) {
     stats_.ciphertext_ignored++;  // sent before the kernel knew: never parsed as plaintext
     return;
   }
+  if (!c->selection_decided && selector_) {
+    c->selection_decided = true;
+    const Selection s = selector_(*c);
+    if (s != Selection::kTrace) {
+      c->deselected = true;
+      (s == Selection::kSkip ? stats_.deselected_conns : stats_.undecided_conns)++;
+      if (kernel_) kernel_->MutePayload(c->tgid, c->fd, c->conn_id, c->tls);
+    }
+  }
+  if (c->deselected) return;  // only sizes flow from the kernel now; nothing is kept
   // Checked at the first bytes: the agent's open event precedes any byte it sends.
   if (c->open_seen && !c->agent_peer && c->sent.end_pos() == 0 && c->received.end_pos() == 0 &&
       agent_peers_.count(TupleKey(c->tuple))) {
@@ -327,6 +340,13 @@ void ConnTable::ReportCounters(CounterReport* r) const {
              "data events for connections whose open event was lost", c.data_unknown_conn);
   r->Counter(nullptr, "zerotrace_conns_agent_peer_total",
              "connections whose peer is the agent's own export (ignored)", c.agent_peer_conns);
+  r->Counter("conns_deselected", "zerotrace_conns_deselected_total",
+             "connections the include/exclude selectors leave out (payload muted)",
+             c.deselected_conns);
+  r->Counter("conns_undecided", "zerotrace_conns_selector_undecided_total",
+             "connections left out because /proc could not tell whether the selectors match "
+             "(exe, cgroup or network namespace unreadable)",
+             c.undecided_conns);
   r->Counter(nullptr, "zerotrace_stage_items_total", kStageItemsHelp, c.events[ZT_EV_DATA],
              {{"stage", "conn"}});
   r->Gauge(nullptr, "zerotrace_tracked_connections", "connections in the connection table",

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,8 @@ struct Connection {
   bool preexisting = false;        // found on first use: stream positions start mid-way
   bool open_seen = false;          // false: the open event was lost, tuple unknown
   bool agent_peer = false;         // the other end is the agent itself (its OTLP export)
+  bool selection_decided = false;  // the selectors have judged it (at its first bytes)
+  bool deselected = false;         // not selected (or undecided): no bytes kept, none parsed
   // TLS plaintext arrived: the streams hold plaintext (positions of the TLS calls, from 0)
   // and the connection's socket bytes, being ciphertext, are ignored.
   bool tls = false;
@@ -122,6 +125,8 @@ struct ConnTableStats {
   uint64_t stale_close = 0;         // close for a conn not in the table
   uint64_t tail_lost_at_close = 0;  // closes whose streams' last bytes never arrived (drops)
   uint64_t agent_peer_conns = 0;    // connections whose peer is the agent itself (ignored)
+  uint64_t deselected_conns = 0;    // connections the selectors leave out (payload muted)
+  uint64_t undecided_conns = 0;     // connections left out because /proc could not tell
   uint64_t tls_conns = 0;           // connections whose streams became TLS plaintext
   uint64_t ciphertext_ignored = 0;  // socket-byte events of TLS connections, dropped
   ByteStreamStats streams;          // every tracked stream's, summed
@@ -144,6 +149,12 @@ class ConnTable {
   // Process info read since (ProcessCache::Drain, when /proc is read on its own thread) goes
   // to the connections of those processes (call about once per poll).
   void RefreshProcesses();
+
+  // What the selectors say about a connection, asked once at its first bytes; null: all
+  // are traced. A connection left out is muted in the kernel and never reaches the observer.
+  enum class Selection { kTrace, kSkip, kUndecided };
+  using ConnSelector = std::function<Selection(const Connection&)>;
+  void set_selector(ConnSelector selector) { selector_ = std::move(selector); }
 
   Connection* Find(uint64_t conn_id);
   // Calls fn on every live connection (not on the hot path: timers and diagnostics).
@@ -173,6 +184,7 @@ class ConnTable {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
   std::unordered_map<uint32_t, std::unordered_set<uint64_t>> by_tgid_;
   ConnTableStats stats_;
+  ConnSelector selector_;
   // Tuples of the agent's own connections, as their peers see them (mirrored); bounded.
   std::unordered_set<std::string> agent_peers_;
   std::deque<std::string> agent_peers_order_;

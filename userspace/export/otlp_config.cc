@@ -16,6 +16,7 @@ namespace {
 using Protocol = OtlpConfig::Protocol;
 
 constexpr std::string_view kTracesPath = "v1/traces";
+constexpr std::string_view kMetricsPath = "v1/metrics";
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -61,9 +62,13 @@ struct Setting {
   std::string value;   // trimmed, non-empty
 };
 
-// OTEL_EXPORTER_OTLP_TRACES_<name>, else OTEL_EXPORTER_OTLP_<name>; empty counts as unset.
-std::optional<Setting> Lookup(const GetEnvFn& getenv, const char* name) {
-  for (const char* prefix : {"OTEL_EXPORTER_OTLP_TRACES_", "OTEL_EXPORTER_OTLP_"}) {
+// OTEL_EXPORTER_OTLP_TRACES_<name> (or _METRICS_), else OTEL_EXPORTER_OTLP_<name>; empty counts
+// as unset.
+std::optional<Setting> Lookup(const GetEnvFn& getenv, const char* name,
+                              OtlpSignal signal = OtlpSignal::kTraces) {
+  const char* specific =
+      signal == OtlpSignal::kMetrics ? "OTEL_EXPORTER_OTLP_METRICS_" : "OTEL_EXPORTER_OTLP_TRACES_";
+  for (const char* prefix : {specific, "OTEL_EXPORTER_OTLP_"}) {
     std::string var = std::string(prefix) + name;
     const char* v = getenv(var.c_str());
     if (v == nullptr) continue;
@@ -142,8 +147,8 @@ Status CheckReadable(const Setting& s) {
   return Status::Ok();
 }
 
-// The URL HTTP requests go to: a base endpoint gets "v1/traces" appended to its path.
-std::string HttpTracesUrl(const EndpointUrl& url, bool base) {
+// The URL HTTP requests go to: a base endpoint gets "v1/traces" (`signal_path`) appended.
+std::string HttpTracesUrl(const EndpointUrl& url, bool base, std::string_view signal_path) {
   std::string path = url.path, query;
   if (const size_t q = path.find('?'); q != std::string::npos) {
     query = path.substr(q);
@@ -151,7 +156,7 @@ std::string HttpTracesUrl(const EndpointUrl& url, bool base) {
   }
   if (base) {
     if (path.empty() || path.back() != '/') path += '/';
-    path += kTracesPath;
+    path += signal_path;
   } else if (path.empty()) {
     path = "/";
   }
@@ -275,8 +280,14 @@ std::string GrpcTarget(const EndpointUrl& url) {
 StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
                                                    const std::string& flag_endpoint,
                                                    const std::string& flag_protocol,
-                                                   OtlpEnvSelection selection) {
+                                                   OtlpEnvSelection selection, OtlpSignal signal) {
   const bool env_endpoints = selection != OtlpEnvSelection::kOff;
+  const bool metrics = signal == OtlpSignal::kMetrics;
+  const char* signal_endpoint =
+      metrics ? "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" : "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+  const auto Lookup = [signal](const GetEnvFn& get, const char* name) {
+    return exporter::Lookup(get, name, signal);
+  };
   OtlpConfig c;
   // Protocol first: it decides how the endpoint is read.
   std::optional<Setting> protocol;
@@ -297,9 +308,9 @@ StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
   bool base = true;
   if (!Trim(flag_endpoint).empty()) {
     endpoint = Setting{"--otlp-endpoint", std::string(Trim(flag_endpoint))};
-  } else if (const char* v = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  } else if (const char* v = getenv(signal_endpoint);
              env_endpoints && v != nullptr && !Trim(v).empty()) {
-    endpoint = Setting{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", std::string(Trim(v))};
+    endpoint = Setting{signal_endpoint, std::string(Trim(v))};
     base = false;
   } else if (const char* v = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
              env_endpoints && v != nullptr && !Trim(v).empty()) {
@@ -325,9 +336,14 @@ StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(const GetEnvFn& getenv,
   } else {
     if (endpoint->source == "--otlp-endpoint" &&
         EndsWith(url->path.substr(0, url->path.find('?')), "/v1/traces")) {
-      base = false;
+      if (metrics) {  // the flag names the traces URL: metrics go beside it
+        const size_t q = url->path.find('?');
+        url->path.replace(q == std::string::npos ? url->path.size() - 10 : q - 10, 10, "");
+      } else {
+        base = false;
+      }
     }
-    c.endpoint = HttpTracesUrl(*url, base);
+    c.endpoint = HttpTracesUrl(*url, base, metrics ? kMetricsPath : kTracesPath);
     c.insecure = url->scheme == "http";
   }
 

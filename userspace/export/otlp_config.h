@@ -66,9 +66,13 @@ enum class OtlpEnvSelection {
 // - _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE: PEM files, for TLS endpoints only: checked
 //   to be readable, to hold certificates, and the client key to be the client certificate's.
 // Errors name the variable or flag and the bad value, for a start-up error and a non-zero exit.
+// - signal kMetrics reads OTEL_EXPORTER_OTLP_METRICS_* instead of _TRACES_*, and the HTTP path
+//   is "v1/metrics" (a --otlp-endpoint ending in "/v1/traces" has that part replaced).
+enum class OtlpSignal { kTraces, kMetrics };
 StatusOr<std::optional<OtlpConfig>> OtlpConfigFrom(
     const GetEnvFn& getenv, const std::string& flag_endpoint, const std::string& flag_protocol,
-    OtlpEnvSelection selection = OtlpEnvSelection::kIfEndpointSet);
+    OtlpEnvSelection selection = OtlpEnvSelection::kIfEndpointSet,
+    OtlpSignal signal = OtlpSignal::kTraces);
 
 // An endpoint URL split into its parts (scheme lowercased; IPv6 hosts keep their brackets).
 struct EndpointUrl {

@@ -33,8 +33,8 @@ StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<OtlpGrpcExporter>> OtlpGrpcExporter::Create(const OtlpConfig& config,
-                                                                     OtlpExporterOptions options) {
+StatusOr<std::shared_ptr<grpc::Channel>> MakeOtlpGrpcChannel(const OtlpConfig& config,
+                                                             int max_backoff_ms) {
   auto url = ParseEndpointUrl(config.endpoint, /*allow_no_scheme=*/true);
   if (!url.ok()) return url.status();
   std::shared_ptr<grpc::ChannelCredentials> creds;
@@ -61,15 +61,21 @@ StatusOr<std::unique_ptr<OtlpGrpcExporter>> OtlpGrpcExporter::Create(const OtlpC
   args.SetUserAgentPrefix("zerotrace/" ZT_VERSION);
   // gRPC's own reconnect backoff grows to 120 s; keep it within our retry cadence so a
   // collector that comes back is used by the next retry.
-  const int max_backoff_ms =
-      static_cast<int>(std::clamp<int64_t>(options.retry.max_backoff.count(), 100, 30000));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(1000, max_backoff_ms));
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(1000, max_backoff_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 4 << 20);
-  auto channel = grpc::CreateCustomChannel(GrpcTarget(*url), creds, args);
+  return grpc::CreateCustomChannel(GrpcTarget(*url), creds, args);
+}
+
+StatusOr<std::unique_ptr<OtlpGrpcExporter>> OtlpGrpcExporter::Create(const OtlpConfig& config,
+                                                                     OtlpExporterOptions options) {
+  const int max_backoff_ms =
+      static_cast<int>(std::clamp<int64_t>(options.retry.max_backoff.count(), 100, 30000));
+  auto channel = MakeOtlpGrpcChannel(config, max_backoff_ms);
+  if (!channel.ok()) return channel.status();
   return std::unique_ptr<OtlpGrpcExporter>(
-      new OtlpGrpcExporter(config, std::move(options), std::move(channel)));
+      new OtlpGrpcExporter(config, std::move(options), std::move(channel.value())));
 }
 
 OtlpGrpcExporter::OtlpGrpcExporter(const OtlpConfig& config, OtlpExporterOptions options,

@@ -44,6 +44,11 @@ class OtlpGrpcExporter final : public OtlpExporterBase {
   bool cancelled_ = false;                 // CancelAttempt ran: no call starts any more
 };
 
+// A channel to config.endpoint with its TLS settings (the metrics exporter shares this).
+// `max_backoff_ms` bounds gRPC's reconnect backoff.
+StatusOr<std::shared_ptr<grpc::Channel>> MakeOtlpGrpcChannel(const OtlpConfig& config,
+                                                             int max_backoff_ms);
+
 // Create() as the SpanExporter interface, for the agent's exporter list.
 StatusOr<std::unique_ptr<SpanExporter>> MakeOtlpGrpcExporter(const OtlpConfig& config,
                                                              OtlpExporterOptions options = {});

@@ -13,10 +13,11 @@ add_library(zt_otlp STATIC
   ${CMAKE_CURRENT_LIST_DIR}/otlp_exporter_base.cc
   ${CMAKE_CURRENT_LIST_DIR}/otlp_grpc_exporter.cc
   ${CMAKE_CURRENT_LIST_DIR}/otlp_http_exporter.cc
+  ${CMAKE_CURRENT_LIST_DIR}/otlp_metrics_exporter.cc
 )
 target_include_directories(zt_otlp PUBLIC ${PROJECT_SOURCE_DIR}/userspace)
 target_link_libraries(zt_otlp
-  PUBLIC zt_export zt_otlp_proto
+  PUBLIC zt_export zt_otlp_proto zt_metrics
   PRIVATE CURL::libcurl OpenSSL::Crypto ZLIB::ZLIB nlohmann_json::nlohmann_json)
 # Same instrumentation scope version as the OTLP/JSON encoder in zt_export.
 target_compile_definitions(zt_otlp PRIVATE ZT_VERSION="${PROJECT_VERSION}")

@@ -60,6 +60,7 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
 
   t->skel_->rodata->self_tgid = config.self_tgid;
   t->skel_->rodata->filter_pids = config.pids.empty() ? 0 : 1;
+  t->skel_->rodata->filter_skip = config.skip_processes ? 1 : 0;
   t->skel_->rodata->capture_bytes = config.capture_bytes;
   t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
@@ -88,6 +89,7 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
                            " to the filter failed: " + Errno(errno));
     }
   }
+  for (const uint32_t pid : config.skip_pids) t->SkipProcess(pid);
   bpf_object__for_each_program(prog, t->skel_->obj) {
     if (!bpf_program__autoload(prog)) continue;
     bpf_link* link = bpf_program__attach(prog);
@@ -211,6 +213,12 @@ void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, boo
   bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
 }
 
+void SocketTracer::SkipProcess(uint32_t tgid) {
+  const uint8_t one = 1;
+  // A full map only costs the kernel-side shortcut: userspace still leaves the process out.
+  bpf_map__update_elem(skel_->maps.proc_skip, &tgid, sizeof(tgid), &one, sizeof(one), BPF_ANY);
+}
+
 SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
   SharedMapFds m;
   m.conns = bpf_map__fd(skel_->maps.conns);
@@ -218,6 +226,7 @@ SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
   m.thread_reads = bpf_map__fd(skel_->maps.thread_reads);
   m.muted = bpf_map__fd(skel_->maps.muted);
   m.pid_filter = bpf_map__fd(skel_->maps.pid_filter);
+  m.proc_skip = bpf_map__fd(skel_->maps.proc_skip);
   m.counters = bpf_map__fd(skel_->maps.counters);
   m.events = bpf_map__fd(skel_->maps.events);
   return m;

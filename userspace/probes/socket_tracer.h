@@ -22,6 +22,8 @@ namespace zerotrace::probes {
 struct TracerConfig {
   uint32_t self_tgid = 0;                       // never traced (the agent)
   std::vector<uint32_t> pids;                   // empty: trace every process
+  bool skip_processes = false;                  // selectors in use: consult proc_skip
+  std::vector<uint32_t> skip_pids;              // skipped from the start (--exclude-pid)
   uint32_t capture_bytes = ZT_DEFAULT_CAPTURE;  // per syscall, <= ZT_MAX_CAPTURE
   uint32_t ringbuf_bytes = 8u << 20;            // power of two, >= page size
 };
@@ -75,10 +77,13 @@ class SocketTracer {
   // From now on only byte counts (no payload) are sent for this connection generation: for
   // its socket bytes, or with `tls_plaintext` for the plaintext of its TLS calls.
   void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext = false);
+  // The selectors leave this process out: the kernel stops tracking its connections and
+  // sending its bytes until it calls exec or exits (its exit is still reported).
+  void SkipProcess(uint32_t tgid);
   // The maps tls_trace.bpf.c shares with socket_trace.bpf.c (valid while this tracer lives).
   struct SharedMapFds {
-    int conns = -1, tls_calls = -1, thread_reads = -1, muted = -1, pid_filter = -1, counters = -1,
-        events = -1;
+    int conns = -1, tls_calls = -1, thread_reads = -1, muted = -1, pid_filter = -1, proc_skip = -1,
+        counters = -1, events = -1;
   };
   SharedMapFds shared_maps() const;
   // Kernel connection-table entries that belong to tgid (tests and diagnostics; walks the map).

@@ -97,6 +97,7 @@ StatusOr<tls_trace*> OpenAndLoad(const TracerConfig& config, const SocketTracer&
   };
   skel->rodata->self_tgid = config.self_tgid;
   skel->rodata->filter_pids = config.pids.empty() ? 0 : 1;
+  skel->rodata->filter_skip = config.skip_processes ? 1 : 0;
   skel->rodata->capture_bytes = config.capture_bytes;
   skel->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   const SocketTracer::SharedMapFds fds = sockets.shared_maps();
@@ -105,6 +106,7 @@ StatusOr<tls_trace*> OpenAndLoad(const TracerConfig& config, const SocketTracer&
                                              {skel->maps.thread_reads, fds.thread_reads},
                                              {skel->maps.muted, fds.muted},
                                              {skel->maps.pid_filter, fds.pid_filter},
+                                             {skel->maps.proc_skip, fds.proc_skip},
                                              {skel->maps.counters, fds.counters},
                                              {skel->maps.events, fds.events}};
   for (const auto& [map, fd] : shared) {

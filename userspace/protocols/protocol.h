@@ -59,6 +59,9 @@ struct RequestStarted {
   std::string correlation;  // a request-id value it carries (see trace::IsCorrelationHeader)
   std::string traceparent;  // propagated W3C context, raw; empty when absent
   std::string tracestate;
+  // The connection carries several requests at once (HTTP/2 streams): the thread that read a
+  // request proves nothing about which thread serves it.
+  bool multiplexed = false;
 };
 
 // One finished request/response exchange, protocol-neutral: times and the protocol's half of
@@ -76,7 +79,13 @@ struct ExchangeDone {
 // exchanges allocates nothing here.
 class SessionOutput {
  public:
-  RequestStarted& AddStart() { return Next(starts_, n_starts_); }
+  // A reused slot: every field the protocol does not set keeps its default (strings excepted,
+  // which each protocol assigns).
+  RequestStarted& AddStart() {
+    RequestStarted& r = Next(starts_, n_starts_);
+    r.multiplexed = false;
+    return r;
+  }
   ExchangeDone& AddExchange() { return Next(exchanges_, n_exchanges_); }
   size_t starts() const { return n_starts_; }
   size_t exchanges() const { return n_exchanges_; }
@@ -101,6 +110,9 @@ struct SessionContext {
   bool tls = false;               // the streams are TLS plaintext
   // Formatted once per connection; lives as long as the session.
   const trace::ConnEndpoints* endpoints = nullptr;
+  // Claimed mid-stream (DetectResync): answers to requests sent before the session's first
+  // one may still arrive.
+  bool mid_stream = false;
 };
 
 // One connection's parser and stitcher. `requests` is the client-to-server stream (what a

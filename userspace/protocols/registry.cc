@@ -3,8 +3,9 @@
 // zerotrace::protocols::<name>::MakeProtocol(const ProtocolOptions&).
 #include "protocols/registry.h"
 
-// Detection order: the first protocol that claims a connection gets it.
-#define ZT_REGISTERED_PROTOCOLS(X) X(http1)
+// Detection order: the first protocol that claims a connection gets it. HTTP/2 goes first:
+// its client preface ("PRI * HTTP/2.0") is also a well-formed HTTP/1 request line.
+#define ZT_REGISTERED_PROTOCOLS(X) X(http2) X(http1) X(redis) X(postgres) X(mysql)
 
 namespace zerotrace::protocols {
 

@@ -1,7 +1,7 @@
 // ProcessInfo -> trace::Resource, and the redaction of command lines.
 #include "protocols/resource.h"
 
-#include "protocols/http1/route.h"
+#include "protocols/http_common/route.h"
 
 namespace zerotrace::protocols {
 namespace {
@@ -47,7 +47,7 @@ std::string RedactUrl(std::string_view url) {
   }
   const size_t q = rest.find('?');
   out += rest.substr(0, q);
-  if (q != std::string_view::npos) out += "?" + http1::RedactQuery(rest.substr(q + 1));
+  if (q != std::string_view::npos) out += "?" + http_common::RedactQuery(rest.substr(q + 1));
   out += fragment;
   return out;
 }
@@ -83,13 +83,13 @@ std::vector<std::string> RedactCommandArgs(const std::vector<std::string>& args)
     for (char c : name) is_name = is_name && IsNameChar(c);
     if (is_name) {
       const std::string_view value = std::string_view(arg).substr(eq + 1);
-      out.push_back(
-          std::string(name) + "=" +
-          (http1::IsSensitiveHeader(FlagName(name)) ? std::string(kRedacted) : RedactUrl(value)));
+      out.push_back(std::string(name) + "=" +
+                    (http_common::IsSensitiveHeader(FlagName(name)) ? std::string(kRedacted)
+                                                                    : RedactUrl(value)));
       continue;
     }
     if (arg.starts_with("--") && eq == std::string::npos &&
-        http1::IsSensitiveHeader(FlagName(arg))) {
+        http_common::IsSensitiveHeader(FlagName(arg))) {
       redact_next = true;
     }
     out.push_back(RedactUrl(arg));

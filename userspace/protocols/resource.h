@@ -1,5 +1,5 @@
 // A traced process as an OpenTelemetry resource: its identity, with secrets in its command line
-// redacted the way URLs and headers are redacted in spans (protocols/http1/route.h).
+// redacted the way URLs and headers are redacted in spans (protocols/http_common/route.h).
 #pragma once
 
 #include <cstdint>

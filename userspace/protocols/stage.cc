@@ -133,7 +133,7 @@ void ProtocolStage::DetectAtStart(conn::Connection& c, ConnState& s, uint64_t ts
   for (const auto& p : protocols_) {
     const Detection d = p->DetectStart(bytes);
     if (d.verdict == Verdict::kYes) {
-      Claim(c, s, p.get(), KnownRole(d.role) ? d.role : s.role);
+      Claim(c, s, p.get(), KnownRole(d.role) ? d.role : s.role, false);
       Advance(c, s, ts_ns);
       return;
     }
@@ -151,7 +151,12 @@ void ProtocolStage::Resync(conn::Connection& c, ConnState& s, const conn::DataCh
   const uint8_t dir = chunk.direction == ZT_DIR_EGRESS ? ZT_DIR_EGRESS : ZT_DIR_INGRESS;
   conn::ByteStream& stream = c.stream(dir);
   uint64_t& candidate = s.candidate[dir];
-  if (chunk.at_syscall_start()) candidate = chunk.stream_pos;  // a newer start replaces one
+  if (chunk.at_syscall_start()) {
+    // A newer start replaces one; one left undecided ("maybe" on all it had) counts as a try,
+    // so short syscalls that never tell cannot keep the connection unjudged for ever.
+    if (candidate != kNone && candidate < chunk.stream_pos && GiveUpAfterTry(c, s)) return;
+    candidate = chunk.stream_pos;
+  }
   auto skip_to = [&](uint64_t pos) {
     if (pos > stream.front_pos()) stats_.resync_bytes_skipped += pos - stream.front_pos();
     stream.ConsumeTo(pos);
@@ -174,7 +179,7 @@ void ProtocolStage::Resync(conn::Connection& c, ConnState& s, const conn::DataCh
         }
         Drain(other);
         stats_.conns_resynced++;
-        Claim(c, s, p.get(), d.role);
+        Claim(c, s, p.get(), d.role, true);
         Advance(c, s, chunk.ts_ns);
         return;
       }
@@ -184,14 +189,21 @@ void ProtocolStage::Resync(conn::Connection& c, ConnState& s, const conn::DataCh
   if (verdict == Verdict::kMaybe) return;  // the rest of the syscall's bytes will tell
   candidate = kNone;
   skip_to(stream.end_pos());
-  if (++s.resync_tries >= kMaxResyncTries ||
-      c.sent.front_pos() + c.received.front_pos() >= kMaxResyncBytes) {
-    stats_.resync_gave_up++;
-    Mute(c, s);
-  }
+  GiveUpAfterTry(c, s);
 }
 
-void ProtocolStage::Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_t role) {
+bool ProtocolStage::GiveUpAfterTry(conn::Connection& c, ConnState& s) {
+  if (++s.resync_tries < kMaxResyncTries &&
+      c.sent.front_pos() + c.received.front_pos() < kMaxResyncBytes) {
+    return false;
+  }
+  stats_.resync_gave_up++;
+  Mute(c, s);
+  return true;
+}
+
+void ProtocolStage::Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_t role,
+                          bool mid_stream) {
   s.protocol = p;
   s.role = role;
   s.mode = ConnState::Mode::kActive;
@@ -204,7 +216,7 @@ void ProtocolStage::Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_
   e.remote_address = c.tuple.RemoteAddress();
   e.local_port = c.tuple.local_port;
   e.remote_port = c.tuple.remote_port;
-  s.session = p->NewSession(SessionContext{role, c.tls, &s.endpoints});
+  s.session = p->NewSession(SessionContext{role, c.tls, &s.endpoints, mid_stream});
 }
 
 void ProtocolStage::Mute(conn::Connection& c, ConnState& s) {
@@ -319,6 +331,7 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
       }
       c.go_call.reset();
     }
+    r.multiplexed = rs.multiplexed;
     if (s.handles.size() >= kMaxPendingRequests) {  // dropped by loss, never to finish
       stats_.pending_dropped++;
       linker_->Abandon(s.handles.front().second);

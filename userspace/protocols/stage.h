@@ -57,7 +57,9 @@ class ProtocolStage : public conn::ConnObserver {
   ConnState& StateOf(conn::Connection& c);
   void DetectAtStart(conn::Connection& c, ConnState& s, uint64_t ts_ns);
   void Resync(conn::Connection& c, ConnState& s, const conn::DataChunk& chunk);
-  void Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_t role);
+  // Counts one failed resync try; gives the connection up (muted, counted) after too many.
+  bool GiveUpAfterTry(conn::Connection& c, ConnState& s);
+  void Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_t role, bool mid_stream);
   void Mute(conn::Connection& c, ConnState& s);
   void Advance(conn::Connection& c, ConnState& s, uint64_t now_ns);
   // Hands what the session reported to the linker: starts first, then finished exchanges.

@@ -28,6 +28,7 @@ class AttributeWriter {
   void Add(std::string_view key, const char* value) { Add(key, std::string_view(value)); }
   void Add(std::string_view key, int64_t value) { Next(key).value = value; }
   void Add(std::string_view key, bool value) { Next(key).value = value; }
+  void Add(std::string_view key, double value) { Next(key).value = value; }
   bool Has(std::string_view key) const {
     for (size_t i = 0; i < n_; i++) {
       if (v_[i].key == key) return true;

@@ -298,6 +298,10 @@ void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart&
   serving_[ThreadKey(r.tgid, r.tid)].push_back(handle);
   serving_[ThreadKey(r.tgid, 0)].push_back(handle);  // the process-wide list (no tid is 0)
   served.in_thread_index = true;
+  if (r.multiplexed && migrating_.count(r.tgid) == 0) {
+    if (migrating_.size() >= kMaxMigratingProcesses) migrating_.clear();
+    migrating_.insert(r.tgid);
+  }
 
   if (auto tp = ParseTraceParent(r.traceparent)) {
     served.parent_span_id = tp->parent_id;

@@ -54,6 +54,9 @@ struct RequestStart {
   // connection served_conn_id, the one in flight at served_since_ns (0: at start_ns).
   uint64_t served_conn_id = 0;
   uint64_t served_since_ns = 0;
+  // The request shares its connection with others (HTTP/2 streams), so the thread that read it
+  // need not serve it: calls its process makes are judged process-wide, as for Go.
+  bool multiplexed = false;
 };
 
 // The request-id headers that count as evidence: the same value on a call and on one request

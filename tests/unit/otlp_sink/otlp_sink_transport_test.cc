@@ -175,7 +175,7 @@ TEST(OtlpSinkHttpTest, RejectsWhatIsNotAnOtlpTraceExport) {
     bool logged;  // as "invalid" in the request log
   };
   const Case cases[] = {
-      {"other path", PostRequest(proto, "application/x-protobuf", "", "/v1/metrics"), 404, false},
+      {"other path", PostRequest(proto, "application/x-protobuf", "", "/v1/logs"), 404, false},
       {"GET", "GET /v1/traces HTTP/1.1\r\nHost: x\r\n\r\n", 405, false},
       {"content type", PostRequest(proto, "text/plain"), 415, false},
       {"content encoding", PostRequest(proto, "application/x-protobuf", "Content-Encoding: br\r\n"),

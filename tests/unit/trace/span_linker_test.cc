@@ -272,6 +272,22 @@ TEST_F(SpanLinkerTest, GoroutineEvidenceWithTwoRequestsOnItsConnectionLinksNothi
   EXPECT_EQ(linker.stats().link_goroutine_unserved, 1u);
 }
 
+// HTTP/2: the thread that read a stream's request (a poller) need not be the one serving it,
+// so a request on a multiplexed connection makes its process judged process-wide: with two
+// requests in flight, a call on the reader's thread has no parent (it would have had one by
+// thread alone).
+TEST_F(SpanLinkerTest, MultiplexedRequestsAreNeverLinkedByThread) {
+  RequestStart s1 = Req(true, 50, 21, 100, ConnEnds{});
+  s1.multiplexed = true;
+  const uint64_t h1 = linker.Start(s1);
+  const uint64_t h2 = linker.Start(Req(true, 50, 22, 101, ConnEnds{}));
+  End(linker.Start(Req(false, 50, 21, 110, ConnEnds{})), "call-on-reader-thread", 120);
+  End(h1, "s1", 130, 23);
+  End(h2, "s2", 131, 22);
+  ExpectRoot("call-on-reader-thread");
+  EXPECT_EQ(linker.stats().link_thread, 0u);
+}
+
 TEST_F(SpanLinkerTest, ChildIsReleasedBeforeItsParentEndsAndNamesIt) {
   const uint64_t s = linker.Start(Req(true, 20, 21, 100, ConnEnds{}));
   End(linker.Start(Req(false, 20, 21, 110, ConnEnds{})), "call", 120);

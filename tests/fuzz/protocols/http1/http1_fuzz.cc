@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "conn/byte_stream.h"
-#include "protocols/http1/route.h"
+#include "protocols/http_common/route.h"
 #include "protocols/http1/stitcher.h"
 
 namespace zt = zerotrace;
@@ -355,9 +355,9 @@ void RunRaw(FuzzedDataProvider& fdp) {
   CheckExchanges(out, stats, /*ids_are_truth=*/false);
   for (const HttpExchange& x : out) {
     // Route helpers must accept whatever a parsed target holds.
-    const auto parts = zt::protocols::http1::SplitTarget(x.req.target);
-    (void)zt::protocols::http1::InferRoute(parts.path);
-    (void)zt::protocols::http1::RedactQuery(parts.query);
+    const auto parts = zt::protocols::http_common::SplitTarget(x.req.target);
+    (void)zt::protocols::http_common::InferRoute(parts.path);
+    (void)zt::protocols::http_common::RedactQuery(parts.query);
   }
 }
 

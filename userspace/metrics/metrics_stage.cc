@@ -1,0 +1,140 @@
+// MetricsStage: one span into its RED series, the service graph and its service's summary.
+#include "metrics/metrics_stage.h"
+
+#include <cstring>
+
+#include "metrics/instruments.h"
+
+namespace zerotrace::metrics {
+namespace {
+
+constexpr std::string_view kUnknownService = "unknown_service";
+
+uint64_t IdOf(const trace::SpanId& id) {
+  uint64_t v;
+  std::memcpy(&v, id.bytes.data(), sizeof(v));
+  return v;
+}
+
+// "host:port" of the server a client span called (server.address and server.port).
+std::string_view PeerOf(const trace::Span& span, std::string* scratch) {
+  scratch->clear();
+  if (const auto* a = span.Find("server.address"); a && std::holds_alternative<std::string>(*a)) {
+    scratch->append(std::get<std::string>(*a));
+  }
+  if (const auto* p = span.Find("server.port"); p && std::holds_alternative<int64_t>(*p)) {
+    scratch->append(":").append(std::to_string(std::get<int64_t>(*p)));
+  }
+  if (scratch->empty()) scratch->assign("unknown");
+  return *scratch;
+}
+
+}  // namespace
+
+MetricsStage::MetricsStage(Options options)
+    : options_(options), red_(options.red), graph_(options.graph, &red_) {}
+
+void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
+  const int instrument = InstrumentOf(span);
+  if (instrument < 0) {
+    std::lock_guard lock(mu_);
+    spans_ignored_++;
+    return;
+  }
+  const InstrumentSpec& spec = Instruments()[static_cast<size_t>(instrument)];
+  const std::string_view service = span.resource && !span.resource->service_name.empty()
+                                       ? std::string_view(span.resource->service_name)
+                                       : kUnknownService;
+  const double seconds =
+      span.end_unix_ns > span.start_unix_ns ? (span.end_unix_ns - span.start_unix_ns) * 1e-9 : 0;
+  const bool error = span.status == trace::StatusCode::kError;
+  RedMetrics::KeyOf(instrument, span, service, &key_);
+  {
+    std::lock_guard lock(mu_);
+    spans_recorded_++;
+    auto it = services_.find(service);
+    if (it == services_.end()) {
+      if (services_.size() >= options_.max_services) {
+        services_overflow_++;
+      } else {
+        it = services_.emplace(std::string(service), ServiceSummary()).first;
+        it->second.service.assign(service);
+      }
+    }
+    if (it != services_.end()) {
+      (spec.client ? it->second.client : it->second.server).Record(seconds, error);
+    }
+  }
+  GraphSpan g;
+  g.span_id = IdOf(span.span_id);
+  g.parent_span_id = IdOf(span.parent_span_id);
+  g.service = service;
+  g.seconds = seconds;
+  g.error = error;
+  if (spec.client) {
+    g.peer = PeerOf(span, &peer_);
+    graph_.OnClient(g, key_, now_ns);  // records the RED client series once paired or not
+  } else {
+    red_.Record(key_, {}, seconds);
+    graph_.OnServer(g, now_ns);
+  }
+}
+
+MetricsSnapshot MetricsStage::Snapshot() const {
+  MetricsSnapshot s;
+  s.time_unix_ns = WallNowNs();
+  red_.AppendSnapshot(&s.resources);
+  ResourceMetrics node;  // the service graph belongs to the node, not to one service
+  graph_.AppendFamilies(&node.families);
+  if (!node.families.empty()) s.resources.push_back(std::move(node));
+  graph_.AppendSummaries(&s.edges);
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, summary] : services_) s.services.push_back(summary);
+  }
+  s.stats = stats();
+  return s;
+}
+
+MetricsStageStats MetricsStage::stats() const {
+  MetricsStageStats st;
+  {
+    std::lock_guard lock(mu_);
+    st.spans_recorded = spans_recorded_;
+    st.spans_ignored = spans_ignored_;
+    st.services_overflow = services_overflow_;
+  }
+  st.series = red_.series();
+  st.series_overflow = red_.overflow();
+  graph_.AddStats(&st);
+  return st;
+}
+
+void MetricsStage::ReportCounters(CounterReport* r) const {
+  const MetricsStageStats s = stats();
+  r->Counter("metrics_spans", "zerotrace_metrics_spans_recorded_total",
+             "spans measured by a RED instrument", s.spans_recorded);
+  r->Counter(nullptr, "zerotrace_metrics_spans_ignored_total", "spans no RED instrument measures",
+             s.spans_ignored);
+  r->Gauge(nullptr, "zerotrace_metrics_series", "RED series (attribute sets) in use", s.series);
+  r->Counter("metrics_series_overflow", "zerotrace_metrics_series_overflow_total",
+             "recordings folded into an overflow series (otel.metric.overflow=true)",
+             s.series_overflow);
+  r->Gauge(nullptr, "zerotrace_metrics_graph_edges", "service-graph edges in use", s.edges);
+  r->Counter(nullptr, "zerotrace_metrics_graph_paired_total",
+             "requests between two services traced here", s.edges_paired);
+  r->Counter(nullptr, "zerotrace_metrics_graph_to_peer_total",
+             "client requests whose server is not traced here (edges to its address)",
+             s.edges_to_peer);
+  r->Counter("metrics_edge_overflow", "zerotrace_metrics_graph_edge_overflow_total",
+             "edge recordings folded into the overflow edge", s.edge_overflow);
+  r->Counter(nullptr, "zerotrace_metrics_graph_unpaired_servers_total",
+             "server spans whose client span was not seen here", s.unpaired_servers);
+  r->Counter(nullptr, "zerotrace_metrics_graph_pending_dropped_total",
+             "spans resolved early because too many waited for their other side",
+             s.pending_dropped);
+  r->Counter(nullptr, "zerotrace_metrics_services_overflow_total",
+             "spans of services past the top view's limit", s.services_overflow);
+}
+
+}  // namespace zerotrace::metrics

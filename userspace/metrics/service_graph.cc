@@ -1,0 +1,206 @@
+// Service-graph pairing (writer thread) and the edge store (shared with readers).
+#include "metrics/service_graph.h"
+
+#include <cmath>
+
+#include "metrics/instruments.h"
+
+namespace zerotrace::metrics {
+namespace {
+
+constexpr char kOverflowKey[] = "\x7f";  // no service name is only this byte
+
+void AddPoint(MetricFamily* f, uint64_t id, const Attributes& attrs, uint64_t start,
+              const HistogramData* h, uint64_t value) {
+  Point& p = f->points.emplace_back();
+  p.id = id;
+  p.attributes = attrs;
+  p.start_unix_ns = start;
+  if (h != nullptr) p.histogram = *h;
+  p.value = value;
+}
+
+}  // namespace
+
+void ServiceGraph::OnClient(const GraphSpan& span, const SeriesKey& key, uint64_t now_ns) {
+  if (auto it = servers_.find(span.span_id); it != servers_.end()) {
+    PendingClient c{std::string(span.service), std::string(), key, span.seconds, span.error};
+    Record(c.service, it->second.service, false, &c, &it->second);
+    servers_.erase(it);
+    return;
+  }
+  if (clients_.size() >= options_.max_pending && !client_deadlines_.empty()) {
+    {
+      std::lock_guard lock(mu_);
+      pending_dropped_++;  // resolved early: as if its server were not traced here
+    }
+    const uint64_t oldest = client_deadlines_.front().second;
+    client_deadlines_.pop_front();
+    ExpireClient(oldest);
+  }
+  auto [it, added] = clients_.try_emplace(span.span_id);
+  if (!added) return;  // a span id seen twice: keep the first
+  PendingClient& c = it->second;
+  c.service.assign(span.service);
+  c.peer.assign(span.peer);
+  c.key = key;
+  c.seconds = span.seconds;
+  c.error = span.error;
+  client_deadlines_.emplace_back(now_ns + options_.wait_ns, span.span_id);
+}
+
+void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
+  if (span.parent_span_id == 0) {
+    std::lock_guard lock(mu_);
+    unpaired_servers_++;  // a root: its caller is not traced here
+    return;
+  }
+  if (auto it = clients_.find(span.parent_span_id); it != clients_.end()) {
+    const PendingServer s{std::string(span.service), span.seconds, span.error};
+    Record(it->second.service, s.service, false, &it->second, &s);
+    clients_.erase(it);
+    return;
+  }
+  if (servers_.size() >= options_.max_pending && !server_deadlines_.empty()) {
+    {
+      std::lock_guard lock(mu_);
+      pending_dropped_++;
+    }
+    const uint64_t oldest = server_deadlines_.front().second;
+    server_deadlines_.pop_front();
+    ExpireServer(oldest);
+  }
+  auto [it, added] = servers_.try_emplace(
+      span.parent_span_id, PendingServer{std::string(span.service), span.seconds, span.error});
+  if (added) server_deadlines_.emplace_back(now_ns + options_.wait_ns, span.parent_span_id);
+}
+
+void ServiceGraph::ExpireClient(uint64_t span_id) {
+  auto it = clients_.find(span_id);
+  if (it == clients_.end()) return;  // paired meanwhile
+  const PendingClient& c = it->second;
+  Record(c.service, c.peer, true, &c, nullptr);
+  clients_.erase(it);
+}
+
+void ServiceGraph::ExpireServer(uint64_t parent_id) {
+  auto it = servers_.find(parent_id);
+  if (it == servers_.end()) return;
+  servers_.erase(it);
+  std::lock_guard lock(mu_);
+  unpaired_servers_++;
+}
+
+void ServiceGraph::Expire(uint64_t now_ns, bool all) {
+  while (!client_deadlines_.empty() && (all || client_deadlines_.front().first <= now_ns)) {
+    const uint64_t id = client_deadlines_.front().second;
+    client_deadlines_.pop_front();
+    ExpireClient(id);
+  }
+  while (!server_deadlines_.empty() && (all || server_deadlines_.front().first <= now_ns)) {
+    const uint64_t id = server_deadlines_.front().second;
+    server_deadlines_.pop_front();
+    ExpireServer(id);
+  }
+}
+
+// Writer thread: one request on the edge client -> server (a service, or a peer address).
+void ServiceGraph::Record(std::string_view client, std::string_view server, bool peer,
+                          const PendingClient* c, const PendingServer* s) {
+  if (c != nullptr) red_->Record(c->key, peer ? std::string_view() : server, c->seconds);
+  const bool failed = (c != nullptr && c->error) || (s != nullptr && s->error);
+  edge_key_.assign(client).push_back('\0');
+  edge_key_.append(server);
+  std::lock_guard lock(mu_);
+  (peer ? to_peer_ : paired_)++;
+  auto it = edges_.find(edge_key_);
+  if (it == edges_.end()) {
+    const bool overflow = edges_.size() >= options_.max_edges;
+    if (overflow) {
+      overflow_++;
+      it = edges_.find(std::string_view(kOverflowKey));
+    }
+    if (it == edges_.end()) {
+      Edge e;
+      e.id = edges_.size() + 1;
+      e.overflow = overflow;
+      e.peer = peer && !overflow;
+      if (!overflow) {
+        e.client.assign(client);
+        e.server.assign(server);
+      }
+      e.start_unix_ns = WallNowNs();
+      it = edges_.emplace(overflow ? std::string(kOverflowKey) : edge_key_, std::move(e)).first;
+    }
+  }
+  Edge& e = it->second;
+  e.requests++;
+  if (failed) e.failed++;
+  if (s != nullptr) e.server_seconds.Record(s->seconds, kDurationBounds);
+  if (c != nullptr) {
+    e.client_seconds.Record(c->seconds, kDurationBounds);
+    e.sketch.Record(c->seconds, failed);
+  }
+}
+
+void ServiceGraph::AppendFamilies(std::vector<MetricFamily>* out) const {
+  MetricFamily total, failed, server, client;
+  total.name = "traces_service_graph_request_total";
+  total.description = "Requests between two services (client and server spans).";
+  failed.name = "traces_service_graph_request_failed_total";
+  failed.description = "Requests between two services that failed on either side.";
+  server.name = "traces_service_graph_request_server_seconds";
+  server.description = "Duration of requests between two services, as the server saw them.";
+  client.name = "traces_service_graph_request_client_seconds";
+  client.description = "Duration of requests between two services, as the client saw them.";
+  total.kind = failed.kind = MetricFamily::Kind::kCounter;
+  server.unit = client.unit = "s";
+  server.bounds.assign(kDurationBounds.begin(), kDurationBounds.end());
+  client.bounds = server.bounds;
+  std::lock_guard lock(mu_);
+  for (const auto& [key, e] : edges_) {
+    Attributes attrs;
+    if (e.overflow) {
+      attrs.push_back({kOverflowAttribute, true});
+    } else {
+      attrs.push_back({"client", e.client});
+      attrs.push_back({"server", e.server});
+      // Tempo's name for a server known only by the client's side.
+      if (e.peer) attrs.push_back({"connection_type", std::string("virtual_node")});
+    }
+    AddPoint(&total, e.id, attrs, e.start_unix_ns, nullptr, e.requests);
+    AddPoint(&failed, e.id, attrs, e.start_unix_ns, nullptr, e.failed);
+    if (e.server_seconds.count > 0) {
+      AddPoint(&server, e.id, attrs, e.start_unix_ns, &e.server_seconds, 0);
+    }
+    if (e.client_seconds.count > 0) {
+      AddPoint(&client, e.id, attrs, e.start_unix_ns, &e.client_seconds, 0);
+    }
+  }
+  for (MetricFamily* f : {&total, &failed, &server, &client}) {
+    if (!f->points.empty()) out->push_back(std::move(*f));
+  }
+}
+
+void ServiceGraph::AppendSummaries(std::vector<EdgeSummary>* out) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [key, e] : edges_) {
+    EdgeSummary& s = out->emplace_back();
+    s.client = e.overflow ? "(overflow)" : e.client;
+    s.server = e.overflow ? "(overflow)" : e.server;
+    s.peer = e.peer;
+    s.client_side = e.sketch;
+  }
+}
+
+void ServiceGraph::AddStats(MetricsStageStats* stats) const {
+  std::lock_guard lock(mu_);
+  stats->edges = edges_.size();
+  stats->edges_paired = paired_;
+  stats->edges_to_peer = to_peer_;
+  stats->edge_overflow = overflow_;
+  stats->unpaired_servers = unpaired_servers_;
+  stats->pending_dropped = pending_dropped_;
+}
+
+}  // namespace zerotrace::metrics

@@ -1,0 +1,96 @@
+// The service graph: client and server spans of one request (linked on this node) paired into
+// an edge between two services, or a client span whose server is not traced here into an edge
+// to the peer's address. Edge metrics are named as Tempo's service graph names them.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "metrics/metric_data.h"
+#include "metrics/red_metrics.h"
+
+namespace zerotrace::metrics {
+
+// What the graph needs of one finished span.
+struct GraphSpan {
+  uint64_t span_id = 0, parent_span_id = 0;  // first 8 bytes as a number; 0: none
+  std::string_view service;
+  std::string_view peer;  // clients: "host:port" of the server they called
+  double seconds = 0;
+  bool error = false;
+};
+
+class ServiceGraph {
+ public:
+  struct Options {
+    size_t max_edges = 1000;           // past it, edges fold into the overflow edge, counted
+    uint64_t wait_ns = 5'000'000'000;  // how long one side waits for the other
+    size_t max_pending = 1 << 16;      // spans waiting; past it the oldest is resolved early
+  };
+  // Client durations go to `red` once their server is known (peer.service), or not.
+  ServiceGraph(Options options, RedMetrics* red) : options_(options), red_(red) {}
+
+  // Hot path, one writer thread. `key`: the client span's RED series (client spans only).
+  void OnClient(const GraphSpan& span, const SeriesKey& key, uint64_t now_ns);
+  void OnServer(const GraphSpan& span, uint64_t now_ns);
+  // Writer thread: clients waiting past their time become edges to their peer address, and
+  // servers waiting past theirs are counted as unpaired. `now_ns` 0 with `all`: everything.
+  void Expire(uint64_t now_ns, bool all = false);
+
+  // Any thread.
+  void AppendFamilies(std::vector<MetricFamily>* out) const;
+  void AppendSummaries(std::vector<EdgeSummary>* out) const;
+  void AddStats(MetricsStageStats* stats) const;
+
+ private:
+  struct PendingClient {
+    std::string service, peer;
+    SeriesKey key;
+    double seconds;
+    bool error;
+  };
+  struct PendingServer {
+    std::string service;
+    double seconds;
+    bool error;
+  };
+  struct Edge {
+    uint64_t id = 0;
+    std::string client, server;
+    bool peer = false, overflow = false;
+    uint64_t start_unix_ns = 0;
+    uint64_t requests = 0, failed = 0;
+    HistogramData server_seconds, client_seconds;
+    LatencySketch sketch;  // client side, for the top view
+  };
+  void Record(std::string_view client, std::string_view server, bool peer, const PendingClient* c,
+              const PendingServer* s);
+  void ExpireClient(uint64_t span_id);
+  void ExpireServer(uint64_t parent_id);
+
+  const Options options_;
+  RedMetrics* red_;
+  // Writer thread only.
+  std::unordered_map<uint64_t, PendingClient> clients_;  // by span id
+  std::unordered_map<uint64_t, PendingServer> servers_;  // by parent (client) span id
+  std::deque<std::pair<uint64_t, uint64_t>> client_deadlines_, server_deadlines_;
+  // Readers too.
+  mutable std::mutex mu_;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  // By client + '\0' + server; edge_key_ is the writer's reused lookup key.
+  std::unordered_map<std::string, Edge, Hash, std::equal_to<>> edges_;
+  std::string edge_key_;
+  uint64_t paired_ = 0, to_peer_ = 0, overflow_ = 0, unpaired_servers_ = 0, pending_dropped_ = 0;
+};
+
+}  // namespace zerotrace::metrics
