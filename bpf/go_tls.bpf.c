@@ -4,7 +4,7 @@
  * tls.Conn's own net.Conn holds. Returns are caught by uprobes on the functions' RET
  * instructions (uretprobes would corrupt Go's movable stacks), and a call is matched to its
  * return by goroutine (the g pointer), not by thread: a goroutine may block in Read on one
- * thread and return on another. */
+ * thread and return on another. Goroutine causality: go_goroutines.bpf.h. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -54,6 +54,7 @@ struct {
 } go_calls SEC(".maps");
 
 #include "socket_emit.bpf.h"
+#include "go_goroutines.bpf.h"
 
 /* The connection fd names, if it is tracked and TLS from now on (its bytes are ciphertext). */
 static __always_inline struct conn_state *zt_go_mark_tls(__u32 tgid, __s32 fd)
@@ -214,6 +215,10 @@ int zt_go_tls(struct pt_regs *ctx)
 		return zt_go_return(ctx, slot, ZT_SYS_TLS_WRITE);
 	case ZT_GO_READ_RET:
 		return zt_go_return(ctx, slot, ZT_SYS_TLS_READ);
+	case ZT_GO_SERVE_ENTRY:
+	case ZT_GO_ROUNDTRIP_ENTRY:
+	case ZT_GO_NEWPROC_RET:
+		return zt_go_goroutine_probe(ctx, slot, cookie & 0xff);
 	default:
 		return 0;
 	}

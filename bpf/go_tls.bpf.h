@@ -27,21 +27,15 @@
 #error "Go register ABI: unsupported architecture"
 #endif
 
-/* The socket fd behind a *tls.Conn, or -1 when the path does not lead to a TCP netFD (a
- * net.Conn of another type, a closed connection): such plaintext is dropped, not guessed. */
-static __always_inline int zt_go_conn_fd(const struct zt_go_offsets *o, __u64 tls_conn)
+/* The socket fd of a *net.TCPConn, or -1 when the path does not lead to a TCP netFD (another
+ * type, a closed connection): such evidence is dropped, not guessed. */
+static __always_inline int zt_go_tcpconn_fd(const struct zt_go_offsets *o, __u64 tcpconn)
 {
-	__u64 iface[2]; /* net.Conn: itab, data (*net.TCPConn) */
 	__u64 netfd = 0, pfd;
 	__s64 sysfd = -1, family = 0, sotype = 0;
 
-	if (!tls_conn || bpf_probe_read_user(iface, sizeof(iface),
-					     (void *)(tls_conn + o->conn_iface)))
-		return -1;
-	if (!iface[0] || !iface[1])
-		return -1;
-	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(iface[1] + o->tcpconn_fd)) ||
-	    !netfd)
+	if (!tcpconn ||
+	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(tcpconn + o->tcpconn_fd)) || !netfd)
 		return -1;
 	if (bpf_probe_read_user(&family, sizeof(family), (void *)(netfd + o->netfd_family)) ||
 	    (family != ZT_AF_INET && family != ZT_AF_INET6))
@@ -57,7 +51,20 @@ static __always_inline int zt_go_conn_fd(const struct zt_go_offsets *o, __u64 tl
 	return (int)sysfd;
 }
 
-/* The goroutine id of g (0 when unknown): for the goroutine-aware linking still to come. */
+/* The socket fd behind a *tls.Conn (its own net.Conn must hold a *net.TCPConn), or -1. */
+static __always_inline int zt_go_conn_fd(const struct zt_go_offsets *o, __u64 tls_conn)
+{
+	__u64 iface[2]; /* net.Conn: itab, data (*net.TCPConn) */
+
+	if (!tls_conn || bpf_probe_read_user(iface, sizeof(iface),
+					     (void *)(tls_conn + o->conn_iface)))
+		return -1;
+	if (!iface[0] || !iface[1])
+		return -1;
+	return zt_go_tcpconn_fd(o, iface[1]);
+}
+
+/* The goroutine id of g (0 when unknown). */
 static __always_inline __u64 zt_go_goid(const struct zt_go_offsets *o, __u64 g)
 {
 	__u64 goid = 0;

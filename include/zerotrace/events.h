@@ -36,6 +36,7 @@ enum zt_event_type {
 	ZT_EV_PROC_EXEC = 4,  /* a process called execve */
 	ZT_EV_PROC_EXIT = 5,  /* a whole process (thread group) exited */
 	ZT_EV_EXEC_MAP = 6,   /* a process mapped a file executable for the first time */
+	ZT_EV_GO_CALL = 7,    /* a Go goroutine serving a connection starts a call on another */
 };
 
 /* Which side of the connection this process is. */
@@ -177,6 +178,21 @@ struct zt_exec_map_event {
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_exec_map_event) == 48, "zt_exec_map_event ABI");
 
+/* Goroutine causality: a goroutine that serves the HTTP/1 server connection served_conn_id
+ * (its conn.serve goroutine, or a goroutine it started, transitively; 0: none) starts an
+ * HTTP/1 call on the client connection of the header (conn_id, fd). The call's request is the next one
+ * written there: its first byte is at send_pos of that connection's stream (the plaintext's when
+ * the connection is TLS). served_since_ns says which of the server connection's requests is
+ * served: the one in flight then (0: the one in flight when the call starts). */
+struct zt_go_call_event {
+	struct zt_event_header hdr;
+	__u64 send_pos;        /* the call's first byte in the client connection's egress stream */
+	__u64 served_conn_id;  /* the server connection whose request the call serves; 0: none */
+	__u64 served_since_ns; /* CLOCK_MONOTONIC: a child goroutine's start; 0: the call's time */
+	__u64 goid;            /* the calling goroutine (for dumps) */
+};
+ZT_STATIC_ASSERT(sizeof(struct zt_go_call_event) == 64, "zt_go_call_event ABI");
+
 /* The TLS library functions the uprobes attach to; a multi-uprobe link passes it to the BPF
  * program as the attach cookie. */
 enum zt_tls_function {
@@ -212,7 +228,9 @@ enum zt_kernel_counter {
 	ZT_CNT_SPLICE = 15,                /* splice() calls that moved bytes of a tracked socket */
 	ZT_CNT_IO_URING = 16,              /* io_uring data requests on a tracked socket (unseen) */
 	ZT_CNT_DUP_SHARED = 17,            /* fds dup'd from a tracked socket: they share its streams */
-	ZT_CNT_COUNT = 18,
+	ZT_CNT_GO_CALLS = 18,              /* Go HTTP/1 calls reported with their goroutine's evidence */
+	ZT_CNT_GO_CALL_NO_CONN = 19,       /* such calls dropped: their socket is not tracked */
+	ZT_CNT_COUNT = 20,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

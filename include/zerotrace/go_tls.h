@@ -1,5 +1,6 @@
-/* The Go crypto/tls probes' kernel<->userspace ABI: where a binary's fields lie, and what each
- * uprobe's attach cookie says. Plaintext itself travels as ordinary ZT_SRC_TLS data events. */
+/* The Go probes' kernel<->userspace ABI: where a binary's fields lie, and what each uprobe's
+ * attach cookie says. Plaintext travels as ordinary ZT_SRC_TLS data events, goroutine
+ * causality as zt_go_call_event records (events.h). */
 #ifndef ZEROTRACE_GO_TLS_H
 #define ZEROTRACE_GO_TLS_H
 
@@ -22,7 +23,10 @@ enum zt_go_probe {
 	ZT_GO_READ_ENTRY = 2,      /* crypto/tls.(*Conn).Read, first instruction */
 	ZT_GO_READ_RET = 3,        /* one of Read's RET instructions */
 	ZT_GO_HANDSHAKE_ENTRY = 4, /* crypto/tls.(*Conn).handshakeContext: marks its socket TLS */
-	ZT_GO_PROBE_COUNT = 5,
+	ZT_GO_SERVE_ENTRY = 5,     /* net/http.(*conn).serve: its goroutine serves that socket */
+	ZT_GO_ROUNDTRIP_ENTRY = 6, /* net/http.(*persistConn).roundTrip, on the caller's goroutine */
+	ZT_GO_NEWPROC_RET = 7,     /* a RET of runtime.newproc1: a goroutine and its parent */
+	ZT_GO_PROBE_COUNT = 8,
 };
 
 #define ZT_GO_COOKIE(slot, probe) (((__u64)(slot) << 8) | (__u64)(probe))
@@ -46,7 +50,15 @@ struct zt_go_offsets {
 	__u32 netfd_sotype; /* netFD.sotype: must be SOCK_STREAM */
 	__u32 g_goid;       /* runtime.g.goid, for goroutine-aware causality; 0: unknown */
 	__u32 flags;        /* ZT_GO_F_* */
+	/* Goroutine causality (0 with g_goid 0: those probes are not attached). Both name a net.Conn
+	 * interface holding a *net.TCPConn, or a *tls.Conn over one. */
+	__u32 http_conn_rwc;    /* net/http.conn.rwc: a server connection */
+	__u32 persistconn_conn; /* net/http.persistConn.conn: a client connection */
+	/* runtime.g.m and runtime.m.curg: newproc1 runs on the system stack (g is the thread's
+	 * g0), and g0.m.curg is the goroutine whose `go` statement it carries out. */
+	__u32 g_m;
+	__u32 m_curg;
 };
-ZT_STATIC_ASSERT(sizeof(struct zt_go_offsets) == 32, "zt_go_offsets ABI");
+ZT_STATIC_ASSERT(sizeof(struct zt_go_offsets) == 48, "zt_go_offsets ABI");
 
 #endif /* ZEROTRACE_GO_TLS_H */

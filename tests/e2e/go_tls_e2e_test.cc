@@ -176,10 +176,10 @@ TEST_F(GoTlsE2eTest, GoClientKeepAliveRequestsAreClientSpans) {
                        Spans(kClient, xs, port, 0, kGoUserAgent, {"gohttps-stripped"}, "https")));
 }
 
-// curl -> Go front -> Go back, all HTTPS: every span is there, and each server span is the
-// child of the client span on the other end of its connection (stream positions of the
-// plaintext at both ends). The front's own SERVER -> CLIENT link is goroutine causality, a
-// later step: its CLIENT spans may stay unparented, but never get a wrong parent.
+// curl -> Go front -> Go back, all HTTPS: every span is there, each server span is the child
+// of the client span on the other end of its connection (stream positions of the plaintext at
+// both ends), and each of the front's calls the child of the request it serves (goroutine
+// causality; go_chain_e2e_test.cc covers it under concurrency).
 TEST_F(GoTlsE2eTest, FrontToBackChainOverTlsHasEverySpanAndPeerLinks) {
   const uint64_t before = Attached();
   const Proc back = StartGoServer(*go_);
@@ -219,9 +219,8 @@ TEST_F(GoTlsE2eTest, FrontToBackChainOverTlsHasEverySpanAndPeerLinks) {
     EXPECT_EQ(front_server.trace_id, curl_spans[i].trace_id);
     EXPECT_EQ(back_spans[i].parent_span_id, front_client.span_id) << back_spans[i].Describe();
     EXPECT_EQ(back_spans[i].trace_id, front_client.trace_id);
-    if (!front_client.parent_span_id.empty()) {
-      EXPECT_EQ(front_client.parent_span_id, front_server.span_id) << front_client.Describe();
-    }
+    EXPECT_EQ(front_client.parent_span_id, front_server.span_id) << front_client.Describe();
+    EXPECT_EQ(front_client.trace_id, front_server.trace_id);
   }
 }
 

@@ -95,6 +95,17 @@ Record ProcRecord(uint8_t type, uint32_t tgid, uint64_t ts_ns, std::string_view 
   return Bytes(p);
 }
 
+Record GoCallRecord(const ConnSpec& spec, uint64_t send_pos, uint64_t served_conn_id,
+                    uint64_t since_ns, uint64_t ts_ns) {
+  zt_go_call_event g{};
+  g.hdr = Header(ZT_EV_GO_CALL, spec, ts_ns);
+  g.send_pos = send_pos;
+  g.served_conn_id = served_conn_id;
+  g.served_since_ns = since_ns;
+  g.goid = 1;
+  return Bytes(g);
+}
+
 ScriptedConnection::ScriptedConnection(RecordSink sink, ConnSpec spec, uint64_t ts_ns, bool open)
     : sink_(std::move(sink)), spec_(std::move(spec)) {
   if (open) sink_(OpenRecord(spec_, ts_ns));

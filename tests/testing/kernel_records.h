@@ -50,6 +50,10 @@ Record DataRecord(const ConnSpec& spec, uint8_t direction, uint64_t syscall_pos,
 Record CloseRecord(const ConnSpec& spec, uint64_t sent_bytes, uint64_t received_bytes,
                    uint64_t ts_ns, uint8_t reason = ZT_CLOSE_SYSCALL, uint8_t flags = 0);
 Record ProcRecord(uint8_t type, uint32_t tgid, uint64_t ts_ns, std::string_view comm = "svc");
+// Goroutine evidence: the next request `spec` (a client connection) sends, from send_pos, is a
+// call for the request in flight on server connection served_conn_id (at since_ns; 0: then).
+Record GoCallRecord(const ConnSpec& spec, uint64_t send_pos, uint64_t served_conn_id,
+                    uint64_t since_ns, uint64_t ts_ns);
 
 // One connection's records in the order the kernel writes them, stream positions kept per
 // direction (and separately for TLS plaintext, which counts from 0 of its own).

@@ -222,6 +222,15 @@ void EventDumper::OnRecord(const void* data, size_t size) {
       if (it != conns_.end()) conns_.erase(it);
       break;
     }
+    case ZT_EV_GO_CALL:
+      std::fprintf(out_, "conn=%llu fd=%u GO_CALL goroutine=%llu send_pos=%llu serves conn=%llu",
+                   static_cast<unsigned long long>(h.conn_id), h.fd,
+                   static_cast<unsigned long long>(ev.go_call->goid),
+                   static_cast<unsigned long long>(ev.go_call->send_pos),
+                   static_cast<unsigned long long>(ev.go_call->served_conn_id));
+      std::fprintf(out_, " since=%llu\n",
+                   static_cast<unsigned long long>(ev.go_call->served_since_ns));
+      break;
     case ZT_EV_EXEC_MAP:
       std::fprintf(out_, "EXEC_MAP dev=%u:%u ino=%llu\n", ev.exec_map->dev >> 20,
                    ev.exec_map->dev & ((1u << 20) - 1),

@@ -73,6 +73,12 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
       {"dup_shared", "zerotrace_kernel_dup_shared_total",
        "fds dup'd from a tracked socket (they share its connection)", kCounter,
        k[ZT_CNT_DUP_SHARED]},
+      {"go_calls", "zerotrace_kernel_go_calls_total",
+       "Go HTTP/1 calls reported with what their goroutine serves (goroutine evidence)", kCounter,
+       k[ZT_CNT_GO_CALLS]},
+      {"go_call_no_conn", "zerotrace_kernel_go_call_no_conn_total",
+       "Go calls with goroutine evidence dropped: their socket is not tracked", kCounter,
+       k[ZT_CNT_GO_CALL_NO_CONN]},
       {"decode_errors", "zerotrace_decode_errors_total", "ring-buffer records that did not decode",
        kCounter, c.decode_errors},
   };

@@ -136,6 +136,16 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
     case ZT_EV_PROC_EXEC:
       if (processes_) processes_->Refresh(ev.proc->hdr.tgid);
       return;
+    case ZT_EV_GO_CALL: {
+      const zt_go_call_event& g = *ev.go_call;
+      Connection* c = Find(g.hdr.conn_id);
+      if (!c) {
+        stats_.go_call_unknown_conn++;
+        return;
+      }
+      c->go_call = Connection::GoCall{g.send_pos, g.served_conn_id, g.served_since_ns};
+      return;
+    }
     case ZT_EV_PROC_EXIT: {
       auto t = by_tgid_.find(ev.proc->hdr.tgid);
       if (t != by_tgid_.end()) {
@@ -298,6 +308,9 @@ void ConnTable::ReportCounters(CounterReport* r) const {
              c.tls_conns);
   r->Counter("tls_ciphertext_ignored", "zerotrace_tls_ciphertext_ignored_total",
              "ciphertext data events ignored on TLS connections", c.ciphertext_ignored);
+  r->Counter(nullptr, "zerotrace_go_call_unknown_conn_total",
+             "goroutine evidence for a connection the table does not hold (dropped)",
+             c.go_call_unknown_conn);
   r->Counter(nullptr, "zerotrace_conns_opened_total", "connections the connection table opened",
              c.opened);
   r->Counter(nullptr, "zerotrace_conns_closed_total", "connections the connection table freed",

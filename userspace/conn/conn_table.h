@@ -7,6 +7,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -52,6 +53,15 @@ struct Connection {
   ByteStream sent;      // egress: what this process wrote
   ByteStream received;  // ingress: what this process read
   SyscallCursor sent_cursor, received_cursor;
+  // Goroutine evidence for the next request this (client) connection sends: the request whose
+  // first byte is at send_pos is a call made for a request of server connection served_conn_id
+  // (the one in flight at served_since_ns; 0: at the call's start). See zt_go_call_event.
+  struct GoCall {
+    uint64_t send_pos = 0;
+    uint64_t served_conn_id = 0;
+    uint64_t served_since_ns = 0;
+  };
+  std::optional<GoCall> go_call;
   std::unique_ptr<ConnAttachment> attachment;
 
   ByteStream& stream(uint8_t direction) { return direction == ZT_DIR_EGRESS ? sent : received; }
@@ -120,6 +130,8 @@ struct ConnTableStats {
   uint64_t tls_conns = 0;           // connections whose streams became TLS plaintext
   uint64_t ciphertext_ignored = 0;  // socket-byte events of TLS connections, dropped
   ByteStreamStats streams;          // every tracked stream's, summed
+  // Goroutine evidence (ZT_EV_GO_CALL) for a connection not in the table: dropped.
+  uint64_t go_call_unknown_conn = 0;
 };
 
 class ConnTable {

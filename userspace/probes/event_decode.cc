@@ -40,6 +40,10 @@ DecodeError DecodeEvent(const void* record, size_t size, EventView* out) {
       if (size < sizeof(zt_exec_map_event)) return DecodeError::kTooShort;
       out->exec_map = static_cast<const zt_exec_map_event*>(record);
       return DecodeError::kNone;
+    case ZT_EV_GO_CALL:
+      if (size < sizeof(zt_go_call_event)) return DecodeError::kTooShort;
+      out->go_call = static_cast<const zt_go_call_event*>(record);
+      return DecodeError::kNone;
     default:
       return DecodeError::kUnknownType;
   }

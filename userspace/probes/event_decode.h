@@ -19,6 +19,7 @@ struct EventView {
   std::string_view payload;  // data events: the captured bytes
   const zt_proc_event* proc = nullptr;
   const zt_exec_map_event* exec_map = nullptr;
+  const zt_go_call_event* go_call = nullptr;
 };
 
 enum class DecodeError { kNone, kTooShort, kUnknownType, kBadLength };

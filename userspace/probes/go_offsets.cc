@@ -21,6 +21,8 @@ struct TableRow {
 // of the installed toolchain with the DWARF of a binary it builds).
 // Go 1.19: poll.FD is fdMutex (16) Sysfd (8) pd (8) iovecs (8) csema, isBlocking (8) and
 // three bools: 56 bytes, so netFD.family is at 56 and sotype at 64; runtime.g.goid at 152.
+// net/http.conn is server, cancelCtx, rwc (16); persistConn is alt (16), t, cacheKey (56:
+// three strings and a bool), conn (80). runtime.g.m is at 48, runtime.m.curg at 192.
 constexpr TableRow kTable[] = {
     {19,
      {.conn_iface = 0,
@@ -30,7 +32,11 @@ constexpr TableRow kTable[] = {
       .netfd_family = 56,
       .netfd_sotype = 64,
       .g_goid = 152,
-      .flags = 0}},
+      .flags = 0,
+      .http_conn_rwc = 16,
+      .persistconn_conn = 80,
+      .g_m = 48,
+      .m_curg = 192}},
 };
 
 // One struct member wanted from DWARF.
@@ -40,7 +46,21 @@ struct Want {
   bool found = false;
 };
 
-enum : size_t { kConn, kTcpConn, kNetConnFd, kPfd, kFamily, kSotype, kSysfd, kGoid, kWants };
+enum : size_t {
+  kConn,
+  kTcpConn,
+  kNetConnFd,
+  kPfd,
+  kFamily,
+  kSotype,
+  kSysfd,
+  kGoid,  // the rest are optional: without them, no goroutine causality
+  kHttpConnRwc,
+  kPersistConnConn,
+  kGM,
+  kMCurg,
+  kWants
+};
 
 std::optional<uint64_t> MemberOffset(Dwarf_Die* member) {
   Dwarf_Attribute attr;
@@ -100,7 +120,11 @@ StatusOr<zt_go_offsets> GoOffsetsFromDwarf(Elf* elf) {
                                   {"net.netFD", "family"},
                                   {"net.netFD", "sotype"},
                                   {"internal/poll.FD", "Sysfd"},
-                                  {"runtime.g", "goid"}}};
+                                  {"runtime.g", "goid"},
+                                  {"net/http.conn", "rwc"},
+                                  {"net/http.persistConn", "conn"},
+                                  {"runtime.g", "m"},
+                                  {"runtime.m", "curg"}}};
   Dwarf_Off off = 0, next = 0;
   size_t header_size = 0;
   while (dwarf_nextcu(dw, off, &next, &header_size, nullptr, nullptr, nullptr) == 0) {
@@ -114,7 +138,7 @@ StatusOr<zt_go_offsets> GoOffsetsFromDwarf(Elf* elf) {
   }
   dwarf_end(dw);
   for (size_t i = 0; i < kWants; i++) {
-    if (i != kGoid && !wants[i].found) {
+    if (i < kGoid && !wants[i].found) {
       return Status::Error("DWARF has no " + std::string(wants[i].type) + "." +
                            std::string(wants[i].member));
     }
@@ -128,6 +152,14 @@ StatusOr<zt_go_offsets> GoOffsetsFromDwarf(Elf* elf) {
   o.netfd_family = wants[kFamily].value;
   o.netfd_sotype = wants[kSotype].value;
   o.g_goid = wants[kGoid].found ? wants[kGoid].value : 0;
+  if (wants[kHttpConnRwc].found && wants[kPersistConnConn].found) {
+    o.http_conn_rwc = wants[kHttpConnRwc].value;
+    o.persistconn_conn = wants[kPersistConnConn].value;
+  }
+  if (wants[kGM].found && wants[kMCurg].found) {
+    o.g_m = wants[kGM].value;
+    o.m_curg = wants[kMCurg].value;
+  }
   return o;
 }
 

@@ -20,7 +20,7 @@ std::optional<zt_go_offsets> GoOffsetsForVersion(const GoVersion& v);
 std::string GoOffsetTableReleases();
 
 // The offsets from the binary's DWARF (libdw); an error when it has none or lacks a field.
-// runtime.g.goid is optional (0 when absent).
+// runtime.g.goid and the net/http fields are optional (0 when absent: no goroutine causality).
 StatusOr<zt_go_offsets> GoOffsetsFromDwarf(Elf* elf);
 
 }  // namespace zerotrace::probes

@@ -18,6 +18,10 @@ namespace {
 constexpr const char* kWrite = "crypto/tls.(*Conn).Write";
 constexpr const char* kRead = "crypto/tls.(*Conn).Read";
 constexpr const char* kHandshake = "crypto/tls.(*Conn).handshakeContext";
+constexpr const char* kServe = "net/http.(*conn).serve";
+constexpr const char* kRoundTrip = "net/http.(*persistConn).roundTrip";
+// Its RETs: the new g in RAX since Go 1.18 (and g0.m.curg its parent).
+constexpr const char* kNewproc = "runtime.newproc1";
 
 }  // namespace
 
@@ -26,7 +30,7 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
   GElf_Ehdr ehdr;
   if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr)) return Result();
   ElfImage image(elf);
-  auto exe = ReadGoExecutable(image, {kWrite, kRead, kHandshake});
+  auto exe = ReadGoExecutable(image, {kWrite, kRead, kHandshake, kServe, kRoundTrip, kNewproc});
   if (!exe.ok()) return exe.status();
   if (!exe->has_value()) return Result();
   const GoExecutable& go = **exe;
@@ -62,7 +66,27 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
   }
   if (SpillsFirstTwoArgs(read->bytes, read->entry)) t.offsets.flags |= ZT_GO_F_READ_SPILLED;
   if (SpillsFirstTwoArgs(write->bytes, write->entry)) t.offsets.flags |= ZT_GO_F_WRITE_SPILLED;
+  int goroutine_functions = 0;
+  for (const auto& f : go.functions)
+    goroutine_functions += f.name == kServe || f.name == kRoundTrip || f.name == kNewproc;
+  // Checked on Go 1.19; 1.17 (the first register ABI release) was not tried.
+  t.goroutines = goroutine_functions == 3 && *go.parsed >= GoVersion{1, 18, 0} &&
+                 t.offsets.g_goid != 0 && t.offsets.http_conn_rwc != 0 &&
+                 t.offsets.persistconn_conn != 0;
   for (const auto& f : go.functions) {
+    if (f.name == kServe || f.name == kRoundTrip || f.name == kNewproc) {
+      if (!t.goroutines) continue;
+      if (f.name != kNewproc) {
+        t.probes.push_back(
+            {f.file_offset, f.name == kServe ? ZT_GO_SERVE_ENTRY : ZT_GO_ROUNDTRIP_ENTRY});
+        continue;
+      }
+      // Children followed from newproc1's RETs only; without them the rest still works.
+      auto rets = FindReturnOffsets(f.bytes, f.entry);
+      if (!rets.ok() || t.offsets.g_m == 0 || t.offsets.m_curg == 0) continue;
+      for (uint64_t r : *rets) t.probes.push_back({f.file_offset + r, ZT_GO_NEWPROC_RET});
+      continue;
+    }
     const bool is_write = f.name == kWrite, is_read = f.name == kRead;
     t.probes.push_back({f.file_offset, is_write  ? ZT_GO_WRITE_ENTRY
                                        : is_read ? ZT_GO_READ_ENTRY
@@ -75,6 +99,11 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
       t.probes.push_back({f.file_offset + r, is_write ? ZT_GO_WRITE_RET : ZT_GO_READ_RET});
   }
   return Result(std::move(t));
+}
+
+void DropGoroutineProbes(GoTlsTarget* t) {
+  std::erase_if(t->probes, [](const GoTlsProbe& p) { return p.kind >= ZT_GO_SERVE_ENTRY; });
+  t->goroutines = false;
 }
 
 StatusOr<std::optional<GoTlsTarget>> InspectGoTlsFile(const std::string& path) {

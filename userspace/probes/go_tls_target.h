@@ -1,5 +1,6 @@
-// What the Go TLS probes attach to in one executable: crypto/tls.(*Conn).Write and Read
-// (entries and RET instructions), handshakeContext, and the binary's field offsets.
+// What the Go probes attach to in one executable: crypto/tls.(*Conn).Write and Read (entries
+// and RET instructions), handshakeContext, the goroutine causality probes (net/http's
+// conn.serve and persistConn.roundTrip, runtime.newproc1 and its RETs), and the field offsets.
 #pragma once
 
 #include <libelf.h>
@@ -24,6 +25,9 @@ struct GoTlsTarget {
   std::string offsets_source;  // "DWARF" or "table"
   zt_go_offsets offsets{};
   std::vector<GoTlsProbe> probes;
+  // The goroutine causality probes are among them (Go >= 1.18, net/http linked in, the
+  // offsets of runtime.g.goid, net/http.conn.rwc and persistConn.conn known).
+  bool goroutines = false;
 };
 
 // nullopt: not a Go executable, or one without crypto/tls. An error: Go with crypto/tls that
@@ -31,5 +35,7 @@ struct GoTlsTarget {
 // does not cover, not amd64, code that does not disassemble); the message says which.
 StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf);
 StatusOr<std::optional<GoTlsTarget>> InspectGoTlsFile(const std::string& path);
+// Leaves only the crypto/tls probes (for comparisons without goroutine causality).
+void DropGoroutineProbes(GoTlsTarget* target);
 
 }  // namespace zerotrace::probes

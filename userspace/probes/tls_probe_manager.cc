@@ -229,6 +229,7 @@ TlsProbeManager::ProbedFile* TlsProbeManager::Consider(const std::string& path,
     std::fprintf(stderr, "zerotrace: not probing Go TLS: %s\n", go.status().message().c_str());
   }
   const bool has_go = go.ok() && go->has_value();
+  if (has_go && !options_.go_goroutines) DropGoroutineProbes(&**go);
   if (!has_tls && !has_go) {
     if (not_tls_.size() >= kMaxNotTls) not_tls_.clear();
     not_tls_.insert(key);

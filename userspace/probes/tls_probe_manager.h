@@ -58,6 +58,7 @@ struct TlsProbeOptions {
   std::vector<std::string> host_lib_dirs = DefaultHostLibDirs();
   std::string proc = "/proc";            // where process directories live
   uint64_t gc_delay_ns = 1'000'000'000;  // after an exit, wait this long before sweeping
+  bool go_goroutines = true;             // Go goroutine causality probes (off: benchmarks)
   static std::vector<std::string> DefaultHostLibDirs();
 };
 

@@ -321,6 +321,16 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     r.correlation = rs.correlation;
     r.traceparent = rs.traceparent;
     r.tracestate = rs.tracestate;
+    r.conn_id = c.conn_id;
+    // Goroutine evidence names the request this call's first byte starts (zt_go_call_event).
+    // Evidence for another position is an earlier call's that wrote nothing: dropped.
+    if (!server && c.go_call) {
+      if (c.go_call->send_pos == rs.stream_pos) {
+        r.served_conn_id = c.go_call->served_conn_id;
+        r.served_since_ns = c.go_call->served_since_ns;
+      }
+      c.go_call.reset();
+    }
     r.multiplexed = rs.multiplexed;
     if (s.handles.size() >= kMaxPendingRequests) {  // dropped by loss, never to finish
       stats_.pending_dropped++;

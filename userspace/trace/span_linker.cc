@@ -137,6 +137,7 @@ uint64_t SpanLinker::Start(const RequestStart& r) {
   rec.server = r.server;
   rec.start_ns = r.start_ns;
   rec.netns = r.conn.netns;
+  rec.conn_id = r.conn_id;
   rec.span_id = NewSpanId();
   order_.push_back(handle);
   if (r.server) {
@@ -182,7 +183,9 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
   // candidates are then every request the process is serving.
   const bool unstable = r.threads_migrate || migrating_.count(r.tgid) != 0;
   const uint64_t scope = ThreadKey(r.tgid, unstable ? 0 : r.tid);
-  if (auto it = serving_.find(scope); it != serving_.end()) {
+  // Goroutine evidence (Go) names the request's connection: it rules the other rules out.
+  const bool by_goroutine = r.served_conn_id != 0;
+  if (auto it = by_goroutine ? serving_.end() : serving_.find(scope); it != serving_.end()) {
     for (uint64_t h : it->second) {
       const Record* s = Find(h);
       if (s == nullptr || h == handle) continue;
@@ -192,7 +195,9 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
     }
   }
   uint64_t parent = 0;
-  if (in_flight.size() == 1) {
+  if (by_goroutine) {
+    parent = GoroutineParent(handle, r);
+  } else if (in_flight.size() == 1) {
     parent = in_flight[0];
     stats_.link_thread++;
     LearnRewrite(r.tgid, Find(parent)->operation, r.operation);
@@ -571,6 +576,12 @@ void SpanLinker::ReportCounters(CounterReport* r) const {
              "path prefix rewrites learned from unambiguous proxy calls", l.rewrites_learned);
   r->Counter("link_correlation", "zerotrace_link_correlation_total",
              "calls carrying the request id of one request", l.link_correlation);
+  r->Counter("link_goroutine", "zerotrace_link_goroutine_total",
+             "calls made by a goroutine serving exactly one request in flight (Go)",
+             l.link_goroutine);
+  r->Counter("link_goroutine_unserved", "zerotrace_link_goroutine_unserved_total",
+             "calls whose goroutine evidence named no single request in flight (unparented)",
+             l.link_goroutine_unserved);
   r->Counter("link_ambiguous", "zerotrace_link_ambiguous_total",
              "calls left unparented: several requests, no evidence", l.link_ambiguous);
   r->Counter("link_client_roots", "zerotrace_link_client_roots_total",

@@ -49,6 +49,11 @@ struct RequestStart {
   std::string_view tracestate;
   // The process runs a runtime known to move requests between threads (Go).
   bool threads_migrate = false;
+  uint64_t conn_id = 0;  // the connection, unique on this node (0: unknown)
+  // Calls: goroutine evidence (Go) that the call serves a request of this process's server
+  // connection served_conn_id, the one in flight at served_since_ns (0: at start_ns).
+  uint64_t served_conn_id = 0;
+  uint64_t served_since_ns = 0;
   // The request shares its connection with others (HTTP/2 streams), so the thread that read it
   // need not serve it: calls its process makes are judged process-wide, as for Go.
   bool multiplexed = false;
@@ -80,6 +85,11 @@ struct SpanLinkerStats {
   uint64_t abandoned = 0;                 // requests that never finished (freed by age or cap)
   uint64_t unstarted = 0;                 // finished spans whose start was never reported
   uint64_t spans_released = 0;
+  // Calls whose goroutine (or its ancestor) served exactly one request in flight (Go).
+  uint64_t link_goroutine = 0;
+  // Calls with goroutine evidence but no single request of its connection in flight then:
+  // left unparented (the evidence rules the other rules out).
+  uint64_t link_goroutine_unserved = 0;
 };
 
 class SpanLinker {
@@ -132,6 +142,7 @@ class SpanLinker {
   struct Record {
     uint32_t tgid = 0, tid = 0;
     uint64_t netns = 0;
+    uint64_t conn_id = 0;
     bool server = false;
     uint64_t start_ns = 0, end_ns = 0;
     bool finished = false;
@@ -153,6 +164,8 @@ class SpanLinker {
   static PeerKey KeyOf(const RequestStart& r);
   static bool SameNetwork(const Record& other, const RequestStart& r);
   void LinkCall(uint64_t handle, const RequestStart& r);
+  // The goroutine rule (span_linker_go.cc): the parent the evidence names, or 0.
+  uint64_t GoroutineParent(uint64_t handle, const RequestStart& r);
   void LinkServed(uint64_t handle, Record& served, const RequestStart& r);
   void LearnRewrite(uint32_t tgid, std::string_view request_op, std::string_view call_op);
   uint64_t MatchPeer(uint64_t handle, const RequestStart& r);

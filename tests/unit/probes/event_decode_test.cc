@@ -93,5 +93,18 @@ TEST(EventDecode, OpenCloseAndProcessRecords) {
   EXPECT_NE(v.proc, nullptr);
 }
 
+TEST(EventDecode, GoCallRecordAndItsShortForm) {
+  zt_go_call_event g{};
+  g.hdr.type = ZT_EV_GO_CALL;
+  g.send_pos = 7;
+  g.served_conn_id = 9;
+  EventView v;
+  ASSERT_EQ(DecodeEvent(&g, sizeof(g), &v), DecodeError::kNone);
+  ASSERT_NE(v.go_call, nullptr);
+  EXPECT_EQ(v.go_call->send_pos, 7u);
+  EXPECT_EQ(v.go_call->served_conn_id, 9u);
+  EXPECT_EQ(DecodeEvent(&g, sizeof(g) - 1, &v), DecodeError::kTooShort);
+}
+
 }  // namespace
 }  // namespace zerotrace::probes

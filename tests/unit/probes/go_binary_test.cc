@@ -140,8 +140,9 @@ TEST_F(GoBinaryTest, StrippedBinaryHasTheSameFunctionsAndVersion) {
 // Every RET `go tool objdump` lists in the function, and nothing else.
 TEST_F(GoBinaryTest, ReturnOffsetsAreTheRetInstructionsObjdumpLists) {
   OpenElf elf(*full_);
-  auto exe = ReadGoExecutable(ElfImage(elf.get()), {kWrite, kRead});
+  auto exe = ReadGoExecutable(ElfImage(elf.get()), {kWrite, kRead, "runtime.newproc1"});
   ASSERT_TRUE(exe.ok() && exe->has_value());
+  ASSERT_EQ((*exe)->functions.size(), 3u);
   for (const auto& f : (*exe)->functions) {
     auto rets = FindReturnOffsets(f.bytes, f.entry);
     ASSERT_TRUE(rets.ok()) << rets.status().message();
@@ -205,7 +206,13 @@ TEST_F(GoBinaryTest, OffsetTableRowOfThisToolchainMatchesItsDwarf) {
   EXPECT_EQ(std::memcmp(&*row, &*dwarf, sizeof(*row)), 0)
       << "DWARF: conn " << dwarf->conn_iface << " fd " << dwarf->tcpconn_fd << " pfd "
       << dwarf->netfd_pfd << " sysfd " << dwarf->pfd_sysfd << " family " << dwarf->netfd_family
-      << " sotype " << dwarf->netfd_sotype << " goid " << dwarf->g_goid;
+      << " sotype " << dwarf->netfd_sotype << " goid " << dwarf->g_goid << " rwc "
+      << dwarf->http_conn_rwc << " persistConn.conn " << dwarf->persistconn_conn << " g.m "
+      << dwarf->g_m << " m.curg " << dwarf->m_curg;
+  EXPECT_NE(dwarf->g_m, 0u);
+  EXPECT_NE(dwarf->m_curg, 0u);
+  EXPECT_NE(dwarf->http_conn_rwc, 0u);
+  EXPECT_NE(dwarf->persistconn_conn, 0u);
   OpenElf stripped(*stripped_);
   EXPECT_FALSE(GoOffsetsFromDwarf(stripped.get()).ok());
 }
@@ -225,6 +232,11 @@ TEST_F(GoBinaryTest, InspectFindsProbesInFullAndStrippedBinaries) {
     EXPECT_EQ(kinds[ZT_GO_HANDSHAKE_ENTRY], 1);
     EXPECT_GE(kinds[ZT_GO_WRITE_RET], 1);
     EXPECT_GE(kinds[ZT_GO_READ_RET], 1);
+    // Goroutine causality: the serving goroutine, the caller's, and parent -> child.
+    EXPECT_EQ(kinds[ZT_GO_SERVE_ENTRY], 1);
+    EXPECT_EQ(kinds[ZT_GO_ROUNDTRIP_ENTRY], 1);
+    EXPECT_GE(kinds[ZT_GO_NEWPROC_RET], 1);
+    EXPECT_TRUE(target.goroutines);
   }
 }
 

@@ -37,8 +37,9 @@ std::string Str(const trace::Span& s, const std::string& key) {
 class Conn {
  public:
   // `flags`: ZT_CONN_F_* (ZT_CONN_F_PREEXISTING: found mid-life, positions from there).
-  Conn(conn::ConnTable* t, uint64_t id, uint8_t role, uint8_t flags = 0)
-      : script_(testing::Into(t), Spec(id, role, flags)) {}
+  // `remote_port`: the other end's port (0: the default of testing::ConnSpec).
+  Conn(conn::ConnTable* t, uint64_t id, uint8_t role, uint8_t flags = 0, uint16_t remote_port = 0)
+      : script_(testing::Into(t), Spec(id, role, flags, remote_port)) {}
   // One syscall's bytes (`tls`: plaintext from the TLS probes, with its own positions).
   void Send(uint8_t dir, const std::string& bytes, uint64_t ts, bool tls = false) {
     script_.Syscall(dir, bytes, ts, testing::ScriptedConnection::kCaptureAll, tls);
@@ -46,11 +47,16 @@ class Conn {
   // A syscall that moved `len` bytes of which none were captured (a trailer record).
   void Gap(uint8_t dir, uint64_t len, uint64_t ts) { script_.Uncaptured(dir, len, ts); }
   void Close() { script_.Close(0); }
+  // Goroutine evidence for the next request this client connection sends (at `send_pos`).
+  void GoCall(conn::ConnTable* t, uint64_t send_pos, uint64_t served_conn_id, uint64_t ts) {
+    testing::Into(t)(testing::GoCallRecord(script_.spec(), send_pos, served_conn_id, 0, ts));
+  }
 
  private:
-  static testing::ConnSpec Spec(uint64_t id, uint8_t role, uint8_t flags) {
+  static testing::ConnSpec Spec(uint64_t id, uint8_t role, uint8_t flags, uint16_t remote_port) {
     testing::ConnSpec spec;
     spec.conn_id = id;
+    spec.remote_port = remote_port;
     spec.role = role;
     spec.flags = flags;
     return spec;
@@ -345,6 +351,41 @@ TEST_F(StageTest, AfterAnUpgradeDetectionRunsAgainOnWhatFollows) {
 }
 
 // The stage reports its own counters and every protocol's, with stats-line keys.
+// Go: two requests in flight in one process, each handler making a call. The goroutine
+// evidence (a ZT_EV_GO_CALL naming the call's first byte and the served connection) parents
+// each call; evidence for another position (a stale one) is not applied, and a goroutine
+// serving nothing replaces an earlier call's evidence at its position.
+TEST_F(StageTest, GoroutineEvidenceParentsTheCallStartingAtItsPosition) {
+  Conn a(&table, 1, ZT_ROLE_SERVER, 0, 40001), b(&table, 2, ZT_ROLE_SERVER, 0, 40002);
+  Conn call_a(&table, 3, ZT_ROLE_CLIENT), call_b(&table, 4, ZT_ROLE_CLIENT),
+      call_c(&table, 5, ZT_ROLE_CLIENT);
+  a.Send(ZT_DIR_INGRESS, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 100);
+  b.Send(ZT_DIR_INGRESS, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", 110);
+  call_b.GoCall(&table, 0, 2, 115);
+  call_b.Send(ZT_DIR_EGRESS, "GET /from-b HTTP/1.1\r\nHost: y\r\n\r\n", 120);
+  call_a.GoCall(&table, 999, 1, 125);  // not where the call starts: no evidence
+  call_a.Send(ZT_DIR_EGRESS, "GET /from-a HTTP/1.1\r\nHost: y\r\n\r\n", 130);
+  // A roundTrip that wrote nothing, then one from a goroutine serving nothing at that position.
+  call_c.GoCall(&table, 0, 1, 131);
+  call_c.GoCall(&table, 0, 0, 132);
+  call_c.Send(ZT_DIR_EGRESS, "GET /from-c HTTP/1.1\r\nHost: y\r\n\r\n", 133);
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  call_b.Send(ZT_DIR_INGRESS, ok, 140);
+  call_a.Send(ZT_DIR_INGRESS, ok, 150);
+  call_c.Send(ZT_DIR_INGRESS, ok, 155);
+  a.Send(ZT_DIR_EGRESS, ok, 160);
+  b.Send(ZT_DIR_EGRESS, ok, 170);
+  std::map<std::string, const trace::Span*> by_path;
+  for (const trace::Span& s : sink.spans()) by_path[Str(s, "url.path")] = &s;
+  ASSERT_EQ(by_path.size(), 5u);
+  EXPECT_EQ(by_path["/from-b"]->parent_span_id, by_path["/b"]->span_id);
+  EXPECT_EQ(by_path["/from-b"]->trace_id, by_path["/b"]->trace_id);
+  EXPECT_FALSE(by_path["/from-a"]->parent_span_id.valid());
+  EXPECT_FALSE(by_path["/from-c"]->parent_span_id.valid());
+  EXPECT_EQ(sink.linker.stats().link_goroutine, 1u);
+  EXPECT_EQ(sink.linker.stats().link_ambiguous, 2u);
+}
+
 TEST_F(StageTest, ReportsItsCountersAndEachProtocols) {
   Conn c(&table, 27, ZT_ROLE_CLIENT);
   c.Send(ZT_DIR_EGRESS, Req(1), 100);

@@ -192,6 +192,86 @@ TEST_F(SpanLinkerTest, GoProcessLinksOnlyWhenOneRequestIsInFlightInTheWholeProce
   ExpectRoot("call-two-in-flight");
 }
 
+// Goroutine evidence (Go): the call names the server connection its goroutine serves. With
+// three requests in flight on three connections, the process-wide rule links nothing; the
+// evidence links each call to the one request in flight on its connection, and nothing when
+// the named connection has no single request in flight at the time.
+TEST_F(SpanLinkerTest, GoroutineEvidenceLinksEachCallToTheRequestOnItsConnection) {
+  struct Case {
+    const char* name;
+    uint64_t served_conn;  // the evidence: 0 none
+    uint64_t since_ns;     // a child goroutine's start; 0: the call's
+    uint64_t call_ns;
+    const char* parent;  // nullptr: a root
+  };
+  // Requests: "a" on conn 11 over [100, 500], "b" on conn 12 over [120, 500], "c" on conn 13
+  // over [140, 200] and "d" on conn 13 over [300, 500] (keep-alive: one after the other).
+  const Case cases[] = {
+      {"handler-on-a", 11, 0, 150, "a"},
+      {"handler-on-b", 12, 0, 160, "b"},
+      {"handler-on-c", 13, 0, 170, "c"},
+      {"handler-on-d", 13, 0, 310, "d"},
+      {"child-of-c-while-c", 13, 150, 190, "c"},
+      {"child-of-c-after-c-ended", 13, 150, 320, nullptr},  // d is in flight, but c started it
+      {"child-of-a", 11, 130, 400, "a"},
+      {"no-request-on-conn", 99, 0, 150, nullptr},
+      {"before-any-request", 11, 0, 90, nullptr},
+      {"no-evidence", 0, 0, 150, nullptr},  // three in flight: the process-wide rule cannot tell
+  };
+  auto server = [&](uint64_t conn_id, uint64_t start) {
+    RequestStart r = Req(true, 50, 1, start, ConnEnds{});
+    r.threads_migrate = true;
+    r.conn_id = conn_id;
+    return linker.Start(r);
+  };
+  const uint64_t a = server(11, 100), b = server(12, 120), c = server(13, 140);
+  std::map<uint64_t, std::vector<const Case*>> calls_at;  // by time, to start them in order
+  for (const Case& k : cases) calls_at[k.call_ns].push_back(&k);
+  uint64_t d = 0;
+  bool c_ended = false;
+  for (const auto& [at, ks] : calls_at) {
+    if (at > 200 && !c_ended) {
+      End(c, "c", 200, 1);
+      d = server(13, 300);
+      c_ended = true;
+    }
+    for (const Case* k : ks) {
+      RequestStart call = Req(false, 50, 2, k->call_ns, ConnEnds{}, k->name);
+      call.threads_migrate = true;
+      call.served_conn_id = k->served_conn;
+      call.served_since_ns = k->since_ns;
+      End(linker.Start(call), k->name, k->call_ns + 5);
+    }
+  }
+  End(a, "a", 500, 1);
+  End(b, "b", 500, 1);
+  End(d, "d", 500, 1);
+  for (const Case& k : cases) {
+    if (k.parent) {
+      ExpectChild(k.parent, k.name);
+    } else {
+      ExpectRoot(k.name);
+    }
+  }
+  EXPECT_EQ(linker.stats().link_goroutine, 6u);
+  EXPECT_EQ(linker.stats().link_goroutine_unserved, 3u);
+  EXPECT_EQ(linker.stats().link_thread + linker.stats().link_forwarded, 0u);
+}
+
+// Two requests in flight on one connection (a pipelining client): the evidence cannot tell.
+TEST_F(SpanLinkerTest, GoroutineEvidenceWithTwoRequestsOnItsConnectionLinksNothing) {
+  RequestStart s1 = Req(true, 50, 1, 100, ConnEnds{}), s2 = Req(true, 50, 1, 110, ConnEnds{});
+  s1.conn_id = s2.conn_id = 7;
+  const uint64_t h1 = linker.Start(s1), h2 = linker.Start(s2);
+  RequestStart call = Req(false, 50, 2, 120, ConnEnds{});
+  call.served_conn_id = 7;
+  End(linker.Start(call), "call", 130);
+  End(h1, "s1", 140, 1);
+  End(h2, "s2", 150, 1);
+  ExpectRoot("call");
+  EXPECT_EQ(linker.stats().link_goroutine_unserved, 1u);
+}
+
 // HTTP/2: the thread that read a stream's request (a poller) need not be the one serving it,
 // so a request on a multiplexed connection makes its process judged process-wide: with two
 // requests in flight, a call on the reader's thread has no parent (it would have had one by
