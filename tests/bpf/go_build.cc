@@ -24,7 +24,11 @@ int RunGo(const std::vector<std::string>& argv, const std::string& dir, std::str
     std::vector<std::string> env = {"GO111MODULE=off",
                                     "GOFLAGS=",
                                     "CGO_ENABLED=0",
+#ifdef ZT_GO_CACHE  // the build tree's: each test process rebuilds from cached packages
+                                    std::string("GOCACHE=") + ZT_GO_CACHE,
+#else
                                     "GOCACHE=" + dir + "/gocache",
+#endif
                                     "GOPATH=" + dir + "/gopath",
                                     "HOME=" + dir,
                                     "PATH=/usr/local/bin:/usr/bin:/bin"};
