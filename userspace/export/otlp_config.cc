@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "base/text.h"
 #include "export/pem_files.h"
 
 namespace zerotrace::exporter {
@@ -17,27 +18,6 @@ using Protocol = OtlpConfig::Protocol;
 
 constexpr std::string_view kTracesPath = "v1/traces";
 constexpr std::string_view kMetricsPath = "v1/metrics";
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 std::string PercentDecode(std::string_view s) {
   std::string out;
