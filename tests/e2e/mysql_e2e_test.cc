@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "e2e_fixture.h"
+#include "test_pki.h"
 
 namespace zerotrace::e2e {
 namespace {
@@ -23,8 +24,9 @@ constexpr char kSecret[] = "Zt-my-s3cr3t-0815";
 class MysqlE2eTest : public AgentTest {
  protected:
   void SetUp() override {}
-  // A fresh data dir (root without a password) and mariadbd on `port`, then the agent.
-  void Begin(int port) {
+  // A fresh data dir (root without a password) and mariadbd on `port`, then the agent. With
+  // `tls` the server also offers TLS (a test CA's certificate; ca_cert() for the clients).
+  void Begin(int port, bool tls = false) {
     port_ = port;
     const std::string data = data_dir_.path() + "/data";
     chmod(data_dir_.path().c_str(), 0755);
@@ -38,11 +40,29 @@ class MysqlE2eTest : public AgentTest {
              "--auth-root-authentication-method=normal", "--skip-test-db"},
             120s);
     ASSERT_EQ(init.exit_code, 0);
-    server_ = std::make_unique<zerotrace::testing::Subprocess>(std::vector<std::string>{
-        "mariadbd", "--no-defaults", "--user=mysql", "--datadir=" + data,
-        "--socket=" + data_dir_.path() + "/sock", "--port=" + std::to_string(port),
-        "--bind-address=127.0.0.1", "--skip-grant-tables=0", "--innodb-buffer-pool-size=16M",
-        "--skip-log-bin"});
+    std::vector<std::string> tls_args;
+    if (tls) {
+      zerotrace::testing::TestPki pki;
+      ASSERT_TRUE(zerotrace::testing::MakeTestPki(data_dir_.path(), "pki", &pki));
+      for (const std::string& f : {data_dir_.path() + "/pki", pki.server_cert, pki.server_key}) {
+        ASSERT_EQ(chown(f.c_str(), pw->pw_uid, pw->pw_gid), 0) << f;  // mariadbd reads them
+      }
+      ca_cert_ = pki.ca_cert;
+      tls_args = {"--ssl-ca=" + pki.ca_cert, "--ssl-cert=" + pki.server_cert,
+                  "--ssl-key=" + pki.server_key};
+    }
+    std::vector<std::string> argv = {"mariadbd",
+                                     "--no-defaults",
+                                     "--user=mysql",
+                                     "--datadir=" + data,
+                                     "--socket=" + data_dir_.path() + "/sock",
+                                     "--port=" + std::to_string(port),
+                                     "--bind-address=127.0.0.1",
+                                     "--skip-grant-tables=0",
+                                     "--innodb-buffer-pool-size=16M",
+                                     "--skip-log-bin"};
+    argv.insert(argv.end(), tls_args.begin(), tls_args.end());
+    server_ = std::make_unique<zerotrace::testing::Subprocess>(argv);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     bool up = false;
     while (!up && std::chrono::steady_clock::now() < deadline) {
@@ -89,7 +109,18 @@ class MysqlE2eTest : public AgentTest {
     }
   }
 
+  const std::string& ca_cert() const { return ca_cert_; }
+  // Spans of `pid` named `name`.
+  std::vector<Span> Named(pid_t pid, const std::string& name) const {
+    std::vector<Span> out;
+    for (const Span& s : SpansOf(pid)) {
+      if (s.name == name) out.push_back(s);
+    }
+    return out;
+  }
+
   int port_ = 0;
+  std::string ca_cert_;
   zerotrace::testing::TempDir data_dir_;
   std::unique_ptr<zerotrace::testing::Subprocess> server_;
 };
@@ -138,6 +169,102 @@ TEST_F(MysqlE2eTest, MariadbCliMultiStatements) {
   EXPECT_EQ(last.name, "SELECT nope") << Describe(c.pid);
   EXPECT_EQ(last.Str("db.response.status_code"), "1146");
   ExpectOnlyClientSpans(c.pid);
+}
+
+// Server-side prepared statements from node's mysql2 (execute(): COM_STMT_PREPARE once per
+// text, then COM_STMT_EXECUTE with binary parameters; COM_STMT_CLOSE): each execute is one span
+// with its prepared text, sanitised; a failed prepare and a failed execute are error spans.
+TEST_F(MysqlE2eTest, Mysql2PreparedStatementsCarryTextAndErrors) {
+  ASSERT_NO_FATAL_FAILURE(Begin(44101));
+  const ClientRun c = Run({"node", std::string(ZT_E2E_DIR) + "/clients/my_stmt_client.js",
+                           ZT_NODE_MODULES, std::to_string(port_), SecretFile()});
+  ASSERT_EQ(c.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{c.pid, 7}}));
+  const std::vector<Span> spans = SpansOf(c.pid);
+  std::vector<std::string> names;
+  for (const Span& s : spans) names.push_back(s.name);
+  ASSERT_EQ(names, (std::vector<std::string>{"DROP TABLE stmt_orders", "CREATE TABLE stmt_orders",
+                                             "INSERT stmt_orders", "INSERT stmt_orders",
+                                             "SELECT stmt_orders", "SELECT missing_table",
+                                             "SELECT stmt_orders"}))
+      << Describe(c.pid);
+  for (const Span& s : spans) {
+    EXPECT_EQ(s.kind, kClient);
+    EXPECT_EQ(s.Str("db.system.name"), "mariadb");
+    EXPECT_EQ(s.Str("db.namespace"), "test");
+    EXPECT_EQ(s.Int("server.port"), port_);
+  }
+  EXPECT_EQ(spans[2].Str("db.query.text"), "INSERT INTO stmt_orders VALUES (?, ?)");
+  EXPECT_EQ(spans[2].status_code, kStatusUnset);
+  EXPECT_EQ(spans[3].Str("db.query.text"), "INSERT INTO stmt_orders VALUES (?, ?)");
+  EXPECT_EQ(spans[3].status_code, kStatusError);  // duplicate key, on the execute
+  EXPECT_EQ(spans[3].Str("db.response.status_code"), "1062");
+  EXPECT_EQ(spans[4].Str("db.query.text"), "SELECT id, note FROM stmt_orders WHERE note = ?");
+  EXPECT_EQ(spans[4].Int("db.response.returned_rows"), 1);
+  EXPECT_EQ(spans[5].status_code, kStatusError);  // no such table, on the prepare
+  EXPECT_EQ(spans[5].Str("db.response.status_code"), "1146");
+  EXPECT_EQ(spans[6].Str("db.query.text"),
+            "SELECT id FROM stmt_orders WHERE note <> ? AND id > ?");  // its literal sanitised
+  ExpectOnlyClientSpans(c.pid);
+  ExpectNoSecret();
+}
+
+// KILL QUERY from a second connection while the first is in the middle of reading a result:
+// that query's span is an error (1317), the next query on the same
+// connection pairs with its own reply, and the killer's connection has only its own queries.
+TEST_F(MysqlE2eTest, QueryKilledMidResultIsAnErrorAndTheConnectionGoesOn) {
+  ASSERT_NO_FATAL_FAILURE(Begin(44102));
+  const ClientRun c = RunPythonClient("my_kill_client.py", {std::to_string(port_)});
+  ASSERT_EQ(c.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{c.pid, 4}}));
+  const std::vector<Span> killed = Named(c.pid, "SELECT seq_1_to_4000");
+  ASSERT_EQ(killed.size(), 1u) << Describe(c.pid);
+  EXPECT_EQ(killed[0].status_code, kStatusError);
+  EXPECT_EQ(killed[0].Str("db.response.status_code"), "1317");
+  EXPECT_FALSE(killed[0].Has("db.response.returned_rows"));  // not what a failed query says
+  const std::vector<Span> after = Named(c.pid, "SELECT");
+  ASSERT_EQ(after.size(), 1u) << Describe(c.pid);
+  EXPECT_EQ(after[0].Str("db.query.text"), "SELECT ? AS after_kill");
+  EXPECT_EQ(after[0].status_code, kStatusUnset);
+  EXPECT_EQ(after[0].Int("db.response.returned_rows"), 1);
+  EXPECT_GT(after[0].start_ns, killed[0].end_ns);
+  const std::vector<Span> kill = Named(c.pid, "KILL");
+  ASSERT_EQ(kill.size(), 1u) << Describe(c.pid);
+  EXPECT_EQ(kill[0].status_code, kStatusUnset);
+  for (const Span& s : SpansOf(c.pid)) {  // and nothing else: the killer's polls
+    if (s.name != "SELECT seq_1_to_4000" && s.name != "SELECT" && s.name != "KILL") {
+      EXPECT_EQ(s.name, "SELECT information_schema.PROCESSLIST") << Describe(c.pid);
+      EXPECT_EQ(s.status_code, kStatusUnset);
+    }
+  }
+  ExpectOnlyClientSpans(c.pid);
+}
+
+// pymysql switching to TLS in the handshake (python's ssl: OpenSSL): the queries come through
+// the OpenSSL probes as the same spans as in plaintext, and the literal stays inside.
+TEST_F(MysqlE2eTest, PymysqlOverTlsThroughOpenSsl) {
+  ASSERT_NO_FATAL_FAILURE(Begin(44103, /*tls=*/true));
+  const ClientRun c =
+      RunPythonClient("my_tls_client.py", {std::to_string(port_), ca_cert(), SecretFile()});
+  ASSERT_EQ(c.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{c.pid, 5}}));
+  const std::vector<Span> spans = SpansOf(c.pid);
+  std::vector<std::string> names;
+  for (const Span& s : spans) names.push_back(s.name);
+  ASSERT_EQ(names, (std::vector<std::string>{"DROP TABLE tls_orders", "CREATE TABLE tls_orders",
+                                             "INSERT tls_orders", "SELECT tls_orders",
+                                             "SELECT missing_table"}))
+      << Describe(c.pid);
+  for (const Span& s : spans) {
+    EXPECT_EQ(s.Str("db.system.name"), "mariadb");
+    EXPECT_EQ(s.Str("db.namespace"), "test");
+    EXPECT_EQ(s.Int("server.port"), port_);
+  }
+  EXPECT_EQ(spans[2].Str("db.query.text"), "INSERT INTO tls_orders VALUES (?, ?)");
+  EXPECT_EQ(spans[3].Int("db.response.returned_rows"), 1);
+  EXPECT_EQ(spans[4].Str("db.response.status_code"), "1146");
+  ExpectOnlyClientSpans(c.pid);
+  ExpectNoSecret();
 }
 
 }  // namespace

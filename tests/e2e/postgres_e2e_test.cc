@@ -188,5 +188,32 @@ TEST_F(PostgresE2eTest, TlsThroughTheOpenSslProbes) {
   ExpectNoSecret();
 }
 
+// A query cancelled by the client (libpq's CancelRequest on a connection of its own) while
+// its rows stream in: its span is an error (57014), the next query on the connection pairs with
+// its own reply, and the cancel connection makes no span.
+TEST_F(PostgresE2eTest, QueryCancelledMidResultIsAnErrorAndTheConnectionGoesOn) {
+  ASSERT_NO_FATAL_FAILURE(Begin(44001));
+  const ClientRun c = PgClient({"cancel"});
+  ASSERT_EQ(c.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{c.pid, 3}}));
+  const std::vector<Span> spans = SpansOf(c.pid);
+  const Span* cancelled = Find(spans, "SELECT generate_series");
+  ASSERT_NE(cancelled, nullptr) << Describe(c.pid);
+  EXPECT_EQ(cancelled->status_code, kStatusError);
+  EXPECT_EQ(cancelled->Str("db.response.status_code"), "57014");
+  const Span* after = Find(spans, "SELECT");
+  ASSERT_NE(after, nullptr) << Describe(c.pid);
+  EXPECT_EQ(after->Str("db.query.text"), "SELECT ? AS after_cancel");
+  EXPECT_EQ(after->status_code, kStatusUnset);
+  EXPECT_EQ(after->Int("db.response.returned_rows"), 1);
+  EXPECT_GT(after->start_ns, cancelled->end_ns);
+  for (const Span& s : spans) {  // nothing else but the watcher's polls, all fine
+    if (&s == cancelled || &s == after) continue;
+    EXPECT_EQ(s.name, "SELECT pg_stat_activity") << Describe(c.pid);
+    EXPECT_EQ(s.status_code, kStatusUnset) << s.Describe();
+  }
+  ExpectOnlyClientSpans(c.pid);
+}
+
 }  // namespace
 }  // namespace zerotrace::e2e

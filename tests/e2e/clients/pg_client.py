@@ -4,12 +4,16 @@ usage: pg_client.py PORT MODE [ARGS]
   queries FILE     one connection: queries, errors, a batch, COPY, a big result, a timeout
   stepped          one query, then "ready"; one more query per "go" line on stdin; "quit" ends
   tls FILE         two queries with sslmode=require
+  cancel           a query cancelled (CancelRequest, psycopg2's conn.cancel()) in the middle
+                   of its result, then one more query on that connection
 FILE holds a secret that the queries carry as literals (not on the command line, which the
 agent reports as process.command_args).
 Prints "local_port P" once connected and "done" at the end.
 """
 import io
 import sys
+import threading
+import time
 
 import psycopg2
 
@@ -52,6 +56,44 @@ def queries(conn, secret):
         pass
 
 
+def cancel_mid_result(conn, port):
+    """Row 2000 of the result sleeps; once the server reports it sleeping (rows 1-1999 are on
+    the wire), another thread cancels it through libpq's CancelRequest connection."""
+    watcher = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                               sslmode="disable")
+    watcher.autocommit = True
+    backend = conn.get_backend_pid()
+    outcome = []
+
+    def cancel():
+        cur = watcher.cursor()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            cur.execute("SELECT count(*) FROM pg_stat_activity"
+                        " WHERE pid = %s AND wait_event = 'PgSleep'", (backend,))
+            if cur.fetchone()[0] == 1:
+                conn.cancel()
+                outcome.append("cancelled")
+                return
+            time.sleep(0.02)  # poll interval
+        outcome.append("the query never slept")
+
+    t = threading.Thread(target=cancel)
+    t.start()
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT g, repeat('x', 200), CASE WHEN g = 2000 THEN pg_sleep(30) END"
+                    " FROM generate_series(1, 4000) g")
+        raise AssertionError("the query was not cancelled")
+    except psycopg2.errors.QueryCanceled:
+        pass
+    t.join()
+    assert outcome == ["cancelled"], outcome
+    watcher.close()
+    cur.execute("SELECT 7 AS after_cancel")
+    assert cur.fetchall() == [(7,)]
+
+
 def main():
     port, mode = int(sys.argv[1]), sys.argv[2]
     if mode == "queries":
@@ -65,6 +107,9 @@ def main():
             cur.execute("SELECT * FROM missing_table")
         except psycopg2.errors.UndefinedTable:
             pass
+    elif mode == "cancel":
+        conn = connect(port, sslmode="disable")
+        cancel_mid_result(conn, port)
     elif mode == "stepped":
         conn = connect(port, sslmode="disable")
         cur = conn.cursor()

@@ -29,14 +29,45 @@ bool ReturnsRows(std::string_view op) {
 
 }  // namespace
 
-MySession::MySession(const SessionContext& context, bool resynced, MyStats* stats)
-    : context_(context), stats_(stats) {
+namespace {
+
+std::string TupleKey(const trace::ConnEndpoints& e) {
+  return e.local_address + ' ' + std::to_string(e.local_port) + ' ' + e.remote_address + ' ' +
+         std::to_string(e.remote_port);
+}
+
+}  // namespace
+
+void MyTlsHandoff::Put(const trace::ConnEndpoints* e, std::string_view system) {
+  if (e == nullptr || !e->known) return;
+  if (systems_.size() >= kMaxEntries) systems_.clear();  // switches never followed: forget
+  systems_[TupleKey(*e)].assign(system);
+}
+
+std::string MyTlsHandoff::Take(const trace::ConnEndpoints* e) {
+  if (e == nullptr || !e->known || systems_.empty()) return {};
+  auto it = systems_.find(TupleKey(*e));
+  if (it == systems_.end()) return {};
+  std::string system = std::move(it->second);
+  systems_.erase(it);
+  return system;
+}
+
+MySession::MySession(const SessionContext& context, bool resynced, MyStats* stats,
+                     MyTlsHandoff* handoff)
+    : context_(context), stats_(stats), handoff_(handoff) {
   stats_->conns++;
   if (resynced) {
     stats_->resynced++;
     phase_ = Phase::kCommands;
     requests_in_commands_ = true;
     unverified_ = true;
+  } else if (context.tls) {
+    phase_ = Phase::kAuth;  // the greeting went in the clear, before the switch
+    if (handoff_) {
+      std::string system = handoff_->Take(context.endpoints);
+      if (!system.empty()) system_ = std::move(system);
+    }
   }
 }
 
@@ -71,12 +102,14 @@ bool MySession::ParseRequests(conn::ByteStream& s, uint64_t now_ns, SessionOutpu
     const bool continuation = req_continued_;
     req_continued_ = p.length == kMaxPacketPayload;
     if (!requests_in_commands_) {
+      if (phase_ == Phase::kGreeting) break;  // its answer first: it names the server
       // The handshake response (or an SSLRequest: 32 bytes, CLIENT_SSL).
       if (p.payload.size() >= 32 && !continuation) {
         const uint32_t caps = ReadLe32(p.payload.data());
         deprecate_eof_ = (caps & kClientDeprecateEof) != 0 ? 1 : 0;
         if ((caps & kClientSsl) != 0 && p.length == 32) {
           stats_->tls++;
+          if (handoff_) handoff_->Put(context_.endpoints, system_);
           phase_ = Phase::kTls;  // the TLS probes bring the plaintext, if the library is probed
           break;
         }

@@ -1,5 +1,6 @@
 // A MySQL/MariaDB client connection: the greeting and handshake (database, capabilities), then
 // commands answered strictly in order; each COM_QUERY and COM_STMT_EXECUTE is one exchange.
+// Over TLS, the plaintext session starts at the handshake response.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "protocols/mysql/my_wire.h"
 #include "protocols/protocol.h"
 #include "protocols/sql/sql_text.h"
+#include "trace/conn_endpoints.h"
 
 namespace zerotrace::protocols::mysql {
 
@@ -25,9 +27,25 @@ struct MyStats {
   uint64_t unfinished = 0;  // calls pending when the connection ended
 };
 
+// What a connection's cleartext session learnt from the greeting (mysql or mariadb) before it
+// switched to TLS, for the session that then follows its plaintext (which starts after the
+// greeting). Keyed by the connection's tuple; bounded.
+class MyTlsHandoff {
+ public:
+  void Put(const trace::ConnEndpoints* e, std::string_view system);
+  // The system put for this tuple (removed), or empty.
+  std::string Take(const trace::ConnEndpoints* e);
+
+ private:
+  static constexpr size_t kMaxEntries = 1024;
+  std::unordered_map<std::string, std::string> systems_;
+};
+
 class MySession final : public Session {
  public:
-  MySession(const SessionContext& context, bool resynced, MyStats* stats);
+  // `handoff`: where sessions that switch to TLS leave what the greeting said (may be null).
+  MySession(const SessionContext& context, bool resynced, MyStats* stats,
+            MyTlsHandoff* handoff = nullptr);
   void Advance(conn::ByteStream& requests, conn::ByteStream& responses, uint64_t now_ns,
                SessionOutput* out) override;
   void Close(conn::ByteStream& requests, conn::ByteStream& responses, CloseReason reason,
@@ -82,6 +100,7 @@ class MySession final : public Session {
 
   SessionContext context_;
   MyStats* stats_;
+  MyTlsHandoff* handoff_;
   Phase phase_ = Phase::kGreeting;  // of the reply stream; requests follow kHandshake/kCommands
   bool requests_in_commands_ = false;
   bool req_continued_ = false;  // the previous request packet was 16 MB

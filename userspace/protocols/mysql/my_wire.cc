@@ -75,8 +75,27 @@ bool TakeLenenc(std::string_view* s, uint64_t* v) {
   return true;
 }
 
+// TLS plaintext begins after the SSLRequest (sequence 1, in the clear): the client's
+// handshake response, sequence 2, with CLIENT_PROTOCOL_41 and CLIENT_SSL and its filler (23
+// zero bytes, of which MariaDB clients use the last 4 for capabilities).
+Detection DetectMyTlsStart(const StartBytes& b) {
+  if (!b.received.empty() && b.sent.empty()) return {};  // the server spoke first: not this
+  const std::string_view s = b.sent;
+  if (s.size() < 4 + 32) return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
+  const uint32_t len = ReadLe24(s.data());
+  const uint32_t caps = ReadLe32(s.data() + 4);
+  if (s[3] != 2 || len < 32 || len > kMaxPayloadWait ||
+      (caps & (kClientProtocol41 | kClientSsl)) != (kClientProtocol41 | kClientSsl)) {
+    return {};
+  }
+  const std::string_view filler = s.substr(4 + 9, 19);
+  if (filler.find_first_not_of('\0') != std::string_view::npos) return {};
+  return {Verdict::kYes, ZT_ROLE_CLIENT};
+}
+
 Detection DetectMyStart(const StartBytes& b) {
   if (b.role != ZT_ROLE_CLIENT) return {};  // the server's side: muted, never a duplicate
+  if (b.tls) return DetectMyTlsStart(b);
   if (!b.sent.empty() && b.received.empty()) return {};  // client spoke first: not MySQL
   const std::string_view r = b.received;
   if (r.size() < 6) return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};

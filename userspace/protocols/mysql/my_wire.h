@@ -58,7 +58,8 @@ bool TakeLenenc(std::string_view* s, uint64_t* v);
 uint16_t ReadLe16(const char* p);
 uint32_t ReadLe32(const char* p);
 
-// Detection: a client whose first received bytes are a server greeting (protocol 10).
+// Detection: a client whose first received bytes are a server greeting (protocol 10); in TLS
+// plaintext, one whose first sent bytes are a handshake response that asked for TLS.
 Detection DetectMyStart(const StartBytes& b);
 // A whole COM_QUERY or COM_STMT_PREPARE packet (sequence 0) as a syscall's bytes written.
 Detection DetectMyResync(const ResyncBytes& b);

@@ -24,7 +24,7 @@ class MyProtocol final : public Protocol {
   std::unique_ptr<Session> NewSession(const SessionContext& context) override {
     const bool resynced = resync_pending_;
     resync_pending_ = false;
-    return std::make_unique<MySession>(context, resynced, &stats_);
+    return std::make_unique<MySession>(context, resynced, &stats_, &tls_handoff_);
   }
   void ReportCounters(CounterReport* r) const override {
     const MyStats& s = stats_;
@@ -43,7 +43,7 @@ class MyProtocol final : public Protocol {
     r->Counter("mysql_desyncs", "zerotrace_mysql_desyncs_total",
                "MySQL connections whose framing or pairing was lost (no spans after)", s.desyncs);
     r->Counter(nullptr, "zerotrace_mysql_tls_total",
-               "MySQL connections that switched to TLS (not followed)", s.tls);
+               "MySQL connections that switched to TLS (plaintext from the TLS probes)", s.tls);
     r->Counter(nullptr, "zerotrace_mysql_auth_failures_total", "MySQL handshakes answered with ERR",
                s.auth_failures);
     r->Counter(nullptr, "zerotrace_mysql_unfinished_total",
@@ -52,6 +52,7 @@ class MyProtocol final : public Protocol {
 
  private:
   MyStats stats_;
+  MyTlsHandoff tls_handoff_;
   mutable bool resync_pending_ = false;
 };
 

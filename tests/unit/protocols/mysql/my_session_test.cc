@@ -30,6 +30,11 @@ std::string Str(const trace::Span& s, std::string_view key) {
 class MyConn {
  public:
   explicit MyConn(bool resynced = false) : session_(ctx_, resynced, &stats_) {}
+  // A connection of 127.0.0.1:port to :3306; `tls`: its TLS plaintext.
+  MyConn(uint16_t port, bool tls, MyTlsHandoff* handoff)
+      : ends_{true, false, "127.0.0.1", "127.0.0.1", port, 3306},
+        ctx_{ZT_ROLE_CLIENT, tls, &ends_},
+        session_(ctx_, false, &stats_, handoff) {}
   void Send(std::string_view b) { Add(req_, req_pos_, b); }
   void Recv(std::string_view b) { Add(resp_, resp_pos_, b); }
   // The reply as reads of `n` bytes each: what a buffered client does.
@@ -371,6 +376,61 @@ TEST(MyDetectTest, OnlyAClientReceivingAGreetingClaims) {
   EXPECT_EQ(DetectMyStart({g, "", ZT_ROLE_SERVER, false}).verdict, Verdict::kNo);
   EXPECT_EQ(DetectMyStart({"GET / HTTP/1.1\r\n", "", ZT_ROLE_CLIENT, false}).verdict, Verdict::kNo);
   EXPECT_EQ(DetectMyStart({"", "HTTP/1.1 200 OK\r\n\r\n", ZT_ROLE_CLIENT, false}).verdict,
+            Verdict::kNo);
+}
+
+// The plaintext of a TLS connection starts with the handshake response (sequence 2, after the
+// cleartext SSLRequest); the greeting, seen in the clear, still names the server.
+TEST(MySessionTest, TlsPlaintextSessionFollowsTheCleartextOne) {
+  MyTlsHandoff handoff;
+  std::string ssl_request = HandshakeResponse(kCaps | kClientSsl, "", "").substr(4, 32);
+  ssl_request = Pkt(1, ssl_request);
+  std::string response = HandshakeResponse(kCaps | kClientSsl, "app", "shop");
+  response[3] = 2;
+  {
+    MyConn clear(40000, /*tls=*/false, &handoff);
+    clear.Recv(Greeting());
+    clear.Send(ssl_request);
+    EXPECT_EQ(clear.stats().tls, 1u);
+    clear.Send("\x16\x03\x01 ciphertext");  // not read
+    EXPECT_TRUE(clear.got().empty());
+  }
+  MyConn other(40001, /*tls=*/true, &handoff);  // another connection: nothing handed to it
+  MyConn plain(40000, /*tls=*/true, &handoff);
+  plain.Send(response);
+  plain.Recv(Ok(3));
+  plain.Send(Query("SELECT note FROM orders WHERE id = 7"));
+  plain.Recv(ResultSet(1, false));
+  ASSERT_EQ(plain.got().size(), 1u);
+  EXPECT_EQ(plain.got()[0].name, "SELECT orders");
+  EXPECT_EQ(plain.got()[0].system, "mariadb");
+  EXPECT_EQ(plain.got()[0].ns, "shop");
+  EXPECT_EQ(plain.got()[0].text, "SELECT note FROM orders WHERE id = ?");
+  other.Send(response);
+  other.Recv(Ok(3));
+  other.Send(Query("SELECT 1"));
+  other.Recv(ResultSet(1, false));
+  ASSERT_EQ(other.got().size(), 1u);
+  EXPECT_EQ(other.got()[0].system, "mysql");  // unknown server: the protocol's name
+}
+
+TEST(MyDetectTest, TlsPlaintextStartsWithAHandshakeResponseThatAskedForTls) {
+  std::string tls_response = HandshakeResponse(kCaps | kClientSsl, "app", "shop");
+  tls_response[3] = 2;
+  std::string no_ssl = HandshakeResponse(kCaps, "app", "shop");
+  no_ssl[3] = 2;
+  std::string seq1 = HandshakeResponse(kCaps | kClientSsl, "app", "shop");
+  EXPECT_EQ(DetectMyStart({tls_response, "", ZT_ROLE_CLIENT, true}).verdict, Verdict::kYes);
+  EXPECT_EQ(DetectMyStart({tls_response.substr(0, 20), "", ZT_ROLE_CLIENT, true}).verdict,
+            Verdict::kMaybe);
+  EXPECT_EQ(DetectMyStart({"", "", ZT_ROLE_CLIENT, true}).verdict, Verdict::kMaybe);
+  EXPECT_EQ(DetectMyStart({tls_response, "", ZT_ROLE_SERVER, true}).verdict, Verdict::kNo);
+  EXPECT_EQ(DetectMyStart({no_ssl, "", ZT_ROLE_CLIENT, true}).verdict, Verdict::kNo);
+  EXPECT_EQ(DetectMyStart({seq1, "", ZT_ROLE_CLIENT, true}).verdict, Verdict::kNo);
+  EXPECT_EQ(DetectMyStart({"", Greeting(), ZT_ROLE_CLIENT, true}).verdict, Verdict::kNo);
+  EXPECT_EQ(DetectMyStart({"GET / HTTP/1.1\r\nHost: a\r\n\r\n" + std::string(40, 'x'), "",
+                           ZT_ROLE_CLIENT, true})
+                .verdict,
             Verdict::kNo);
 }
 
