@@ -21,6 +21,7 @@ int RunGo(const std::vector<std::string>& argv, const std::string& dir, std::str
       dup2(fileno(f), 1);
       dup2(fileno(f), 2);
     }
+    // GOPATH: Debian's golang-*-dev packages (grpc-go) are source in /usr/share/gocode.
     std::vector<std::string> env = {"GO111MODULE=off",
                                     "GOFLAGS=",
                                     "CGO_ENABLED=0",
@@ -29,7 +30,8 @@ int RunGo(const std::vector<std::string>& argv, const std::string& dir, std::str
 #else
                                     "GOCACHE=" + dir + "/gocache",
 #endif
-                                    "GOPATH=" + dir + "/gopath",
+                                    "GOPATH=" + dir + "/gopath:/usr/share/gocode",
+                                    "GOPROXY=off",
                                     "HOME=" + dir,
                                     "PATH=/usr/local/bin:/usr/bin:/bin"};
     std::vector<char*> args, envp;

@@ -1,5 +1,6 @@
 // Builds a Go program from source for a test, with Debian's golang-go, offline: GOPATH mode
-// (GO111MODULE=off), standard library only, caches in the given directory.
+// (GO111MODULE=off), standard library and Debian's Go packages (/usr/share/gocode) only,
+// caches in the given directory.
 #pragma once
 
 #include <string>

@@ -191,5 +191,37 @@ TEST_F(IdentityE2eTest, EachProcessIsNamedByTheFirstSourceThatApplies) {
       << "--service-name-map wins over OTEL_SERVICE_NAME";
 }
 
+// Clients that live a few milliseconds (a curl, a python script) are read at exec, while they
+// run: each is named by the OTEL_SERVICE_NAME in its own environment, not by its comm.
+TEST_F(IdentityE2eTest, ShortLivedClientsAreNamedByTheirOwnEnvironment) {
+  const int port = FreePort();
+  auto& srv = StartServer("exec " + Python(port));
+  const std::string suffix = std::to_string(getpid());
+  const std::string url = Url(port, "/hello");
+  // Each client is one process from exec to exit: its pid is the span's pid.
+  auto run = [&](std::vector<std::string> argv, const std::string& name) {
+    Subprocess client(std::move(argv), {"OTEL_SERVICE_NAME=" + name});
+    const pid_t pid = client.pid();
+    EXPECT_EQ(client.Wait(30s), 0) << name;
+    return pid;
+  };
+  const pid_t curl = run({"curl", "-s", "-o", "/dev/null", url}, "zt-short-curl-" + suffix);
+  const pid_t py =
+      run({"/usr/bin/python3", "-B", "-c",
+           "import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()", url},
+          "zt-short-py-" + suffix);
+  ASSERT_TRUE(AwaitSpans({{srv.pid(), 2}, {curl, 1}, {py, 1}}));
+  const auto resource = [&](pid_t pid) {
+    const auto spans = SpansOf(pid);
+    EXPECT_EQ(spans.size(), 1u) << Describe(pid);
+    return spans.empty() ? std::map<std::string, nlohmann::json, std::less<>>{} : spans[0].resource;
+  };
+  const auto curl_resource = resource(curl), py_resource = resource(py);
+  EXPECT_EQ(Str(curl_resource, "service.name"), "zt-short-curl-" + suffix);
+  EXPECT_EQ(Str(curl_resource, "process.executable.name"), "curl");
+  EXPECT_EQ(Str(py_resource, "service.name"), "zt-short-py-" + suffix);
+  EXPECT_EQ(Str(py_resource, "process.runtime.name"), "cpython");
+}
+
 }  // namespace
 }  // namespace zerotrace::e2e

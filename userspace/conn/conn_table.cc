@@ -134,7 +134,10 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
       OnData(*ev.data, ev.payload);
       return;
     case ZT_EV_PROC_EXEC:
-      if (processes_) processes_->Refresh(ev.proc->hdr.tgid);
+      if (processes_) {
+        processes_->Refresh(ev.proc->hdr.tgid,
+                            std::string_view(ev.proc->comm, strnlen(ev.proc->comm, ZT_COMM_LEN)));
+      }
       return;
     case ZT_EV_GO_CALL: {
       const zt_go_call_event& g = *ev.go_call;

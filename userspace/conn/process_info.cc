@@ -209,11 +209,43 @@ std::optional<ProcessInfo> ProcessCache::Read(uint32_t pid, bool* late) {
   return std::nullopt;
 }
 
+ProcessCache::Entry& ProcessCache::Insert(uint32_t pid, ProcessInfo info) {
+  if (entries_.size() >= max_entries_) {
+    entries_.erase(lru_.back());
+    lru_.pop_back();
+    ++stats_.evictions;
+  }
+  lru_.push_front(pid);
+  Entry& entry = entries_[pid];
+  entry.info = std::make_shared<const ProcessInfo>(std::move(info));
+  entry.lru = lru_.begin();
+  entry.reading = false;
+  entry.exec_read = false;
+  return entry;
+}
+
+void ProcessCache::AwaitExecRead(uint32_t pid, Entry& entry) {
+  entry.exec_read = false;
+  std::optional<ProcessReader::Result> done = reader_->Await(pid, wait_);
+  if (!done) {
+    ++stats_.late;
+    return;  // it arrives through Drain
+  }
+  entry.reading = false;
+  if (!done->info) {  // exec'd and exited at once: keep what is known
+    ++stats_.gone;
+    return;
+  }
+  entry.info = std::make_shared<const ProcessInfo>(std::move(*done->info));
+  awaited_.push_back(entry.info);  // connections holding the older info get it through Drain
+}
+
 std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
                                                            std::string_view comm_fallback) {
   if (auto it = entries_.find(pid); it != entries_.end()) {
     ++stats_.hits;
     lru_.splice(lru_.begin(), lru_, it->second.lru);
+    if (it->second.exec_read && it->second.reading && reader_) AwaitExecRead(pid, it->second);
     return it->second.info;
   }
   ++stats_.reads;
@@ -223,15 +255,7 @@ std::shared_ptr<const ProcessInfo> ProcessCache::GetShared(uint32_t pid,
     if (!late) ++stats_.gone;
     read = Fallback(pid, comm_fallback);
   }
-  if (entries_.size() >= max_entries_) {
-    entries_.erase(lru_.back());
-    lru_.pop_back();
-    ++stats_.evictions;
-  }
-  lru_.push_front(pid);
-  Entry& entry = entries_[pid];
-  entry.info = std::make_shared<const ProcessInfo>(std::move(*read));
-  entry.lru = lru_.begin();
+  Entry& entry = Insert(pid, std::move(*read));
   entry.reading = late;
   return entry.info;
 }
@@ -243,31 +267,39 @@ void ProcessCache::Forget(uint32_t pid) {
   entries_.erase(it);
 }
 
-void ProcessCache::Refresh(uint32_t pid) {
+void ProcessCache::Refresh(uint32_t pid, std::string_view comm) {
   auto it = entries_.find(pid);
-  if (it == entries_.end()) return;
   ++stats_.reads;
-  if (reader_) {  // the new image's info arrives through Drain; the old one serves meanwhile
+  ++stats_.exec_reads;
+  if (reader_) {  // the new image's info arrives through Drain, or the first lookup awaits it
     reader_->Request(pid);
-    it->second.reading = true;
+    Entry& entry = it != entries_.end() ? it->second : Insert(pid, Fallback(pid, comm));
+    entry.reading = true;
+    entry.exec_read = true;
     return;
   }
-  // A process that exec'd and exited at once keeps its old entry until Forget().
-  if (std::optional<ProcessInfo> read = ReadProcessInfo(pid, options_)) {
+  std::optional<ProcessInfo> read = ReadProcessInfo(pid, options_);
+  if (!read) {  // exec'd and exited at once: a cached entry stays until Forget()
+    ++stats_.gone;
+    return;
+  }
+  if (it != entries_.end()) {
     it->second.info = std::make_shared<const ProcessInfo>(std::move(*read));
   } else {
-    ++stats_.gone;
+    Insert(pid, std::move(*read));
   }
 }
 
 std::vector<std::shared_ptr<const ProcessInfo>> ProcessCache::Drain() {
   std::vector<std::shared_ptr<const ProcessInfo>> updated;
+  updated.swap(awaited_);
   if (!reader_) return updated;
   for (ProcessReader::Result& r : reader_->TakeFinished()) {
     auto it = entries_.find(r.pid);
     // Reads of processes that exited meanwhile, or that a lookup already took, are dropped.
     if (it == entries_.end() || !it->second.reading) continue;
     it->second.reading = false;
+    it->second.exec_read = false;
     if (!r.info) {  // it exec'd or started and exited at once: keep what is known
       ++stats_.gone;
       continue;

@@ -74,11 +74,12 @@ std::string ContainerIdFromCgroup(std::string_view cgroup);
 
 // Counters of a ProcessCache, named for what they count.
 struct ProcessCacheStats {
-  uint64_t hits = 0;       // lookups answered from the cache
-  uint64_t reads = 0;      // lookups that read /proc
-  uint64_t gone = 0;       // reads that found the process already exited (fallback used)
-  uint64_t evictions = 0;  // entries dropped because the cache was full
-  uint64_t late = 0;       // reads that did not finish within the wait (comm used meanwhile)
+  uint64_t hits = 0;        // lookups answered from the cache
+  uint64_t reads = 0;       // lookups that read /proc
+  uint64_t gone = 0;        // reads that found the process already exited (fallback used)
+  uint64_t evictions = 0;   // entries dropped because the cache was full
+  uint64_t late = 0;        // reads that did not finish within the wait (comm used meanwhile)
+  uint64_t exec_reads = 0;  // reads started by an exec event (new programs read while they run)
 };
 
 // Per-pid ProcessInfo, read once and kept until the process exits or the cache is full
@@ -105,8 +106,11 @@ class ProcessCache {
   std::shared_ptr<const ProcessInfo> GetShared(uint32_t pid, std::string_view comm_fallback);
   // The process exited: its entry goes.
   void Forget(uint32_t pid);
-  // The process called exec: a cached entry is re-read; an uncached pid stays uncached.
-  void Refresh(uint32_t pid);
+  // The process called exec (`comm`: its new name, from the kernel): it is read now, while it
+  // runs, so that a program that lives a few milliseconds is still named by its own /proc
+  // (OTEL_SERVICE_NAME, cmdline, exe) and not by its comm. With a reader thread the read runs
+  // there; the first lookup of the pid waits for it (up to the reader's wait) once.
+  void Refresh(uint32_t pid, std::string_view comm = "");
 
   // From now on /proc is read on a thread of its own (ProcessReader): a lookup waits for its
   // read up to `wait`, then goes on with what the kernel said (counted as late), and the full
@@ -124,7 +128,11 @@ class ProcessCache {
     std::shared_ptr<const ProcessInfo> info;
     std::list<uint32_t>::iterator lru;  // position in lru_
     bool reading = false;               // a read for it is queued or in progress
+    bool exec_read = false;             // that read was started at exec: a lookup awaits it
   };
+  Entry& Insert(uint32_t pid, ProcessInfo info);
+  // Awaits an exec-time read for a lookup (once per exec), and takes its result.
+  void AwaitExecRead(uint32_t pid, Entry& entry);
   std::optional<ProcessInfo> Read(uint32_t pid, bool* late);
   ProcessInfo Fallback(uint32_t pid, std::string_view comm) const;
 
@@ -135,6 +143,7 @@ class ProcessCache {
   ProcessCacheStats stats_;
   std::unique_ptr<ProcessReader> reader_;  // null: reads happen on the caller's thread
   std::chrono::microseconds wait_{0};
+  std::vector<std::shared_ptr<const ProcessInfo>> awaited_;  // taken by AwaitExecRead, for Drain
 };
 
 }  // namespace zerotrace::conn

@@ -324,7 +324,7 @@ TEST(ProcessCacheTest, RefreshRereadsAfterExec) {
   proc.AddProcess(3, "java", "/usr/bin/java", Environ({"OTEL_SERVICE_NAME=billing"}), "");
   cache.Refresh(3);
   EXPECT_EQ(cache.Get(3, "").service_name, "billing");
-  cache.Refresh(4);  // not cached: stays uncached
+  cache.Refresh(4);  // gone: stays uncached
   EXPECT_EQ(cache.size(), 1u);
 }
 
@@ -421,6 +421,66 @@ TEST(ProcessCacheTest, ReaderThreadAnswersAQuickReadAtOnce) {
   EXPECT_EQ(cache.stats().late, 0u);
   EXPECT_EQ(cache.GetShared(7, "gone")->service_name, "gone");  // no such process
   EXPECT_EQ(cache.stats().gone, 1u);
+}
+
+}  // namespace
+}  // namespace zerotrace::conn
+
+namespace zerotrace::conn {
+namespace {
+
+// A program that exec'd is read at once, while it runs: when it has exited by the time its
+// first connection is looked up (a short-lived curl), it is still named by its environment.
+TEST(ProcessCacheTest, ExecReadsANewProgramBeforeItExits) {
+  FakeProc proc;
+  proc.AddProcess(9, "curl", "/usr/bin/curl", Environ({"OTEL_SERVICE_NAME=checkout-cli"}), "");
+  ProcessCache cache(8, proc.root());
+  cache.StartReader(std::chrono::seconds(10));
+  cache.Refresh(9, "curl");
+  std::vector<std::shared_ptr<const ProcessInfo>> updated;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       updated.empty() && std::chrono::steady_clock::now() < deadline;) {
+    updated = cache.Drain();
+    if (updated.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(updated.size(), 1u);
+  fs::remove_all(fs::path(proc.root()) / "9");  // exited before its events were handled
+  const auto info = cache.GetShared(9, "curl");
+  EXPECT_FALSE(info->partial);
+  EXPECT_EQ(info->service_name, "checkout-cli");
+  EXPECT_EQ(info->exe_name, "curl");
+  EXPECT_EQ(cache.stats().exec_reads, 1u);
+}
+
+// The first lookup after an exec waits for the exec-time read (within the reader's wait), and
+// the info it took reaches holders of the older one through Drain.
+TEST(ProcessCacheTest, FirstLookupAfterExecAwaitsTheExecRead) {
+  FakeProc proc;
+  proc.AddProcess(10, "python3", "/usr/bin/python3", Environ({"OTEL_SERVICE_NAME=pay"}), "");
+  ProcessCache cache(8, proc.root());
+  cache.StartReader(std::chrono::seconds(10));
+  cache.Refresh(10, "python3");
+  const auto info = cache.GetShared(10, "python3");
+  EXPECT_EQ(info->service_name, "pay");
+  EXPECT_FALSE(info->partial);
+  EXPECT_EQ(cache.stats().late, 0u);
+  const auto updated = cache.Drain();
+  ASSERT_EQ(updated.size(), 1u);
+  EXPECT_EQ(updated[0], info);
+  EXPECT_TRUE(cache.Drain().empty());
+}
+
+// Without a reader thread the exec-time read happens at once; a pid already gone stays
+// uncached.
+TEST(ProcessCacheTest, ExecWithoutReaderReadsAtOnce) {
+  FakeProc proc;
+  proc.AddProcess(11, "node", "/usr/bin/node", Environ({"OTEL_SERVICE_NAME=web"}), "");
+  ProcessCache cache(8, proc.root());
+  cache.Refresh(11, "node");
+  cache.Refresh(12, "gone");
+  EXPECT_EQ(cache.size(), 1u);
+  fs::remove_all(fs::path(proc.root()) / "11");
+  EXPECT_EQ(cache.Get(11, "node").service_name, "web");
 }
 
 }  // namespace
