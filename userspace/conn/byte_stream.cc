@@ -32,7 +32,33 @@ uint64_t ClampLen(uint64_t pos, uint64_t len) {
 }  // namespace
 
 // Hot path.
+void ByteStream::AddDataLent(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid) {
+  const uint64_t len = ClampLen(pos, data.size());
+  if (len == 0 || pos != front_ || end_ != front_ || !ranges_.empty() || !lent_.empty() ||
+      len > byte_cap_) {
+    AddData(pos, data, ts_ns, tid);
+    return;
+  }
+  lent_ = data.substr(0, len);
+  end_ = pos + len;
+  buffered_ += len;
+  stats_->bytes_added += len;
+  AddTsMark(pos, end_, {ts_ns, tid});
+}
+
+// What a Settle() keeps: the unconsumed lent bytes become the stream's only range.
+void ByteStream::KeepLent() {
+  Range& range = NewRange(front_, ranges_.end())->second;
+  range.is_gap = false;
+  range.base = front_;
+  range.end = front_ + lent_.size();
+  range.bytes.assign(lent_);
+  lent_ = {};
+}
+
+// Hot path.
 void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid) {
+  Settle();
   uint64_t len = ClampLen(pos, data.size());
   if (len == 0) return;
   const uint64_t end = pos + len;
@@ -75,6 +101,7 @@ void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, ui
 
 // Hot path.
 void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid) {
+  Settle();
   len = ClampLen(pos, len);
   if (len == 0) return;
   const uint64_t end = pos + len;
@@ -100,6 +127,7 @@ void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid
 }
 
 void ByteStream::DeclareHolesAsGaps() {
+  Settle();
   uint64_t cur = front_;
   auto it = ranges_.begin();
   while (cur < end_) {
@@ -120,6 +148,10 @@ void ByteStream::DeclareHolesAsGaps() {
 ByteStream::Front ByteStream::Peek() const {
   Front front;
   front.pos = front_;
+  if (!lent_.empty()) {
+    front.data = lent_;
+    return front;
+  }
   if (ranges_.empty()) return front;
   const auto& [start, range] = *ranges_.begin();
   if (start > front_) return front;  // unknown hole: the parser waits
@@ -142,6 +174,13 @@ bool ByteStream::GapAfterFrontData() const {
 // Hot path.
 void ByteStream::Consume(uint64_t n) {
   n = ClampLen(front_, n);
+  if (!lent_.empty()) {
+    const uint64_t step = std::min<uint64_t>(n, lent_.size());
+    lent_.remove_prefix(step);
+    buffered_ -= step;
+    front_ += step;
+    n -= step;
+  }
   while (n > 0) {
     if (ranges_.empty()) {
       front_ += n;

@@ -47,6 +47,14 @@ class ByteStream {
   // returns every contiguous captured byte at the front.
   // `tid` is the thread that made the syscall (0 if unknown).
   void AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid = 0);
+  // Hot path. AddData without the copy when the stream is drained and `data` starts at its
+  // front (a whole message in one record, the common case): Peek() then reads `data` where it
+  // lies. `data` must stay valid until Settle(), which copies what was not consumed.
+  void AddDataLent(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid = 0);
+  // Copies lent bytes that are still unconsumed into the stream's own buffer.
+  void Settle() {
+    if (!lent_.empty()) KeepLent();
+  }
   // Hot path. Marks [pos, pos+len) as bytes that exist but were not captured.
   void AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid = 0);
   // Every hole before the furthest known position becomes a gap.
@@ -89,7 +97,7 @@ class ByteStream {
   uint64_t end_pos() const { return end_; }
   // Captured bytes currently buffered.
   size_t buffered_bytes() const { return buffered_; }
-  bool empty() const { return ranges_.empty(); }
+  bool empty() const { return ranges_.empty() && lent_.empty(); }
   const ByteStreamStats& stats() const { return *stats_; }
 
  private:
@@ -110,6 +118,7 @@ class ByteStream {
     uint32_t tid = 0;
   };
 
+  void KeepLent();
   void PlaceData(uint64_t pos, std::string_view data, const Stamp& stamp, RangeMap::iterator next);
   RangeMap::iterator PlaceGap(uint64_t start, uint64_t stop, RangeMap::iterator next);
   RangeMap::iterator NewRange(uint64_t start, RangeMap::iterator hint);
@@ -123,6 +132,8 @@ class ByteStream {
   void PruneTsMarks();
 
   size_t byte_cap_;
+  // Bytes at front_ still in the caller's buffer (AddDataLent); while set, ranges_ is empty.
+  std::string_view lent_;
   uint64_t front_ = 0;
   uint64_t end_ = 0;
   size_t buffered_ = 0;

@@ -212,7 +212,7 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     if (d.stream_pos > cur.covered_to) {
       s.AddGap(cur.covered_to, d.stream_pos - cur.covered_to, d.hdr.ts_ns, d.hdr.tid);
     }
-    s.AddData(d.stream_pos, payload, d.hdr.ts_ns, d.hdr.tid);
+    s.AddDataLent(d.stream_pos, payload, d.hdr.ts_ns, d.hdr.tid);  // settled below
     cur.covered_to = std::max<uint64_t>(cur.covered_to, d.stream_pos + d.captured);
   } else {
     const uint64_t end = d.syscall_pos + d.byte_count;
@@ -224,6 +224,7 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     observer_->OnData(*c,
                       DataChunk{d.direction, d.hdr.ts_ns, d.syscall_pos, d.stream_pos, d.captured});
   }
+  s.Settle();  // the payload is the ring buffer's: what the parser left must be copied now
 }
 
 // Once per connection: plaintext positions count TLS bytes, so the socket streams go.

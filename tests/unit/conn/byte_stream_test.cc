@@ -401,5 +401,76 @@ TEST(ByteStreamTest, ManyOutOfOrderRangesStayBounded) {
   EXPECT_GT(stream.Peek().gap, 0u);
 }
 
+// AddDataLent: a record's bytes read where they lie while the stream is drained; what the
+// parser leaves is copied by Settle(), so the caller's buffer may go after it.
+TEST(ByteStreamTest, LentBytesAreReadInPlaceAndKeptWhenLeft) {
+  ByteStreamStats counters;
+  ByteStream stream(1 << 20, &counters);
+  std::string record = "GET / HTTP/1.1\r\n\r\nGET /b";
+  stream.AddDataLent(0, record, 5, 7);
+  EXPECT_EQ(stream.Peek().data.data(), record.data());  // no copy
+  EXPECT_EQ(stream.StampAt(0).ts_ns, 5u);
+  EXPECT_EQ(stream.StampAt(0).tid, 7u);
+  EXPECT_EQ(stream.end_pos(), record.size());
+  EXPECT_EQ(stream.buffered_bytes(), record.size());
+  stream.Consume(18);
+  EXPECT_EQ(stream.Peek().pos, 18u);
+  EXPECT_EQ(stream.Peek().data, "GET /b");
+  stream.Settle();
+  std::fill(record.begin(), record.end(), 'z');  // the ring buffer's slot is reused
+  EXPECT_EQ(stream.Peek().data, "GET /b");
+  EXPECT_EQ(stream.buffered_bytes(), 6u);
+  stream.AddData(24, "c", 8);
+  EXPECT_EQ(stream.Peek().data, "GET /bc");
+  EXPECT_EQ(stream.StampAt(23).ts_ns, 5u);
+  EXPECT_EQ(stream.StampAt(24).ts_ns, 8u);
+  EXPECT_EQ(counters.bytes_added, 25u);
+}
+
+TEST(ByteStreamTest, LentBytesFullyConsumedLeaveNothing) {
+  ByteStream stream;
+  std::string record = "whole message";
+  stream.AddDataLent(0, record, 1);
+  stream.Consume(record.size());
+  stream.Settle();
+  EXPECT_TRUE(stream.empty());
+  EXPECT_EQ(stream.buffered_bytes(), 0u);
+  EXPECT_EQ(stream.front_pos(), record.size());
+  stream.AddDataLent(record.size(), "next", 2);  // lent again at the new front
+  EXPECT_EQ(stream.Peek().data, "next");
+}
+
+// Where the stream is not drained, or the bytes are not at its front, they are copied as
+// AddData copies them; a gap or data added while bytes are lent keeps the lent bytes.
+TEST(ByteStreamTest, LentBytesAreCopiedWhenTheyCannotBeLent) {
+  struct Case {
+    const char* name;
+    std::vector<Op> before;  // AddData/AddGap before the lent bytes
+    uint64_t lent_pos;
+    std::vector<Op> after;  // while the bytes are lent
+    std::string front;      // Peek().data once the lent buffer is overwritten
+    uint64_t gap_after = 0;
+  };
+  const std::vector<Case> cases = {
+      {"behind buffered data", {{0, "ab"}}, 2, {}, "abcd"},
+      {"past a hole", {}, 3, {{0, "xyz"}}, "xyzcd"},
+      {"gap added while lent", {}, 0, {{2, "", 3}}, "cd", 3},
+      {"data added while lent", {}, 0, {{2, "ef"}}, "cdef"},
+      {"data before it added while lent", {}, 2, {{0, "ab"}}, "abcd"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ByteStream stream;
+    Apply(stream, c.before);
+    std::string record = "cd";
+    stream.AddDataLent(c.lent_pos, record, 1);
+    Apply(stream, c.after);
+    stream.Settle();
+    std::fill(record.begin(), record.end(), 'z');
+    EXPECT_EQ(stream.Peek().data, c.front);
+    EXPECT_EQ(stream.GapAfterFrontData(), c.gap_after > 0);
+  }
+}
+
 }  // namespace
 }  // namespace zerotrace::conn

@@ -224,5 +224,25 @@ TEST(ConnTable, CapEvictsLeastRecentlyActive) {
   EXPECT_EQ(t.stats().evicted_cap, 1u);
 }
 
+// The payload of a record is the ring buffer's: what the observer did not consume stays in
+// the stream after the record's memory is reused.
+TEST(ConnTable, UnconsumedPayloadOutlivesItsRecord) {
+  Recorder rec;
+  ConnTable table({}, &rec, nullptr, nullptr);
+  Records r;
+  table.OnEvent(r.Open(1, 100, 3, ZT_ROLE_CLIENT));
+  testing::ConnSpec spec;
+  spec.conn_id = 1;
+  spec.tgid = 100;
+  testing::Record record = testing::DataRecord(spec, ZT_DIR_INGRESS, 0, 0, 9, "HTTP/1.1 ", 2);
+  probes::EventView v;
+  ASSERT_EQ(probes::DecodeEvent(record.data(), record.size(), &v), probes::DecodeError::kNone);
+  table.OnEvent(v);
+  std::fill(record.begin(), record.end(), 0);
+  Connection* c = table.Find(1);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->received.Peek().data, "HTTP/1.1 ");
+}
+
 }  // namespace
 }  // namespace zerotrace::conn
