@@ -299,6 +299,33 @@ TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
   }
 }
 
+// The C++ gRPC library the agent links against (grpc_peer: generic ByteBuffer calls, a
+// callback server) at both ends: OK and NOT_FOUND, one span per call at each end, linked.
+TEST_F(Http2E2eTest, CppGrpcLibraryBothEnds) {
+  const int port = FreePort();
+  auto& server = Spawn({ZT_GRPC_PEER, "server", std::to_string(port)});
+  ASSERT_TRUE(server.WaitForLine("ready", kServerStartDeadline)) << "grpc_peer did not start";
+  const auto client = Run({ZT_GRPC_PEER, "client", std::to_string(port), "echo", "fail", "echo"});
+  ASSERT_EQ(client.exit_code, 0);
+  const std::vector<std::string> want_lines = {"done echo 0", "done fail 5", "done echo 0"};
+  EXPECT_EQ(client.lines, want_lines);
+  ASSERT_TRUE(AwaitSpans({{client.pid, 3}, {server.pid(), 3}}, 30s));
+  for (pid_t pid : {client.pid, server.pid()}) {
+    const bool is_server = pid == server.pid();
+    SCOPED_TRACE(is_server ? "server" : "client");
+    const auto spans = SpansOf(pid);
+    ASSERT_EQ(spans.size(), 3u) << Describe(pid);
+    const std::vector<int> codes = {0, 5, 0};
+    for (size_t i = 0; i < spans.size(); i++) {
+      EXPECT_EQ(spans[i].name, "zt.test.Echo/Echo") << spans[i].Describe();
+      EXPECT_EQ(spans[i].kind, is_server ? kServer : kClient);
+      EXPECT_EQ(spans[i].Str("rpc.system"), "grpc") << spans[i].Describe();
+      EXPECT_EQ(spans[i].Int("rpc.grpc.status_code"), codes[i]) << spans[i].Describe();
+    }
+  }
+  ExpectLinked(client.pid, server.pid());
+}
+
 // A real deadline: the client gives the call 200 ms, the server sleeps 600 ms. The client
 // cancels the stream at its deadline: its span is an error with DEADLINE_EXCEEDED; the call
 // after it on the same connection is fine.
