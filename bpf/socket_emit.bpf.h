@@ -196,6 +196,8 @@ static __always_inline void zt_emit_trailer(struct emit_state *s)
 	zt_count(ZT_CNT_DATA_EVENTS);
 }
 
+#include "h2_capture.bpf.h"
+
 /* Hot path: one finished data syscall that returned ret on a tracked connection. */
 /* Whether a syscall sends (its bytes are stamped at sys_enter) or receives (at sys_exit). */
 static __always_inline bool zt_sends(__u8 sys)
@@ -244,6 +246,10 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	else
 		s.syscall_pos = __sync_fetch_and_add(&st->recv_pos, bytes);
 	s.pos = s.syscall_pos;
+	if (zt_h2_emit(key, st, a, &s)) { /* HTTP/2: frame-aware capture */
+		zt_emit_trailer(&s);
+		return 0;
+	}
 
 	switch (a->sys) {
 	case ZT_SYS_READ:

@@ -61,6 +61,7 @@ static __always_inline bool zt_unstash(struct syscall_args *out)
 	return true;
 }
 
+#define ZT_H2_CAPTURE 1 /* socket_emit.bpf.h walks HTTP/2 frames (h2_capture.bpf.h) */
 #include "socket_emit.bpf.h"
 
 #include "conn_track.bpf.h"

@@ -230,7 +230,9 @@ enum zt_kernel_counter {
 	ZT_CNT_DUP_SHARED = 17,            /* fds dup'd from a tracked socket: they share its streams */
 	ZT_CNT_GO_CALLS = 18,              /* Go HTTP/1 calls reported with their goroutine's evidence */
 	ZT_CNT_GO_CALL_NO_CONN = 19,       /* such calls dropped: their socket is not tracked */
-	ZT_CNT_COUNT = 20,
+	ZT_CNT_H2_WALKS = 20,              /* HTTP/2 directions whose frame headers the kernel walks */
+	ZT_CNT_H2_WALK_LOST = 21,          /* such walks that lost the frame boundaries (plain capture) */
+	ZT_CNT_COUNT = 22,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

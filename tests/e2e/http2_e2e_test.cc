@@ -8,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "e2e_fixture.h"
@@ -207,6 +209,142 @@ TEST_F(Http2E2eTest, NginxH2cAndTlsWithNghttpAndCurl) {
     EXPECT_EQ(it->second.Str("url.path"), s.Str("url.path"));
     EXPECT_EQ(it->second.Int("http.response.status_code"), s.Int("http.response.status_code"));
   }
+}
+
+// The default capture (16 KiB a syscall): the kernel walks HTTP/2 frame headers, so a
+// HEADERS frame behind large DATA in one syscall is still captured whole.
+class Http2CaptureTest : public Http2E2eTest {
+ protected:
+  std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
+};
+
+// A 300 KB answer (many DATA frames, read and written in syscalls far larger than the capture)
+// ends with its trailers behind the DATA: the status still comes from them, and the HPACK
+// state survives, so later calls on the same connection decode too.
+TEST_F(Http2CaptureTest, TrailersBehindLargeDataAreCaptured) {
+  const int port = FreePort();
+  auto& server = StartGrpcServer(port);
+  const auto client = RunPythonClient(
+      "grpc_client.py", {std::to_string(port), "big:300000", "fail", "big:200000", "echo"});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.size(), 4u);
+  ASSERT_TRUE(AwaitSpans({{client.pid, 4}, {server.pid(), 4}}, 30s));
+  for (pid_t pid : {client.pid, server.pid()}) {
+    SCOPED_TRACE(pid == server.pid() ? "server" : "client");
+    const auto spans = SpansOf(pid);
+    ASSERT_EQ(spans.size(), 4u) << Describe(pid);
+    const std::vector<std::string> names = {"zt.test.Echo/Big", "zt.test.Echo/Echo",
+                                            "zt.test.Echo/Big", "zt.test.Echo/Echo"};
+    const std::vector<int> codes = {0, 5, 0, 0};
+    for (size_t i = 0; i < spans.size(); i++) {
+      EXPECT_EQ(spans[i].name, names[i]) << spans[i].Describe();
+      EXPECT_EQ(spans[i].Int("rpc.grpc.status_code"), codes[i]) << spans[i].Describe();
+    }
+    EXPECT_EQ(spans[0].Int("zerotrace.grpc.response_messages"), 1) << spans[0].Describe();
+  }
+  ExpectLinked(client.pid, server.pid());
+}
+
+// Node's built-in http2 module at both ends, h2c and TLS (ALPN h2, node's own OpenSSL): one
+// span per stream at each end, linked; a 200 KB answer with a trailer after its DATA ends its
+// stream, and the request after it on the same connection still decodes. (Over TLS the
+// answer stays below the capture: the frame walk follows socket bytes, not TLS plaintext.)
+TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
+  MakeCertificate();
+  const int h2c = FreePort(), tls = FreePort();
+  auto& server = Spawn({"node", std::string(ZT_E2E_DIR) + "/servers/h2_server.js",
+                        std::to_string(h2c), std::to_string(tls), cert_, key_});
+  ASSERT_TRUE(server.WaitForLine("ready", kServerStartDeadline)) << "node h2 server did not start";
+  const std::string client_js = std::string(ZT_E2E_DIR) + "/clients/h2_client.js";
+  const auto plain = Run({"node", client_js, "http://127.0.0.1:" + std::to_string(h2c), "-",
+                          "/items/1", "/missing", "/big/200000", "/items/3"});
+  ASSERT_EQ(plain.exit_code, 0);
+  const auto secure = Run({"node", client_js, "https://127.0.0.1:" + std::to_string(tls), cert_,
+                           "/big/12000", "/items/2"});
+  ASSERT_EQ(secure.exit_code, 0);
+  ASSERT_TRUE(AwaitSpans({{plain.pid, 4}, {secure.pid, 2}, {server.pid(), 6}}, 30s));
+
+  const std::vector<std::tuple<pid_t, std::string, std::vector<std::pair<std::string, int>>>> want =
+      {{plain.pid,
+        "http",
+        {{"/items/1", 200}, {"/missing", 404}, {"/big/200000", 200}, {"/items/3", 200}}},
+       {secure.pid, "https", {{"/big/12000", 200}, {"/items/2", 200}}}};
+  std::map<std::string, Span> clients;
+  for (const auto& [pid, scheme, paths] : want) {
+    const auto spans = SpansOf(pid);
+    ASSERT_EQ(spans.size(), paths.size()) << Describe(pid);
+    for (size_t i = 0; i < spans.size(); i++) {
+      const Span& s = spans[i];
+      EXPECT_EQ(s.kind, kClient);
+      EXPECT_EQ(s.Str("url.scheme"), scheme) << s.Describe();
+      EXPECT_EQ(s.Str("network.protocol.version"), "2") << s.Describe();
+      EXPECT_EQ(s.Str("url.path"), paths[i].first) << s.Describe();
+      EXPECT_EQ(s.Int("http.response.status_code"), paths[i].second) << s.Describe();
+      if (paths[i].first.rfind("/big/", 0) == 0) {
+        EXPECT_EQ(s.Int("http.response.body.size"), std::stoi(paths[i].first.substr(5)))
+            << s.Describe();
+      }
+      clients[s.span_id] = s;
+    }
+  }
+  const auto served = SpansOf(server.pid());
+  ASSERT_EQ(served.size(), 6u) << Describe(server.pid());
+  for (const Span& s : served) {
+    EXPECT_EQ(s.kind, kServer);
+    auto it = clients.find(s.parent_span_id);
+    ASSERT_NE(it, clients.end()) << "unlinked: " << s.Describe();
+    EXPECT_EQ(it->second.Str("url.path"), s.Str("url.path"));
+    EXPECT_EQ(it->second.Int("http.response.status_code"), s.Int("http.response.status_code"));
+    clients.erase(it);
+  }
+}
+
+// The C++ gRPC library the agent links against (grpc_peer: generic ByteBuffer calls, a
+// callback server) at both ends: OK and NOT_FOUND, one span per call at each end, linked.
+TEST_F(Http2E2eTest, CppGrpcLibraryBothEnds) {
+  const int port = FreePort();
+  auto& server = Spawn({ZT_GRPC_PEER, "server", std::to_string(port)});
+  ASSERT_TRUE(server.WaitForLine("ready", kServerStartDeadline)) << "grpc_peer did not start";
+  const auto client = Run({ZT_GRPC_PEER, "client", std::to_string(port), "echo", "fail", "echo"});
+  ASSERT_EQ(client.exit_code, 0);
+  const std::vector<std::string> want_lines = {"done echo 0", "done fail 5", "done echo 0"};
+  EXPECT_EQ(client.lines, want_lines);
+  ASSERT_TRUE(AwaitSpans({{client.pid, 3}, {server.pid(), 3}}, 30s));
+  for (pid_t pid : {client.pid, server.pid()}) {
+    const bool is_server = pid == server.pid();
+    SCOPED_TRACE(is_server ? "server" : "client");
+    const auto spans = SpansOf(pid);
+    ASSERT_EQ(spans.size(), 3u) << Describe(pid);
+    const std::vector<int> codes = {0, 5, 0};
+    for (size_t i = 0; i < spans.size(); i++) {
+      EXPECT_EQ(spans[i].name, "zt.test.Echo/Echo") << spans[i].Describe();
+      EXPECT_EQ(spans[i].kind, is_server ? kServer : kClient);
+      EXPECT_EQ(spans[i].Str("rpc.system"), "grpc") << spans[i].Describe();
+      EXPECT_EQ(spans[i].Int("rpc.grpc.status_code"), codes[i]) << spans[i].Describe();
+    }
+  }
+  ExpectLinked(client.pid, server.pid());
+}
+
+// A real deadline: the client gives the call 200 ms, the server sleeps 600 ms. The client
+// cancels the stream at its deadline: its span is an error with DEADLINE_EXCEEDED; the call
+// after it on the same connection is fine.
+TEST_F(Http2E2eTest, GrpcDeadlineExceededIsClientError) {
+  const int port = FreePort();
+  auto& server = StartGrpcServer(port);
+  const auto client = RunPythonClient("grpc_client.py", {std::to_string(port), "slow:600", "echo"});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.size(), 2u);
+  EXPECT_EQ(client.lines[0], "done slow:600 DEADLINE_EXCEEDED");
+  ASSERT_TRUE(AwaitSpans({{client.pid, 2}, {server.pid(), 1}}, 30s));
+  const auto spans = SpansOf(client.pid);
+  ASSERT_EQ(spans.size(), 2u) << Describe(client.pid);
+  EXPECT_EQ(spans[0].name, "zt.test.Echo/Slow");
+  EXPECT_EQ(spans[0].Int("rpc.grpc.status_code"), 4) << spans[0].Describe();
+  EXPECT_EQ(spans[0].status_code, kStatusError) << spans[0].Describe();
+  EXPECT_EQ(spans[0].Str("error.type"), "DEADLINE_EXCEEDED") << spans[0].Describe();
+  EXPECT_EQ(spans[1].name, "zt.test.Echo/Echo");
+  EXPECT_EQ(spans[1].Int("rpc.grpc.status_code"), 0) << spans[1].Describe();
 }
 
 class Http2MidStreamTest : public Http2E2eTest {

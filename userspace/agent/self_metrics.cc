@@ -79,6 +79,12 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
       {"go_call_no_conn", "zerotrace_kernel_go_call_no_conn_total",
        "Go calls with goroutine evidence dropped: their socket is not tracked", kCounter,
        k[ZT_CNT_GO_CALL_NO_CONN]},
+      {"h2_walks", "zerotrace_kernel_h2_walks_total",
+       "HTTP/2 stream directions whose frames the kernel walks (headers always captured)", kCounter,
+       k[ZT_CNT_H2_WALKS]},
+      {"h2_walk_lost", "zerotrace_kernel_h2_walk_lost_total",
+       "HTTP/2 frame walks that lost the frame boundaries (plain capture from then on)", kCounter,
+       k[ZT_CNT_H2_WALK_LOST]},
       {"decode_errors", "zerotrace_decode_errors_total", "ring-buffer records that did not decode",
        kCounter, c.decode_errors},
   };

@@ -2,7 +2,8 @@
 
 Usage: grpc_client.py PORT [CMD...]. Runs each CMD on one channel (one connection), printing
 "done CMD CODE" after each; with no CMD it reads them from stdin, one a line, so a test can
-pause it between calls. CMDs: echo, fail, count:N, big:N, sum:N.
+pause it between calls. CMDs: echo, fail, count:N, big:N, sum:N, slow:MS (the server sleeps MS
+milliseconds; the call's deadline is 200 ms).
 """
 import sys
 
@@ -19,6 +20,8 @@ def run(channel, cmd):
         elif name == "big":
             reply = channel.unary_unary("/zt.test.Echo/Big")(arg.encode(), timeout=10)
             assert len(reply) == int(arg)
+        elif name == "slow":
+            channel.unary_unary("/zt.test.Echo/Slow")(arg.encode(), timeout=0.2)
         elif name == "count":
             replies = list(channel.unary_stream("/zt.test.Echo/Count")(arg.encode(), timeout=10))
             assert len(replies) == int(arg)

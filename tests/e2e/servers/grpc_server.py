@@ -2,9 +2,11 @@
 
 Service zt.test.Echo: Echo (unary; a request starting with b"fail" is aborted with NOT_FOUND,
 "no such key"), Big (unary; answers the number of bytes the request names, in one message),
-Count (server streaming; answers that many messages), Sum (client streaming). Prints "ready".
+Count (server streaming; answers that many messages), Sum (client streaming), Slow (unary;
+sleeps the milliseconds the request names, then echoes it). Prints "ready".
 """
 import sys
+import time
 from concurrent import futures
 
 import grpc
@@ -18,6 +20,11 @@ def echo(request, context):
 
 def big(request, context):
     return b"b" * int(request)
+
+
+def slow(request, context):
+    time.sleep(int(request) / 1000.0)
+    return request
 
 
 def count(request, context):
@@ -34,6 +41,7 @@ def main():
     handler = grpc.method_handlers_generic_handler("zt.test.Echo", {
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
         "Big": grpc.unary_unary_rpc_method_handler(big),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "Count": grpc.unary_stream_rpc_method_handler(count),
         "Sum": grpc.stream_unary_rpc_method_handler(total),
     })
