@@ -97,12 +97,6 @@ enum tls_ret_kind {
 	ZT_TLS_RET_EX = 2,    /* SSL_read_ex/SSL_write_ex: 1 on success, count in *out_len */
 };
 
-/* Staging area for one data event: ring buffer records are variable-sized copies of it. */
-struct data_scratch {
-	struct zt_data_event ev;
-	__u8 data[ZT_MAX_CHUNK];
-};
-
 /* Tracked TCP connections. LRU so a lost close can never fill the table. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -190,14 +184,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } proc_skip SEC(".maps");
-
-/* Per-CPU staging buffer for data events (too big for the 512-byte stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct data_scratch);
-} scratch SEC(".maps");
 
 /* Self-metrics, indexed by enum zt_kernel_counter. */
 struct {
