@@ -73,7 +73,11 @@ struct emit_state {
 	__u8 direction;
 	__u8 sys;
 	__u8 source; /* enum zt_source */
+	__u32 head; /* the syscall's first 3 bytes in bits 0-23 and ZT_HEAD_CAPTURED, if captured */
 };
+
+/* emit_state.head holds the syscall's first bytes (zt_note_read checks them for TLS). */
+#define ZT_HEAD_CAPTURED (1u << 24)
 
 /* Reserves a data record whose payload holds cls bytes (a constant: bpf_ringbuf_reserve
  * needs one) and reads n <= cls bytes of user memory straight into it. NULL on failure
@@ -135,6 +139,11 @@ __noinline int zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 			ev = zt_reserve_chunk(n, ZT_MAX_CHUNK, ubuf + off);
 		if (!ev)
 			break;
+		if (s->pos + off == s->syscall_pos && n >= 3) {
+			__u8 *d = (__u8 *)(ev + 1);
+
+			s->head = d[0] | (d[1] << 8) | (d[2] << 16) | ZT_HEAD_CAPTURED;
+		}
 		__builtin_memset(ev, 0, sizeof(*ev));
 		zt_fill_header_at(&ev->hdr, ZT_EV_DATA, s->fd, s->conn_id, s->ts_ns);
 		ev->syscall_pos = s->syscall_pos;
@@ -235,13 +244,29 @@ static __always_inline bool zt_sends(__u8 sys)
 }
 
 /* ts_ns: when the bytes moved (sys_enter for sends, sys_exit for receives). */
+/* Muted socket bytes: the muted map is consulted only when userspace muted something since
+ * this connection last looked (muted_epoch), not on every data syscall. */
+static __always_inline bool zt_socket_muted(struct conn_key *key, struct conn_state *st)
+{
+	__u32 epoch = *(volatile __u32 *)&muted_epoch;
+	__u64 *muted_id;
+
+	if (st->muted || st->muted_seen == epoch)
+		return st->muted;
+	muted_id = bpf_map_lookup_elem(&muted, key);
+	if (muted_id && *muted_id == st->conn_id)
+		st->muted = 1;
+	st->muted_seen = epoch;
+	return st->muted;
+}
+
+/* *head: the syscall's first bytes as emit_state.head (0 when they were not captured). */
 static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_state *st,
-					   struct syscall_args *a, long ret, __u64 ts_ns)
+					   struct syscall_args *a, long ret, __u64 ts_ns, __u32 *head)
 {
 	struct emit_state s = {};
 	struct user_msghdr msg;
 	__u64 bytes = ret;
-	__u64 *muted_id;
 
 	s.sys = a->sys;
 	s.direction = zt_sends(a->sys) ? ZT_DIR_EGRESS : ZT_DIR_INGRESS;
@@ -261,9 +286,8 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	s.fd = key->fd;
 	s.byte_count = bytes;
 	s.budget = capture_bytes;
-	muted_id = bpf_map_lookup_elem(&muted, key);
 	/* Sizes only, as userspace asked or as the syscall allows: no truncation. */
-	if ((muted_id && *muted_id == st->conn_id) || a->sys == ZT_SYS_SENDFILE ||
+	if (zt_socket_muted(key, st) || a->sys == ZT_SYS_SENDFILE ||
 	    a->sys == ZT_SYS_SPLICE_READ || a->sys == ZT_SYS_SPLICE_WRITE)
 		s.budget = 0;
 	else if (bytes > s.budget)
@@ -308,6 +332,7 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 		break;
 	}
 	zt_emit_trailer(&s);
+	*head = s.head;
 	return 0;
 }
 

@@ -34,6 +34,9 @@ struct conn_state {
 	__u8 shared;    /* enum zt_share: fds that dup() made name one socket, so share one state */
 	__u32 event_fd; /* ZT_SHARE_STATE: the fd its records carry (the one its open event had) */
 	__u64 refs;     /* ZT_SHARE_STATE: the fds (alias entries) that name it */
+	__u32 muted_seen; /* muted_epoch when the muted map was last consulted for it */
+	__u8 muted;       /* 1: userspace muted its socket bytes (sticky: mutes are never undone) */
+	__u8 pad2[3];
 };
 
 /* How a connection-table entry takes part in dup() sharing (conn_track.bpf.h). */
@@ -166,6 +169,10 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, __u64);
 } muted SEC(".maps");
+
+/* Bumped by userspace after each entry it puts in muted: a connection consults the muted map
+ * only when this moved since it last did, not on every data syscall. */
+__u32 muted_epoch = 0;
 
 /* tgids to trace when filter_pids is set (--pid). */
 struct {
