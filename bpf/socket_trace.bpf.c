@@ -95,7 +95,8 @@ static __always_inline int zt_exit_data(long ret)
 	struct syscall_args a;
 	struct conn_key key, ekey;
 	struct conn_state *st;
-	__u64 ts_ns;
+	__u64 ts_ns, conn_id;
+	__u32 head = 0;
 
 	if (!zt_unstash(&a) || a.sys >= ZT_SYS_COUNT)
 		return 0;
@@ -115,12 +116,15 @@ static __always_inline int zt_exit_data(long ret)
 		return 0;
 	ts_ns = a.enter_ns ? a.enter_ns : bpf_ktime_get_ns(); /* sends: stamped at entry */
 	a.enter_ns = ts_ns; /* what zt_note_read stamps a receive with */
-	zt_note_read(&key, st->conn_id, &a, ret);
+	conn_id = st->conn_id;
 	if (a.sys == ZT_SYS_SPLICE_READ || a.sys == ZT_SYS_SPLICE_WRITE)
 		zt_count(ZT_CNT_SPLICE);
 	ekey.tgid = key.tgid;
 	ekey.fd = zt_event_fd(st, key.fd);
-	return zt_emit_syscall(&ekey, st, &a, ret, ts_ns);
+	zt_emit_syscall(&ekey, st, &a, ret, ts_ns, &head);
+	/* After the emit: the first bytes it captured spare zt_note_read a user-memory read. */
+	zt_note_read(&key, conn_id, &a, ret, head);
+	return 0;
 }
 
 #define ZT_ENTER_BUF(name, sys)                                                  \

@@ -25,9 +25,10 @@ static __always_inline void zt_note_tls_socket(struct conn_key *key, struct conn
 /* A receive on a tracked connection (other syscalls return at once): the thread's last
  * read, for tls_trace.bpf.c to bind a TLS session over memory buffers (node) to it. Notes
  * whether the bytes began with a TLS record header: content type 20..23, version 3.x.
- * a->enter_ns carries the receive's time. */
+ * a->enter_ns carries the receive's time; head, the first bytes if the emit captured them
+ * (emit_state.head), else 0: then they are read from user memory. */
 static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, struct syscall_args *a,
-				    __u64 ret)
+				    __u64 ret, __u32 head)
 {
 	struct thread_read r = {.conn_id = conn_id, .fd = key->fd, .ts_ns = a->enter_ns}, *slot;
 	__u64 buf = a->buf, sys = a->sys;
@@ -44,6 +45,14 @@ static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, struct 
 	if (sys != ZT_SYS_READ && sys != ZT_SYS_READV && sys != ZT_SYS_RECVFROM &&
 	    sys != ZT_SYS_RECVMSG)
 		return;
+	if (head & ZT_HEAD_CAPTURED) {
+		h[0] = head;
+		h[1] = head >> 8;
+		h[2] = head >> 16;
+		if ((long)ret >= 5)
+			r.tls_record = h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 3 && h[2] <= 4;
+		goto store;
+	}
 	first = buf; /* read, recvfrom: the buffer itself */
 	if (sys == ZT_SYS_RECVMSG) {
 		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
@@ -59,6 +68,7 @@ static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, struct 
 	}
 	if ((long)ret >= 5 && first && !bpf_probe_read_user(h, sizeof(h), (void *)first))
 		r.tls_record = h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 3 && h[2] <= 4;
+store:
 	slot = bpf_task_storage_get(&thread_reads, bpf_get_current_task_btf(), 0,
 				    BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (slot)

@@ -34,6 +34,9 @@ struct conn_state {
 	__u8 shared;    /* enum zt_share: fds that dup() made name one socket, so share one state */
 	__u32 event_fd; /* ZT_SHARE_STATE: the fd its records carry (the one its open event had) */
 	__u64 refs;     /* ZT_SHARE_STATE: the fds (alias entries) that name it */
+	__u32 muted_seen; /* muted_epoch when the muted map was last consulted for it */
+	__u8 muted;       /* 1: userspace muted its socket bytes (sticky: mutes are never undone) */
+	__u8 pad2[3];
 };
 
 /* How a connection-table entry takes part in dup() sharing (conn_track.bpf.h). */
@@ -95,12 +98,6 @@ enum tls_ret_kind {
 	ZT_TLS_RET_INT = 0,   /* SSL_read/SSL_write: int, > 0 is the byte count */
 	ZT_TLS_RET_SSIZE = 1, /* gnutls_record_recv/send: ssize_t, > 0 is the byte count */
 	ZT_TLS_RET_EX = 2,    /* SSL_read_ex/SSL_write_ex: 1 on success, count in *out_len */
-};
-
-/* Staging area for one data event: ring buffer records are variable-sized copies of it. */
-struct data_scratch {
-	struct zt_data_event ev;
-	__u8 data[ZT_MAX_CHUNK];
 };
 
 /* Tracked TCP connections. LRU so a lost close can never fill the table. */
@@ -173,6 +170,10 @@ struct {
 	__type(value, __u64);
 } muted SEC(".maps");
 
+/* Bumped by userspace after each entry it puts in muted: a connection consults the muted map
+ * only when this moved since it last did, not on every data syscall. */
+__u32 muted_epoch = 0;
+
 /* tgids to trace when filter_pids is set (--pid). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -190,14 +191,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } proc_skip SEC(".maps");
-
-/* Per-CPU staging buffer for data events (too big for the 512-byte stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct data_scratch);
-} scratch SEC(".maps");
 
 /* Self-metrics, indexed by enum zt_kernel_counter. */
 struct {

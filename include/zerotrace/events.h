@@ -155,7 +155,8 @@ struct zt_data_event {
 	__u8 source;       /* enum zt_source */
 	__u8 syscall;      /* enum zt_syscall */
 	__u8 pad[5];       /* zero */
-	/* followed by `captured` payload bytes: the record is sizeof(*this) + captured long */
+	/* followed by `captured` payload bytes: the record is at least sizeof(*this) + captured
+	 * long (the kernel reserves payload in size classes; what follows is slack) */
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_data_event) == 64, "zt_data_event ABI");
 

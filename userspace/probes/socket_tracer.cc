@@ -211,6 +211,8 @@ void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, boo
   const conn_key key{tgid, fd};
   const uint64_t value = tls_plaintext ? (conn_id | ZT_MUTED_TLS) : conn_id;
   bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
+  // After the entry: the kernel consults the muted map only when this epoch moved.
+  __atomic_fetch_add(&skel_->bss->muted_epoch, 1, __ATOMIC_RELEASE);
 }
 
 void SocketTracer::SkipProcess(uint32_t tgid) {
