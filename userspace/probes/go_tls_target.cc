@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "probes/entry_sites.h"
 #include "probes/go_binary.h"
 #include "probes/go_offsets.h"
 #include "probes/go_ret_finder.h"
@@ -77,8 +78,8 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
     if (f.name == kServe || f.name == kRoundTrip || f.name == kNewproc) {
       if (!t.goroutines) continue;
       if (f.name != kNewproc) {
-        t.probes.push_back(
-            {f.file_offset, f.name == kServe ? ZT_GO_SERVE_ENTRY : ZT_GO_ROUNDTRIP_ENTRY});
+        t.probes.push_back({f.file_offset + GoEntryJumpOffset(f.bytes).value_or(0),
+                            f.name == kServe ? ZT_GO_SERVE_ENTRY : ZT_GO_ROUNDTRIP_ENTRY});
         continue;
       }
       // Children followed from newproc1's RETs only; without them the rest still works.
@@ -88,7 +89,9 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
       continue;
     }
     const bool is_write = f.name == kWrite, is_read = f.name == kRead;
-    t.probes.push_back({f.file_offset, is_write  ? ZT_GO_WRITE_ENTRY
+    // Entries on the stack check's jump (emulated, not single-stepped: entry_sites.h).
+    t.probes.push_back({f.file_offset + GoEntryJumpOffset(f.bytes).value_or(0),
+                        is_write  ? ZT_GO_WRITE_ENTRY
                                        : is_read ? ZT_GO_READ_ENTRY
                                                  : ZT_GO_HANDSHAKE_ENTRY});
     if (!is_write && !is_read) continue;
