@@ -1,6 +1,6 @@
 /* Goroutine causality in Go binaries: which server connection each goroutine serves (the
  * net/http conn.serve goroutine its own, and every goroutine started from a serving one, from
- * runtime.newproc1's RETs), and, when a serving goroutine starts an HTTP/1 call
+ * newproc.func1's call of runqput, or runtime.newproc1's RETs), and, when a serving goroutine starts an HTTP/1 call
  * (persistConn.roundTrip, on the caller's goroutine even though the Transport's writeLoop
  * writes the bytes), a zt_go_call_event naming the call's connection and its first byte.
  * Included by go_tls.bpf.c after socket_emit.bpf.h. */
