@@ -260,6 +260,30 @@ TEST_F(GoBinaryTest, InspectFindsProbesInFullAndStrippedBinaries) {
     EXPECT_EQ(kinds[ZT_GO_RUNQPUT_CALL], 1);
     EXPECT_EQ(kinds[ZT_GO_NEWPROC_RET], 0);
     EXPECT_TRUE(target.goroutines);
+    // Entries sit on the stack check's jbe, the runqput probe on a call: instructions the
+    // kernel emulates rather than single-steps.
+    const int fd = open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    for (const auto& p : target.probes) {
+      unsigned char b[2] = {};
+      ASSERT_EQ(pread(fd, b, 2, static_cast<off_t>(p.file_offset)), 2);
+      const bool jbe = b[0] == 0x76 || (b[0] == 0x0f && b[1] == 0x86);
+      switch (p.kind) {
+        case ZT_GO_WRITE_ENTRY:
+        case ZT_GO_READ_ENTRY:
+        case ZT_GO_HANDSHAKE_ENTRY:
+        case ZT_GO_SERVE_ENTRY:
+        case ZT_GO_ROUNDTRIP_ENTRY:
+          EXPECT_TRUE(jbe) << "probe kind " << p.kind;
+          break;
+        case ZT_GO_RUNQPUT_CALL:
+          EXPECT_EQ(b[0], 0xe8);
+          break;
+        default:
+          EXPECT_EQ(b[0], 0xc3) << "probe kind " << p.kind;  // a RET
+      }
+    }
+    close(fd);
   }
 }
 
