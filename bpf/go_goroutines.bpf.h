@@ -1,6 +1,6 @@
 /* Goroutine causality in Go binaries: which server connection each goroutine serves (the
  * net/http conn.serve goroutine its own, and every goroutine started from a serving one, from
- * runtime.newproc1's RETs), and, when a serving goroutine starts an HTTP/1 call
+ * newproc.func1's call of runqput, or runtime.newproc1's RETs), and, when a serving goroutine starts an HTTP/1 call
  * (persistConn.roundTrip, on the caller's goroutine even though the Transport's writeLoop
  * writes the bytes), a zt_go_call_event naming the call's connection and its first byte.
  * Included by go_tls.bpf.c after socket_emit.bpf.h. */
@@ -112,9 +112,10 @@ static __always_inline int zt_go_round_trip(struct pt_regs *ctx, const struct zt
 /* A RET of runtime.newproc1, on the system stack: RAX is the new g (its goid set), and the
  * goroutine whose `go` statement made it is g0.m.curg. The child serves what its parent
  * does: the request in flight now, if the parent serves its connection's current one. One
- * probe per goroutine started (newproc1's entry would be a second). */
+ * probe per goroutine started (newproc1's entry would be a second). Or, cheaper (a call is
+ * emulated, a RET single-stepped), newproc.func1's call of runqput(pp, newg): newg in RBX. */
 static __always_inline int zt_go_newproc_ret(struct pt_regs *ctx, const struct zt_go_offsets *o,
-					     __u32 tgid)
+					     __u32 tgid, __u64 child_g)
 {
 	struct go_goid_key key = {.tgid = tgid};
 	__u64 m = 0, parent_g = 0;
@@ -131,7 +132,7 @@ static __always_inline int zt_go_newproc_ret(struct pt_regs *ctx, const struct z
 	v = *parent;
 	if (!v.since_ns)
 		v.since_ns = bpf_ktime_get_ns();
-	key.goid = zt_go_goid(o, ZT_GO_RET0(ctx));
+	key.goid = zt_go_goid(o, child_g);
 	if (key.goid)
 		bpf_map_update_elem(&go_serving, &key, &v, BPF_ANY);
 	return 0;
@@ -154,7 +155,9 @@ static __noinline int zt_go_goroutine_probe(struct pt_regs *ctx, __u32 slot, __u
 	case ZT_GO_ROUNDTRIP_ENTRY:
 		return zt_go_round_trip(ctx, o, tgid);
 	case ZT_GO_NEWPROC_RET:
-		return zt_go_newproc_ret(ctx, o, tgid);
+		return zt_go_newproc_ret(ctx, o, tgid, ZT_GO_RET0(ctx));
+	case ZT_GO_RUNQPUT_CALL:
+		return zt_go_newproc_ret(ctx, o, tgid, ZT_GO_ARG1(ctx));
 	default:
 		return 0;
 	}

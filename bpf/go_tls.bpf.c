@@ -218,6 +218,7 @@ int zt_go_tls(struct pt_regs *ctx)
 	case ZT_GO_SERVE_ENTRY:
 	case ZT_GO_ROUNDTRIP_ENTRY:
 	case ZT_GO_NEWPROC_RET:
+	case ZT_GO_RUNQPUT_CALL:
 		return zt_go_goroutine_probe(ctx, slot, cookie & 0xff);
 	default:
 		return 0;

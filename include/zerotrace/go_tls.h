@@ -18,15 +18,16 @@
 /* What one uprobe in a Go binary is: the low 8 bits of its attach cookie. The cookie's upper
  * bits are the binary's slot in go_binaries. */
 enum zt_go_probe {
-	ZT_GO_WRITE_ENTRY = 0,     /* crypto/tls.(*Conn).Write, first instruction */
+	ZT_GO_WRITE_ENTRY = 0,     /* crypto/tls.(*Conn).Write, entry (or its stack check's jbe) */
 	ZT_GO_WRITE_RET = 1,       /* one of Write's RET instructions */
-	ZT_GO_READ_ENTRY = 2,      /* crypto/tls.(*Conn).Read, first instruction */
+	ZT_GO_READ_ENTRY = 2,      /* crypto/tls.(*Conn).Read, entry (or its stack check's jbe) */
 	ZT_GO_READ_RET = 3,        /* one of Read's RET instructions */
 	ZT_GO_HANDSHAKE_ENTRY = 4, /* crypto/tls.(*Conn).handshakeContext: marks its socket TLS */
 	ZT_GO_SERVE_ENTRY = 5,     /* net/http.(*conn).serve: its goroutine serves that socket */
 	ZT_GO_ROUNDTRIP_ENTRY = 6, /* net/http.(*persistConn).roundTrip, on the caller's goroutine */
 	ZT_GO_NEWPROC_RET = 7,     /* a RET of runtime.newproc1: a goroutine and its parent */
-	ZT_GO_PROBE_COUNT = 8,
+	ZT_GO_RUNQPUT_CALL = 8,    /* runtime.newproc.func1's call of runqput: the same, new g in RBX */
+	ZT_GO_PROBE_COUNT = 9,
 };
 
 #define ZT_GO_COOKIE(slot, probe) (((__u64)(slot) << 8) | (__u64)(probe))

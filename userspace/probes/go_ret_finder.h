@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -22,5 +23,12 @@ StatusOr<std::vector<uint64_t>> FindReturnOffsets(std::string_view code, uint64_
 // when the probes were attached can still be attributed. Go's compiler does this for
 // functions that call others; the check makes sure of it for each binary.
 bool SpillsFirstTwoArgs(std::string_view code, uint64_t address);
+
+// runtime.newproc.func1 (the closure `go` statements run on the system stack) calls
+// newproc1, moves its result (the new g) from RAX to RBX, and calls runqput(pp, newg, true).
+// The offset in `code` of that runqput call: a uprobe there is emulated (a call), unlike one
+// on newproc1's RETs, and sees the new g, its goid set, in RBX. nullopt: not that shape.
+std::optional<uint64_t> FindRunqputCallAfterNewproc1(std::string_view code, uint64_t address,
+                                                     uint64_t newproc1, uint64_t runqput);
 
 }  // namespace zerotrace::probes

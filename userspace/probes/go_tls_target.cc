@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "probes/entry_sites.h"
 #include "probes/go_binary.h"
 #include "probes/go_offsets.h"
 #include "probes/go_ret_finder.h"
@@ -22,6 +23,16 @@ constexpr const char* kServe = "net/http.(*conn).serve";
 constexpr const char* kRoundTrip = "net/http.(*persistConn).roundTrip";
 // Its RETs: the new g in RAX since Go 1.18 (and g0.m.curg its parent).
 constexpr const char* kNewproc = "runtime.newproc1";
+// Or, where it has the expected shape, the call of runqput in the closure that calls newproc1.
+constexpr const char* kNewprocClosure = "runtime.newproc.func1";
+constexpr const char* kRunqput = "runtime.runqput";
+
+// The entry address of `name` among the functions read (0: absent).
+uint64_t EntryOf(const GoExecutable& exe, const char* name) {
+  for (const auto& f : exe.functions)
+    if (f.name == name) return f.entry;
+  return 0;
+}
 
 }  // namespace
 
@@ -30,7 +41,8 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
   GElf_Ehdr ehdr;
   if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr)) return Result();
   ElfImage image(elf);
-  auto exe = ReadGoExecutable(image, {kWrite, kRead, kHandshake, kServe, kRoundTrip, kNewproc});
+  auto exe = ReadGoExecutable(
+      image, {kWrite, kRead, kHandshake, kServe, kRoundTrip, kNewproc, kNewprocClosure, kRunqput});
   if (!exe.ok()) return exe.status();
   if (!exe->has_value()) return Result();
   const GoExecutable& go = **exe;
@@ -73,12 +85,25 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
   t.goroutines = goroutine_functions == 3 && *go.parsed >= GoVersion{1, 18, 0} &&
                  t.offsets.g_goid != 0 && t.offsets.http_conn_rwc != 0 &&
                  t.offsets.persistconn_conn != 0;
+  std::optional<uint64_t> runqput_call;  // in newproc.func1, when found
   for (const auto& f : go.functions) {
+    if (f.name == kNewprocClosure)
+      runqput_call = FindRunqputCallAfterNewproc1(f.bytes, f.entry, EntryOf(go, kNewproc),
+                                                  EntryOf(go, kRunqput));
+  }
+  for (const auto& f : go.functions) {
+    if (f.name == kNewprocClosure || f.name == kRunqput) {
+      if (f.name == kNewprocClosure && t.goroutines && runqput_call && t.offsets.g_m != 0 &&
+          t.offsets.m_curg != 0)
+        t.probes.push_back({f.file_offset + *runqput_call, ZT_GO_RUNQPUT_CALL});
+      continue;
+    }
     if (f.name == kServe || f.name == kRoundTrip || f.name == kNewproc) {
       if (!t.goroutines) continue;
+      if (f.name == kNewproc && runqput_call) continue;  // followed at the runqput call
       if (f.name != kNewproc) {
-        t.probes.push_back(
-            {f.file_offset, f.name == kServe ? ZT_GO_SERVE_ENTRY : ZT_GO_ROUNDTRIP_ENTRY});
+        t.probes.push_back({f.file_offset + GoEntryJumpOffset(f.bytes).value_or(0),
+                            f.name == kServe ? ZT_GO_SERVE_ENTRY : ZT_GO_ROUNDTRIP_ENTRY});
         continue;
       }
       // Children followed from newproc1's RETs only; without them the rest still works.
@@ -88,9 +113,11 @@ StatusOr<std::optional<GoTlsTarget>> InspectGoTls(Elf* elf) {
       continue;
     }
     const bool is_write = f.name == kWrite, is_read = f.name == kRead;
-    t.probes.push_back({f.file_offset, is_write  ? ZT_GO_WRITE_ENTRY
-                                       : is_read ? ZT_GO_READ_ENTRY
-                                                 : ZT_GO_HANDSHAKE_ENTRY});
+    // Entries on the stack check's jump (emulated, not single-stepped: entry_sites.h).
+    t.probes.push_back({f.file_offset + GoEntryJumpOffset(f.bytes).value_or(0),
+                        is_write  ? ZT_GO_WRITE_ENTRY
+                        : is_read ? ZT_GO_READ_ENTRY
+                                  : ZT_GO_HANDSHAKE_ENTRY});
     if (!is_write && !is_read) continue;
     auto rets = FindReturnOffsets(f.bytes, f.entry);
     if (!rets.ok()) return Status::Error(what + ": " + f.name + ": " + rets.status().message());

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "probes/entry_sites.h"
 #include "probes/tls_tracer.h"
 
 namespace zerotrace::probes {
@@ -241,6 +242,7 @@ TlsProbeManager::ProbedFile* TlsProbeManager::Consider(const std::string& path,
   const std::string fd_path = "/proc/self/fd/" + std::to_string(fd);
   std::unique_ptr<TlsProbeSet> probes, go_probes;
   if (has_tls) {
+    MoveSslEntriesToInternal(&symbols.value(), fd);  // emulated entries: see entry_sites.h
     auto attached = backend_->Attach(fd_path, *symbols);
     if (attached.ok()) {
       probes = std::move(attached.value());

@@ -195,6 +195,27 @@ TEST(GoReturnOffsets, UndecodableBytesAreAnError) {
   EXPECT_FALSE(FindReturnOffsets(std::string_view("\x90\xc3\x0f", 3), 0x1000).ok());
 }
 
+// runtime.newproc.func1 of Go 1.19 (at 0x441760) up to its call of runqput (0x4458e0) after
+// newproc1 (0x4417e0); the new g must still be in RBX at that call.
+TEST(GoRunqputCall, FoundOnlyWhenTheNewGIsInRbx) {
+  const std::string func1(
+      "\x49\x3b\x66\x10\x76\x57\x48\x83\xec\x20\x48\x89\x6c\x24\x18\x48\x8d\x6c\x24\x18"
+      "\x48\x8b\x5a\x10\x48\x8b\x4a\x18\x48\x8b\x42\x08\xe8\x5b\x00\x00\x00\x49\x8b\x56"
+      "\x30\x48\x8b\x92\xd0\x00\x00\x00\x48\x89\xc3\xb9\x01\x00\x00\x00\x48\x89\xd0\x0f"
+      "\x1f\x44\x00\x00\xe8\x3b\x41\x00\x00\xc3",
+      70);
+  constexpr uint64_t kAt = 0x441760, kNewproc1 = 0x4417e0, kRunqput = 0x4458e0;
+  EXPECT_EQ(FindRunqputCallAfterNewproc1(func1, kAt, kNewproc1, kRunqput), 0x40u);
+  EXPECT_EQ(FindRunqputCallAfterNewproc1(func1, kAt, kNewproc1, kRunqput + 1), std::nullopt);
+  EXPECT_EQ(FindRunqputCallAfterNewproc1(func1, kAt, kNewproc1 + 1, kRunqput), std::nullopt);
+  std::string clobbered = func1;  // mov $1,%ecx -> mov $1,%ebx
+  clobbered[0x33] = '\xbb';
+  EXPECT_EQ(FindRunqputCallAfterNewproc1(clobbered, kAt, kNewproc1, kRunqput), std::nullopt);
+  std::string not_moved = func1;  // mov %rax,%rbx -> mov %rax,%rcx
+  not_moved[0x32] = '\xc1';
+  EXPECT_EQ(FindRunqputCallAfterNewproc1(not_moved, kAt, kNewproc1, kRunqput), std::nullopt);
+}
+
 TEST_F(GoBinaryTest, OffsetTableRowOfThisToolchainMatchesItsDwarf) {
   OpenElf elf(*full_);
   auto dwarf = GoOffsetsFromDwarf(elf.get());
@@ -235,8 +256,34 @@ TEST_F(GoBinaryTest, InspectFindsProbesInFullAndStrippedBinaries) {
     // Goroutine causality: the serving goroutine, the caller's, and parent -> child.
     EXPECT_EQ(kinds[ZT_GO_SERVE_ENTRY], 1);
     EXPECT_EQ(kinds[ZT_GO_ROUNDTRIP_ENTRY], 1);
-    EXPECT_GE(kinds[ZT_GO_NEWPROC_RET], 1);
+    // Children at newproc.func1's runqput call (emulated), not at newproc1's RETs.
+    EXPECT_EQ(kinds[ZT_GO_RUNQPUT_CALL], 1);
+    EXPECT_EQ(kinds[ZT_GO_NEWPROC_RET], 0);
     EXPECT_TRUE(target.goroutines);
+    // Entries sit on the stack check's jbe, the runqput probe on a call: instructions the
+    // kernel emulates rather than single-steps.
+    const int fd = open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    for (const auto& p : target.probes) {
+      unsigned char b[2] = {};
+      ASSERT_EQ(pread(fd, b, 2, static_cast<off_t>(p.file_offset)), 2);
+      const bool jbe = b[0] == 0x76 || (b[0] == 0x0f && b[1] == 0x86);
+      switch (p.kind) {
+        case ZT_GO_WRITE_ENTRY:
+        case ZT_GO_READ_ENTRY:
+        case ZT_GO_HANDSHAKE_ENTRY:
+        case ZT_GO_SERVE_ENTRY:
+        case ZT_GO_ROUNDTRIP_ENTRY:
+          EXPECT_TRUE(jbe) << "probe kind " << p.kind;
+          break;
+        case ZT_GO_RUNQPUT_CALL:
+          EXPECT_EQ(b[0], 0xe8);
+          break;
+        default:
+          EXPECT_EQ(b[0], 0xc3) << "probe kind " << p.kind;  // a RET
+      }
+    }
+    close(fd);
   }
 }
 
