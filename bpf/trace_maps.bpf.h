@@ -5,6 +5,7 @@
 #define ZT_TRACE_MAPS_BPF_H
 
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 #include <zerotrace/events.h>
@@ -14,6 +15,7 @@
 const volatile __u32 self_tgid = 0;      /* the agent: never traced */
 const volatile __u8 filter_pids = 0;     /* 1: trace only tgids in pid_filter */
 const volatile __u8 filter_skip = 0;     /* 1: selectors in use: consult proc_skip */
+const volatile __u32 filter_netns = 0;   /* --netns: trace only tasks in this netns (inode) */
 const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_MAX_CAPTURE */
 /* Pending bytes above which a record wakes the consumer; below, it finds them on its next
  * timed poll. Batching wakeups saves a context switch per record. */
@@ -217,12 +219,22 @@ static __always_inline bool zt_traced_base(__u32 tgid)
 	return true;
 }
 
+/* The current task's network namespace (inode number). */
+static __always_inline __u32 zt_task_netns(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+}
+
 /* Whether the current process is traced. */
 static __always_inline bool zt_traced(__u32 tgid)
 {
 	if (!zt_traced_base(tgid))
 		return false;
 	if (filter_skip && bpf_map_lookup_elem(&proc_skip, &tgid))
+		return false;
+	if (filter_netns && zt_task_netns() != filter_netns)
 		return false;
 	return true;
 }

@@ -65,7 +65,10 @@ TlsStats CollectTlsStats(const probes::TlsProbeStats* t) {
 
 }  // namespace
 
-Agent::Agent(const Options& options) : options_(options), getenv_(EnvWithFile(options_)) {}
+Agent::Agent(const Options& options) : options_(options), getenv_(EnvWithFile(options_)) {
+  // --netns: the kernel filters tasks; userspace also judges each connection's own netns.
+  if (options_.netns_inode != 0) options_.selectors.include.netns.push_back(options_.netns_inode);
+}
 
 Agent::~Agent() = default;
 
@@ -165,6 +168,7 @@ Status Agent::Start(std::vector<std::string>* notes) {
   cfg.pids = o.pids;
   cfg.skip_processes = !o.selectors.empty();
   cfg.skip_pids = o.selectors.exclude.pid;
+  cfg.netns = static_cast<uint32_t>(o.netns_inode);  // namespace inodes are 32-bit in the kernel
   cfg.capture_bytes = o.capture_bytes;
   cfg.ringbuf_bytes = o.ringbuf_bytes;
 

@@ -65,9 +65,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "zerotrace: %s\n", started.message().c_str());
     return 1;
   }
-  std::fprintf(stderr, "zerotrace: tracing%s (pid %u); Ctrl-C to stop\n",
-               opts->selectors.empty() ? " every process" : " selected processes",
-               static_cast<unsigned>(getpid()));
+  std::fprintf(
+      stderr, "zerotrace: tracing%s (pid %u); Ctrl-C to stop\n",
+      opts->selectors.empty() && opts->netns.empty() ? " every process" : " selected processes",
+      static_cast<unsigned>(getpid()));
   agent->Run(&g_stop);
   watchdog.Stopping();  // also when --duration ended the run
   agent->Stop();

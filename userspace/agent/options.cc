@@ -1,7 +1,11 @@
 // Flag parsing with CLI11 (every flag is documented in --help), and the OTEL_* variables.
 #include "agent/options.h"
 
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +13,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 
@@ -94,6 +99,23 @@ std::optional<uint64_t> NetnsInode(std::string text) {
     return std::nullopt;
   }
   return v;
+}
+
+// --netns: a name `ip netns add` made (/run/netns/NAME) or a path to a namespace file; the
+// inode of a network namespace, or an error a user can act on.
+StatusOr<uint64_t> NamedNetnsInode(const std::string& text) {
+  const std::string path = text.find('/') == std::string::npos ? "/run/netns/" + text : text;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::Error("--netns " + text + ": cannot open " + path + ": " + std::strerror(errno) +
+                         " (ip netns list shows the names)");
+  }
+  struct stat st {};
+  const int type = ioctl(fd, NS_GET_NSTYPE);
+  const bool ok = fstat(fd, &st) == 0 && type == CLONE_NEWNET;
+  close(fd);
+  if (!ok) return Status::Error("--netns " + text + ": " + path + " is not a network namespace");
+  return static_cast<uint64_t>(st.st_ino);
 }
 
 // The raw values of one selector list as given (netns still text, resolved after parsing).
@@ -201,6 +223,12 @@ StatusOr<Options> ParseArgs(std::vector<std::string> args, bool* exit_now) {
                  "matching rule wins; repeatable")
       ->type_name("RULES")
       ->allow_extra_args(false);
+  app.add_option("--netns", o.netns,
+                 "trace only processes in this network namespace: a name (as `ip netns add` "
+                 "makes them, under /run/netns) or a path (/proc/PID/ns/net); filtered in the "
+                 "kernel, so two agents with different --netns split one machine (default: "
+                 "every namespace)")
+      ->type_name("NAME|PATH");
   SelectorFlags include_raw, exclude_raw;
   AddSelectorFlags(app, "include", &o.selectors.include, &o.pids, &include_raw);
   AddSelectorFlags(app, "exclude", &o.selectors.exclude, nullptr, &exclude_raw);
@@ -270,6 +298,11 @@ StatusOr<Options> ParseArgs(std::vector<std::string> args, bool* exit_now) {
     }
   }
   o.selectors.include.pid = o.pids;
+  if (!o.netns.empty()) {  // empty (as --print-config shows no --netns): every namespace
+    auto inode = NamedNetnsInode(o.netns);
+    if (!inode.ok()) return inode.status();
+    o.netns_inode = inode.value();
+  }
   if (app.get_config_ptr()->count() > 0) {
     o.config_path = app.get_config_ptr()->as<std::string>();
     o.file_env = yaml->env();

@@ -35,6 +35,7 @@ StatusOr<std::unique_ptr<GoTlsTracer>> GoTlsTracer::Start(const TracerConfig& co
   go_tls* skel = t->skel_;
   skel->rodata->self_tgid = config.self_tgid;
   skel->rodata->filter_pids = config.pids.empty() ? 0 : 1;
+  skel->rodata->filter_netns = config.netns;
   skel->rodata->capture_bytes = config.capture_bytes;
   skel->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   const SocketTracer::SharedMapFds fds = sockets.shared_maps();

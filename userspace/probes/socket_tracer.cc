@@ -60,6 +60,7 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
 
   t->skel_->rodata->self_tgid = config.self_tgid;
   t->skel_->rodata->filter_pids = config.pids.empty() ? 0 : 1;
+  t->skel_->rodata->filter_netns = config.netns;
   t->skel_->rodata->filter_skip = config.skip_processes ? 1 : 0;
   t->skel_->rodata->capture_bytes = config.capture_bytes;
   t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;

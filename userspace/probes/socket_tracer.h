@@ -23,6 +23,7 @@ struct TracerConfig {
   uint32_t self_tgid = 0;                       // never traced (the agent)
   std::vector<uint32_t> pids;                   // empty: trace every process
   bool skip_processes = false;                  // selectors in use: consult proc_skip
+  uint32_t netns = 0;                           // --netns: only tasks in this netns (inode)
   std::vector<uint32_t> skip_pids;              // skipped from the start (--exclude-pid)
   uint32_t capture_bytes = ZT_DEFAULT_CAPTURE;  // per syscall, <= ZT_MAX_CAPTURE
   uint32_t ringbuf_bytes = 8u << 20;            // power of two, >= page size

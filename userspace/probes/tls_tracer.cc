@@ -97,6 +97,7 @@ StatusOr<tls_trace*> OpenAndLoad(const TracerConfig& config, const SocketTracer&
   };
   skel->rodata->self_tgid = config.self_tgid;
   skel->rodata->filter_pids = config.pids.empty() ? 0 : 1;
+  skel->rodata->filter_netns = config.netns;
   skel->rodata->filter_skip = config.skip_processes ? 1 : 0;
   skel->rodata->capture_bytes = config.capture_bytes;
   skel->rodata->wakeup_bytes = config.ringbuf_bytes / 8;

@@ -92,6 +92,7 @@ no-tls: true
 console-format: spans
 metrics-addr: 127.0.0.1:0
 service-name-map: ["exe:python3=py", "port:8080=web"]
+netns: /proc/self/ns/net
 include:
   exe: /usr/sbin/*
   port: [80, 443]
@@ -115,6 +116,7 @@ env:
   EXPECT_EQ(o->selectors.include.port, (std::vector<uint16_t>{80, 443}));
   ASSERT_EQ(o->selectors.include.netns.size(), 1u);
   EXPECT_GT(o->selectors.include.netns[0], 0u);
+  EXPECT_EQ(o->netns_inode, o->selectors.include.netns[0]);  // --netns as a key
   EXPECT_EQ(o->selectors.exclude.comm, (std::vector<std::string>{"prometheus", "otelcol"}));
   EXPECT_EQ(o->selectors.exclude.cgroup,
             std::vector<std::string>{"/system.slice/prometheus.service"});

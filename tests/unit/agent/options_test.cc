@@ -2,6 +2,7 @@
 #include "agent/options.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +50,9 @@ TEST(ParseOptions, BadValuesAreErrorsThatSayWhatIsWrong) {
       {{"--otlp-endpoint", "  "}, "--otlp-endpoint: empty"},
       {{"--pid", std::to_string(GonePid())}, ": no such process"},
       {{"--pid", "0"}, "--pid 0: no such process"},
+      {{"--netns", "zt-no-such-netns"}, "cannot open /run/netns/zt-no-such-netns"},
+      {{"--netns", "/proc/self/ns/mnt"}, "/proc/self/ns/mnt is not a network namespace"},
+      {{"--netns", "/etc/hostname"}, "/etc/hostname is not a network namespace"},
   };
   for (const auto& c : cases) {
     const auto o = Parse(c.args);
@@ -68,6 +72,19 @@ TEST(ParseOptions, GoodValuesParse) {
   EXPECT_EQ(o->pids, std::vector<uint32_t>{static_cast<uint32_t>(getpid())});
   EXPECT_EQ(o->stats_interval_s, 0);
   EXPECT_TRUE(Parse({}).ok());
+}
+
+// --netns takes a path to any network namespace file (names resolve under /run/netns).
+TEST(ParseOptions, NetnsPathResolvesToTheNamespaceInode) {
+  struct stat st {};
+  ASSERT_EQ(stat("/proc/self/ns/net", &st), 0);
+  auto o = Parse({"--netns", "/proc/self/ns/net"});
+  ASSERT_TRUE(o.ok()) << o.status().message();
+  EXPECT_EQ(o->netns_inode, st.st_ino);
+  EXPECT_EQ(o->netns, "/proc/self/ns/net");
+  EXPECT_TRUE(o->selectors.include.netns.empty()) << "the agent adds it, not the parser";
+  EXPECT_EQ(Parse({})->netns_inode, 0u);
+  EXPECT_EQ(Parse({"--netns", ""})->netns_inode, 0u);  // --print-config's "no --netns"
 }
 
 TEST(ResourceAttributes, ParsesPairsAndPercentDecodes) {

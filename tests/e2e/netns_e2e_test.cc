@@ -1,0 +1,170 @@
+// --netns: two agents split one machine into two nodes (network namespaces A and B on a veth
+// pair). curl -> front (A) -> back (B) -> back2 (A): each agent reports its own side, correctly
+// linked within it, and nothing of the other's.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "two_nodes.h"
+
+namespace zerotrace::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+using zerotrace::testing::Subprocess;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kFrontPort = 42080, kBackPort = 42081, kBack2Port = 42082;
+
+class NetnsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(ns_.ok()) << "could not make the namespaces and the veth pair";
+    const std::string relay = std::string(ZT_E2E_DIR) + "/servers/relay_server.py";
+    auto start = [&](const std::string& ns, const std::string& name, const char* addr, int port,
+                     const std::string& next) {
+      std::vector<std::string> argv = {"ip", "netns", "exec", ns,   "/usr/bin/python3",
+                                       "-B", relay,   name,   addr, std::to_string(port)};
+      if (!next.empty()) argv.push_back(next);
+      procs_.push_back(std::make_unique<Subprocess>(argv));
+      return procs_.back()->pid();  // `ip netns exec` execs: the pid is the server's
+    };
+    back2_ = start(ns_.a(), "back2", TwoNamespaces::kAddrA, kBack2Port, "");
+    back_ = start(ns_.b(), "back", TwoNamespaces::kAddrB, kBackPort,
+                  std::string(TwoNamespaces::kAddrA) + ":" + std::to_string(kBack2Port));
+    front_ = start(ns_.a(), "front", TwoNamespaces::kAddrA, kFrontPort,
+                   std::string(TwoNamespaces::kAddrB) + ":" + std::to_string(kBackPort));
+    for (auto& p : procs_) {
+      ASSERT_TRUE(p->WaitForLine("ready", zerotrace::testing::kServerStartDeadline))
+          << zerotrace::testing::DescribeProcess(p->pid());
+    }
+  }
+
+  void StartAgents(const std::vector<std::string>& extra) {
+    std::vector<std::string> common = {"--stats-interval", "1", "--no-tls"};
+    common.insert(common.end(), extra.begin(), extra.end());
+    auto flags = [&](const std::string& ns) {
+      std::vector<std::string> f = common;
+      f.insert(f.end(), {"--netns", ns});
+      return f;
+    };
+    agent_a_ = std::make_unique<NodeAgent>("A", dir_.path() + "/a.jsonl", flags(ns_.a()));
+    agent_b_ = std::make_unique<NodeAgent>("B", dir_.path() + "/b.jsonl", flags(ns_.b()));
+    ASSERT_TRUE(agent_a_->attached()) << "agent A did not attach";
+    ASSERT_TRUE(agent_b_->attached()) << "agent B did not attach";
+  }
+
+  // curl in A fetches /r/<id> from front for each id (in parallel when asked); returns its pid.
+  pid_t CurlChain(const std::vector<std::string>& ids, bool parallel) {
+    std::vector<std::string> argv = {
+        "ip", "netns", "exec", ns_.a(), "curl", "-sS", "--no-progress-meter", "--max-time", "20"};
+    if (parallel) argv.insert(argv.end(), {"--parallel", "--parallel-max", "8"});
+    for (const auto& id : ids) {
+      argv.insert(argv.end(), {"-o", dir_.path() + "/body-" + id, "-w", "%{http_code}\\n",
+                               "http://" + std::string(TwoNamespaces::kAddrA) + ":" +
+                                   std::to_string(kFrontPort) + "/r/" + id});
+    }
+    Subprocess curl(argv);
+    int ok = 0;
+    while (auto line = curl.ReadLine(30s)) ok += *line == "200";
+    EXPECT_EQ(curl.Wait(30s), 0);
+    EXPECT_EQ(ok, static_cast<int>(ids.size())) << "not every request went through the chain";
+    return curl.pid();
+  }
+
+  // Waits until A has `n` requests' spans from curl, front and back2, and B from back.
+  bool AwaitChainSpans(pid_t curl, size_t n) {
+    const auto deadline = Clock::now() + 20s;
+    for (;;) {
+      agent_a_->log().Poll();
+      agent_b_->log().Poll();
+      if (agent_a_->log().CountForPid(curl) >= n && agent_a_->log().CountForPid(front_) >= 2 * n &&
+          agent_a_->log().CountForPid(back2_) >= n && agent_b_->log().CountForPid(back_) >= 2 * n) {
+        return true;
+      }
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  // The span of `pid` of this kind for /r/<id>; nullptr (and a failure) unless exactly one.
+  static const Span* Find(const std::vector<Span>& spans, pid_t pid, int kind,
+                          const std::string& id) {
+    const Span* found = nullptr;
+    int n = 0;
+    for (const Span& s : spans) {
+      if (s.pid == pid && s.kind == kind && s.Str("url.path") == "/r/" + id) {
+        found = &s;
+        n++;
+      }
+    }
+    EXPECT_EQ(n, 1) << "pid " << pid << " kind " << kind << " /r/" << id;
+    return n == 1 ? found : nullptr;
+  }
+
+  zerotrace::testing::TempDir dir_;
+  TwoNamespaces ns_;  // destroyed after the processes and the agents below
+  std::vector<std::unique_ptr<Subprocess>> procs_;
+  std::unique_ptr<NodeAgent> agent_a_, agent_b_;
+  pid_t front_ = 0, back_ = 0, back2_ = 0;
+};
+
+TEST_F(NetnsTest, EachAgentReportsItsOwnNamespaceOnlyAndLinksWithinIt) {
+  ASSERT_NO_FATAL_FAILURE(StartAgents({}));
+  std::vector<std::string> seq_ids, par_ids;
+  for (int i = 0; i < 4; i++) seq_ids.push_back("s" + std::to_string(i));
+  for (int i = 0; i < 8; i++) par_ids.push_back("p" + std::to_string(i));
+  const pid_t seq_curl = CurlChain(seq_ids, false);
+  const pid_t par_curl = CurlChain(par_ids, true);
+  ASSERT_TRUE(AwaitChainSpans(seq_curl, seq_ids.size()));
+  ASSERT_TRUE(AwaitChainSpans(par_curl, par_ids.size()));
+  EXPECT_TRUE(agent_a_->Stop());
+  EXPECT_TRUE(agent_b_->Stop());
+  const std::vector<Span>& a = agent_a_->log().spans();
+  const std::vector<Span>& b = agent_b_->log().spans();
+
+  // Nothing of the other namespace: A has curl, front and back2; B has back.
+  const std::set<int64_t> a_pids = {seq_curl, par_curl, front_, back2_};
+  for (const Span& s : a) EXPECT_TRUE(a_pids.count(s.pid)) << "A reported: " << s.Describe();
+  for (const Span& s : b) EXPECT_EQ(s.pid, back_) << "B reported: " << s.Describe();
+
+  int checked = 0;
+  for (const auto& [curl, ids] : {std::pair{seq_curl, seq_ids}, std::pair{par_curl, par_ids}}) {
+    for (const std::string& id : ids) {
+      const Span* c = Find(a, curl, kClient, id);
+      const Span* fs = Find(a, front_, kServer, id);
+      const Span* fc = Find(a, front_, kClient, id);
+      const Span* b2 = Find(a, back2_, kServer, id);
+      const Span* bs = Find(b, back_, kServer, id);
+      const Span* bc = Find(b, back_, kClient, id);
+      if (!c || !fs || !fc || !b2 || !bs || !bc) continue;
+      // Within A: curl -> front (same node), front's call in its request's thread.
+      EXPECT_EQ(fs->parent_span_id, c->span_id) << id;
+      EXPECT_EQ(fs->trace_id, c->trace_id) << id;
+      EXPECT_EQ(fc->parent_span_id, fs->span_id) << id;
+      EXPECT_EQ(fc->trace_id, fs->trace_id) << id;
+      // Callers on the other node are not seen here: back2 (A) and back (B) are roots.
+      EXPECT_EQ(b2->parent_span_id, "") << id;
+      EXPECT_NE(b2->trace_id, c->trace_id) << id;
+      EXPECT_EQ(bs->parent_span_id, "") << id;
+      // Within B: back's call is its request's child.
+      EXPECT_EQ(bc->parent_span_id, bs->span_id) << id;
+      EXPECT_EQ(bc->trace_id, bs->trace_id) << id;
+      checked++;
+    }
+  }
+  EXPECT_EQ(checked, static_cast<int>(seq_ids.size() + par_ids.size()));
+  // The kernel filtered: userspace never had another namespace's connection to judge.
+  for (NodeAgent* agent : {agent_a_.get(), agent_b_.get()}) {
+    EXPECT_EQ(agent->Counter("conns_deselected"), 0u);
+    EXPECT_EQ(agent->Counter("conns_undecided"), 0u);
+  }
+}
+
+}  // namespace
+}  // namespace zerotrace::e2e
