@@ -254,6 +254,8 @@ class MysqlSharedServerTest : public MysqlE2eTest {
 };
 
 TEST_F(MysqlSharedServerTest, PreparedStatementsKilledQueryAndTls) {
+  ASSERT_EQ(access(ZT_NODE_MODULES "/mysql2/package.json", R_OK), 0)
+      << "mysql2 is not in " ZT_NODE_MODULES " (npm ci failed at build time: npm registry?)";
   ASSERT_NO_FATAL_FAILURE(Begin(44101, /*tls=*/true));
   const ClientRun stmt = Run({"node", std::string(ZT_E2E_DIR) + "/clients/my_stmt_client.js",
                               ZT_NODE_MODULES, std::to_string(port_), SecretFile()});

@@ -27,10 +27,6 @@ bool ReturnsRows(std::string_view op) {
          op == "WITH" || op == "VALUES" || op == "TABLE";
 }
 
-}  // namespace
-
-namespace {
-
 std::string TupleKey(const trace::ConnEndpoints& e) {
   return e.local_address + ' ' + std::to_string(e.local_port) + ' ' + e.remote_address + ' ' +
          std::to_string(e.remote_port);
