@@ -78,7 +78,14 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 	struct conn_key key = {.tgid = id >> 32, .fd = fd};
 	struct conn_state *st;
 
-	if (!zt_traced(key.tgid) || !(st = zt_conn_for_fd(&key)))
+	if (!zt_traced(key.tgid))
+		return 0;
+	/* A tracked fd defers the fd -> file walk (fd reuse check) to exit, where only a syscall
+	 * that moved bytes pays it: event loops read until EAGAIN. */
+	st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
+	if (st)
+		args.verify = 1;
+	else if (!(st = zt_conn_for_fd(&key)))
 		return 0;
 	zt_note_tls_socket(&key, st);
 	/* Clock reads cost tens of ns on a VM: receives are stamped at exit instead. */
@@ -111,7 +118,10 @@ static __always_inline int zt_exit_data(long ret)
 	}
 	if (ret <= 0) /* other failures, EAGAIN and EOF move no bytes */
 		return 0;
-	st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
+	if (a.verify) /* the fd may name another file than its entry's: released, rediscovered */
+		st = zt_conn_for_fd(&key);
+	else
+		st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
 	if (!st)
 		return 0;
 	ts_ns = a.enter_ns ? a.enter_ns : bpf_ktime_get_ns(); /* sends: stamped at entry */

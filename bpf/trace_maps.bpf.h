@@ -58,7 +58,8 @@ struct syscall_args {
 	__u32 vlen; /* iovec/message count for vectored calls */
 	__u8 sys;   /* enum zt_syscall, or ZT_SYS_COUNT for connect */
 	__u8 active; /* set at sys_enter, cleared when its sys_exit took the arguments */
-	__u8 pad[6];
+	__u8 verify; /* 1: the fd's file was not compared with its entry's at enter: do it at exit */
+	__u8 pad[5];
 	__u64 enter_ns; /* sys_enter time: sent bytes are stamped when the send began */
 };
 
