@@ -81,13 +81,15 @@ bool TakeLenenc(std::string_view* s, uint64_t* v) {
 Detection DetectMyTlsStart(const StartBytes& b) {
   if (!b.received.empty() && b.sent.empty()) return {};  // the server spoke first: not this
   const std::string_view s = b.sent;
-  if (s.size() < 4 + 32) return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
+  // Each check runs as soon as its bytes are here: other plaintext is turned away at once,
+  // not held as "maybe" until 36 bytes arrive (a short exchange would never be muted).
+  if (s.size() < 4) return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
   const uint32_t len = ReadLe24(s.data());
+  if (s[3] != 2 || len < 32 || len > kMaxPayloadWait) return {};
+  if (s.size() < 8) return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
   const uint32_t caps = ReadLe32(s.data() + 4);
-  if (s[3] != 2 || len < 32 || len > kMaxPayloadWait ||
-      (caps & (kClientProtocol41 | kClientSsl)) != (kClientProtocol41 | kClientSsl)) {
-    return {};
-  }
+  if ((caps & (kClientProtocol41 | kClientSsl)) != (kClientProtocol41 | kClientSsl)) return {};
+  if (s.size() < 4 + 32) return {Verdict::kMaybe, ZT_ROLE_UNKNOWN};
   const std::string_view filler = s.substr(4 + 9, 19);
   if (filler.find_first_not_of('\0') != std::string_view::npos) return {};
   return {Verdict::kYes, ZT_ROLE_CLIENT};
