@@ -89,8 +89,8 @@ class RedMetricsTest : public AgentTest {
 
 TEST_F(RedMetricsTest, HistogramsAndEdgesReachPrometheusAndOtlpWithExactCounts) {
   const std::string suffix = std::to_string(getpid());
-  // The client is named by the name map (its environment names it too, but the agent does not
-  // read curl's: see the report), the server by OTEL_SERVICE_NAME in its environment.
+  // The client is named by the name map (which wins over the OTEL_SERVICE_NAME in its
+  // environment), the server by OTEL_SERVICE_NAME in its environment.
   const std::string srv_name = "zt-red-srv-" + suffix, cli_name = "zt-red-cli";
   auto& srv = StartNodeServer({"OTEL_SERVICE_NAME=" + srv_name});
   // 6 requests: 3 /hello, 2 /items/5 (route /items/{id}), 1 /missing (404: a client error).
