@@ -51,6 +51,7 @@ size_t MetricsRequestEncoder::Encode(const metrics::MetricsSnapshot& snapshot,
   const auto temporality = options_.delta ? pb::metrics::v1::AGGREGATION_TEMPORALITY_DELTA
                                           : pb::metrics::v1::AGGREGATION_TEMPORALITY_CUMULATIVE;
   size_t points = 0;
+  encoded_.clear();
   for (const metrics::ResourceMetrics& r : snapshot.resources) {
     pb::metrics::v1::ResourceMetrics* rm = out->add_resource_metrics();
     auto* attrs = rm->mutable_resource()->mutable_attributes();
@@ -76,8 +77,11 @@ size_t MetricsRequestEncoder::Encode(const metrics::MetricsSnapshot& snapshot,
         m->mutable_sum()->set_is_monotonic(true);
       }
       for (const metrics::Point& p : f.points) {
-        const std::string key = f.name + "#" + std::to_string(p.id);
-        Previous& prev = previous_[key];
+        std::string key = f.name + "#" + std::to_string(p.id);
+        static const Previous kNone;
+        const auto found = previous_.find(key);
+        const Previous& prev = found == previous_.end() ? kNone : found->second;
+        Previous now;
         // Delta: since the previous export (or the series' start, for a new series).
         const uint64_t start = options_.delta && prev.histogram.count + prev.value > 0
                                    ? previous_time_ns_
@@ -100,20 +104,27 @@ size_t MetricsRequestEncoder::Encode(const metrics::MetricsSnapshot& snapshot,
             d->set_min(h.min);
             d->set_max(h.max);
           }
-          prev.histogram = h;
+          now.histogram = h;
         } else {
           pb::metrics::v1::NumberDataPoint* d = m->mutable_sum()->add_data_points();
           for (const auto& a : p.attributes) AddAttribute(a.key, a.value, d->mutable_attributes());
           d->set_start_time_unix_nano(start);
           d->set_time_unix_nano(snapshot.time_unix_ns);
           d->set_as_int(static_cast<int64_t>(options_.delta ? p.value - prev.value : p.value));
-          prev.value = p.value;
+          now.value = p.value;
         }
+        if (options_.delta) encoded_.emplace_back(std::move(key), now);
       }
     }
   }
-  previous_time_ns_ = snapshot.time_unix_ns;
+  encoded_time_ns_ = snapshot.time_unix_ns;
   return points;
+}
+
+void MetricsRequestEncoder::Commit() {
+  for (auto& [key, now] : encoded_) previous_[key] = now;
+  encoded_.clear();
+  previous_time_ns_ = encoded_time_ns_;
 }
 
 StatusOr<std::unique_ptr<OtlpMetricsExporter>> OtlpMetricsExporter::Create(
@@ -184,6 +195,7 @@ Status OtlpMetricsExporter::Export(const metrics::MetricsSnapshot& snapshot) {
   }
   const Status s = stub_ ? SendGrpc(body) : SendHttp(body);
   if (s.ok()) {
+    encoder_.Commit();
     counters_.exports_ok.fetch_add(1, std::memory_order_relaxed);
     counters_.points_sent.fetch_add(points, std::memory_order_relaxed);
   } else {

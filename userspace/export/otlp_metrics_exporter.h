@@ -37,8 +37,9 @@ struct OtlpMetricsOptions {
   std::vector<trace::ResourceAttribute> resource_extra;
 };
 
-// Turns snapshots into requests. For delta temporality it keeps the previous snapshot's
-// numbers: each point then covers the time since the previous export.
+// Turns snapshots into requests. For delta temporality it keeps the numbers of the last
+// snapshot the collector accepted: each point then covers the time since that export, so an
+// export that fails loses nothing (the next one's deltas include its counts).
 class MetricsRequestEncoder {
  public:
   explicit MetricsRequestEncoder(OtlpMetricsOptions options) : options_(std::move(options)) {}
@@ -46,6 +47,8 @@ class MetricsRequestEncoder {
   // graph under the agent's own (service.name "zerotrace"). Returns the number of points.
   size_t Encode(const metrics::MetricsSnapshot& snapshot,
                 opentelemetry::proto::collector::metrics::v1::ExportMetricsServiceRequest* out);
+  // The collector accepted the last encoded request: later deltas start from its numbers.
+  void Commit();
 
  private:
   struct Previous {
@@ -55,6 +58,9 @@ class MetricsRequestEncoder {
   OtlpMetricsOptions options_;
   uint64_t previous_time_ns_ = 0;
   std::unordered_map<std::string, Previous> previous_;  // by family name + point id
+  // The last encoded snapshot's numbers, until Commit makes them the previous ones.
+  uint64_t encoded_time_ns_ = 0;
+  std::vector<std::pair<std::string, Previous>> encoded_;
 };
 
 struct OtlpMetricsCounters {
