@@ -393,6 +393,48 @@ TEST_F(Http2E2eTest, NginxGrpcPassLinksBothHopsNeverWrong) {
   RecordProperty("nginx_upstream_calls_linked", nginx_linked);
 }
 
+// A python grpcio thread-pool server that calls out from its handler: client -> front
+// (Relay) -> back (Echo). Each connection's ends link; the front's outgoing call is linked to
+// the call it serves only on certain evidence (grpc-core does its I/O on its own threads, so
+// the handler's thread is no evidence): never to anything else.
+TEST_F(Http2E2eTest, GrpcServerCallingOutNeverLinkedWrong) {
+  const int back_port = FreePort(), front_port = FreePort();
+  auto& back = StartGrpcServer(back_port);
+  auto& front = StartGrpcServer(front_port);
+  const auto client = RunPythonClient(
+      "grpc_client.py", {std::to_string(front_port), "relay:" + std::to_string(back_port), "echo"});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.size(), 2u);
+  ASSERT_TRUE(AwaitSpans({{client.pid, 2}, {front.pid(), 3}, {back.pid(), 1}}, 30s));
+  auto fronts = ByName(front.pid());
+  ASSERT_EQ(fronts["zt.test.Echo/Relay"].size(), 1u) << Describe(front.pid());
+  ASSERT_EQ(fronts["zt.test.Echo/Echo"].size(), 2u) << Describe(front.pid());
+  const Span& relay = fronts["zt.test.Echo/Relay"][0];
+  EXPECT_EQ(relay.kind, kServer);
+  std::vector<Span> out;  // the front's outgoing Echo
+  for (const Span& s : fronts["zt.test.Echo/Echo"]) {
+    if (s.kind == kClient) out.push_back(s);
+  }
+  ASSERT_EQ(out.size(), 1u) << Describe(front.pid());
+  if (!out[0].parent_span_id.empty()) {
+    EXPECT_EQ(out[0].parent_span_id, relay.span_id) << out[0].Describe();
+    EXPECT_EQ(out[0].trace_id, relay.trace_id);
+  }
+  const auto backs = SpansOf(back.pid());
+  ASSERT_EQ(backs.size(), 1u) << Describe(back.pid());
+  EXPECT_EQ(backs[0].parent_span_id, out[0].span_id) << backs[0].Describe();
+  EXPECT_EQ(backs[0].trace_id, out[0].trace_id);
+  std::map<std::string, Span> calls;  // the client's, each the parent of one front SERVER span
+  for (const Span& c : SpansOf(client.pid)) calls[c.span_id] = c;
+  for (const Span& s : SpansOf(front.pid())) {
+    if (s.kind != kServer) continue;
+    auto it = calls.find(s.parent_span_id);
+    ASSERT_NE(it, calls.end()) << "unlinked: " << s.Describe();
+    EXPECT_EQ(it->second.name, s.name);
+    calls.erase(it);
+  }
+}
+
 // A real deadline: the client gives the call 200 ms, the server sleeps 600 ms. The client
 // cancels the stream at its deadline: its span is an error with DEADLINE_EXCEEDED; the call
 // after it on the same connection is fine.
