@@ -208,12 +208,21 @@ __noinline int zt_h2_iovecs(struct emit_state *s, struct h2_dir *d, __u64 iov_pt
 	return 0;
 }
 
+/* msg_iov and msg_iovlen of a user msghdr (not the whole struct: the stack is short). */
+static __always_inline long zt_h2_read_msghdr(__u64 msg, __u64 *iov_ptr, __u64 *iovlen)
+{
+	if (bpf_probe_read_user(iov_ptr, sizeof(*iov_ptr),
+				(void *)(msg + __builtin_offsetof(struct user_msghdr, msg_iov))))
+		return -1;
+	return bpf_probe_read_user(iovlen, sizeof(*iovlen),
+				   (void *)(msg + __builtin_offsetof(struct user_msghdr, msg_iovlen)));
+}
+
 /* The first user buffer of a data syscall and its length. */
 static __always_inline __u64 zt_h2_first_buf(struct syscall_args *a, __u64 *len)
 {
-	struct user_msghdr msg;
 	struct iovec iov;
-	__u64 iov_ptr = a->buf;
+	__u64 iov_ptr = a->buf, iovlen = 0;
 
 	switch (a->sys) {
 	case ZT_SYS_READ:
@@ -223,9 +232,8 @@ static __always_inline __u64 zt_h2_first_buf(struct syscall_args *a, __u64 *len)
 		return a->buf;
 	case ZT_SYS_SENDMSG:
 	case ZT_SYS_RECVMSG:
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf) || msg.msg_iovlen == 0)
+		if (zt_h2_read_msghdr(a->buf, &iov_ptr, &iovlen) || iovlen == 0)
 			return 0;
-		iov_ptr = (__u64)msg.msg_iov;
 		/* fall through */
 	case ZT_SYS_READV:
 	case ZT_SYS_WRITEV:
@@ -268,16 +276,20 @@ static __always_inline long zt_h2_opening(struct syscall_args *a, __u64 bytes)
 	return -1;
 }
 
-/* Hot path, from zt_emit_syscall once s is set up: true when the syscall's bytes were emitted
- * by the frame walk (the caller adds only the trailer). */
-static __always_inline bool zt_h2_emit(struct conn_key *key, struct conn_state *st,
-				       struct syscall_args *a, struct emit_state *s)
+/* Hot path, from zt_emit_syscall once s is set up: 1 when the syscall's bytes were emitted
+ * by the frame walk (the caller adds only the trailer). Global: its branches would multiply
+ * the paths the verifier walks through the caller. */
+__noinline int zt_h2_emit(struct conn_key *key, struct conn_state *st, struct syscall_args *a,
+			  struct emit_state *s)
 {
-	struct h2_walk *w = bpf_map_lookup_elem(&h2_walks, key);
-	struct user_msghdr msg;
+	struct h2_walk *w;
+	__u64 iov_ptr, iovlen;
 	struct h2_dir *d;
 	long first;
 
+	if (!key || !st || !a || !s)
+		return 0;
+	w = bpf_map_lookup_elem(&h2_walks, key);
 	if (w && w->conn_id != st->conn_id)
 		w = NULL; /* an earlier connection's walk on a reused fd */
 	if (!w || w->dir[s->direction & 1].state == ZT_H2_OFF) {
@@ -332,8 +344,8 @@ static __always_inline bool zt_h2_emit(struct conn_key *key, struct conn_state *
 		return true;
 	case ZT_SYS_SENDMSG:
 	case ZT_SYS_RECVMSG:
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf) == 0)
-			zt_h2_iovecs(s, d, (__u64)msg.msg_iov, msg.msg_iovlen, s->byte_count);
+		if (zt_h2_read_msghdr(a->buf, &iov_ptr, &iovlen) == 0)
+			zt_h2_iovecs(s, d, iov_ptr, iovlen, s->byte_count);
 		else
 			d->state = ZT_H2_LOST;
 		return true;
@@ -344,10 +356,10 @@ static __always_inline bool zt_h2_emit(struct conn_key *key, struct conn_state *
 
 #else /* !ZT_H2_CAPTURE: the TLS objects capture plaintext their own way */
 
-static __always_inline bool zt_h2_emit(struct conn_key *key, struct conn_state *st,
-				       struct syscall_args *a, struct emit_state *s)
+static __always_inline int zt_h2_emit(struct conn_key *key, struct conn_state *st,
+				      struct syscall_args *a, struct emit_state *s)
 {
-	return false;
+	return 0;
 }
 
 #endif /* ZT_H2_CAPTURE */

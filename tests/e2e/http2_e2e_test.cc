@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -324,6 +325,114 @@ TEST_F(Http2E2eTest, CppGrpcLibraryBothEnds) {
     }
   }
   ExpectLinked(client.pid, server.pid());
+}
+
+// nginx grpc_pass in front of the python grpcio server: python client -> nginx -> server.
+// Each hop's ends link by their tuples; nginx's own outgoing call is linked to the call it
+// serves only where the evidence allows, and never to a wrong one.
+TEST_F(Http2E2eTest, NginxGrpcPassLinksBothHopsNeverWrong) {
+  namespace fs = std::filesystem;
+  const int backend = FreePort(), front = FreePort();
+  auto& server = StartGrpcServer(backend);
+  const std::string root = dir() + "/nginx-grpc";
+  fs::create_directories(root);
+  std::ofstream(root + "/nginx.conf")
+      << "daemon off; master_process off; worker_processes 1;\n"
+      << "pid " << root << "/nginx.pid; error_log " << root << "/error.log;\n"
+      << "events {}\nhttp {\n  access_log off;\n"
+      << "  client_body_temp_path " << root << "/body; proxy_temp_path " << root << "/proxy;\n"
+      << "  fastcgi_temp_path " << root << "/fastcgi; uwsgi_temp_path " << root << "/uwsgi;\n"
+      << "  scgi_temp_path " << root << "/scgi;\n"
+      << "  server { listen 127.0.0.1:" << front << " http2;\n"
+      << "    location / { grpc_pass grpc://127.0.0.1:" << backend << "; } }\n}\n";
+  auto& nginx = Spawn({"nginx", "-p", root, "-e", root + "/error.log", "-c", root + "/nginx.conf"});
+  const auto deadline = std::chrono::steady_clock::now() + kServerStartDeadline;
+  while (!fs::exists(root + "/nginx.pid") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(fs::exists(root + "/nginx.pid")) << "nginx did not start; see " << root;
+  const auto client =
+      RunPythonClient("grpc_client.py", {std::to_string(front), "echo", "fail", "count:2"});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.size(), 3u);
+  EXPECT_EQ(client.lines[1], "done fail NOT_FOUND");
+  ASSERT_TRUE(AwaitSpans({{client.pid, 3}, {nginx.pid(), 6}, {server.pid(), 3}}, 30s));
+
+  std::map<std::string, Span> by_id;
+  for (pid_t p : {client.pid, nginx.pid(), server.pid()}) {
+    ASSERT_EQ(SpansOf(p).size(), p == nginx.pid() ? 6u : 3u) << Describe(p);
+    for (const Span& s : SpansOf(p)) by_id[s.span_id] = s;
+  }
+  std::set<std::string> client_ids;
+  for (const Span& s : SpansOf(client.pid)) client_ids.insert(s.span_id);
+  int nginx_linked = 0;
+  for (const Span& s : SpansOf(nginx.pid())) {
+    EXPECT_EQ(s.Str("rpc.system"), "grpc") << s.Describe();
+    auto parent = by_id.find(s.parent_span_id);
+    if (s.kind == kServer) {  // the python client's call
+      ASSERT_NE(parent, by_id.end()) << "unlinked: " << s.Describe();
+      EXPECT_EQ(parent->second.kind, kClient);
+      EXPECT_EQ(client_ids.count(s.parent_span_id), 1u) << s.Describe();
+      EXPECT_EQ(parent->second.name, s.name) << s.Describe();
+    } else if (parent != by_id.end()) {  // nginx's call upstream: linked only when certain
+      nginx_linked++;
+      EXPECT_EQ(parent->second.kind, kServer) << s.Describe();
+      EXPECT_EQ(parent->second.name, s.name) << s.Describe();
+      EXPECT_EQ(parent->second.trace_id, s.trace_id);
+    }
+    EXPECT_EQ(by_id.count(s.parent_span_id) + s.parent_span_id.empty(), 1u) << s.Describe();
+  }
+  for (const Span& s : SpansOf(server.pid())) {  // every backend span has an nginx parent
+    auto parent = by_id.find(s.parent_span_id);
+    ASSERT_NE(parent, by_id.end()) << "unlinked: " << s.Describe();
+    EXPECT_EQ(parent->second.kind, kClient) << s.Describe();
+    EXPECT_EQ(client_ids.count(s.parent_span_id), 0u) << "linked past nginx: " << s.Describe();
+    EXPECT_EQ(parent->second.name, s.name) << s.Describe();
+    EXPECT_EQ(parent->second.Int("rpc.grpc.status_code"), s.Int("rpc.grpc.status_code"));
+  }
+  RecordProperty("nginx_upstream_calls_linked", nginx_linked);
+}
+
+// A python grpcio thread-pool server that calls out from its handler: client -> front
+// (Relay) -> back (Echo). Each connection's ends link; the front's outgoing call is linked to
+// the call it serves only on certain evidence (grpc-core does its I/O on its own threads, so
+// the handler's thread is no evidence): never to anything else.
+TEST_F(Http2E2eTest, GrpcServerCallingOutNeverLinkedWrong) {
+  const int back_port = FreePort(), front_port = FreePort();
+  auto& back = StartGrpcServer(back_port);
+  auto& front = StartGrpcServer(front_port);
+  const auto client = RunPythonClient(
+      "grpc_client.py", {std::to_string(front_port), "relay:" + std::to_string(back_port), "echo"});
+  ASSERT_EQ(client.exit_code, 0);
+  ASSERT_EQ(client.lines.size(), 2u);
+  ASSERT_TRUE(AwaitSpans({{client.pid, 2}, {front.pid(), 3}, {back.pid(), 1}}, 30s));
+  auto fronts = ByName(front.pid());
+  ASSERT_EQ(fronts["zt.test.Echo/Relay"].size(), 1u) << Describe(front.pid());
+  ASSERT_EQ(fronts["zt.test.Echo/Echo"].size(), 2u) << Describe(front.pid());
+  const Span& relay = fronts["zt.test.Echo/Relay"][0];
+  EXPECT_EQ(relay.kind, kServer);
+  std::vector<Span> out;  // the front's outgoing Echo
+  for (const Span& s : fronts["zt.test.Echo/Echo"]) {
+    if (s.kind == kClient) out.push_back(s);
+  }
+  ASSERT_EQ(out.size(), 1u) << Describe(front.pid());
+  if (!out[0].parent_span_id.empty()) {
+    EXPECT_EQ(out[0].parent_span_id, relay.span_id) << out[0].Describe();
+    EXPECT_EQ(out[0].trace_id, relay.trace_id);
+  }
+  const auto backs = SpansOf(back.pid());
+  ASSERT_EQ(backs.size(), 1u) << Describe(back.pid());
+  EXPECT_EQ(backs[0].parent_span_id, out[0].span_id) << backs[0].Describe();
+  EXPECT_EQ(backs[0].trace_id, out[0].trace_id);
+  std::map<std::string, Span> calls;  // the client's, each the parent of one front SERVER span
+  for (const Span& c : SpansOf(client.pid)) calls[c.span_id] = c;
+  for (const Span& s : SpansOf(front.pid())) {
+    if (s.kind != kServer) continue;
+    auto it = calls.find(s.parent_span_id);
+    ASSERT_NE(it, calls.end()) << "unlinked: " << s.Describe();
+    EXPECT_EQ(it->second.name, s.name);
+    calls.erase(it);
+  }
 }
 
 // A real deadline: the client gives the call 200 ms, the server sleeps 600 ms. The client

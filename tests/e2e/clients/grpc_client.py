@@ -3,7 +3,7 @@
 Usage: grpc_client.py PORT [CMD...]. Runs each CMD on one channel (one connection), printing
 "done CMD CODE" after each; with no CMD it reads them from stdin, one a line, so a test can
 pause it between calls. CMDs: echo, fail, count:N, big:N, sum:N, slow:MS (the server sleeps MS
-milliseconds; the call's deadline is 200 ms).
+milliseconds; the call's deadline is 200 ms), relay:PORT (the server calls Echo on PORT).
 """
 import sys
 
@@ -22,6 +22,8 @@ def run(channel, cmd):
             assert len(reply) == int(arg)
         elif name == "slow":
             channel.unary_unary("/zt.test.Echo/Slow")(arg.encode(), timeout=0.2)
+        elif name == "relay":
+            assert channel.unary_unary("/zt.test.Echo/Relay")(arg.encode(), timeout=10) == b"relayed"
         elif name == "count":
             replies = list(channel.unary_stream("/zt.test.Echo/Count")(arg.encode(), timeout=10))
             assert len(replies) == int(arg)

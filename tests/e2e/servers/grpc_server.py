@@ -3,7 +3,9 @@
 Service zt.test.Echo: Echo (unary; a request starting with b"fail" is aborted with NOT_FOUND,
 "no such key"), Big (unary; answers the number of bytes the request names, in one message),
 Count (server streaming; answers that many messages), Sum (client streaming), Slow (unary;
-sleeps the milliseconds the request names, then echoes it). Prints "ready".
+sleeps the milliseconds the request names, then echoes it), Relay (unary; calls Echo on the
+server at the port the request names, from the handler's thread, and answers its reply).
+Prints "ready".
 """
 import sys
 import time
@@ -27,6 +29,11 @@ def slow(request, context):
     return request
 
 
+def relay(request, context):
+    with grpc.insecure_channel("127.0.0.1:%d" % int(request)) as channel:
+        return channel.unary_unary("/zt.test.Echo/Echo")(b"relayed", timeout=10)
+
+
 def count(request, context):
     for i in range(int(request)):
         yield b"m%d" % i
@@ -42,6 +49,7 @@ def main():
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
         "Big": grpc.unary_unary_rpc_method_handler(big),
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
+        "Relay": grpc.unary_unary_rpc_method_handler(relay),
         "Count": grpc.unary_stream_rpc_method_handler(count),
         "Sum": grpc.stream_unary_rpc_method_handler(total),
     })
