@@ -16,7 +16,8 @@ function(zt_bpf_object name)
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/skel)
   set(obj ${out_dir}/${name}.bpf.o)
   set(skel ${out_dir}/${name}.skel.h)
-  file(GLOB headers ${CMAKE_CURRENT_SOURCE_DIR}/*.h ${PROJECT_SOURCE_DIR}/include/zerotrace/*.h)
+  # CONFIGURE_DEPENDS: a header added later (new .bpf.h) is a dependency without a re-run of cmake.
+  file(GLOB headers CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.h ${PROJECT_SOURCE_DIR}/include/zerotrace/*.h)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
