@@ -21,12 +21,6 @@ constexpr uint64_t kCompactMinBytes = 1024;
 constexpr size_t kMaxRanges = 1024;
 // Bounds timestamp marks for a stream whose parser is not consuming.
 constexpr size_t kMaxTsMarks = 4096;
-// What an idle stream keeps so that its next message allocates less: one range node without
-// its buffer (the agent mostly parses records in place, AddDataLent, and needs no buffer), and
-// a time-mark vector of at most kKeptIdleTsMarks slots. Small, because 10 k idle connections
-// keep it each (tests/e2e/bounded_memory_e2e_test.cc bounds their peak RSS).
-constexpr size_t kIdleSpareNodes = 1;
-constexpr size_t kKeptIdleTsMarks = 2;
 // A drained mark vector above this capacity is freed (a burst should not pin memory).
 constexpr size_t kMaxIdleTsMarks = 256;
 
@@ -273,22 +267,10 @@ ByteStream::RangeMap::iterator ByteStream::PlaceGap(uint64_t start, uint64_t sto
 }
 
 void ByteStream::ReleaseIdle() {
-  if (!ranges_.empty() || !lent_.empty() || front_ < end_) return;
-  if (spare_.size() > kIdleSpareNodes) spare_.resize(kIdleSpareNodes);
-  for (RangeMap::node_type& node : spare_) {
-    std::string().swap(node.mapped().bytes);
-  }
-  ts_marks_.clear();
+  if (!ranges_.empty() || front_ < end_) return;
+  std::vector<RangeMap::node_type>().swap(spare_);
+  std::vector<TsMark>().swap(ts_marks_);
   ts_head_ = 0;
-  if (ts_marks_.capacity() > kKeptIdleTsMarks) std::vector<TsMark>().swap(ts_marks_);
-}
-
-size_t ByteStream::reserved_bytes() const {
-  size_t bytes = ts_marks_.capacity() * sizeof(TsMark);
-  for (const RangeMap::node_type& node : spare_) {
-    bytes += sizeof(RangeMap::value_type) + node.mapped().bytes.capacity();
-  }
-  return bytes;
 }
 
 // Inserts a range node at `start`, reusing a released node (and its buffer) when one exists.

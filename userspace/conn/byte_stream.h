@@ -88,9 +88,8 @@ class ByteStream {
   };
   Stamp StampAt(uint64_t pos) const;
 
-  // Once every known byte is consumed (a connection resting between messages), frees what
-  // the stream keeps for reuse beyond one range node (not its buffer) and a two-slot
-  // time-mark vector, which the next message reuses instead of allocating. No-op otherwise.
+  // Frees what the stream keeps for reuse (released range buffers, time marks) once every
+  // known byte is consumed: for connections that rest between messages. No-op otherwise.
   void ReleaseIdle();
 
   uint64_t front_pos() const { return front_; }
@@ -99,8 +98,6 @@ class ByteStream {
   // Captured bytes currently buffered.
   size_t buffered_bytes() const { return buffered_; }
   bool empty() const { return ranges_.empty() && lent_.empty(); }
-  // Heap bytes kept for reuse while idle: spare range nodes' buffers and time-mark slots.
-  size_t reserved_bytes() const;
   const ByteStreamStats& stats() const { return *stats_; }
 
  private:

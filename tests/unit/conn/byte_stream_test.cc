@@ -401,36 +401,6 @@ TEST(ByteStreamTest, ManyOutOfOrderRangesStayBounded) {
   EXPECT_GT(stream.Peek().gap, 0u);
 }
 
-// ReleaseIdle keeps one range node (not its buffer) and the time-mark slots for the next message
-// (its steady request/response cycle allocates neither again), but no burst's memory.
-TEST(ByteStreamTest, IdleStreamKeepsOnlyASmallNodeForItsNextMessage) {
-  ByteStreamStats counters;
-  ByteStream stream(1 << 20, &counters);
-  stream.AddData(0, "GET / HTTP/1.1\r\n\r\n", 1);
-  stream.Consume(18);
-  stream.ReleaseIdle();
-  const size_t kept = stream.reserved_bytes();
-  EXPECT_GT(kept, 0u);
-  EXPECT_LE(kept, 256u);
-  // The next message reuses what was kept: it reads and stamps as before.
-  stream.AddData(18, "GET /a HTTP/1.1\r\n\r\n", 2);
-  EXPECT_EQ(stream.Peek().data, "GET /a HTTP/1.1\r\n\r\n");
-  EXPECT_EQ(stream.TimestampAt(18), 2u);
-  stream.Consume(19);
-  stream.ReleaseIdle();
-  EXPECT_EQ(stream.reserved_bytes(), kept);
-
-  // A burst (large buffers, many out-of-order marks) is given back down to the same bound.
-  const std::string big(64 << 10, 'x');
-  uint64_t pos = 37;
-  for (int i = 0; i < 50; ++i) stream.AddData(pos + 1000 * (50 - i), "y", 100 + i);
-  stream.AddData(pos, big, 3);
-  stream.ConsumeTo(stream.end_pos());
-  EXPECT_TRUE(stream.empty());
-  stream.ReleaseIdle();
-  EXPECT_LE(stream.reserved_bytes(), 256u);
-}
-
 // AddDataLent: a record's bytes read where they lie while the stream is drained; what the
 // parser leaves is copied by Settle(), so the caller's buffer may go after it.
 TEST(ByteStreamTest, LentBytesAreReadInPlaceAndKeptWhenLeft) {
