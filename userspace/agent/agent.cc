@@ -286,6 +286,7 @@ ConsumerStats Agent::CollectConsumerStats() const {
   ConsumerStats c;
   c.records = pipeline_->records();
   c.decode_errors = pipeline_->decode_errors() + dumper_->decode_errors();
+  c.ring_lost_at_stop = ring_lost_at_stop_;
   CounterReport report;
   protocols_->ReportCounters(&report);
   linker_->ReportCounters(&report);
@@ -350,8 +351,43 @@ void Agent::Run(const std::atomic<bool>* stop) {
 
 void Agent::Stop() {
   if (metrics_) metrics_->Stop();  // it reads the tracer, which goes next
-  tracer_->Poll(0);                // what is already in the ring buffer (bounded under load)
-  pipeline_->table().CloseAll();   // complete exchanges become spans, in-flight ones errors
+  // Detach first, so that the ring buffer only empties from here on. Detaching waits for RCU
+  // grace periods: the TLS probes and the socket programs side by side.
+  const uint64_t t0 = WallClock::MonotonicNow();
+  uint64_t tls_done = t0;
+  std::thread detach_tls([this, &tls_done] {
+    if (tls_probes_) tls_probes_->Stop();  // detaches the uprobes; its stats stay readable
+    tls_tracer_.reset();
+    tls_done = WallClock::MonotonicNow();
+  });
+  tracer_->Detach();
+  const uint64_t sockets_done = WallClock::MonotonicNow();
+  detach_tls.join();
+  pipeline_->set_tls_probes(nullptr);  // its thread has ended
+  // Every record still in the ring buffer goes through the pipeline, within the drain limit;
+  // what is left when it passes is counted, never dropped silently.
+  const uint64_t drain_start = WallClock::MonotonicNow();
+  const uint64_t drain_deadline =
+      drain_start + static_cast<uint64_t>(kStopDrainLimit.count()) * 1000000;
+  uint64_t drained_records = 0;
+  bool drained = false;
+  while (!drained && WallClock::MonotonicNow() < drain_deadline) {
+    const int n = tracer_->Poll(0);
+    if (n < 0 && n != -EINTR) break;
+    drained_records += n > 0 ? static_cast<uint64_t>(n) : 0;
+    if (options_.dump_events && !dumper_->Flush()) break;  // stdout's reader has gone
+    drained = tracer_->drained();
+  }
+  if (!drained) ring_lost_at_stop_ = tracer_->DiscardPending();
+  if (options_.verbose) {
+    std::fprintf(stderr,
+                 "zerotrace: detached socket programs in %llu ms, TLS probes in %llu ms; "
+                 "drained %llu records in %llu ms, %llu left unread\n",
+                 (ull)((sockets_done - t0) / 1000000), (ull)((tls_done - t0) / 1000000),
+                 (ull)drained_records, (ull)((WallClock::MonotonicNow() - drain_start) / 1000000),
+                 (ull)ring_lost_at_stop_);
+  }
+  pipeline_->table().CloseAll();  // complete exchanges become spans, in-flight ones errors
   linker_->Flush();
   if (metrics_stage_) metrics_stage_->Flush();  // requests still waiting for their other side
   if (top_) top_->Stop();
@@ -360,22 +396,8 @@ void Agent::Stop() {
     if (metrics_export_) metrics_export_->Stop(flush_timeout_);
   });
   const auto kernel_counters = tracer_->ReadCounters();
-  // Detaching waits for RCU grace periods; flush the exporters meanwhile.
-  std::thread detach([this] {
-    const uint64_t t0 = WallClock::MonotonicNow();
-    if (tls_probes_) tls_probes_->Stop();  // detaches the uprobes; its stats stay readable
-    const uint64_t t1 = WallClock::MonotonicNow();
-    tls_tracer_.reset();
-    const uint64_t t2 = WallClock::MonotonicNow();
-    tracer_.reset();
-    if (options_.verbose) {
-      std::fprintf(stderr,
-                   "zerotrace: detached TLS uprobes in %llu ms, TLS programs in %llu ms, "
-                   "socket programs in %llu ms\n",
-                   (ull)((t1 - t0) / 1000000), (ull)((t2 - t1) / 1000000),
-                   (ull)((WallClock::MonotonicNow() - t2) / 1000000));
-    }
-  });
+  // Unmapping the ring buffer and freeing the maps, beside the exporters' flush.
+  std::thread detach([this] { tracer_.reset(); });
   if (otlp_exporter_) {
     otlp_exporter_->BeginShutdown(std::chrono::steady_clock::now() + flush_timeout_);
   }

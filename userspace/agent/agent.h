@@ -49,6 +49,9 @@ class Agent {
   void Stop();
   // How long a stop may take before the watchdog ends the process.
   std::chrono::milliseconds flush_timeout() const { return flush_timeout_; }
+  // How long a stop may spend delivering what is in the ring buffer after the probes detach
+  // (the rest is counted as ring_lost_at_stop).
+  static constexpr std::chrono::milliseconds kStopDrainLimit{1000};
 
  private:
   explicit Agent(const Options& options);
@@ -89,6 +92,7 @@ class Agent {
   std::unique_ptr<probes::SocketTracer> tracer_;
   std::unique_ptr<probes::TlsTracer> tls_tracer_;
   std::unique_ptr<probes::TlsProbeManager> tls_probes_;
+  uint64_t ring_lost_at_stop_ = 0;  // records the stop's drain left unread (consumer thread)
   ConsumerStatsBoard board_;
 };
 

@@ -53,10 +53,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::unique_ptr<agent::Agent> agent = std::move(configured.value());
-  // A stop flushes within the flush timeout, and detaching the probes takes up to seconds more
-  // (per-function uprobes under load); whatever blocks it for longer (an output nobody
-  // reads), the process still ends.
-  agent::StopWatchdog watchdog(&g_stop, agent->flush_timeout() + std::chrono::seconds(5));
+  // A stop drains the ring buffer within its drain limit, flushes within the flush timeout,
+  // and detaching the probes takes up to seconds more (per-function uprobes under load);
+  // whatever blocks it for longer (an output nobody reads), the process still ends.
+  agent::StopWatchdog watchdog(
+      &g_stop, agent->flush_timeout() + agent::Agent::kStopDrainLimit + std::chrono::seconds(5));
   InstallSignals();
   std::vector<std::string> notes;
   const Status started = agent->Start(&notes);

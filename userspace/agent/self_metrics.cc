@@ -87,6 +87,9 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
        k[ZT_CNT_H2_WALK_LOST]},
       {"decode_errors", "zerotrace_decode_errors_total", "ring-buffer records that did not decode",
        kCounter, c.decode_errors},
+      {"ring_lost_at_stop", "zerotrace_ring_lost_at_stop_total",
+       "ring-buffer records left unread when the stop's drain limit passed", kCounter,
+       c.ring_lost_at_stop},
   };
   for (const Row& r : line) add(r.stats_key, r.name, r.help, r.type, r.value);
   // The consumer thread's stages, as each reported itself.

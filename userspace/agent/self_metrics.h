@@ -23,9 +23,10 @@ namespace zerotrace::agent {
 
 // What the ring-buffer consumer thread's stages report, copied by that thread.
 struct ConsumerStats {
-  uint64_t records = 0;        // ring-buffer records consumed
-  uint64_t decode_errors = 0;  // records that did not decode
-  std::vector<CounterRow> rows;  // the stages' own reports: protocols, linker, connections
+  uint64_t records = 0;            // ring-buffer records consumed
+  uint64_t decode_errors = 0;      // records that did not decode
+  uint64_t ring_lost_at_stop = 0;  // records left in the ring buffer when the stop gave up
+  std::vector<CounterRow> rows;    // the stages' own reports: protocols, linker, connections
 };
 
 // The export stage's counters (atomics there), copied.

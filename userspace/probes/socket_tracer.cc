@@ -137,12 +137,34 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
 
 SocketTracer::~SocketTracer() {
   if (rb_) ring_buffer__free(rb_);
+  Detach();
+  if (skel_) socket_trace__destroy(skel_);
+}
+
+void SocketTracer::Detach() {
   // Each detach waits for an RCU grace period; detaching in parallel shares them, which keeps
   // shutdown well under the 2 s promised for SIGTERM.
   std::vector<std::thread> detachers;
   for (bpf_link* link : links_) detachers.emplace_back([link] { bpf_link__destroy(link); });
   for (auto& t : detachers) t.join();
-  if (skel_) socket_trace__destroy(skel_);
+  links_.clear();
+}
+
+uint64_t SocketTracer::DiscardPending() {
+  struct CountingSink : RecordSink {
+    uint64_t n = 0;
+    void OnRecord(const void*, size_t) override { n++; }
+  } counting;
+  RecordSink* const sink = sink_;
+  sink_ = &counting;
+  // Counting is cheap, but the ring buffer is finite only once the programs are detached.
+  for (int i = 0; i < 1024; i++) {
+    const int n = Poll(0);
+    if (n < 0 && n != -EINTR) break;
+    if (drained()) break;
+  }
+  sink_ = sink;
+  return counting.n;
 }
 
 // Hot path: one record to the sink, within the current Poll's budget.

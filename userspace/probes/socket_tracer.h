@@ -70,6 +70,12 @@ class SocketTracer {
   // Poll was not drained, events before it (give or take per-CPU reservation order) are in.
   uint64_t newest_record_ns() const { return newest_ns_; }
   static constexpr int kMaxRecordsPerPoll = 4096;
+  // Detaches every program (one RCU grace period, shared): no record is added from now on,
+  // and what is in the ring buffer stays there for Poll. Maps and counters stay readable.
+  void Detach();
+  // Consumes what is left in the ring buffer (and the kernel's lost closes) without
+  // delivering it, and returns how many records that was: the stop's deadline passed first.
+  uint64_t DiscardPending();
 
   // Sums the per-CPU counters (enum zt_kernel_counter).
   std::array<uint64_t, ZT_CNT_COUNT> ReadCounters() const;
