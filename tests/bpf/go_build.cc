@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace zerotrace::testing {
 namespace {
@@ -83,6 +84,21 @@ std::string GoToolchainVersion() {
   rmdir(tmpl);
   while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
   return rc == 0 ? output : "";
+}
+
+SuiteGoBuild::SuiteGoBuild(const std::vector<GoProgram>& programs) {
+  for (const GoProgram& p : programs) {
+    GoBuild b = BuildGo(p.source, dir.path(), p.name, p.ldflags);
+    binaries.push_back(std::move(b.binary));
+    error += b.error;
+  }
+}
+
+bool SuiteGoBuild::ok() const {
+  for (const std::string& b : binaries) {
+    if (b.empty()) return false;
+  }
+  return true;
 }
 
 }  // namespace zerotrace::testing

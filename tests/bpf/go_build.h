@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "subprocess.h"
+
 namespace zerotrace::testing {
 
 struct GoBuild {
@@ -21,5 +23,18 @@ GoBuild BuildGo(const std::string& source, const std::string& dir, const std::st
 int RunGoTool(const std::vector<std::string>& args, const std::string& dir, std::string* output);
 // `go env GOVERSION` of the toolchain BuildGo uses ("go1.19.8"), or empty.
 std::string GoToolchainVersion();
+
+// Go programs built once for a whole test suite into a temp dir of their own: a fixture makes
+// one in SetUpTestSuite and deletes it in TearDownTestSuite.
+struct GoProgram {
+  std::string source, name, ldflags;
+};
+struct SuiteGoBuild {
+  explicit SuiteGoBuild(const std::vector<GoProgram>& programs);
+  bool ok() const;
+  TempDir dir;
+  std::vector<std::string> binaries;  // in the order given; empty when that build failed
+  std::string error;                  // the go tool's output of the builds that failed
+};
 
 }  // namespace zerotrace::testing

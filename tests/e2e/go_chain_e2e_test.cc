@@ -24,7 +24,7 @@ namespace {
 
 using zerotrace::testing::FreePort;
 using zerotrace::testing::Subprocess;
-using zerotrace::testing::TempDir;
+using zerotrace::testing::SuiteGoBuild;
 
 constexpr int kRequests = 24;  // half /up/N (call from the handler), half /spawn/N (child)
 constexpr int kParallel = 8;
@@ -40,25 +40,17 @@ std::string CallFor(const std::string& path) {
 class GoChainE2eTest : public AgentTest {
  protected:
   static void SetUpTestSuite() {
-    build_dir_ = new TempDir();
-    auto full = zerotrace::testing::BuildGo(ZT_GO_CHAIN_SOURCE, build_dir_->path(), "gochain");
-    auto stripped = zerotrace::testing::BuildGo(ZT_GO_CHAIN_SOURCE, build_dir_->path(),
-                                                "gochain-stripped", "-s -w");
-    build_error_ = new std::string(full.error + stripped.error);
-    go_ = new std::string(full.binary);
-    go_stripped_ = new std::string(stripped.binary);
+    go_ = new SuiteGoBuild(
+        {{ZT_GO_CHAIN_SOURCE, "gochain", ""}, {ZT_GO_CHAIN_SOURCE, "gochain-stripped", "-s -w"}});
   }
-  static void TearDownTestSuite() {
-    delete go_;
-    delete go_stripped_;
-    delete build_error_;
-    delete build_dir_;
-  }
+  static void TearDownTestSuite() { delete go_; }
+  static const std::string& Full() { return go_->binaries[0]; }
+  static const std::string& Stripped() { return go_->binaries[1]; }
 
   std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
 
   void SetUp() override {
-    ASSERT_FALSE(go_->empty() || go_stripped_->empty()) << *build_error_;
+    ASSERT_TRUE(go_->ok()) << go_->error;
     AgentTest::SetUp();
     cert_ = dir() + "/cert.pem";
     key_ = dir() + "/key.pem";
@@ -89,7 +81,7 @@ class GoChainE2eTest : public AgentTest {
     const auto attached = Counter("tls_files_attached");
     ASSERT_TRUE(attached.has_value());
     // The back is the other build: each file is probed once, so two files say both are.
-    const auto [back, back_port] = StartGo(front_binary == *go_ ? *go_stripped_ : *go_, scheme);
+    const auto [back, back_port] = StartGo(front_binary == Full() ? Stripped() : Full(), scheme);
     const auto [front, front_port] = StartGo(front_binary, scheme, back_port);
     std::optional<uint64_t> now;
     for (int i = 0; i < 20 && !(now && *now >= *attached + 2); i++)
@@ -160,20 +152,16 @@ class GoChainE2eTest : public AgentTest {
     EXPECT_EQ(right, kRequests);
   }
 
-  static TempDir* build_dir_;
-  static std::string *go_, *go_stripped_, *build_error_;
+  static SuiteGoBuild* go_;
   std::string cert_, key_;
 };
-TempDir* GoChainE2eTest::build_dir_ = nullptr;
-std::string* GoChainE2eTest::go_ = nullptr;
-std::string* GoChainE2eTest::go_stripped_ = nullptr;
-std::string* GoChainE2eTest::build_error_ = nullptr;
+SuiteGoBuild* GoChainE2eTest::go_ = nullptr;
 
 // Plain HTTP: the front's field offsets from DWARF.
-TEST_F(GoChainE2eTest, PlainHttpChainUnderConcurrencyHasEveryEdge) { RunChain("http", *go_); }
+TEST_F(GoChainE2eTest, PlainHttpChainUnderConcurrencyHasEveryEdge) { RunChain("http", Full()); }
 
 // HTTPS: the front stripped, its field offsets from the per-release table.
-TEST_F(GoChainE2eTest, TlsChainUnderConcurrencyHasEveryEdge) { RunChain("https", *go_stripped_); }
+TEST_F(GoChainE2eTest, TlsChainUnderConcurrencyHasEveryEdge) { RunChain("https", Stripped()); }
 
 }  // namespace
 }  // namespace zerotrace::e2e

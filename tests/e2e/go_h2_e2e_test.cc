@@ -24,32 +24,24 @@ namespace {
 
 using zerotrace::testing::FreePort;
 using zerotrace::testing::Subprocess;
-using zerotrace::testing::TempDir;
+using zerotrace::testing::SuiteGoBuild;
 
 constexpr const char* kGoUserAgent = "zt-go-h2/1.0";
 
 class GoH2E2eTest : public AgentTest {
  protected:
   static void SetUpTestSuite() {
-    build_dir_ = new TempDir();
-    auto build = zerotrace::testing::BuildGo(ZT_GO_H2_SOURCE, build_dir_->path(), "goh2");
     // grpc-go from Debian's golang-google-grpc-dev, as GOPATH source.
-    auto grpc = zerotrace::testing::BuildGo(ZT_GO_GRPC_SOURCE, build_dir_->path(), "gogrpc");
-    build_error_ = new std::string(build.error + grpc.error);
-    go_ = new std::string(build.binary);
-    go_grpc_ = new std::string(grpc.binary);
+    go_ = new SuiteGoBuild({{ZT_GO_H2_SOURCE, "goh2", ""}, {ZT_GO_GRPC_SOURCE, "gogrpc", ""}});
   }
-  static void TearDownTestSuite() {
-    delete go_;
-    delete go_grpc_;
-    delete build_error_;
-    delete build_dir_;
-  }
+  static void TearDownTestSuite() { delete go_; }
+  static const std::string& H2() { return go_->binaries[0]; }
+  static const std::string& Grpc() { return go_->binaries[1]; }
 
   std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
 
   void SetUp() override {
-    ASSERT_FALSE(go_->empty() || go_grpc_->empty()) << *build_error_;
+    ASSERT_TRUE(go_->ok()) << go_->error;
     cert_ = dir() + "/cert.pem";
     key_ = dir() + "/key.pem";
     const auto r = Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key_,
@@ -67,7 +59,7 @@ class GoH2E2eTest : public AgentTest {
   Proc StartGoServer(int back_port = 0, const std::string& binary = "") {
     Proc p;
     p.port = FreePort();
-    std::vector<std::string> argv = {binary.empty() ? *go_ : binary, back_port ? "front" : "server",
+    std::vector<std::string> argv = {binary.empty() ? H2() : binary, back_port ? "front" : "server",
                                      std::to_string(p.port), cert_, key_};
     if (back_port) {
       argv.push_back(std::to_string(back_port));
@@ -93,14 +85,10 @@ class GoH2E2eTest : public AgentTest {
     return spans;
   }
 
-  static TempDir* build_dir_;
-  static std::string *go_, *go_grpc_, *build_error_;
+  static SuiteGoBuild* go_;
   std::string cert_, key_;
 };
-TempDir* GoH2E2eTest::build_dir_ = nullptr;
-std::string* GoH2E2eTest::go_ = nullptr;
-std::string* GoH2E2eTest::go_grpc_ = nullptr;
-std::string* GoH2E2eTest::build_error_ = nullptr;
+SuiteGoBuild* GoH2E2eTest::go_ = nullptr;
 
 TEST_F(GoH2E2eTest, CurlAndGoClientsOverH2AreSpansAndFrontLinksToBack) {
   const auto before = StatsCounter("tls_files_attached", AgentOutput().size(), 5s);
@@ -128,7 +116,7 @@ TEST_F(GoH2E2eTest, CurlAndGoClientsOverH2AreSpansAndFrontLinksToBack) {
 
   // A Go client -> the Go front -> the Go back, all HTTP/2 over TLS.
   constexpr int kN = 4;
-  const auto client = Run({*go_, "client", std::to_string(front.port), cert_, std::to_string(kN)});
+  const auto client = Run({H2(), "client", std::to_string(front.port), cert_, std::to_string(kN)});
   ASSERT_EQ(client.exit_code, 0);
   std::vector<Exchange> items;
   for (int i = 0; i < kN; i++)
@@ -166,11 +154,10 @@ TEST_F(GoH2E2eTest, CurlAndGoClientsOverH2AreSpansAndFrontLinksToBack) {
 TEST_F(GoH2E2eTest, GrpcGoCallsOverTlsAreRpcSpansAtBothEndsAndLinked) {
   const auto before = StatsCounter("tls_files_attached", AgentOutput().size(), 5s);
   ASSERT_TRUE(before.has_value());
-  const Proc srv = StartGoServer(0, *go_grpc_);
+  const Proc srv = StartGoServer(0, Grpc());
   ASSERT_NO_FATAL_FAILURE(WaitProbed(*before + 1));
   constexpr size_t kN = 3;  // and one call that fails
-  const auto client =
-      Run({*go_grpc_, "client", std::to_string(srv.port), cert_, std::to_string(kN)});
+  const auto client = Run({Grpc(), "client", std::to_string(srv.port), cert_, std::to_string(kN)});
   ASSERT_EQ(client.exit_code, 0);
   ASSERT_TRUE(AwaitSpans({{client.pid, kN + 1}, {srv.pid, kN + 1}}, 30s));
   const auto client_spans = SpansOf(client.pid), server_spans = SpansOf(srv.pid);

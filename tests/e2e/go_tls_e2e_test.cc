@@ -21,7 +21,7 @@ namespace {
 
 using zerotrace::testing::FreePort;
 using zerotrace::testing::Subprocess;
-using zerotrace::testing::TempDir;
+using zerotrace::testing::SuiteGoBuild;
 
 constexpr const char* kGoUserAgent = "zt-go-https/1.0";
 
@@ -37,25 +37,17 @@ class GoTlsE2eTest : public AgentTest {
  protected:
   // Both binaries are built once for the whole suite (about a second each).
   static void SetUpTestSuite() {
-    build_dir_ = new TempDir();
-    auto full = zerotrace::testing::BuildGo(ZT_GO_SOURCE, build_dir_->path(), "gohttps");
-    auto stripped =
-        zerotrace::testing::BuildGo(ZT_GO_SOURCE, build_dir_->path(), "gohttps-stripped", "-s -w");
-    build_error_ = new std::string(full.error + stripped.error);
-    go_ = new std::string(full.binary);
-    go_stripped_ = new std::string(stripped.binary);
+    go_ = new SuiteGoBuild(
+        {{ZT_GO_SOURCE, "gohttps", ""}, {ZT_GO_SOURCE, "gohttps-stripped", "-s -w"}});
   }
-  static void TearDownTestSuite() {
-    delete go_;
-    delete go_stripped_;
-    delete build_error_;
-    delete build_dir_;
-  }
+  static void TearDownTestSuite() { delete go_; }
+  static const std::string& Full() { return go_->binaries[0]; }
+  static const std::string& Stripped() { return go_->binaries[1]; }
 
   std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
 
   void SetUp() override {
-    ASSERT_FALSE(go_->empty() || go_stripped_->empty()) << *build_error_;
+    ASSERT_TRUE(go_->ok()) << go_->error;
     MakeCertificate();
     AgentTest::SetUp();
   }
@@ -126,18 +118,14 @@ class GoTlsE2eTest : public AgentTest {
         SpansAre(curl.pid, Spans(kClient, xs, srv.port, 0, CurlUserAgent(), {"curl"}, "https")));
   }
 
-  static TempDir* build_dir_;
-  static std::string *go_, *go_stripped_, *build_error_;
+  static SuiteGoBuild* go_;
   std::string cert_, key_;
 };
-TempDir* GoTlsE2eTest::build_dir_ = nullptr;
-std::string* GoTlsE2eTest::go_ = nullptr;
-std::string* GoTlsE2eTest::go_stripped_ = nullptr;
-std::string* GoTlsE2eTest::build_error_ = nullptr;
+SuiteGoBuild* GoTlsE2eTest::go_ = nullptr;
 
 TEST_F(GoTlsE2eTest, GoServerStartedAfterTheAgentServesCurlOverHttps) {
   const uint64_t before = Attached();
-  const Proc srv = StartGoServer(*go_);
+  const Proc srv = StartGoServer(Full());
   WaitProbed(before);
   ExpectCurlAndGoServer(srv, "gohttps");
 }
@@ -145,7 +133,7 @@ TEST_F(GoTlsE2eTest, GoServerStartedAfterTheAgentServesCurlOverHttps) {
 // -ldflags=-s -w: no symbol table, no DWARF; functions from .gopclntab, offsets from the table.
 TEST_F(GoTlsE2eTest, StrippedGoServerServesCurlOverHttps) {
   const uint64_t before = Attached();
-  const Proc srv = StartGoServer(*go_stripped_);
+  const Proc srv = StartGoServer(Stripped());
   WaitProbed(before);
   ExpectCurlAndGoServer(srv, "gohttps-stripped");
 }
@@ -159,7 +147,7 @@ TEST_F(GoTlsE2eTest, GoClientKeepAliveRequestsAreClientSpans) {
              std::to_string(port), "--tls", cert_, key_});
   ASSERT_TRUE(py.WaitForLine("ready", 10s)) << "python https server did not start";
   const uint64_t before = Attached();
-  Subprocess& client = Spawn({*go_stripped_, "client", std::to_string(port), cert_,
+  Subprocess& client = Spawn({Stripped(), "client", std::to_string(port), cert_,
                               std::to_string(kRequests), "--wait-start"});
   ASSERT_TRUE(client.WaitForLine("started", 10s));
   WaitProbed(before);
@@ -182,8 +170,8 @@ TEST_F(GoTlsE2eTest, GoClientKeepAliveRequestsAreClientSpans) {
 // causality; go_chain_e2e_test.cc covers it under concurrency).
 TEST_F(GoTlsE2eTest, FrontToBackChainOverTlsHasEverySpanAndPeerLinks) {
   const uint64_t before = Attached();
-  const Proc back = StartGoServer(*go_);
-  const Proc front = StartGoServer(*go_stripped_, back.port);
+  const Proc back = StartGoServer(Full());
+  const Proc front = StartGoServer(Stripped(), back.port);
   WaitProbed(before, 2);
   std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody}};
   for (int i = 1; i <= 5; i++)
@@ -228,11 +216,11 @@ TEST_F(GoTlsE2eTest, FrontToBackChainOverTlsHasEverySpanAndPeerLinks) {
 class GoServerBeforeAgentTest : public GoTlsE2eTest {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(go_->empty()) << *build_error_;
+    ASSERT_TRUE(go_->ok()) << go_->error;
     MakeCertificate();
     srv_port_ = FreePort();
     srv_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{*go_, "server", std::to_string(srv_port_), cert_, key_});
+        std::vector<std::string>{Full(), "server", std::to_string(srv_port_), cert_, key_});
     ASSERT_TRUE(srv_->WaitForLine("ready", 30s));
     AgentTest::SetUp();
   }
@@ -250,14 +238,14 @@ TEST_F(GoServerBeforeAgentTest, ServesCurlOverHttps) {
 class GoConnectionBeforeAgentTest : public GoServerBeforeAgentTest {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(go_->empty()) << *build_error_;
+    ASSERT_TRUE(go_->ok()) << go_->error;
     MakeCertificate();
     srv_port_ = FreePort();
     srv_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{*go_, "server", std::to_string(srv_port_), cert_, key_});
+        std::vector<std::string>{Full(), "server", std::to_string(srv_port_), cert_, key_});
     ASSERT_TRUE(srv_->WaitForLine("ready", 30s));
     client_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{*go_stripped_, "client", std::to_string(srv_port_), cert_,
+        std::vector<std::string>{Stripped(), "client", std::to_string(srv_port_), cert_,
                                  std::to_string(kRequests), "--wait-go"});
     const auto line = client_->WaitForLine("local_port", 20s);
     ASSERT_TRUE(line) << "the Go client did not connect";
