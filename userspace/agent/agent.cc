@@ -267,7 +267,16 @@ Status Agent::Start(std::vector<std::string>* notes) {
 // leave out whatever its connections is skipped in the kernel from then on.
 conn::ConnTable::Selection Agent::Select(const conn::Connection& c) {
   using Verdict = conn::Selectors::Verdict;
-  const conn::ProcessInfo& p = c.process_info();
+  const conn::ProcessInfo* info = &c.process_info();
+  // The kernel's name for the process when its main thread opened the connection is newer
+  // than a /proc read made at exec: a program may rename itself (PR_SET_NAME) after exec.
+  conn::ProcessInfo renamed;
+  if (c.comm_of_process && !c.comm.empty() && c.comm != info->comm) {
+    renamed = *info;
+    renamed.comm = c.comm;
+    info = &renamed;
+  }
+  const conn::ProcessInfo& p = *info;
   const conn::Selectors& s = options_.selectors;
   if (s.ForProcess(p, 0) == Verdict::kSkip && tracer_) tracer_->SkipProcess(c.tgid);
   switch (s.ForConnection(p, c.tuple, c.role)) {

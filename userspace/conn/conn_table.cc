@@ -98,6 +98,7 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
       std::memcpy(c.tuple.remote_addr.data(), o.remote_addr, 16);
       c.tuple.netns = o.netns;
       c.comm.assign(o.comm, strnlen(o.comm, sizeof(o.comm)));
+      c.comm_of_process = o.hdr.tid == o.hdr.tgid;
       if (processes_) c.process = processes_->GetShared(o.hdr.tgid, c.comm);
       if (observer_) observer_->OnOpen(c);
       return;

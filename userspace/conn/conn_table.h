@@ -46,7 +46,8 @@ struct Connection {
   // and the connection's socket bytes, being ciphertext, are ignored.
   bool tls = false;
   Tuple tuple;
-  std::string comm;
+  std::string comm;              // the opening thread's name, from the kernel (open event)
+  bool comm_of_process = false;  // that thread was the main one: comm is the process's name
   std::shared_ptr<const ProcessInfo> process;  // null without a process cache
   uint64_t open_ts_ns = 0;
   uint64_t last_ts_ns = 0;
