@@ -63,13 +63,30 @@ bool IsNameChar(char c) {
          c == '_' || c == '.';
 }
 
+// A bare argument that is safe to show: a path, a program file, or a small number (a port).
+// Any other bare word may be a value (`redis-cli SET key VALUE`, `mysql -u USER`): hidden.
+bool IsShownBareArg(std::string_view arg) {
+  if (arg.find('/') != std::string_view::npos) return true;
+  static constexpr std::string_view kProgramFiles[] = {".py", ".js", ".mjs", ".cjs", ".ts",
+                                                       ".rb", ".pl", ".sh",  ".jar", ".php"};
+  for (std::string_view ext : kProgramFiles) {
+    if (arg.size() > ext.size() && arg.ends_with(ext)) return true;
+  }
+  if (arg.empty() || arg.size() > 5) return false;
+  for (char c : arg) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::vector<std::string> RedactCommandArgs(const std::vector<std::string>& args) {
   std::vector<std::string> out;
   out.reserve(args.size());
   bool redact_next = false;
-  for (const std::string& arg : args) {
+  for (size_t i = 0; i < args.size(); i++) {
+    const std::string& arg = args[i];
     if (redact_next && !arg.starts_with("-")) {
       out.emplace_back(kRedacted);
       redact_next = false;
@@ -91,6 +108,14 @@ std::vector<std::string> RedactCommandArgs(const std::vector<std::string>& args)
     if (arg.starts_with("--") && eq == std::string::npos &&
         http_common::IsSensitiveHeader(FlagName(arg))) {
       redact_next = true;
+    }
+    if (i > 0 && arg.size() > 2 && arg[0] == '-' && arg[1] != '-') {  // "-pSECRET": a value
+      out.push_back(arg.substr(0, 2) + std::string(kRedacted));
+      continue;
+    }
+    if (i > 0 && !arg.starts_with("-") && !IsUrl(arg) && !IsShownBareArg(arg)) {
+      out.emplace_back(kRedacted);
+      continue;
     }
     out.push_back(RedactUrl(arg));
   }

@@ -18,7 +18,11 @@ namespace zerotrace::protocols {
 //   when it has no ':', as in https://TOKEN@host);
 // - "--name=value" / "name=value" with a sensitive name (IsSensitiveHeader: password, token,
 //   secret, api-key, auth, ...) becomes "--name=REDACTED"; other values are redacted as URLs;
-// - the argument after a sensitive "--name" flag without '=' becomes "REDACTED".
+// - the argument after a sensitive "--name" flag without '=' becomes "REDACTED";
+// - a short flag with its value attached ("-pSECRET") keeps the flag only ("-pREDACTED");
+// - any other bare argument after the program is shown only when it is a path, a program
+//   file (app.py, server.js) or a number of up to 5 digits; others may be values
+//   (`redis-cli SET key VALUE`) and become "REDACTED".
 std::vector<std::string> RedactCommandArgs(const std::vector<std::string>& args);
 
 // The resource of `info`'s spans. `served_port` (0: a client connection) lets the name map's

@@ -24,7 +24,12 @@ TEST(RedactCommandArgsTest, Table) {
       {{"app", "--db=postgres://shop:pa55@db:5432/orders?sslmode=require"},
        {"app", "--db=postgres://shop:REDACTED@db:5432/orders?sslmode=REDACTED"}},
       {{"git", "clone", "https://ghp_token123@github.com/x/y"},
-       {"git", "clone", "https://REDACTED@github.com/x/y"}},
+       {"git", "REDACTED", "https://REDACTED@github.com/x/y"}},
+      // Bare words may be values: only paths, program files and small numbers are shown.
+      {{"redis-cli", "-p", "6379", "SET", "k", "v4lue"},
+       {"redis-cli", "-p", "6379", "REDACTED", "REDACTED", "REDACTED"}},
+      {{"mysql", "-pHunter2", "-u", "bob", "/tmp/q.sql"},
+       {"mysql", "-pREDACTED", "-u", "REDACTED", "/tmp/q.sql"}},
       {{"env", "AWS_SECRET_ACCESS_KEY=abc", "LANG=C"},
        {"env", "AWS_SECRET_ACCESS_KEY=REDACTED", "LANG=C"}},
       {{"node", "-e", "a=1"}, {"node", "-e", "a=1"}},
