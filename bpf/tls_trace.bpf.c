@@ -73,6 +73,7 @@ struct {
 	__type(value, __u8);
 } exec_files SEC(".maps");
 
+#define ZT_H2_CAPTURE 1 /* HTTP/2 plaintext is frame-walked too (h2_capture.bpf.h) */
 #include "socket_emit.bpf.h"
 
 /* uprobe: a TLS read or write starts on this thread. */
@@ -203,7 +204,8 @@ static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
 	else
 		s.syscall_pos = __sync_fetch_and_add(&st->tls_recv_pos, bytes);
 	s.pos = s.syscall_pos;
-	zt_emit_buf(&s, call->buf, bytes);
+	if (!zt_h2_emit_tls(key, st, call->buf, &s)) /* HTTP/2: frame-aware capture */
+		zt_emit_buf(&s, call->buf, bytes);
 	zt_emit_trailer(&s);
 	zt_count(ZT_CNT_TLS_CALLS);
 	return 0;

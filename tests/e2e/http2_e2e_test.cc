@@ -261,7 +261,7 @@ TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
                           "/items/1", "/missing", "/big/200000", "/items/3"});
   ASSERT_EQ(plain.exit_code, 0);
   const auto secure = Run({"node", client_js, "https://127.0.0.1:" + std::to_string(tls), cert_,
-                           "/big/12000", "/items/2"});
+                           "/big/100000", "/items/2"});
   ASSERT_EQ(secure.exit_code, 0);
   ASSERT_TRUE(AwaitSpans({{plain.pid, 4}, {secure.pid, 2}, {server.pid(), 6}}, 30s));
 
@@ -269,7 +269,7 @@ TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
       {{plain.pid,
         "http",
         {{"/items/1", 200}, {"/missing", 404}, {"/big/200000", 200}, {"/items/3", 200}}},
-       {secure.pid, "https", {{"/big/12000", 200}, {"/items/2", 200}}}};
+       {secure.pid, "https", {{"/big/100000", 200}, {"/items/2", 200}}}};
   std::map<std::string, Span> clients;
   for (const auto& [pid, scheme, paths] : want) {
     const auto spans = SpansOf(pid);
