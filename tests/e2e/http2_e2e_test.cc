@@ -247,9 +247,10 @@ TEST_F(Http2CaptureTest, TrailersBehindLargeDataAreCaptured) {
 }
 
 // Node's built-in http2 module at both ends, h2c and TLS (ALPN h2, node's own OpenSSL): one
-// span per stream at each end, linked; a 200 KB answer with a trailer after its DATA ends its
-// stream, and the request after it on the same connection still decodes. (Over TLS the
-// answer stays below the capture: the frame walk follows socket bytes, not TLS plaintext.)
+// span per stream at each end, linked; a 200 KB answer (h2c) and a 100 KB one (TLS: one
+// SSL_write far above the capture) with a trailer after their DATA end their streams, and the
+// request after each on the same connection still decodes: the kernel walks the frames of the
+// socket bytes and of the TLS plaintext alike, and no header block is lost.
 TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
   MakeCertificate();
   const int h2c = FreePort(), tls = FreePort();
@@ -297,6 +298,12 @@ TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
     EXPECT_EQ(it->second.Str("url.path"), s.Str("url.path"));
     EXPECT_EQ(it->second.Int("http.response.status_code"), s.Int("http.response.status_code"));
     clients.erase(it);
+  }
+  // The final stats line: both ends of the TLS connection walked in both directions, nothing
+  // lost on either connection.
+  EXPECT_EQ(StatsCounter("tls_h2_walks", 0, 5s), 4u);
+  for (const char* lost : {"tls_h2_walk_lost", "h2_walk_lost", "h2_frames_lost", "h2_hpack_lost"}) {
+    EXPECT_EQ(StatsCounter(lost, 0, 5s), 0u) << lost;
   }
 }
 
