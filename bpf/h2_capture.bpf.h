@@ -55,6 +55,15 @@ struct {
 
 static const struct h2_walk zt_h2_empty;
 
+/* Walks of socket bytes and of TLS plaintext are counted apart. */
+static __always_inline void zt_h2_count(struct emit_state *s, bool lost)
+{
+	if (s->source == ZT_SRC_TLS)
+		zt_count(lost ? ZT_CNT_H2_TLS_WALK_LOST : ZT_CNT_H2_TLS_WALKS);
+	else
+		zt_count(lost ? ZT_CNT_H2_WALK_LOST : ZT_CNT_H2_WALKS);
+}
+
 /* Copies [run, run_end) of the buffer that starts at stream position start. */
 static __always_inline void zt_h2_flush(struct emit_state *s, __u64 ubuf, __u64 start, __u64 run,
 					__u64 run_end)
@@ -174,7 +183,7 @@ __noinline int zt_h2_buf(struct emit_state *s, struct h2_dir *d, __u64 ubuf, __u
 	if (d->cur < d->end && d->state == ZT_H2_WALK) /* more frames than steps */
 		d->state = ZT_H2_LOST;
 	if (walking && d->state == ZT_H2_LOST)
-		zt_count(ZT_CNT_H2_WALK_LOST);
+		zt_h2_count(s, true);
 	zt_h2_flush(s, ubuf, d->start, d->run, d->run_end);
 	d->walked = d->end;
 	s->pos = d->end;
@@ -202,6 +211,8 @@ __noinline int zt_h2_iovecs(struct emit_state *s, struct h2_dir *d, __u64 iov_pt
 	}
 	if (bytes) { /* iovecs past ZT_MAX_IOV: a gap, and the boundaries in it unknown */
 		zt_count(ZT_CNT_IOV_OVERFLOW);
+		if (d->state == ZT_H2_WALK)
+			zt_h2_count(s, true);
 		d->state = ZT_H2_LOST;
 		s->pos += bytes;
 	}
@@ -247,14 +258,13 @@ static __always_inline __u64 zt_h2_first_buf(struct syscall_args *a, __u64 *len)
 	}
 }
 
-/* A direction's first bytes: the client preface (frames follow it) or a SETTINGS frame (the
- * server's first frame, or the client's after the preface). Returns where frames start, or
- * -1 when the bytes are not HTTP/2. */
-static __always_inline long zt_h2_opening(struct syscall_args *a, __u64 bytes)
+/* A direction's first bytes, len of them at ubuf: the client preface (frames follow it) or a
+ * SETTINGS frame (the server's first frame, or the client's after the preface). Returns where
+ * frames start, or -1 when the bytes are not HTTP/2. */
+static __always_inline long zt_h2_opening(__u64 ubuf, __u64 len)
 {
 	static const char preface[ZT_H2_PREFACE_LEN] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	char b[ZT_H2_PREFACE_LEN] = {};
-	__u64 len = bytes, ubuf = zt_h2_first_buf(a, &len);
 	__u32 flen;
 
 	if (!ubuf || len < ZT_H2_FRAME_HDR)
@@ -276,36 +286,37 @@ static __always_inline long zt_h2_opening(struct syscall_args *a, __u64 bytes)
 	return -1;
 }
 
-/* Hot path, from zt_emit_syscall once s is set up: 1 when the syscall's bytes were emitted
- * by the frame walk (the caller adds only the trailer). Global: its branches would multiply
- * the paths the verifier walks through the caller. */
-__noinline int zt_h2_emit(struct conn_key *key, struct conn_state *st, struct syscall_args *a,
-			  struct emit_state *s)
+/* The walk of s's direction if it takes these bytes: the walk that follows them, or a new one
+ * when they open the direction with HTTP/2. a: the syscall, or NULL for TLS plaintext at
+ * tls_buf (one buffer, s->byte_count bytes). NULL: plain capture. */
+static __always_inline struct h2_dir *zt_h2_follow(struct conn_key *key, struct conn_state *st,
+						   struct syscall_args *a, __u64 tls_buf,
+						   struct emit_state *s)
 {
+	bool unfollowed = a && (a->sys == ZT_SYS_SENDMMSG || a->sys == ZT_SYS_RECVMMSG);
+	__u64 ubuf = tls_buf, len = s->byte_count;
 	struct h2_walk *w;
-	__u64 iov_ptr, iovlen;
 	struct h2_dir *d;
 	long first;
 
-	if (!key || !st || !a || !s)
-		return 0;
 	w = bpf_map_lookup_elem(&h2_walks, key);
 	if (w && w->conn_id != st->conn_id)
 		w = NULL; /* an earlier connection's walk on a reused fd */
 	if (!w || w->dir[s->direction & 1].state == ZT_H2_OFF) {
-		if (s->syscall_pos != 0 || s->budget == 0 || a->sys == ZT_SYS_SENDMMSG ||
-		    a->sys == ZT_SYS_RECVMMSG)
-			return false;
-		first = zt_h2_opening(a, s->byte_count);
+		if (s->syscall_pos != 0 || s->budget == 0 || unfollowed)
+			return NULL;
+		if (a)
+			ubuf = zt_h2_first_buf(a, &len);
+		first = zt_h2_opening(ubuf, len);
 		if (first < 0)
-			return false;
+			return NULL;
 		if (!w) {
 			/* from a zero value in .rodata: the stack is short */
 			if (bpf_map_update_elem(&h2_walks, key, &zt_h2_empty, BPF_ANY))
-				return false;
+				return NULL;
 			w = bpf_map_lookup_elem(&h2_walks, key);
 			if (!w)
-				return false;
+				return NULL;
 			w->conn_id = st->conn_id;
 		}
 		d = &w->dir[s->direction & 1];
@@ -318,19 +329,35 @@ __noinline int zt_h2_emit(struct conn_key *key, struct conn_state *st, struct sy
 		d->have = 0;
 		d->acc = 0;
 		d->state = ZT_H2_WALK;
-		zt_count(ZT_CNT_H2_WALKS);
+		zt_h2_count(s, false);
 	}
 	d = &w->dir[s->direction & 1];
 	if (d->state != ZT_H2_WALK)
-		return false;
-	if (s->budget == 0 || a->sys == ZT_SYS_SENDMMSG || a->sys == ZT_SYS_RECVMMSG ||
-	    s->syscall_pos != d->walked) {
+		return NULL;
+	if (s->budget == 0 || unfollowed || s->syscall_pos != d->walked) {
 		/* muted, or a call the walk does not follow: the boundaries are lost */
 		d->state = ZT_H2_LOST;
-		zt_count(ZT_CNT_H2_WALK_LOST);
-		return false;
+		zt_h2_count(s, true);
+		return NULL;
 	}
 	d->budget = s->budget;
+	return d;
+}
+
+/* Hot path, from zt_emit_syscall once s is set up: 1 when the syscall's bytes were emitted
+ * by the frame walk (the caller adds only the trailer). Global: its branches would multiply
+ * the paths the verifier walks through the caller. */
+__noinline int zt_h2_emit(struct conn_key *key, struct conn_state *st, struct syscall_args *a,
+			  struct emit_state *s)
+{
+	__u64 iov_ptr, iovlen;
+	struct h2_dir *d;
+
+	if (!key || !st || !a || !s)
+		return 0;
+	d = zt_h2_follow(key, st, a, 0, s);
+	if (!d)
+		return false;
 	switch (a->sys) {
 	case ZT_SYS_READ:
 	case ZT_SYS_WRITE:
@@ -346,12 +373,31 @@ __noinline int zt_h2_emit(struct conn_key *key, struct conn_state *st, struct sy
 	case ZT_SYS_RECVMSG:
 		if (zt_h2_read_msghdr(a->buf, &iov_ptr, &iovlen) == 0)
 			zt_h2_iovecs(s, d, iov_ptr, iovlen, s->byte_count);
-		else
+		else {
 			d->state = ZT_H2_LOST;
+			zt_h2_count(s, true);
+		}
 		return true;
 	default:
 		return false;
 	}
+}
+
+/* Hot path, from the TLS uretprobe once s is set up: 1 when the plaintext at ubuf (one
+ * buffer, s->byte_count bytes, its own stream positions) was emitted by the frame walk. A TLS
+ * read returns at most one record, so a walk of one buffer has steps enough. Global. */
+__noinline int zt_h2_emit_tls(struct conn_key *key, struct conn_state *st, __u64 ubuf,
+			      struct emit_state *s)
+{
+	struct h2_dir *d;
+
+	if (!key || !st || !s)
+		return 0;
+	d = zt_h2_follow(key, st, NULL, ubuf, s);
+	if (!d)
+		return false;
+	zt_h2_buf(s, d, ubuf, s->byte_count);
+	return true;
 }
 
 #else /* !ZT_H2_CAPTURE: the TLS objects capture plaintext their own way */

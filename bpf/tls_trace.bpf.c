@@ -30,7 +30,7 @@ struct ssl_key {
 struct ssl_socket {
 	__u64 conn_id; /* the connection generation: a reused fd does not match */
 	__u32 fd;
-	__u32 pad;
+	__u32 h2;      /* 1: an HTTP/2 frame walk follows its plaintext (h2_capture.bpf.h) */
 };
 
 struct {
@@ -73,6 +73,7 @@ struct {
 	__type(value, __u8);
 } exec_files SEC(".maps");
 
+#define ZT_H2_CAPTURE 1 /* HTTP/2 plaintext is frame-walked too (h2_capture.bpf.h) */
 #include "socket_emit.bpf.h"
 
 /* uprobe: a TLS read or write starts on this thread. */
@@ -176,10 +177,14 @@ static __always_inline __u64 zt_tls_bytes(struct tls_call *call, long rc)
 	}
 }
 
-/* Hot path: plaintext of one finished TLS call, placed in the connection's TLS stream. */
+/* Hot path: plaintext of one finished TLS call, placed in the connection's TLS stream.
+ * h2: the session's plaintext may be frame-walked (known to be, or not known yet); the walk
+ * is looked for only then and at a direction's first bytes, so other TLS pays no lookup.
+ * Returns 1 when a frame walk took the bytes. */
 static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
-				  struct tls_call *call, __u64 bytes)
+				  struct tls_call *call, __u64 bytes, int h2)
 {
+	int walked = 0;
 	struct emit_state s = {};
 	__u64 *muted_id;
 
@@ -203,10 +208,13 @@ static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
 	else
 		s.syscall_pos = __sync_fetch_and_add(&st->tls_recv_pos, bytes);
 	s.pos = s.syscall_pos;
-	zt_emit_buf(&s, call->buf, bytes);
+	if (h2 || s.syscall_pos == 0) /* HTTP/2: frame-aware capture */
+		walked = zt_h2_emit_tls(key, st, call->buf, &s);
+	if (!walked)
+		zt_emit_buf(&s, call->buf, bytes);
 	zt_emit_trailer(&s);
 	zt_count(ZT_CNT_TLS_CALLS);
-	return 0;
+	return walked;
 }
 
 /* A TLS call that made no socket syscall, of a session with no known socket (memory BIOs):
@@ -250,6 +258,8 @@ static __always_inline int zt_tls_finish(long rc)
 	struct conn_state *st;
 	struct tls_call call;
 	__u64 bytes;
+	int flagged = 0; /* ssl_sockets says a frame walk follows the session */
+	int h2 = 1;      /* a walk may follow it: flagged, or the entry (re)learned now */
 
 	if (!stashed)
 		return 0;
@@ -283,7 +293,10 @@ static __always_inline int zt_tls_finish(long rc)
 			return 0;
 		}
 	}
-	if (!known || known->conn_id != call.conn_id) { /* learned now: remember it */
+	if (known && known->conn_id == call.conn_id) {
+		flagged = known->h2;
+		h2 = flagged;
+	} else { /* learned now: remember it */
 		struct ssl_socket sock = {.conn_id = call.conn_id, .fd = call.fd};
 		struct conn_session owner = {.conn_id = call.conn_id, .ssl = call.ssl};
 
@@ -301,7 +314,12 @@ static __always_inline int zt_tls_finish(long rc)
 	}
 	st->tls = 1;
 	key.fd = zt_event_fd(st, key.fd);
-	return zt_tls_emit(&key, st, &call, bytes);
+	if (zt_tls_emit(&key, st, &call, bytes, h2) && !flagged) { /* walked from now on */
+		known = bpf_map_lookup_elem(&ssl_sockets, &skey);
+		if (known && known->conn_id == call.conn_id)
+			known->h2 = 1;
+	}
+	return 0;
 }
 
 SEC("uretprobe")

@@ -233,7 +233,9 @@ enum zt_kernel_counter {
 	ZT_CNT_GO_CALL_NO_CONN = 19,       /* such calls dropped: their socket is not tracked */
 	ZT_CNT_H2_WALKS = 20,              /* HTTP/2 directions whose frame headers the kernel walks */
 	ZT_CNT_H2_WALK_LOST = 21,          /* such walks that lost the frame boundaries (plain capture) */
-	ZT_CNT_COUNT = 22,
+	ZT_CNT_H2_TLS_WALKS = 22,          /* HTTP/2 directions whose TLS plaintext frames are walked */
+	ZT_CNT_H2_TLS_WALK_LOST = 23,      /* such walks that lost the frame boundaries (plain capture) */
+	ZT_CNT_COUNT = 24,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

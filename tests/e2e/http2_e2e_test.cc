@@ -25,6 +25,8 @@ using zerotrace::testing::Subprocess;
 
 class Http2E2eTest : public AgentTest {
  protected:
+  static constexpr int kNginxBig = 300000;  // a file far above the capture of a call
+
   // A write bigger than the capture loses the frame headers behind its first bytes (see the
   // README): the big-message test stays within 64 KiB per syscall.
   std::vector<std::string> AgentFlags() const override {
@@ -78,6 +80,7 @@ class Http2E2eTest : public AgentTest {
     for (int i = 0; i < 4; i++) {
       std::ofstream(root + "/www/items/" + std::to_string(i)) << std::string(10 + i, 'x');
     }
+    std::ofstream(root + "/www/big") << std::string(kNginxBig, 'b');
     std::ofstream conf(root + "/nginx.conf");
     conf << "daemon off; master_process off; worker_processes 1;\n"
          << "pid " << root << "/nginx.pid; error_log " << root << "/error.log;\n"
@@ -148,10 +151,18 @@ TEST_F(Http2E2eTest, GrpcCallsAtBothEndsAreSpansAndLinked) {
   ExpectLinked(client.pid, server.pid());
 }
 
+// The default capture (16 KiB a syscall): the kernel walks HTTP/2 frame headers, so a
+// HEADERS frame behind large DATA in one syscall is still captured whole.
+class Http2CaptureTest : public Http2E2eTest {
+ protected:
+  std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
+};
+
 // nginx with http2: nghttp (h2c prior knowledge, several streams on one connection), curl
 // --http2-prior-knowledge, and curl --http2 over TLS (ALPN h2, plaintext through the OpenSSL
-// probes). Each request is one span at each end with the HTTP conventions and version 2.
-TEST_F(Http2E2eTest, NginxH2cAndTlsWithNghttpAndCurl) {
+// probes), a 300 KB file then a small one on one connection at the default capture. Each
+// request is one span at each end with the HTTP conventions and version 2.
+TEST_F(Http2CaptureTest, NginxH2cAndTlsWithNghttpAndCurl) {
   MakeCertificate();
   const int h2c = FreePort(), tls = FreePort();
   auto& nginx = StartNginxH2(h2c, tls);
@@ -162,11 +173,12 @@ TEST_F(Http2E2eTest, NginxH2cAndTlsWithNghttpAndCurl) {
   const auto curl_h2c = Run({"curl", "-sS", "-o", "/dev/null", "--http2-prior-knowledge",
                              base + "/items/3?token=SECRET"});
   ASSERT_EQ(curl_h2c.exit_code, 0);
-  const auto curl_tls = Run({"curl", "-sS", "-o", "/dev/null", "--http2", "--cacert", cert_,
-                             "https://127.0.0.1:" + std::to_string(tls) + "/items/1"});
+  const std::string tls_base = "https://127.0.0.1:" + std::to_string(tls);
+  const auto curl_tls = Run({"curl", "-sS", "-o", "/dev/null", "-o", "/dev/null", "--http2",
+                             "--cacert", cert_, tls_base + "/big", tls_base + "/items/1"});
   ASSERT_EQ(curl_tls.exit_code, 0);
   ASSERT_TRUE(
-      AwaitSpans({{nghttp.pid, 4}, {curl_h2c.pid, 1}, {curl_tls.pid, 1}, {nginx.pid(), 6}}, 30s));
+      AwaitSpans({{nghttp.pid, 4}, {curl_h2c.pid, 1}, {curl_tls.pid, 2}, {nginx.pid(), 7}}, 30s));
 
   std::map<std::string, int> statuses;
   for (const Span& s : SpansOf(nghttp.pid)) {
@@ -191,13 +203,17 @@ TEST_F(Http2E2eTest, NginxH2cAndTlsWithNghttpAndCurl) {
   EXPECT_EQ(h2c_curl[0].Str("url.full"),
             "http://127.0.0.1:" + std::to_string(h2c) + "/items/3?token=REDACTED");
   const auto tls_curl = SpansOf(curl_tls.pid);
-  ASSERT_EQ(tls_curl.size(), 1u);
-  EXPECT_EQ(tls_curl[0].Str("url.scheme"), "https");
-  EXPECT_EQ(tls_curl[0].Str("network.protocol.version"), "2");
-  EXPECT_EQ(tls_curl[0].Int("http.response.status_code"), 200);
+  ASSERT_EQ(tls_curl.size(), 2u) << Describe(curl_tls.pid);
+  for (const Span& s : tls_curl) {
+    EXPECT_EQ(s.Str("url.scheme"), "https");
+    EXPECT_EQ(s.Str("network.protocol.version"), "2");
+    EXPECT_EQ(s.Int("http.response.status_code"), 200);
+  }
+  EXPECT_EQ(tls_curl[0].Int("http.response.body.size"), kNginxBig) << tls_curl[0].Describe();
+  EXPECT_EQ(tls_curl[1].Str("url.path"), "/items/1") << tls_curl[1].Describe();
 
   const auto served = SpansOf(nginx.pid());
-  ASSERT_EQ(served.size(), 6u) << Describe(nginx.pid());
+  ASSERT_EQ(served.size(), 7u) << Describe(nginx.pid());
   std::map<std::string, Span> clients;
   for (pid_t p : {nghttp.pid, curl_h2c.pid, curl_tls.pid}) {
     for (const Span& c : SpansOf(p)) clients[c.span_id] = c;
@@ -210,14 +226,12 @@ TEST_F(Http2E2eTest, NginxH2cAndTlsWithNghttpAndCurl) {
     EXPECT_EQ(it->second.Str("url.path"), s.Str("url.path"));
     EXPECT_EQ(it->second.Int("http.response.status_code"), s.Int("http.response.status_code"));
   }
+  // The final stats line: the TLS connection walked at both ends, nothing lost anywhere.
+  EXPECT_EQ(StatsCounter("tls_h2_walks", 0, 5s), 4u);
+  for (const char* lost : {"tls_h2_walk_lost", "h2_walk_lost", "h2_frames_lost", "h2_hpack_lost"}) {
+    EXPECT_EQ(StatsCounter(lost, 0, 5s), 0u) << lost;
+  }
 }
-
-// The default capture (16 KiB a syscall): the kernel walks HTTP/2 frame headers, so a
-// HEADERS frame behind large DATA in one syscall is still captured whole.
-class Http2CaptureTest : public Http2E2eTest {
- protected:
-  std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
-};
 
 // A 300 KB answer (many DATA frames, read and written in syscalls far larger than the capture)
 // ends with its trailers behind the DATA: the status still comes from them, and the HPACK
@@ -247,9 +261,10 @@ TEST_F(Http2CaptureTest, TrailersBehindLargeDataAreCaptured) {
 }
 
 // Node's built-in http2 module at both ends, h2c and TLS (ALPN h2, node's own OpenSSL): one
-// span per stream at each end, linked; a 200 KB answer with a trailer after its DATA ends its
-// stream, and the request after it on the same connection still decodes. (Over TLS the
-// answer stays below the capture: the frame walk follows socket bytes, not TLS plaintext.)
+// span per stream at each end, linked; a 200 KB answer (h2c) and a 100 KB one (TLS: one
+// SSL_write far above the capture) with a trailer after their DATA end their streams, and the
+// request after each on the same connection still decodes: the kernel walks the frames of the
+// socket bytes and of the TLS plaintext alike, and no header block is lost.
 TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
   MakeCertificate();
   const int h2c = FreePort(), tls = FreePort();
@@ -261,7 +276,7 @@ TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
                           "/items/1", "/missing", "/big/200000", "/items/3"});
   ASSERT_EQ(plain.exit_code, 0);
   const auto secure = Run({"node", client_js, "https://127.0.0.1:" + std::to_string(tls), cert_,
-                           "/big/12000", "/items/2"});
+                           "/big/100000", "/items/2"});
   ASSERT_EQ(secure.exit_code, 0);
   ASSERT_TRUE(AwaitSpans({{plain.pid, 4}, {secure.pid, 2}, {server.pid(), 6}}, 30s));
 
@@ -269,7 +284,7 @@ TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
       {{plain.pid,
         "http",
         {{"/items/1", 200}, {"/missing", 404}, {"/big/200000", 200}, {"/items/3", 200}}},
-       {secure.pid, "https", {{"/big/12000", 200}, {"/items/2", 200}}}};
+       {secure.pid, "https", {{"/big/100000", 200}, {"/items/2", 200}}}};
   std::map<std::string, Span> clients;
   for (const auto& [pid, scheme, paths] : want) {
     const auto spans = SpansOf(pid);
@@ -297,6 +312,12 @@ TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
     EXPECT_EQ(it->second.Str("url.path"), s.Str("url.path"));
     EXPECT_EQ(it->second.Int("http.response.status_code"), s.Int("http.response.status_code"));
     clients.erase(it);
+  }
+  // The final stats line: both ends of the TLS connection walked in both directions, nothing
+  // lost on either connection.
+  EXPECT_EQ(StatsCounter("tls_h2_walks", 0, 5s), 4u);
+  for (const char* lost : {"tls_h2_walk_lost", "h2_walk_lost", "h2_frames_lost", "h2_hpack_lost"}) {
+    EXPECT_EQ(StatsCounter(lost, 0, 5s), 0u) << lost;
   }
 }
 

@@ -110,6 +110,12 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
       {"tls_bound_by_read", "zerotrace_kernel_tls_bound_by_read_total",
        "TLS sessions over memory buffers bound to the socket their thread just read", kCounter,
        k[ZT_CNT_TLS_BOUND_BY_READ]},
+      {"tls_h2_walks", "zerotrace_kernel_tls_h2_walks_total",
+       "HTTP/2 directions whose TLS plaintext frames the kernel walks (headers always captured)",
+       kCounter, k[ZT_CNT_H2_TLS_WALKS]},
+      {"tls_h2_walk_lost", "zerotrace_kernel_tls_h2_walk_lost_total",
+       "HTTP/2 TLS plaintext walks that lost the frame boundaries (plain capture from then on)",
+       kCounter, k[ZT_CNT_H2_TLS_WALK_LOST]},
   };
   for (const Row& r : tls) add(r.stats_key, r.name, r.help, r.type, r.value);
   if (s.tls.present) {

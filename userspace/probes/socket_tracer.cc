@@ -254,6 +254,7 @@ SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
   m.proc_skip = bpf_map__fd(skel_->maps.proc_skip);
   m.counters = bpf_map__fd(skel_->maps.counters);
   m.events = bpf_map__fd(skel_->maps.events);
+  m.h2_walks = bpf_map__fd(skel_->maps.h2_walks);
   return m;
 }
 

@@ -90,7 +90,7 @@ class SocketTracer {
   // The maps tls_trace.bpf.c shares with socket_trace.bpf.c (valid while this tracer lives).
   struct SharedMapFds {
     int conns = -1, tls_calls = -1, thread_reads = -1, muted = -1, pid_filter = -1, proc_skip = -1,
-        counters = -1, events = -1;
+        counters = -1, events = -1, h2_walks = -1;
   };
   SharedMapFds shared_maps() const;
   // Kernel connection-table entries that belong to tgid (tests and diagnostics; walks the map).

@@ -109,7 +109,8 @@ StatusOr<tls_trace*> OpenAndLoad(const TracerConfig& config, const SocketTracer&
                                              {skel->maps.pid_filter, fds.pid_filter},
                                              {skel->maps.proc_skip, fds.proc_skip},
                                              {skel->maps.counters, fds.counters},
-                                             {skel->maps.events, fds.events}};
+                                             {skel->maps.events, fds.events},
+                                             {skel->maps.h2_walks, fds.h2_walks}};
   for (const auto& [map, fd] : shared) {
     if (int err = bpf_map__reuse_fd(map, fd); err) {
       return fail(std::string("sharing map ") + bpf_map__name(map) +

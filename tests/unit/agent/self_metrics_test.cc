@@ -48,7 +48,8 @@ TEST(StatsLine, KeepsItsKeysInOrder) {
             "http_conns=12 spans=13 "
             "link_abandoned=18 "
             "tls_calls=108 tls_no_fd=109 tls_fd_conflict=110 tls_conn_gone=111 tls_nested=112 "
-            "tls_bound_by_read=113 spans_exported=20 spans_dropped_full=0 "
+            "tls_bound_by_read=113 tls_h2_walks=122 tls_h2_walk_lost=123 spans_exported=20 "
+            "spans_dropped_full=0 "
             "spans_dropped_stopping=0 spans_export_failed=0 otlp_spans_ok=22");
 }
 

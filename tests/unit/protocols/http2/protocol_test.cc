@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "h2_test_util.h"
 #include "protocols/registry.h"
@@ -123,7 +125,10 @@ class Conn {
     v.open = &o;
     t_->OnEvent(v);
   }
-  void Send(uint8_t dir, const std::string& bytes, bool tls = false) {
+  // `captured`: how many of the bytes the kernel copied (the rest is a gap, as its trailer
+  // record says); all of them by default.
+  void Send(uint8_t dir, const std::string& bytes, bool tls = false,
+            size_t captured = std::string::npos) {
     zt_data_event d{};
     d.hdr.type = ZT_EV_DATA;
     d.hdr.conn_id = id_;
@@ -133,14 +138,21 @@ class Conn {
     d.source = tls ? ZT_SRC_TLS : ZT_SRC_SYSCALL;
     uint64_t& pos = dir == ZT_DIR_EGRESS ? sent_ : received_;
     d.syscall_pos = d.stream_pos = pos;
-    d.byte_count = d.captured = static_cast<uint32_t>(bytes.size());
-    pos += bytes.size();
+    d.byte_count = static_cast<uint32_t>(bytes.size());
+    d.captured = static_cast<uint32_t>(std::min(captured, bytes.size()));
     probes::EventView v;
     v.type = d.hdr.type;
     v.header = &d.hdr;
     v.data = &d;
-    v.payload = bytes;
+    v.payload = std::string_view(bytes).substr(0, d.captured);
     t_->OnEvent(v);
+    if (d.captured < d.byte_count) {  // the trailer: the rest of the call is a gap
+      d.stream_pos = pos + bytes.size();
+      d.captured = 0;
+      v.payload = {};
+      t_->OnEvent(v);
+    }
+    pos += bytes.size();
   }
 
  private:
@@ -241,6 +253,27 @@ TEST_F(Http2StageTest, TlsPlaintextIsHttps) {
   EXPECT_EQ(Attr(spans[0], "url.scheme"), "https");
   // As for HTTP/1: an authority without a port names the server socket's port (8080 here).
   EXPECT_EQ(Attr(spans[0], "url.full"), "https://h:8080/s");
+}
+
+// TLS plaintext that lost bytes of a HEADERS block (the kernel walk lost its boundaries):
+// header decoding stops on that connection and is counted; no later request is decoded
+// against a table that missed the lost block's updates.
+TEST_F(Http2StageTest, TlsPlaintextLostHeaderBlockStopsDecoding) {
+  FrameWriter client, server;
+  Conn c(&table, 6, ZT_ROLE_CLIENT);
+  c.Send(ZT_DIR_EGRESS,
+         kPreface + FrameWriter::Settings() + client.Headers(1, Request("GET", "/one"), true),
+         true);
+  c.Send(ZT_DIR_INGRESS, FrameWriter::Settings() + server.Headers(1, Status(200), true), true);
+  const std::string cut = client.Headers(3, Request("GET", "/two", "other.host"), true);
+  c.Send(ZT_DIR_EGRESS, cut, true, 12);  // its frame header and 3 bytes of the block
+  c.Send(ZT_DIR_EGRESS, client.Headers(5, Request("GET", "/three", "other.host"), true), true);
+  c.Send(ZT_DIR_INGRESS,
+         server.Headers(3, Status(200), true) + server.Headers(5, Status(200), true), true);
+  const auto& spans = sink.spans();
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(Attr(spans[0], "url.path"), "/one");
+  EXPECT_EQ(h2().hpack_lost + h2().frames_lost, 1u);
 }
 
 // Found mid-life: claimed at a frame, counted, never shown.
