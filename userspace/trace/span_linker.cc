@@ -588,8 +588,7 @@ void SpanLinker::ReportCounters(CounterReport* r) const {
              "calls whose goroutine evidence named no single request in flight (unparented)",
              l.link_goroutine_unserved);
   r->Counter("ctx_adopted", "zerotrace_ctx_adopted_total",
-             "calls given the span id the kernel put in their inserted traceparent",
-             l.ctx_adopted);
+             "calls given the span id the kernel put in their inserted traceparent", l.ctx_adopted);
   r->Counter("ctx_disagree", "zerotrace_ctx_disagree_total",
              "calls whose inserted traceparent named another trace than their own (own ids kept)",
              l.ctx_disagree);
