@@ -130,6 +130,13 @@ static __always_inline int zt_ctx_hexval(char c)
 	return -1;
 }
 
+/* b->data[i], i masked into the buffer (the barrier keeps clang from dropping the mask). */
+static __always_inline char zt_ctx_at(struct ctx_read_buf *b, __u32 i)
+{
+	asm volatile("" : "+r"(i));
+	return b->data[i & (ZT_CTX_HEAD_SCAN - 1)];
+}
+
 /* The trace id of a valid "00-<32 hex>-<16 hex>-<2 hex>" value at b[at..] (leading blanks
  * skipped) within the head; false if there is none (then the request is a root). */
 static __always_inline bool zt_ctx_parse_tp(struct ctx_read_buf *b, __u32 at, __u32 head_end,
@@ -139,21 +146,19 @@ static __always_inline bool zt_ctx_parse_tp(struct ctx_read_buf *b, __u32 at, __
 	int i;
 
 	for (i = 0; i < 4; i++) {
-		if (at < ZT_CTX_HEAD_SCAN && (b->data[at & (ZT_CTX_HEAD_SCAN - 1)] == ' ' ||
-					      b->data[at & (ZT_CTX_HEAD_SCAN - 1)] == '\t'))
+		char c = zt_ctx_at(b, at);
+
+		if (c == ' ' || c == '\t')
 			at++;
 	}
 	if (at + 55 > head_end || at + 55 > ZT_CTX_HEAD_SCAN)
 		return false;
-	if (b->data[at & (ZT_CTX_HEAD_SCAN - 1)] != '0' ||
-	    b->data[(at + 1) & (ZT_CTX_HEAD_SCAN - 1)] != '0' ||
-	    b->data[(at + 2) & (ZT_CTX_HEAD_SCAN - 1)] != '-' ||
-	    b->data[(at + 35) & (ZT_CTX_HEAD_SCAN - 1)] != '-' ||
-	    b->data[(at + 52) & (ZT_CTX_HEAD_SCAN - 1)] != '-')
+	if (zt_ctx_at(b, at) != '0' || zt_ctx_at(b, at + 1) != '0' || zt_ctx_at(b, at + 2) != '-' ||
+	    zt_ctx_at(b, at + 35) != '-' || zt_ctx_at(b, at + 52) != '-')
 		return false;
 	for (i = 0; i < 16; i++) {
-		int hi = zt_ctx_hexval(b->data[(at + 3 + 2 * i) & (ZT_CTX_HEAD_SCAN - 1)]);
-		int lo = zt_ctx_hexval(b->data[(at + 4 + 2 * i) & (ZT_CTX_HEAD_SCAN - 1)]);
+		int hi = zt_ctx_hexval(zt_ctx_at(b, at + 3 + 2 * i));
+		int lo = zt_ctx_hexval(zt_ctx_at(b, at + 4 + 2 * i));
 
 		if (hi < 0 || lo < 0)
 			return false;
@@ -161,14 +166,14 @@ static __always_inline bool zt_ctx_parse_tp(struct ctx_read_buf *b, __u32 at, __
 		any |= out[i];
 	}
 	for (i = 0; i < 16; i++) {
-		int v = zt_ctx_hexval(b->data[(at + 36 + i) & (ZT_CTX_HEAD_SCAN - 1)]);
+		int v = zt_ctx_hexval(zt_ctx_at(b, at + 36 + i));
 
 		if (v < 0)
 			return false;
 		span_any |= v;
 	}
 	for (i = 53; i < 55; i++) {
-		if (zt_ctx_hexval(b->data[(at + i) & (ZT_CTX_HEAD_SCAN - 1)]) < 0)
+		if (zt_ctx_hexval(zt_ctx_at(b, at + i)) < 0)
 			return false;
 	}
 	return any && span_any;

@@ -64,6 +64,8 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   t->skel_->rodata->filter_skip = config.skip_processes ? 1 : 0;
   t->skel_->rodata->capture_bytes = config.capture_bytes;
   t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
+  t->skel_->rodata->propagate_ctx = config.propagate_ctx ? 1 : 0;
+  t->skel_->rodata->ctx_salt = config.ctx_salt;
   bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
 
   bpf_program* prog;
@@ -254,6 +256,8 @@ SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
   m.proc_skip = bpf_map__fd(skel_->maps.proc_skip);
   m.counters = bpf_map__fd(skel_->maps.counters);
   m.events = bpf_map__fd(skel_->maps.events);
+  m.thread_ctx = bpf_map__fd(skel_->maps.thread_ctx);
+  m.ctx_counters = bpf_map__fd(skel_->maps.ctx_counters);
   return m;
 }
 
