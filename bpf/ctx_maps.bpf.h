@@ -6,9 +6,10 @@
 
 #include <zerotrace/ctx_propagate.h>
 
-/* The request each thread serves, by tid (see struct zt_thread_ctx). */
+/* The request each thread serves, by tid (see struct zt_thread_ctx). LRU: a thread that died
+ * before answering leaves an entry no one deletes. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
 	__type(value, struct zt_thread_ctx);

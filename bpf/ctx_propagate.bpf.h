@@ -231,14 +231,16 @@ static __always_inline void zt_ctx_on_request_read(__u32 fd, __u64 conn_id, __u6
 	/* One whole request and nothing of the next: the read is that request's alone. */
 	certain = s.head_end && !s.unsure && ret <= (__u64)s.head_end + s.cl;
 	c = bpf_map_lookup_elem(&thread_ctx, &tid);
-	if (c && c->open) { /* it has not answered what it read: an event loop */
+	next.read_ns = bpf_ktime_get_ns();
+	if (c && c->open && next.read_ns - c->read_ns <= ZT_CTX_MAX_AGE_NS) {
+		/* it has not answered what it read: an event loop */
 		c->state = ZT_CTX_AMBIGUOUS;
 		c->open++;
+		c->read_ns = next.read_ns; /* a busy loop's context never ages out */
 		zt_ctx_count(ZT_CTX_CNT_EVENT_LOOP);
 		return;
 	}
-	next.conn_id = conn_id;
-	next.read_ns = bpf_ktime_get_ns();
+	next.conn_id = conn_id; /* (a context past its age is forgotten: not an event loop) */
 	next.open = 1;
 	if (!certain) {
 		next.state = ZT_CTX_AMBIGUOUS;
