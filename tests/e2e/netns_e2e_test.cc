@@ -262,6 +262,12 @@ TEST_F(NetnsTest, PropagatedContextMakesOneTracePerRequestAcrossNodes) {
   // Every call that carried a context kept the span id the kernel put on the wire.
   EXPECT_EQ(agent_a_->Counter("ctx_adopted"), one_ids.size() + seq_ids.size() + par_ids.size());
   EXPECT_EQ(agent_b_->Counter("ctx_adopted"), seq_ids.size() + par_ids.size());
+  // The kernel's side: A inserted into front's calls, B into back's, whose trace id B's kernel
+  // read from the traceparent A inserted (back2's requests carry B's: A parses those too).
+  EXPECT_EQ(agent_a_->Counter("ctx_inserted"), one_ids.size() + seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_b_->Counter("ctx_inserted"), seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_b_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_a_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size());
   for (NodeAgent* agent : {agent_a_.get(), agent_b_.get()}) {
     EXPECT_EQ(agent->Counter("ctx_disagree"), 0u);
     EXPECT_EQ(agent->Counter("ctx_event_loop"), 0u);
