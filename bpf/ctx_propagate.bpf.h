@@ -29,6 +29,7 @@ struct {
 
 /* The request head scanner's state. */
 struct ctx_req_scan {
+	struct ctx_read_buf *b; /* the buffer (looked up once, not per byte) */
 	__u32 n;        /* bytes in the buffer */
 	__u32 method;   /* letters of the method so far; ZT_CTX_HEAD_SCAN once it ended */
 	__u32 line_end; /* index after the request line; 0 before */
@@ -67,8 +68,7 @@ static long zt_ctx_scan_byte(__u32 i, void *ctx)
 {
 	const char tp[] = "traceparent:", cl[] = "content-length:", te[] = "transfer-encoding:";
 	struct ctx_req_scan *s = ctx;
-	__u32 key = 0;
-	struct ctx_read_buf *b = bpf_map_lookup_elem(&ctx_read_bufs, &key);
+	struct ctx_read_buf *b = s->b;
 	char c;
 
 	if (!b || i >= s->n || i >= ZT_CTX_HEAD_SCAN)
@@ -225,6 +225,7 @@ static __always_inline void zt_ctx_on_request_read(__u32 fd, __u64 conn_id, __u6
 		return;
 	}
 	s.n = n;
+	s.b = b;
 	bpf_loop(ZT_CTX_HEAD_SCAN, zt_ctx_scan_byte, &s, 0);
 	if (s.bad || !s.line_end)
 		return; /* not a request head (a body that starts with a capital) */
