@@ -66,6 +66,8 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   t->skel_->rodata->propagate_ctx = config.propagate_ctx ? 1 : 0;
   t->skel_->rodata->ctx_salt = config.ctx_salt;
+  // An LRU map is allocated whole at load: without the flag nothing uses it.
+  if (!config.propagate_ctx) bpf_map__set_max_entries(t->skel_->maps.thread_ctx, 1);
   bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
 
   bpf_program* prog;
