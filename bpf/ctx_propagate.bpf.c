@@ -5,13 +5,15 @@
  *
  * sock_ops adds each actively opened IPv4 TCP socket of the namespace (not to itself or to
  * loopback, unless allow_local) to ctx_socks; the sk_msg program runs on every sendmsg of those
- * sockets. The context of a thread is in thread_ctx (set by whoever knows which request the
- * thread serves); without one, or for anything but a whole HTTP/1 request head at the start of
- * the message, the bytes pass untouched. */
+ * sockets. The context of a thread is in thread_ctx (set by socket_trace at the thread's read
+ * of a server-side request, ctx_propagate.bpf.h); without a valid one, or for anything but a
+ * whole HTTP/1 request head at the start of the message, the bytes pass untouched. Each
+ * insertion is reported to the agent (ZT_EV_CTX) with the span id chosen here. */
 #include "vmlinux.h"
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include <zerotrace/ctx_propagate.h>
+#include "ctx_maps.bpf.h"
 
 const volatile __u32 filter_netns = 0; /* only sockets of this netns (inode); 0: any */
 const volatile __u8 allow_local = 0;   /* 1: also loopback and same-address peers (tests) */
@@ -24,29 +26,12 @@ struct {
 	__type(value, __u64);
 } ctx_socks SEC(".maps");
 
-/* The context a thread's next request carries, by tid. */
+/* ZT_EV_CTX records; the agent shares socket_trace's ring buffer, so a record comes before the
+ * data record of the request it names. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, struct zt_thread_ctx);
-} thread_ctx SEC(".maps");
-
-/* Outcomes, indexed by enum zt_ctx_counter. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ZT_CTX_CNT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} ctx_counters SEC(".maps");
-
-static __always_inline void ctx_count(__u32 which)
-{
-	__u64 *v = bpf_map_lookup_elem(&ctx_counters, &which);
-
-	if (v)
-		*v += 1;
-}
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+} events SEC(".maps");
 
 SEC("sockops")
 int zt_ctx_sockops(struct bpf_sock_ops *skops)
@@ -71,7 +56,7 @@ int zt_ctx_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	cookie = bpf_get_socket_cookie(skops);
 	if (bpf_sock_hash_update(skops, &ctx_socks, &cookie, BPF_ANY))
-		ctx_count(ZT_CTX_CNT_SOCKHASH_FULL);
+		zt_ctx_count(ZT_CTX_CNT_SOCKHASH_FULL);
 	return 1;
 }
 
@@ -177,16 +162,40 @@ static __always_inline char hex(__u8 v)
 	return v < 10 ? '0' + v : 'a' + v - 10;
 }
 
+/* A span id (never all-zero) for the CLIENT span of the request being sent. */
+static __always_inline void new_span_id(__u8 out[8])
+{
+	__u64 v = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+	int i;
+
+	if (!v)
+		v = 1;
+	for (i = 0; i < 8; i++)
+		out[i] = (__u8)(v >> (56 - 8 * i));
+}
+
 SEC("sk_msg")
 int zt_ctx_msg(struct sk_msg_md *msg)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
 	struct zt_thread_ctx *c = bpf_map_lookup_elem(&thread_ctx, &tid);
+	struct zt_ctx_event *ev;
 	__u32 n, at, i;
 	char *data, *end;
+	__u64 now;
 
 	if (!c)
 		return SK_PASS;
+	if (c->state != ZT_CTX_VALID) {
+		zt_ctx_count(ZT_CTX_CNT_AMBIGUOUS);
+		return SK_PASS;
+	}
+	now = bpf_ktime_get_ns();
+	if (now - c->read_ns > ZT_CTX_MAX_AGE_NS) {
+		zt_ctx_count(ZT_CTX_CNT_STALE);
+		return SK_PASS;
+	}
 	n = msg->size < ZT_CTX_HEAD_SCAN ? msg->size : ZT_CTX_HEAD_SCAN;
 	if (n < 16 || bpf_msg_pull_data(msg, 0, n, 0))
 		return SK_PASS;
@@ -194,33 +203,53 @@ int zt_ctx_msg(struct sk_msg_md *msg)
 	end = msg->data_end;
 	at = insertion_point(data, end, n);
 	if (!at) {
-		ctx_count(ZT_CTX_CNT_NOT_INSERTED);
+		zt_ctx_count(ZT_CTX_CNT_NOT_INSERTED);
 		return SK_PASS;
 	}
+	/* The record first: an insertion the agent cannot hear of would name a span it lacks. */
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		zt_ctx_count(ZT_CTX_CNT_RECORD_LOST);
+		return SK_PASS;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->hdr.type = ZT_EV_CTX;
+	ev->hdr.tgid = id >> 32;
+	ev->hdr.tid = tid;
+	ev->hdr.ts_ns = now;
+	ev->local_ip = bpf_ntohl(msg->local_ip4);
+	ev->remote_ip = bpf_ntohl(msg->remote_ip4);
+	ev->local_port = msg->local_port;
+	ev->remote_port = bpf_ntohs((__u16)(msg->remote_port >> 16)); /* sk_msg: the upper half */
+	__builtin_memcpy(ev->trace_id, c->trace_id, 16);
+	new_span_id(ev->span_id);
 	if (at > ZT_CTX_HEAD_SCAN || bpf_msg_push_data(msg, at, ZT_CTX_HEADER_LEN, 0) ||
 	    bpf_msg_pull_data(msg, at, at + ZT_CTX_HEADER_LEN, 0)) {
-		ctx_count(ZT_CTX_CNT_PUSH_FAILED);
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		zt_ctx_count(ZT_CTX_CNT_PUSH_FAILED);
 		return SK_PASS;
 	}
 	data = msg->data;
 	end = msg->data_end;
 	if (data + ZT_CTX_HEADER_LEN > end) {
-		ctx_count(ZT_CTX_CNT_PUSH_FAILED);
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		zt_ctx_count(ZT_CTX_CNT_PUSH_FAILED);
 		return SK_PASS;
 	}
 	/* "traceparent: 00-<32 hex>-<16 hex>-01\r\n" */
 	__builtin_memcpy(data, "traceparent: 00-", 16);
 	for (i = 0; i < 16; i++) {
-		data[16 + 2 * i] = hex(c->trace_id[i] >> 4);
-		data[17 + 2 * i] = hex(c->trace_id[i] & 15);
+		data[16 + 2 * i] = hex(ev->trace_id[i] >> 4);
+		data[17 + 2 * i] = hex(ev->trace_id[i] & 15);
 	}
 	data[48] = '-';
 	for (i = 0; i < 8; i++) {
-		data[49 + 2 * i] = hex(c->span_id[i] >> 4);
-		data[50 + 2 * i] = hex(c->span_id[i] & 15);
+		data[49 + 2 * i] = hex(ev->span_id[i] >> 4);
+		data[50 + 2 * i] = hex(ev->span_id[i] & 15);
 	}
 	__builtin_memcpy(data + 65, "-01\r\n", 5);
-	ctx_count(ZT_CTX_CNT_INSERTED);
+	bpf_ringbuf_submit(ev, 0);
+	zt_ctx_count(ZT_CTX_CNT_INSERTED);
 	return SK_PASS;
 }
 

@@ -68,6 +68,8 @@ static __always_inline bool zt_unstash(struct syscall_args *out)
 
 #include "tls_evidence.bpf.h"
 
+#include "ctx_propagate.bpf.h"
+
 /* sys_enter_* of data syscalls: remember the arguments until sys_exit, but only for fds
  * that are tracked TCP connections (files and other sockets cost no map writes). Returns 1
  * if it did. */
@@ -134,6 +136,8 @@ static __always_inline int zt_exit_data(long ret)
 	zt_emit_syscall(&ekey, st, &a, ret, ts_ns, &head);
 	/* After the emit: the first bytes it captured spare zt_note_read a user-memory read. */
 	zt_note_read(&key, conn_id, &a, ret, head);
+	if (propagate_ctx) /* --propagate-context: which request the thread serves */
+		zt_ctx_on_syscall(st, (__u64)key.fd << 8 | a.sys, a.buf, ret, head);
 	return 0;
 }
 

@@ -37,6 +37,7 @@ enum zt_event_type {
 	ZT_EV_PROC_EXIT = 5,  /* a whole process (thread group) exited */
 	ZT_EV_EXEC_MAP = 6,   /* a process mapped a file executable for the first time */
 	ZT_EV_GO_CALL = 7,    /* a Go goroutine serving a connection starts a call on another */
+	ZT_EV_CTX = 8,        /* --propagate-context inserted a traceparent (ctx_propagate.h) */
 };
 
 /* Which side of the connection this process is. */

@@ -18,10 +18,13 @@
 #include <unistd.h>
 #include <zerotrace/ctx_propagate.h>
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "ctx_propagate.skel.h"
 
@@ -79,6 +82,7 @@ class CtxPropagateTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (rb_ != nullptr) ring_buffer__free(rb_);
     if (listener_ >= 0) close(listener_);
     if (skel_ != nullptr) {
       bpf_prog_detach2(bpf_program__fd(skel_->progs.zt_ctx_msg), bpf_map__fd(skel_->maps.ctx_socks),
@@ -89,10 +93,14 @@ class CtxPropagateTest : public ::testing::Test {
     if (skel_ != nullptr) ctx_propagate__destroy(skel_);
   }
 
-  void SetThreadContext() {
+  void SetThreadContext(uint8_t state = ZT_CTX_VALID, uint64_t age_ns = 0) {
     zt_thread_ctx c{};
     for (int i = 0; i < 16; i++) c.trace_id[i] = static_cast<uint8_t>(0x10 + i);
-    for (int i = 0; i < 8; i++) c.span_id[i] = static_cast<uint8_t>(0xa0 + i);
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    c.read_ns = now.tv_sec * 1'000'000'000ULL + now.tv_nsec - age_ns;
+    c.open = 1;
+    c.state = state;
     const uint32_t tid = static_cast<uint32_t>(syscall(SYS_gettid));
     ASSERT_EQ(bpf_map__update_elem(skel_->maps.thread_ctx, &tid, sizeof(tid), &c, sizeof(c), 0), 0);
   }
@@ -121,6 +129,25 @@ class CtxPropagateTest : public ::testing::Test {
     return got;
   }
 
+  // The ZT_EV_CTX records written since the last call.
+  std::vector<zt_ctx_event> TakeRecords() {
+    records_.clear();
+    if (rb_ == nullptr) {
+      rb_ = ring_buffer__new(
+          bpf_map__fd(skel_->maps.events),
+          [](void* ctx, void* data, size_t size) {
+            auto* self = static_cast<CtxPropagateTest*>(ctx);
+            zt_ctx_event ev{};
+            std::memcpy(&ev, data, std::min(size, sizeof(ev)));
+            self->records_.push_back(ev);
+            return 0;
+          },
+          this, nullptr);
+    }
+    if (rb_ != nullptr) ring_buffer__consume(rb_);
+    return records_;
+  }
+
   uint64_t Counter(zt_ctx_counter which) {
     const int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> v(ncpu);
@@ -135,14 +162,30 @@ class CtxPropagateTest : public ::testing::Test {
   }
 
   ctx_propagate* skel_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  std::vector<zt_ctx_event> records_;
   bpf_link* sockops_link_ = nullptr;
   int cgroup_fd_ = -1, listener_ = -1;
   sockaddr_in addr_{};
 };
 
-constexpr char kHeader[] =
-    "traceparent: 00-101112131415161718191a1b1c1d1e1f-a0a1a2a3a4a5a6a7-01\r\n";
-static_assert(sizeof(kHeader) - 1 == ZT_CTX_HEADER_LEN);
+// The header for the span id `span` (16 hex digits) the kernel chose.
+std::string Header(const std::string& span) {
+  return "traceparent: 00-101112131415161718191a1b1c1d1e1f-" + span + "-01\r\n";
+}
+constexpr char kSpanMark[] = "SSSSSSSSSSSSSSSS";
+static_assert(sizeof("traceparent: 00-101112131415161718191a1b1c1d1e1f-") - 1 + 16 + 5 ==
+              ZT_CTX_HEADER_LEN);
+
+std::string Hex(const uint8_t* b, size_t n) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; i++) {
+    s += kDigits[b[i] >> 4];
+    s += kDigits[b[i] & 15];
+  }
+  return s;
+}
 
 TEST_F(CtxPropagateTest, InsertsTraceparentOnlyIntoWholeHttp1HeadsWithoutOne) {
   ASSERT_NO_FATAL_FAILURE(SetThreadContext());
@@ -157,22 +200,50 @@ TEST_F(CtxPropagateTest, InsertsTraceparentOnlyIntoWholeHttp1HeadsWithoutOne) {
     std::vector<std::string> pieces;
     std::string want;
   } cases[] = {
-      {"GET", {get}, "GET /a HTTP/1.1\r\n" + std::string(kHeader) + "Host: x\r\n\r\n"},
+      {"GET", {get}, "GET /a HTTP/1.1\r\n" + Header(kSpanMark) + "Host: x\r\n\r\n"},
       {"POST with body",
        {post},
-       "POST /p HTTP/1.0\r\n" + std::string(kHeader) + "Content-Length: 4\r\n\r\nbody"},
+       "POST /p HTTP/1.0\r\n" + Header(kSpanMark) + "Content-Length: 4\r\n\r\nbody"},
       {"own traceparent", {own}, own},
       {"not HTTP", {not_http}, not_http},
       {"lower-case method", {lower_method}, lower_method},
       {"head split over two sends", {split_a, split_b}, split_a + split_b},
   };
+  const uint32_t tid = static_cast<uint32_t>(syscall(SYS_gettid));
   for (const Case& c : cases) {
-    EXPECT_EQ(Exchange(c.pieces, c.want.size()), c.want) << c.name;
+    std::string want = c.want;
+    const std::string got = Exchange(c.pieces, want.size());
+    const std::vector<zt_ctx_event> records = TakeRecords();
+    if (const size_t at = want.find(kSpanMark); at != std::string::npos) {
+      // Inserted: one record names the thread, the socket, the trace and the span on the wire.
+      ASSERT_EQ(records.size(), 1u) << c.name;
+      const zt_ctx_event& r = records[0];
+      EXPECT_EQ(r.hdr.type, ZT_EV_CTX);
+      EXPECT_EQ(r.hdr.tid, tid);
+      EXPECT_EQ(r.hdr.tgid, static_cast<uint32_t>(getpid()));
+      EXPECT_EQ(r.local_ip, 0x7f000001u);
+      EXPECT_EQ(r.remote_ip, 0x7f000001u);
+      EXPECT_EQ(r.remote_port, ntohs(addr_.sin_port)) << c.name;
+      EXPECT_NE(r.local_port, 0);
+      EXPECT_EQ(Hex(r.trace_id, 16), "101112131415161718191a1b1c1d1e1f");
+      EXPECT_NE(Hex(r.span_id, 8), "0000000000000000");
+      want.replace(at, 16, Hex(r.span_id, 8));
+    } else {
+      EXPECT_TRUE(records.empty()) << c.name;
+    }
+    EXPECT_EQ(got, want) << c.name;
   }
   EXPECT_EQ(Counter(ZT_CTX_CNT_INSERTED), 2u);
   EXPECT_EQ(Counter(ZT_CTX_CNT_PUSH_FAILED), 0u);
+  // An ambiguous context (an event loop's) and a stale one insert nothing.
+  ASSERT_NO_FATAL_FAILURE(SetThreadContext(ZT_CTX_AMBIGUOUS));
+  EXPECT_EQ(Exchange({get}, get.size()), get);
+  EXPECT_EQ(Counter(ZT_CTX_CNT_AMBIGUOUS), 1u);
+  ASSERT_NO_FATAL_FAILURE(SetThreadContext(ZT_CTX_VALID, ZT_CTX_MAX_AGE_NS + 1'000'000'000));
+  EXPECT_EQ(Exchange({get}, get.size()), get);
+  EXPECT_EQ(Counter(ZT_CTX_CNT_STALE), 1u);
+  EXPECT_TRUE(TakeRecords().empty());
   // A thread without a context sends its bytes unchanged.
-  const uint32_t tid = static_cast<uint32_t>(syscall(SYS_gettid));
   ASSERT_EQ(bpf_map__delete_elem(skel_->maps.thread_ctx, &tid, sizeof(tid), 0), 0);
   EXPECT_EQ(Exchange({get}, get.size()), get);
   EXPECT_EQ(Counter(ZT_CTX_CNT_INSERTED), 2u);

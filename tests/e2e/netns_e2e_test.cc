@@ -1,8 +1,10 @@
 // --netns: two agents split one machine into two nodes (network namespaces A and B on a veth
 // pair). curl -> front (A) -> back (B) -> back2 (A): each agent reports its own side, correctly
-// linked within it, and nothing of the other's.
+// linked within it, and nothing of the other's; with --propagate-context, the two agents'
+// spans make one trace per request, every cross-node edge right.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -45,7 +47,7 @@ class NetnsTest : public ::testing::Test {
     }
   }
 
-  void StartAgents(const std::vector<std::string>& extra) {
+  void StartAgents(const std::vector<std::string>& extra, bool a = true, bool b = true) {
     std::vector<std::string> common = {"--stats-interval", "1", "--no-tls"};
     common.insert(common.end(), extra.begin(), extra.end());
     auto flags = [&](const std::string& ns) {
@@ -53,10 +55,14 @@ class NetnsTest : public ::testing::Test {
       f.insert(f.end(), {"--netns", ns});
       return f;
     };
-    agent_a_ = std::make_unique<NodeAgent>("A", dir_.path() + "/a.jsonl", flags(ns_.a()));
-    agent_b_ = std::make_unique<NodeAgent>("B", dir_.path() + "/b.jsonl", flags(ns_.b()));
-    ASSERT_TRUE(agent_a_->attached()) << "agent A did not attach";
-    ASSERT_TRUE(agent_b_->attached()) << "agent B did not attach";
+    if (a) {
+      agent_a_ = std::make_unique<NodeAgent>("A", dir_.path() + "/a.jsonl", flags(ns_.a()));
+      ASSERT_TRUE(agent_a_->attached()) << "agent A did not attach";
+    }
+    if (b) {
+      agent_b_ = std::make_unique<NodeAgent>("B", dir_.path() + "/b.jsonl", flags(ns_.b()));
+      ASSERT_TRUE(agent_b_->attached()) << "agent B did not attach";
+    }
   }
 
   // curl in A fetches /r/<id> from front for each id (in parallel when asked); returns its pid.
@@ -77,14 +83,18 @@ class NetnsTest : public ::testing::Test {
     return curl.pid();
   }
 
-  // Waits until A has `n` requests' spans from curl, front and back2, and B from back.
-  bool AwaitChainSpans(pid_t curl, size_t n) {
+  // Waits until A has `n` requests' spans from curl, front and back2, and B (when it runs)
+  // from back. Spans counted before (`a_before`, `b_before` of the same pids) are not these.
+  bool AwaitChainSpans(pid_t curl, size_t n, size_t front_before = 0, size_t back2_before = 0,
+                       size_t back_before = 0) {
     const auto deadline = Clock::now() + 20s;
     for (;;) {
       agent_a_->log().Poll();
-      agent_b_->log().Poll();
-      if (agent_a_->log().CountForPid(curl) >= n && agent_a_->log().CountForPid(front_) >= 2 * n &&
-          agent_a_->log().CountForPid(back2_) >= n && agent_b_->log().CountForPid(back_) >= 2 * n) {
+      if (agent_b_) agent_b_->log().Poll();
+      if (agent_a_->log().CountForPid(curl) >= n &&
+          agent_a_->log().CountForPid(front_) >= front_before + 2 * n &&
+          agent_a_->log().CountForPid(back2_) >= back2_before + n &&
+          (!agent_b_ || agent_b_->log().CountForPid(back_) >= back_before + 2 * n)) {
         return true;
       }
       if (Clock::now() >= deadline) return false;
@@ -105,6 +115,18 @@ class NetnsTest : public ::testing::Test {
     }
     EXPECT_EQ(n, 1) << "pid " << pid << " kind " << kind << " /r/" << id;
     return n == 1 ? found : nullptr;
+  }
+
+  // The traceparent each hop's request carried, from the body curl saved for /r/<id>
+  // ("front id tp=-", "back id tp=...", "back2 id tp=..."), by hop name.
+  std::map<std::string, std::string> WireContexts(const std::string& id) {
+    std::map<std::string, std::string> out;
+    std::ifstream body(dir_.path() + "/body-" + id);
+    std::string hop, rid, tp;
+    while (body >> hop >> rid >> tp) {
+      if (rid == id && tp.rfind("tp=", 0) == 0) out[hop] = tp.substr(3);
+    }
+    return out;
   }
 
   zerotrace::testing::TempDir dir_;
@@ -163,6 +185,92 @@ TEST_F(NetnsTest, EachAgentReportsItsOwnNamespaceOnlyAndLinksWithinIt) {
   for (NodeAgent* agent : {agent_a_.get(), agent_b_.get()}) {
     EXPECT_EQ(agent->Counter("conns_deselected"), 0u);
     EXPECT_EQ(agent->Counter("conns_undecided"), 0u);
+  }
+}
+
+// --propagate-context on one side, then on both. Only A's agent first: the traffic still
+// works, A's spans are right, and the header A inserted names A's CLIENT span (back, on B, is
+// untraced and forwards nothing, so back2 stays a root). Then B's agent too: every request is
+// one trace across both exports, each cross-node SERVER the child of the other node's CLIENT.
+TEST_F(NetnsTest, PropagatedContextMakesOneTracePerRequestAcrossNodes) {
+  ASSERT_NO_FATAL_FAILURE(StartAgents({"--propagate-context"}, true, false));
+  std::vector<std::string> one_ids = {"o0", "o1", "o2"};
+  const pid_t one_curl = CurlChain(one_ids, false);
+  ASSERT_TRUE(AwaitChainSpans(one_curl, one_ids.size()));
+  const size_t front_before = agent_a_->log().CountForPid(front_);
+  const size_t back2_before = agent_a_->log().CountForPid(back2_);
+
+  ASSERT_NO_FATAL_FAILURE(StartAgents({"--propagate-context"}, false, true));
+  std::vector<std::string> seq_ids, par_ids;
+  for (int i = 0; i < 5; i++) seq_ids.push_back("s" + std::to_string(i));
+  for (int i = 0; i < 16; i++) par_ids.push_back("p" + std::to_string(i));
+  const pid_t seq_curl = CurlChain(seq_ids, false);
+  const pid_t par_curl = CurlChain(par_ids, true);
+  ASSERT_TRUE(AwaitChainSpans(seq_curl, seq_ids.size(), front_before, back2_before, 0));
+  ASSERT_TRUE(AwaitChainSpans(par_curl, par_ids.size(), front_before + 2 * seq_ids.size(),
+                              back2_before + seq_ids.size(), 2 * seq_ids.size()));
+  EXPECT_TRUE(agent_a_->Stop());
+  EXPECT_TRUE(agent_b_->Stop());
+  const std::vector<Span>& a = agent_a_->log().spans();
+  const std::vector<Span>& b = agent_b_->log().spans();
+
+  int checked = 0;
+  for (const std::string& id : one_ids) {  // only A propagating
+    const Span* c = Find(a, one_curl, kClient, id);
+    const Span* fs = Find(a, front_, kServer, id);
+    const Span* fc = Find(a, front_, kClient, id);
+    const Span* b2 = Find(a, back2_, kServer, id);
+    if (!c || !fs || !fc || !b2) continue;
+    EXPECT_EQ(fs->parent_span_id, c->span_id) << id;
+    EXPECT_EQ(fc->parent_span_id, fs->span_id) << id;
+    EXPECT_EQ(fc->trace_id, c->trace_id) << id;
+    EXPECT_EQ(b2->parent_span_id, "") << id;
+    EXPECT_NE(b2->trace_id, c->trace_id) << id;
+    auto wire = WireContexts(id);
+    EXPECT_EQ(wire["front"], "-") << id;
+    EXPECT_EQ(wire["back"], "00-" + c->trace_id + "-" + fc->span_id + "-01") << id;
+    EXPECT_EQ(wire["back2"], "-") << id << ": nothing propagates from the untraced node";
+    checked++;
+  }
+  std::set<std::string> traces;
+  for (const auto& [curl, ids] : {std::pair{seq_curl, seq_ids}, std::pair{par_curl, par_ids}}) {
+    for (const std::string& id : ids) {
+      const Span* c = Find(a, curl, kClient, id);
+      const Span* fs = Find(a, front_, kServer, id);
+      const Span* fc = Find(a, front_, kClient, id);
+      const Span* b2 = Find(a, back2_, kServer, id);
+      const Span* bs = Find(b, back_, kServer, id);
+      const Span* bc = Find(b, back_, kClient, id);
+      if (!c || !fs || !fc || !b2 || !bs || !bc) continue;
+      EXPECT_EQ(c->parent_span_id, "") << id;
+      EXPECT_EQ(fs->parent_span_id, c->span_id) << id;
+      EXPECT_EQ(fc->parent_span_id, fs->span_id) << id;
+      // The cross-node edges: A's front CLIENT -> B's back SERVER -> B's back CLIENT -> A's
+      // back2 SERVER, in curl's trace.
+      EXPECT_EQ(bs->parent_span_id, fc->span_id) << id;
+      EXPECT_EQ(bc->parent_span_id, bs->span_id) << id;
+      EXPECT_EQ(b2->parent_span_id, bc->span_id) << id;
+      for (const Span* s : {fs, fc, bs, bc, b2}) {
+        EXPECT_EQ(s->trace_id, c->trace_id) << id << ": " << s->Describe();
+      }
+      traces.insert(c->trace_id);
+      checked++;
+    }
+  }
+  EXPECT_EQ(traces.size(), seq_ids.size() + par_ids.size()) << "one trace per request";
+  EXPECT_EQ(checked, static_cast<int>(one_ids.size() + seq_ids.size() + par_ids.size()));
+  // Every call that carried a context kept the span id the kernel put on the wire.
+  EXPECT_EQ(agent_a_->Counter("ctx_adopted"), one_ids.size() + seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_b_->Counter("ctx_adopted"), seq_ids.size() + par_ids.size());
+  // The kernel's side: A inserted into front's calls, B into back's, whose trace id B's kernel
+  // read from the traceparent A inserted (back2's requests carry B's: A parses those too).
+  EXPECT_EQ(agent_a_->Counter("ctx_inserted"), one_ids.size() + seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_b_->Counter("ctx_inserted"), seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_b_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_a_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size());
+  for (NodeAgent* agent : {agent_a_.get(), agent_b_.get()}) {
+    EXPECT_EQ(agent->Counter("ctx_disagree"), 0u);
+    EXPECT_EQ(agent->Counter("ctx_event_loop"), 0u);
   }
 }
 

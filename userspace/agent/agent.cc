@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <thread>
 
 #include "agent/config_file.h"
@@ -171,6 +172,12 @@ Status Agent::Start(std::vector<std::string>* notes) {
   cfg.netns = static_cast<uint32_t>(o.netns_inode);  // namespace inodes are 32-bit in the kernel
   cfg.capture_bytes = o.capture_bytes;
   cfg.ringbuf_bytes = o.ringbuf_bytes;
+  // --propagate-context: roots get trace ids the kernel computes too, salted per start.
+  cfg.propagate_ctx = o.propagate_context;
+  if (o.propagate_context) {
+    std::random_device rd;
+    cfg.ctx_salt = (uint64_t{rd()} << 32) | rd();
+  }
 
   if (!o.dump_events) {
     std::vector<std::vector<std::unique_ptr<exporter::SpanExporter>>> groups;
@@ -192,11 +199,15 @@ Status Agent::Start(std::vector<std::string>* notes) {
   }
   // Linked spans go to the metrics stage and the export queues from the consumer thread;
   // neither blocks.
+  trace::SpanLinker::Options linker_options;
+  linker_options.hashed_roots = o.propagate_context;
+  linker_options.root_salt = cfg.ctx_salt;
   linker_ = std::make_unique<trace::SpanLinker>(
       [w = export_.get(), m = metrics_stage_.get()](trace::Span&& span) {
         if (m) m->OnSpan(span, WallClock::MonotonicNow());
         if (w) w->TryPush(std::move(span));
-      });
+      },
+      linker_options);
   protocols::ProtocolOptions protocol_options;
   protocol_options.infer_routes = o.infer_routes;
   protocols_ = std::make_unique<protocols::ProtocolStage>(
@@ -219,6 +230,12 @@ Status Agent::Start(std::vector<std::string>* notes) {
   if (!started.ok()) return started.status();
   tracer_ = std::move(started.value());
   kernel_state_.set_tracer(tracer_.get());
+  if (o.propagate_context) {
+    auto ctx = probes::CtxPropagator::Start(*tracer_, cfg.netns);
+    if (!ctx.ok()) return ctx.status();
+    ctx_propagator_ = std::move(ctx.value());
+    notes->push_back("--propagate-context: HTTP/1 calls to other hosts carry a traceparent");
+  }
   // TLS: load on the socket tracer's maps, then probe every TLS library file in use (and the
   // host's, for processes that load one later) before reporting that tracing started.
   if (o.tls) {
@@ -311,6 +328,10 @@ AgentSnapshot Agent::Snapshot(const std::array<uint64_t, ZT_CNT_COUNT>& kernel) 
   s.kernel = kernel;
   s.exports = CollectExportStats(export_.get());
   s.tls = CollectTlsStats(tls_probes_ ? &tls_probes_->stats() : nullptr);
+  if (options_.propagate_context) {
+    s.ctx_present = true;
+    s.ctx = tracer_ ? probes::ReadCtxCounters(tracer_->shared_maps().ctx_counters) : ctx_at_stop_;
+  }
   return s;
 }
 
@@ -369,6 +390,7 @@ void Agent::Stop() {
     tls_tracer_.reset();
     tls_done = WallClock::MonotonicNow();
   });
+  if (ctx_propagator_) ctx_propagator_->Detach();  // the wire is unchanged from here on
   tracer_->Detach();
   const uint64_t sockets_done = WallClock::MonotonicNow();
   detach_tls.join();
@@ -405,6 +427,10 @@ void Agent::Stop() {
     if (metrics_export_) metrics_export_->Stop(flush_timeout_);
   });
   const auto kernel_counters = tracer_->ReadCounters();
+  if (options_.propagate_context) {
+    ctx_at_stop_ = probes::ReadCtxCounters(tracer_->shared_maps().ctx_counters);
+  }
+  ctx_propagator_.reset();  // before the maps it shares with the tracer
   // Unmapping the ring buffer and freeing the maps, beside the exporters' flush.
   std::thread detach([this] { tracer_.reset(); });
   if (otlp_exporter_) {

@@ -2,6 +2,7 @@
 // export), wires them together, runs the consumer loop and stops it in order.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "export/otlp_exporter_base.h"
 #include "export/otlp_metrics_exporter.h"
 #include "metrics/metrics_stage.h"
+#include "probes/ctx_propagator.h"
 #include "probes/preflight.h"
 #include "probes/socket_tracer.h"
 #include "probes/tls_tracer.h"
@@ -91,6 +93,8 @@ class Agent {
   probes::PreflightReport preflight_;
   std::unique_ptr<probes::SocketTracer> tracer_;
   std::unique_ptr<probes::TlsTracer> tls_tracer_;
+  std::unique_ptr<probes::CtxPropagator> ctx_propagator_;  // --propagate-context
+  std::array<uint64_t, ZT_CTX_CNT_COUNT> ctx_at_stop_{};   // its counters once tracer_ is gone
   std::unique_ptr<probes::TlsProbeManager> tls_probes_;
   uint64_t ring_lost_at_stop_ = 0;  // records the stop's drain left unread (consumer thread)
   ConsumerStatsBoard board_;

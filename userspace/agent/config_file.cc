@@ -189,6 +189,7 @@ std::string EffectiveConfigYaml(const Options& o, const exporter::GetEnvFn& gete
   y << YAML::Key << "metrics-cardinality-limit" << YAML::Value << o.metrics_cardinality_limit;
   List(y, "service-name-map", o.service_name_rules);
   y << YAML::Key << "netns" << YAML::Value << o.netns;
+  y << YAML::Key << "propagate-context" << YAML::Value << o.propagate_context;
   Selectors(y, "include", o.selectors.include);
   Selectors(y, "exclude", o.selectors.exclude);
   y << YAML::Key << "env" << YAML::Value << YAML::BeginMap;

@@ -231,6 +231,18 @@ void EventDumper::OnRecord(const void* data, size_t size) {
       std::fprintf(out_, " since=%llu\n",
                    static_cast<unsigned long long>(ev.go_call->served_since_ns));
       break;
+    case ZT_EV_CTX: {
+      const zt_ctx_event& c = *ev.ctx;
+      std::fprintf(out_, "CTX_INSERTED %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u traceparent=00-",
+                   c.local_ip >> 24, (c.local_ip >> 16) & 255, (c.local_ip >> 8) & 255,
+                   c.local_ip & 255, c.local_port, c.remote_ip >> 24, (c.remote_ip >> 16) & 255,
+                   (c.remote_ip >> 8) & 255, c.remote_ip & 255, c.remote_port);
+      for (uint8_t b : c.trace_id) std::fprintf(out_, "%02x", b);
+      std::fputc('-', out_);
+      for (uint8_t b : c.span_id) std::fprintf(out_, "%02x", b);
+      std::fprintf(out_, "-01\n");
+      break;
+    }
     case ZT_EV_EXEC_MAP:
       std::fprintf(out_, "EXEC_MAP dev=%u:%u ino=%llu\n", ev.exec_map->dev >> 20,
                    ev.exec_map->dev & ((1u << 20) - 1),

@@ -229,6 +229,10 @@ StatusOr<Options> ParseArgs(std::vector<std::string> args, bool* exit_now) {
                  "kernel, so two agents with different --netns split one machine (default: "
                  "every namespace)")
       ->type_name("NAME|PATH");
+  app.add_flag("--propagate-context", o.propagate_context,
+               "continue traces across nodes: insert a W3C traceparent into HTTP/1 requests "
+               "that leave for another host from a thread serving one request (changes the "
+               "bytes on the wire; see docs/CONTEXT_PROPAGATION.md)");
   SelectorFlags include_raw, exclude_raw;
   AddSelectorFlags(app, "include", &o.selectors.include, &o.pids, &include_raw);
   AddSelectorFlags(app, "exclude", &o.selectors.exclude, nullptr, &exclude_raw);

@@ -38,6 +38,7 @@ struct Options {
   conn::Selectors selectors;                    // --include-*, --exclude-* (include.pid = pids)
   std::string netns;         // --netns as given (a name under /run/netns, or a path); empty: all
   uint64_t netns_inode = 0;  // its inode (0: no --netns); the agent adds it to include.netns
+  bool propagate_context = false;  // --propagate-context: traceparent into cross-node HTTP/1 calls
   std::string config_path;                      // --config: YAML file; empty: none
   bool print_config = false;                    // --print-config: print the effective one, exit
   // The config file's env: section (OTEL_* variables), which wins over the environment.

@@ -134,6 +134,45 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
         "process events the TLS probe manager lost (its queue was full)", kCounter,
         t.events_dropped);
   }
+  if (s.ctx_present) {
+    const auto& x = s.ctx;
+    const Row ctx[] = {
+        {"ctx_set", "zerotrace_kernel_ctx_set_total",
+         "server reads that told the kernel which request their thread serves", kCounter,
+         x[ZT_CTX_CNT_SET]},
+        {"ctx_from_traceparent", "zerotrace_kernel_ctx_from_traceparent_total",
+         "...of which the trace id came from the request's own traceparent", kCounter,
+         x[ZT_CTX_CNT_FROM_TRACEPARENT]},
+        {"ctx_event_loop", "zerotrace_kernel_ctx_event_loop_total",
+         "request reads by a thread that had not answered its previous one (ambiguous)", kCounter,
+         x[ZT_CTX_CNT_EVENT_LOOP]},
+        {"ctx_uncertain", "zerotrace_kernel_ctx_uncertain_total",
+         "request reads not understood (split or long head, pipelined, chunked, IPv6)", kCounter,
+         x[ZT_CTX_CNT_UNCERTAIN]},
+        {"ctx_cleared", "zerotrace_kernel_ctx_cleared_total",
+         "thread contexts cleared by their responses", kCounter, x[ZT_CTX_CNT_CLEARED]},
+        {"ctx_inserted", "zerotrace_kernel_ctx_inserted_total",
+         "requests that left with an inserted traceparent", kCounter, x[ZT_CTX_CNT_INSERTED]},
+        {"ctx_not_inserted", "zerotrace_kernel_ctx_not_inserted_total",
+         "sends of a thread with a context that were no whole HTTP/1 head without traceparent",
+         kCounter, x[ZT_CTX_CNT_NOT_INSERTED]},
+        {"ctx_ambiguous", "zerotrace_kernel_ctx_ambiguous_total",
+         "sends of a thread whose context is ambiguous (sent unchanged)", kCounter,
+         x[ZT_CTX_CNT_AMBIGUOUS]},
+        {"ctx_stale", "zerotrace_kernel_ctx_stale_total",
+         "sends of a thread whose context was too old (sent unchanged)", kCounter,
+         x[ZT_CTX_CNT_STALE]},
+        {"ctx_push_failed", "zerotrace_kernel_ctx_push_failed_total",
+         "insertions the kernel refused (sent unchanged)", kCounter, x[ZT_CTX_CNT_PUSH_FAILED]},
+        {"ctx_record_lost", "zerotrace_kernel_ctx_record_lost_total",
+         "insertions skipped because their record found no ring-buffer space", kCounter,
+         x[ZT_CTX_CNT_RECORD_LOST]},
+        {"ctx_sockhash_full", "zerotrace_kernel_ctx_sockhash_full_total",
+         "client sockets that could not be watched for insertion", kCounter,
+         x[ZT_CTX_CNT_SOCKHASH_FULL]},
+    };
+    for (const Row& r : ctx) add(r.stats_key, r.name, r.help, r.type, r.value);
+  }
   const ExportStats& e = s.exports;
   if (e.present) {
     add("spans_exported", "zerotrace_spans_exported_total",

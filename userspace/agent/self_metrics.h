@@ -2,6 +2,7 @@
 // board through which the consumer thread publishes what only it may read.
 #pragma once
 
+#include <zerotrace/ctx_propagate.h>
 #include <zerotrace/events.h>
 
 #include <array>
@@ -56,6 +57,8 @@ struct AgentSnapshot {
   ConsumerStats consumer;
   ExportStats exports;
   TlsStats tls;
+  bool ctx_present = false;                      // --propagate-context
+  std::array<uint64_t, ZT_CTX_CNT_COUNT> ctx{};  // enum zt_ctx_counter
   std::vector<probes::ProgramStats> programs;  // run time is 0 unless kernel.bpf_stats_enabled
   ProcessStats process;
 };

@@ -150,6 +150,9 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
       c->go_call = Connection::GoCall{g.send_pos, g.served_conn_id, g.served_since_ns};
       return;
     }
+    case ZT_EV_CTX:
+      OnCtx(*ev.ctx);
+      return;
     case ZT_EV_PROC_EXIT: {
       auto t = by_tgid_.find(ev.proc->hdr.tgid);
       if (t != by_tgid_.end()) {
@@ -166,6 +169,31 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
     default:
       return;
   }
+}
+
+// The connection of e's process with e's IPv4 tuple (few per process: only calls that carry an
+// inserted traceparent come here) gets the kernel's ids for its next request.
+void ConnTable::OnCtx(const zt_ctx_event& e) {
+  auto ip = [](const std::array<uint8_t, 16>& a) {
+    return (uint32_t{a[0]} << 24) | (uint32_t{a[1]} << 16) | (uint32_t{a[2]} << 8) | a[3];
+  };
+  if (auto t = by_tgid_.find(e.hdr.tgid); t != by_tgid_.end()) {
+    for (uint64_t id : t->second) {
+      Connection* c = Find(id);
+      if (c == nullptr || c->tuple.family != ZT_AF_INET || c->tuple.local_port != e.local_port ||
+          c->tuple.remote_port != e.remote_port || ip(c->tuple.local_addr) != e.local_ip ||
+          ip(c->tuple.remote_addr) != e.remote_ip) {
+        continue;
+      }
+      Connection::CtxCall call;
+      call.tid = e.hdr.tid;
+      std::copy(std::begin(e.trace_id), std::end(e.trace_id), call.trace_id.begin());
+      std::copy(std::begin(e.span_id), std::end(e.span_id), call.span_id.begin());
+      c->ctx_call = call;
+      return;
+    }
+  }
+  stats_.ctx_unknown_conn++;
 }
 
 // Hot path: places a chunk in its stream; uncaptured bytes of a syscall become gaps.
@@ -316,6 +344,9 @@ void ConnTable::ReportCounters(CounterReport* r) const {
   r->Counter(nullptr, "zerotrace_go_call_unknown_conn_total",
              "goroutine evidence for a connection the table does not hold (dropped)",
              c.go_call_unknown_conn);
+  r->Counter("ctx_unknown_conn", "zerotrace_ctx_unknown_conn_total",
+             "inserted-context records naming no connection the table holds (dropped)",
+             c.ctx_unknown_conn);
   r->Counter(nullptr, "zerotrace_conns_opened_total", "connections the connection table opened",
              c.opened);
   r->Counter(nullptr, "zerotrace_conns_closed_total", "connections the connection table freed",

@@ -3,6 +3,7 @@
 
 #include <zerotrace/events.h>
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -63,6 +64,14 @@ struct Connection {
     uint64_t served_since_ns = 0;
   };
   std::optional<GoCall> go_call;
+  // --propagate-context: the kernel inserted a traceparent with these ids into the request
+  // this (client) connection's thread `tid` sends next (zt_ctx_event).
+  struct CtxCall {
+    uint32_t tid = 0;
+    std::array<uint8_t, 16> trace_id{};
+    std::array<uint8_t, 8> span_id{};
+  };
+  std::optional<CtxCall> ctx_call;
   std::unique_ptr<ConnAttachment> attachment;
 
   ByteStream& stream(uint8_t direction) { return direction == ZT_DIR_EGRESS ? sent : received; }
@@ -133,6 +142,8 @@ struct ConnTableStats {
   ByteStreamStats streams;          // every tracked stream's, summed
   // Goroutine evidence (ZT_EV_GO_CALL) for a connection not in the table: dropped.
   uint64_t go_call_unknown_conn = 0;
+  // Inserted-context records (ZT_EV_CTX) that named no connection of the table: dropped.
+  uint64_t ctx_unknown_conn = 0;
 };
 
 class ConnTable {
@@ -173,6 +184,7 @@ class ConnTable {
   Connection& Open(const zt_event_header& h);
   void Remove(uint64_t conn_id, CloseCause cause);
   void OnData(const zt_data_event& d, std::string_view payload);
+  void OnCtx(const zt_ctx_event& e);
   void SwitchToPlaintext(Connection& c);
   void EvictOldest();
   void RememberAgentConn(const zt_conn_open& o);

@@ -44,6 +44,10 @@ DecodeError DecodeEvent(const void* record, size_t size, EventView* out) {
       if (size < sizeof(zt_go_call_event)) return DecodeError::kTooShort;
       out->go_call = static_cast<const zt_go_call_event*>(record);
       return DecodeError::kNone;
+    case ZT_EV_CTX:
+      if (size < sizeof(zt_ctx_event)) return DecodeError::kTooShort;
+      out->ctx = static_cast<const zt_ctx_event*>(record);
+      return DecodeError::kNone;
     default:
       return DecodeError::kUnknownType;
   }

@@ -1,6 +1,7 @@
 // Validates one ring-buffer record and gives it a typed view (no copies).
 #pragma once
 
+#include <zerotrace/ctx_propagate.h>
 #include <zerotrace/events.h>
 
 #include <cstddef>
@@ -20,6 +21,7 @@ struct EventView {
   const zt_proc_event* proc = nullptr;
   const zt_exec_map_event* exec_map = nullptr;
   const zt_go_call_event* go_call = nullptr;
+  const zt_ctx_event* ctx = nullptr;
 };
 
 enum class DecodeError { kNone, kTooShort, kUnknownType, kBadLength };

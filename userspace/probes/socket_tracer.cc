@@ -64,6 +64,10 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   t->skel_->rodata->filter_skip = config.skip_processes ? 1 : 0;
   t->skel_->rodata->capture_bytes = config.capture_bytes;
   t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
+  t->skel_->rodata->propagate_ctx = config.propagate_ctx ? 1 : 0;
+  t->skel_->rodata->ctx_salt = config.ctx_salt;
+  // An LRU map is allocated whole at load: without the flag nothing uses it.
+  if (!config.propagate_ctx) bpf_map__set_max_entries(t->skel_->maps.thread_ctx, 1);
   bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
 
   bpf_program* prog;
@@ -255,6 +259,8 @@ SocketTracer::SharedMapFds SocketTracer::shared_maps() const {
   m.counters = bpf_map__fd(skel_->maps.counters);
   m.events = bpf_map__fd(skel_->maps.events);
   m.h2_walks = bpf_map__fd(skel_->maps.h2_walks);
+  m.thread_ctx = bpf_map__fd(skel_->maps.thread_ctx);
+  m.ctx_counters = bpf_map__fd(skel_->maps.ctx_counters);
   return m;
 }
 

@@ -27,6 +27,8 @@ struct TracerConfig {
   std::vector<uint32_t> skip_pids;              // skipped from the start (--exclude-pid)
   uint32_t capture_bytes = ZT_DEFAULT_CAPTURE;  // per syscall, <= ZT_MAX_CAPTURE
   uint32_t ringbuf_bytes = 8u << 20;            // power of two, >= page size
+  bool propagate_ctx = false;                   // --propagate-context: the server-read hook
+  uint64_t ctx_salt = 0;                        // its zt_ctx_trace_id() salt
 };
 
 // Receives raw ring-buffer records on the consumer thread.
@@ -90,7 +92,7 @@ class SocketTracer {
   // The maps tls_trace.bpf.c shares with socket_trace.bpf.c (valid while this tracer lives).
   struct SharedMapFds {
     int conns = -1, tls_calls = -1, thread_reads = -1, muted = -1, pid_filter = -1, proc_skip = -1,
-        counters = -1, events = -1, h2_walks = -1;
+        counters = -1, events = -1, h2_walks = -1, thread_ctx = -1, ctx_counters = -1;
   };
   SharedMapFds shared_maps() const;
   // Kernel connection-table entries that belong to tgid (tests and diagnostics; walks the map).

@@ -331,6 +331,16 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
       }
       c.go_call.reset();
     }
+    // The kernel's ids for the call its thread sends next (zt_ctx_event); another thread's
+    // request on this connection is not the one the kernel saw leave.
+    if (!server && c.ctx_call) {
+      if (c.ctx_call->tid == rs.tid) {
+        r.kernel_ctx = true;
+        r.kernel_trace_id.bytes = c.ctx_call->trace_id;
+        r.kernel_span_id.bytes = c.ctx_call->span_id;
+      }
+      c.ctx_call.reset();
+    }
     r.multiplexed = rs.multiplexed;
     if (s.handles.size() >= kMaxPendingRequests) {  // dropped by loss, never to finish
       stats_.pending_dropped++;

@@ -139,6 +139,7 @@ uint64_t SpanLinker::Start(const RequestStart& r) {
   rec.netns = r.conn.netns;
   rec.conn_id = r.conn_id;
   rec.span_id = NewSpanId();
+  NoteContext(rec, r);
   order_.push_back(handle);
   if (r.server) {
     LinkServed(handle, rec, r);
@@ -359,6 +360,7 @@ void SpanLinker::Resolve(uint64_t handle, const TraceId& trace_id) {
     if (r == nullptr || r->resolved) continue;
     r->trace_id = id;
     r->resolved = true;
+    if (r->ctx.kernel) JudgeKernelContext(*r);
     for (uint64_t w : r->waiters) todo.emplace_back(w, id);
     r->waiters.clear();
     if (r->finished && !r->released) Release(*r);
@@ -366,7 +368,10 @@ void SpanLinker::Resolve(uint64_t handle, const TraceId& trace_id) {
   }
 }
 
-void SpanLinker::ResolveAsRoot(uint64_t handle) { Resolve(handle, NewTraceId()); }
+void SpanLinker::ResolveAsRoot(uint64_t handle) {
+  const Record* r = Find(handle);
+  if (r != nullptr) Resolve(handle, RootTraceId(*r));
+}
 
 void SpanLinker::Finish(uint64_t handle, Span&& span, uint64_t end_ns, uint32_t response_tid) {
   Record* r = Find(handle);
@@ -582,6 +587,11 @@ void SpanLinker::ReportCounters(CounterReport* r) const {
   r->Counter("link_goroutine_unserved", "zerotrace_link_goroutine_unserved_total",
              "calls whose goroutine evidence named no single request in flight (unparented)",
              l.link_goroutine_unserved);
+  r->Counter("ctx_adopted", "zerotrace_ctx_adopted_total",
+             "calls given the span id the kernel put in their inserted traceparent", l.ctx_adopted);
+  r->Counter("ctx_disagree", "zerotrace_ctx_disagree_total",
+             "calls whose inserted traceparent named another trace than their own (own ids kept)",
+             l.ctx_disagree);
   r->Counter("link_ambiguous", "zerotrace_link_ambiguous_total",
              "calls left unparented: several requests, no evidence", l.link_ambiguous);
   r->Counter("link_client_roots", "zerotrace_link_client_roots_total",

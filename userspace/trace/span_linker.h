@@ -57,6 +57,11 @@ struct RequestStart {
   // The request shares its connection with others (HTTP/2 streams), so the thread that read it
   // need not serve it: calls its process makes are judged process-wide, as for Go.
   bool multiplexed = false;
+  // Calls (--propagate-context): the kernel inserted `traceparent: 00-T-S-01` into this
+  // request, T the trace it judged the sending thread to serve, S the span id it chose.
+  bool kernel_ctx = false;
+  TraceId kernel_trace_id;
+  SpanId kernel_span_id;
 };
 
 // The request-id headers that count as evidence: the same value on a call and on one request
@@ -90,6 +95,10 @@ struct SpanLinkerStats {
   // Calls with goroutine evidence but no single request of its connection in flight then:
   // left unparented (the evidence rules the other rules out).
   uint64_t link_goroutine_unserved = 0;
+  // --propagate-context: calls whose kernel-chosen span id was taken (their trace is the one
+  // the kernel put on the wire), and calls whose trace differed (own ids kept).
+  uint64_t ctx_adopted = 0;
+  uint64_t ctx_disagree = 0;
 };
 
 class SpanLinker {
@@ -101,6 +110,10 @@ class SpanLinker {
     // Requests older than this that have not finished are given up.
     uint64_t max_age_ns = 120'000'000'000;
     size_t max_records = 1 << 18;  // beyond: the oldest record is given up
+    // --propagate-context: roots on IPv4 connections traced from their start get the trace id
+    // zt_ctx_trace_id(salt, ...) the kernel computes at the server's read (zerotrace/ctx_hash.h).
+    bool hashed_roots = false;
+    uint64_t root_salt = 0;
   };
 
   explicit SpanLinker(Sink sink) : SpanLinker(std::move(sink), Options()) {}
@@ -139,6 +152,16 @@ class SpanLinker {
     size_t operator()(const PeerKey& k) const;
   };
   using PeerMap = std::unordered_map<PeerKey, uint64_t, PeerKeyHash>;
+  // What the kernel can compute of a root's trace id, and what it put on the wire of a call.
+  struct ContextEvidence {
+    bool hashable = false;  // an IPv4 connection traced from its start
+    uint16_t client_port = 0, server_port = 0;
+    uint32_t client_ip = 0, server_ip = 0;
+    uint64_t stream_pos = 0;
+    bool kernel = false;  // the kernel inserted a traceparent with these ids
+    TraceId kernel_trace_id;
+    SpanId kernel_span_id;
+  };
   struct Record {
     uint32_t tgid = 0, tid = 0;
     uint64_t netns = 0;
@@ -157,6 +180,7 @@ class SpanLinker {
     std::vector<uint64_t> waiters;       // children waiting for this record's trace id
     std::string operation, correlation;  // servers: evidence for calls they make
     std::optional<Span> span;
+    ContextEvidence ctx;
   };
 
   Record* Find(uint64_t handle);
@@ -173,6 +197,11 @@ class SpanLinker {
   bool Adopt(uint64_t parent_handle, uint64_t child_handle);
   void Resolve(uint64_t handle, const TraceId& trace_id);
   void ResolveAsRoot(uint64_t handle);
+  // span_linker_ctx.cc (--propagate-context).
+  void NoteContext(Record& rec, const RequestStart& r) const;
+  TraceId RootTraceId(const Record& rec) const;
+  // The record's trace is now `id`: takes the kernel's span id if the kernel put it in `id`.
+  void JudgeKernelContext(Record& rec);
   void Release(Record& r);
   void DropFromThreadIndex(uint64_t handle, Record& r);
   void DropPeer(Record& r);

@@ -2,6 +2,7 @@
 #include "agent/event_dump.h"
 
 #include <gtest/gtest.h>
+#include <zerotrace/ctx_propagate.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -87,6 +88,34 @@ TEST(EventDumper, DataLinesShowNoQuerySecretOrCredential) {
   for (const char* secret : {"s3cret1", "s3cret2", "s3cret3"}) {
     EXPECT_EQ(text.find(secret), std::string::npos) << secret << " in:\n" << text;
   }
+  EXPECT_EQ(dumper.decode_errors(), 0u);
+}
+
+TEST(EventDumper, InsertedContextShowsTheSocketAndTheTraceparent) {
+  char* buf = nullptr;
+  size_t size = 0;
+  FILE* out = open_memstream(&buf, &size);
+  ASSERT_NE(out, nullptr);
+  WallClock clock;
+  EventDumper dumper(out, &clock);
+  zt_ctx_event ev{};
+  ev.hdr.type = ZT_EV_CTX;
+  ev.hdr.tgid = ev.hdr.tid = 42;
+  ev.local_ip = 0x0a4d0001;
+  ev.remote_ip = 0x0a4d0002;
+  ev.local_port = 40000;
+  ev.remote_port = 8080;
+  for (int i = 0; i < 16; i++) ev.trace_id[i] = static_cast<uint8_t>(i);
+  for (int i = 0; i < 8; i++) ev.span_id[i] = static_cast<uint8_t>(0xf0 + i);
+  dumper.OnRecord(&ev, sizeof(ev));
+  ASSERT_TRUE(dumper.Flush());
+  const std::string text(buf, size);
+  std::fclose(out);
+  std::free(buf);
+  EXPECT_NE(text.find("CTX_INSERTED 10.77.0.1:40000 -> 10.77.0.2:8080 traceparent=00-"
+                      "000102030405060708090a0b0c0d0e0f-f0f1f2f3f4f5f6f7-01"),
+            std::string::npos)
+      << text;
   EXPECT_EQ(dumper.decode_errors(), 0u);
 }
 

@@ -31,6 +31,22 @@ class Records {
     return View(testing::CloseRecord(Spec(conn, tgid, 3, ZT_ROLE_CLIENT), sent, received, 3, reason,
                                      flags));
   }
+  // ZT_EV_CTX: the kernel inserted a traceparent into a request thread tid sent from
+  // 127.0.0.0:local_port to 127.0.0.0:80.
+  probes::EventView Ctx(uint32_t tgid, uint32_t tid, uint16_t local_port, uint8_t span_byte) {
+    zt_ctx_event ev{};
+    ev.hdr.type = ZT_EV_CTX;
+    ev.hdr.tgid = tgid;
+    ev.hdr.tid = tid;
+    ev.local_ip = ev.remote_ip = 0x7f000000;
+    ev.local_port = local_port;
+    ev.remote_port = 80;
+    ev.trace_id[0] = 0xab;
+    ev.span_id[7] = span_byte;
+    testing::Record rec(sizeof(ev));
+    std::memcpy(rec.data(), &ev, sizeof(ev));
+    return View(std::move(rec));
+  }
   probes::EventView Exit(uint32_t tgid) {
     return View(testing::ProcRecord(ZT_EV_PROC_EXIT, tgid, 4));
   }
@@ -93,6 +109,23 @@ TEST(ConnTable, OpenDataCloseFreesState) {
   EXPECT_EQ(t.size(), 0u);
   EXPECT_EQ(t.ConnectionsOf(100), 0u);
   EXPECT_EQ(obs.log, (std::vector<std::string>{"open 1", "data 1 out", "close 1 close"}));
+}
+
+TEST(ConnTable, InsertedContextGoesToTheConnectionWithItsTupleInItsProcess) {
+  Records r;
+  ConnTable t({}, nullptr, nullptr, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_CLIENT));
+  t.OnEvent(r.Open(2, 200, 3, ZT_ROLE_CLIENT));  // the same tuple in another process
+  t.OnEvent(r.Ctx(100, 101, 40000, 7));
+  ASSERT_TRUE(t.Find(1)->ctx_call.has_value());
+  EXPECT_EQ(t.Find(1)->ctx_call->tid, 101u);
+  EXPECT_EQ(t.Find(1)->ctx_call->trace_id[0], 0xab);
+  EXPECT_EQ(t.Find(1)->ctx_call->span_id[7], 7);
+  EXPECT_FALSE(t.Find(2)->ctx_call.has_value());
+  t.OnEvent(r.Ctx(100, 101, 40001, 8));  // no such connection: dropped, counted
+  t.OnEvent(r.Ctx(300, 301, 40000, 9));  // no such process
+  EXPECT_EQ(t.stats().ctx_unknown_conn, 2u);
+  EXPECT_EQ(t.Find(1)->ctx_call->span_id[7], 7);
 }
 
 TEST(ConnTable, TrailerTurnsUncapturedBytesIntoGap) {
