@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,9 +26,14 @@ using Clock = std::chrono::steady_clock;
 Subprocess::Subprocess(std::vector<std::string> argv, std::vector<std::string> extra_env) {
   int out[2], in[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork");
   if (pid_ == 0) {
+    // Never outlive the test, even one killed by its timeout (its destructor then never runs).
+    // Tests start processes from their main thread, whose exit is the test's.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     setpgid(0, 0);
     dup2(out[1], STDOUT_FILENO);
     dup2(in[0], STDIN_FILENO);
