@@ -416,9 +416,25 @@ TEST_F(Http2E2eTest, NginxGrpcPassLinksBothHopsNeverWrong) {
 
 // A python grpcio thread-pool server that calls out from its handler: client -> front
 // (Relay) -> back (Echo). Each connection's ends link; the front's outgoing call is linked to
-// the call it serves only on certain evidence (grpc-core does its I/O on its own threads, so
-// the handler's thread is no evidence): never to anything else.
-TEST_F(Http2E2eTest, GrpcServerCallingOutNeverLinkedWrong) {
+// the call it serves only on certain evidence (grpc-core does its I/O on its own threads and
+// shares one connection among the handlers' calls, so no thread is evidence; see
+// docs/LINKING_GRPC.md): never to anything else. Then 8 relays at once, held in flight together
+// by the back (a gather of 8), in four rounds: each front call RelayN calls GatherN, so a link is
+// right only from GatherN to RelayN.
+//  - correlation: each call carries its own x-request-id, which the front passes on: all 8
+//    outgoing calls are linked (link_correlation for those made while others were in flight);
+//  - plain: nothing passed on: whatever is linked is linked right;
+//  - forwarded: 7 relays, then (once those wait at the back) one Forward27 that the front
+//    forwards as Forward27: that call is linked (link_forwarded), the 7 never wrong;
+//  - traceparent: each call carries its own W3C context, which the front passes on: each
+//    outgoing call joins its trace, as the child of the front's call that carried it.
+// The number a method name ends with ("zt.test.Echo/Relay12": 12), or -1.
+int NumberOf(const std::string& name) {
+  const size_t digits = name.find_last_not_of("0123456789") + 1;
+  return digits < name.size() ? std::stoi(name.substr(digits)) : -1;
+}
+
+TEST_F(Http2E2eTest, GrpcServerCallingOutLinkedOnEvidenceNeverWrong) {
   const int back_port = FreePort(), front_port = FreePort();
   auto& back = StartGrpcServer(back_port);
   auto& front = StartGrpcServer(front_port);
@@ -426,7 +442,41 @@ TEST_F(Http2E2eTest, GrpcServerCallingOutNeverLinkedWrong) {
       "grpc_client.py", {std::to_string(front_port), "relay:" + std::to_string(back_port), "echo"});
   ASSERT_EQ(client.exit_code, 0);
   ASSERT_EQ(client.lines.size(), 2u);
-  ASSERT_TRUE(AwaitSpans({{client.pid, 2}, {front.pid(), 3}, {back.pid(), 1}}, 30s));
+  const std::string back_s = std::to_string(back_port);
+  // A round of concurrent relays RelayN -> GatherN for N in [first, first + n).
+  auto round = [&](int first, int n, auto&& extra) {
+    std::vector<std::string> args = {std::to_string(front_port), "--parallel"};
+    for (int i = first; i < first + n; i++) {
+      args.push_back("call:Relay" + std::to_string(i) + ":" + back_s + "/Gather" +
+                     std::to_string(i) + "/gather:8" + extra(i));
+    }
+    return args;
+  };
+  auto none = [](int) { return std::string(); };
+  auto rid = [](int i) { return "+rid=req-" + std::to_string(i) + "-5f0c9a"; };
+  auto trace_of = [](int i) { return "4bf92f3577b34da6a3ce929d0e0e47" + std::to_string(i); };
+  auto tp = [&](int i) { return "+tp=00-" + trace_of(i) + "-00f067aa0ba902b7-01"; };
+  std::vector<ClientRun> rounds;
+  rounds.push_back(RunPythonClient("grpc_client.py", round(0, 8, rid)));
+  rounds.push_back(RunPythonClient("grpc_client.py", round(10, 8, none)));
+  auto forwarded = round(20, 7, none);
+  forwarded.push_back("sync:" + back_s + ":8:7");
+  forwarded.push_back("call:Forward27:" + back_s + "/gather:8");
+  rounds.push_back(RunPythonClient("grpc_client.py", forwarded));
+  rounds.push_back(RunPythonClient("grpc_client.py", round(30, 8, tp)));
+  std::vector<std::pair<pid_t, size_t>> want = {
+      {client.pid, 2}, {front.pid(), 3 + 4 * 16}, {back.pid(), 1 + 4 * 8}};
+  for (const ClientRun& r : rounds) {
+    ASSERT_EQ(r.exit_code, 0);
+    for (const std::string& line : r.lines) EXPECT_TRUE(line.ends_with(" OK")) << line;
+    want.emplace_back(r.pid, 8);
+  }
+  ASSERT_TRUE(AwaitSpans(want, 30s));
+
+  std::map<std::string, Span> by_id;  // every span of the four processes' rounds
+  for (const auto& [pid, n] : want) {
+    for (const Span& s : SpansOf(pid)) by_id[s.span_id] = s;
+  }
   auto fronts = ByName(front.pid());
   ASSERT_EQ(fronts["zt.test.Echo/Relay"].size(), 1u) << Describe(front.pid());
   ASSERT_EQ(fronts["zt.test.Echo/Echo"].size(), 2u) << Describe(front.pid());
@@ -441,19 +491,55 @@ TEST_F(Http2E2eTest, GrpcServerCallingOutNeverLinkedWrong) {
     EXPECT_EQ(out[0].parent_span_id, relay.span_id) << out[0].Describe();
     EXPECT_EQ(out[0].trace_id, relay.trace_id);
   }
-  const auto backs = SpansOf(back.pid());
-  ASSERT_EQ(backs.size(), 1u) << Describe(back.pid());
-  EXPECT_EQ(backs[0].parent_span_id, out[0].span_id) << backs[0].Describe();
-  EXPECT_EQ(backs[0].trace_id, out[0].trace_id);
-  std::map<std::string, Span> calls;  // the client's, each the parent of one front SERVER span
-  for (const Span& c : SpansOf(client.pid)) calls[c.span_id] = c;
-  for (const Span& s : SpansOf(front.pid())) {
-    if (s.kind != kServer) continue;
-    auto it = calls.find(s.parent_span_id);
-    ASSERT_NE(it, calls.end()) << "unlinked: " << s.Describe();
-    EXPECT_EQ(it->second.name, s.name);
-    calls.erase(it);
+  // Every span of the back is the child of the front's call that reached it; every server span
+  // of the front the child of its client's call (or of the W3C context that call carried).
+  for (pid_t p : {back.pid(), front.pid()}) {
+    for (const Span& s : SpansOf(p)) {
+      if (s.kind != kServer) continue;
+      auto parent = by_id.find(s.parent_span_id);
+      if (const int n = NumberOf(s.name); n >= 30) {  // the W3C context wins (rule 1)
+        EXPECT_EQ(s.trace_id, trace_of(n)) << s.Describe();
+        continue;
+      }
+      ASSERT_NE(parent, by_id.end()) << "unlinked: " << s.Describe();
+      EXPECT_EQ(parent->second.kind, kClient) << s.Describe();
+      EXPECT_EQ(parent->second.name, s.name) << s.Describe();
+      EXPECT_EQ(parent->second.trace_id, s.trace_id) << s.Describe();
+    }
   }
+  // The front's outgoing GatherN (or Forward27): linked only to its RelayN (Forward27).
+  std::map<int, int> linked;  // by round (N / 10)
+  int calls = 0;
+  for (const Span& s : SpansOf(front.pid())) {
+    if (s.kind != kClient || s.name == "zt.test.Echo/Echo") continue;
+    calls++;
+    const bool fwd = s.name.starts_with("zt.test.Echo/Forward");
+    ASSERT_TRUE(fwd || s.name.starts_with("zt.test.Echo/Gather")) << s.Describe();
+    const std::string n = std::to_string(NumberOf(s.name));
+    const int r = std::stoi(n) / 10;
+    auto parent = by_id.find(s.parent_span_id);
+    if (r == 3) {
+      EXPECT_EQ(s.trace_id, trace_of(std::stoi(n))) << "not joined: " << s.Describe();
+    }
+    if (parent == by_id.end()) continue;
+    linked[r]++;
+    EXPECT_EQ(parent->second.pid, front.pid()) << s.Describe();
+    EXPECT_EQ(parent->second.kind, kServer) << s.Describe();
+    EXPECT_EQ(parent->second.name, fwd ? s.name : "zt.test.Echo/Relay" + n) << s.Describe();
+    EXPECT_EQ(parent->second.trace_id, s.trace_id) << s.Describe();
+  }
+  EXPECT_EQ(calls, 32);
+  EXPECT_EQ(linked[0], 8) << "correlation: " << Describe(front.pid());
+  EXPECT_EQ(linked[3], 8) << "traceparent: " << Describe(front.pid());
+  EXPECT_GE(linked[2], 1) << "forwarded: " << Describe(front.pid());
+  for (const Span& s : fronts["zt.test.Echo/Forward27"]) {
+    if (s.kind == kClient) {
+      EXPECT_FALSE(s.parent_span_id.empty()) << s.Describe();
+    }
+  }
+  EXPECT_GE(StatsCounter("link_correlation", 0).value_or(0), 7u);
+  EXPECT_GE(StatsCounter("link_forwarded", 0).value_or(0), 1u);
+  RecordProperty("plain_relays_linked", linked[1]);
 }
 
 // A real deadline: the client gives the call 200 ms, the server sleeps 600 ms. The client

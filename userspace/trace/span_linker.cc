@@ -203,24 +203,36 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
     stats_.link_thread++;
     LearnRewrite(r.tgid, Find(parent)->operation, r.operation);
   } else if (in_flight.size() > 1) {
-    std::vector<uint64_t> forwarded, correlated;
+    // Evidence a call repeats from the request it serves: its operation (a proxy), a request id,
+    // the trace id of a W3C context passed on (as received, or under a span of the process's
+    // own). Each names the candidates that share it; a link needs one named by some evidence
+    // and contradicted by none.
+    std::vector<uint64_t> forwarded, correlated, propagated;
+    const std::optional<TraceParent> call_tp = ParseTraceParent(r.traceparent);
     for (uint64_t h : in_flight) {
       const Record& s = *Find(h);
       if (s.operation == r.operation) forwarded.push_back(h);
       if (r.correlation.size() >= kMinCorrelationBytes && s.correlation == r.correlation) {
         correlated.push_back(h);
       }
+      if (call_tp && s.carried_trace == call_tp->trace_id) propagated.push_back(h);
     }
-    auto has = [](const std::vector<uint64_t>& v, uint64_t h) {
-      return std::find(v.begin(), v.end(), h) != v.end();
+    auto agree = [](const std::vector<uint64_t>& v, uint64_t h) {
+      return v.empty() || std::find(v.begin(), v.end(), h) != v.end();
     };
-    if (correlated.size() == 1 && (forwarded.empty() || has(forwarded, correlated[0]))) {
+    if (propagated.size() == 1 && agree(correlated, propagated[0]) &&
+        agree(forwarded, propagated[0])) {
+      parent = propagated[0];
+      stats_.link_propagated++;
+    } else if (correlated.size() == 1 && agree(forwarded, correlated[0]) &&
+               agree(propagated, correlated[0])) {
       parent = correlated[0];
       stats_.link_correlation++;
-    } else if (forwarded.size() == 1 && (correlated.empty() || has(correlated, forwarded[0]))) {
+    } else if (forwarded.size() == 1 && agree(correlated, forwarded[0]) &&
+               agree(propagated, forwarded[0])) {
       parent = forwarded[0];
       stats_.link_forwarded++;
-    } else if (correlated.empty() && forwarded.empty()) {
+    } else if (correlated.empty() && forwarded.empty() && propagated.empty()) {
       // A proxy rewriting a prefix ("/api/orders/7" -> "/orders/7"), a rewrite this process
       // was seen making when nothing else was in flight: exactly one request in flight whose
       // target the call's is, up to that prefix.
@@ -307,6 +319,7 @@ void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart&
   if (auto tp = ParseTraceParent(r.traceparent)) {
     served.parent_span_id = tp->parent_id;
     served.trace_state.assign(r.tracestate);
+    served.carried_trace = tp->trace_id;
     stats_.link_traceparent++;
     Resolve(handle, tp->trace_id);
     return;
@@ -581,6 +594,9 @@ void SpanLinker::ReportCounters(CounterReport* r) const {
              "path prefix rewrites learned from unambiguous proxy calls", l.rewrites_learned);
   r->Counter("link_correlation", "zerotrace_link_correlation_total",
              "calls carrying the request id of one request", l.link_correlation);
+  r->Counter("link_propagated", "zerotrace_link_propagated_total",
+             "calls carrying the W3C trace id that exactly one request in flight carried",
+             l.link_propagated);
   r->Counter("link_goroutine", "zerotrace_link_goroutine_total",
              "calls made by a goroutine serving exactly one request in flight (Go)",
              l.link_goroutine);

@@ -83,6 +83,7 @@ struct SpanLinkerStats {
   uint64_t link_forwarded_rewritten = 0;  // ...up to a learned path prefix rewrite (proxies)
   uint64_t rewrites_learned = 0;          // prefix rewrites seen on unambiguous pairs
   uint64_t link_correlation = 0;          // calls carrying the request id of one request
+  uint64_t link_propagated = 0;  // calls carrying the W3C trace id that one request carried
   uint64_t link_ambiguous = 0;            // calls left unparented: several requests, no evidence
   uint64_t client_roots = 0;              // calls made while their thread served no request
   uint64_t server_roots = 0;              // requests whose caller is not traced on this node
@@ -179,6 +180,7 @@ class SpanLinker {
     uint64_t parent = 0;                 // handle of a parent linked here (0: none / remote)
     std::vector<uint64_t> waiters;       // children waiting for this record's trace id
     std::string operation, correlation;  // servers: evidence for calls they make
+    TraceId carried_trace;               // servers: the trace id of their traceparent, if any
     std::optional<Span> span;
     ContextEvidence ctx;
   };

@@ -1,6 +1,8 @@
 // SpanLinker hot path: Start + Finish per request, for the shapes a node's traffic takes.
 #include <benchmark/benchmark.h>
 
+#include <string>
+
 #include "trace/span_linker.h"
 
 namespace zerotrace::trace {
@@ -70,6 +72,42 @@ void BM_ServerWithCall(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ServerWithCall);
+
+// A multiplexing server (HTTP/2: judged process-wide) with 8 requests in flight, each calling
+// out with the request id and W3C context it was given: the evidence path. Items are requests.
+void BM_MultiplexedServerWithEvidence(benchmark::State& state) {
+  uint64_t released = 0;
+  SpanLinker linker([&released](Span&&) { released++; });
+  constexpr int kInFlight = 8;
+  std::string ids[kInFlight], contexts[kInFlight];
+  for (int i = 0; i < kInFlight; i++) {
+    ids[i] = "req-" + std::to_string(1000000 + i);
+    contexts[i] = "00-4bf92f3577b34da6a3ce929d0e0e47" + std::to_string(10 + i) +
+                  "-00f067aa0ba902b7-01";
+  }
+  uint64_t in_flight[kInFlight] = {};
+  uint64_t ts = 1'000'000'000;
+  int i = 0;
+  for (auto _ : state) {
+    if (in_flight[i] != 0) linker.Finish(in_flight[i], Span(), ts, 1);
+    RequestStart s = Req(true, 2, 1, ts, ConnEnds{}, 0);
+    s.multiplexed = true;
+    s.correlation = ids[i];
+    s.traceparent = contexts[i];
+    in_flight[i] = linker.Start(s);
+    RequestStart c = Req(false, 2, 3, ts + 10, ConnEnds{}, 0);
+    c.operation = "POST /pkg.Backend/Get";
+    c.correlation = ids[i];
+    c.traceparent = contexts[i];
+    linker.Finish(linker.Start(c), Span(), ts + 20, 0);
+    i = (i + 1) % kInFlight;
+    ts += 1000;
+    if ((ts & 0xfffff) == 0) linker.Tick(ts);
+  }
+  benchmark::DoNotOptimize(released);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MultiplexedServerWithEvidence);
 
 }  // namespace
 }  // namespace zerotrace::trace

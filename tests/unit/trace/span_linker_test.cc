@@ -297,19 +297,37 @@ TEST_F(SpanLinkerTest, ChildIsReleasedBeforeItsParentEndsAndNamesIt) {
   ExpectChild("served", "call");
 }
 
+// Two requests in flight on one thread (or in a multiplexing process): a call is linked only
+// to the one its evidence names (operation, request id, the trace id of a W3C context passed
+// on), and only when no evidence contradicts it.
 TEST_F(SpanLinkerTest, EventLoopLinksOnlyOnEvidence) {
+  constexpr const char* kTraceA = "4bf92f3577b34da6a3ce929d0e0e4736";
+  constexpr const char* kTraceB = "0af7651916cd43dd8448eb211c80319c";
   struct Case {
     const char* name;
     std::string call_target, call_request_id;
     const char* want_parent;  // nullptr: unparented and counted ambiguous
+    std::string call_trace = "";  // the trace id of the call's traceparent (none if empty)
+    std::string b_trace = kTraceB;
+    uint64_t SpanLinkerStats::*counter = nullptr;
   };
+  using S = SpanLinkerStats;
   const std::vector<Case> cases = {
-      {"forwarded", "/b?id=2", "", "b"},
-      {"request id", "/other", "req-aaaaaaaaaa", "a"},
-      {"both agree", "/a?id=1", "req-aaaaaaaaaa", "a"},
+      {"forwarded", "/b?id=2", "", "b", "", kTraceB, &S::link_forwarded},
+      {"request id", "/other", "req-aaaaaaaaaa", "a", "", kTraceB, &S::link_correlation},
+      {"both agree", "/a?id=1", "req-aaaaaaaaaa", "a", "", kTraceB, &S::link_correlation},
       {"both disagree", "/b?id=2", "req-aaaaaaaaaa", nullptr},
       {"no evidence", "/other", "", nullptr},
       {"short request id", "/other", "id-1", nullptr},
+      {"trace id", "/other", "", "b", kTraceB, kTraceB, &S::link_propagated},
+      {"trace id and request id agree", "/other", "req-aaaaaaaaaa", "a", kTraceA, kTraceB,
+       &S::link_propagated},
+      {"trace id and request id disagree", "/other", "req-aaaaaaaaaa", nullptr, kTraceB},
+      {"trace id and operation disagree", "/a?id=1", "", nullptr, kTraceB},
+      {"trace id both carried, request id picks", "/other", "req-aaaaaaaaaa", "a", kTraceA, kTraceA,
+       &S::link_correlation},
+      {"trace id both carried", "/other", "", nullptr, kTraceA, kTraceA},
+      {"trace id neither carried", "/other", "", nullptr, "11111111111111111111111111111111"},
   };
   uint32_t tgid = 100;
   for (const Case& c : cases) {
@@ -320,18 +338,29 @@ TEST_F(SpanLinkerTest, EventLoopLinksOnlyOnEvidence) {
                  b = Req(true, tgid, 1, 101, ConnEnds{}, "/b?id=2");
     a.correlation = "req-aaaaaaaaaa";
     b.correlation = "req-bbbbbbbbbb";
+    // The call passes the context on under a span of its process's own: only the trace id is
+    // the same.
+    const std::string tp_a = std::string("00-") + kTraceA + "-00f067aa0ba902b7-01",
+                      tp_b = "00-" + c.b_trace + "-00f067aa0ba902b8-01",
+                      tp_call = "00-" + c.call_trace + "-1234567890abcdef-01";
+    a.traceparent = tp_a;
+    b.traceparent = tp_b;
     const uint64_t ha = linker.Start(a), hb = linker.Start(b);
     RequestStart call = Req(false, tgid, 1, 110, ConnEnds{}, c.call_target);
     call.correlation = c.call_request_id;
-    const uint64_t before = linker.stats().link_ambiguous;
+    if (!c.call_trace.empty()) call.traceparent = tp_call;
+    const SpanLinkerStats before = linker.stats();
     End(linker.Start(call), "call", 120);
     End(ha, "a", 130, 1);
     End(hb, "b", 131, 1);
     if (c.want_parent) {
       ExpectChild(c.want_parent, "call");
+      EXPECT_EQ(linker.stats().*c.counter, before.*c.counter + 1);
     } else {
-      ExpectRoot("call");
-      EXPECT_EQ(linker.stats().link_ambiguous, before + 1);
+      EXPECT_NE(Get("call").parent_span_id, Get("a").span_id);
+      EXPECT_NE(Get("call").parent_span_id, Get("b").span_id);
+      EXPECT_EQ(linker.stats().link_ambiguous, before.link_ambiguous + 1);
+      if (c.call_trace.empty()) ExpectRoot("call");
     }
   }
 }
