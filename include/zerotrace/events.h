@@ -20,8 +20,9 @@
 #define ZT_DEFAULT_CAPTURE 16384
 /* Hard upper bound for --capture-bytes. */
 #define ZT_MAX_CAPTURE (4 * ZT_MAX_CHUNK)
-/* iovecs looked at per readv/writev/sendmsg/recvmsg; later ones only count bytes. */
-#define ZT_MAX_IOV 32
+/* iovecs looked at per readv/writev/sendmsg/recvmsg: the kernel's own limit (UIO_MAXIOV), so
+ * no valid call has more (python grpcio batches ~23 iovecs per call in one sendmsg). */
+#define ZT_MAX_IOV 1024
 /* messages looked at per sendmmsg/recvmmsg; later ones only count bytes. */
 #define ZT_MAX_MMSG 8
 /* Kernel connection-table capacity (LRU: the oldest idle entries go first). */

@@ -137,6 +137,25 @@ TEST(SocketTrace, SendmsgAndRecvmsgIovecs) {
   EXPECT_EQ(in[0].data.syscall, ZT_SYS_RECVMSG);
 }
 
+// 200 iovecs in one sendmsg (python grpcio batches calls so): every byte is captured at its
+// position; none became a gap (iov_overflow).
+TEST(SocketTrace, SendmsgWithHundredsOfIovecsLosesNothing) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const uint64_t overflows_before = session.tracer().ReadCounters()[ZT_CNT_IOV_OVERFLOW];
+  auto kv = RunSockops({"manyiov", std::to_string(FreePort())});
+  ASSERT_EQ(kv["client_sendmsg"], 600);
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 600);
+  std::string want;
+  for (int i = 0; i < 200; i++) want += std::to_string(1000 + i).substr(1);
+  uint64_t gap = 0;
+  EXPECT_EQ(TraceSession::Reassemble(out, &gap), want);
+  EXPECT_EQ(gap, 0u);
+  for (const auto& r : out) EXPECT_EQ(r.data.byte_count, 600u);
+  EXPECT_EQ(session.tracer().ReadCounters()[ZT_CNT_IOV_OVERFLOW], overflows_before);
+}
+
 TEST(SocketTrace, SendmmsgAndRecvmmsgEveryMessage) {
   TraceSession session;
   ASSERT_FALSE(::testing::Test::HasFailure());
