@@ -64,6 +64,7 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   t->skel_->rodata->filter_skip = config.skip_processes ? 1 : 0;
   t->skel_->rodata->capture_bytes = config.capture_bytes;
   t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
+  t->skel_->rodata->tls_evidence = config.tls ? 1 : 0;
   bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
 
   bpf_program* prog;

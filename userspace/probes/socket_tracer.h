@@ -27,6 +27,7 @@ struct TracerConfig {
   std::vector<uint32_t> skip_pids;              // skipped from the start (--exclude-pid)
   uint32_t capture_bytes = ZT_DEFAULT_CAPTURE;  // per syscall, <= ZT_MAX_CAPTURE
   uint32_t ringbuf_bytes = 8u << 20;            // power of two, >= page size
+  bool tls = true;  // false (--no-tls): receives keep no evidence for TLS binding
 };
 
 // Receives raw ring-buffer records on the consumer thread.
