@@ -4,12 +4,19 @@
 #ifndef ZT_TLS_EVIDENCE_BPF_H
 #define ZT_TLS_EVIDENCE_BPF_H
 
+/* 0 with --no-tls: no TLS call can be in progress and nothing reads thread_reads, so data
+ * syscalls skip both task-storage lookups. */
+const volatile __u8 tls_evidence = 1;
+
 /* A socket syscall inside a TLS read/write on this thread: the plaintext belongs to this
  * connection, and its own bytes are ciphertext from now on (no longer sent to userspace). */
 static __always_inline void zt_note_tls_socket(struct conn_key *key, struct conn_state *st)
 {
-	struct tls_call *call = zt_current_tls_call();
+	struct tls_call *call;
 
+	if (!tls_evidence)
+		return;
+	call = zt_current_tls_call();
 	if (!call)
 		return;
 	if (call->conn_id == 0) {
@@ -39,6 +46,8 @@ static __noinline void zt_note_read(struct conn_key *key, __u64 conn_id, struct 
 
 	/* Fresh copies: branching on the caller's own registers would refine them and split the
 	 * caller's emit path into more states for the verifier. */
+	if (!tls_evidence)
+		return;
 	asm volatile("%0 &= 0xff" : "+r"(sys));
 	asm volatile("%0 |= 0" : "+r"(buf));
 	asm volatile("%0 |= 0" : "+r"(ret));

@@ -1,6 +1,15 @@
 // Real kernel, real processes: bytes moved in unusual ways (MSG_PEEK, splice, dup'd fds,
 // io_uring, muted connections) keep every stream position exact, and each is counted.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <map>
 #include <string>
@@ -153,6 +162,74 @@ TEST(SocketEdge, MutedConnectionsAreNotCountedAsTruncated) {
   EXPECT_EQ(out[1].data.captured, 0u);  // muted: sizes only
   ASSERT_EQ(in.size(), 2u);
   EXPECT_EQ(Counter(session, ZT_CNT_CAPTURE_TRUNCATED), truncated_before);
+}
+
+// A forked child that moves "hello" over a loopback connection to itself, then waits for
+// `done` to close: its main thread's last receive is the accepted socket's. Async-signal-safe
+// calls only (the test process has threads).
+pid_t ForkReceiver(int ready[2], int done[2]) {
+  const pid_t child = fork();
+  if (child != 0) return child;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  close(ready[0]);
+  close(done[1]);  // else its own copy would keep `done` open for ever
+  const int ready_fd = ready[1], done_fd = done[0];
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  const int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = socket(AF_INET, SOCK_STREAM, 0);
+  char buf[8];
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(lfd, 1) != 0 ||
+      getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
+      connect(cfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+    _exit(1);
+  const int sfd = accept(lfd, nullptr, nullptr);
+  if (sfd < 0 || write(cfd, "hello", 5) != 5 || read(sfd, buf, sizeof(buf)) != 5) _exit(1);
+  if (write(ready_fd, "r", 1) != 1) _exit(1);
+  read(done_fd, buf, 1);
+  _exit(0);
+}
+
+// The thread-read evidence (which socket a thread last received on) binds TLS sessions over
+// memory buffers; with --no-tls nothing reads it, so receives no longer write it.
+TEST(SocketEdge, ReceivesKeepThreadReadEvidenceOnlyWithTls) {
+  for (const bool tls : {true, false}) {
+    SCOPED_TRACE(tls ? "tls on" : "--no-tls");
+    probes::TracerConfig config;
+    config.tls = tls;
+    TraceSession session(config);
+    ASSERT_FALSE(::testing::Test::HasFailure());
+    int ready[2], done[2];
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(done), 0);
+    const pid_t child = ForkReceiver(ready, done);
+    ASSERT_GT(child, 0);
+    close(ready[1]);
+    close(done[0]);
+    char c = 0;
+    const bool child_ready = read(ready[0], &c, 1) == 1;  // EOF if the child failed
+    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+    uint64_t value[8] = {};  // struct thread_read (32 bytes): conn_id first
+    const int found =
+        child_ready && pidfd >= 0
+            ? bpf_map_lookup_elem(session.tracer().shared_maps().thread_reads, &pidfd, value)
+            : -1;
+    if (pidfd >= 0) close(pidfd);
+    close(done[1]);
+    close(ready[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(child_ready);
+    ASSERT_GE(pidfd, 0);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    if (tls) {
+      EXPECT_EQ(found, 0);
+      EXPECT_NE(value[0], 0u);  // the accepted connection's id
+    } else {
+      EXPECT_NE(found, 0);
+    }
+  }
 }
 
 }  // namespace

@@ -56,6 +56,7 @@ Connection& ConnTable::Open(const zt_event_header& h) {
   Connection& ref = *c;
   conns_[h.conn_id] = std::move(c);
   by_tgid_[h.tgid].insert(h.conn_id);
+  by_fd_[FdKey(h.tgid, h.fd)] = h.conn_id;
   stats_.opened++;
   return ref;
 }
@@ -73,8 +74,20 @@ void ConnTable::Remove(uint64_t conn_id, CloseCause cause) {
     t->second.erase(conn_id);
     if (t->second.empty()) by_tgid_.erase(t);
   }
+  auto f = by_fd_.find(FdKey(c.tgid, c.fd));
+  if (f != by_fd_.end() && f->second == conn_id) by_fd_.erase(f);
   conns_.erase(it);
   stats_.closed++;
+}
+
+// The kernel finds a socket on first use only when its table holds nothing for the fd, and it
+// closes what an fd named before (close, fd reuse): a live connection still on the fd was
+// dropped from its LRU table unannounced, positions included; the new one starts afresh.
+void ConnTable::ForgetKernelEvicted(const zt_event_header& h) {
+  auto f = by_fd_.find(FdKey(h.tgid, h.fd));
+  if (f == by_fd_.end() || f->second == h.conn_id || !Find(f->second)) return;
+  stats_.kernel_evicted++;
+  Remove(f->second, CloseCause::kEvicted);
 }
 
 void ConnTable::OnEvent(const probes::EventView& ev) {
@@ -87,6 +100,7 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
         return;
       }
       if (Find(o.hdr.conn_id)) return;  // data for it arrived first (reordered across CPUs)
+      if (o.flags & ZT_CONN_F_PREEXISTING) ForgetKernelEvicted(o.hdr);
       Connection& c = Open(o.hdr);
       c.open_seen = true;
       c.role = o.role;
@@ -372,6 +386,10 @@ void ConnTable::ReportCounters(CounterReport* r) const {
              "connections freed after the idle timeout", c.expired_idle);
   r->Counter("conns_evicted", "zerotrace_conns_evicted_total",
              "connections evicted at the table's cap", c.evicted_cap);
+  r->Counter("conns_kernel_evicted", "zerotrace_conns_kernel_evicted_total",
+             "connections the kernel's table dropped without a close (LRU eviction), found when "
+             "their fd opened again",
+             c.kernel_evicted);
   r->Counter("conns_data_unknown", "zerotrace_conns_data_unknown_total",
              "data events for connections whose open event was lost", c.data_unknown_conn);
   r->Counter(nullptr, "zerotrace_conns_agent_peer_total",

@@ -132,6 +132,9 @@ struct ConnTableStats {
   uint64_t data_unknown_conn = 0;  // data for a conn whose open event was lost
   uint64_t opened = 0, closed = 0, fd_reused = 0, proc_exit_closed = 0;
   uint64_t expired_idle = 0, evicted_cap = 0;
+  // Live connections whose fd opened anew with no close first: the kernel's LRU table evicted
+  // them (or their close record was lost); freed as evicted.
+  uint64_t kernel_evicted = 0;
   uint64_t stale_close = 0;         // close for a conn not in the table
   uint64_t tail_lost_at_close = 0;  // closes whose streams' last bytes never arrived (drops)
   uint64_t agent_peer_conns = 0;    // connections whose peer is the agent itself (ignored)
@@ -189,6 +192,8 @@ class ConnTable {
   void EvictOldest();
   void RememberAgentConn(const zt_conn_open& o);
   static std::string TupleKey(const Tuple& t);
+  static uint64_t FdKey(uint32_t tgid, uint32_t fd) { return uint64_t{tgid} << 32 | fd; }
+  void ForgetKernelEvicted(const zt_event_header& h);
 
   ConnTableLimits limits_;
   ConnObserver* observer_;
@@ -196,6 +201,7 @@ class ConnTable {
   ProcessCache* processes_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
   std::unordered_map<uint32_t, std::unordered_set<uint64_t>> by_tgid_;
+  std::unordered_map<uint64_t, uint64_t> by_fd_;  // (tgid << 32 | fd) -> conn_id
   ConnTableStats stats_;
   ConnSelector selector_;
   // Tuples of the agent's own connections, as their peers see them (mirrored); bounded.

@@ -68,6 +68,7 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   t->skel_->rodata->ctx_salt = config.ctx_salt;
   // An LRU map is allocated whole at load: without the flag nothing uses it.
   if (!config.propagate_ctx) bpf_map__set_max_entries(t->skel_->maps.thread_ctx, 1);
+  t->skel_->rodata->tls_evidence = config.tls ? 1 : 0;
   bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
 
   bpf_program* prog;

@@ -29,6 +29,7 @@ struct TracerConfig {
   uint32_t ringbuf_bytes = 8u << 20;            // power of two, >= page size
   bool propagate_ctx = false;                   // --propagate-context: the server-read hook
   uint64_t ctx_salt = 0;                        // its zt_ctx_trace_id() salt
+  bool tls = true;  // false (--no-tls): receives keep no evidence for TLS binding
 };
 
 // Receives raw ring-buffer records on the consumer thread.

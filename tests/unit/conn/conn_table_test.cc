@@ -17,8 +17,11 @@ namespace {
 // that stay valid as long as this object.
 class Records {
  public:
-  probes::EventView Open(uint64_t conn, uint32_t tgid, uint32_t fd, uint8_t role, uint64_t ts = 1) {
-    return View(testing::OpenRecord(Spec(conn, tgid, fd, role), ts));
+  probes::EventView Open(uint64_t conn, uint32_t tgid, uint32_t fd, uint8_t role, uint64_t ts = 1,
+                         uint8_t flags = 0) {
+    testing::ConnSpec spec = Spec(conn, tgid, fd, role);
+    spec.flags = flags;
+    return View(testing::OpenRecord(spec, ts));
   }
   probes::EventView Data(uint64_t conn, uint32_t tgid, uint8_t dir, uint64_t syscall_pos,
                          uint64_t stream_pos, uint32_t byte_count, const std::string& bytes,
@@ -255,6 +258,28 @@ TEST(ConnTable, CapEvictsLeastRecentlyActive) {
   EXPECT_EQ(t.size(), 4u);
   EXPECT_EQ(t.Find(1), nullptr);
   EXPECT_EQ(t.stats().evicted_cap, 1u);
+}
+
+// A connection the kernel's LRU table evicted gets no close: when its socket is found again on
+// first use, the old one is freed as evicted and counted, and the new one starts on its own.
+TEST(ConnTable, FdOpeningAgainWithoutCloseFreesTheKernelEvictedConnection) {
+  Recorder rec;
+  ConnTable t({}, &rec, nullptr, nullptr);
+  Records r;
+  t.OnEvent(r.Open(1, 100, 7, ZT_ROLE_SERVER));
+  t.OnEvent(r.Open(2, 100, 8, ZT_ROLE_SERVER));
+  t.OnEvent(r.Open(3, 200, 7, ZT_ROLE_SERVER));  // another process's fd 7: unrelated
+  t.OnEvent(r.Open(4, 100, 7, ZT_ROLE_UNKNOWN, 1, ZT_CONN_F_PREEXISTING));
+  EXPECT_EQ(t.Find(1), nullptr);
+  EXPECT_NE(t.Find(2), nullptr);
+  EXPECT_NE(t.Find(3), nullptr);
+  EXPECT_NE(t.Find(4), nullptr);
+  EXPECT_EQ(t.stats().kernel_evicted, 1u);
+  EXPECT_NE(std::find(rec.log.begin(), rec.log.end(), "close 1 evicted"), rec.log.end());
+  // A close first (the kernel saw it) is no eviction.
+  t.OnEvent(r.Close(2, 100));
+  t.OnEvent(r.Open(5, 100, 8, ZT_ROLE_UNKNOWN, 1, ZT_CONN_F_PREEXISTING));
+  EXPECT_EQ(t.stats().kernel_evicted, 1u);
 }
 
 // The payload of a record is the ring buffer's: what the observer did not consume stays in
