@@ -117,6 +117,24 @@ class NetnsTest : public ::testing::Test {
     return n == 1 ? found : nullptr;
   }
 
+  // The spans of request /r/<id> at each hop: curl's call, front's request and call and back2's
+  // request (node A, in `a`), back's request and call (node B, in `b`; empty if B was not
+  // traced). complete(): each hop's span was found, exactly once.
+  struct Hops {
+    const Span *c, *fs, *fc, *b2, *bs = nullptr, *bc = nullptr;
+    bool complete(bool with_b) const { return c && fs && fc && b2 && (!with_b || (bs && bc)); }
+  };
+  Hops FindHops(const std::vector<Span>& a, const std::vector<Span>* b, pid_t curl,
+                const std::string& id) const {
+    Hops h{Find(a, curl, kClient, id), Find(a, front_, kServer, id), Find(a, front_, kClient, id),
+           Find(a, back2_, kServer, id)};
+    if (b) {
+      h.bs = Find(*b, back_, kServer, id);
+      h.bc = Find(*b, back_, kClient, id);
+    }
+    return h;
+  }
+
   // The traceparent each hop's request carried, from the body curl saved for /r/<id>
   // ("front id tp=-", "back id tp=...", "back2 id tp=..."), by hop name.
   std::map<std::string, std::string> WireContexts(const std::string& id) {
@@ -158,13 +176,9 @@ TEST_F(NetnsTest, EachAgentReportsItsOwnNamespaceOnlyAndLinksWithinIt) {
   int checked = 0;
   for (const auto& [curl, ids] : {std::pair{seq_curl, seq_ids}, std::pair{par_curl, par_ids}}) {
     for (const std::string& id : ids) {
-      const Span* c = Find(a, curl, kClient, id);
-      const Span* fs = Find(a, front_, kServer, id);
-      const Span* fc = Find(a, front_, kClient, id);
-      const Span* b2 = Find(a, back2_, kServer, id);
-      const Span* bs = Find(b, back_, kServer, id);
-      const Span* bc = Find(b, back_, kClient, id);
-      if (!c || !fs || !fc || !b2 || !bs || !bc) continue;
+      const Hops h = FindHops(a, &b, curl, id);
+      if (!h.complete(true)) continue;
+      const auto [c, fs, fc, b2, bs, bc] = h;
       // Within A: curl -> front (same node), front's call in its request's thread.
       EXPECT_EQ(fs->parent_span_id, c->span_id) << id;
       EXPECT_EQ(fs->trace_id, c->trace_id) << id;
@@ -216,11 +230,9 @@ TEST_F(NetnsTest, PropagatedContextMakesOneTracePerRequestAcrossNodes) {
 
   int checked = 0;
   for (const std::string& id : one_ids) {  // only A propagating
-    const Span* c = Find(a, one_curl, kClient, id);
-    const Span* fs = Find(a, front_, kServer, id);
-    const Span* fc = Find(a, front_, kClient, id);
-    const Span* b2 = Find(a, back2_, kServer, id);
-    if (!c || !fs || !fc || !b2) continue;
+    const Hops h = FindHops(a, nullptr, one_curl, id);
+    if (!h.complete(false)) continue;
+    const auto [c, fs, fc, b2, bs, bc] = h;
     EXPECT_EQ(fs->parent_span_id, c->span_id) << id;
     EXPECT_EQ(fc->parent_span_id, fs->span_id) << id;
     EXPECT_EQ(fc->trace_id, c->trace_id) << id;
@@ -235,13 +247,9 @@ TEST_F(NetnsTest, PropagatedContextMakesOneTracePerRequestAcrossNodes) {
   std::set<std::string> traces;
   for (const auto& [curl, ids] : {std::pair{seq_curl, seq_ids}, std::pair{par_curl, par_ids}}) {
     for (const std::string& id : ids) {
-      const Span* c = Find(a, curl, kClient, id);
-      const Span* fs = Find(a, front_, kServer, id);
-      const Span* fc = Find(a, front_, kClient, id);
-      const Span* b2 = Find(a, back2_, kServer, id);
-      const Span* bs = Find(b, back_, kServer, id);
-      const Span* bc = Find(b, back_, kClient, id);
-      if (!c || !fs || !fc || !b2 || !bs || !bc) continue;
+      const Hops h = FindHops(a, &b, curl, id);
+      if (!h.complete(true)) continue;
+      const auto [c, fs, fc, b2, bs, bc] = h;
       EXPECT_EQ(c->parent_span_id, "") << id;
       EXPECT_EQ(fs->parent_span_id, c->span_id) << id;
       EXPECT_EQ(fc->parent_span_id, fs->span_id) << id;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "linker_fixture.h"
 #include "trace/span_linker.h"
 
 namespace zerotrace::trace {
@@ -55,16 +56,15 @@ TEST(CtxHashTest, EveryInputChangesTheId) {
 
 constexpr uint64_t kSalt = 0x1234;
 
-class SpanLinkerCtxTest : public ::testing::Test {
+class SpanLinkerCtxTest : public LinkerFixture {
  protected:
+  SpanLinkerCtxTest() : LinkerFixture(Opts(true)) {}
   static SpanLinker::Options Opts(bool hashed) {
     SpanLinker::Options o;
     o.hashed_roots = hashed;
     o.root_salt = kSalt;
     return o;
   }
-  std::vector<Span> out;
-  SpanLinker linker{[this](Span&& s) { out.push_back(std::move(s)); }, Opts(true)};
 
   // 10.77.0.1:cport -> 10.77.0.2:sport.
   static ConnEnds V4Conn(uint16_t cport, uint16_t sport, bool from_start = true) {
@@ -94,19 +94,6 @@ class SpanLinkerCtxTest : public ::testing::Test {
     TraceId id;
     zt_ctx_trace_id(kSalt, 0x0a4d0001, cport, 0x0a4d0002, sport, pos, id.bytes.data());
     return id.Hex();
-  }
-  void End(uint64_t h, const std::string& name, uint64_t end_ns, uint32_t tid) {
-    Span s;
-    s.name = name;
-    linker.Finish(h, std::move(s), end_ns, tid);
-  }
-  const Span& Get(const std::string& name) {
-    for (const Span& s : out) {
-      if (s.name == name) return s;
-    }
-    ADD_FAILURE() << "no span " << name;
-    static const Span kNone;
-    return kNone;
   }
 };
 

@@ -8,17 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "linker_fixture.h"
+
 namespace zerotrace::trace {
 namespace {
 
 constexpr uint64_t kMs = 1'000'000;
 
 // Builds requests on connections between "processes" and collects what the linker releases.
-class SpanLinkerTest : public ::testing::Test {
+class SpanLinkerTest : public LinkerFixture {
  protected:
-  std::vector<Span> out;
-  SpanLinker linker{[this](Span&& s) { out.push_back(std::move(s)); }};
-
   // A connection from 127.0.0.1:client_port to 127.0.0.1:server_port in netns 1.
   static ConnEnds Loopback(uint16_t client_port, uint16_t server_port, uint64_t netns = 1) {
     ConnEnds c;
@@ -40,20 +39,6 @@ class SpanLinkerTest : public ::testing::Test {
     r.conn = conn;
     r.operation = target;  // opaque to the linker: one request's "GET /x" alike
     return r;
-  }
-  // Finishes `h` as a span named `name` at end_ns (response written by `tid`).
-  void End(uint64_t h, const std::string& name, uint64_t end_ns, uint32_t tid = 0) {
-    Span s;
-    s.name = name;
-    linker.Finish(h, std::move(s), end_ns, tid);
-  }
-  const Span& Get(const std::string& name) {
-    for (const Span& s : out) {
-      if (s.name == name) return s;
-    }
-    ADD_FAILURE() << "no span " << name;
-    static const Span kNone;
-    return kNone;
   }
   bool Released(const std::string& name) const {
     for (const Span& s : out) {
@@ -306,7 +291,7 @@ TEST_F(SpanLinkerTest, EventLoopLinksOnlyOnEvidence) {
   struct Case {
     const char* name;
     std::string call_target, call_request_id;
-    const char* want_parent;  // nullptr: unparented and counted ambiguous
+    const char* want_parent;      // nullptr: unparented and counted ambiguous
     std::string call_trace = "";  // the trace id of the call's traceparent (none if empty)
     std::string b_trace = kTraceB;
     uint64_t SpanLinkerStats::*counter = nullptr;
