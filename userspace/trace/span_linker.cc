@@ -26,48 +26,7 @@ bool IsLoopback(const std::array<uint8_t, 16>& a) {
   return a[10] == 0xff && a[11] == 0xff && a[12] == 127;  // 127.0.0.0/8, v4-mapped
 }
 
-// Whether `tail` is a path a proxy may have forwarded: it starts at a segment and names at least
-// two segments, or has a query ("/items/7", "/a?id=7"; not "/health").
-bool SpecificTail(std::string_view tail) {
-  if (tail.empty() || tail.front() != '/') return false;
-  const size_t query = tail.find('?');
-  const std::string_view path = tail.substr(0, query);
-  return query != std::string_view::npos || std::count(path.begin(), path.end(), '/') >= 2;
-}
-
 }  // namespace
-
-// "METHOD target" operations (HTTP's form; others never match) of a request and of a call it may
-// have forwarded through a prefix rewrite: the same method, and one target is the other with
-// whole leading segments removed, the rest specific enough (SpecificTail) to be evidence. The
-// rewrite is named by the removed prefix, with '-' when the call lost it ("/api/a/1" -> "/a/1"
-// is "-/api") and '+' when the call gained it; empty when the two are not such a pair.
-std::string PrefixRewrite(std::string_view request_op, std::string_view call_op) {
-  const size_t a = request_op.find(' '), b = call_op.find(' ');
-  if (a == std::string_view::npos || b == std::string_view::npos ||
-      request_op.substr(0, a) != call_op.substr(0, b)) {
-    return {};
-  }
-  std::string_view longer = request_op.substr(a + 1), shorter = call_op.substr(b + 1);
-  const bool call_lost = longer.size() > shorter.size();
-  if (!call_lost) std::swap(longer, shorter);
-  if (longer.size() == shorter.size() || !longer.ends_with(shorter) || !SpecificTail(shorter)) {
-    return {};
-  }
-  const std::string_view prefix = longer.substr(0, longer.size() - shorter.size());
-  if (prefix.front() != '/' || prefix.back() == '/' || prefix.find('?') != std::string_view::npos) {
-    return {};
-  }
-  std::string rewrite(1, call_lost ? '-' : '+');
-  rewrite.append(prefix);
-  return rewrite;
-}
-
-bool IsCorrelationHeader(std::string_view n) {
-  return n == "x-request-id" || n == "x-correlation-id" || n == "request-id" ||
-         n == "x-amzn-trace-id" || n == "x-cloud-trace-context" || n == "x-b3-traceid" ||
-         n == "uber-trace-id";
-}
 
 size_t SpanLinker::PeerKeyHash::operator()(const PeerKey& k) const {
   uint64_t h = 1469598103934665603ULL;  // FNV-1a over the fields
