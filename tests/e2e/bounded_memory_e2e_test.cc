@@ -33,7 +33,12 @@ constexpr uint64_t kRssBudget = 64u << 20;  // issue #7: RSS in steady state
 // service-identity, process-reader and Go TLS merges, and 73.4 MiB with HTTP/2, Redis, the
 // selectors and the RED metrics (baseline 38.2 -> 38.9 MiB): the growth is not explained yet
 // (README, "Not yet"), so the bound moved to 76 MiB to keep catching new regressions.
-constexpr uint64_t kIdleRssBound = 76u << 20;
+// 2026-12-06: 74.9 MiB on the previous main, 77.1 MiB after --propagate-context, link_propagated
+// and the LRU eviction count, measured one after the other: the baseline grew 0.9 MiB (code and
+// BPF objects), and each idle connection's state ~160 bytes (the linker record's context
+// evidence and carried trace id, the connection's inserted-context slot, the fd index entry).
+// Explained, so the bound is 78 MiB; shrinking those (allocated only with the flag) is open.
+constexpr uint64_t kIdleRssBound = 78u << 20;
 // Measured 2026-11-26: 10 k closed connections gave back 13 MB within 2 s (61.9 -> 48.8 MB).
 constexpr double kReturnedOnClose = 8 << 20;
 constexpr char kRss[] = "process_resident_memory_bytes";
