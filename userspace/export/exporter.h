@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,17 @@ struct [[nodiscard]] ExportResult {
   }
 };
 
+// A span already in its exporter's wire format (OTLP protobuf: the ScopeSpans.spans field, tag
+// and length included), encoded on the ring-buffer consumer's thread right when the span was
+// finished, with the resource that requests group it by. The span itself is freed there.
+struct EncodedSpan {
+  std::string bytes;
+  std::shared_ptr<const trace::Resource> resource;
+};
+
+// Replaces *out with one span's encoding; a pure function, safe from any thread.
+using SpanEncoder = void (*)(const trace::Span& span, std::string* out);
+
 // Called only from the export thread (ExportWorker), never from the ring-buffer consumer, so
 // an implementation may block on I/O; it must bound that I/O by its own timeout.
 class SpanExporter {
@@ -51,6 +63,14 @@ class SpanExporter {
   // Called once when the agent stops, after the last Export: everything still held goes out
   // now (or fails), so that the final counters add up.
   virtual ExportResult Finish() { return Flush(); }
+  // Non-null: this exporter can take its batches as spans that this function encoded, on the
+  // ring-buffer consumer's thread, through ExportEncoded(). The export worker does so when every
+  // exporter of its group names the same encoder (ExportWorker).
+  virtual SpanEncoder span_encoder() const { return nullptr; }
+  // One batch of spans encoded by span_encoder(); the same guarantees as Export().
+  virtual ExportResult ExportEncoded(const std::vector<EncodedSpan>& spans) {
+    return ExportResult::Failed(spans.size());
+  }
   // Short, stable name for logs and self-metrics ("console", "jsonl", ...).
   virtual const char* name() const = 0;
   // Self-metric counters; safe from any thread.

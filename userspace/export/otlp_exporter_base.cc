@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "export/otlp_proto.h"
+
 namespace zerotrace::exporter {
 namespace {
 
@@ -83,10 +85,30 @@ ExportResult OtlpExporterBase::Export(const std::vector<trace::Span>& spans) {
     r += Export(std::vector<trace::Span>(middle, spans.end()));
     return r;
   }
-  return ExportEncoded(spans.size());
+  return SendWithRetries(spans.size());
 }
 
-ExportResult OtlpExporterBase::ExportEncoded(size_t spans) {
+SpanEncoder OtlpExporterBase::span_encoder() const {
+  return TakesProto() ? &EncodeOtlpSpan : nullptr;
+}
+
+ExportResult OtlpExporterBase::ExportEncoded(const std::vector<EncodedSpan>& spans) {
+  return ExportAssembled(spans);
+}
+
+ExportResult OtlpExporterBase::ExportAssembled(std::span<const EncodedSpan> spans) {
+  if (spans.empty()) return {};
+  const size_t bytes = Assemble(spans);
+  if (bytes > options_.max_request_bytes && spans.size() > 1) {
+    const size_t middle = spans.size() / 2;  // as Export() splits
+    ExportResult r = ExportAssembled(spans.first(middle));
+    r += ExportAssembled(spans.subspan(middle));
+    return r;
+  }
+  return SendWithRetries(spans.size());
+}
+
+ExportResult OtlpExporterBase::SendWithRetries(size_t spans) {
   const RetryClock::time_point start = sleeper_->Now();
   const RetryClock::time_point give_up = start + policy_.options().max_elapsed;
   for (int retry = 0;; retry++) {
@@ -112,8 +134,7 @@ ExportResult OtlpExporterBase::ExportEncoded(size_t spans) {
     if (result.unreachable && shutdown_ns_.load() != INT64_MAX) {
       // The agent is stopping (maybe since this attempt began) and the collector is not there.
       return Drop(&counters_.spans_dropped_shutdown, spans, "shutdown",
-                  "the agent is stopping and the collector does not answer: " +
-                      Describe(result));
+                  "the agent is stopping and the collector does not answer: " + Describe(result));
     }
     const auto elapsed = std::chrono::duration_cast<milliseconds>(sleeper_->Now() - start);
     const auto delay = policy_.NextDelay(retry + 1, result.server_delay, elapsed);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,12 @@ class OtlpExporterBase : public SpanExporter {
   // request's timeout at most). A batch larger than max_request_bytes is split and each part
   // exported so.
   ExportResult Export(const std::vector<trace::Span>& spans) final;
+  // The same for spans encoded on the consumer thread (span_encoder()): the request is only
+  // assembled from their bytes, then sent and split as Export() does.
+  ExportResult ExportEncoded(const std::vector<EncodedSpan>& spans) final;
+  // EncodeOtlpSpan when the request body is OTLP protobuf (gRPC, http/protobuf); null for
+  // http/json, whose spans are queued as they are.
+  SpanEncoder span_encoder() const override;
   // Logs, once and exactly, what the run dropped (the rate-limited lines may have left out
   // some); delivers nothing.
   ExportResult Finish() override;
@@ -78,6 +85,13 @@ class OtlpExporterBase : public SpanExporter {
   // Turns the batch into the request Send() sends (kept until the next Encode); returns its
   // size before compression.
   virtual size_t Encode(const std::vector<trace::Span>& spans) = 0;
+  // The same from pre-encoded spans, for an exporter whose body is OTLP protobuf (TakesProto).
+  virtual size_t Assemble(std::span<const EncodedSpan> spans) {
+    (void)spans;
+    return 0;
+  }
+  // True when the request body is OTLP protobuf: Assemble() works and span_encoder() is set.
+  virtual bool TakesProto() const { return false; }
   // Sends the encoded request once, waiting at most `timeout`. Adds to counters().bytes_sent.
   virtual AttemptResult Send(std::chrono::milliseconds timeout) = 0;
   // Thread-safe: makes an attempt in flight (Send on the export thread) end soon, as failed.
@@ -92,7 +106,8 @@ class OtlpExporterBase : public SpanExporter {
   OtlpExporterCounters counters_;
 
  private:
-  ExportResult ExportEncoded(size_t spans);
+  ExportResult ExportAssembled(std::span<const EncodedSpan> spans);
+  ExportResult SendWithRetries(size_t spans);
   ExportResult Accepted(const AttemptResult& result, size_t spans);
   ExportResult Drop(std::atomic<uint64_t>* counter, size_t spans, const std::string& reason,
                     const std::string& line);

@@ -96,6 +96,12 @@ size_t OtlpGrpcExporter::Encode(const std::vector<trace::Span>& spans) {
   return body_.size();
 }
 
+size_t OtlpGrpcExporter::Assemble(std::span<const EncodedSpan> spans) {
+  body_.clear();
+  AppendOtlpProto(spans, &body_);
+  return body_.size();
+}
+
 AttemptResult OtlpGrpcExporter::Send(std::chrono::milliseconds timeout) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);

@@ -30,6 +30,8 @@ class OtlpGrpcExporter final : public OtlpExporterBase {
   OtlpGrpcExporter(const OtlpConfig& config, OtlpExporterOptions options,
                    std::shared_ptr<grpc::Channel> channel);
   size_t Encode(const std::vector<trace::Span>& spans) override;
+  size_t Assemble(std::span<const EncodedSpan> spans) override;
+  bool TakesProto() const override { return true; }
   AttemptResult Send(std::chrono::milliseconds timeout) override;
   void CancelAttempt() override;
 

@@ -163,6 +163,16 @@ size_t OtlpHttpExporter::Encode(const std::vector<trace::Span>& spans) {
   } else {
     AppendOtlpProto(spans, &body_);
   }
+  return Compress();
+}
+
+size_t OtlpHttpExporter::Assemble(std::span<const EncodedSpan> spans) {
+  body_.clear();
+  AppendOtlpProto(spans, &body_);
+  return Compress();
+}
+
+size_t OtlpHttpExporter::Compress() {
   if (zstream_ == nullptr) return body_.size();
   deflateReset(zstream_);
   gzipped_.resize(deflateBound(zstream_, body_.size()));

@@ -30,6 +30,10 @@ class OtlpHttpExporter final : public OtlpExporterBase {
   OtlpHttpExporter(const OtlpConfig& config, OtlpExporterOptions options);
   Status Init();
   size_t Encode(const std::vector<trace::Span>& spans) override;
+  size_t Assemble(std::span<const EncodedSpan> spans) override;
+  bool TakesProto() const override { return !json_; }
+  // Gzips body_ into gzipped_ when configured; returns body_'s size.
+  size_t Compress();
   AttemptResult Send(std::chrono::milliseconds timeout) override;
   void CancelAttempt() override { cancelled_.store(true); }
   // The collector's message from an error body (google.rpc.Status as protobuf or JSON).

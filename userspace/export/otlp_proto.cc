@@ -172,7 +172,8 @@ void ForEachResourceAttribute(const Resource* r, F&& f) {
 
 // Spans grouped by resource in order of first appearance: group[i] of span i, and the groups'
 // representative resources. Consecutive spans of one process are the common case.
-void GroupByResource(const std::vector<Span>& spans, std::vector<const Resource*>* resources,
+template <typename Items>
+void GroupByResource(const Items& spans, std::vector<const Resource*>* resources,
                      std::vector<uint32_t>* group) {
   group->resize(spans.size());
   uint32_t last = 0;
@@ -671,7 +672,8 @@ class PlainSpans {
   explicit PlainSpans(const std::vector<Span>& spans) : spans_(spans) {
     sizes_.resize(spans.size());
   }
-  uint32_t Measure(size_t i) { return sizes_[i] = PlainSpanSize(spans_[i]); }
+  // The size of span i's field in ScopeSpans.
+  size_t Measure(size_t i) { return LenField(sizes_[i] = PlainSpanSize(spans_[i])); }
   void Write(WireWriter& w, size_t i) {
     w.set_end(PutPlainSpan(w.end(), spans_[i], sizes_[i], &valid_));
   }
@@ -691,9 +693,9 @@ class RepairingSpans {
     kvs_.clear();
     measured_.resize(spans.size());
   }
-  uint32_t Measure(size_t i) {
+  size_t Measure(size_t i) {
     measured_[i] = MeasureSpan(spans_[i], &kvs_);
-    return measured_[i].size;
+    return LenField(measured_[i].size);
   }
   void Write(WireWriter& w, size_t i) { w.Span(spans_[i], measured_[i], kvs_.data()); }
 
@@ -705,17 +707,30 @@ class RepairingSpans {
 thread_local std::vector<MeasuredKeyValue> RepairingSpans::kvs_;
 thread_local std::vector<MeasuredSpan> RepairingSpans::measured_;
 
+// Spans encoded beforehand (EncodeOtlpSpan): their fields are copied as they are.
+class EncodedSpans {
+ public:
+  explicit EncodedSpans(std::span<const EncodedSpan> spans) : spans_(spans) {}
+  size_t Measure(size_t i) const { return spans_[i].bytes.size(); }
+  void Write(WireWriter& w, size_t i) const {
+    w.Raw(spans_[i].bytes.data(), spans_[i].bytes.size());
+  }
+
+ private:
+  std::span<const EncodedSpan> spans_;
+};
+
 // Appends the request: pass 1 computes every size bottom up, pass 2 writes the bytes into a
 // buffer of exactly the right size.
-template <typename SpanCoder>
-void AppendRequest(const std::vector<Span>& spans, const std::vector<const Resource*>& resources,
+template <typename Items, typename SpanCoder>
+void AppendRequest(const Items& spans, const std::vector<const Resource*>& resources,
                    const std::vector<uint32_t>& group, SpanCoder& coder, std::string* out) {
   // Scratch reused across calls on this thread (the export thread): no allocation per batch.
   thread_local std::vector<MeasuredKeyValue> resource_kvs;
   thread_local std::vector<uint32_t> order;
   resource_kvs.clear();
   std::vector<size_t> spans_bytes(resources.size(), 0);  // the spans fields of each ScopeSpans
-  for (size_t i = 0; i < spans.size(); i++) spans_bytes[group[i]] += LenField(coder.Measure(i));
+  for (size_t i = 0; i < spans.size(); i++) spans_bytes[group[i]] += coder.Measure(i);
   std::vector<size_t> resource_size(resources.size(), 0), scope_spans_size(resources.size()),
       resource_spans_size(resources.size());
   size_t total = 0;
@@ -775,6 +790,32 @@ void AppendOtlpProto(const std::vector<Span>& spans, std::string* out) {
   out->resize(start);
   RepairingSpans repairing(spans);
   AppendRequest(spans, resources, group, repairing, out);
+}
+
+void EncodeOtlpSpan(const Span& span, std::string* out) {
+  const uint32_t size = PlainSpanSize(span);
+  out->resize(LenField(size));  // the previous span's size, mostly: little or nothing to fill
+  bool valid = true;
+  [[maybe_unused]] char* end = PutPlainSpan(out->data(), span, size, &valid);
+  assert(end == out->data() + out->size() && "size pass and write pass disagree");
+  if (valid) return;
+  // An ill-formed string: measured again with the repair, and written so.
+  thread_local std::vector<MeasuredKeyValue> kvs;
+  kvs.clear();
+  const MeasuredSpan measured = MeasureSpan(span, &kvs);
+  out->resize(LenField(measured.size));
+  WireWriter w(out->data());
+  w.Span(span, measured, kvs.data());
+  assert(w.end() == out->data() + out->size() && "size pass and write pass disagree");
+}
+
+void AppendOtlpProto(std::span<const EncodedSpan> spans, std::string* out) {
+  thread_local std::vector<const Resource*> resources;
+  thread_local std::vector<uint32_t> group;
+  resources.clear();
+  GroupByResource(spans, &resources, &group);
+  EncodedSpans encoded(spans);
+  AppendRequest(spans, resources, group, encoded, out);
 }
 
 }  // namespace zerotrace::exporter

@@ -1,9 +1,11 @@
 // OTLP protobuf encoding of spans: the ExportTraceServiceRequest the gRPC and HTTP exporters send.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
+#include "export/exporter.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "trace/span.h"
 
@@ -23,5 +25,14 @@ void ToOtlpProto(const std::vector<trace::Span>& spans,
 // byte for byte what ToOtlpProto(spans).SerializeAsString() gives, written directly (two passes:
 // exact sizes, then bytes into one pre-sized buffer) and several times faster.
 void AppendOtlpProto(const std::vector<trace::Span>& spans, std::string* out);
+
+// One span as its ScopeSpans.spans field (tag, length and Span message, strings repaired to
+// UTF-8), replacing *out's contents (its capacity is reused): the very bytes AppendOtlpProto
+// writes for the span. A SpanEncoder, run on the ring-buffer consumer's thread.
+void EncodeOtlpSpan(const trace::Span& span, std::string* out);
+
+// The request of spans encoded by EncodeOtlpSpan, appended to *out: grouped by resource as
+// AppendOtlpProto groups them, and byte for byte what it gives for the original spans.
+void AppendOtlpProto(std::span<const EncodedSpan> spans, std::string* out);
 
 }  // namespace zerotrace::exporter

@@ -16,22 +16,35 @@ constexpr auto kRelaxed = std::memory_order_relaxed;
 SpanQueueOptions Sanitize(SpanQueueOptions o) {
   o.capacity = std::max<size_t>(o.capacity, 1);
   o.max_batch_size = std::clamp<size_t>(o.max_batch_size, 1, o.capacity);
+  if (o.max_bytes == 0) o.max_bytes = SIZE_MAX;
   return o;
 }
 
+// The bytes an item counts against max_bytes: spans are bounded by their count alone.
+size_t ItemBytes(const trace::Span&) { return 0; }
+size_t ItemBytes(const EncodedSpan& e) { return e.bytes.size(); }
+
+// An encoding kept as the pusher's scratch is let go past this capacity (a huge span's).
+constexpr size_t kMaxScratchBytes = 64 << 10;
+
 }  // namespace
 
-SpanQueue::SpanQueue(SpanQueueOptions options) : options_(Sanitize(options)) {}
+template <typename T>
+BatchQueue<T>::BatchQueue(SpanQueueOptions options) : options_(Sanitize(options)) {}
 
-bool SpanQueue::TryPush(trace::Span&& span) {
+template <typename T>
+bool BatchQueue<T>::TryPush(T&& span) {
   bool wake = false;
+  const size_t span_bytes = ItemBytes(span);
   {
     std::lock_guard lock(mu_);
     if (closed_) {
       counters_.dropped_stopping.fetch_add(1, kRelaxed);
       return false;
     }
-    if (queued_ + in_flight_ >= options_.capacity) {
+    // A span bigger than max_bytes on its own still goes into an empty queue.
+    if (queued_ + in_flight_ >= options_.capacity ||
+        (bytes_ > 0 && bytes_ + span_bytes > options_.max_bytes)) {
       counters_.dropped_full.fetch_add(1, kRelaxed);
       return false;
     }
@@ -55,6 +68,7 @@ bool SpanQueue::TryPush(trace::Span&& span) {
     }
     back.count++;
     queued_++;
+    bytes_ += span_bytes;
     wake = wake || (chunks_.size() == 1 && back.count == options_.max_batch_size);
   }
   counters_.queued.fetch_add(1, kRelaxed);
@@ -62,7 +76,9 @@ bool SpanQueue::TryPush(trace::Span&& span) {
   return true;
 }
 
-SpanQueue::PopResult SpanQueue::PopReady(std::vector<trace::Span>* batch, Clock::time_point until) {
+template <typename T>
+typename BatchQueue<T>::PopResult BatchQueue<T>::PopReady(std::vector<T>* batch,
+                                                          Clock::time_point until) {
   std::unique_lock lock(mu_);
   for (;;) {
     const auto now = Clock::now();
@@ -90,12 +106,16 @@ SpanQueue::PopResult SpanQueue::PopReady(std::vector<trace::Span>* batch, Clock:
   }
 }
 
-void SpanQueue::Release(std::vector<trace::Span>&& batch) {
+template <typename T>
+void BatchQueue<T>::Release(std::vector<T>&& batch) {
   const size_t n = batch.size();
-  std::vector<trace::Span> storage = std::move(batch);
+  size_t released_bytes = 0;
+  for (const T& item : batch) released_bytes += ItemBytes(item);
+  std::vector<T> storage = std::move(batch);
   {
     std::lock_guard lock(mu_);
     in_flight_ -= n;
+    bytes_ -= released_bytes;
     // A few chunks cover the steady state (one filling, one exporting, one coming back).
     // Each kept chunk holds up to max_batch_size exported spans until pushes swap them out,
     // so keeping enough for a full queue held ~9 MB of dead spans after a burst.
@@ -109,20 +129,23 @@ void SpanQueue::Release(std::vector<trace::Span>&& batch) {
   // Storage beyond what the queue keeps: its spans are destroyed here, outside the lock.
 }
 
-void SpanQueue::DropSpareStorage() {
-  std::vector<std::vector<trace::Span>> spare;  // destroyed after the lock is released
+template <typename T>
+void BatchQueue<T>::DropSpareStorage() {
+  std::vector<std::vector<T>> spare;  // destroyed after the lock is released
   {
     std::lock_guard lock(mu_);
     spare.swap(free_storage_);
   }
 }
 
-size_t SpanQueue::spare_chunks() const {
+template <typename T>
+size_t BatchQueue<T>::spare_chunks() const {
   std::lock_guard lock(mu_);
   return free_storage_.size();
 }
 
-void SpanQueue::Close() {
+template <typename T>
+void BatchQueue<T>::Close() {
   {
     std::lock_guard lock(mu_);
     closed_ = true;
@@ -130,7 +153,8 @@ void SpanQueue::Close() {
   ready_.notify_all();
 }
 
-size_t SpanQueue::DropAll() {
+template <typename T>
+size_t BatchQueue<T>::DropAll() {
   std::deque<Chunk> dropped;  // destroyed after the lock is released
   size_t n;
   {
@@ -138,20 +162,66 @@ size_t SpanQueue::DropAll() {
     dropped.swap(chunks_);
     n = queued_;
     queued_ = 0;
+    for (const Chunk& chunk : dropped) {
+      for (size_t i = 0; i < chunk.count; i++) bytes_ -= ItemBytes(chunk.spans[i]);
+    }
   }
   counters_.dropped_stopping.fetch_add(n, kRelaxed);
   return n;
 }
 
-size_t SpanQueue::size() const {
+template <typename T>
+size_t BatchQueue<T>::size() const {
   std::lock_guard lock(mu_);
   return queued_;
 }
 
+template <typename T>
+size_t BatchQueue<T>::bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
+}
+
+template class BatchQueue<trace::Span>;
+template class BatchQueue<EncodedSpan>;
+
+SpanEncoder ExportWorker::CommonEncoder(
+    const std::vector<std::unique_ptr<SpanExporter>>& exporters) {
+  SpanEncoder common = nullptr;
+  for (const auto& e : exporters) {
+    const SpanEncoder encoder = e->span_encoder();
+    if (encoder == nullptr || (common != nullptr && encoder != common)) return nullptr;
+    common = encoder;
+  }
+  return common;
+}
+
 ExportWorker::ExportWorker(ExportWorkerOptions options,
                            std::vector<std::unique_ptr<SpanExporter>> exporters)
-    : options_(options), exporters_(std::move(exporters)), queue_(options.queue) {
-  thread_ = std::thread([this] { Run(); });
+    : options_(options),
+      exporters_(std::move(exporters)),
+      encoder_(CommonEncoder(exporters_)),
+      queue_(options.queue),
+      encoded_(options.queue) {
+  thread_ = std::thread([this] {
+    if (encoder_ == nullptr) {
+      Run(queue_);
+    } else {
+      Run(encoded_);
+    }
+  });
+}
+
+bool ExportWorker::PushEncoded(trace::Span&& span) {
+  // The encoding's buffer comes back from the queue (an exported span's) and is reused: no
+  // allocation per span in steady state, and none freed on the export thread.
+  thread_local EncodedSpan scratch;
+  encoder_(span, &scratch.bytes);
+  scratch.resource = std::move(span.resource);
+  const bool queued = encoded_.TryPush(std::move(scratch));
+  scratch.resource.reset();
+  if (scratch.bytes.capacity() > kMaxScratchBytes) std::string().swap(scratch.bytes);
+  return queued;
 }
 
 ExportWorker::~ExportWorker() { (void)Stop(std::chrono::seconds(5)); }
@@ -163,37 +233,40 @@ bool ExportWorker::Stop(std::chrono::milliseconds timeout) {
   stop_deadline_ns_.store(
       std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count());
   queue_.Close();
+  encoded_.Close();
   if (thread_.joinable()) thread_.join();
   return drained_;
 }
 
-void ExportWorker::Run() {
+template <typename T>
+void ExportWorker::Run(BatchQueue<T>& queue) {
   pthread_setname_np(pthread_self(), "zt-export");
   using Clock = SpanQueue::Clock;
   const auto stop_deadline_passed = [this](Clock::time_point now) {
     const int64_t d = stop_deadline_ns_.load();
     return d != 0 && now.time_since_epoch() >= std::chrono::nanoseconds(d);
   };
-  std::vector<trace::Span> batch;
+  using Result = typename BatchQueue<T>::PopResult;
+  std::vector<T> batch;
   auto next_flush = Clock::now() + options_.flush_interval;
   for (;;) {
-    const SpanQueue::PopResult r = queue_.PopReady(&batch, next_flush);
-    if (r == SpanQueue::PopResult::kClosedAndEmpty) break;
+    const Result r = queue.PopReady(&batch, next_flush);
+    if (r == Result::kClosedAndEmpty) break;
     auto now = Clock::now();
     if (stop_deadline_passed(now)) {
-      queue_.counters().dropped_stopping.fetch_add(batch.size(), kRelaxed);
-      const size_t dropped = batch.size() + queue_.DropAll();
+      queue.counters().dropped_stopping.fetch_add(batch.size(), kRelaxed);
+      const size_t dropped = batch.size() + queue.DropAll();
       if (dropped > 0) drained_ = false;
-      queue_.Release(std::move(batch));
+      queue.Release(std::move(batch));
       break;
     }
-    if (r == SpanQueue::PopResult::kBatch) {
+    if (r == Result::kBatch) {
       ExportBatch(batch);
-      queue_.Release(std::move(batch));
+      queue.Release(std::move(batch));
       batch = {};
       now = Clock::now();
-    } else if (r == SpanQueue::PopResult::kTimeout) {
-      queue_.DropSpareStorage();  // nothing to export for a flush interval: idle
+    } else if (r == Result::kTimeout) {
+      queue.DropSpareStorage();  // nothing to export for a flush interval: idle
     }
     if (now >= next_flush) {
       FlushAll(/*finish=*/false);
@@ -208,6 +281,20 @@ void ExportWorker::ExportBatch(const std::vector<trace::Span>& batch) {
     // An exporter bug must not take the agent down from this thread; the batch counts as failed.
     try {
       Count(*exporter, exporter->Export(batch));
+    } catch (const std::exception& e) {
+      Count(*exporter, ExportResult::Failed(batch.size()));
+      LogFailure(exporter->name(), "export", e.what());
+    } catch (...) {
+      Count(*exporter, ExportResult::Failed(batch.size()));
+      LogFailure(exporter->name(), "export", "unknown exception");
+    }
+  }
+}
+
+void ExportWorker::ExportBatch(const std::vector<EncodedSpan>& batch) {
+  for (const auto& exporter : exporters_) {
+    try {
+      Count(*exporter, exporter->ExportEncoded(batch));
     } catch (const std::exception& e) {
       Count(*exporter, ExportResult::Failed(batch.size()));
       LogFailure(exporter->name(), "export", e.what());
@@ -238,8 +325,9 @@ void ExportWorker::FlushAll(bool finish) {
 }
 
 void ExportWorker::Count(const SpanExporter& exporter, const ExportResult& result) {
-  if (result.delivered > 0) queue_.counters().exported.fetch_add(result.delivered, kRelaxed);
-  if (result.failed > 0) queue_.counters().export_failed.fetch_add(result.failed, kRelaxed);
+  ExportCounters& counters = encoder_ == nullptr ? queue_.counters() : encoded_.counters();
+  if (result.delivered > 0) counters.exported.fetch_add(result.delivered, kRelaxed);
+  if (result.failed > 0) counters.export_failed.fetch_add(result.failed, kRelaxed);
   if (result.output_closed && !output_closed_) {
     output_closed_ = true;
     if (options_.on_output_closed) options_.on_output_closed(exporter.name());

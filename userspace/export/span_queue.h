@@ -38,35 +38,41 @@ struct SpanQueueOptions {
   size_t max_batch_size = 2048;
   // A queued span waits at most this long for its batch to fill up.
   std::chrono::milliseconds max_batch_delay{200};
+  // Encoded spans (EncodedSpan) only: most bytes of encoding held at once, queued plus popped
+  // but not released; a push past it is dropped as when full. A typical HTTP span is ~0.4 KiB
+  // encoded (8192 of them: ~3.5 MiB); this bounds a queue of spans with huge attributes.
+  size_t max_bytes = 16 << 20;
 };
 
-// Bounded multi-producer queue that hands out spans in batches of at most max_batch_size.
+// Bounded multi-producer queue that hands out items (trace::Span, or EncodedSpan when the
+// exporters take spans encoded on the consumer thread) in batches of at most max_batch_size.
 // Spans are stored in per-batch chunks, so the lock is held O(1) per push and per pop, and chunk
 // storage is recycled: no allocation per span in steady state beyond the span's own.
 // Exported spans are not destroyed by the export thread: they stay in the recycled storage and
 // a later push swaps each one out to the pushing thread, which frees it. A span's memory is then
 // freed by the thread that allocated it, where glibc's per-thread caches serve it again; freed
 // on the export thread, it went back through the allocating arena's lock and bins.
-class SpanQueue {
+template <typename T>
+class BatchQueue {
  public:
   using Clock = std::chrono::steady_clock;
   enum class PopResult { kBatch, kTimeout, kClosedAndEmpty };
 
-  explicit SpanQueue(SpanQueueOptions options = {});
-  SpanQueue(const SpanQueue&) = delete;
-  SpanQueue& operator=(const SpanQueue&) = delete;
+  explicit BatchQueue(SpanQueueOptions options = {});
+  BatchQueue(const BatchQueue&) = delete;
+  BatchQueue& operator=(const BatchQueue&) = delete;
 
   // Hot path: never waits for the consumer beyond a short critical section. When full (or
   // closed) the span is dropped, counted, and false is returned. On success `span` is left
   // holding an exported span (or empty): destroying it is the caller's, on the caller's thread.
-  bool TryPush(trace::Span&& span);
+  bool TryPush(T&& span);
 
   // Waits until a batch is ready (full, or its oldest span is max_batch_delay old; after
   // Close(), any queued span) or until `until`. On kBatch, *batch holds the spans; hand the
   // vector back with Release() once exported so its capacity is freed and its storage reused.
-  PopResult PopReady(std::vector<trace::Span>* batch, Clock::time_point until);
+  PopResult PopReady(std::vector<T>* batch, Clock::time_point until);
   // The batch's spans are kept (not destroyed on this thread) for TryPush to hand back.
-  void Release(std::vector<trace::Span>&& batch);
+  void Release(std::vector<T>&& batch);
 
   // The storage kept for reuse goes, with the exported spans it still holds. The export
   // thread calls it when a whole flush interval brought nothing to export, so that a burst's
@@ -82,6 +88,8 @@ class SpanQueue {
   size_t DropAll();
 
   size_t size() const;
+  // Encoded bytes held: queued plus popped and not released (0 for trace::Span items).
+  size_t bytes() const;
   const SpanQueueOptions& options() const { return options_; }
   ExportCounters& counters() { return counters_; }
   const ExportCounters& counters() const { return counters_; }
@@ -90,7 +98,7 @@ class SpanQueue {
   struct Chunk {
     // spans[0, count) are queued; the rest are exported spans of recycled storage, swapped out
     // by TryPush.
-    std::vector<trace::Span> spans;
+    std::vector<T> spans;
     size_t count = 0;
     Clock::time_point first_push;
   };
@@ -99,12 +107,16 @@ class SpanQueue {
   ExportCounters counters_;
   mutable std::mutex mu_;
   std::condition_variable ready_;
-  std::deque<Chunk> chunks_;                            // every chunk but the last is full
-  std::vector<std::vector<trace::Span>> free_storage_;  // exported spans inside: see above
-  size_t queued_ = 0;                                   // spans in chunks_
-  size_t in_flight_ = 0;                                // spans popped and not yet released
+  std::deque<Chunk> chunks_;                  // every chunk but the last is full
+  std::vector<std::vector<T>> free_storage_;  // exported spans inside: see above
+  size_t queued_ = 0;                         // spans in chunks_
+  size_t in_flight_ = 0;                      // spans popped and not yet released
+  size_t bytes_ = 0;                          // ItemBytes of those, queued and in flight
   bool closed_ = false;
 };
+
+using SpanQueue = BatchQueue<trace::Span>;
+using EncodedSpanQueue = BatchQueue<EncodedSpan>;
 
 struct ExportWorkerOptions {
   SpanQueueOptions queue;
@@ -116,6 +128,11 @@ struct ExportWorkerOptions {
 };
 
 // Owns the export thread: pops batches from its queue and hands each to every exporter.
+// When every exporter names the same span_encoder() (OTLP protobuf over gRPC or HTTP), TryPush
+// encodes each span on the calling thread (the ring-buffer consumer, where the span's strings
+// are still in cache) and queues only its bytes; the span is freed there too, by the caller,
+// on the thread that allocated it. The export thread then just assembles requests from the
+// bytes. Any other exporter (console, JSON lines, OTLP/JSON) in the group: spans are queued.
 class ExportWorker {
  public:
   // Starts the thread.
@@ -127,7 +144,11 @@ class ExportWorker {
 
   // Hot path, called by the ring-buffer consumer: never waits on export or I/O. `span` may be
   // left holding an exported span, for the caller's thread to free (see SpanQueue).
-  bool TryPush(trace::Span&& span) { return queue_.TryPush(std::move(span)); }
+  bool TryPush(trace::Span&& span) {
+    return encoder_ == nullptr ? queue_.TryPush(std::move(span)) : PushEncoded(std::move(span));
+  }
+  // True when TryPush encodes (see above).
+  bool encodes() const { return encoder_ != nullptr; }
 
   // Refuses new spans, exports what is queued until `timeout` has passed (the rest is dropped
   // and counted), flushes every exporter and joins. An Export call already running when the
@@ -135,7 +156,9 @@ class ExportWorker {
   // later calls return the first result.
   bool Stop(std::chrono::milliseconds timeout);
 
-  const ExportCounters& counters() const { return queue_.counters(); }
+  const ExportCounters& counters() const {
+    return encoder_ == nullptr ? queue_.counters() : encoded_.counters();
+  }
   // Every exporter's StatsLine(), concatenated; safe from any thread.
   std::string ExporterStats() const {
     std::string out;
@@ -151,11 +174,15 @@ class ExportWorker {
     return out;
   }
   // Spans waiting in the queue now (counters().queued is the running total).
-  size_t queue_depth() const { return queue_.size(); }
+  size_t queue_depth() const { return encoder_ == nullptr ? queue_.size() : encoded_.size(); }
 
  private:
-  void Run();
+  static SpanEncoder CommonEncoder(const std::vector<std::unique_ptr<SpanExporter>>& exporters);
+  bool PushEncoded(trace::Span&& span);
+  template <typename T>
+  void Run(BatchQueue<T>& queue);
   void ExportBatch(const std::vector<trace::Span>& batch);
+  void ExportBatch(const std::vector<EncodedSpan>& batch);
   // Every exporter's Flush(), or Finish() once the queue is drained for good.
   void FlushAll(bool finish);
   void Count(const SpanExporter& exporter, const ExportResult& result);
@@ -163,7 +190,9 @@ class ExportWorker {
 
   const ExportWorkerOptions options_;
   std::vector<std::unique_ptr<SpanExporter>> exporters_;
-  SpanQueue queue_;
+  const SpanEncoder encoder_;                 // null: spans are queued as they are
+  SpanQueue queue_;                           // used when encoder_ is null
+  EncodedSpanQueue encoded_;                  // used otherwise
   std::atomic<int64_t> stop_deadline_ns_{0};  // steady clock, set before Close()
   bool drained_ = true;                       // written by the thread, read after join
   bool stopped_ = false;

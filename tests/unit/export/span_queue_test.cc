@@ -36,16 +36,41 @@ bool WaitFor(const std::function<bool()>& cond, milliseconds timeout = milliseco
   return true;
 }
 
-// Records what the worker hands it; can be made to block inside Export or to throw.
+// A SpanEncoder for the tests: a span's bytes are its name.
+void EncodeName(const Span& span, std::string* out) { *out = span.name; }
+// Another one: a group whose exporters name different encoders keeps the span path.
+void EncodeNameTwice(const Span& span, std::string* out) { *out = span.name + span.name; }
+
+// Records what the worker hands it; can be made to block inside Export or to throw. With an
+// encoder, it takes encoded spans (ExportEncoded) and records their bytes as the names.
 class RecordingExporter : public SpanExporter {
  public:
+  explicit RecordingExporter(SpanEncoder encoder = nullptr) : encoder_(encoder) {}
+  SpanEncoder span_encoder() const override { return encoder_; }
   ExportResult Export(const std::vector<Span>& spans) override {
+    std::vector<std::string> names;
+    for (const Span& s : spans) names.push_back(s.name);
+    return Record(names, "export");
+  }
+  ExportResult ExportEncoded(const std::vector<EncodedSpan>& spans) override {
+    std::vector<std::string> names;
+    for (const EncodedSpan& s : spans) {
+      names.push_back(s.bytes);
+      if (s.resource != nullptr) {
+        std::lock_guard lock(mu_);
+        resources_.push_back(s.resource->service_name);
+      }
+    }
+    return Record(names, "export-encoded");
+  }
+  ExportResult Record(const std::vector<std::string>& spans, const char* event) {
     std::unique_lock lock(mu_);
     in_export_ = true;
     gate_.wait(lock, [this] { return open_; });
     in_export_ = false;
     batches_.push_back(spans.size());
-    for (const Span& s : spans) names_.push_back(s.name);
+    for (const std::string& s : spans) names_.push_back(s);
+    kinds_.push_back(event);
     export_times_.push_back(Clock::now());
     events_.push_back("export");
     if (throw_next_) {
@@ -105,8 +130,19 @@ class RecordingExporter : public SpanExporter {
     std::lock_guard lock(mu_);
     return flushes_;
   }
+  // "export" or "export-encoded", per batch.
+  std::vector<std::string> kinds() {
+    std::lock_guard lock(mu_);
+    return kinds_;
+  }
+  std::vector<std::string> resources() {
+    std::lock_guard lock(mu_);
+    return resources_;
+  }
 
  private:
+  const SpanEncoder encoder_;
+  std::vector<std::string> kinds_, resources_;
   std::mutex mu_;
   std::condition_variable gate_;
   bool open_ = true, in_export_ = false, throw_next_ = false;
@@ -118,10 +154,11 @@ class RecordingExporter : public SpanExporter {
 };
 
 struct Harness {
-  explicit Harness(ExportWorkerOptions options, int exporters = 1) {
+  // encoded: the exporters take spans encoded by the pusher (EncodeName).
+  explicit Harness(ExportWorkerOptions options, bool encoded, int exporters = 1) {
     std::vector<std::unique_ptr<SpanExporter>> owned;
     for (int i = 0; i < exporters; i++) {
-      auto e = std::make_unique<RecordingExporter>();
+      auto e = std::make_unique<RecordingExporter>(encoded ? &EncodeName : nullptr);
       recorders.push_back(e.get());
       owned.push_back(std::move(e));
     }
@@ -224,8 +261,13 @@ TEST(SpanQueueTest, SpareStorageCanBeDroppedAndPushesGoOn) {
   EXPECT_EQ(batch[0].name, "c");
 }
 
-TEST(ExportWorkerTest, TryPushNeverWaitsOnABlockedExporter) {
-  Harness h(Options(/*capacity=*/3, /*batch=*/1, milliseconds(0)));
+// Each worker test runs twice: spans queued as they are (false), and encoded by the pusher.
+class ExportWorkerTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(SpansAndEncoded, ExportWorkerTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Encoded" : "Spans"; });
+
+TEST_P(ExportWorkerTest, TryPushNeverWaitsOnABlockedExporter) {
+  Harness h(Options(/*capacity=*/3, /*batch=*/1, milliseconds(0)), GetParam());
   h.rec().Close();
   ASSERT_TRUE(h.worker->TryPush(Named("first")));
   ASSERT_TRUE(WaitFor([&] { return h.rec().in_export(); }));
@@ -241,8 +283,8 @@ TEST(ExportWorkerTest, TryPushNeverWaitsOnABlockedExporter) {
   EXPECT_EQ(h.worker->counters().exported.load(), 3u);
 }
 
-TEST(ExportWorkerTest, FullBatchesGoOutWithoutWaitingForTheDelay) {
-  Harness h(Options(1000, 10, std::chrono::hours(1)));
+TEST_P(ExportWorkerTest, FullBatchesGoOutWithoutWaitingForTheDelay) {
+  Harness h(Options(1000, 10, std::chrono::hours(1)), GetParam());
   for (int i = 0; i < 30; i++) ASSERT_TRUE(h.worker->TryPush(Named(std::to_string(i))));
   ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == 30; }));
   EXPECT_EQ(h.rec().batches(), (std::vector<size_t>{10, 10, 10}));
@@ -251,8 +293,8 @@ TEST(ExportWorkerTest, FullBatchesGoOutWithoutWaitingForTheDelay) {
   EXPECT_EQ(h.rec().names(), expected) << "order is kept";
 }
 
-TEST(ExportWorkerTest, PartialBatchGoesOutAfterTheDelay) {
-  Harness h(Options(1000, 100, milliseconds(150)));
+TEST_P(ExportWorkerTest, PartialBatchGoesOutAfterTheDelay) {
+  Harness h(Options(1000, 100, milliseconds(150)), GetParam());
   const auto pushed = Clock::now();
   for (int i = 0; i < 3; i++) ASSERT_TRUE(h.worker->TryPush(Named("s")));
   ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == 3; }));
@@ -262,18 +304,19 @@ TEST(ExportWorkerTest, PartialBatchGoesOutAfterTheDelay) {
   EXPECT_LT(waited, milliseconds(3000));
 }
 
-TEST(ExportWorkerTest, FlushesWhenIdle) {
+TEST_P(ExportWorkerTest, FlushesWhenIdle) {
   ExportWorkerOptions o = Options(100, 10, milliseconds(10));
   o.flush_interval = milliseconds(20);
-  Harness h(o);
+  Harness h(o, GetParam());
   EXPECT_TRUE(WaitFor([&] { return h.rec().flushes() >= 3; }));
   EXPECT_EQ(h.rec().span_count(), 0u);
 }
 
-TEST(ExportWorkerTest, IdleWorkerLetsGoOfExportedSpans) {
+TEST_P(ExportWorkerTest, IdleWorkerLetsGoOfExportedSpans) {
+  if (GetParam()) GTEST_SKIP() << "encoded spans: the pushed span is the caller's to free";
   ExportWorkerOptions o = Options(100, 2, milliseconds(0));
   o.flush_interval = milliseconds(20);
-  Harness h(o);
+  Harness h(o, GetParam());
   ASSERT_TRUE(h.worker->TryPush(Named("a")));
   ASSERT_TRUE(h.worker->TryPush(Named("b")));
   ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == 2; }));
@@ -284,8 +327,8 @@ TEST(ExportWorkerTest, IdleWorkerLetsGoOfExportedSpans) {
   EXPECT_EQ(c.name, "") << "an exported span was still kept after the worker idled";
 }
 
-TEST(ExportWorkerTest, StopDrainsEverythingThenFlushes) {
-  Harness h(Options(1000, 10, std::chrono::hours(1)), /*exporters=*/2);
+TEST_P(ExportWorkerTest, StopDrainsEverythingThenFlushes) {
+  Harness h(Options(1000, 10, std::chrono::hours(1)), GetParam(), /*exporters=*/2);
   for (int i = 0; i < 25; i++) ASSERT_TRUE(h.worker->TryPush(Named("s")));
   EXPECT_TRUE(h.worker->Stop(milliseconds(5000)));
   for (RecordingExporter* r : h.recorders) {
@@ -301,8 +344,8 @@ TEST(ExportWorkerTest, StopDrainsEverythingThenFlushes) {
   EXPECT_TRUE(h.worker->Stop(milliseconds(1))) << "Stop is idempotent";
 }
 
-TEST(ExportWorkerTest, StopGivesUpAtItsDeadlineAndCountsTheRest) {
-  Harness h(Options(1000, 1, milliseconds(0)));
+TEST_P(ExportWorkerTest, StopGivesUpAtItsDeadlineAndCountsTheRest) {
+  Harness h(Options(1000, 1, milliseconds(0)), GetParam());
   h.rec().Close();
   ASSERT_TRUE(h.worker->TryPush(Named("stuck")));
   ASSERT_TRUE(WaitFor([&] { return h.rec().in_export(); }));
@@ -318,8 +361,8 @@ TEST(ExportWorkerTest, StopGivesUpAtItsDeadlineAndCountsTheRest) {
   EXPECT_EQ(h.rec().events().back(), "flush");
 }
 
-TEST(ExportWorkerTest, ThrowingExporterIsCountedAndTheWorkerCarriesOn) {
-  Harness h(Options(100, 2, std::chrono::hours(1)));  // only full batches until Stop
+TEST_P(ExportWorkerTest, ThrowingExporterIsCountedAndTheWorkerCarriesOn) {
+  Harness h(Options(100, 2, std::chrono::hours(1)), GetParam());  // full batches until Stop
   h.rec().ThrowOnNextExport();
   ASSERT_TRUE(h.worker->TryPush(Named("a")));
   ASSERT_TRUE(h.worker->TryPush(Named("b")));
@@ -329,8 +372,8 @@ TEST(ExportWorkerTest, ThrowingExporterIsCountedAndTheWorkerCarriesOn) {
   EXPECT_EQ(h.worker->counters().exported.load(), 1u);
 }
 
-TEST(ExportWorkerTest, ConcurrentProducersLoseNothingUncounted) {
-  Harness h(Options(512, 64, milliseconds(5)));
+TEST_P(ExportWorkerTest, ConcurrentProducersLoseNothingUncounted) {
+  Harness h(Options(512, 64, milliseconds(5)), GetParam());
   constexpr int kThreads = 4, kPerThread = 20000;
   std::vector<std::thread> producers;
   for (int t = 0; t < kThreads; t++) {
@@ -344,6 +387,81 @@ TEST(ExportWorkerTest, ConcurrentProducersLoseNothingUncounted) {
   EXPECT_EQ(c.queued.load() + c.dropped_full.load(), uint64_t{kThreads * kPerThread});
   EXPECT_EQ(c.exported.load(), c.queued.load());
   EXPECT_EQ(h.rec().span_count(), c.exported.load());
+}
+
+TEST_P(ExportWorkerTest, BatchesGoThroughTheSpanOrTheEncodedPathAsTheExportersAsk) {
+  Harness h(Options(100, 2, std::chrono::hours(1)), GetParam());
+  EXPECT_EQ(h.worker->encodes(), GetParam());
+  auto resource = std::make_shared<trace::Resource>();
+  resource->service_name = "svc";
+  Span a = Named("a");
+  a.resource = resource;
+  ASSERT_TRUE(h.worker->TryPush(std::move(a)));
+  ASSERT_TRUE(h.worker->TryPush(Named("b")));
+  EXPECT_TRUE(h.worker->Stop(milliseconds(5000)));
+  EXPECT_EQ(h.rec().names(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(h.rec().kinds(), (std::vector<std::string>{GetParam() ? "export-encoded" : "export"}));
+  if (GetParam()) {
+    EXPECT_EQ(h.rec().resources(), (std::vector<std::string>{"svc"}));
+  }
+}
+
+TEST(ExportWorkerEncodingTest, ExportersThatDisagreeOnTheEncodingGetSpans) {
+  std::vector<std::unique_ptr<SpanExporter>> owned;
+  owned.push_back(std::make_unique<RecordingExporter>(&EncodeName));
+  owned.push_back(std::make_unique<RecordingExporter>(&EncodeNameTwice));
+  auto* second = static_cast<RecordingExporter*>(owned.back().get());
+  ExportWorker worker(Options(100, 10, milliseconds(0)), std::move(owned));
+  EXPECT_FALSE(worker.encodes());
+  ASSERT_TRUE(worker.TryPush(Named("x")));
+  EXPECT_TRUE(worker.Stop(milliseconds(5000)));
+  EXPECT_EQ(second->names(), (std::vector<std::string>{"x"}));
+  EXPECT_EQ(second->kinds(), (std::vector<std::string>{"export"}));
+
+  std::vector<std::unique_ptr<SpanExporter>> mixed;
+  mixed.push_back(std::make_unique<RecordingExporter>(&EncodeName));
+  mixed.push_back(std::make_unique<RecordingExporter>());  // console, JSON lines: spans
+  ExportWorker mixed_worker(Options(100, 10, milliseconds(0)), std::move(mixed));
+  EXPECT_FALSE(mixed_worker.encodes());
+}
+
+EncodedSpan Bytes(size_t n) { return EncodedSpan{std::string(n, 'x'), nullptr}; }
+
+TEST(EncodedSpanQueueTest, BoundsTheBytesHeldAndCountsWhatItRefuses) {
+  EncodedSpanQueue q({.capacity = 100,
+                      .max_batch_size = 10,
+                      .max_batch_delay = milliseconds(0),
+                      .max_bytes = 100});
+  EXPECT_TRUE(q.TryPush(Bytes(40)));
+  EXPECT_TRUE(q.TryPush(Bytes(40)));
+  EXPECT_FALSE(q.TryPush(Bytes(40))) << "120 bytes would pass max_bytes";
+  EXPECT_TRUE(q.TryPush(Bytes(20)));
+  EXPECT_EQ(q.counters().dropped_full.load(), 1u);
+  EXPECT_EQ(q.bytes(), 100u);
+  std::vector<EncodedSpan> batch;
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), EncodedSpanQueue::PopResult::kBatch);
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_FALSE(q.TryPush(Bytes(1))) << "popped bytes count until released";
+  q.Release(std::move(batch));
+  EXPECT_EQ(q.bytes(), 0u);
+  EXPECT_TRUE(q.TryPush(Bytes(500))) << "one span larger than the bound still goes alone";
+  EXPECT_FALSE(q.TryPush(Bytes(1)));
+  EXPECT_EQ(q.DropAll(), 1u);
+  EXPECT_EQ(q.bytes(), 0u);
+  EXPECT_EQ(q.counters().dropped_full.load(), 3u);
+}
+
+TEST(EncodedSpanQueueTest, PushHandsBackAnExportedEncodingForReuse) {
+  EncodedSpanQueue q({.capacity = 8, .max_batch_size = 2, .max_batch_delay = milliseconds(0)});
+  ASSERT_TRUE(q.TryPush(Bytes(30)));
+  ASSERT_TRUE(q.TryPush(Bytes(30)));
+  std::vector<EncodedSpan> batch;
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), EncodedSpanQueue::PopResult::kBatch);
+  q.Release(std::move(batch));
+  EncodedSpan next = Bytes(10);
+  ASSERT_TRUE(q.TryPush(std::move(next)));
+  EXPECT_EQ(next.bytes.size(), 30u) << "the exported encoding comes back to the pusher";
+  EXPECT_EQ(q.bytes(), 10u);
 }
 
 }  // namespace

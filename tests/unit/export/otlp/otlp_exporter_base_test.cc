@@ -58,6 +58,12 @@ class ScriptedExporter final : public OtlpExporterBase {
     encoded_spans.push_back(spans.size());
     return spans.size() * bytes_per_span;
   }
+  size_t Assemble(std::span<const EncodedSpan> spans) override {
+    encodes++;
+    encoded_spans.push_back(spans.size());
+    return spans.size() * bytes_per_span;
+  }
+  bool TakesProto() const override { return true; }
   AttemptResult Send(milliseconds timeout) override {
     timeouts.push_back(timeout);
     clock_->Advance(std::min(attempt_cost, timeout));
@@ -123,6 +129,19 @@ TEST_F(OtlpExporterBaseTest, BatchOverTheRequestLimitIsSentInHalvesUntilEachFits
   EXPECT_EQ(c.batches_ok.load(), 3u);
   EXPECT_EQ(c.spans_ok.load(), 7u);
   EXPECT_EQ(c.spans_dropped_non_retryable.load(), 3u) << "each request's outcome is its own";
+}
+
+TEST_F(OtlpExporterBaseTest, EncodedBatchOverTheRequestLimitIsSplitAsSpansAre) {
+  options_.max_request_bytes = 350;
+  auto e = Make();
+  EXPECT_NE(e->span_encoder(), nullptr);
+  e->script = {Ok(), Fail(Kind::kPermanent, "INVALID_ARGUMENT")};
+  const std::vector<EncodedSpan> encoded(batch_.size());
+  const ExportResult r = e->ExportEncoded(encoded);
+  EXPECT_EQ(e->encoded_spans, (std::vector<size_t>{10, 5, 2, 3, 5, 2, 3}));
+  EXPECT_EQ(r.delivered, 7u);
+  EXPECT_EQ(r.failed, 3u);
+  EXPECT_EQ(e->counters().spans_dropped_non_retryable.load(), 3u);
 }
 
 TEST_F(OtlpExporterBaseTest, OneSpanOverTheLimitIsStillSent) {

@@ -63,6 +63,29 @@ TEST_F(OtlpGrpcExporterTest, SpansArriveFieldForFieldAsTheJsonEncoderWritesThem)
   EXPECT_GT(e->counters().bytes_sent.load(), 0u);
 }
 
+// What the export worker sends when the consumer thread encoded the spans (EncodeOtlpSpan).
+std::vector<EncodedSpan> Encoded(const SpanExporter& e, const std::vector<trace::Span>& spans) {
+  std::vector<EncodedSpan> out;
+  for (const trace::Span& s : spans) {
+    out.push_back({"", s.resource});
+    e.span_encoder()(s, &out.back().bytes);
+  }
+  return out;
+}
+
+TEST_F(OtlpGrpcExporterTest, SpansEncodedBeforehandArriveFieldForField) {
+  config_.gzip = true;
+  auto e = Make();
+  ASSERT_NE(e->span_encoder(), nullptr);
+  const auto spans = testing::TrickyBatch();
+  EXPECT_EQ(e->ExportEncoded(Encoded(*e, spans)).delivered, 3u);
+  const auto got = receiver_.script().received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0].grpc_gzip);
+  EXPECT_EQ(testing::ToJsonShape(got[0].request), json::parse(ToOtlpJson(spans)));
+  EXPECT_EQ(e->counters().spans_ok.load(), 3u);
+}
+
 TEST_F(OtlpGrpcExporterTest, HeadersArriveAsMetadataWithOurUserAgent) {
   config_.headers = {{"authorization", "Bearer abc="}, {"x-tenant", "a,b"}};
   auto e = Make();

@@ -56,6 +56,29 @@ TEST_F(OtlpHttpExporterTest, ProtobufSpansArriveFieldForField) {
   EXPECT_EQ(e->counters().bytes_sent.load(), got[0].body.size());
 }
 
+TEST_F(OtlpHttpExporterTest, ProtobufSpansEncodedBeforehandArriveGzippedFieldForField) {
+  config_.gzip = true;
+  auto e = Make();
+  ASSERT_NE(e->span_encoder(), nullptr);
+  const auto spans = testing::TrickyBatch();
+  std::vector<EncodedSpan> encoded;
+  for (const trace::Span& s : spans) {
+    encoded.push_back({"", s.resource});
+    e->span_encoder()(s, &encoded.back().bytes);
+  }
+  EXPECT_EQ(e->ExportEncoded(encoded).delivered, 3u);
+  const auto got = receiver_.script().received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].headers.at("content-encoding"), "gzip");
+  EXPECT_EQ(testing::ToJsonShape(got[0].request), json::parse(ToOtlpJson(spans)));
+  EXPECT_EQ(e->counters().spans_ok.load(), 3u);
+}
+
+TEST_F(OtlpHttpExporterTest, JsonBodiesKeepTheSpanPath) {
+  config_.protocol = OtlpConfig::Protocol::kHttpJson;
+  EXPECT_EQ(Make()->span_encoder(), nullptr);
+}
+
 TEST_F(OtlpHttpExporterTest, JsonBodiesAreTheJsonEncoderOutput) {
   config_.protocol = OtlpConfig::Protocol::kHttpJson;
   auto e = Make();

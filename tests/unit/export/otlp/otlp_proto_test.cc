@@ -121,5 +121,34 @@ TEST(OtlpProtoTest, IllFormedByteIsRepairedAtEveryPositionAndLength) {
   EXPECT_EQ(wire, request.SerializeAsString());
 }
 
+// The consumer thread encodes each span alone (EncodeOtlpSpan), the export thread assembles the
+// request: byte for byte the request encoded from the spans, UTF-8 repair and resource grouping
+// included. One buffer is reused across spans of every size, as the export worker reuses them.
+TEST(OtlpProtoTest, SpansEncodedOneByOneAssembleIntoTheSameRequest) {
+  auto edge = testing::TrickyBatch();
+  edge[2].attributes = {{"", std::string("")}, {"k", std::string(3000, 'v')}, {"i", int64_t{-1}}};
+  edge[2].status_message = "\xf0\x90\x80";
+  edge[2].resource = nullptr;
+  auto mixed = testing::TypicalBatch(64);
+  for (const trace::Span& s : testing::TrickyBatch()) mixed.push_back(s);
+  const std::vector<std::vector<trace::Span>> batches = {
+      {}, testing::TrickyBatch(), testing::TypicalBatch(512), edge, mixed};
+  std::string scratch;
+  for (const auto& spans : batches) {
+    std::vector<EncodedSpan> encoded;
+    for (const trace::Span& s : spans) {
+      EncodeOtlpSpan(s, &scratch);
+      encoded.push_back({scratch, s.resource});
+    }
+    std::string want = "prefix", got = "prefix";
+    AppendOtlpProto(spans, &want);
+    AppendOtlpProto(std::span<const EncodedSpan>(encoded), &got);
+    EXPECT_EQ(got, want) << spans.size() << " spans";
+    ExportRequest parsed;
+    ASSERT_TRUE(parsed.ParseFromString(got.substr(6)));
+    EXPECT_EQ(ToJsonShape(parsed), json::parse(ToOtlpJson(spans)));
+  }
+}
+
 }  // namespace
 }  // namespace zerotrace::exporter
