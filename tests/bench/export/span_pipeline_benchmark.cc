@@ -1,6 +1,10 @@
 // The agent's span path across its two threads: span building on this thread (the ring-buffer
-// consumer's role), the bounded queue, AppendOtlpProto and the span's destruction on the export
-// thread. Reports process CPU and heap allocations per span (operator new, both threads).
+// consumer's role), the bounded queue and the OTLP request bytes on the export thread. As in the
+// agent's OTLP protobuf exporters, each span is encoded on this thread when pushed and freed
+// here; the request is assembled from the bytes (BM_*), or, for comparison, the spans are queued
+// and encoded on the export thread (BM_*SpanPath, the path of console and JSON exporters).
+// Reports process CPU, this thread's CPU, and heap allocations per span (operator new, both
+// threads).
 #include <benchmark/benchmark.h>
 #include <time.h>
 
@@ -8,6 +12,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,18 +50,34 @@ double ProcessCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-// Encodes each batch as the OTLP exporters do, then drops the bytes.
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Makes each batch's request bytes as the OTLP protobuf exporters do, then drops them. With
+// `pre_encoded`, spans come encoded by the pusher (EncodeOtlpSpan), as in the agent.
 class EncodingExporter : public SpanExporter {
  public:
+  explicit EncodingExporter(bool pre_encoded) : pre_encoded_(pre_encoded) {}
+  SpanEncoder span_encoder() const override { return pre_encoded_ ? &EncodeOtlpSpan : nullptr; }
   ExportResult Export(const std::vector<trace::Span>& spans) override {
     bytes_.clear();
     AppendOtlpProto(spans, &bytes_);
     benchmark::DoNotOptimize(bytes_.data());
     return ExportResult::Delivered(spans.size());
   }
+  ExportResult ExportEncoded(const std::vector<EncodedSpan>& spans) override {
+    bytes_.clear();
+    AppendOtlpProto(std::span<const EncodedSpan>(spans), &bytes_);
+    benchmark::DoNotOptimize(bytes_.data());
+    return ExportResult::Delivered(spans.size());
+  }
   const char* name() const override { return "encode"; }
 
  private:
+  const bool pre_encoded_;
   std::string bytes_;
 };
 
@@ -108,32 +129,36 @@ std::shared_ptr<const trace::Resource> TypicalResource() {
   return r;
 }
 
-std::unique_ptr<ExportWorker> EncodingWorker() {
+std::unique_ptr<ExportWorker> EncodingWorker(bool pre_encoded) {
   std::vector<std::unique_ptr<SpanExporter>> exporters;
-  exporters.push_back(std::make_unique<EncodingExporter>());
+  exporters.push_back(std::make_unique<EncodingExporter>(pre_encoded));
   ExportWorkerOptions worker_options;
   worker_options.queue.max_batch_delay = std::chrono::milliseconds(20);
   return std::make_unique<ExportWorker>(worker_options, std::move(exporters));
 }
 
-void SetCounters(benchmark::State& state, uint64_t spans, double cpu, uint64_t allocations) {
+void SetCounters(benchmark::State& state, uint64_t spans, double cpu, double pusher_cpu,
+                 uint64_t allocations) {
   state.SetItemsProcessed(static_cast<int64_t>(spans));
   state.counters["cpu_ns_per_span"] = cpu * 1e9 / static_cast<double>(spans);
+  // This thread (the consumer's role: build, encode, push, free) and the rest (export thread).
+  state.counters["pusher_ns_per_span"] = pusher_cpu * 1e9 / static_cast<double>(spans);
   state.counters["allocs_per_span"] = static_cast<double>(allocations) / static_cast<double>(spans);
 }
 
 // Hot path, both threads: items/s = spans/s; cpu_ns_per_span counts both threads.
-void BM_SpanPipeline(benchmark::State& state) {
+void SpanPipeline(benchmark::State& state, bool pre_encoded) {
   const http1::HttpExchange x = TypicalExchange();
   const TypicalEnds c;
   const WallClock clock;
   const http1::SpanOptions options;
   const auto resource = TypicalResource();
-  auto worker = EncodingWorker();
+  auto worker = EncodingWorker(pre_encoded);
   int side = 0;
   uint64_t spans = 0;
   const uint64_t allocations0 = g_allocations.load();
   const double cpu0 = ProcessCpuSeconds();
+  const double pusher0 = ThreadCpuSeconds();
   for (auto _ : state) {
     trace::Span span = BuildSpan(x, c.ends[side], clock, options, resource, 3);
     span.trace_id = trace::NewTraceId();
@@ -142,19 +167,24 @@ void BM_SpanPipeline(benchmark::State& state) {
     side ^= 1;
     spans++;
   }
+  const double pusher = ThreadCpuSeconds() - pusher0;
   worker->Stop(std::chrono::seconds(30));
   worker.reset();
-  SetCounters(state, spans, ProcessCpuSeconds() - cpu0, g_allocations.load() - allocations0);
+  SetCounters(state, spans, ProcessCpuSeconds() - cpu0, pusher,
+              g_allocations.load() - allocations0);
 }
+void BM_SpanPipeline(benchmark::State& state) { SpanPipeline(state, true); }
+void BM_SpanPipelineSpanPath(benchmark::State& state) { SpanPipeline(state, false); }
 BENCHMARK(BM_SpanPipeline)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_SpanPipelineSpanPath)->UseRealTime()->MinTime(2.0);
 
 // The same from bytes: the request and response reassembled, parsed and stitched first.
-void BM_BytesToExport(benchmark::State& state) {
+void BytesToExport(benchmark::State& state, bool pre_encoded) {
   const TypicalEnds c;
   const WallClock clock;
   const http1::SpanOptions options;
   const auto resource = TypicalResource();
-  auto worker = EncodingWorker();
+  auto worker = EncodingWorker(pre_encoded);
   conn::ByteStream requests, responses;
   http1::Http1Stats stats;
   http1::Http1Stitcher stitcher(&stats);
@@ -163,6 +193,7 @@ void BM_BytesToExport(benchmark::State& state) {
   int side = 0;
   const uint64_t allocations0 = g_allocations.load();
   const double cpu0 = ProcessCpuSeconds();
+  const double pusher0 = ThreadCpuSeconds();
   for (auto _ : state) {
     requests.AddData(req_pos, kRequest, ++ts);
     req_pos += kRequest.size();
@@ -180,11 +211,16 @@ void BM_BytesToExport(benchmark::State& state) {
     }
     out.clear();
   }
+  const double pusher = ThreadCpuSeconds() - pusher0;
   worker->Stop(std::chrono::seconds(30));
   worker.reset();
-  SetCounters(state, spans, ProcessCpuSeconds() - cpu0, g_allocations.load() - allocations0);
+  SetCounters(state, spans, ProcessCpuSeconds() - cpu0, pusher,
+              g_allocations.load() - allocations0);
 }
+void BM_BytesToExport(benchmark::State& state) { BytesToExport(state, true); }
+void BM_BytesToExportSpanPath(benchmark::State& state) { BytesToExport(state, false); }
 BENCHMARK(BM_BytesToExport)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_BytesToExportSpanPath)->UseRealTime()->MinTime(2.0);
 
 }  // namespace
 }  // namespace zerotrace::exporter
