@@ -69,11 +69,34 @@ bool BatchQueue<T>::TryPush(T&& span) {
     back.count++;
     queued_++;
     bytes_ += span_bytes;
+    UpdateRefusing();
     wake = wake || (chunks_.size() == 1 && back.count == options_.max_batch_size);
   }
   counters_.queued.fetch_add(1, kRelaxed);
   if (wake) ready_.notify_one();
   return true;
+}
+
+template <typename T>
+void BatchQueue<T>::UpdateRefusing() {
+  refusing_.store(
+      closed_ || queued_ + in_flight_ >= options_.capacity || bytes_ >= options_.max_bytes,
+      kRelaxed);
+}
+
+template <typename T>
+bool BatchQueue<T>::RefuseIfFull() {
+  if (!refusing_.load(kRelaxed)) return false;
+  std::lock_guard lock(mu_);
+  if (closed_) {
+    counters_.dropped_stopping.fetch_add(1, kRelaxed);
+    return true;
+  }
+  if (queued_ + in_flight_ >= options_.capacity || bytes_ >= options_.max_bytes) {
+    counters_.dropped_full.fetch_add(1, kRelaxed);
+    return true;
+  }
+  return false;
 }
 
 template <typename T>
@@ -116,6 +139,7 @@ void BatchQueue<T>::Release(std::vector<T>&& batch) {
     std::lock_guard lock(mu_);
     in_flight_ -= n;
     bytes_ -= released_bytes;
+    UpdateRefusing();
     // A few chunks cover the steady state (one filling, one exporting, one coming back).
     // Each kept chunk holds up to max_batch_size exported spans until pushes swap them out,
     // so keeping enough for a full queue held ~9 MB of dead spans after a burst.
@@ -149,6 +173,7 @@ void BatchQueue<T>::Close() {
   {
     std::lock_guard lock(mu_);
     closed_ = true;
+    UpdateRefusing();
   }
   ready_.notify_all();
 }
@@ -165,6 +190,7 @@ size_t BatchQueue<T>::DropAll() {
     for (const Chunk& chunk : dropped) {
       for (size_t i = 0; i < chunk.count; i++) bytes_ -= ItemBytes(chunk.spans[i]);
     }
+    UpdateRefusing();
   }
   counters_.dropped_stopping.fetch_add(n, kRelaxed);
   return n;
@@ -216,6 +242,8 @@ bool ExportWorker::PushEncoded(trace::Span&& span) {
   // The encoding's buffer comes back from the queue (an exported span's) and is reused: no
   // allocation per span in steady state, and none freed on the export thread.
   thread_local EncodedSpan scratch;
+  // A full queue (a collector down or slow) refuses the span before it costs an encoding.
+  if (encoded_.RefuseIfFull()) return false;
   encoder_(span, &scratch.bytes);
   scratch.resource = std::move(span.resource);
   const bool queued = encoded_.TryPush(std::move(scratch));

@@ -66,6 +66,10 @@ class BatchQueue {
   // closed) the span is dropped, counted, and false is returned. On success `span` is left
   // holding an exported span (or empty): destroying it is the caller's, on the caller's thread.
   bool TryPush(T&& span);
+  // For a pusher that must prepare its item first (encode a span): true when the queue is
+  // closed or full, the push then counted as refused as TryPush counts it. Lock-free while the
+  // queue has room; false does not promise that TryPush will succeed.
+  bool RefuseIfFull();
 
   // Waits until a batch is ready (full, or its oldest span is max_batch_delay old; after
   // Close(), any queued span) or until `until`. On kBatch, *batch holds the spans; hand the
@@ -113,6 +117,9 @@ class BatchQueue {
   size_t in_flight_ = 0;                      // spans popped and not yet released
   size_t bytes_ = 0;                          // ItemBytes of those, queued and in flight
   bool closed_ = false;
+  // closed_, or at capacity or max_bytes: RefuseIfFull takes the lock only then.
+  std::atomic<bool> refusing_{false};
+  void UpdateRefusing();  // with mu_ held
 };
 
 using SpanQueue = BatchQueue<trace::Span>;

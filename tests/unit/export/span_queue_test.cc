@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -404,6 +405,34 @@ TEST_P(ExportWorkerTest, BatchesGoThroughTheSpanOrTheEncodedPathAsTheExportersAs
   if (GetParam()) {
     EXPECT_EQ(h.rec().resources(), (std::vector<std::string>{"svc"}));
   }
+}
+
+std::atomic<int> g_encodes{0};
+void CountingEncoder(const Span& span, std::string* out) {
+  g_encodes++;
+  *out = span.name;
+}
+
+TEST(ExportWorkerEncodingTest, FullQueueRefusesSpansWithoutEncodingThem) {
+  std::vector<std::unique_ptr<SpanExporter>> owned;
+  owned.push_back(std::make_unique<RecordingExporter>(&CountingEncoder));
+  auto* rec = static_cast<RecordingExporter*>(owned.back().get());
+  rec->Close();  // the collector is stuck: the queue fills up
+  ExportWorker worker(Options(/*capacity=*/3, /*batch=*/1, milliseconds(0)), std::move(owned));
+  g_encodes = 0;
+  ASSERT_TRUE(worker.TryPush(Named("first")));
+  ASSERT_TRUE(WaitFor([&] { return rec->in_export(); }));
+  int accepted = 0;
+  for (int i = 0; i < 100; i++) accepted += worker.TryPush(Named("more")) ? 1 : 0;
+  EXPECT_EQ(accepted, 2);
+  EXPECT_EQ(worker.counters().dropped_full.load(), 98u);
+  EXPECT_EQ(g_encodes.load(), 3) << "refused spans were encoded for nothing";
+  rec->Open();
+  EXPECT_TRUE(worker.Stop(milliseconds(5000)));
+  EXPECT_EQ(rec->names(), (std::vector<std::string>{"first", "more", "more"}));
+  EXPECT_FALSE(worker.TryPush(Named("late")));
+  EXPECT_EQ(worker.counters().dropped_stopping.load(), 1u);
+  EXPECT_EQ(g_encodes.load(), 3);
 }
 
 TEST(ExportWorkerEncodingTest, ExportersThatDisagreeOnTheEncodingGetSpans) {
