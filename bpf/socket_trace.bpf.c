@@ -103,19 +103,19 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
  * connection. */
 static __always_inline int zt_exit_data(long nr, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	__u8 recv = zt_recv_sys(nr);
 	struct syscall_args a = {};
 	struct conn_key key, ekey;
 	struct conn_state *st;
-	__u64 ts_ns, conn_id;
+	__u64 ts_ns, conn_id, id;
 	__u32 head = 0;
 
+	/* A receive that moved nothing (EAGAIN: event loops read until it; EOF; failures) returns
+	 * before any helper call or lookup. A reset still flags its connection below. */
+	if (recv != ZT_SYS_COUNT && ret <= 0 && ret != -ZT_ECONNRESET && ret != -ZT_EPIPE)
+		return 0;
+	id = bpf_get_current_pid_tgid();
 	if (recv != ZT_SYS_COUNT) { /* a receive: no sys_enter program ran */
-		/* EAGAIN (event loops read until it), EOF and failures move no bytes: done before
-		 * any lookup. A reset still flags its connection below. */
-		if (ret <= 0 && ret != -ZT_ECONNRESET && ret != -ZT_EPIPE)
-			return 0;
 		if (!zt_recv_exit_args(&a, recv, id >> 32))
 			return 0;
 	} else if (!zt_unstash(&a) || a.sys >= ZT_SYS_COUNT) {
