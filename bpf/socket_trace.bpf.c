@@ -17,7 +17,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define ZT_EINPROGRESS 115
 #define ZT_EPIPE 32
 #define ZT_ECONNRESET 104
-#define ZT_MSG_PEEK 2
 #define ZT_F_DUPFD 0
 #define ZT_F_DUPFD_CLOEXEC 1030
 /* syscall_args.sys of a dup, dup2, dup3 or fcntl(F_DUPFD*) on a tracked socket. */
@@ -70,9 +69,11 @@ static __always_inline bool zt_unstash(struct syscall_args *out)
 
 #include "ctx_propagate.bpf.h"
 
-/* sys_enter_* of data syscalls: remember the arguments until sys_exit, but only for fds
- * that are tracked TCP connections (files and other sockets cost no map writes). Returns 1
- * if it did. */
+#include "recv_args.bpf.h"
+
+/* sys_enter_* of sends (and sendfile, splice): remember the arguments until sys_exit, but only
+ * for fds that are tracked TCP connections (files and other sockets cost no map writes).
+ * Returns 1 if it did. Receives have no sys_enter program (recv_args.bpf.h). */
 static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -90,25 +91,36 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 	else if (!(st = zt_conn_for_fd(&key)))
 		return 0;
 	zt_note_tls_socket(&key, st);
-	/* Clock reads cost tens of ns on a VM: receives are stamped at exit instead. */
+	/* A loopback send runs the receiver's softirq inline: its bytes are stamped before the
+	 * peer can answer. (splice from a socket is stamped at exit, as receives.) */
 	if (zt_sends(sys))
 		args.enter_ns = bpf_ktime_get_ns();
 	zt_stash(&args);
 	return 1;
 }
 
-/* sys_exit_* of data syscalls: emit the bytes moved on a tracked connection. */
-static __always_inline int zt_exit_data(long ret)
+/* sys_exit_* of data syscalls (nr: the syscall's number): emit the bytes moved on a tracked
+ * connection. */
+static __always_inline int zt_exit_data(long nr, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct syscall_args a;
+	__u8 recv = zt_recv_sys(nr);
+	struct syscall_args a = {};
 	struct conn_key key, ekey;
 	struct conn_state *st;
-	__u64 ts_ns, conn_id;
+	__u64 ts_ns, conn_id, id;
 	__u32 head = 0;
 
-	if (!zt_unstash(&a) || a.sys >= ZT_SYS_COUNT)
+	/* A receive that moved nothing (EAGAIN: event loops read until it; EOF; failures) returns
+	 * before any helper call or lookup. A reset still flags its connection below. */
+	if (recv != ZT_SYS_COUNT && ret <= 0 && ret != -ZT_ECONNRESET && ret != -ZT_EPIPE)
 		return 0;
+	id = bpf_get_current_pid_tgid();
+	if (recv != ZT_SYS_COUNT) { /* a receive: no sys_enter program ran */
+		if (!zt_recv_exit_args(&a, recv, id >> 32))
+			return 0;
+	} else if (!zt_unstash(&a) || a.sys >= ZT_SYS_COUNT) {
+		return 0;
+	}
 	key.tgid = id >> 32;
 	key.fd = a.fd;
 	if (ret == -ZT_ECONNRESET || ret == -ZT_EPIPE) {
@@ -126,6 +138,9 @@ static __always_inline int zt_exit_data(long ret)
 		st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
 	if (!st)
 		return 0;
+	/* A receive inside a TLS call: ciphertext from now on, before anything is emitted. */
+	if (recv != ZT_SYS_COUNT)
+		zt_note_tls_socket(&key, st);
 	ts_ns = a.enter_ns ? a.enter_ns : bpf_ktime_get_ns(); /* sends: stamped at entry */
 	a.enter_ns = ts_ns; /* what zt_note_read stamps a receive with */
 	conn_id = st->conn_id;
@@ -148,49 +163,11 @@ static __always_inline int zt_exit_data(long ret)
 		return zt_enter(ctx->args[0], ctx->args[1], ctx->args[2], sys);  \
 	}
 
-ZT_ENTER_BUF(read, ZT_SYS_READ)
 ZT_ENTER_BUF(write, ZT_SYS_WRITE)
-ZT_ENTER_BUF(readv, ZT_SYS_READV)
 ZT_ENTER_BUF(writev, ZT_SYS_WRITEV)
 ZT_ENTER_BUF(sendto, ZT_SYS_SENDTO)
 ZT_ENTER_BUF(sendmsg, ZT_SYS_SENDMSG)
 ZT_ENTER_BUF(sendmmsg, ZT_SYS_SENDMMSG)
-
-/* A receive with MSG_PEEK copies bytes that stay queued: the receive that later takes them
- * is the one that moves the stream. A peek is counted, never stashed. */
-static __always_inline int zt_enter_recv(__u32 fd, __u64 buf, __u32 vlen, __u8 sys, __u64 flags)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_key key = {.tgid = id >> 32, .fd = fd};
-
-	if (!(flags & ZT_MSG_PEEK))
-		return zt_enter(fd, buf, vlen, sys);
-	if (zt_traced(key.tgid) && bpf_map_lookup_elem(&conns, &key))
-		zt_count(ZT_CNT_PEEK_SKIPPED);
-	return 0;
-}
-
-/* recvfrom(fd, buf, len, flags, addr, addrlen) */
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int zt_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
-{
-	return zt_enter_recv(ctx->args[0], ctx->args[1], 0, ZT_SYS_RECVFROM, ctx->args[3]);
-}
-
-/* recvmsg(fd, msg, flags) */
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int zt_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return zt_enter_recv(ctx->args[0], ctx->args[1], 0, ZT_SYS_RECVMSG, ctx->args[2]);
-}
-
-/* recvmmsg(fd, msgvec, vlen, flags, timeout) */
-SEC("tracepoint/syscalls/sys_enter_recvmmsg")
-int zt_enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return zt_enter_recv(ctx->args[0], ctx->args[1], ctx->args[2], ZT_SYS_RECVMMSG,
-			     ctx->args[3]);
-}
 
 /* sendfile(out_fd, in_fd, offset, count): only the byte count reaches the stream. */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
@@ -210,13 +187,14 @@ int zt_enter_splice(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-/* One program for every data syscall's sys_exit: the stash says which syscall it was, so
- * the verifier checks the emit path once. The loader attaches it to the other sys_exit_*
- * tracepoints of ZT_SYS_* (sys_exit_write, sys_exit_readv, ...). */
+/* One program for every data syscall's sys_exit: the syscall number (receives) or the stash
+ * (the rest) says which syscall it was, so the verifier checks the emit path once. The loader
+ * attaches it to the other sys_exit_* tracepoints of ZT_SYS_* (sys_exit_write, sys_exit_readv,
+ * ...). */
 SEC("tracepoint/syscalls/sys_exit_read")
 int zt_exit_data_syscall(struct trace_event_raw_sys_exit *ctx)
 {
-	return zt_exit_data(ctx->ret);
+	return zt_exit_data(ctx->id, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")

@@ -57,6 +57,29 @@ TEST(SocketEdge, PeekNeverAdvancesTheStream) {
   EXPECT_GE(Counter(session, ZT_CNT_PEEK_SKIPPED) - peeks_before, uint64_t(kv["server_peeks"]));
 }
 
+// Receives run no sys_enter program: their sys_exit takes the arguments from the task's saved
+// registers and returns at once when nothing moved. Each kind of receive (read, readv,
+// recvfrom, recvmsg, recvmmsg), after an EAGAIN on the same socket, captures its bytes at their
+// stream position under its own syscall, and the EAGAINs leave no record.
+TEST(SocketEdge, EachReceiveKindAfterEagainCapturesItsBytes) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto kv = RunSockops({"recv_eagain", std::to_string(FreePort())});
+  ASSERT_EQ(kv["eagains"], 5);
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  const std::vector<Record> in =
+      WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_INGRESS, 30);
+  ASSERT_EQ(in.size(), 5u);
+  const uint8_t kinds[] = {ZT_SYS_READ, ZT_SYS_READV, ZT_SYS_RECVFROM, ZT_SYS_RECVMSG,
+                           ZT_SYS_RECVMMSG};
+  for (size_t i = 0; i < in.size(); i++) {
+    EXPECT_EQ(in[i].data.syscall, kinds[i]) << i;
+    EXPECT_EQ(in[i].data.syscall_pos, 6 * i);
+    EXPECT_EQ(in[i].data.byte_count, 6u);
+    EXPECT_EQ(in[i].payload, "part-" + std::to_string(i));
+  }
+}
+
 // splice() moves bytes without a user buffer: their sizes still advance the stream (a gap), so
 // what follows on the connection sits at its true position.
 TEST(SocketEdge, SpliceCountsItsBytesInTheRightDirection) {

@@ -1,9 +1,10 @@
-// zt_sockops modes that move bytes in unusual ways (MSG_PEEK, splice(), dup'd fds, io_uring),
-// and an echo the test drives line by line.
+// zt_sockops modes that move bytes in unusual ways (MSG_PEEK, splice(), dup'd fds, io_uring,
+// receives that find nothing), and an echo the test drives line by line.
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 
 #include "sockops_lib.h"
 
@@ -142,6 +143,56 @@ void Uring(uint16_t port) {
   CloseAndWait(fd);
 }
 
+// The client receives with read, readv, recvfrom, recvmsg and recvmmsg in turn on a nonblocking
+// socket: each first finds nothing (EAGAIN), then takes the server's next part ("part-0" ..
+// "part-4", written when the client asks through a pipe).
+void RecvEagain(uint16_t port) {
+  int go[2];
+  Sys(pipe(go), "pipe");
+  ForkServer(Bind(AF_INET, SOCK_STREAM, port), [&go](int lfd) {
+    int fd = Accept(lfd);
+    close(go[1]);
+    char token;
+    for (int i = 0; Sys(read(go[0], &token, 1), "read pipe") == 1; i++) {
+      WriteAll(fd, "part-" + std::to_string(i));
+    }
+    CloseAtEof(fd);
+  });
+  close(go[0]);
+  int fd = Connect(AF_INET, port);
+  Sys(fcntl(fd, F_SETFL, O_NONBLOCK), "O_NONBLOCK");
+  char buf[16];
+  iovec iov{buf, sizeof(buf)};
+  const std::function<long()> receives[] = {
+      [&] { return read(fd, buf, sizeof(buf)); },
+      [&] { return readv(fd, &iov, 1); },
+      [&] { return recvfrom(fd, buf, sizeof(buf), 0, nullptr, nullptr); },
+      [&] {
+        msghdr msg = Msg(&iov, 1);
+        return recvmsg(fd, &msg, 0);
+      },
+      [&] {
+        mmsghdr mm{};
+        mm.msg_hdr = Msg(&iov, 1);
+        const long n = recvmmsg(fd, &mm, 1, 0, nullptr);
+        return n == 1 ? long(mm.msg_len) : n;
+      },
+  };
+  int eagains = 0;
+  for (size_t i = 0; i < std::size(receives); i++) {
+    const long none = receives[i]();
+    Expect(none < 0 && errno == EAGAIN, "receive " + std::to_string(i) + ": no EAGAIN");
+    eagains++;
+    Sys(write(go[1], "g", 1), "write pipe");
+    AwaitReady(fd, POLLIN, "no part");
+    const long n = Sys(receives[i](), "receive");
+    Expect(std::string_view(buf, n) == "part-" + std::to_string(i), "bad part");
+  }
+  Say("eagains=%d", eagains);
+  close(go[1]);
+  CloseAndWait(fd);
+}
+
 // Echo driven by stdin: the client sends each line it reads (without the newline) and reads
 // the server's echo, until a line "end". The test acts between lines.
 void Echo(uint16_t port) {
@@ -177,6 +228,7 @@ const Mode kEdgeModes[] = {
     {"dup", "PORT", [](uint16_t p, size_t) { Dup(p); }},
     {"uring", "PORT", [](uint16_t p, size_t) { Uring(p); }},
     {"echo", "PORT", [](uint16_t p, size_t) { Echo(p); }},
+    {"recv_eagain", "PORT", [](uint16_t p, size_t) { RecvEagain(p); }},
 };
 const size_t kEdgeModeCount = sizeof(kEdgeModes) / sizeof(kEdgeModes[0]);
 
