@@ -95,9 +95,9 @@ TEST(Http1SpanBuilder, AttributesInOrderIntoFreshAndRecycledSpans) {
        {"http.request.method=POST", "url.path=/api/v1/users/12345/orders",
         "url.query=token=REDACTED&page=REDACTED&REDACTED", "url.scheme=http",
         "server.address=orders.example.com", "server.port=8080", "client.address=10.0.0.1",
-        "network.protocol.version=1.0", "http.request.body.size=2",
-        "http.response.status_code=503", "http.response.body.size=0", "error.type=503",
-        "name=POST /api/v1/users/{id}/orders", "status=2 "}},
+        "network.protocol.version=1.0", "http.request.body.size=2", "http.response.status_code=503",
+        "http.response.body.size=0", "error.type=503", "name=POST /api/v1/users/{id}/orders",
+        "status=2 "}},
       {"client, absolute form with user info, path token, query",
        false,
        "PURGE http://user:secret@cache.example.com:80/a;jsessionid=S1/"
@@ -109,9 +109,8 @@ TEST(Http1SpanBuilder, AttributesInOrderIntoFreshAndRecycledSpans) {
         "server.address=cache.example.com", "server.port=80",
         "url.full=http://REDACTED:REDACTED@cache.example.com/a;jsessionid=REDACTED/"
         "REDACTED?q=REDACTED",
-        "network.protocol.version=1.1", "http.request.body.size=0",
-        "http.response.status_code=404", "http.response.body.size=0", "error.type=404",
-        "name=HTTP /a/{token}", "status=2 "}},
+        "network.protocol.version=1.1", "http.request.body.size=0", "http.response.status_code=404",
+        "http.response.body.size=0", "error.type=404", "name=HTTP /a/{token}", "status=2 "}},
       {"client, no host, reset before the response",
        false,
        "DELETE /items/9f86d081884c7d659a2feaa0c55ad015 HTTP/1.1\r\n\r\n",
@@ -119,9 +118,8 @@ TEST(Http1SpanBuilder, AttributesInOrderIntoFreshAndRecycledSpans) {
        {"http.request.method=DELETE", "url.path=/items/9f86d081884c7d659a2feaa0c55ad015",
         "url.scheme=http", "server.address=10.0.0.2", "server.port=8080",
         "url.full=http://10.0.0.2:8080/items/9f86d081884c7d659a2feaa0c55ad015",
-        "network.protocol.version=1.1", "http.request.body.size=0",
-        "error.type=connection_reset", "name=DELETE /items/{hex}",
-        "status=2 connection_reset"}},
+        "network.protocol.version=1.1", "http.request.body.size=0", "error.type=connection_reset",
+        "name=DELETE /items/{hex}", "status=2 connection_reset"}},
       {"server, framing conflict",
        true,
        "POST /up HTTP/1.1\r\nHost: [::1]:8443\r\nContent-Length: 5\r\nTransfer-Encoding: "
@@ -129,9 +127,8 @@ TEST(Http1SpanBuilder, AttributesInOrderIntoFreshAndRecycledSpans) {
        ok,
        {"http.request.method=POST", "url.path=/up", "url.scheme=http", "server.address=::1",
         "server.port=8443", "client.address=10.0.0.1", "network.protocol.version=1.1",
-        "user_agent.original=curl/8.0", "http.request.body.size=0",
-        "http.response.status_code=200", "http.response.body.size=3",
-        "error.type=http_framing_conflict", "name=POST /up",
+        "user_agent.original=curl/8.0", "http.request.body.size=0", "http.response.status_code=200",
+        "http.response.body.size=3", "error.type=http_framing_conflict", "name=POST /up",
         "status=2 request has both Content-Length and Transfer-Encoding"}},
   };
   for (const Case& tc : cases) {
