@@ -26,6 +26,16 @@ class AttributeWriter {
     }
   }
   void Add(std::string_view key, const char* value) { Add(key, std::string_view(value)); }
+  // A string attribute to write in place: its string, empty, with the capacity it had (a
+  // value built piecewise needs no string of its own). Valid until the next Add.
+  std::string& AddString(std::string_view key) {
+    Attribute& a = Next(key);
+    if (auto* s = std::get_if<std::string>(&a.value)) {
+      s->clear();
+      return *s;
+    }
+    return a.value.emplace<std::string>();
+  }
   void Add(std::string_view key, int64_t value) { Next(key).value = value; }
   void Add(std::string_view key, bool value) { Next(key).value = value; }
   void Add(std::string_view key, double value) { Next(key).value = value; }

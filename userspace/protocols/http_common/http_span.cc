@@ -56,19 +56,22 @@ void WriteHttpSpan(const HttpSpanFields& f, const SessionContext& ctx,
 
   const TargetParts target = SplitTarget(f.target);
   std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
-  // The name's route drops path parameters and templates tokens; the attributes redact them.
-  const std::string route = options.infer_routes ? InferRoute(path) : std::string();
+  const bool conventional = IsConventionalMethod(f.method);
+  // Measured hot path: the name's route (path parameters dropped, tokens templated) is written
+  // straight into the name, and url.query and url.full into their attributes' own strings
+  // (reused across spans), so no string of their own is allocated and copied per span.
+  s.name.assign(conventional ? f.method : std::string_view("HTTP"));
+  if (options.infer_routes) {
+    s.name.push_back(' ');
+    AppendRoute(path, &s.name);
+  }
   std::string redacted_path;
   if (RedactPath(path, &redacted_path)) path = redacted_path;
-  const bool conventional = IsConventionalMethod(f.method);
-  s.name.assign(conventional ? f.method : std::string_view("HTTP"));
-  if (options.infer_routes) s.name.append(" ").append(route);
 
   attrs.Add("http.request.method", conventional ? f.method : "_OTHER");
   if (!conventional) attrs.Add("http.request.method_original", f.method);
   attrs.Add("url.path", path);
-  const std::string query = RedactQuery(target.query);
-  if (!target.query.empty()) attrs.Add("url.query", query);
+  if (!target.query.empty()) AppendRedactedQuery(target.query, &attrs.AddString("url.query"));
   attrs.Add("url.scheme", f.scheme);
 
   // server.address/port: what the client asked for (Host), else the server socket.
@@ -90,13 +93,12 @@ void WriteHttpSpan(const HttpSpanFields& f, const SessionContext& ctx,
     }
     // Credentials in the target are never kept; the conventions mark that they were there.
     const std::string_view userinfo = target.userinfo ? "REDACTED:REDACTED@" : "";
-    std::string full;  // sized once: appending piecewise reallocated it two or three times
+    std::string& full = attrs.AddString("url.full");
     full.reserve(f.scheme.size() + 3 + userinfo.size() + host.size() + port_size + path.size() +
-                 (target.query.empty() ? 0 : 1 + query.size()));
+                 (target.query.empty() ? 0 : 1 + target.query.size() + 16));
     full.append(f.scheme).append("://").append(userinfo).append(host);
     full.append(port_text, port_size).append(path);
-    if (!target.query.empty()) full.append("?").append(query);
-    attrs.Add("url.full", full);
+    if (!target.query.empty()) AppendRedactedQuery(target.query, &full.append("?"));
   } else if (ends.known) {
     attrs.Add("client.address", ends.remote_address);
   }

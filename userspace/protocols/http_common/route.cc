@@ -109,9 +109,19 @@ bool IsTokenSegment(std::string_view seg) {
 }
 
 std::string InferRoute(std::string_view path) {
-  if (path.empty()) return "/";
   std::string route;
   route.reserve(path.size());
+  AppendRoute(path, &route);
+  return route;
+}
+
+// Hot path (every span's name).
+void AppendRoute(std::string_view path, std::string* out) {
+  if (path.empty()) {
+    out->push_back('/');
+    return;
+  }
+  std::string& route = *out;
   size_t i = 0;
   while (i <= path.size()) {
     const size_t slash = path.find('/', i);
@@ -132,7 +142,6 @@ std::string InferRoute(std::string_view path) {
     route += '/';
     i = slash + 1;
   }
-  return route;
 }
 
 // Hot path (every span): the common path has no ';' and no long segment, and is not copied.
@@ -175,22 +184,25 @@ std::string RedactQuery(std::string_view query) {
   if (query.empty()) return {};  // most requests: no reserve(), no allocation
   std::string out;
   out.reserve(query.size() + 16);
+  AppendRedactedQuery(query, &out);
+  return out;
+}
+
+void AppendRedactedQuery(std::string_view query, std::string* out) {
   size_t i = 0;
-  while (i <= query.size()) {
+  while (!query.empty() && i <= query.size()) {
     const size_t amp = query.find('&', i);
     const std::string_view pair = query.substr(i, amp == npos ? npos : amp - i);
     const size_t eq = pair.find('=');
     if (eq == npos) {
-      if (!pair.empty()) out += "REDACTED";  // a bare key may be the secret itself
+      if (!pair.empty()) out->append("REDACTED");  // a bare key may be the secret itself
     } else {
-      out += pair.substr(0, eq + 1);
-      out += "REDACTED";
+      out->append(pair.substr(0, eq + 1)).append("REDACTED");
     }
     if (amp == npos) break;
-    out += '&';
+    out->push_back('&');
     i = amp + 1;
   }
-  return out;
 }
 
 bool IsSensitiveHeader(std::string_view name) {

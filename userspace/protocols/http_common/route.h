@@ -24,6 +24,8 @@ TargetParts SplitTarget(std::string_view target);
 // "{token}". Path parameters (";jsessionid=...") are left out. Others are kept.
 // "/users/42/orders/9f86d081884c7d65" -> "/users/{id}/orders/{hex}". Empty path -> "/".
 std::string InferRoute(std::string_view path);
+// InferRoute appended to *out (the span's name: no string of its own).
+void AppendRoute(std::string_view path, std::string* out);
 
 // A path segment that is a credential or an opaque id rather than a word: a JWT (three
 // base64url parts joined by '.'), or 32 or more base64/base64url characters mixing upper and
@@ -38,6 +40,8 @@ bool RedactPath(std::string_view path, std::string* out);
 // Every query value replaced by "REDACTED", keys kept: "a=1&b=x" -> "a=REDACTED&b=REDACTED".
 // A key without a value may itself be the secret ("?a=1&TOKEN"): it becomes "REDACTED" too.
 std::string RedactQuery(std::string_view query);
+// RedactQuery appended to *out (an attribute's string, reused: no string of its own).
+void AppendRedactedQuery(std::string_view query, std::string* out);
 
 // True for headers whose values must not leave the node. The rule, case-insensitive:
 // the name is Authorization, Proxy-Authorization, Cookie, Set-Cookie, or contains one of

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "conn/byte_stream.h"
-#include "protocols/http_common/route.h"
+#include "protocols/http1/span_builder.h"
 #include "protocols/http1/stitcher.h"
+#include "protocols/http_common/route.h"
+#include "trace/conn_endpoints.h"
 
 namespace zt = zerotrace;
 using zt::conn::ByteStream;
@@ -353,11 +355,19 @@ void RunRaw(FuzzedDataProvider& fdp) {
   }
   st.OnClose(rq, rs, CloseReason::kClosed, &out);
   CheckExchanges(out, stats, /*ids_are_truth=*/false);
+  // One span slot, reused from exchange to exchange and side to side, as the agent's are.
+  static const zt::trace::ConnEndpoints kEnds{true, true, "10.0.0.2", "10.0.0.1", 8080, 40000};
+  zt::protocols::ExchangeDone done;
   for (const HttpExchange& x : out) {
     // Route helpers must accept whatever a parsed target holds.
     const auto parts = zt::protocols::http_common::SplitTarget(x.req.target);
     (void)zt::protocols::http_common::InferRoute(parts.path);
     (void)zt::protocols::http_common::RedactQuery(parts.query);
+    // And so must the span build, on either side, with or without routes.
+    for (const uint8_t role : {uint8_t{ZT_ROLE_CLIENT}, uint8_t{ZT_ROLE_SERVER}}) {
+      const zt::protocols::SessionContext ctx{role, (x.seq & 1) != 0, &kEnds};
+      zt::protocols::http1::BuildExchange(x, ctx, {(x.seq & 2) == 0}, ts, &done);
+    }
   }
 }
 
