@@ -47,8 +47,7 @@ void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
   recent_.Add(span);
   const int instrument = InstrumentOf(span);
   if (instrument < 0) {
-    std::lock_guard lock(mu_);
-    spans_ignored_++;
+    spans_ignored_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   const std::string_view service = span.resource && !span.resource->service_name.empty()
@@ -60,14 +59,12 @@ void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
   GraphSpan g;
   g.shape = ShapeOf(instrument, span, service);
   const bool client = Instruments()[static_cast<size_t>(instrument)].client;
-  {
+  spans_recorded_.fetch_add(1, std::memory_order_relaxed);
+  if (g.shape->summary != nullptr) {
     std::lock_guard lock(mu_);
-    spans_recorded_++;
-    if (g.shape->summary != nullptr) {
-      (client ? g.shape->summary->client : g.shape->summary->server).Record(seconds, error);
-    } else if (options_.summaries) {
-      services_overflow_++;
-    }
+    (client ? g.shape->summary->client : g.shape->summary->server).Record(seconds, error);
+  } else if (options_.summaries) {
+    services_overflow_.fetch_add(1, std::memory_order_relaxed);
   }
   g.span_id = IdOf(span.span_id);
   g.parent_span_id = IdOf(span.parent_span_id);
@@ -151,12 +148,9 @@ MetricsSnapshot MetricsStage::Snapshot() const {
 
 MetricsStageStats MetricsStage::stats() const {
   MetricsStageStats st;
-  {
-    std::lock_guard lock(mu_);
-    st.spans_recorded = spans_recorded_;
-    st.spans_ignored = spans_ignored_;
-    st.services_overflow = services_overflow_;
-  }
+  st.spans_recorded = spans_recorded_.load(std::memory_order_relaxed);
+  st.spans_ignored = spans_ignored_.load(std::memory_order_relaxed);
+  st.services_overflow = services_overflow_.load(std::memory_order_relaxed);
   st.series = red_.series();
   st.series_overflow = red_.overflow();
   graph_.AddStats(&st);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -61,13 +62,13 @@ class MetricsStage {
   // whose shape is here finds its series, service summary and edges without a key.
   static constexpr size_t kShapeSlots = 1024;
   std::array<std::shared_ptr<SpanShape>, kShapeSlots> shapes_;
+  std::atomic<uint64_t> spans_recorded_{0}, spans_ignored_{0}, services_overflow_{0};
   mutable std::mutex mu_;  // guards what follows
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
   std::unordered_map<std::string, ServiceSummary, Hash, std::equal_to<>> services_;
-  uint64_t spans_recorded_ = 0, spans_ignored_ = 0, services_overflow_ = 0;
 };
 
 }  // namespace zerotrace::metrics
