@@ -91,11 +91,19 @@ std::shared_ptr<SpanShape> MetricsStage::ShapeOf(int instrument, const trace::Sp
     return shape;
   }
   const uint64_t hash = RedMetrics::HashOf(instrument, span, service, found);
-  std::shared_ptr<SpanShape>& slot = shapes_[hash % kShapeSlots];
-  if (slot && slot->hash == hash &&
-      RedMetrics::Matches(instrument, span, service, found, slot->key.bytes)) {
-    return slot;
+  // Two ways per set, the most recently used first. The product's top bits depend on every
+  // bit of the hash.
+  const size_t set = ((hash * 0x9e3779b97f4a7c15ULL) >> kShapeShift) & ~size_t{1};
+  std::shared_ptr<SpanShape>& slot = shapes_[set];
+  std::shared_ptr<SpanShape>& other = shapes_[set + 1];
+  for (std::shared_ptr<SpanShape>* way : {&slot, &other}) {
+    if (*way && (*way)->hash == hash &&
+        RedMetrics::Matches(instrument, span, service, found, (*way)->key.bytes)) {
+      if (way == &other) std::swap(slot, other);
+      return slot;
+    }
   }
+  std::swap(slot, other);  // the least recently used is replaced
   if (!slot || slot.use_count() > 1) {
     slot = std::make_shared<SpanShape>();  // the old one lives on in the spans that wait
   } else {                                 // reused, with its strings' storage

@@ -58,9 +58,10 @@ class MetricsStage {
   RedMetrics red_;
   ServiceGraph graph_;
   RecentTraces recent_;
-  // Writer thread: the shapes of recent spans, by their key's hash (direct-mapped). A span
+  // Writer thread: the shapes of recent spans, by their key's hash (two ways a set). A span
   // whose shape is here finds its series, service summary and edges without a key.
-  static constexpr size_t kShapeSlots = 1024;
+  static constexpr int kShapeShift = 64 - 10;
+  static constexpr size_t kShapeSlots = size_t{1} << (64 - kShapeShift);
   std::array<std::shared_ptr<SpanShape>, kShapeSlots> shapes_;
   std::atomic<uint64_t> spans_recorded_{0}, spans_ignored_{0}, services_overflow_{0};
   mutable std::mutex mu_;  // guards what follows

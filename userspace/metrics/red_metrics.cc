@@ -43,7 +43,7 @@ struct Hasher {
   }
   void Mix(uint64_t w) {
     h = (h ^ w) * kMul;
-    h ^= h >> 29;
+    h ^= h >> 32;  // a product's high half depends on every input bit: fold it down
   }
   void Byte(char c) { h = (h + static_cast<uint8_t>(c) + 1) * kMul; }
   void Bytes(const void* p, size_t n) {
