@@ -2,7 +2,6 @@
 #include "trace/span_linker.h"
 
 #include <algorithm>
-#include <memory>
 
 #include "trace/w3c.h"
 
@@ -469,9 +468,7 @@ void SpanLinker::Free(uint64_t handle) {
     if (it != peers_.end() && it->second == handle) ErasePeer(it);
   }
   Slot& s = slot((handle & 0xffffffffULL) - 1);
-  // Drops its strings and span, in place: the slot keeps nothing alive.
-  std::destroy_at(&s.rec);
-  std::construct_at(&s.rec);
+  s.rec = Record();  // drops its strings and span; the slot keeps nothing alive
   s.live = false;
   s.gen++;
   free_.push_back(static_cast<uint32_t>((handle & 0xffffffffULL) - 1));
