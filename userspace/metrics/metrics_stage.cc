@@ -103,7 +103,7 @@ std::shared_ptr<SpanShape> MetricsStage::ShapeOf(int instrument, const trace::Sp
       return slot;
     }
   }
-  std::swap(slot, other);  // the least recently used is replaced
+  if (slot) std::swap(slot, other);  // an empty way is used, else the least recently used
   if (!slot || slot.use_count() > 1) {
     slot = std::make_shared<SpanShape>();  // the old one lives on in the spans that wait
   } else {                                 // reused, with its strings' storage
@@ -111,6 +111,7 @@ std::shared_ptr<SpanShape> MetricsStage::ShapeOf(int instrument, const trace::Sp
     slot->series = slot->peer_series = nullptr;
     slot->edge = slot->peer_edge = nullptr;
     slot->paired_service.clear();
+    slot->peer.clear();
   }
   slot->hash = hash;
   RedMetrics::KeyOf(instrument, span, service, found, &slot->key);
