@@ -196,6 +196,7 @@ Status Agent::Start(std::vector<std::string>* notes) {
     metrics::MetricsStage::Options mo;
     mo.red.max_series_per_instrument = o.metrics_cardinality_limit;
     if (o.top) mo.recent_spans = 4096;  // the top view's slowest recent traces
+    mo.summaries = o.top;               // its latency sketches: read by nothing else
     metrics_stage_ = std::make_unique<metrics::MetricsStage>(mo);
   }
   // Linked spans go to the metrics stage and the export queues from the consumer thread;

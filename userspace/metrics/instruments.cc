@@ -5,7 +5,12 @@
 namespace zerotrace::metrics {
 namespace {
 
-bool Has(const trace::Span& span, std::string_view key) { return span.Find(key) != nullptr; }
+bool Has(const trace::Span& span, std::string_view key) {
+  for (const trace::Attribute& a : span.attributes) {
+    if (SameKey(a.key, key)) return true;
+  }
+  return false;
+}
 
 bool HttpServer(const trace::Span& s) {
   return s.kind == trace::SpanKind::kServer && Has(s, "http.request.method");

@@ -36,6 +36,13 @@ struct InstrumentSpec {
   std::array<std::string_view, kMaxInstrumentKeys> keys;
 };
 
+// Whether two attribute names are equal; most names that differ differ in length or in their
+// first or last byte, and are told apart without a call to memcmp. Hot path.
+inline bool SameKey(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         (a.empty() || (a.front() == b.front() && a.back() == b.back() && a == b));
+}
+
 // Every instrument, in the order InstrumentOf tries them (the first that measures a span wins).
 std::span<const InstrumentSpec> Instruments();
 inline constexpr size_t kMaxInstruments = 8;

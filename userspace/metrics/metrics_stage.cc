@@ -34,54 +34,105 @@ std::string_view PeerOf(const trace::Span& span, std::string* scratch) {
 MetricsStage::MetricsStage(Options options)
     : options_(options),
       red_(options.red),
-      graph_(options.graph, &red_),
+      graph_(
+          [&options] {
+            ServiceGraph::Options g = options.graph;
+            g.sketches = options.summaries;
+            return g;
+          }(),
+          &red_),
       recent_(options.recent_spans) {}
 
 void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
   recent_.Add(span);
   const int instrument = InstrumentOf(span);
   if (instrument < 0) {
-    std::lock_guard lock(mu_);
-    spans_ignored_++;
+    spans_ignored_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const InstrumentSpec& spec = Instruments()[static_cast<size_t>(instrument)];
   const std::string_view service = span.resource && !span.resource->service_name.empty()
                                        ? std::string_view(span.resource->service_name)
                                        : kUnknownService;
   const double seconds =
       span.end_unix_ns > span.start_unix_ns ? (span.end_unix_ns - span.start_unix_ns) * 1e-9 : 0;
   const bool error = span.status == trace::StatusCode::kError;
-  RedMetrics::KeyOf(instrument, span, service, &key_);
-  {
-    std::lock_guard lock(mu_);
-    spans_recorded_++;
-    auto it = services_.find(service);
-    if (it == services_.end()) {
-      if (services_.size() >= options_.max_services) {
-        services_overflow_++;
-      } else {
-        it = services_.emplace(std::string(service), ServiceSummary()).first;
-        it->second.service.assign(service);
-      }
-    }
-    if (it != services_.end()) {
-      (spec.client ? it->second.client : it->second.server).Record(seconds, error);
-    }
-  }
   GraphSpan g;
+  g.shape = ShapeOf(instrument, span, service);
+  const bool client = Instruments()[static_cast<size_t>(instrument)].client;
+  spans_recorded_.fetch_add(1, std::memory_order_relaxed);
+  if (g.shape->summary != nullptr) {
+    std::lock_guard lock(mu_);
+    (client ? g.shape->summary->client : g.shape->summary->server).Record(seconds, error);
+  } else if (options_.summaries) {
+    services_overflow_.fetch_add(1, std::memory_order_relaxed);
+  }
   g.span_id = IdOf(span.span_id);
   g.parent_span_id = IdOf(span.parent_span_id);
-  g.service = service;
   g.seconds = seconds;
   g.error = error;
-  if (spec.client) {
-    g.peer = PeerOf(span, &peer_);
-    graph_.OnClient(g, key_, now_ns);  // records the RED client series once paired or not
+  if (client) {
+    graph_.OnClient(g, now_ns);  // records the RED client series once paired or not
   } else {
-    red_.Record(key_, {}, seconds);
+    if (g.shape->series == nullptr) g.shape->series = red_.Resolve(g.shape->key, {});
+    red_.RecordTo(g.shape->series, seconds);
     graph_.OnServer(g, now_ns);
   }
+}
+
+std::shared_ptr<SpanShape> MetricsStage::ShapeOf(int instrument, const trace::Span& span,
+                                                 std::string_view service) {
+  RedMetrics::Found found;
+  if (!RedMetrics::Extract(instrument, span, &found) || service.size() > kMaxSeriesValueBytes) {
+    // A value the key cuts: this span's service or peer may differ from another's with the
+    // same key, so its shape is its own.
+    auto shape = std::make_shared<SpanShape>();
+    RedMetrics::KeyOf(instrument, span, service, found, &shape->key);
+    Fill(shape.get(), span, service);
+    return shape;
+  }
+  const uint64_t hash = RedMetrics::HashOf(instrument, span, service, found);
+  // Two ways per set, the most recently used first. The product's top bits depend on every
+  // bit of the hash.
+  const size_t set = ((hash * 0x9e3779b97f4a7c15ULL) >> kShapeShift) & ~size_t{1};
+  std::shared_ptr<SpanShape>& slot = shapes_[set];
+  std::shared_ptr<SpanShape>& other = shapes_[set + 1];
+  for (std::shared_ptr<SpanShape>* way : {&slot, &other}) {
+    if (*way && (*way)->hash == hash &&
+        RedMetrics::Matches(instrument, span, service, found, (*way)->key.bytes)) {
+      if (way == &other) std::swap(slot, other);
+      return slot;
+    }
+  }
+  if (slot) std::swap(slot, other);  // an empty way is used, else the least recently used
+  if (!slot || slot.use_count() > 1) {
+    slot = std::make_shared<SpanShape>();  // the old one lives on in the spans that wait
+  } else {                                 // reused, with its strings' storage
+    slot->summary = nullptr;
+    slot->series = slot->peer_series = nullptr;
+    slot->edge = slot->peer_edge = nullptr;
+    slot->paired_service.clear();
+    slot->peer.clear();
+  }
+  slot->hash = hash;
+  RedMetrics::KeyOf(instrument, span, service, found, &slot->key);
+  Fill(slot.get(), span, service);
+  return slot;
+}
+
+// A new shape's service, peer and service summary; its series are found when first recorded.
+void MetricsStage::Fill(SpanShape* shape, const trace::Span& span, std::string_view service) {
+  shape->service.assign(service);
+  if (Instruments()[static_cast<size_t>(shape->key.instrument)].client) {
+    PeerOf(span, &shape->peer);
+  }
+  if (!options_.summaries) return;
+  std::lock_guard lock(mu_);
+  auto it = services_.find(service);
+  if (it == services_.end() && services_.size() < options_.max_services) {
+    it = services_.emplace(std::string(service), ServiceSummary()).first;
+    it->second.service.assign(service);
+  }
+  shape->summary = it != services_.end() ? &it->second : nullptr;
 }
 
 MetricsSnapshot MetricsStage::Snapshot() const {
@@ -106,12 +157,9 @@ MetricsSnapshot MetricsStage::Snapshot() const {
 
 MetricsStageStats MetricsStage::stats() const {
   MetricsStageStats st;
-  {
-    std::lock_guard lock(mu_);
-    st.spans_recorded = spans_recorded_;
-    st.spans_ignored = spans_ignored_;
-    st.services_overflow = services_overflow_;
-  }
+  st.spans_recorded = spans_recorded_.load(std::memory_order_relaxed);
+  st.spans_ignored = spans_ignored_.load(std::memory_order_relaxed);
+  st.services_overflow = services_overflow_.load(std::memory_order_relaxed);
   st.series = red_.series();
   st.series_overflow = red_.overflow();
   graph_.AddStats(&st);

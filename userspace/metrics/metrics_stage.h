@@ -3,7 +3,10 @@
 // thread); any number of readers (/metrics, the OTLP metrics exporter, top) take snapshots.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -25,6 +28,9 @@ class MetricsStage {
     ServiceGraph::Options graph;
     size_t max_services = 1000;  // services in the top view's summaries; past it, counted
     size_t recent_spans = 0;     // spans kept for the slowest recent traces (top); 0: none
+    // The top view's latency sketches per service and per edge (Snapshot's services and
+    // edges). Nothing else reads them: the agent keeps them only with --top.
+    bool summaries = true;
   };
   explicit MetricsStage(Options options);
   MetricsStage() : MetricsStage(Options()) {}
@@ -43,19 +49,27 @@ class MetricsStage {
   void ReportCounters(CounterReport* report) const;
 
  private:
+  // Writer thread: the shape of a span (made, or found in the cache), null if it has none.
+  std::shared_ptr<SpanShape> ShapeOf(int instrument, const trace::Span& span,
+                                     std::string_view service);
+  void Fill(SpanShape* shape, const trace::Span& span, std::string_view service);
+
   const Options options_;
   RedMetrics red_;
   ServiceGraph graph_;
   RecentTraces recent_;
-  SeriesKey key_;          // writer thread, reused
-  std::string peer_;       // writer thread, reused
+  // Writer thread: the shapes of recent spans, by their key's hash (two ways a set). A span
+  // whose shape is here finds its series, service summary and edges without a key.
+  static constexpr int kShapeShift = 64 - 10;
+  static constexpr size_t kShapeSlots = size_t{1} << (64 - kShapeShift);
+  std::array<std::shared_ptr<SpanShape>, kShapeSlots> shapes_;
+  std::atomic<uint64_t> spans_recorded_{0}, spans_ignored_{0}, services_overflow_{0};
   mutable std::mutex mu_;  // guards what follows
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
   std::unordered_map<std::string, ServiceSummary, Hash, std::equal_to<>> services_;
-  uint64_t spans_recorded_ = 0, spans_ignored_ = 0, services_overflow_ = 0;
 };
 
 }  // namespace zerotrace::metrics

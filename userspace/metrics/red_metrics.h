@@ -18,6 +18,10 @@
 
 namespace zerotrace::metrics {
 
+// Longest attribute value kept in a series (longer ones are cut): a Host header or an inferred
+// route may be long, and every series holds its values twice (key and attributes).
+inline constexpr size_t kMaxSeriesValueBytes = 256;
+
 // A span's series, encoded: the instrument, the service and its attribute values in the
 // instrument's order. Client series get peer.service appended when they are recorded.
 struct SeriesKey {
@@ -27,6 +31,18 @@ struct SeriesKey {
 
 class RedMetrics {
  public:
+  // One attribute set of one instrument; its data is guarded by the store's lock.
+  struct Series {
+    uint64_t id;
+    int instrument;
+    bool overflow;  // the service's overflow series: every recording into it is counted
+    std::string service;
+    Attributes attributes;
+    uint64_t start_unix_ns;
+    HistogramData data;  // guarded by mu_
+  };
+  // The span attribute carrying each of an instrument's keys, or nullptr.
+  using Found = std::array<const trace::AttributeValue*, kMaxInstrumentKeys>;
   struct Options {
     // Distinct attribute sets per instrument (all services together); past it, a service's
     // further sets fold into its overflow series (otel.metric.overflow=true), counted.
@@ -38,9 +54,24 @@ class RedMetrics {
   // Hot path: `span`'s series key into *key (its storage reused).
   static void KeyOf(int instrument, const trace::Span& span, std::string_view service,
                     SeriesKey* key);
+  // Hot path, the same in steps, so that a cache can find a span's series without writing its
+  // key: the attributes that make the key (false: a value is cut in the key, so spans that
+  // differ may share one key), a hash of the key it would write, whether that key is `key`,
+  // and the key itself.
+  static bool Extract(int instrument, const trace::Span& span, Found* found);
+  static uint64_t HashOf(int instrument, const trace::Span& span, std::string_view service,
+                         const Found& found);
+  static bool Matches(int instrument, const trace::Span& span, std::string_view service,
+                      const Found& found, std::string_view key);
+  static void KeyOf(int instrument, const trace::Span& span, std::string_view service,
+                    const Found& found, SeriesKey* key);
   // Hot path, one writer thread: one duration. `peer_service` (client instruments; may be
   // empty) becomes peer.service.
   void Record(const SeriesKey& key, std::string_view peer_service, double seconds);
+  // The same in two steps: the series (created, or the service's overflow series, if new),
+  // then durations into it. A series lives as long as this object.
+  Series* Resolve(const SeriesKey& key, std::string_view peer_service);
+  void RecordTo(Series* series, double seconds);
 
   // Any thread: every series, grouped by service, appended to *out.
   void AppendSnapshot(std::vector<ResourceMetrics>* out) const;
@@ -48,14 +79,6 @@ class RedMetrics {
   uint64_t overflow() const { return overflow_.load(std::memory_order_relaxed); }
 
  private:
-  struct Series {
-    uint64_t id;
-    int instrument;
-    std::string service;
-    Attributes attributes;
-    uint64_t start_unix_ns;
-    HistogramData data;  // guarded by mu_
-  };
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }

@@ -22,10 +22,9 @@ void AddPoint(MetricFamily* f, uint64_t id, const Attributes& attrs, uint64_t st
 
 }  // namespace
 
-void ServiceGraph::OnClient(const GraphSpan& span, const SeriesKey& key, uint64_t now_ns) {
+void ServiceGraph::OnClient(const GraphSpan& span, uint64_t now_ns) {
   if (auto it = servers_.find(span.span_id); it != servers_.end()) {
-    PendingClient c{std::string(span.service), std::string(), key, span.seconds, span.error};
-    Record(c.service, it->second.service, false, &c, &it->second);
+    Record(Pending{span.shape, span.seconds, span.error}, &it->second);
     servers_.erase(it);
     return;
   }
@@ -38,15 +37,10 @@ void ServiceGraph::OnClient(const GraphSpan& span, const SeriesKey& key, uint64_
     client_deadlines_.pop_front();
     ExpireClient(oldest);
   }
-  auto [it, added] = clients_.try_emplace(span.span_id);
-  if (!added) return;  // a span id seen twice: keep the first
-  PendingClient& c = it->second;
-  c.service.assign(span.service);
-  c.peer.assign(span.peer);
-  c.key = key;
-  c.seconds = span.seconds;
-  c.error = span.error;
-  client_deadlines_.emplace_back(now_ns + options_.wait_ns, span.span_id);
+  auto [it, added] =
+      clients_.try_emplace(span.span_id, Pending{span.shape, span.seconds, span.error});
+  if (added) client_deadlines_.emplace_back(now_ns + options_.wait_ns, span.span_id);
+  // else: a span id seen twice: keep the first
 }
 
 void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
@@ -56,8 +50,8 @@ void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
     return;
   }
   if (auto it = clients_.find(span.parent_span_id); it != clients_.end()) {
-    const PendingServer s{std::string(span.service), span.seconds, span.error};
-    Record(it->second.service, s.service, false, &it->second, &s);
+    const Pending s{span.shape, span.seconds, span.error};
+    Record(it->second, &s);
     clients_.erase(it);
     return;
   }
@@ -70,16 +64,15 @@ void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
     server_deadlines_.pop_front();
     ExpireServer(oldest);
   }
-  auto [it, added] = servers_.try_emplace(
-      span.parent_span_id, PendingServer{std::string(span.service), span.seconds, span.error});
+  auto [it, added] =
+      servers_.try_emplace(span.parent_span_id, Pending{span.shape, span.seconds, span.error});
   if (added) server_deadlines_.emplace_back(now_ns + options_.wait_ns, span.parent_span_id);
 }
 
 void ServiceGraph::ExpireClient(uint64_t span_id) {
   auto it = clients_.find(span_id);
   if (it == clients_.end()) return;  // paired meanwhile
-  const PendingClient& c = it->second;
-  Record(c.service, c.peer, true, &c, nullptr);
+  Record(it->second, nullptr);
   clients_.erase(it);
 }
 
@@ -104,43 +97,62 @@ void ServiceGraph::Expire(uint64_t now_ns, bool all) {
   }
 }
 
-// Writer thread: one request on the edge client -> server (a service, or a peer address).
-void ServiceGraph::Record(std::string_view client, std::string_view server, bool peer,
-                          const PendingClient* c, const PendingServer* s) {
-  if (c != nullptr) red_->Record(c->key, peer ? std::string_view() : server, c->seconds);
-  const bool failed = (c != nullptr && c->error) || (s != nullptr && s->error);
-  edge_key_.assign(client).push_back('\0');
-  edge_key_.append(server);
+// Writer thread: one request on the edge from the client's service to the server's service or,
+// without a server (`s` null), to the client's peer address. The client's shape remembers the
+// series and edge of its last server and of its peer: found once, not per request.
+void ServiceGraph::Record(const Pending& c, const Pending* s) {
+  SpanShape& shape = *c.shape;
+  const bool peer = s == nullptr;
+  RedMetrics::Series* series;
+  if (peer) {
+    if (shape.peer_series == nullptr) shape.peer_series = red_->Resolve(shape.key, {});
+    series = shape.peer_series;
+  } else {
+    if (shape.edge == nullptr || shape.paired_service != s->shape->service) {
+      shape.paired_service.assign(s->shape->service);
+      shape.series = red_->Resolve(shape.key, shape.paired_service);
+      shape.edge = nullptr;
+    }
+    series = shape.series;
+  }
+  red_->RecordTo(series, c.seconds);
+  const bool failed = c.error || (s != nullptr && s->error);
   std::lock_guard lock(mu_);
   (peer ? to_peer_ : paired_)++;
-  auto it = edges_.find(edge_key_);
-  if (it == edges_.end()) {
-    const bool overflow = edges_.size() >= options_.max_edges;
-    if (overflow) {
-      overflow_++;
-      it = edges_.find(std::string_view(kOverflowKey));
-    }
-    if (it == edges_.end()) {
-      Edge e;
-      e.id = edges_.size() + 1;
-      e.overflow = overflow;
-      e.peer = peer && !overflow;
-      if (!overflow) {
-        e.client.assign(client);
-        e.server.assign(server);
-      }
-      e.start_unix_ns = WallNowNs();
-      it = edges_.emplace(overflow ? std::string(kOverflowKey) : edge_key_, std::move(e)).first;
-    }
-  }
-  Edge& e = it->second;
+  GraphEdge*& memo = peer ? shape.peer_edge : shape.edge;
+  if (memo == nullptr) memo = FindEdge(shape.service, peer ? shape.peer : s->shape->service, peer);
+  Edge& e = *memo;
+  if (e.overflow) overflow_++;  // as every recording past the limit is counted
   e.requests++;
   if (failed) e.failed++;
   if (s != nullptr) e.server_seconds.Record(s->seconds, kDurationBounds);
-  if (c != nullptr) {
-    e.client_seconds.Record(c->seconds, kDurationBounds);
-    e.sketch.Record(c->seconds, failed);
+  e.client_seconds.Record(c.seconds, kDurationBounds);
+  if (options_.sketches) e.sketch.Record(c.seconds, failed);
+}
+
+// Under mu_: the edge client -> server, made if new, or the overflow edge past the limit.
+ServiceGraph::Edge* ServiceGraph::FindEdge(std::string_view client, std::string_view server,
+                                           bool peer) {
+  edge_key_.assign(client).push_back('\0');
+  edge_key_.append(server);
+  auto it = edges_.find(edge_key_);
+  if (it != edges_.end()) return &it->second;
+  const bool overflow = edges_.size() >= options_.max_edges;
+  if (overflow) {
+    it = edges_.find(std::string_view(kOverflowKey));
+    if (it != edges_.end()) return &it->second;
   }
+  Edge e;
+  e.id = edges_.size() + 1;
+  e.overflow = overflow;
+  e.peer = peer && !overflow;
+  if (!overflow) {
+    e.client.assign(client);
+    e.server.assign(server);
+  }
+  e.start_unix_ns = WallNowNs();
+  return &edges_.emplace(overflow ? std::string(kOverflowKey) : edge_key_, std::move(e))
+              .first->second;
 }
 
 void ServiceGraph::AppendFamilies(std::vector<MetricFamily>* out) const {

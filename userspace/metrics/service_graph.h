@@ -18,11 +18,39 @@
 
 namespace zerotrace::metrics {
 
+// One edge of the graph: requests from a client service to a server (a service or an address).
+struct GraphEdge {
+  uint64_t id = 0;
+  std::string client, server;
+  bool peer = false, overflow = false;
+  uint64_t start_unix_ns = 0;
+  uint64_t requests = 0, failed = 0;
+  HistogramData server_seconds, client_seconds;
+  LatencySketch sketch;  // client side, for the top view
+};
+
+// What spans of one shape (instrument, service and the values of the series attributes) resolve
+// to, found once and shared by the metrics stage's cache and the spans waiting in the graph:
+// no key is written or hashed for the spans after the first. Writer thread only.
+struct SpanShape {
+  SeriesKey key;                      // the RED series key, without peer.service
+  std::string service;                // the span's service
+  std::string peer;                   // clients: "host:port" of the server they called
+  uint64_t hash = 0;                  // RedMetrics::HashOf the key
+  ServiceSummary* summary = nullptr;  // the top view's; null: past its limit, counted
+  // Server instruments: their series. Clients: the series and edge of the last server service
+  // they were paired with, and those of the edge to their peer address.
+  RedMetrics::Series* series = nullptr;
+  GraphEdge* edge = nullptr;
+  std::string paired_service;
+  RedMetrics::Series* peer_series = nullptr;
+  GraphEdge* peer_edge = nullptr;
+};
+
 // What the graph needs of one finished span.
 struct GraphSpan {
   uint64_t span_id = 0, parent_span_id = 0;  // first 8 bytes as a number; 0: none
-  std::string_view service;
-  std::string_view peer;  // clients: "host:port" of the server they called
+  std::shared_ptr<SpanShape> shape;          // its service, peer and series
   double seconds = 0;
   bool error = false;
 };
@@ -33,12 +61,13 @@ class ServiceGraph {
     size_t max_edges = 1000;           // past it, edges fold into the overflow edge, counted
     uint64_t wait_ns = 5'000'000'000;  // how long one side waits for the other
     size_t max_pending = 1 << 16;      // spans waiting; past it the oldest is resolved early
+    bool sketches = true;              // each edge's latency sketch (the top view's)
   };
   // Client durations go to `red` once their server is known (peer.service), or not.
   ServiceGraph(Options options, RedMetrics* red) : options_(options), red_(red) {}
 
-  // Hot path, one writer thread. `key`: the client span's RED series (client spans only).
-  void OnClient(const GraphSpan& span, const SeriesKey& key, uint64_t now_ns);
+  // Hot path, one writer thread.
+  void OnClient(const GraphSpan& span, uint64_t now_ns);
   void OnServer(const GraphSpan& span, uint64_t now_ns);
   // Writer thread: clients waiting past their time become edges to their peer address, and
   // servers waiting past theirs are counted as unpaired. `now_ns` 0 with `all`: everything.
@@ -50,36 +79,23 @@ class ServiceGraph {
   void AddStats(MetricsStageStats* stats) const;
 
  private:
-  struct PendingClient {
-    std::string service, peer;
-    SeriesKey key;
+  struct Pending {
+    std::shared_ptr<SpanShape> shape;
     double seconds;
     bool error;
   };
-  struct PendingServer {
-    std::string service;
-    double seconds;
-    bool error;
-  };
-  struct Edge {
-    uint64_t id = 0;
-    std::string client, server;
-    bool peer = false, overflow = false;
-    uint64_t start_unix_ns = 0;
-    uint64_t requests = 0, failed = 0;
-    HistogramData server_seconds, client_seconds;
-    LatencySketch sketch;  // client side, for the top view
-  };
-  void Record(std::string_view client, std::string_view server, bool peer, const PendingClient* c,
-              const PendingServer* s);
+  using Edge = GraphEdge;
+  // One request: the client's side and, if paired, the server's (else: to the peer address).
+  void Record(const Pending& c, const Pending* s);
+  Edge* FindEdge(std::string_view client, std::string_view server, bool peer);
   void ExpireClient(uint64_t span_id);
   void ExpireServer(uint64_t parent_id);
 
   const Options options_;
   RedMetrics* red_;
   // Writer thread only.
-  std::unordered_map<uint64_t, PendingClient> clients_;  // by span id
-  std::unordered_map<uint64_t, PendingServer> servers_;  // by parent (client) span id
+  std::unordered_map<uint64_t, Pending> clients_;  // by span id
+  std::unordered_map<uint64_t, Pending> servers_;  // by parent (client) span id
   std::deque<std::pair<uint64_t, uint64_t>> client_deadlines_, server_deadlines_;
   // Readers too.
   mutable std::mutex mu_;
@@ -87,7 +103,8 @@ class ServiceGraph {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
-  // By client + '\0' + server; edge_key_ is the writer's reused lookup key.
+  // By client + '\0' + server; edge_key_ is the writer's reused lookup key. Edges live as long
+  // as the graph (shapes point to them).
   std::unordered_map<std::string, Edge, Hash, std::equal_to<>> edges_;
   std::string edge_key_;
   uint64_t paired_ = 0, to_peer_ = 0, overflow_ = 0, unpaired_servers_ = 0, pending_dropped_ = 0;

@@ -354,7 +354,6 @@ void SpanLinker::Finish(uint64_t handle, Span&& span, uint64_t end_ns, uint32_t 
   now_ns_ = std::max(now_ns_, end_ns);
   r->finished = true;
   r->end_ns = end_ns;
-  r->span = std::move(span);
   // Same thread: every call it made while serving was reported before this response.
   if (r->in_thread_index && response_tid == r->tid) DropFromThreadIndex(handle, *r);
   if (r->server && response_tid != 0 && response_tid != r->tid) {
@@ -362,8 +361,12 @@ void SpanLinker::Finish(uint64_t handle, Span&& span, uint64_t end_ns, uint32_t 
     migrating_.insert(r->tgid);
   }
   if (r->resolved) {
-    Release(*r);
+    // Released from where it lies: the record never holds it.
+    r->released = true;
+    Emit(*r, span);
     if (Freeable(*r)) Free(handle);
+  } else {
+    r->span = std::move(span);
   }
 }
 
@@ -389,7 +392,11 @@ void SpanLinker::Abandon(uint64_t handle) {
 void SpanLinker::Release(Record& r) {
   r.released = true;
   if (!r.span) return;
-  Span& s = *r.span;
+  Emit(r, *r.span);
+  r.span.reset();
+}
+
+void SpanLinker::Emit(const Record& r, Span& s) {
   s.trace_id = r.trace_id;
   s.span_id = r.span_id;
   s.parent_span_id = r.parent_span_id;
@@ -398,7 +405,6 @@ void SpanLinker::Release(Record& r) {
   sink_(std::move(s));
   // What the sink left in s (an exported span, or nothing) is storage for the next span.
   if (s.attributes.capacity() > 0 && spares_.size() < kMaxSpares) spares_.push_back(std::move(s));
-  r.span.reset();
 }
 
 Span SpanLinker::TakeSpare() {

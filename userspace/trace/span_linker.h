@@ -205,6 +205,8 @@ class SpanLinker {
   // The record's trace is now `id`: takes the kernel's span id if the kernel put it in `id`.
   void JudgeKernelContext(Record& rec);
   void Release(Record& r);
+  // Hands `s` to the sink with the record's ids; what the sink leaves in it becomes a spare.
+  void Emit(const Record& r, Span& s);
   void DropFromThreadIndex(uint64_t handle, Record& r);
   void DropPeer(Record& r);
   void InsertPeer(const PeerKey& key, uint64_t handle);

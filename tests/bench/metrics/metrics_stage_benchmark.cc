@@ -37,10 +37,12 @@ void Relabel(std::vector<trace::Span>& spans, size_t pair, uint64_t n) {
   std::memcpy(spans[2 * pair + 1].span_id.bytes.data(), &server, sizeof(server));
 }
 
-template <bool kMetrics>
+template <bool kMetrics, bool kTop = true>
 void BM_Spans(benchmark::State& state) {
   std::vector<trace::Span> spans = Spans();
-  MetricsStage stage;
+  MetricsStage::Options options;
+  options.summaries = kTop;  // the agent keeps the top view's sketches only with --top
+  MetricsStage stage(options);
   uint64_t n = 1, now = 0, sink = 0;
   for (auto _ : state) {
     const size_t pair = n % (spans.size() / 2);
@@ -65,6 +67,7 @@ void BM_Spans(benchmark::State& state) {
 BENCHMARK_TEMPLATE(BM_Spans, false)->Name("A_without_metrics");
 BENCHMARK_TEMPLATE(BM_Spans, true)->Name("B_with_metrics");
 BENCHMARK_TEMPLATE(BM_Spans, true)->Name("B_with_metrics_again");
+BENCHMARK_TEMPLATE(BM_Spans, true, false)->Name("B_with_metrics_no_top");
 BENCHMARK_TEMPLATE(BM_Spans, false)->Name("A_without_metrics_again");
 
 }  // namespace
