@@ -34,26 +34,30 @@ uint64_t ClampLen(uint64_t pos, uint64_t len) {
 // Hot path.
 void ByteStream::AddDataLent(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid) {
   const uint64_t len = ClampLen(pos, data.size());
-  if (len == 0 || pos != front_ || end_ != front_ || !ranges_.empty() || !lent_.empty() ||
+  if (len == 0 || pos != front_ || end_ != front_ || !ranges_.empty() || lent_size_ != 0 ||
       len > byte_cap_) {
     AddData(pos, data, ts_ns, tid);
     return;
   }
-  lent_ = data.substr(0, len);
+  lent_data_ = data.data();
+  lent_size_ = static_cast<uint32_t>(len);  // <= byte_cap_
+  lent_ts_ns_ = ts_ns;
+  lent_tid_ = tid;
   end_ = pos + len;
   buffered_ += len;
   stats_->bytes_added += len;
-  AddTsMark(pos, end_, {ts_ns, tid});
 }
 
 // What a Settle() keeps: the unconsumed lent bytes become the stream's only range.
 void ByteStream::KeepLent() {
+  AddTsMark(front_, front_ + lent_size_, {lent_ts_ns_, lent_tid_});
   Range& range = NewRange(front_, ranges_.end())->second;
   range.is_gap = false;
   range.base = front_;
-  range.end = front_ + lent_.size();
-  range.bytes.assign(lent_);
-  lent_ = {};
+  range.end = front_ + lent_size_;
+  range.bytes.assign(lent_data_, lent_size_);
+  lent_data_ = nullptr;
+  lent_size_ = 0;
 }
 
 // Hot path.
@@ -148,8 +152,8 @@ void ByteStream::DeclareHolesAsGaps() {
 ByteStream::Front ByteStream::Peek() const {
   Front front;
   front.pos = front_;
-  if (!lent_.empty()) {
-    front.data = lent_;
+  if (lent_size_ != 0) {
+    front.data = lent();
     return front;
   }
   if (ranges_.empty()) return front;
@@ -174,9 +178,10 @@ bool ByteStream::GapAfterFrontData() const {
 // Hot path.
 void ByteStream::Consume(uint64_t n) {
   n = ClampLen(front_, n);
-  if (!lent_.empty()) {
-    const uint64_t step = std::min<uint64_t>(n, lent_.size());
-    lent_.remove_prefix(step);
+  if (lent_size_ != 0) {
+    const uint32_t step = static_cast<uint32_t>(std::min<uint64_t>(n, lent_size_));
+    lent_data_ += step;
+    lent_size_ -= step;
     buffered_ -= step;
     front_ += step;
     n -= step;
@@ -217,6 +222,7 @@ void ByteStream::ConsumeTo(uint64_t pos) {
 
 ByteStream::Stamp ByteStream::StampAt(uint64_t pos) const {
   if (pos < front_) return {};
+  if (lent_size_ != 0 && pos - front_ < lent_size_) return {lent_ts_ns_, lent_tid_};
   const auto first = ts_marks_.begin() + static_cast<std::ptrdiff_t>(ts_head_);
   auto it = std::upper_bound(first, ts_marks_.end(), pos,
                              [](uint64_t p, const TsMark& mark) { return p < mark.start; });
@@ -271,6 +277,14 @@ void ByteStream::ReleaseIdle() {
   std::vector<RangeMap::node_type>().swap(spare_);
   std::vector<TsMark>().swap(ts_marks_);
   ts_head_ = 0;
+}
+
+size_t ByteStream::reserved_bytes() const {
+  size_t n = ts_marks_.capacity() * sizeof(TsMark) + spare_.capacity() * sizeof(spare_[0]);
+  for (const RangeMap::node_type& node : spare_) {
+    n += sizeof(RangeMap::value_type) + node.mapped().bytes.capacity();
+  }
+  return n;
 }
 
 // Inserts a range node at `start`, reusing a released node (and its buffer) when one exists.
@@ -409,7 +423,7 @@ void ByteStream::PruneTsMarks() {
     ts_marks_.clear();
     if (ts_marks_.capacity() > kMaxIdleTsMarks) ts_marks_.shrink_to_fit();
     ts_head_ = 0;
-  } else if (ts_head_ >= 64 && ts_head_ * 2 >= ts_marks_.size()) {
+  } else if (ts_head_ >= 64 && size_t{ts_head_} * 2 >= ts_marks_.size()) {
     ts_marks_.erase(ts_marks_.begin(), ts_marks_.begin() + static_cast<std::ptrdiff_t>(ts_head_));
     ts_head_ = 0;
   }

@@ -2,6 +2,7 @@
 // were not captured (capture limit, lost events) so parsers can skip and resynchronise.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -34,8 +35,10 @@ class ByteStream {
  public:
   // `stats` (not owned) receives this stream's counters; without it they go to a per-thread
   // counter set that nothing reads (and that stats() then returns: pass one to read them).
+  // `byte_cap` is clamped to 4 GiB - 1.
   explicit ByteStream(size_t byte_cap = 1 << 20, ByteStreamStats* stats = nullptr)
-      : byte_cap_(byte_cap), stats_(stats ? stats : &unattributed_stats_) {}
+      : byte_cap_(static_cast<uint32_t>(std::min<size_t>(byte_cap, UINT32_MAX))),
+        stats_(stats ? stats : &unattributed_stats_) {}
   // Move-only: it owns buffers and recycled map nodes.
   ByteStream(const ByteStream&) = delete;
   ByteStream& operator=(const ByteStream&) = delete;
@@ -49,11 +52,12 @@ class ByteStream {
   void AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid = 0);
   // Hot path. AddData without the copy when the stream is drained and `data` starts at its
   // front (a whole message in one record, the common case): Peek() then reads `data` where it
-  // lies. `data` must stay valid until Settle(), which copies what was not consumed.
+  // lies. `data` must stay valid until Settle(), which copies what was not consumed. Its
+  // syscall's time and thread are kept inline (no time mark, so no allocation) until then.
   void AddDataLent(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid = 0);
   // Copies lent bytes that are still unconsumed into the stream's own buffer.
   void Settle() {
-    if (!lent_.empty()) KeepLent();
+    if (lent_size_ != 0) KeepLent();
   }
   // Hot path. Marks [pos, pos+len) as bytes that exist but were not captured.
   void AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid = 0);
@@ -97,7 +101,9 @@ class ByteStream {
   uint64_t end_pos() const { return end_; }
   // Captured bytes currently buffered.
   size_t buffered_bytes() const { return buffered_; }
-  bool empty() const { return ranges_.empty() && lent_.empty(); }
+  // Heap bytes the stream holds besides buffered data: time marks and spare range nodes.
+  size_t reserved_bytes() const;
+  bool empty() const { return ranges_.empty() && lent_size_ == 0; }
   const ByteStreamStats& stats() const { return *stats_; }
 
  private:
@@ -131,16 +137,23 @@ class ByteStream {
   void AddTsMark(uint64_t start, uint64_t end, const Stamp& stamp);
   void PruneTsMarks();
 
-  size_t byte_cap_;
-  // Bytes at front_ still in the caller's buffer (AddDataLent); while set, ranges_ is empty.
-  std::string_view lent_;
+  std::string_view lent() const { return {lent_data_, lent_size_}; }
+
+  // Sized to keep a ByteStream at 160 bytes (10 k idle connections hold two each).
+  uint32_t byte_cap_;
+  uint32_t ts_head_ = 0;  // live marks are ts_marks_[ts_head_, size())
+  // Bytes at front_ still in the caller's buffer (AddDataLent); while set, ranges_ is empty,
+  // and the syscall that moved them is lent_ts_ns_ / lent_tid_ (they have no time mark).
+  const char* lent_data_ = nullptr;
+  uint32_t lent_size_ = 0;
+  uint32_t lent_tid_ = 0;
+  uint64_t lent_ts_ns_ = 0;
   uint64_t front_ = 0;
   uint64_t end_ = 0;
   size_t buffered_ = 0;
   RangeMap ranges_;
   std::vector<RangeMap::node_type> spare_;  // released nodes: steady state allocates nothing
   std::vector<TsMark> ts_marks_;            // live marks are [ts_head_, size())
-  size_t ts_head_ = 0;
   ByteStreamStats* stats_;
   static thread_local ByteStreamStats unattributed_stats_;
 };

@@ -374,9 +374,10 @@ std::shared_ptr<const trace::Resource> ProtocolStage::ResourceOf(const conn::Con
                                                                  uint16_t served_port) {
   const conn::ProcessInfo& info = c.process_info();
   auto it = resources_.find(c.tgid);
-  if (it != resources_.end() && it->second->executable_path == info.exe_path &&
-      it->second->service_name == info.ServiceNameFor(served_port)) {
-    return it->second;
+  if (it != resources_.end() && it->second->executable_path == info.exe_path) {
+    // The name the resource would get now (the comm when the process has none: no /proc).
+    const std::string& name = info.ServiceNameFor(served_port);
+    if (it->second->service_name == (name.empty() ? c.comm : name)) return it->second;
   }
   if (resources_.size() > 8192) resources_.clear();  // bounded: rebuilt on next use
   auto r = MakeResource(info, served_port, host_name_, resource_extra_);

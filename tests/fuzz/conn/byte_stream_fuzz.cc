@@ -91,11 +91,21 @@ void MirrorDrops(const ByteStream& s, Model& m) {
   ZT_CHECK(s.stats().bytes_dropped_cap == m.dropped);
 }
 
-void AddData(ByteStream& s, Model& m, uint64_t pos, uint64_t len, uint8_t variant, uint64_t ts) {
+void Consume(ByteStream& s, Model& m, uint64_t n);
+void CheckInvariants(const ByteStream& s, const Model& m, size_t cap, bool timed);
+
+// `lent`: through AddDataLent, as the connection table does; `lent_consume` bytes are then
+// consumed and the invariants checked while the bytes are still the caller's, before Settle().
+void AddData(ByteStream& s, Model& m, uint64_t pos, uint64_t len, uint8_t variant, uint64_t ts,
+             bool lent = false, uint64_t lent_consume = 0, size_t cap = 0) {
   if (pos + len >= kSpace) return;
   std::string bytes(len, '\0');
   for (uint64_t i = 0; i < len; ++i) bytes[i] = static_cast<char>(TrueByte(pos + i) ^ variant);
-  s.AddData(pos, bytes, ts);
+  if (!lent) {
+    s.AddData(pos, bytes, ts);
+  } else {
+    s.AddDataLent(pos, bytes, ts);
+  }
   for (uint64_t p = pos; p < pos + len; ++p) {
     if (p < m.front) {
       ++m.stale;
@@ -111,6 +121,13 @@ void AddData(ByteStream& s, Model& m, uint64_t pos, uint64_t len, uint8_t varian
   }
   if (len > 0 && pos + len > m.end) m.end = pos + len;
   MirrorDrops(s, m);
+  if (lent) {
+    CheckInvariants(s, m, cap, ts < kMaxTimedOps);
+    Consume(s, m, std::min(lent_consume, m.end - m.front));
+    CheckInvariants(s, m, cap, ts < kMaxTimedOps);
+    s.Settle();
+    std::fill(bytes.begin(), bytes.end(), '\xee');  // the ring buffer's slot is reused
+  }
 }
 
 void AddGap(ByteStream& s, Model& m, uint64_t pos, uint64_t len, uint64_t ts) {
@@ -198,10 +215,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (!in.done()) {
     ++ts;
     switch (in.U8() % 8) {
-      case 0:
-      case 1: {  // data that agrees with every other write of its positions
+      case 0: {  // data that agrees with every other write of its positions
         uint64_t pos = NearFront(in, model);
         AddData(stream, model, pos, in.U8(), 0, ts);
+        break;
+      }
+      case 1: {  // the same, lent (read in place where the stream is drained), then settled
+        uint64_t pos = in.U8() % 4 == 0 ? NearFront(in, model) : model.front;
+        uint64_t len = in.U8();
+        AddData(stream, model, pos, len, 0, ts, true, in.U8(), cap);
         break;
       }
       case 2: {  // data that disagrees: the first writer must win

@@ -440,6 +440,36 @@ TEST(ByteStreamTest, LentBytesFullyConsumedLeaveNothing) {
   EXPECT_EQ(stream.Peek().data, "next");
 }
 
+// The common path (a whole message per record, read in place, then the stream idles) keeps
+// the record's syscall inline: no time-mark storage is allocated, per message, to be freed at
+// the idle point, and the stream stays the 160 bytes the 10 k idle connections' bound assumes.
+TEST(ByteStreamTest, LentMessageAllocatesNoTimeMark) {
+  static_assert(sizeof(void*) != 8 || sizeof(ByteStream) <= 160);
+  ByteStream stream;
+  const std::string request = "GET / HTTP/1.1\r\n\r\n";
+  uint64_t pos = 0;
+  for (uint32_t i = 1; i <= 3; i++) {
+    stream.AddDataLent(pos, request, 100 * i, i);
+    EXPECT_EQ(stream.reserved_bytes(), 0u);
+    EXPECT_EQ(stream.StampAt(pos).ts_ns, 100u * i);
+    EXPECT_EQ(stream.StampAt(pos + request.size() - 1).tid, i);
+    EXPECT_EQ(stream.StampAt(pos + request.size()).ts_ns, 0u);  // past the lent bytes
+    stream.Consume(request.size());
+    stream.Settle();
+    EXPECT_EQ(stream.StampAt(pos).ts_ns, 0u);  // consumed
+    stream.ReleaseIdle();
+    EXPECT_EQ(stream.reserved_bytes(), 0u);
+    pos += request.size();
+  }
+  // Half a message is kept by Settle() with its syscall's time.
+  stream.AddDataLent(pos, request, 900, 9);
+  stream.Consume(4);
+  stream.Settle();
+  EXPECT_EQ(stream.StampAt(pos + 4).ts_ns, 900u);
+  EXPECT_EQ(stream.StampAt(pos + request.size() - 1).tid, 9u);
+  EXPECT_EQ(stream.Peek().data, request.substr(4));
+}
+
 // Where the stream is not drained, or the bytes are not at its front, they are copied as
 // AddData copies them; a gap or data added while bytes are lent keeps the lent bytes.
 TEST(ByteStreamTest, LentBytesAreCopiedWhenTheyCannotBeLent) {

@@ -119,6 +119,20 @@ TEST_F(StageTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   ASSERT_EQ(s.resource->extra.size(), 1u);
 }
 
+// Without process information (no /proc cache) a resource is named after the connection's
+// comm; it is built once per process, not again for every span.
+TEST_F(StageTest, ResourceWithoutProcessInfoIsBuiltOncePerProcess) {
+  Conn c(&table, 1, ZT_ROLE_CLIENT);
+  for (int i = 0; i < 2; i++) {
+    c.Send(ZT_DIR_EGRESS, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", 1000 + 10 * i);
+    c.Send(ZT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1005 + 10 * i);
+  }
+  ASSERT_EQ(sink.spans().size(), 2u);
+  ASSERT_TRUE(sink.spans()[0].resource);
+  EXPECT_EQ(sink.spans()[0].resource->service_name, "svc");
+  EXPECT_EQ(sink.spans()[0].resource.get(), sink.spans()[1].resource.get());
+}
+
 TEST_F(StageTest, ServerSpanJoinsIncomingTraceparent) {
   Conn c(&table, 2, ZT_ROLE_SERVER);
   c.Send(ZT_DIR_INGRESS,
