@@ -112,8 +112,8 @@ TEST_F(Http1E2eTest, NginxBodiesAreNotCopiedAndPipelinedHeadsPairInOrder) {
   ASSERT_EQ(client.lines.back(), "done");
 
   ASSERT_TRUE(AwaitSpans({{srv.pid(), xs.size()}, {client.pid, xs.size()}}));
-  EXPECT_TRUE(SpansAre(srv.pid(), Spans(kServer, xs, srv.port, client.local_port,
-                                        "zt-pipeline/1.0", {"nginx"})));
+  EXPECT_TRUE(SpansAre(
+      srv.pid(), Spans(kServer, xs, srv.port, client.local_port, "zt-pipeline/1.0", {"nginx"})));
   EXPECT_TRUE(SpansAre(client.pid, Spans(kClient, xs, srv.port, 0, "zt-pipeline/1.0",
                                          PythonClientService("mixed_pipeline_client"))));
   const auto skipped = StatsCounter("body_bytes_skipped", 0, 5s);
