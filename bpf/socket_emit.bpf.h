@@ -246,7 +246,9 @@ __noinline int zt_emit_iov(struct emit_state *s, __u64 iov_ptr, __u32 i, __u32 i
 		return 0;
 	}
 	s->iov_flags &= ~ZT_IOV_HAVE_NEXT;
-	if (s->direction == ZT_DIR_EGRESS && s->iov_bytes >= 8 && n >= 16 && i + 1 < iovlen &&
+	/* only when the head will be copied whole (not on muted, sizes-only connections) */
+	if (s->direction == ZT_DIR_EGRESS && s->iov_bytes >= 8 && n >= 16 && n <= s->budget &&
+	    i + 1 < iovlen &&
 	    bpf_probe_read_user(&s->next_iov, sizeof(s->next_iov),
 				(void *)(iov_ptr + (i + 1) * sizeof(struct iovec))) == 0) {
 		s->iov_flags |= ZT_IOV_HAVE_NEXT;
