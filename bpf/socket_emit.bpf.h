@@ -24,6 +24,14 @@ static __always_inline void zt_count(__u32 counter)
 		*v += 1;
 }
 
+static __always_inline void zt_count_add(__u32 counter, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &counter);
+
+	if (v)
+		*v += n;
+}
+
 static __always_inline void zt_fill_header_at(struct zt_event_header *h, __u8 type, __u32 fd,
 					      __u64 conn_id, __u64 ts_ns)
 {
@@ -69,12 +77,21 @@ struct emit_state {
 	__u32 budget;     /* capture bytes left for this syscall */
 	__u32 emitted;    /* records written */
 	__u32 captured;   /* payload bytes written */
+	__u32 iov_bytes;  /* zt_emit_iovecs: bytes left */
 	__u64 ts_ns;       /* ingress: now (bytes arrived by exit); egress: syscall entry */
 	__u8 direction;
 	__u8 sys;
 	__u8 source; /* enum zt_source */
+	__u8 iov_flags; /* ZT_IOV_* */
 	__u32 head; /* the syscall's first 3 bytes in bits 0-23 and ZT_HEAD_CAPTURED, if captured */
+	struct iovec next_iov; /* sends: the iovec after the one being emitted, read ahead */
 };
+
+/* emit_state.iov_flags (kept in one byte: the call chain's stack is near its 512 limit) */
+#define ZT_IOV_HAVE_NEXT 1      /* next_iov holds the next iovec */
+#define ZT_IOV_SKIP_NEXT 2      /* it is an HTTP/1 body: its length only, no copy */
+#define ZT_IOV_REST_GAP 4       /* and it ends the syscall: the head's record says so */
+#define ZT_IOV_REST_GAP_SENT 8  /* a record said ZT_DATA_REST_GAP: no trailer */
 
 /* emit_state.head holds the syscall's first bytes (zt_note_read checks them for TLS). */
 #define ZT_HEAD_CAPTURED (1u << 24)
@@ -153,6 +170,10 @@ __noinline int zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 		ev->direction = s->direction;
 		ev->source = s->source;
 		ev->syscall = s->sys;
+		if ((s->iov_flags & ZT_IOV_REST_GAP) && off + n == len) {
+			ev->flags = ZT_DATA_REST_GAP;
+			s->iov_flags |= ZT_IOV_REST_GAP_SENT;
+		}
 		bpf_ringbuf_submit(ev, zt_wakeup_flag());
 		zt_count(ZT_CNT_DATA_EVENTS);
 		s->emitted++;
@@ -164,28 +185,69 @@ __noinline int zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 	return 0;
 }
 
+#include "http1_body.bpf.h"
+
+/* One iovec (number i) of zt_emit_iovecs. Sends read each iovec one ahead, so that an
+ * HTTP/1 body following a whole response head is skipped: its bytes become a gap of known
+ * length, not a copy. Global (verified once, so the caller's loop stays simple); nonzero
+ * stops the walk. */
+__noinline int zt_emit_iov(struct emit_state *s, __u64 iov_ptr, __u32 i, __u32 iovlen)
+{
+	__u64 base;
+	__u32 n, next;
+
+	if (!s)
+		return 1;
+	if (!(s->iov_flags & ZT_IOV_HAVE_NEXT) &&
+	    bpf_probe_read_user(&s->next_iov, sizeof(s->next_iov),
+				(void *)(iov_ptr + i * sizeof(struct iovec))))
+		return 1;
+	base = (__u64)s->next_iov.iov_base;
+	n = s->next_iov.iov_len < s->iov_bytes ? s->next_iov.iov_len : s->iov_bytes;
+	s->iov_bytes -= n;
+	if (s->iov_flags & ZT_IOV_SKIP_NEXT) { /* a body: its length only */
+		s->iov_flags &= ~(ZT_IOV_HAVE_NEXT | ZT_IOV_SKIP_NEXT);
+		zt_count_add(ZT_CNT_BODY_BYTES_SKIPPED, n);
+		s->pos += n;
+		return 0;
+	}
+	s->iov_flags &= ~ZT_IOV_HAVE_NEXT;
+	/* only when the head will be copied whole (not on muted, sizes-only connections) */
+	if (s->direction == ZT_DIR_EGRESS && s->iov_bytes >= 8 && n >= 16 && n <= s->budget &&
+	    i + 1 < iovlen &&
+	    bpf_probe_read_user(&s->next_iov, sizeof(s->next_iov),
+				(void *)(iov_ptr + (i + 1) * sizeof(struct iovec))) == 0) {
+		s->iov_flags |= ZT_IOV_HAVE_NEXT;
+		next = s->next_iov.iov_len < s->iov_bytes ? s->next_iov.iov_len : s->iov_bytes;
+		if (next >= 8 && zt_body_follows(base, n, (__u64)s->next_iov.iov_base)) {
+			s->iov_flags |= ZT_IOV_SKIP_NEXT;
+			/* the syscall's (not only this message's) last bytes */
+			if (s->pos + n + next == s->syscall_pos + s->byte_count)
+				s->iov_flags |= ZT_IOV_REST_GAP;
+		}
+	}
+	zt_emit_buf(s, base, n);
+	s->iov_flags &= ~ZT_IOV_REST_GAP;
+	return 0;
+}
+
 /* Hot path: the first `bytes` bytes spread over an iovec array, in order. Global, as
  * zt_emit_buf. */
 __noinline int zt_emit_iovecs(struct emit_state *s, __u64 iov_ptr, __u32 iovlen, __u32 bytes)
 {
-	struct iovec iov;
-
 	if (!s)
 		return 0;
+	s->iov_bytes = bytes;
 	for (int i = 0; i < ZT_MAX_IOV; i++) {
-		__u32 n;
-
-		if (i >= iovlen || bytes == 0)
+		if (i >= iovlen || s->iov_bytes == 0)
 			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov))))
+		if (zt_emit_iov(s, iov_ptr, i, iovlen))
 			break;
-		n = iov.iov_len < bytes ? iov.iov_len : bytes;
-		zt_emit_buf(s, (__u64)iov.iov_base, n);
-		bytes -= n;
 	}
-	if (bytes) { /* iovecs past ZT_MAX_IOV: their bytes become a gap */
+	s->iov_flags &= ~(ZT_IOV_HAVE_NEXT | ZT_IOV_SKIP_NEXT);
+	if (s->iov_bytes) { /* iovecs past ZT_MAX_IOV: their bytes become a gap */
 		zt_count(ZT_CNT_IOV_OVERFLOW);
-		s->pos += bytes;
+		s->pos += s->iov_bytes;
 	}
 	return 0;
 }
@@ -215,7 +277,7 @@ static __always_inline void zt_emit_trailer(struct emit_state *s)
 {
 	struct zt_data_event *ev;
 
-	if (s->captured >= s->byte_count)
+	if (s->captured >= s->byte_count || (s->iov_flags & ZT_IOV_REST_GAP_SENT))
 		return;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {

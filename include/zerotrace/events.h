@@ -156,11 +156,17 @@ struct zt_data_event {
 	__u8 direction;    /* enum zt_direction */
 	__u8 source;       /* enum zt_source */
 	__u8 syscall;      /* enum zt_syscall */
-	__u8 pad[5];       /* zero */
+	__u8 flags;        /* ZT_DATA_* */
+	__u8 pad[4];       /* zero */
 	/* followed by `captured` payload bytes: the record is at least sizeof(*this) + captured
 	 * long (the kernel reserves payload in size classes; what follows is slack) */
 };
 ZT_STATIC_ASSERT(sizeof(struct zt_data_event) == 64, "zt_data_event ABI");
+
+/* zt_data_event.flags: the syscall's bytes past this record (up to syscall_pos + byte_count)
+ * were not captured and no trailer follows: they are a gap (an HTTP/1 body the kernel
+ * skipped after a complete head). */
+#define ZT_DATA_REST_GAP 1
 
 /* A process exec'd or exited (userspace refreshes or frees its metadata). */
 struct zt_proc_event {
@@ -237,7 +243,8 @@ enum zt_kernel_counter {
 	ZT_CNT_H2_WALK_LOST = 21,          /* such walks that lost the frame boundaries (plain capture) */
 	ZT_CNT_H2_TLS_WALKS = 22,          /* HTTP/2 directions whose TLS plaintext frames are walked */
 	ZT_CNT_H2_TLS_WALK_LOST = 23,      /* such walks that lost the frame boundaries (plain capture) */
-	ZT_CNT_COUNT = 24,
+	ZT_CNT_BODY_BYTES_SKIPPED = 24,    /* HTTP/1 body bytes of vectored sends not copied */
+	ZT_CNT_COUNT = 25,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

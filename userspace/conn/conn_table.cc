@@ -257,6 +257,12 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     }
     s.AddDataLent(d.stream_pos, payload, d.hdr.ts_ns, d.hdr.tid);  // settled below
     cur.covered_to = std::max<uint64_t>(cur.covered_to, d.stream_pos + d.captured);
+    if (d.flags & ZT_DATA_REST_GAP) {  // a body the kernel skipped ends the syscall
+      const uint64_t end = d.syscall_pos + d.byte_count;
+      if (end > cur.covered_to)
+        s.AddGap(cur.covered_to, end - cur.covered_to, d.hdr.ts_ns, d.hdr.tid);
+      cur.covered_to = std::max(cur.covered_to, end);
+    }
   } else {
     const uint64_t end = d.syscall_pos + d.byte_count;
     if (end > cur.covered_to)

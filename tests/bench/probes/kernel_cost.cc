@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -32,7 +33,8 @@ class CountingSink : public probes::RecordSink {
 };
 
 // One request loop: a forked echo server and a forked client doing `n` 300-byte requests
-// answered with 1 KiB (`writev`: as a 240-byte head and a 784-byte body, as nginx does).
+// answered with 1 KiB, an HTTP/1 response (`writev`: as its 240-byte head and 784-byte body,
+// as nginx does).
 // `eagain`: the server is an event loop as nginx is (nonblocking recvfrom until EAGAIN, poll
 // between requests): three recvfrom per request, two of them empty. Returns wall seconds
 // measured by the parent.
@@ -49,7 +51,13 @@ double RequestLoop(int n, bool writev_reply, bool eagain) {
   pid_t server = fork();
   if (server == 0) {
     int c = accept(lfd, nullptr, nullptr);
-    char buf[2048], resp[1024] = {};
+    char buf[2048], resp[1024];
+    // A real response: a 240-byte head (padded with a header) and a 784-byte body.
+    std::memset(resp, 'b', sizeof(resp));
+    const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 784\r\nX-Pad: ";
+    std::memcpy(resp, head, sizeof(head) - 1);
+    std::memset(resp + sizeof(head) - 1, 'p', 240 - 4 - (sizeof(head) - 1));
+    std::memcpy(resp + 236, "\r\n\r\n", 4);
     for (int i = 0; i < n; i++) {
       size_t got = 0;
       while (eagain && got < 300) {  // read until EAGAIN, then wait for more

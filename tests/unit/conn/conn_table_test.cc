@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -25,9 +26,11 @@ class Records {
   }
   probes::EventView Data(uint64_t conn, uint32_t tgid, uint8_t dir, uint64_t syscall_pos,
                          uint64_t stream_pos, uint32_t byte_count, const std::string& bytes,
-                         uint64_t ts = 2) {
-    return View(testing::DataRecord(Spec(conn, tgid, 3, ZT_ROLE_CLIENT), dir, syscall_pos,
-                                    stream_pos, byte_count, bytes, ts));
+                         uint64_t ts = 2, uint8_t flags = 0) {
+    testing::Record rec = testing::DataRecord(Spec(conn, tgid, 3, ZT_ROLE_CLIENT), dir, syscall_pos,
+                                              stream_pos, byte_count, bytes, ts);
+    rec[offsetof(zt_data_event, flags)] = flags;
+    return View(std::move(rec));
   }
   probes::EventView Close(uint64_t conn, uint32_t tgid, uint8_t reason = ZT_CLOSE_SYSCALL,
                           uint64_t sent = 0, uint64_t received = 0, uint8_t flags = 0) {
@@ -195,6 +198,24 @@ TEST(ConnTable, MissingChunkInsideSyscallBecomesGap) {
   EXPECT_EQ(s.Peek().gap, 3u);
   s.Consume(3);
   EXPECT_EQ(s.Peek().data, "ghi");
+}
+
+TEST(ConnTable, RestGapFlagEndsTheSyscallWithAGapAndNoTrailer) {
+  Records r;
+  ConnTable t({}, nullptr, nullptr, nullptr);
+  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_SERVER));
+  // writev [head, body]: the kernel copied the 4-byte head and skipped the 6-byte body; no
+  // trailer follows, so the gap is known at once (before the next syscall).
+  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 0, 0, 10, "head", 2, ZT_DATA_REST_GAP));
+  ByteStream& s = t.Find(1)->sent;
+  EXPECT_EQ(s.end_pos(), 10u);
+  EXPECT_EQ(s.Peek().data, "head");
+  s.Consume(4);
+  EXPECT_EQ(s.Peek().gap, 6u);
+  s.Consume(6);
+  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 10, 10, 3, "abc"));
+  EXPECT_EQ(s.Peek().data, "abc");
+  EXPECT_EQ(t.stats().streams.gap_bytes, 6u);
 }
 
 TEST(ConnTable, ProcessExitClosesItsConnectionsAndFreesKernelState) {
