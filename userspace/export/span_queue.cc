@@ -304,11 +304,12 @@ void ExportWorker::Run(BatchQueue<T>& queue) {
   FlushAll(/*finish=*/true);
 }
 
-void ExportWorker::ExportBatch(const std::vector<trace::Span>& batch) {
+template <typename Batch, typename Export>
+void ExportWorker::ExportToEach(const Batch& batch, Export&& export_batch) {
   for (const auto& exporter : exporters_) {
     // An exporter bug must not take the agent down from this thread; the batch counts as failed.
     try {
-      Count(*exporter, exporter->Export(batch));
+      Count(*exporter, export_batch(*exporter, batch));
     } catch (const std::exception& e) {
       Count(*exporter, ExportResult::Failed(batch.size()));
       LogFailure(exporter->name(), "export", e.what());
@@ -319,18 +320,12 @@ void ExportWorker::ExportBatch(const std::vector<trace::Span>& batch) {
   }
 }
 
+void ExportWorker::ExportBatch(const std::vector<trace::Span>& batch) {
+  ExportToEach(batch, [](SpanExporter& e, const auto& b) { return e.Export(b); });
+}
+
 void ExportWorker::ExportBatch(const std::vector<EncodedSpan>& batch) {
-  for (const auto& exporter : exporters_) {
-    try {
-      Count(*exporter, exporter->ExportEncoded(batch));
-    } catch (const std::exception& e) {
-      Count(*exporter, ExportResult::Failed(batch.size()));
-      LogFailure(exporter->name(), "export", e.what());
-    } catch (...) {
-      Count(*exporter, ExportResult::Failed(batch.size()));
-      LogFailure(exporter->name(), "export", "unknown exception");
-    }
-  }
+  ExportToEach(batch, [](SpanExporter& e, const auto& b) { return e.ExportEncoded(b); });
 }
 
 void ExportWorker::FlushAll(bool finish) {

@@ -190,6 +190,10 @@ class ExportWorker {
   void Run(BatchQueue<T>& queue);
   void ExportBatch(const std::vector<trace::Span>& batch);
   void ExportBatch(const std::vector<EncodedSpan>& batch);
+  // Hands the batch to every exporter through export_batch, counting what each returns (or
+  // throws) for it.
+  template <typename Batch, typename Export>
+  void ExportToEach(const Batch& batch, Export&& export_batch);
   // Every exporter's Flush(), or Finish() once the queue is drained for good.
   void FlushAll(bool finish);
   void Count(const SpanExporter& exporter, const ExportResult& result);

@@ -10,23 +10,8 @@ Exits 1 on a short or malformed answer.
 import socket
 import sys
 
-
-def read_response(f, method):
-    status_line = f.readline()
-    if not status_line.startswith(b"HTTP/1."):
-        sys.exit("bad status line %r" % status_line)
-    length = 0
-    while True:
-        line = f.readline()
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    body = f.read(length) if method != "HEAD" else b""
-    if len(body) != (length if method != "HEAD" else 0):
-        sys.exit("short body")
-    return int(status_line.split()[1]), len(body)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from pipeline_client import read_response
 
 
 def main():
@@ -40,8 +25,8 @@ def main():
     f = sock.makefile("rb")
     out = []
     for m, p in specs:
-        status, n = read_response(f, m)
-        out.append("%s %s %d %d" % (m, p, status, n))
+        status, body = read_response(f, has_body=m != "HEAD")
+        out.append("%s %s %d %d" % (m, p, status, len(body)))
     print("\n".join(out), flush=True)
     sock.close()
     print("done", flush=True)

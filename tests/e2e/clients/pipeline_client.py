@@ -13,8 +13,12 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from keepalive_client import item_path, item_status
 
 
-def read_response(f):
-    status = int(f.readline().split()[1])
+def read_response(f, has_body=True):
+    """(status, body) of the next response; has_body=False for a HEAD request's answer, whose
+    Content-Length announces a body that is not sent. Exits on a malformed or short answer."""
+    status_line = f.readline()
+    if not status_line.startswith(b"HTTP/1."):
+        sys.exit("bad status line %r" % status_line)
     length = 0
     while True:
         line = f.readline()
@@ -23,7 +27,10 @@ def read_response(f):
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
-    return status, f.read(length)
+    body = f.read(length) if has_body else b""
+    if has_body and len(body) != length:
+        sys.exit("short body")
+    return int(status_line.split()[1]), body
 
 
 def main():
