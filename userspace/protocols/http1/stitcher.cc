@@ -112,11 +112,15 @@ void Http1Stitcher::ProcessRequests(conn::ByteStream& s, uint64_t now_ns) {
       if (FindRequest(paused_for_) != nullptr) break;
       paused_for_ = 0;
     }
+    // Hot path: with no parser (it rests at a boundary) and no bytes, there is nothing to
+    // parse; a pooled parser taken only to say kNeedMore costs a take, a reset and a give.
+    if (!req_parser_ && s.front_pos() >= s.end_pos()) break;
     const Http1Parser::Result r = req_parser().Next(s);
     if (r == Http1Parser::Result::kNeedMore) break;
     HandleRequest(r, now_ns);
   }
-  requests_caught_up_ = paused_for_ == 0 && req_parser().idle() && s.front_pos() >= s.end_pos();
+  requests_caught_up_ =
+      paused_for_ == 0 && (!req_parser_ || req_parser_->idle()) && s.front_pos() >= s.end_pos();
 }
 
 void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
@@ -177,6 +181,9 @@ void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
 
 void Http1Stitcher::ProcessResponses(conn::ByteStream& s) {
   while (!tunneled_) {
+    // As for requests: no parser and no bytes, nothing to parse (closing_ included: a parser
+    // at a boundary with no bytes reports kNeedMore).
+    if (!resp_parser_ && s.front_pos() >= s.end_pos()) break;
     std::string_view method;
     if (!resp_parser().in_body()) {
       const size_t idx = Awaiting();

@@ -96,6 +96,40 @@ TEST(Http1Parser, AcceptsBareLineFeeds) {
   EXPECT_EQ(h.parser.body().body_size, 2u);
 }
 
+// Field values and targets of every length from 0 to 140 bytes (short lines, word-sized steps,
+// long lines), with CRLF and bare LF, whole or split just before the field's line end.
+TEST(Http1Parser, LinesOfEveryLengthEndWhereTheirLineFeedIs) {
+  for (size_t len = 0; len <= 140; ++len) {
+    for (const std::string_view eol : {"\r\n", "\n"}) {
+      for (const bool split : {false, true}) {
+        SCOPED_TRACE(testing::Message()
+                     << "len " << len << " eol " << eol.size() << " split " << split);
+        std::string value;
+        for (size_t i = 0; i < len; ++i) value += static_cast<char>('a' + i % 26);
+        const std::string target = "/" + value;
+        std::string head = "GET " + target + " HTTP/1.1";
+        head.append(eol).append("X-V: ").append(value).append(eol);
+        const size_t field_end = head.size();
+        head.append("Content-Length: 1").append(eol).append(eol).append("z");
+        Harness h(MessageKind::kRequest);
+        std::vector<Result> rs;
+        if (split) {
+          rs = h.Feed(std::string_view(head).substr(0, field_end - 1));
+          EXPECT_TRUE(rs.empty());
+          rs = h.Feed(std::string_view(head).substr(field_end - 1));
+        } else {
+          rs = h.Feed(head);
+        }
+        ASSERT_EQ(rs, (std::vector<Result>{Result::kHeaders, Result::kComplete}));
+        EXPECT_EQ(h.parser.request().target, target);
+        EXPECT_EQ(h.parser.request().headers.Get("x-v"), value);
+        EXPECT_EQ(h.parser.request().headers.Get("content-length"), "1");
+        EXPECT_EQ(h.parser.body().body_size, 1u);
+      }
+    }
+  }
+}
+
 TEST(Http1Parser, ResponseFramingTable) {
   struct Case {
     const char* name;

@@ -61,6 +61,32 @@ TEST(Http1Stitcher, PipelinedRequestsPairInOrder) {
   EXPECT_EQ(c.stitcher().pending(), 0u);
 }
 
+// Parsers are pooled per thread and taken only when a stream has bytes: connections taking
+// turns, one of them pipelining and one answered while another waits, pair each answer right.
+TEST(Http1Stitcher, ConnectionsTakingTurnsPairTheirOwnAnswers) {
+  FakeConn a, b, c;
+  a.Request(Get(1));
+  b.Request(Get(2));
+  a.Response(Ok(1, "a"));  // a rests: its parsers go back to the pool
+  c.Request(Get(3) + Get(4) + Get(5));
+  b.Response(Ok(2, "bb"));
+  a.Request(Get(6));
+  c.Response(Ok(3, "ccc"));
+  c.Response(Ok(4, "cccc") + Ok(5, "ccccc"));
+  a.Response(Ok(6, "aaaaaa"));
+  for (FakeConn* conn : {&a, &b, &c}) {
+    ExpectPairedById(conn->out());
+    for (const HttpExchange& x : conn->out()) {
+      EXPECT_EQ(x.resp->body_size, static_cast<uint64_t>(IdOf(x.req)));
+    }
+    EXPECT_EQ(conn->stitcher().pending(), 0u);
+  }
+  EXPECT_EQ(a.out().size(), 2u);
+  EXPECT_EQ(b.out().size(), 1u);
+  ASSERT_EQ(c.out().size(), 3u);
+  EXPECT_EQ(IdOf(c.out()[2].req), 5);
+}
+
 TEST(Http1Stitcher, KeepAliveThousandExchanges) {
   FakeConn c;
   for (int i = 0; i < 1000; ++i) {
