@@ -379,8 +379,16 @@ inline uint32_t PlainStatusSize(const Span& s) {
                                (s.status != trace::StatusCode::kUnset ? 2 : 0));
 }
 
+// One attribute's sizes from the size pass, which the write pass writes without computing them
+// again: the KeyValue message and its AnyValue.
+struct PlainKeyValueSizes {
+  uint32_t key_value;
+  uint32_t value;
+};
+
 // The Span message; as MeasureSpan when every string is valid UTF-8 (repair never empties one).
-uint32_t PlainSpanSize(const Span& s) {
+// kvs[i] gets attribute i's sizes (s.attributes.size() of them).
+uint32_t PlainSpanSize(const Span& s, PlainKeyValueSizes* __restrict kvs) {
   size_t n = LenField(16) + LenField(8);  // trace_id, span_id
   if (!s.trace_state.empty()) n += LenField(s.trace_state.size());
   if (s.parent_span_id.valid()) n += LenField(8);
@@ -389,7 +397,10 @@ uint32_t PlainSpanSize(const Span& s) {
   if (s.start_unix_ns != 0) n += 9;
   if (s.end_unix_ns != 0) n += 9;
   for (const Attribute& a : s.attributes) {
-    n += LenField(PlainKeyValueSize(a.key, PlainValueSize(a.value)));
+    const uint32_t value = PlainValueSize(a.value);
+    const uint32_t key_value = PlainKeyValueSize(a.key, value);
+    *kvs++ = {key_value, value};
+    n += LenField(key_value);
   }
   return static_cast<uint32_t>(n + LenField(PlainStatusSize(s)));
 }
@@ -463,12 +474,12 @@ inline char* PutString(char* __restrict p, int field, std::string_view s, uint64
   return PutBytes(PutHeader(p, field, s.size()), s, any);
 }
 
-// A span attribute as Span.attributes, sized as PlainSpanSize sized it.
-inline char* PutPlainKeyValue(char* __restrict p, const Attribute& a, uint64_t* any) {
-  const uint32_t value_size = PlainValueSize(a.value);
-  p = PutHeader(p, 9, PlainKeyValueSize(a.key, value_size));
+// A span attribute as Span.attributes, with the sizes PlainSpanSize found for it.
+inline char* PutPlainKeyValue(char* __restrict p, const Attribute& a, PlainKeyValueSizes sizes,
+                              uint64_t* any) {
+  p = PutHeader(p, 9, sizes.key_value);
   if (!a.key.empty()) p = PutString(p, 1, a.key, any);
-  p = PutHeader(p, 2, value_size);
+  p = PutHeader(p, 2, sizes.value);
   switch (a.value.index()) {
     case kStringIndex:
       return PutString(p, 1, *std::get_if<std::string>(&a.value), any);
@@ -500,9 +511,10 @@ bool SpanStringsValid(const Span& s) {
   return true;
 }
 
-// A span as ScopeSpans.spans, `size` from PlainSpanSize. Sets *valid to false if a string of
-// the span needs UTF-8 repair: the bytes written are then not the span.
-char* PutPlainSpan(char* __restrict p, const Span& s, uint32_t size, bool* valid) {
+// A span as ScopeSpans.spans, `size` and `kvs` from PlainSpanSize. Sets *valid to false if a
+// string of the span needs UTF-8 repair: the bytes written are then not the span.
+char* PutPlainSpan(char* __restrict p, const Span& s, uint32_t size,
+                   const PlainKeyValueSizes* __restrict kvs, bool* valid) {
   uint64_t any = 0;
   p = PutHeader(p, 2, size);
   p = PutHeader(p, 1, 16);
@@ -523,7 +535,7 @@ char* PutPlainSpan(char* __restrict p, const Span& s, uint32_t size, bool* valid
   }
   if (s.start_unix_ns != 0) p = PutFixed64(p, 7, s.start_unix_ns);
   if (s.end_unix_ns != 0) p = PutFixed64(p, 8, s.end_unix_ns);
-  for (const Attribute& a : s.attributes) p = PutPlainKeyValue(p, a, &any);
+  for (const Attribute& a : s.attributes) p = PutPlainKeyValue(p, a, *kvs++, &any);
   p = PutHeader(p, 15, PlainStatusSize(s));
   if (!s.status_message.empty()) p = PutString(p, 2, s.status_message, &any);
   if (s.status != trace::StatusCode::kUnset) {
@@ -671,11 +683,18 @@ class PlainSpans {
  public:
   explicit PlainSpans(const std::vector<Span>& spans) : spans_(spans) {
     sizes_.resize(spans.size());
+    first_kv_.resize(spans.size());
+    kvs_.clear();
   }
-  // The size of span i's field in ScopeSpans.
-  size_t Measure(size_t i) { return LenField(sizes_[i] = PlainSpanSize(spans_[i])); }
+  // The size of span i's field in ScopeSpans; called in input order.
+  size_t Measure(size_t i) {
+    const size_t first = kvs_.size();
+    first_kv_[i] = static_cast<uint32_t>(first);
+    kvs_.resize(first + spans_[i].attributes.size());
+    return LenField(sizes_[i] = PlainSpanSize(spans_[i], kvs_.data() + first));
+  }
   void Write(WireWriter& w, size_t i) {
-    w.set_end(PutPlainSpan(w.end(), spans_[i], sizes_[i], &valid_));
+    w.set_end(PutPlainSpan(w.end(), spans_[i], sizes_[i], kvs_.data() + first_kv_[i], &valid_));
   }
   // False if a string was ill-formed: the bytes written are then not the request.
   bool valid() const { return valid_; }
@@ -683,9 +702,13 @@ class PlainSpans {
  private:
   const std::vector<Span>& spans_;
   bool valid_ = true;
-  static thread_local std::vector<uint32_t> sizes_;  // scratch of the export thread
+  // Scratch of the export thread: each span's size and where its attributes' sizes start.
+  static thread_local std::vector<uint32_t> sizes_, first_kv_;
+  static thread_local std::vector<PlainKeyValueSizes> kvs_;
 };
 thread_local std::vector<uint32_t> PlainSpans::sizes_;
+thread_local std::vector<uint32_t> PlainSpans::first_kv_;
+thread_local std::vector<PlainKeyValueSizes> PlainSpans::kvs_;
 
 class RepairingSpans {
  public:
@@ -793,10 +816,12 @@ void AppendOtlpProto(const std::vector<Span>& spans, std::string* out) {
 }
 
 void EncodeOtlpSpan(const Span& span, std::string* out) {
-  const uint32_t size = PlainSpanSize(span);
+  thread_local std::vector<PlainKeyValueSizes> kv_sizes;  // the consumer thread's scratch
+  if (kv_sizes.size() < span.attributes.size()) kv_sizes.resize(span.attributes.size());
+  const uint32_t size = PlainSpanSize(span, kv_sizes.data());
   out->resize(LenField(size));  // the previous span's size, mostly: little or nothing to fill
   bool valid = true;
-  [[maybe_unused]] char* end = PutPlainSpan(out->data(), span, size, &valid);
+  [[maybe_unused]] char* end = PutPlainSpan(out->data(), span, size, kv_sizes.data(), &valid);
   assert(end == out->data() + out->size() && "size pass and write pass disagree");
   if (valid) return;
   // An ill-formed string: measured again with the repair, and written so.
