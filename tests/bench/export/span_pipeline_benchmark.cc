@@ -149,8 +149,9 @@ void SetCounters(benchmark::State& state, uint64_t spans, double cpu, double pus
 // Spans per ring-buffer poll round, for the pushes that the agent batches per round.
 constexpr uint64_t kRoundSpans = 32;
 
-// Hot path, both threads: items/s = spans/s; cpu_ns_per_span counts both threads.
-void SpanPipeline(benchmark::State& state, bool pre_encoded) {
+// Hot path, both threads: items/s = spans/s; cpu_ns_per_span counts both threads. `batched`:
+// as the agent pushes (TryPushBatched, one commit per round); otherwise one TryPush per span.
+void SpanPipeline(benchmark::State& state, bool pre_encoded, bool batched = true) {
   const http1::HttpExchange x = TypicalExchange();
   const TypicalEnds c;
   const WallClock clock;
@@ -168,7 +169,11 @@ void SpanPipeline(benchmark::State& state, bool pre_encoded) {
     span.span_id = trace::NewSpanId();
     // As the agent's consumer: batched, committed at the end of a poll round (here every
     // kRoundSpans spans). Queue full: wait.
-    while (!worker->TryPushBatched(std::move(span))) std::this_thread::yield();
+    if (batched) {
+      while (!worker->TryPushBatched(std::move(span))) std::this_thread::yield();
+    } else {
+      while (!worker->TryPush(std::move(span))) std::this_thread::yield();
+    }
     side ^= 1;
     if (++spans % kRoundSpans == 0) worker->CommitBatch();
   }
@@ -180,7 +185,10 @@ void SpanPipeline(benchmark::State& state, bool pre_encoded) {
 }
 void BM_SpanPipeline(benchmark::State& state) { SpanPipeline(state, true); }
 void BM_SpanPipelineSpanPath(benchmark::State& state) { SpanPipeline(state, false); }
+// The hand-off before batching, for comparison in one binary.
+void BM_SpanPipelineOneByOne(benchmark::State& state) { SpanPipeline(state, true, false); }
 BENCHMARK(BM_SpanPipeline)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_SpanPipelineOneByOne)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_SpanPipelineSpanPath)->UseRealTime()->MinTime(2.0);
 
 // The same from bytes: the request and response reassembled, parsed and stitched first.
