@@ -2,6 +2,7 @@
 // otlp_json.cc; one span's bytes are otlp_span_wire.cc's.
 #include "export/otlp_proto.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -217,13 +218,14 @@ class PlainSpans {
   explicit PlainSpans(const std::vector<Span>& spans) : spans_(spans) {
     sizes_.resize(spans.size());
     first_kv_.resize(spans.size());
-    kvs_.clear();
   }
   // The size of span i's field in ScopeSpans; called in input order.
   size_t Measure(size_t i) {
-    const size_t first = kvs_.size();
+    const size_t first = kvs_used_;
     first_kv_[i] = static_cast<uint32_t>(first);
-    kvs_.resize(first + spans_[i].attributes.size());
+    kvs_used_ += spans_[i].attributes.size();
+    // Grown, never shrunk nor cleared: PlainSpanSize writes every slot it is given.
+    if (kvs_.size() < kvs_used_) kvs_.resize(std::max(kvs_used_, 2 * kvs_.size()));
     return LenField(sizes_[i] = PlainSpanSize(spans_[i], kvs_.data() + first));
   }
   void Write(WireWriter& w, size_t i) {
@@ -235,6 +237,7 @@ class PlainSpans {
  private:
   const std::vector<Span>& spans_;
   bool valid_ = true;
+  size_t kvs_used_ = 0;  // kvs_[0, kvs_used_) are this request's
   // Scratch of the export thread: each span's size and where its attributes' sizes start.
   static thread_local std::vector<uint32_t> sizes_, first_kv_;
   static thread_local std::vector<PlainKeyValueSizes> kvs_;
