@@ -207,7 +207,7 @@ Status Agent::Start(std::vector<std::string>* notes) {
   linker_ = std::make_unique<trace::SpanLinker>(
       [w = export_.get(), m = metrics_stage_.get()](trace::Span&& span) {
         if (m) m->OnSpan(span, WallClock::MonotonicNow());
-        if (w) w->TryPush(std::move(span));
+        if (w) w->TryPushBatched(std::move(span));  // committed once per poll round
       },
       linker_options);
   protocols::ProtocolOptions protocol_options;
@@ -363,6 +363,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
     // Drained: every event before now is in. Cut short under overload: those before the
     // newest one delivered are.
     linker_->Tick(tracer_->drained() ? now : tracer_->newest_record_ns());
+    if (export_) export_->CommitBatches();  // the round's spans, in one lock per queue
     if (metrics_stage_) metrics_stage_->Tick(now);
     pipeline_->table().RefreshProcesses();
     if (board_.Wanted()) board_.Publish(CollectConsumerStats());
@@ -422,6 +423,7 @@ void Agent::Stop() {
   }
   pipeline_->table().CloseAll();  // complete exchanges become spans, in-flight ones errors
   linker_->Flush();
+  if (export_) export_->CommitBatches();
   if (metrics_stage_) metrics_stage_->Flush();  // requests still waiting for their other side
   if (top_) top_->Stop();
   // The final metrics export runs beside the span flush, within the same time.

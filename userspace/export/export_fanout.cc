@@ -19,6 +19,16 @@ void ExportFanout::TryPush(trace::Span&& span) {
   workers_.back()->TryPush(std::move(span));
 }
 
+void ExportFanout::TryPushBatched(trace::Span&& span) {
+  if (workers_.empty()) return;
+  for (size_t i = 0; i + 1 < workers_.size(); i++) workers_[i]->TryPushBatched(trace::Span(span));
+  workers_.back()->TryPushBatched(std::move(span));
+}
+
+void ExportFanout::CommitBatches() {
+  for (const auto& w : workers_) w->CommitBatch();
+}
+
 bool ExportFanout::Stop(std::chrono::milliseconds timeout) {
   std::vector<std::thread> stopping;
   std::vector<char> clean(workers_.size(), 0);

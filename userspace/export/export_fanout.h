@@ -26,6 +26,10 @@ class ExportFanout {
 
   // Hot path: a copy of the span to every group but the last, which gets the span itself.
   void TryPush(trace::Span&& span);
+  // Hot path, the ring-buffer consumer's: as TryPush, through each worker's local batch
+  // (ExportWorker::TryPushBatched); CommitBatches() hands the batches to the queues.
+  void TryPushBatched(trace::Span&& span);
+  void CommitBatches();
   // Stops every worker at once; each exports what it can within `timeout`. True when no
   // worker dropped anything.
   bool Stop(std::chrono::milliseconds timeout);

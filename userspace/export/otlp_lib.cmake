@@ -7,6 +7,7 @@ find_package(ZLIB REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 add_library(zt_otlp STATIC
   ${CMAKE_CURRENT_LIST_DIR}/otlp_proto.cc
+  ${CMAKE_CURRENT_LIST_DIR}/otlp_span_wire.cc
   ${CMAKE_CURRENT_LIST_DIR}/otlp_config.cc
   ${CMAKE_CURRENT_LIST_DIR}/pem_files.cc
   ${CMAKE_CURRENT_LIST_DIR}/retry.cc

@@ -34,47 +34,69 @@ BatchQueue<T>::BatchQueue(SpanQueueOptions options) : options_(Sanitize(options)
 
 template <typename T>
 bool BatchQueue<T>::TryPush(T&& span) {
+  return TryPushBatch(std::span<T>(&span, 1), nullptr) == 1;
+}
+
+template <typename T>
+size_t BatchQueue<T>::TryPushBatch(std::span<T> items, Room* room) {
+  size_t accepted = 0, full = 0, stopping = 0;
   bool wake = false;
-  const size_t span_bytes = ItemBytes(span);
   {
     std::lock_guard lock(mu_);
-    if (closed_) {
-      counters_.dropped_stopping.fetch_add(1, kRelaxed);
-      return false;
-    }
-    // A span bigger than max_bytes on its own still goes into an empty queue.
-    if (queued_ + in_flight_ >= options_.capacity ||
-        (bytes_ > 0 && bytes_ + span_bytes > options_.max_bytes)) {
-      counters_.dropped_full.fetch_add(1, kRelaxed);
-      return false;
-    }
-    if (chunks_.empty() || chunks_.back().count >= options_.max_batch_size) {
-      Chunk& chunk = chunks_.emplace_back();
-      if (!free_storage_.empty()) {
-        chunk.spans = std::move(free_storage_.back());
-        free_storage_.pop_back();
-      } else {
-        chunk.spans.reserve(options_.max_batch_size);
+    // The consumer sleeps until the front chunk is full or due: it must learn of either.
+    const auto front_ready = [this] {
+      return chunks_.size() > 1 ||
+             (!chunks_.empty() && chunks_.front().count >= options_.max_batch_size);
+    };
+    const bool was_empty = chunks_.empty();
+    const bool was_ready = front_ready();
+    for (T& item : items) {
+      if (closed_) {
+        stopping++;
+        continue;
       }
-      chunk.first_push = Clock::now();
-      // The consumer may be asleep until its next flush; it must learn this batch's deadline.
-      wake = chunks_.size() == 1;
+      const size_t item_bytes = ItemBytes(item);
+      // An item bigger than max_bytes on its own still goes into an empty queue.
+      if (queued_ + in_flight_ >= options_.capacity ||
+          (bytes_ > 0 && bytes_ + item_bytes > options_.max_bytes)) {
+        full++;
+        continue;
+      }
+      if (chunks_.empty() || chunks_.back().count >= options_.max_batch_size) {
+        Chunk& chunk = chunks_.emplace_back();
+        if (!free_storage_.empty()) {
+          chunk.spans = std::move(free_storage_.back());
+          free_storage_.pop_back();
+        } else {
+          chunk.spans.reserve(options_.max_batch_size);
+        }
+        chunk.first_push = Clock::now();
+      }
+      Chunk& back = chunks_.back();
+      if (back.count < back.spans.size()) {
+        std::swap(back.spans[back.count], item);  // the exported item goes back to the caller
+      } else {
+        back.spans.push_back(std::move(item));
+      }
+      back.count++;
+      queued_++;
+      bytes_ += item_bytes;
+      accepted++;
     }
-    Chunk& back = chunks_.back();
-    if (back.count < back.spans.size()) {
-      std::swap(back.spans[back.count], span);  // the exported span goes back to the caller
-    } else {
-      back.spans.push_back(std::move(span));
-    }
-    back.count++;
-    queued_++;
-    bytes_ += span_bytes;
     UpdateRefusing();
-    wake = wake || (chunks_.size() == 1 && back.count == options_.max_batch_size);
+    wake = (was_empty && !chunks_.empty()) || (!was_ready && front_ready());
+    if (room != nullptr) {
+      const size_t held = queued_ + in_flight_;
+      room->spans = closed_ || held >= options_.capacity ? 0 : options_.capacity - held;
+      room->bytes = bytes_;
+      room->closed = closed_;
+    }
   }
-  counters_.queued.fetch_add(1, kRelaxed);
+  if (accepted > 0) counters_.queued.fetch_add(accepted, kRelaxed);
+  if (full > 0) counters_.dropped_full.fetch_add(full, kRelaxed);
+  if (stopping > 0) counters_.dropped_stopping.fetch_add(stopping, kRelaxed);
   if (wake) ready_.notify_one();
-  return true;
+  return accepted;
 }
 
 template <typename T>
@@ -252,11 +274,75 @@ bool ExportWorker::PushEncoded(trace::Span&& span) {
   return queued;
 }
 
+// Spans a local batch holds before it goes to the queue even within a poll round: one lock per
+// this many, and a bounded delay for a consumer that never ends its round under load.
+constexpr size_t kLocalBatchSpans = 128;
+
+bool ExportWorker::TryPushBatched(trace::Span&& span) {
+  if (encoder_ == nullptr) return queue_.TryPush(std::move(span));
+  LocalBatch& b = local_;
+  // A full queue refuses the span before it costs an encoding, as RefuseIfFull: the local view
+  // is refreshed first, so a span is refused only when the queue itself has no room.
+  if (LocalRefuses()) {
+    PushLocal();
+    if (LocalRefuses()) {
+      auto& counter =
+          b.closed ? encoded_.counters().dropped_stopping : encoded_.counters().dropped_full;
+      counter.fetch_add(1, kRelaxed);
+      return false;
+    }
+  }
+  if (b.count == b.items.size()) b.items.emplace_back();
+  EncodedSpan* e = &b.items[b.count];
+  encoder_(span, &e->bytes);
+  e->resource = std::move(span.resource);
+  const size_t n = e->bytes.size();
+  const size_t max_bytes = encoded_.options().max_bytes;
+  if (b.bytes > 0 && b.bytes + n > max_bytes) {  // TryPush's byte bound, on a fresh view
+    const size_t pushed = b.count;
+    PushLocal();
+    std::swap(b.items[0], b.items[pushed]);  // the encoded span comes first in the new batch
+    e = &b.items[0];
+    if (b.closed || b.room == 0 || (b.bytes > 0 && b.bytes + n > max_bytes)) {
+      (b.closed ? encoded_.counters().dropped_stopping : encoded_.counters().dropped_full)
+          .fetch_add(1, kRelaxed);
+      e->resource.reset();
+      return false;
+    }
+  }
+  b.count++;
+  b.room--;
+  b.bytes += n;
+  if (b.count >= kLocalBatchSpans) PushLocal();
+  return true;
+}
+
+void ExportWorker::CommitBatch() {
+  if (local_.count > 0) PushLocal();
+}
+
+void ExportWorker::PushLocal() {
+  LocalBatch& b = local_;
+  EncodedSpanQueue::Room room;
+  encoded_.TryPushBatch(std::span<EncodedSpan>(b.items.data(), b.count), &room);
+  // What the queue handed back: exported encodings (their buffers are reused) or refused ones.
+  for (size_t i = 0; i < b.count; i++) {
+    EncodedSpan& e = b.items[i];
+    e.resource.reset();
+    if (e.bytes.capacity() > kMaxScratchBytes) std::string().swap(e.bytes);
+  }
+  b.count = 0;
+  b.room = room.spans;
+  b.bytes = room.bytes;
+  b.closed = room.closed;
+}
+
 ExportWorker::~ExportWorker() { (void)Stop(std::chrono::seconds(5)); }
 
 bool ExportWorker::Stop(std::chrono::milliseconds timeout) {
   if (stopped_) return drained_;
   stopped_ = true;
+  CommitBatch();  // what the batching thread left
   const auto deadline = SpanQueue::Clock::now() + timeout;
   stop_deadline_ns_.store(
       std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count());

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -66,6 +67,17 @@ class BatchQueue {
   // closed) the span is dropped, counted, and false is returned. On success `span` is left
   // holding an exported span (or empty): destroying it is the caller's, on the caller's thread.
   bool TryPush(T&& span);
+  // The queue's room as of a locked moment: what TryPush would then accept.
+  struct Room {
+    size_t spans = 0;  // more spans it takes (0 when closed)
+    size_t bytes = 0;  // encoded bytes held
+    bool closed = false;
+  };
+  // Hot path: pushes items[0, n) in one locked operation, each judged and counted as TryPush
+  // judges it, in order. An accepted item's slot is left holding an exported item (or an empty
+  // one), a refused item stays in its slot. Returns how many were accepted; *room (if not null)
+  // gets the room left afterwards.
+  size_t TryPushBatch(std::span<T> items, Room* room);
   // For a pusher that must prepare its item first (encode a span): true when the queue is
   // closed or full, the push then counted as refused as TryPush counts it. Lock-free while the
   // queue has room; false does not promise that TryPush will succeed.
@@ -154,6 +166,16 @@ class ExportWorker {
   bool TryPush(trace::Span&& span) {
     return encoder_ == nullptr ? queue_.TryPush(std::move(span)) : PushEncoded(std::move(span));
   }
+  // Hot path, for one thread at a time (the ring-buffer consumer): as TryPush, but an encoded
+  // span waits in a local batch that CommitBatch() (or the batch filling up) hands to the queue
+  // in one locked operation. Bounds and drop counters are TryPush's: the local batch counts
+  // against them as if it were queued, and a span the queue cannot take is refused (and
+  // counted) before it is encoded. Without encoding, spans go to the queue one by one.
+  bool TryPushBatched(trace::Span&& span);
+  // Hands the local batch to the queue. The batching thread calls it at the end of each
+  // ring-buffer poll round and before Stop(); Stop() calls it too (the batching thread must be
+  // done by then).
+  void CommitBatch();
   // True when TryPush encodes (see above).
   bool encodes() const { return encoder_ != nullptr; }
 
@@ -186,6 +208,21 @@ class ExportWorker {
  private:
   static SpanEncoder CommonEncoder(const std::vector<std::unique_ptr<SpanExporter>>& exporters);
   bool PushEncoded(trace::Span&& span);
+  // TryPushBatched's state, of the batching thread: items[0, count) wait for CommitBatch; the
+  // rest are buffers to encode into (exported encodings that the queue handed back).
+  struct LocalBatch {
+    std::vector<EncodedSpan> items;
+    size_t count = 0;
+    size_t room = 0;   // spans the queue takes as of the last commit, less the batch
+    size_t bytes = 0;  // the queue's bytes as of the last commit, plus the batch
+    bool closed = false;
+  };
+  // Pushes items[0, count) and learns the queue's room; the items then hold buffers to reuse.
+  void PushLocal();
+  // RefuseIfFull on the local view: the queue, as last seen, plus the batch.
+  bool LocalRefuses() const {
+    return local_.closed || local_.room == 0 || local_.bytes >= encoded_.options().max_bytes;
+  }
   template <typename T>
   void Run(BatchQueue<T>& queue);
   void ExportBatch(const std::vector<trace::Span>& batch);
@@ -201,9 +238,10 @@ class ExportWorker {
 
   const ExportWorkerOptions options_;
   std::vector<std::unique_ptr<SpanExporter>> exporters_;
-  const SpanEncoder encoder_;                 // null: spans are queued as they are
-  SpanQueue queue_;                           // used when encoder_ is null
-  EncodedSpanQueue encoded_;                  // used otherwise
+  const SpanEncoder encoder_;  // null: spans are queued as they are
+  SpanQueue queue_;            // used when encoder_ is null
+  EncodedSpanQueue encoded_;   // used otherwise
+  LocalBatch local_;
   std::atomic<int64_t> stop_deadline_ns_{0};  // steady clock, set before Close()
   bool drained_ = true;                       // written by the thread, read after join
   bool stopped_ = false;

@@ -146,8 +146,12 @@ void SetCounters(benchmark::State& state, uint64_t spans, double cpu, double pus
   state.counters["allocs_per_span"] = static_cast<double>(allocations) / static_cast<double>(spans);
 }
 
-// Hot path, both threads: items/s = spans/s; cpu_ns_per_span counts both threads.
-void SpanPipeline(benchmark::State& state, bool pre_encoded) {
+// Spans per ring-buffer poll round, for the pushes that the agent batches per round.
+constexpr uint64_t kRoundSpans = 32;
+
+// Hot path, both threads: items/s = spans/s; cpu_ns_per_span counts both threads. `batched`:
+// as the agent pushes (TryPushBatched, one commit per round); otherwise one TryPush per span.
+void SpanPipeline(benchmark::State& state, bool pre_encoded, bool batched = true) {
   const http1::HttpExchange x = TypicalExchange();
   const TypicalEnds c;
   const WallClock clock;
@@ -163,9 +167,15 @@ void SpanPipeline(benchmark::State& state, bool pre_encoded) {
     trace::Span span = BuildSpan(x, c.ends[side], clock, options, resource, 3);
     span.trace_id = trace::NewTraceId();
     span.span_id = trace::NewSpanId();
-    while (!worker->TryPush(std::move(span))) std::this_thread::yield();  // queue full: wait
+    // As the agent's consumer: batched, committed at the end of a poll round (here every
+    // kRoundSpans spans). Queue full: wait.
+    if (batched) {
+      while (!worker->TryPushBatched(std::move(span))) std::this_thread::yield();
+    } else {
+      while (!worker->TryPush(std::move(span))) std::this_thread::yield();
+    }
     side ^= 1;
-    spans++;
+    if (++spans % kRoundSpans == 0) worker->CommitBatch();
   }
   const double pusher = ThreadCpuSeconds() - pusher0;
   worker->Stop(std::chrono::seconds(30));
@@ -175,8 +185,52 @@ void SpanPipeline(benchmark::State& state, bool pre_encoded) {
 }
 void BM_SpanPipeline(benchmark::State& state) { SpanPipeline(state, true); }
 void BM_SpanPipelineSpanPath(benchmark::State& state) { SpanPipeline(state, false); }
+// The hand-off before batching, for comparison in one binary.
+void BM_SpanPipelineOneByOne(benchmark::State& state) { SpanPipeline(state, true, false); }
 BENCHMARK(BM_SpanPipeline)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_SpanPipelineOneByOne)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_SpanPipelineSpanPath)->UseRealTime()->MinTime(2.0);
+
+// The hand-off alone: a span of one short name, encoded as its name, to an exporter that drops
+// the batch. Arg 0: one TryPush per span (its lock each time); 1: TryPushBatched, a commit per
+// kRoundSpans. pusher_ns_per_span is the consumer's side of the hand-off.
+void EncodeNameOnly(const trace::Span& span, std::string* out) { out->assign(span.name); }
+class DroppingExporter : public SpanExporter {
+ public:
+  SpanEncoder span_encoder() const override { return &EncodeNameOnly; }
+  ExportResult Export(const std::vector<trace::Span>& spans) override {
+    return ExportResult::Delivered(spans.size());
+  }
+  ExportResult ExportEncoded(const std::vector<EncodedSpan>& spans) override {
+    return ExportResult::Delivered(spans.size());
+  }
+  const char* name() const override { return "drop"; }
+};
+void BM_HandOff(benchmark::State& state) {
+  const bool batched = state.range(0) == 1;
+  std::vector<std::unique_ptr<SpanExporter>> exporters;
+  exporters.push_back(std::make_unique<DroppingExporter>());
+  ExportWorker worker(ExportWorkerOptions{}, std::move(exporters));
+  trace::Span span;
+  uint64_t spans = 0;
+  const uint64_t allocations0 = g_allocations.load();
+  const double cpu0 = ProcessCpuSeconds();
+  const double pusher0 = ThreadCpuSeconds();
+  for (auto _ : state) {
+    span.name = "GET /f/7.txt";
+    if (batched) {
+      while (!worker.TryPushBatched(std::move(span))) std::this_thread::yield();
+    } else {
+      while (!worker.TryPush(std::move(span))) std::this_thread::yield();
+    }
+    if (++spans % kRoundSpans == 0) worker.CommitBatch();
+  }
+  const double pusher = ThreadCpuSeconds() - pusher0;
+  worker.Stop(std::chrono::seconds(30));
+  SetCounters(state, spans, ProcessCpuSeconds() - cpu0, pusher,
+              g_allocations.load() - allocations0);
+}
+BENCHMARK(BM_HandOff)->Arg(0)->Arg(1)->UseRealTime()->MinTime(1.0);
 
 // The same from bytes: the request and response reassembled, parsed and stitched first.
 void BytesToExport(benchmark::State& state, bool pre_encoded) {
@@ -205,9 +259,9 @@ void BytesToExport(benchmark::State& state, bool pre_encoded) {
       trace::Span span = BuildSpan(x, c.ends[side], clock, options, resource, ts);
       span.trace_id = trace::NewTraceId();
       span.span_id = trace::NewSpanId();
-      while (!worker->TryPush(std::move(span))) std::this_thread::yield();
+      while (!worker->TryPushBatched(std::move(span))) std::this_thread::yield();
       side ^= 1;
-      spans++;
+      if (++spans % kRoundSpans == 0) worker->CommitBatch();
     }
     out.clear();
   }

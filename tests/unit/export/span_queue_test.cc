@@ -435,6 +435,67 @@ TEST(ExportWorkerEncodingTest, FullQueueRefusesSpansWithoutEncodingThem) {
   EXPECT_EQ(g_encodes.load(), 3);
 }
 
+// The consumer's path: spans wait in a local batch until CommitBatch, which hands them over in
+// one locked push; the batch counts against the bounds, and refused spans are not encoded.
+TEST(ExportWorkerEncodingTest, BatchedSpansWaitForTheCommitAndKeepTheBounds) {
+  std::vector<std::unique_ptr<SpanExporter>> owned;
+  owned.push_back(std::make_unique<RecordingExporter>(&CountingEncoder));
+  auto* rec = static_cast<RecordingExporter*>(owned.back().get());
+  ExportWorker worker(Options(/*capacity=*/3, /*batch=*/1, milliseconds(0)), std::move(owned));
+  g_encodes = 0;
+  rec->Close();  // the collector is stuck: the queue fills up
+  ASSERT_TRUE(worker.TryPushBatched(Named("first")));
+  EXPECT_EQ(worker.counters().queued.load(), 0u) << "held until the commit";
+  worker.CommitBatch();
+  EXPECT_EQ(worker.counters().queued.load(), 1u);
+  ASSERT_TRUE(WaitFor([&] { return rec->in_export(); }));
+  int accepted = 0;
+  for (int i = 0; i < 100; i++) accepted += worker.TryPushBatched(Named("more")) ? 1 : 0;
+  EXPECT_EQ(accepted, 2) << "the local batch counts against the capacity";
+  EXPECT_EQ(worker.counters().dropped_full.load(), 98u);
+  EXPECT_EQ(g_encodes.load(), 3) << "refused spans were encoded for nothing";
+  rec->Open();
+  EXPECT_TRUE(worker.Stop(milliseconds(5000)));
+  EXPECT_EQ(rec->names(), (std::vector<std::string>{"first", "more", "more"}));
+  EXPECT_EQ(worker.counters().queued.load(), 3u);
+  EXPECT_FALSE(worker.TryPushBatched(Named("late")));
+  EXPECT_EQ(worker.counters().dropped_stopping.load(), 1u);
+  EXPECT_EQ(g_encodes.load(), 3);
+}
+
+TEST(ExportWorkerEncodingTest, BatchedSpansKeepTheByteBound) {
+  std::vector<std::unique_ptr<SpanExporter>> owned;
+  owned.push_back(std::make_unique<RecordingExporter>(&EncodeName));
+  auto* rec = static_cast<RecordingExporter*>(owned.back().get());
+  ExportWorkerOptions o = Options(/*capacity=*/100, /*batch=*/10, std::chrono::hours(1));
+  o.queue.max_bytes = 100;
+  ExportWorker worker(o, std::move(owned));
+  const std::string forty(40, 'x');
+  EXPECT_TRUE(worker.TryPushBatched(Named(forty)));
+  EXPECT_TRUE(worker.TryPushBatched(Named(forty)));
+  EXPECT_FALSE(worker.TryPushBatched(Named(forty))) << "120 bytes would pass max_bytes";
+  EXPECT_TRUE(worker.TryPushBatched(Named(std::string(20, 'y'))));
+  EXPECT_FALSE(worker.TryPushBatched(Named("z"))) << "at max_bytes: refused";
+  EXPECT_EQ(worker.counters().dropped_full.load(), 2u);
+  EXPECT_TRUE(worker.Stop(milliseconds(5000)));
+  EXPECT_EQ(rec->names(), (std::vector<std::string>{forty, forty, std::string(20, 'y')}));
+}
+
+// Many spans, committed at odd points, the last ones by Stop: every one is exported once, in
+// order, in full batches.
+TEST(ExportWorkerEncodingTest, BatchedSpansGoOutInOrderAndStopCommitsTheRest) {
+  Harness h(Options(/*capacity=*/10000, /*batch=*/100, std::chrono::hours(1)), /*encoded=*/true);
+  std::vector<std::string> expected;
+  for (int i = 0; i < 1000; i++) {
+    expected.push_back(std::to_string(i));
+    ASSERT_TRUE(h.worker->TryPushBatched(Named(expected.back())));
+    if (i % 37 == 5) h.worker->CommitBatch();  // the last at 968
+  }
+  EXPECT_TRUE(h.worker->Stop(milliseconds(5000)));
+  EXPECT_EQ(h.rec().names(), expected);
+  for (size_t b : h.rec().batches()) EXPECT_EQ(b, 100u);
+}
+
 TEST(ExportWorkerEncodingTest, ExportersThatDisagreeOnTheEncodingGetSpans) {
   std::vector<std::unique_ptr<SpanExporter>> owned;
   owned.push_back(std::make_unique<RecordingExporter>(&EncodeName));
@@ -478,6 +539,32 @@ TEST(EncodedSpanQueueTest, BoundsTheBytesHeldAndCountsWhatItRefuses) {
   EXPECT_EQ(q.DropAll(), 1u);
   EXPECT_EQ(q.bytes(), 0u);
   EXPECT_EQ(q.counters().dropped_full.load(), 3u);
+}
+
+TEST(EncodedSpanQueueTest, BatchPushJudgesEachItemAsTryPushAndReportsTheRoom) {
+  EncodedSpanQueue q(
+      {.capacity = 4, .max_batch_size = 10, .max_batch_delay = milliseconds(0), .max_bytes = 100});
+  std::vector<EncodedSpan> items = {Bytes(40), Bytes(70), Bytes(50), Bytes(1), Bytes(1), Bytes(1)};
+  EncodedSpanQueue::Room room;
+  EXPECT_EQ(q.TryPushBatch(std::span<EncodedSpan>(items), &room), 4u);
+  EXPECT_EQ(items[1].bytes.size(), 70u) << "a refused item stays in its slot";
+  EXPECT_EQ(q.counters().queued.load(), 4u);
+  EXPECT_EQ(q.counters().dropped_full.load(), 2u)
+      << "70 bytes too many, then one past the capacity";
+  EXPECT_EQ(room.spans, 0u);
+  EXPECT_EQ(room.bytes, 92u);
+  std::vector<EncodedSpan> batch;
+  ASSERT_EQ(q.PopReady(&batch, Clock::now()), EncodedSpanQueue::PopResult::kBatch);
+  ASSERT_EQ(batch.size(), 4u);
+  EXPECT_EQ(batch[1].bytes.size(), 50u);
+  q.Release(std::move(batch));
+  EXPECT_EQ(q.TryPushBatch({}, &room), 0u);
+  EXPECT_EQ(room.spans, 4u);
+  EXPECT_EQ(room.bytes, 0u);
+  q.Close();
+  EXPECT_EQ(q.TryPushBatch(std::span<EncodedSpan>(items.data(), 2), &room), 0u);
+  EXPECT_TRUE(room.closed);
+  EXPECT_EQ(q.counters().dropped_stopping.load(), 2u);
 }
 
 TEST(EncodedSpanQueueTest, PushHandsBackAnExportedEncodingForReuse) {

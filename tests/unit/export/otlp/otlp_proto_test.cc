@@ -150,5 +150,45 @@ TEST(OtlpProtoTest, SpansEncodedOneByOneAssembleIntoTheSameRequest) {
   }
 }
 
+// Sizes are computed once per span and written from there: where a length's varint grows
+// (127/128 bytes, 16383/16384) in a value, a key, the KeyValue, the AnyValue or the span, all
+// three encoders agree with protobuf byte for byte.
+TEST(OtlpProtoTest, LengthsWhereAVarintGrowsEncodeAsProtobufDoes) {
+  static const std::string kKeys(200, 'k');  // a span attribute's key outlives the span
+  std::vector<trace::Span> spans;
+  auto add = [&spans](size_t key_length, size_t value_length) {
+    trace::Span s = testing::TypicalBatch(1)[0];
+    s.attributes.push_back(
+        {std::string_view(kKeys).substr(0, key_length), std::string(value_length, 'v')});
+    s.attributes.push_back({"after", int64_t{128}});
+    spans.push_back(std::move(s));
+  };
+  for (size_t n = 118; n <= 132; n++) {
+    add(1, n);
+    add(n, 1);
+    add(0, n);
+  }
+  std::string scratch;
+  EncodeOtlpSpan(testing::TypicalBatch(1)[0], &scratch);
+  const size_t base = scratch.size();
+  // Spans whose own size crosses 16384, and attributes that cross it.
+  for (size_t n = 16384 - base - 40; n <= 16384 - base + 4; n++) add(3, n);
+  for (size_t n = 16370; n <= 16390; n += 2) add(3, n);
+  ExportRequest request;
+  ToOtlpProto(spans, &request);
+  const std::string want = request.SerializeAsString();
+  std::string wire;
+  AppendOtlpProto(spans, &wire);
+  EXPECT_EQ(wire, want);
+  std::vector<EncodedSpan> encoded;
+  for (const trace::Span& s : spans) {
+    EncodeOtlpSpan(s, &scratch);
+    encoded.push_back({scratch, s.resource});
+  }
+  std::string assembled;
+  AppendOtlpProto(std::span<const EncodedSpan>(encoded), &assembled);
+  EXPECT_EQ(assembled, want);
+}
+
 }  // namespace
 }  // namespace zerotrace::exporter

@@ -1,0 +1,233 @@
+// One span as its OTLP protobuf wire bytes (EncodeOtlpSpan), and the plain span writer that
+// AppendOtlpProto uses too: sizes from string lengths, then bytes with the UTF-8 check.
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "export/otlp_proto.h"
+#include "export/otlp_wire.h"
+
+namespace zerotrace::exporter {
+namespace otlp_wire {
+namespace {
+
+// ---- Sizes from string lengths alone, as if every string were valid UTF-8 ----
+
+// AttributeValue's alternatives by index: a switch, cheaper than std::visit per attribute.
+enum : size_t { kStringIndex = 0, kIntIndex = 1, kBoolIndex = 2, kDoubleIndex = 3 };
+static_assert(
+    std::is_same_v<std::variant_alternative_t<kStringIndex, AttributeValue>, std::string>);
+static_assert(std::is_same_v<std::variant_alternative_t<kIntIndex, AttributeValue>, int64_t>);
+static_assert(std::is_same_v<std::variant_alternative_t<kBoolIndex, AttributeValue>, bool>);
+static_assert(std::is_same_v<std::variant_alternative_t<kDoubleIndex, AttributeValue>, double>);
+
+// The AnyValue message of a span attribute (a string one is set even if empty: a oneof).
+inline uint32_t PlainValueSize(const AttributeValue& v) {
+  switch (v.index()) {
+    case kStringIndex:
+      return static_cast<uint32_t>(LenField(std::get_if<std::string>(&v)->size()));
+    case kIntIndex:
+      return static_cast<uint32_t>(1 +
+                                   VarintSize(static_cast<uint64_t>(*std::get_if<int64_t>(&v))));
+    case kBoolIndex:
+      return 2;
+    default:
+      return 9;
+  }
+}
+
+inline uint32_t PlainKeyValueSize(std::string_view key, uint32_t value_size) {
+  return static_cast<uint32_t>((key.empty() ? 0 : LenField(key.size())) + LenField(value_size));
+}
+
+inline uint32_t PlainStatusSize(const Span& s) {
+  return static_cast<uint32_t>((s.status_message.empty() ? 0 : LenField(s.status_message.size())) +
+                               (s.status != trace::StatusCode::kUnset ? 2 : 0));
+}
+
+// ---- Plain writing: the spans of a batch whose strings are all valid UTF-8 ----
+// Free functions on a __restrict cursor that they return: a char store may alias anything, and
+// without it every byte written would reload the cursor and the span's fields from memory.
+
+inline char* PutVarint(char* __restrict p, uint64_t v) {
+  if (v < 0x80) {  // most lengths and values: one byte
+    *p = static_cast<char>(v);
+    return p + 1;
+  }
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+inline char* PutHeader(char* __restrict p, int field, size_t len) {
+  *p++ = static_cast<char>(Tag(field, kLen));
+  return PutVarint(p, len);
+}
+
+inline char* PutFixed64(char* __restrict p, int field, uint64_t v) {
+  *p++ = static_cast<char>(Tag(field, kFixed64));
+  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));  // little endian
+  return p + 8;
+}
+
+// Copies s whole, ORing its bytes into *any (a high bit set: not ASCII, check it as UTF-8).
+// Words at a time, the last one overlapping: attribute strings are mostly 5-40 bytes.
+inline char* PutBytes(char* __restrict p, std::string_view s, uint64_t* any) {
+  const char* src = s.data();
+  const size_t n = s.size();
+  if (n >= 8) {
+    uint64_t w, seen = 0;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      std::memcpy(&w, src + i, 8);
+      std::memcpy(p + i, &w, 8);
+      seen |= w;
+    }
+    std::memcpy(&w, src + n - 8, 8);
+    std::memcpy(p + n - 8, &w, 8);
+    *any |= seen | w;
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(p, &a, 4);
+    std::memcpy(p + n - 4, &b, 4);
+    *any |= a | b;
+  } else {
+    unsigned seen = 0;
+    for (size_t k = 0; k < n; k++) {
+      p[k] = src[k];
+      seen |= static_cast<unsigned char>(src[k]);
+    }
+    *any |= seen;
+  }
+  return p + n;
+}
+
+inline char* PutString(char* __restrict p, int field, std::string_view s, uint64_t* any) {
+  return PutBytes(PutHeader(p, field, s.size()), s, any);
+}
+
+// A span attribute as Span.attributes, with the sizes PlainSpanSize found for it.
+inline char* PutPlainKeyValue(char* __restrict p, const Attribute& a, PlainKeyValueSizes sizes,
+                              uint64_t* any) {
+  p = PutHeader(p, 9, sizes.key_value);
+  if (!a.key.empty()) p = PutString(p, 1, a.key, any);
+  p = PutHeader(p, 2, sizes.value);
+  switch (a.value.index()) {
+    case kStringIndex:
+      return PutString(p, 1, *std::get_if<std::string>(&a.value), any);
+    case kIntIndex:
+      *p++ = static_cast<char>(Tag(3, kVarint));
+      return PutVarint(p, static_cast<uint64_t>(*std::get_if<int64_t>(&a.value)));
+    case kBoolIndex:
+      *p++ = static_cast<char>(Tag(2, kVarint));
+      *p++ = *std::get_if<bool>(&a.value) ? 1 : 0;
+      return p;
+    default: {
+      uint64_t bits;
+      std::memcpy(&bits, std::get_if<double>(&a.value), 8);
+      return PutFixed64(p, 4, bits);
+    }
+  }
+}
+
+// True if every string of s is valid UTF-8 (called only when one of them is not ASCII).
+bool SpanStringsValid(const Span& s) {
+  auto valid = [](std::string_view v) { return ValidUtf8Prefix(v) == v.size(); };
+  if (!valid(s.trace_state) || !valid(s.name) || !valid(s.status_message)) return false;
+  for (const Attribute& a : s.attributes) {
+    if (!valid(a.key)) return false;
+    if (const auto* v = std::get_if<std::string>(&a.value); v != nullptr && !valid(*v)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+uint32_t PlainSpanSize(const Span& s, PlainKeyValueSizes* __restrict kvs) {
+  size_t n = LenField(16) + LenField(8);  // trace_id, span_id
+  if (!s.trace_state.empty()) n += LenField(s.trace_state.size());
+  if (s.parent_span_id.valid()) n += LenField(8);
+  if (!s.name.empty()) n += LenField(s.name.size());
+  if (s.kind != trace::SpanKind{0}) n += 1 + VarintSize(static_cast<uint64_t>(s.kind));
+  if (s.start_unix_ns != 0) n += 9;
+  if (s.end_unix_ns != 0) n += 9;
+  for (const Attribute& a : s.attributes) {
+    const uint32_t value = PlainValueSize(a.value);
+    const uint32_t key_value = PlainKeyValueSize(a.key, value);
+    *kvs++ = {key_value, value};
+    n += LenField(key_value);
+  }
+  return static_cast<uint32_t>(n + LenField(PlainStatusSize(s)));
+}
+
+char* PutPlainSpan(char* __restrict p, const Span& s, uint32_t size,
+                   const PlainKeyValueSizes* __restrict kvs, bool* valid) {
+  uint64_t any = 0;
+  p = PutHeader(p, 2, size);
+  p = PutHeader(p, 1, 16);
+  std::memcpy(p, s.trace_id.bytes.data(), 16);
+  p = PutHeader(p + 16, 2, 8);
+  std::memcpy(p, s.span_id.bytes.data(), 8);
+  p += 8;
+  if (!s.trace_state.empty()) p = PutString(p, 3, s.trace_state, &any);
+  if (s.parent_span_id.valid()) {
+    p = PutHeader(p, 4, 8);
+    std::memcpy(p, s.parent_span_id.bytes.data(), 8);
+    p += 8;
+  }
+  if (!s.name.empty()) p = PutString(p, 5, s.name, &any);
+  if (s.kind != trace::SpanKind{0}) {
+    *p++ = static_cast<char>(Tag(6, kVarint));
+    p = PutVarint(p, static_cast<uint64_t>(s.kind));
+  }
+  if (s.start_unix_ns != 0) p = PutFixed64(p, 7, s.start_unix_ns);
+  if (s.end_unix_ns != 0) p = PutFixed64(p, 8, s.end_unix_ns);
+  for (const Attribute& a : s.attributes) p = PutPlainKeyValue(p, a, *kvs++, &any);
+  p = PutHeader(p, 15, PlainStatusSize(s));
+  if (!s.status_message.empty()) p = PutString(p, 2, s.status_message, &any);
+  if (s.status != trace::StatusCode::kUnset) {
+    *p++ = static_cast<char>(Tag(3, kVarint));
+    p = PutVarint(p, static_cast<uint64_t>(s.status));
+  }
+  if ((any & kHighBits) != 0 && !SpanStringsValid(s)) *valid = false;
+  return p;
+}
+
+}  // namespace otlp_wire
+
+using otlp_wire::LenField;
+using otlp_wire::MeasuredKeyValue;
+using otlp_wire::MeasuredSpan;
+using otlp_wire::PlainKeyValueSizes;
+using otlp_wire::WireWriter;
+
+void EncodeOtlpSpan(const trace::Span& span, std::string* out) {
+  thread_local std::vector<PlainKeyValueSizes> kv_sizes;  // the consumer thread's scratch
+  if (kv_sizes.size() < span.attributes.size()) kv_sizes.resize(span.attributes.size());
+  const uint32_t size = otlp_wire::PlainSpanSize(span, kv_sizes.data());
+  out->resize(LenField(size));  // the previous span's size, mostly: little or nothing to fill
+  bool valid = true;
+  [[maybe_unused]] char* end =
+      otlp_wire::PutPlainSpan(out->data(), span, size, kv_sizes.data(), &valid);
+  assert(end == out->data() + out->size() && "size pass and write pass disagree");
+  if (valid) return;
+  // An ill-formed string: measured again with the repair, and written so.
+  thread_local std::vector<MeasuredKeyValue> kvs;
+  kvs.clear();
+  const MeasuredSpan measured = otlp_wire::MeasureSpan(span, &kvs);
+  out->resize(LenField(measured.size));
+  WireWriter w(out->data());
+  w.Span(span, measured, kvs.data());
+  assert(w.end() == out->data() + out->size() && "size pass and write pass disagree");
+}
+
+}  // namespace zerotrace::exporter
