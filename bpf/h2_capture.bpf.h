@@ -299,6 +299,9 @@ static __always_inline struct h2_dir *zt_h2_follow(struct conn_key *key, struct 
 	struct h2_dir *d;
 	long first;
 
+	/* Most calls: no walk and none can start here, so no map lookup (it can only find none). */
+	if (!st->h2_walked && (s->syscall_pos != 0 || s->budget == 0 || unfollowed))
+		return NULL;
 	w = bpf_map_lookup_elem(&h2_walks, key);
 	if (w && w->conn_id != st->conn_id)
 		w = NULL; /* an earlier connection's walk on a reused fd */
@@ -310,6 +313,7 @@ static __always_inline struct h2_dir *zt_h2_follow(struct conn_key *key, struct 
 		first = zt_h2_opening(ubuf, len);
 		if (first < 0)
 			return NULL;
+		st->h2_walked = 1; /* before the entry exists: a reader never misses it */
 		if (!w) {
 			/* from a zero value in .rodata: the stack is short */
 			if (bpf_map_update_elem(&h2_walks, key, &zt_h2_empty, BPF_ANY))

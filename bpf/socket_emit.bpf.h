@@ -9,12 +9,7 @@
 /* mmsghdr entries whose msg_len is summed to learn a sendmmsg/recvmmsg byte count. */
 #define ZT_MMSG_SCAN 64
 
-/* Wake the consumer only when enough is pending (see wakeup_bytes). */
-static __always_inline __u64 zt_wakeup_flag(void)
-{
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									      : BPF_RB_NO_WAKEUP;
-}
+#include "ring_wakeup.bpf.h"
 
 static __always_inline void zt_count(__u32 counter)
 {

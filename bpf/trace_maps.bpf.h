@@ -38,7 +38,8 @@ struct conn_state {
 	__u64 refs;     /* ZT_SHARE_STATE: the fds (alias entries) that name it */
 	__u32 muted_seen; /* muted_epoch when the muted map was last consulted for it */
 	__u8 muted;       /* 1: userspace muted its socket bytes (sticky: mutes are never undone) */
-	__u8 pad2[3];
+	__u8 h2_walked;   /* 1: an HTTP/2 walk was set up for it (else h2_walks holds none) */
+	__u8 pad2[2];
 };
 
 /* How a connection-table entry takes part in dup() sharing (conn_track.bpf.h). */
