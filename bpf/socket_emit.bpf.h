@@ -292,6 +292,7 @@ static __always_inline void zt_emit_trailer(struct emit_state *s)
 }
 
 #include "h2_capture.bpf.h"
+#include "muted_emit.bpf.h"
 
 /* Hot path: one finished data syscall that returned ret on a tracked connection. */
 /* Whether a syscall sends (its bytes are stamped at sys_enter) or receives (at sys_exit). */
@@ -303,22 +304,6 @@ static __always_inline bool zt_sends(__u8 sys)
 }
 
 /* ts_ns: when the bytes moved (sys_enter for sends, sys_exit for receives). */
-/* Muted socket bytes: the muted map is consulted only when userspace muted something since
- * this connection last looked (muted_epoch), not on every data syscall. */
-static __always_inline bool zt_socket_muted(struct conn_key *key, struct conn_state *st)
-{
-	__u32 epoch = *(volatile __u32 *)&muted_epoch;
-	__u64 *muted_id;
-
-	if (st->muted || st->muted_seen == epoch)
-		return st->muted;
-	muted_id = bpf_map_lookup_elem(&muted, key);
-	if (muted_id && *muted_id == st->conn_id)
-		st->muted = 1;
-	st->muted_seen = epoch;
-	return st->muted;
-}
-
 /* *head: the syscall's first bytes as emit_state.head (0 when they were not captured). */
 static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_state *st,
 					   struct syscall_args *a, long ret, __u64 ts_ns, __u32 *head)
@@ -326,6 +311,7 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	struct emit_state s = {};
 	struct user_msghdr msg;
 	__u64 bytes = ret;
+	bool muted;
 
 	s.sys = a->sys;
 	s.direction = zt_sends(a->sys) ? ZT_DIR_EGRESS : ZT_DIR_INGRESS;
@@ -345,8 +331,9 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	s.fd = key->fd;
 	s.byte_count = bytes;
 	s.budget = capture_bytes;
+	muted = zt_socket_muted(key, st);
 	/* Sizes only, as userspace asked or as the syscall allows: no truncation. */
-	if (zt_socket_muted(key, st) || a->sys == ZT_SYS_SENDFILE ||
+	if (muted || a->sys == ZT_SYS_SENDFILE ||
 	    a->sys == ZT_SYS_SPLICE_READ || a->sys == ZT_SYS_SPLICE_WRITE)
 		s.budget = 0;
 	else if (bytes > s.budget)
@@ -356,6 +343,11 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	else
 		s.syscall_pos = __sync_fetch_and_add(&st->recv_pos, bytes);
 	s.pos = s.syscall_pos;
+	if (muted) { /* the close event has the totals: a record only now and then */
+		if (zt_muted_record_due(st, ts_ns))
+			zt_emit_trailer(&s);
+		return 0;
+	}
 	if (zt_h2_emit(key, st, a, &s)) { /* HTTP/2: frame-aware capture */
 		zt_emit_trailer(&s);
 		return 0;

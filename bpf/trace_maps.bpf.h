@@ -39,7 +39,7 @@ struct conn_state {
 	__u32 muted_seen; /* muted_epoch when the muted map was last consulted for it */
 	__u8 muted;       /* 1: userspace muted its socket bytes (sticky: mutes are never undone) */
 	__u8 h2_walked;   /* 1: an HTTP/2 walk was set up for it (else h2_walks holds none) */
-	__u8 pad2[2];
+	__u16 muted_sec;  /* muted: second (ktime >> 30, top bit set) of its last record */
 };
 
 /* How a connection-table entry takes part in dup() sharing (conn_track.bpf.h). */

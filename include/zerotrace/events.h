@@ -244,7 +244,8 @@ enum zt_kernel_counter {
 	ZT_CNT_H2_TLS_WALKS = 22,          /* HTTP/2 directions whose TLS plaintext frames are walked */
 	ZT_CNT_H2_TLS_WALK_LOST = 23,      /* such walks that lost the frame boundaries (plain capture) */
 	ZT_CNT_BODY_BYTES_SKIPPED = 24,    /* HTTP/1 body bytes of vectored sends not copied */
-	ZT_CNT_COUNT = 25,
+	ZT_CNT_MUTED_RECORDS_SKIPPED = 25, /* muted connections' syscalls that sent no record */
+	ZT_CNT_COUNT = 26,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

@@ -178,13 +178,70 @@ TEST(SocketEdge, MutedConnectionsAreNotCountedAsTruncated) {
   session.tracer().MutePayload(c.hdr.tgid, c.hdr.fd, c.hdr.conn_id);
   echo.WriteStdin("muted\nend\n");
   ASSERT_EQ(echo.Wait(seconds(10)), 0);
-  auto out = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 7);
-  auto in = WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_INGRESS, 7);
-  ASSERT_EQ(out.size(), 2u);
+  const Record closed = CloseOf(session, c.hdr.conn_id);
+  EXPECT_EQ(closed.close.sent_bytes, 7u);  // the totals ride on the close event
+  EXPECT_EQ(closed.close.received_bytes, 7u);
+  auto out = session.DataOf(kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS);
+  auto in = session.DataOf(kv["client_pid"], c.hdr.conn_id, ZT_DIR_INGRESS);
+  ASSERT_EQ(out.size(), 2u);  // a muted connection's first syscall always sends its record
   EXPECT_EQ(out[1].data.byte_count, 5u);
   EXPECT_EQ(out[1].data.captured, 0u);  // muted: sizes only
-  ASSERT_EQ(in.size(), 2u);
+  // The echo's receive: its record only if a new second began (at most one a second).
+  ASSERT_GE(in.size(), 1u);
+  ASSERT_LE(in.size(), 2u);
+  for (const Record& r : in) EXPECT_EQ(r.data.captured, r.data.syscall_pos == 0 ? 2u : 0u);
   EXPECT_EQ(Counter(session, ZT_CNT_CAPTURE_TRUNCATED), truncated_before);
+}
+
+// Issue 17: a muted connection's syscalls only advance its stream positions. At most one
+// sizes-only record per connection and second keeps userspace's idle clock going (main sent
+// one per syscall), the rest are counted, and the close event has the exact totals.
+TEST(SocketEdge, MutedConnectionSendsAtMostOneRecordASecond) {
+  Subprocess echo({ZT_SOCKOPS, "echo", std::to_string(FreePort())});
+  std::map<std::string, long> kv;
+  while (auto line = echo.ReadLine(seconds(10))) {
+    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
+    if (line->find("connected") != std::string::npos) break;
+  }
+  ASSERT_GT(kv["client_pid"], 0);
+  probes::TracerConfig cfg;
+  cfg.pids = {static_cast<uint32_t>(kv["client_pid"])};
+  TraceSession session(cfg);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  echo.WriteStdin("hi\n");  // makes the connection known (found on first use)
+  ASSERT_TRUE(echo.WaitForLine("echoed=2", seconds(10)));
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_UNKNOWN);
+  WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_INGRESS, 2);
+  const uint64_t skipped_before = Counter(session, ZT_CNT_MUTED_RECORDS_SKIPPED);
+  session.tracer().MutePayload(c.hdr.tgid, c.hdr.fd, c.hdr.conn_id);
+  echo.WriteStdin("burst\n");  // 200 writes of 10 bytes, and the reads of their echo
+  while (auto line = echo.ReadLine(seconds(10))) {
+    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
+    if (line->find("burst_writes") != std::string::npos) break;
+  }
+  ASSERT_EQ(kv["burst_writes"], 200);
+  ASSERT_EQ(kv["burst_bytes"], 2000);
+  echo.WriteStdin("end\n");
+  ASSERT_EQ(echo.Wait(seconds(10)), 0);
+  const Record closed = CloseOf(session, c.hdr.conn_id);
+  EXPECT_EQ(closed.close.sent_bytes, 2002u);
+  EXPECT_EQ(closed.close.received_bytes, 2002u);
+  std::vector<Record> muted;
+  for (const uint8_t dir : {ZT_DIR_EGRESS, ZT_DIR_INGRESS}) {
+    for (const Record& r : session.DataOf(kv["client_pid"], c.hdr.conn_id, dir)) {
+      if (r.data.syscall_pos >= 2) muted.push_back(r);
+    }
+  }
+  // One record at the burst's first syscall, one more per second boundary it crossed.
+  const uint64_t syscalls = kv["burst_writes"] + kv["burst_reads"];
+  EXPECT_GE(muted.size(), 1u);
+  EXPECT_LE(muted.size(), 2u + uint64_t(kv["burst_ns"]) / 1'000'000'000u) << syscalls;
+  for (const Record& r : muted) {
+    EXPECT_EQ(r.data.captured, 0u);  // sizes only
+    EXPECT_EQ(r.data.stream_pos, r.data.syscall_pos + r.data.byte_count);
+  }
+  EXPECT_EQ(Counter(session, ZT_CNT_MUTED_RECORDS_SKIPPED) - skipped_before,
+            syscalls - muted.size());
 }
 
 // A forked child that moves "hello" over a loopback connection to itself, then waits for

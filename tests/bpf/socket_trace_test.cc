@@ -381,6 +381,17 @@ TEST(SocketTrace, MutedConnectionSendsOnlyByteCounts) {
   EXPECT_EQ(out[1].data.syscall_pos, 6u);
   EXPECT_EQ(out[1].data.byte_count, 5u);
   EXPECT_EQ(out[1].data.captured, 0u);  // sizes only
+  // Its totals ride on the close event (issue 17: muted syscalls send few records).
+  std::vector<Record> closes;
+  session.WaitUntil([&](const std::vector<Record>&) {
+    closes = session.Select([&](const Record& r) {
+      return r.hdr.type == ZT_EV_CONN_CLOSE && r.hdr.conn_id == c.hdr.conn_id;
+    });
+    return !closes.empty();
+  });
+  ASSERT_EQ(closes.size(), 1u);
+  EXPECT_EQ(closes[0].close.sent_bytes, 11u);
+  EXPECT_EQ(closes[0].close.received_bytes, 11u);
   // The other end was not muted: it still sees the bytes.
   const Record s = OneOpen(session, kv["server_pid"], ZT_ROLE_SERVER);
   EXPECT_EQ(TraceSession::Reassemble(

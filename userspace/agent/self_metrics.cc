@@ -88,6 +88,10 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
       {"body_bytes_skipped", "zerotrace_kernel_body_bytes_skipped_total",
        "HTTP/1 body bytes of vectored sends not copied (a gap of known length)", kCounter,
        k[ZT_CNT_BODY_BYTES_SKIPPED]},
+      {"muted_records_skipped", "zerotrace_kernel_muted_records_skipped_total",
+       "data syscalls of muted connections that sent no record (their byte totals ride on the "
+       "close event)",
+       kCounter, k[ZT_CNT_MUTED_RECORDS_SKIPPED]},
       {"decode_errors", "zerotrace_decode_errors_total", "ring-buffer records that did not decode",
        kCounter, c.decode_errors},
       {"ring_lost_at_stop", "zerotrace_ring_lost_at_stop_total",

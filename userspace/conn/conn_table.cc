@@ -128,7 +128,8 @@ void ConnTable::OnEvent(const probes::EventView& ev) {
       c.last_ts_ns = cl.hdr.ts_ns;  // spans waiting on it end here
       // Bytes the kernel counted that never arrived (their records and trailers were dropped)
       // are a gap: a request whose response was lost is then not reported as unanswered.
-      if (c.tls == bool(cl.flags & ZT_CLOSE_F_TLS)) {
+      // Muted or left out: no bytes were kept, so none were lost.
+      if (c.tls == bool(cl.flags & ZT_CLOSE_F_TLS) && !c.muted && !c.deselected) {
         const bool sent_lost = cl.sent_bytes > c.sent.end_pos();
         const bool received_lost = cl.received_bytes > c.received.end_pos();
         if (sent_lost) {
@@ -238,7 +239,8 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
       if (kernel_) kernel_->MutePayload(c->tgid, c->fd, c->conn_id, c->tls);
     }
   }
-  if (c->deselected) return;  // only sizes flow from the kernel now; nothing is kept
+  // Only sizes (now and then) flow from the kernel now; nothing is kept.
+  if (c->deselected || c->muted) return;
   // Checked at the first bytes: the agent's open event precedes any byte it sends.
   if (c->open_seen && !c->agent_peer && c->sent.end_pos() == 0 && c->received.end_pos() == 0 &&
       agent_peers_.count(TupleKey(c->tuple))) {
@@ -282,6 +284,7 @@ void ConnTable::SwitchToPlaintext(Connection& c) {
   c.received.DeclareHolesAsGaps();
   if (observer_) observer_->OnStreamsReplaced(c);
   c.tls = true;
+  c.muted = false;  // a mute of socket bytes: the plaintext is judged afresh
   c.sent = ByteStream(limits_.stream_byte_cap, &stats_.streams);
   c.received = ByteStream(limits_.stream_byte_cap, &stats_.streams);
   c.sent_cursor = SyscallCursor{};

@@ -43,6 +43,10 @@ struct Connection {
   bool agent_peer = false;         // the other end is the agent itself (its OTLP export)
   bool selection_decided = false;  // the selectors have judged it (at its first bytes)
   bool deselected = false;         // not selected (or undecided): no bytes kept, none parsed
+  // A later stage parses none of its bytes and had the kernel mute them: the kernel now sends
+  // a sizes-only record at most once a second (liveness), its positions jumping over the
+  // syscalls in between. No bytes kept, no gaps: its records only refresh last_ts_ns.
+  bool muted = false;
   // TLS plaintext arrived: the streams hold plaintext (positions of the TLS calls, from 0)
   // and the connection's socket bytes, being ciphertext, are ignored.
   bool tls = false;

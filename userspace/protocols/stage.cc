@@ -221,6 +221,7 @@ void ProtocolStage::Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_
 
 void ProtocolStage::Mute(conn::Connection& c, ConnState& s) {
   s.mode = ConnState::Mode::kMuted;
+  c.muted = true;  // the table keeps no more of its bytes (the kernel sends them rarely now)
   if (kernel_) kernel_->MutePayload(c.tgid, c.fd, c.conn_id, c.tls);
   Drain(c.sent);
   Drain(c.received);

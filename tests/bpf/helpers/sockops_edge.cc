@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "sockops_lib.h"
 
@@ -193,8 +194,32 @@ void RecvEagain(uint16_t port) {
   CloseAndWait(fd);
 }
 
+// "burst": 200 writes of 10 bytes, then reads until all 2000 came back; says how many
+// syscalls moved bytes each way and how long that took.
+void Burst(int fd) {
+  constexpr int kWrites = 200;
+  constexpr size_t kSize = 10;
+  timespec t0{}, t1{};
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (int i = 0; i < kWrites; i++) {
+    Expect(Sys(write(fd, "0123456789", kSize), "write") == long{kSize}, "short write");
+  }
+  size_t got = 0;
+  int reads = 0;
+  char buf[4096];
+  while (got < kWrites * kSize) {
+    const long r = Sys(read(fd, buf, std::min(sizeof(buf), kWrites * kSize - got)), "read");
+    Expect(r > 0, "unexpected EOF in the burst");
+    got += r;
+    reads++;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  const long long ns = (t1.tv_sec - t0.tv_sec) * 1'000'000'000LL + (t1.tv_nsec - t0.tv_nsec);
+  Say("burst_writes=%d burst_reads=%d burst_bytes=%zu burst_ns=%lld", kWrites, reads, got, ns);
+}
+
 // Echo driven by stdin: the client sends each line it reads (without the newline) and reads
-// the server's echo, until a line "end". The test acts between lines.
+// the server's echo, until a line "end" ("burst": see Burst). The test acts between lines.
 void Echo(uint16_t port) {
   ForkServer(Bind(AF_INET, SOCK_STREAM, port), [](int lfd) {
     int fd = Accept(lfd);
@@ -212,6 +237,11 @@ void Echo(uint16_t port) {
       continue;
     }
     if (line == "end") break;
+    if (line == "burst") {
+      Burst(fd);
+      line.clear();
+      continue;
+    }
     WriteAll(fd, line);
     Expect(ReadExact(fd, line.size()) == line, "bad echo");
     Say("echoed=%zu", line.size());

@@ -182,6 +182,34 @@ TEST_F(StageTest, NonHttpConnectionProducesNothingAndIsDrained) {
   EXPECT_EQ(table.Find(5)->sent.buffered_bytes(), 0u);
 }
 
+// Issue 17: once muted, the kernel sends a connection's sizes at most once a second (the
+// records jump over the syscalls in between) and the close has the totals. None of it is a
+// gap or a lost tail, and each record still keeps the connection from idling out.
+TEST_F(StageTest, MutedConnectionsPositionJumpsAreNeitherGapsNorLoss) {
+  testing::ConnSpec spec;
+  spec.conn_id = 9;
+  const testing::RecordSink into = testing::Into(&table);
+  const std::string banner = "220 smtp.example ESMTP ready\r\n", ehlo = "EHLO me\r\n";
+  into(testing::OpenRecord(spec, 1));
+  into(testing::DataRecord(spec, ZT_DIR_INGRESS, 0, 0, banner.size(), banner, 10));
+  into(testing::DataRecord(spec, ZT_DIR_EGRESS, 0, 0, ehlo.size(), ehlo, 20));
+  ASSERT_EQ(kernel.muted, std::vector<uint64_t>{9});
+  const conn::ByteStreamStats before = table.stats().streams;
+  // Syscalls went unsent in between: each record starts well past the last one's end.
+  into(testing::DataRecord(spec, ZT_DIR_EGRESS, 5000, 5100, 100, "", 2'000'000'000));
+  into(testing::DataRecord(spec, ZT_DIR_INGRESS, 7000, 7040, 40, "", 3'000'000'000));
+  ASSERT_NE(table.Find(9), nullptr);
+  EXPECT_EQ(table.Find(9)->last_ts_ns, 3'000'000'000u);
+  EXPECT_EQ(table.Find(9)->sent.buffered_bytes(), 0u);
+  into(testing::CloseRecord(spec, 9000, 8000, 4'000'000'000));
+  EXPECT_EQ(table.Find(9), nullptr);
+  EXPECT_EQ(table.stats().streams.gaps, before.gaps);
+  EXPECT_EQ(table.stats().streams.gap_bytes, before.gap_bytes);
+  EXPECT_EQ(table.stats().tail_lost_at_close, 0u);
+  EXPECT_TRUE(sink.spans().empty());
+  EXPECT_EQ(producer.stats().conns_unclaimed, 1u);
+}
+
 // TLS probes emit at the calls' returns: a Go or OpenSSL reader's return can run before its
 // writer's on another CPU, so a response may arrive before the request it answers.
 TEST_F(StageTest, ResponseOvertakingItsRequestIsStillAnExchange) {

@@ -1,0 +1,39 @@
+/* Muted connections (userspace parses none of their bytes): a data syscall only advances the
+ * stream positions, which the close event reports. At most one sizes-only record per
+ * connection and second (2^30 ns) keeps userspace's idle clock running; the other syscalls
+ * send nothing and are counted. Included by socket_emit.bpf.h after zt_count. */
+#ifndef ZT_MUTED_EMIT_BPF_H
+#define ZT_MUTED_EMIT_BPF_H
+
+/* Muted socket bytes: the muted map is consulted only when userspace muted something since
+ * this connection last looked (muted_epoch), not on every data syscall. */
+static __always_inline bool zt_socket_muted(struct conn_key *key, struct conn_state *st)
+{
+	__u32 epoch = *(volatile __u32 *)&muted_epoch;
+	__u64 *muted_id;
+
+	if (st->muted || st->muted_seen == epoch)
+		return st->muted;
+	muted_id = bpf_map_lookup_elem(&muted, key);
+	if (muted_id && *muted_id == st->conn_id)
+		st->muted = 1;
+	st->muted_seen = epoch;
+	return st->muted;
+}
+
+/* Whether a muted syscall at ts_ns is its connection's first in this second: it sends the
+ * record. The top bit is always set, so the first muted syscall (muted_sec still 0) always
+ * sends; the 15-bit second wraps every 9 hours. A race between CPUs costs one more record. */
+static __always_inline bool zt_muted_record_due(struct conn_state *st, __u64 ts_ns)
+{
+	__u16 sec = (ts_ns >> 30) | 0x8000;
+
+	if (st->muted_sec == sec) {
+		zt_count(ZT_CNT_MUTED_RECORDS_SKIPPED);
+		return false;
+	}
+	st->muted_sec = sec;
+	return true;
+}
+
+#endif /* ZT_MUTED_EMIT_BPF_H */
