@@ -159,11 +159,7 @@ TEST(SocketEdge, IoUringOnATrackedSocketIsCounted) {
 // capture_truncated keeps meaning "bytes the capture limit cost us".
 TEST(SocketEdge, MutedConnectionsAreNotCountedAsTruncated) {
   Subprocess echo({ZT_SOCKOPS, "echo", std::to_string(FreePort())});
-  std::map<std::string, long> kv;
-  while (auto line = echo.ReadLine(seconds(10))) {
-    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
-    if (line->find("connected") != std::string::npos) break;
-  }
+  std::map<std::string, long> kv = ReadUntilConnected(echo);
   ASSERT_GT(kv["client_pid"], 0);
   probes::TracerConfig cfg;
   cfg.pids = {static_cast<uint32_t>(kv["client_pid"])};
@@ -198,11 +194,7 @@ TEST(SocketEdge, MutedConnectionsAreNotCountedAsTruncated) {
 // one per syscall), the rest are counted, and the close event has the exact totals.
 TEST(SocketEdge, MutedConnectionSendsAtMostOneRecordASecond) {
   Subprocess echo({ZT_SOCKOPS, "echo", std::to_string(FreePort())});
-  std::map<std::string, long> kv;
-  while (auto line = echo.ReadLine(seconds(10))) {
-    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
-    if (line->find("connected") != std::string::npos) break;
-  }
+  std::map<std::string, long> kv = ReadUntilConnected(echo);
   ASSERT_GT(kv["client_pid"], 0);
   probes::TracerConfig cfg;
   cfg.pids = {static_cast<uint32_t>(kv["client_pid"])};

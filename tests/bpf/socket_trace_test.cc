@@ -295,11 +295,7 @@ TEST(SocketTrace, PayloadBiggerThanCaptureLimitLeavesExactGap) {
 TEST(SocketTrace, ConnectionOpenedBeforeTheAgentIsDiscoveredOnFirstUse) {
   const int port = FreePort();
   Subprocess hold({ZT_SOCKOPS, "hold", std::to_string(port)});
-  std::map<std::string, long> kv;
-  while (auto line = hold.ReadLine(seconds(10))) {
-    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
-    if (line->find("connected") != std::string::npos) break;
-  }
+  std::map<std::string, long> kv = ReadUntilConnected(hold);
   ASSERT_GT(kv["client_pid"], 0);
   TraceSession session;  // starts after the connection exists
   ASSERT_FALSE(::testing::Test::HasFailure());
@@ -364,11 +360,7 @@ TEST(SocketTrace, MutedConnectionSendsOnlyByteCounts) {
   TraceSession session;
   ASSERT_FALSE(::testing::Test::HasFailure());
   Subprocess hold({ZT_SOCKOPS, "hold", std::to_string(FreePort())});
-  std::map<std::string, long> kv;
-  while (auto line = hold.ReadLine(seconds(10))) {
-    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
-    if (line->find("connected") != std::string::npos) break;
-  }
+  std::map<std::string, long> kv = ReadUntilConnected(hold);
   const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
   ASSERT_EQ(TraceSession::Reassemble(
                 WaitData(session, kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS, 6)),
@@ -508,11 +500,7 @@ TEST(SocketTrace, CloseThatFoundTheRingBufferFullIsDeliveredAfterIt) {
 
 TEST(SocketTrace, PidFilterTracesOnlyTheSelectedProcess) {
   Subprocess hold({ZT_SOCKOPS, "hold", std::to_string(FreePort())});
-  std::map<std::string, long> kv;
-  while (auto line = hold.ReadLine(seconds(10))) {
-    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
-    if (line->find("connected") != std::string::npos) break;
-  }
+  std::map<std::string, long> kv = ReadUntilConnected(hold);
   ASSERT_GT(kv["client_pid"], 0);
   probes::TracerConfig cfg;
   cfg.pids = {static_cast<uint32_t>(kv["client_pid"])};

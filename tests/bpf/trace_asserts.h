@@ -45,6 +45,16 @@ inline std::map<std::string, long> RunSockops(const std::vector<std::string>& ar
   return kv;
 }
 
+// Reads a running zt_sockops mode's key=value lines until it says it has connected.
+inline std::map<std::string, long> ReadUntilConnected(Subprocess& p) {
+  std::map<std::string, long> kv;
+  while (auto line = p.ReadLine(std::chrono::seconds(10))) {
+    for (const auto& [k, v] : ParseKv(*line)) kv.emplace(k, v);
+    if (line->find("connected") != std::string::npos) break;
+  }
+  return kv;
+}
+
 // The single open event of `pid` with `role`, waiting for it.
 inline Record OneOpen(TraceSession& s, long pid, uint8_t role) {
   std::vector<Record> opens;

@@ -175,47 +175,37 @@ void BM_StageParse(benchmark::State& state) {
 }
 BENCHMARK(BM_StageParse);
 
-// parse + stitch: the stitcher's Advance as the session calls it, once per record.
-void BM_StageParseStitch(benchmark::State& state) {
+// parse + stitch: the stitcher's Advance as the session calls it, once per record. `kLent`:
+// each record is lent to the stream where it lies (AddDataLent), then settled, as
+// conn::ConnTable does (the agent's path); else it is appended (AddData).
+template <bool kLent>
+void StageParseStitch(benchmark::State& state) {
   http1::Http1Stats stats;
   http1::Http1Stitcher stitcher(&stats);
   conn::ByteStream requests, responses;
   std::vector<http1::HttpExchange> out;
   uint64_t ts = 1;
+  const auto feed = [&](conn::ByteStream& s, std::string_view record) {
+    if (kLent) {
+      s.AddDataLent(s.end_pos(), record, ++ts);
+    } else {
+      s.AddData(s.end_pos(), record, ++ts);
+    }
+    stitcher.Advance(requests, responses, ts, &out);
+    if (kLent) s.Settle();
+  };
   for (auto _ : state) {
-    requests.AddData(requests.end_pos(), kRequest, ++ts);
-    stitcher.Advance(requests, responses, ts, &out);
-    responses.AddData(responses.end_pos(), kResponse, ++ts);
-    stitcher.Advance(requests, responses, ts, &out);
+    feed(requests, kRequest);
+    feed(responses, kResponse);
     benchmark::DoNotOptimize(out.data());
     out.clear();
   }
   if (stats.exchanges != static_cast<uint64_t>(state.iterations())) state.SkipWithError("lost");
   PerSpan(state, static_cast<double>(state.iterations()));
 }
+void BM_StageParseStitch(benchmark::State& state) { StageParseStitch<false>(state); }
 BENCHMARK(BM_StageParseStitch);
-
-// parse + stitch on the agent's path: each record lent to the stream where it lies
-// (AddDataLent), then settled, as conn::ConnTable does.
-void BM_StageParseStitchLent(benchmark::State& state) {
-  http1::Http1Stats stats;
-  http1::Http1Stitcher stitcher(&stats);
-  conn::ByteStream requests, responses;
-  std::vector<http1::HttpExchange> out;
-  uint64_t ts = 1;
-  for (auto _ : state) {
-    requests.AddDataLent(requests.end_pos(), kRequest, ++ts);
-    stitcher.Advance(requests, responses, ts, &out);
-    requests.Settle();
-    responses.AddDataLent(responses.end_pos(), kResponse, ++ts);
-    stitcher.Advance(requests, responses, ts, &out);
-    responses.Settle();
-    benchmark::DoNotOptimize(out.data());
-    out.clear();
-  }
-  if (stats.exchanges != static_cast<uint64_t>(state.iterations())) state.SkipWithError("lost");
-  PerSpan(state, static_cast<double>(state.iterations()));
-}
+void BM_StageParseStitchLent(benchmark::State& state) { StageParseStitch<true>(state); }
 BENCHMARK(BM_StageParseStitchLent);
 
 http1::HttpExchange TypicalExchange() {
