@@ -446,7 +446,11 @@ void Http1Stitcher::EmitReady(std::vector<HttpExchange>* out) {
 void Http1Stitcher::Emit(Entry& e, ExchangeError error, std::vector<HttpExchange>* out) {
   e.x.error = error;
   if (error != ExchangeError::kNone) e.x.error_type = ExchangeErrorName(error);
-  out->push_back(std::move(e.x));
+  if (sink_ != nullptr) {
+    sink_->OnExchange(e.x);  // read in place; the entry is dropped right after
+  } else {
+    out->push_back(std::move(e.x));
+  }
   ++stats_->exchanges;
   switch (error) {
     case ExchangeError::kNone:
