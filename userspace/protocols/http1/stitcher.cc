@@ -442,7 +442,7 @@ void Http1Stitcher::Emit(Entry& e, ExchangeError error, std::vector<HttpExchange
   e.x.error = error;
   if (error != ExchangeError::kNone) e.x.error_type = ExchangeErrorName(error);
   if (sink_ != nullptr) {
-    sink_->OnExchange(e.x);  // read in place; the entry is dropped right after
+    sink_->OnExchange(e.x);  // read in place; the entry then goes (or turns into a marker)
   } else {
     out->push_back(std::move(e.x));
   }
