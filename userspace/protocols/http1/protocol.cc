@@ -59,34 +59,39 @@ LinkFields LinkFieldsOf(const HttpRequest& req) {
   return out;
 }
 
-class Http1Session final : public Session, RequestListener {
+class Http1Session final : public Session, RequestListener, ExchangeSink {
  public:
-  Http1Session(const SessionContext& context, const SpanOptions* options, Http1Stats* stats,
-               std::vector<HttpExchange>* exchanges)
-      : context_(context), options_(options), stitcher_(stats), exchanges_(*exchanges) {
+  Http1Session(const SessionContext& context, const SpanOptions* options, Http1Stats* stats)
+      : context_(context), options_(options), stitcher_(stats) {
     stitcher_.set_listener(this);
+    stitcher_.set_sink(this);
   }
 
   void Advance(conn::ByteStream& requests, conn::ByteStream& responses, uint64_t now_ns,
                SessionOutput* out) override {
-    out_ = out;
-    stitcher_.Advance(requests, responses, now_ns, &exchanges_);
-    Emit(now_ns);
+    Begin(now_ns, out);
+    stitcher_.Advance(requests, responses, now_ns, nullptr);
+    out_ = nullptr;
   }
   void Close(conn::ByteStream& requests, conn::ByteStream& responses, CloseReason reason,
              uint64_t now_ns, SessionOutput* out) override {
-    out_ = out;
-    stitcher_.OnClose(requests, responses, reason, &exchanges_);
-    Emit(now_ns);
+    Begin(now_ns, out);
+    stitcher_.OnClose(requests, responses, reason, nullptr);
+    out_ = nullptr;
   }
   void Expire(uint64_t now_ns, SessionOutput* out) override {
-    out_ = out;
-    stitcher_.Expire(now_ns, &exchanges_);
-    Emit(now_ns);
+    Begin(now_ns, out);
+    stitcher_.Expire(now_ns, nullptr);
+    out_ = nullptr;
   }
   bool Left() const override { return stitcher_.tunneled(); }
 
  private:
+  void Begin(uint64_t now_ns, SessionOutput* out) {
+    out_ = out;
+    finished_ns_ = now_ns;
+  }
+
   // Hot path: the stitcher parsed a request head.
   void OnRequestStart(uint64_t seq, const HttpRequest& req) override {
     RequestStarted& r = out_->AddStart();
@@ -101,21 +106,17 @@ class Http1Session final : public Session, RequestListener {
     r.tracestate.assign(link.tracestate);
   }
 
-  void Emit(uint64_t finished_ns) {
-    for (const HttpExchange& x : exchanges_) {
-      BuildExchange(x, context_, *options_, finished_ns, &out_->AddExchange());
-    }
-    exchanges_.clear();
-    out_ = nullptr;
+  // Hot path: an exchange finished. Its span is built from it where it lies in the stitcher
+  // (no move into a vector and out again); `finished_ns_` ends one that got no response.
+  void OnExchange(HttpExchange& x) override {
+    BuildExchange(x, context_, *options_, finished_ns_, &out_->AddExchange());
   }
 
   SessionContext context_;
   const SpanOptions* options_;
   Http1Stitcher stitcher_;
   SessionOutput* out_ = nullptr;  // the call in progress's output
-  // The protocol's, shared by its sessions (they run one at a time on the consumer thread):
-  // one per connection would keep its capacity, ~0.5 KB per idle connection.
-  std::vector<HttpExchange>& exchanges_;
+  uint64_t finished_ns_ = 0;      // the call in progress's time
 };
 
 }  // namespace
@@ -158,7 +159,7 @@ protocols::Detection Http1Protocol::DetectResync(const ResyncBytes& b) const {
 
 std::unique_ptr<Session> Http1Protocol::NewSession(const SessionContext& context) {
   conns_++;
-  return std::make_unique<Http1Session>(context, &span_options_, &stats_, &exchanges_);
+  return std::make_unique<Http1Session>(context, &span_options_, &stats_);
 }
 
 void Http1Protocol::ReportCounters(CounterReport* r) const {

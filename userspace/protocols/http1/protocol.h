@@ -25,9 +25,8 @@ class Http1Protocol final : public Protocol {
 
  private:
   SpanOptions span_options_;
-  Http1Stats stats_;                     // every session's stitcher counts here
-  uint64_t conns_ = 0;                   // sessions started: connections detected as HTTP/1.x
-  std::vector<HttpExchange> exchanges_;  // a session call's finished exchanges (reused)
+  Http1Stats stats_;    // every session's stitcher counts here
+  uint64_t conns_ = 0;  // sessions started: connections detected as HTTP/1.x
 };
 
 // The registry's entry (protocols/registry.cc).

@@ -51,14 +51,9 @@ thread_local ParserPool parser_pool;
 
 }  // namespace
 
-Http1Parser& Http1Stitcher::req_parser() {
-  if (!req_parser_) req_parser_ = parser_pool.Take(MessageKind::kRequest, stats_);
-  return *req_parser_;
-}
-
-Http1Parser& Http1Stitcher::resp_parser() {
-  if (!resp_parser_) resp_parser_ = parser_pool.Take(MessageKind::kResponse, stats_);
-  return *resp_parser_;
+Http1Parser& Http1Stitcher::TakeParser(MessageKind kind, std::unique_ptr<Http1Parser>* slot) {
+  *slot = parser_pool.Take(kind, stats_);
+  return **slot;
 }
 
 void Http1Stitcher::ReleaseIdleState() {
@@ -446,7 +441,11 @@ void Http1Stitcher::EmitReady(std::vector<HttpExchange>* out) {
 void Http1Stitcher::Emit(Entry& e, ExchangeError error, std::vector<HttpExchange>* out) {
   e.x.error = error;
   if (error != ExchangeError::kNone) e.x.error_type = ExchangeErrorName(error);
-  out->push_back(std::move(e.x));
+  if (sink_ != nullptr) {
+    sink_->OnExchange(e.x);  // read in place; the entry then goes (or turns into a marker)
+  } else {
+    out->push_back(std::move(e.x));
+  }
   ++stats_->exchanges;
   switch (error) {
     case ExchangeError::kNone:

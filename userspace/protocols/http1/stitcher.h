@@ -43,6 +43,15 @@ class RequestListener {
   virtual void OnRequestStart(uint64_t seq, const HttpRequest& req) = 0;
 };
 
+// Takes finished exchanges where they lie, in the order they would be appended to Advance's
+// `out`: the exchange is read in place (a span built from it) instead of moved into a vector
+// and moved out again. `x` is valid only during the call.
+class ExchangeSink {
+ public:
+  virtual ~ExchangeSink() = default;
+  virtual void OnExchange(HttpExchange& x) = 0;
+};
+
 // For a CLIENT-role process `requests` is what it sent and `responses` what it received;
 // for a SERVER-role process the other way round. One stitcher per connection; not thread-safe.
 class Http1Stitcher {
@@ -52,6 +61,9 @@ class Http1Stitcher {
 
   // Who hears of requests as they start (may be null; not owned).
   void set_listener(RequestListener* listener) { listener_ = listener; }
+  // Who takes finished exchanges (may be null; not owned). With a sink, the `out` vectors of
+  // Advance, OnClose and Expire stay untouched (they may be null).
+  void set_sink(ExchangeSink* sink) { sink_ = sink; }
 
   // Hot path. Parses both streams as far as they go and appends completed exchanges, in
   // request order, to `out`. `now_ns` (monotonic) times requests whose bytes have no time.
@@ -128,12 +140,19 @@ class Http1Stitcher {
   std::unique_ptr<Http1Stats> own_stats_;
   Http1Stats* stats_;
   RequestListener* listener_ = nullptr;
+  ExchangeSink* sink_ = nullptr;
   // The parsers exist while their stream is being read, and go when it rests at a message
   // boundary; the entries' storage goes when none is pending. An idle keep-alive connection
   // then holds ~2 KB less (40 MB for 10 k idle connections traced at both ends). Allocated
   // and freed on the consumer thread, these blocks come from its malloc cache.
-  Http1Parser& req_parser();
-  Http1Parser& resp_parser();
+  // Hot path (several calls per message): the parser held, or one taken from the pool.
+  Http1Parser& req_parser() {
+    return req_parser_ ? *req_parser_ : TakeParser(MessageKind::kRequest, &req_parser_);
+  }
+  Http1Parser& resp_parser() {
+    return resp_parser_ ? *resp_parser_ : TakeParser(MessageKind::kResponse, &resp_parser_);
+  }
+  Http1Parser& TakeParser(MessageKind kind, std::unique_ptr<Http1Parser>* slot);
   void ReleaseIdleState();
   std::unique_ptr<Http1Parser> req_parser_;
   std::unique_ptr<Http1Parser> resp_parser_;

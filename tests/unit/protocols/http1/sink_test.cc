@@ -1,0 +1,96 @@
+// Http1Stitcher with an ExchangeSink: the agent's path (exchanges read in place, not moved into
+// a vector) hands over exactly what the vector path appends, in the same order.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "http1_test_util.h"
+#include "protocols/http1/stitcher.h"
+
+namespace zerotrace::protocols::http1 {
+namespace {
+
+using testing::FakeConn;
+using testing::Get;
+using testing::IdOf;
+using testing::Ok;
+
+// Keeps a copy of each exchange it is handed.
+class CopyingSink final : public ExchangeSink {
+ public:
+  void OnExchange(HttpExchange& x) override { got.push_back(x); }
+  std::vector<HttpExchange> got;
+};
+
+// Pipelining, an interim response, HEAD, chunked trailers, a timeout, and an ending of `reason`
+// with a request unanswered and one answered in part: every place an exchange is emitted.
+void Script(FakeConn& c, CloseReason reason) {
+  c.Request(Get(1) + Get(2) + "HEAD /h HTTP/1.1\r\nHost: x\r\nX-Id: 3\r\n\r\n");
+  c.Response(Ok(1, "a"));
+  c.Response("HTTP/1.1 100 Continue\r\n\r\n");
+  c.Response(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Id: 2\r\n\r\n"
+      "3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n");
+  c.Response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Id: 3\r\n\r\n");
+  c.Request(Get(4));
+  c.Expire(c.now() + kDefaultResponseTimeoutNs);
+  c.Tick(kDefaultResponseTimeoutNs);
+  c.Response(Ok(4));  // the late answer to the timed-out request: dropped
+  c.Request(Get(5));
+  c.Response(Ok(5, "0123456789"));
+  c.Request(Get(6) + Get(7));
+  c.Response("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Id: 6\r\n\r\nsome");
+  c.Close(reason);
+}
+
+void ExpectSame(const HttpExchange& a, const HttpExchange& b) {
+  EXPECT_EQ(a.seq, b.seq);
+  EXPECT_EQ(a.req.method, b.req.method);
+  EXPECT_EQ(a.req.target, b.req.target);
+  EXPECT_EQ(IdOf(a.req), IdOf(b.req));
+  EXPECT_EQ(a.req.headers.size(), b.req.headers.size());
+  EXPECT_EQ(a.req.start_ts_ns, b.req.start_ts_ns);
+  EXPECT_EQ(a.req.end_ts_ns, b.req.end_ts_ns);
+  EXPECT_EQ(a.req.truncated, b.req.truncated);
+  ASSERT_EQ(a.resp.has_value(), b.resp.has_value());
+  if (a.resp) {
+    EXPECT_EQ(a.resp->status, b.resp->status);
+    EXPECT_EQ(IdOf(*a.resp), IdOf(*b.resp));
+    EXPECT_EQ(a.resp->body_size, b.resp->body_size);
+    EXPECT_EQ(a.resp->interim_responses, b.resp->interim_responses);
+    EXPECT_EQ(a.resp->trailers.size(), b.resp->trailers.size());
+    EXPECT_EQ(a.resp->end_ts_ns, b.resp->end_ts_ns);
+    EXPECT_EQ(a.resp->truncated, b.resp->truncated);
+  }
+  EXPECT_EQ(a.error, b.error);
+  EXPECT_EQ(a.error_type, b.error_type);
+}
+
+TEST(Http1StitcherSink, TakesWhatTheVectorPathAppendsInOrder) {
+  for (const CloseReason reason : {CloseReason::kClosed, CloseReason::kReset,
+                                   CloseReason::kUnobserved, CloseReason::kShutdown}) {
+    SCOPED_TRACE(static_cast<int>(reason));
+    FakeConn plain;
+    Script(plain, reason);
+    FakeConn sunk;
+    CopyingSink sink;
+    sunk.stitcher().set_sink(&sink);
+    Script(sunk, reason);
+    EXPECT_TRUE(sunk.out().empty());
+    ASSERT_EQ(sink.got.size(), plain.out().size());
+    ASSERT_GE(plain.out().size(), 5u);  // 1, 2, HEAD, the timeout, 5 (and what the close ends)
+    for (size_t i = 0; i < plain.out().size(); ++i) {
+      SCOPED_TRACE(i);
+      ExpectSame(plain.out()[i], sink.got[i]);
+    }
+    EXPECT_EQ(sink.got[1].resp->interim_responses, 1);
+    EXPECT_EQ(sink.got[1].resp->trailers.Get("x-trailer"), "t");
+    EXPECT_EQ(sink.got[3].error_type, "timeout");
+    EXPECT_EQ(plain.stats().exchanges, sunk.stats().exchanges);
+    EXPECT_EQ(plain.stats().unpaired_requests, sunk.stats().unpaired_requests);
+  }
+}
+
+}  // namespace
+}  // namespace zerotrace::protocols::http1
