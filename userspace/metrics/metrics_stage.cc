@@ -45,19 +45,24 @@ MetricsStage::MetricsStage(Options options)
 
 void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
   recent_.Add(span);
-  const int instrument = InstrumentOf(span);
-  if (instrument < 0) {
-    spans_ignored_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
   const std::string_view service = span.resource && !span.resource->service_name.empty()
                                        ? std::string_view(span.resource->service_name)
                                        : kUnknownService;
+  GraphSpan g;
+  int instrument;
+  if (const std::shared_ptr<SpanShape>* known = memo_.Find(span, service, &instrument)) {
+    g.shape = *known;  // a span like a recent one: no instrument search, no key
+  } else {
+    instrument = InstrumentOf(span);
+    if (instrument < 0) {
+      spans_ignored_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    g.shape = ShapeOf(instrument, span, service);
+  }
   const double seconds =
       span.end_unix_ns > span.start_unix_ns ? (span.end_unix_ns - span.start_unix_ns) * 1e-9 : 0;
   const bool error = span.status == trace::StatusCode::kError;
-  GraphSpan g;
-  g.shape = ShapeOf(instrument, span, service);
   const bool client = Instruments()[static_cast<size_t>(instrument)].client;
   spans_recorded_.fetch_add(1, std::memory_order_relaxed);
   if (g.shape->summary != nullptr) {
@@ -100,6 +105,7 @@ std::shared_ptr<SpanShape> MetricsStage::ShapeOf(int instrument, const trace::Sp
     if (*way && (*way)->hash == hash &&
         RedMetrics::Matches(instrument, span, service, found, (*way)->key.bytes)) {
       if (way == &other) std::swap(slot, other);
+      memo_.Remember(span, instrument, found, slot);
       return slot;
     }
   }
@@ -116,6 +122,7 @@ std::shared_ptr<SpanShape> MetricsStage::ShapeOf(int instrument, const trace::Sp
   slot->hash = hash;
   RedMetrics::KeyOf(instrument, span, service, found, &slot->key);
   Fill(slot.get(), span, service);
+  memo_.Remember(span, instrument, found, slot);
   return slot;
 }
 
