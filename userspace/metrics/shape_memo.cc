@@ -14,10 +14,22 @@ uint64_t Load8(const char* p) {
   return w;
 }
 
+// Short strings (names, services, methods) compared without a call.
+bool Equal(std::string_view a, std::string_view b) {
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* p = a.data();
+  const char* q = b.data();
+  if (n >= 8 && n <= 16) {
+    return Load8(p) == Load8(q) && Load8(p + n - 8) == Load8(q + n - 8);
+  }
+  return std::memcmp(p, q, n) == 0;
+}
+
 }  // namespace
 
-// The set's index: the resource, the kind and the name (its length and outer 8 bytes).
-uint64_t ShapeMemo::SetOf(const trace::Span& span) {
+// A hash of the resource, the kind and the name (its length and outer 8 bytes); never 0.
+uint64_t ShapeMemo::TagOf(const trace::Span& span) {
   constexpr uint64_t kMul = 0x9e3779b97f4a7c15ULL;
   const std::string& name = span.name;
   uint64_t h = reinterpret_cast<uintptr_t>(span.resource.get()) ^
@@ -29,13 +41,13 @@ uint64_t ShapeMemo::SetOf(const trace::Span& span) {
     for (char c : name) h = (h ^ static_cast<uint8_t>(c)) * kMul;
     h *= kMul;
   }
-  return ((h * kMul) >> kSetShift) * kWays;
+  return (h * kMul) | 1;
 }
 
 bool ShapeMemo::Same(const Form& f, const trace::Span& span, std::string_view service) {
   const std::vector<trace::Attribute>& attrs = span.attributes;
   if (f.resource != span.resource.get() || f.kind != span.kind || f.names.size() != attrs.size() ||
-      f.name != span.name || f.shape->service != service) {
+      !Equal(f.name, span.name) || !Equal(f.shape->service, service)) {
     return false;
   }
   for (size_t i = 0; i < attrs.size(); i++) {
@@ -54,12 +66,12 @@ bool ShapeMemo::Same(const Form& f, const trace::Span& span, std::string_view se
 
 const std::shared_ptr<SpanShape>* ShapeMemo::Find(const trace::Span& span, std::string_view service,
                                                   int* instrument) {
-  const uint64_t set = SetOf(span);
-  for (uint64_t way = set; way < set + kWays; way++) {
-    Form& f = forms_[way];
-    if (f.shape && Same(f, span, service)) {
-      *instrument = f.instrument;
-      return &f.shape;
+  const uint64_t tag = TagOf(span);
+  const size_t set = SetOf(tag);
+  for (size_t way = set; way < set + kWays; way++) {
+    if (tags_[way] == tag && Same(forms_[way], span, service)) {
+      *instrument = forms_[way].instrument;
+      return &forms_[way].shape;
     }
   }
   return nullptr;
@@ -67,11 +79,14 @@ const std::shared_ptr<SpanShape>* ShapeMemo::Find(const trace::Span& span, std::
 
 void ShapeMemo::Remember(const trace::Span& span, int instrument, const RedMetrics::Found& found,
                          std::shared_ptr<SpanShape> shape) {
-  const uint64_t set = SetOf(span);
+  const uint64_t tag = TagOf(span);
+  const size_t set = SetOf(tag);
   uint8_t& next = next_[set / kWays];
-  Form& f = forms_[set + next];
+  const size_t way = set + next;
   next = static_cast<uint8_t>((next + 1) % kWays);
-  f.shape = nullptr;  // an empty way until it is whole
+  Form& f = forms_[way];
+  tags_[way] = 0;  // an empty way until the form is whole
+  f.shape = nullptr;
   if (span.attributes.size() > INT16_MAX) return;
   const InstrumentSpec& spec = Instruments()[static_cast<size_t>(instrument)];
   f.resource = span.resource.get();
@@ -95,6 +110,7 @@ void ShapeMemo::Remember(const trace::Span& span, int instrument, const RedMetri
   }
   RedMetrics::PositionsOf(shape->key, &f.pos);
   f.shape = std::move(shape);
+  tags_[way] = tag;
 }
 
 }  // namespace zerotrace::metrics

@@ -47,12 +47,14 @@ class ShapeMemo {
     RedMetrics::ValuePositions pos{};              // each key's value in shape->key
     std::shared_ptr<SpanShape> shape;              // null: an empty way
   };
-  static uint64_t SetOf(const trace::Span& span);
+  static uint64_t TagOf(const trace::Span& span);
+  static size_t SetOf(uint64_t tag) { return (tag >> kSetShift) * kWays; }
   static bool Same(const Form& f, const trace::Span& span, std::string_view service);
 
   static constexpr int kWays = 4;
   static constexpr int kSetShift = 64 - 7;
   static constexpr size_t kSets = size_t{1} << (64 - kSetShift);
+  std::array<uint64_t, kWays * kSets> tags_{};  // each way's TagOf, 0: empty
   std::array<Form, kWays * kSets> forms_;
   std::array<uint8_t, kSets> next_{};  // per set: the way replaced next (first in, first out)
 };
