@@ -45,24 +45,32 @@ MetricsStage::MetricsStage(Options options)
 
 void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
   recent_.Add(span);
-  const int instrument = InstrumentOf(span);
-  if (instrument < 0) {
-    spans_ignored_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
   const std::string_view service = span.resource && !span.resource->service_name.empty()
                                        ? std::string_view(span.resource->service_name)
                                        : kUnknownService;
+  GraphSpan g;
+  int instrument;
+  std::shared_ptr<SpanShape> made;
+  // A span like a recent one: no instrument search, no key, and its shape not copied.
+  g.shape = memo_.Find(span, service, &instrument);
+  if (g.shape == nullptr) {
+    instrument = InstrumentOf(span);
+    if (instrument < 0) {
+      spans_ignored_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    made = ShapeOf(instrument, span, service);
+    g.shape = &made;
+  }
+  SpanShape& shape = **g.shape;
   const double seconds =
       span.end_unix_ns > span.start_unix_ns ? (span.end_unix_ns - span.start_unix_ns) * 1e-9 : 0;
   const bool error = span.status == trace::StatusCode::kError;
-  GraphSpan g;
-  g.shape = ShapeOf(instrument, span, service);
   const bool client = Instruments()[static_cast<size_t>(instrument)].client;
   spans_recorded_.fetch_add(1, std::memory_order_relaxed);
-  if (g.shape->summary != nullptr) {
+  if (shape.summary != nullptr) {
     std::lock_guard lock(mu_);
-    (client ? g.shape->summary->client : g.shape->summary->server).Record(seconds, error);
+    (client ? shape.summary->client : shape.summary->server).Record(seconds, error);
   } else if (options_.summaries) {
     services_overflow_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -73,8 +81,8 @@ void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
   if (client) {
     graph_.OnClient(g, now_ns);  // records the RED client series once paired or not
   } else {
-    if (g.shape->series == nullptr) g.shape->series = red_.Resolve(g.shape->key, {});
-    red_.RecordTo(g.shape->series, seconds);
+    if (shape.series == nullptr) shape.series = red_.Resolve(shape.key, {});
+    red_.RecordTo(shape.series, seconds);
     graph_.OnServer(g, now_ns);
   }
 }
@@ -100,6 +108,7 @@ std::shared_ptr<SpanShape> MetricsStage::ShapeOf(int instrument, const trace::Sp
     if (*way && (*way)->hash == hash &&
         RedMetrics::Matches(instrument, span, service, found, (*way)->key.bytes)) {
       if (way == &other) std::swap(slot, other);
+      memo_.Remember(span, instrument, found, slot);
       return slot;
     }
   }
@@ -116,6 +125,7 @@ std::shared_ptr<SpanShape> MetricsStage::ShapeOf(int instrument, const trace::Sp
   slot->hash = hash;
   RedMetrics::KeyOf(instrument, span, service, found, &slot->key);
   Fill(slot.get(), span, service);
+  memo_.Remember(span, instrument, found, slot);
   return slot;
 }
 

@@ -17,6 +17,7 @@
 #include "metrics/recent_traces.h"
 #include "metrics/red_metrics.h"
 #include "metrics/service_graph.h"
+#include "metrics/shape_memo.h"
 #include "trace/span.h"
 
 namespace zerotrace::metrics {
@@ -63,6 +64,9 @@ class MetricsStage {
   static constexpr int kShapeShift = 64 - 10;
   static constexpr size_t kShapeSlots = size_t{1} << (64 - kShapeShift);
   std::array<std::shared_ptr<SpanShape>, kShapeSlots> shapes_;
+  // Writer thread: a span like a recent one (same resource, name, attribute names and key
+  // values) finds its shape here before any of the above.
+  ShapeMemo memo_;
   std::atomic<uint64_t> spans_recorded_{0}, spans_ignored_{0}, services_overflow_{0};
   mutable std::mutex mu_;  // guards what follows
   struct Hash {

@@ -220,6 +220,34 @@ void RedMetrics::KeyOf(int instrument, const trace::Span& span, std::string_view
   Encode(instrument, span, service, found, &w);
 }
 
+void RedMetrics::PositionsOf(const SeriesKey& key, ValuePositions* at) {
+  const InstrumentSpec& spec = Instruments()[static_cast<size_t>(key.instrument)];
+  size_t pos = 1;
+  trace::AttributeValue v;
+  GetValue(key.bytes, &pos, &v);  // the service
+  for (size_t k = 0; k < kMaxInstrumentKeys && !spec.keys[k].empty(); k++) {
+    (*at)[k] = static_cast<uint16_t>(pos);
+    GetValue(key.bytes, &pos, &v);
+  }
+}
+
+bool RedMetrics::ValueAt(std::string_view key, size_t pos, const trace::AttributeValue& value) {
+  // Each read stays within the encoding the type byte at `pos` announces.
+  const char* p = key.data() + pos;
+  if (const auto* s = std::get_if<std::string>(&value)) {
+    uint16_t n;
+    if (*p != kString) return false;
+    std::memcpy(&n, p + 1, sizeof(n));
+    return n == s->size() && std::memcmp(p + 1 + sizeof(n), s->data(), n) == 0;
+  }
+  if (const auto* i = std::get_if<int64_t>(&value)) {
+    return *p == kInt && std::memcmp(p + 1, i, sizeof(*i)) == 0;
+  }
+  if (const auto* b = std::get_if<bool>(&value)) return *p == kBool && p[1] == (*b ? 1 : 0);
+  const double d = std::get<double>(value);
+  return *p == kDouble && std::memcmp(p + 1, &d, sizeof(d)) == 0;
+}
+
 void RedMetrics::KeyOf(int instrument, const trace::Span& span, std::string_view service,
                        SeriesKey* key) {
   Found found;

@@ -65,6 +65,11 @@ class RedMetrics {
                       const Found& found, std::string_view key);
   static void KeyOf(int instrument, const trace::Span& span, std::string_view service,
                     const Found& found, SeriesKey* key);
+  // Where in `key` (written by KeyOf) each of its instrument's attribute values starts, so
+  // that a span's value can be compared with the key's one by one (ValueAt). Hot path.
+  using ValuePositions = std::array<uint16_t, kMaxInstrumentKeys>;
+  static void PositionsOf(const SeriesKey& key, ValuePositions* at);
+  static bool ValueAt(std::string_view key, size_t pos, const trace::AttributeValue& value);
   // Hot path, one writer thread: one duration. `peer_service` (client instruments; may be
   // empty) becomes peer.service.
   void Record(const SeriesKey& key, std::string_view peer_service, double seconds);

@@ -24,7 +24,8 @@ void AddPoint(MetricFamily* f, uint64_t id, const Attributes& attrs, uint64_t st
 
 void ServiceGraph::OnClient(const GraphSpan& span, uint64_t now_ns) {
   if (auto it = servers_.find(span.span_id); it != servers_.end()) {
-    Record(Pending{span.shape, span.seconds, span.error}, &it->second);
+    const Side s = it->second.side();
+    Record(Side{span.shape->get(), span.seconds, span.error}, &s);
     servers_.erase(it);
     return;
   }
@@ -38,7 +39,7 @@ void ServiceGraph::OnClient(const GraphSpan& span, uint64_t now_ns) {
     ExpireClient(oldest);
   }
   auto [it, added] =
-      clients_.try_emplace(span.span_id, Pending{span.shape, span.seconds, span.error});
+      clients_.try_emplace(span.span_id, Pending{*span.shape, span.seconds, span.error});
   if (added) client_deadlines_.emplace_back(now_ns + options_.wait_ns, span.span_id);
   // else: a span id seen twice: keep the first
 }
@@ -50,8 +51,8 @@ void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
     return;
   }
   if (auto it = clients_.find(span.parent_span_id); it != clients_.end()) {
-    const Pending s{span.shape, span.seconds, span.error};
-    Record(it->second, &s);
+    const Side s{span.shape->get(), span.seconds, span.error};
+    Record(it->second.side(), &s);
     clients_.erase(it);
     return;
   }
@@ -65,14 +66,14 @@ void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
     ExpireServer(oldest);
   }
   auto [it, added] =
-      servers_.try_emplace(span.parent_span_id, Pending{span.shape, span.seconds, span.error});
+      servers_.try_emplace(span.parent_span_id, Pending{*span.shape, span.seconds, span.error});
   if (added) server_deadlines_.emplace_back(now_ns + options_.wait_ns, span.parent_span_id);
 }
 
 void ServiceGraph::ExpireClient(uint64_t span_id) {
   auto it = clients_.find(span_id);
   if (it == clients_.end()) return;  // paired meanwhile
-  Record(it->second, nullptr);
+  Record(it->second.side(), nullptr);
   clients_.erase(it);
 }
 
@@ -100,7 +101,7 @@ void ServiceGraph::Expire(uint64_t now_ns, bool all) {
 // Writer thread: one request on the edge from the client's service to the server's service or,
 // without a server (`s` null), to the client's peer address. The client's shape remembers the
 // series and edge of its last server and of its peer: found once, not per request.
-void ServiceGraph::Record(const Pending& c, const Pending* s) {
+void ServiceGraph::Record(const Side& c, const Side* s) {
   SpanShape& shape = *c.shape;
   const bool peer = s == nullptr;
   RedMetrics::Series* series;

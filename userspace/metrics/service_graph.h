@@ -50,7 +50,9 @@ struct SpanShape {
 // What the graph needs of one finished span.
 struct GraphSpan {
   uint64_t span_id = 0, parent_span_id = 0;  // first 8 bytes as a number; 0: none
-  std::shared_ptr<SpanShape> shape;          // its service, peer and series
+  // Its service, peer and series; owned by the caller for the call, shared by the graph
+  // only while the span waits for its other side.
+  const std::shared_ptr<SpanShape>* shape = nullptr;
   double seconds = 0;
   bool error = false;
 };
@@ -79,14 +81,21 @@ class ServiceGraph {
   void AddStats(MetricsStageStats* stats) const;
 
  private:
+  // One side of a request, for the length of a call.
+  struct Side {
+    SpanShape* shape;
+    double seconds;
+    bool error;
+  };
   struct Pending {
     std::shared_ptr<SpanShape> shape;
     double seconds;
     bool error;
+    Side side() const { return {shape.get(), seconds, error}; }
   };
   using Edge = GraphEdge;
   // One request: the client's side and, if paired, the server's (else: to the peer address).
-  void Record(const Pending& c, const Pending* s);
+  void Record(const Side& c, const Side* s);
   Edge* FindEdge(std::string_view client, std::string_view server, bool peer);
   void ExpireClient(uint64_t span_id);
   void ExpireServer(uint64_t parent_id);
