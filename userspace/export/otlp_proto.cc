@@ -266,12 +266,14 @@ class RepairingSpans {
 thread_local std::vector<MeasuredKeyValue> RepairingSpans::kvs_;
 thread_local std::vector<MeasuredSpan> RepairingSpans::measured_;
 
-// Spans encoded beforehand (EncodeOtlpSpan): their fields are copied as they are.
+// Spans encoded beforehand (EncodeOtlpSpan): each Span message is copied as it is, after its
+// tag and length.
 class EncodedSpans {
  public:
   explicit EncodedSpans(std::span<const EncodedSpan> spans) : spans_(spans) {}
-  size_t Measure(size_t i) const { return spans_[i].bytes.size(); }
+  size_t Measure(size_t i) const { return LenField(spans_[i].bytes.size()); }
   void Write(WireWriter& w, size_t i) const {
+    w.Header(2, spans_[i].bytes.size());  // ScopeSpans.spans
     w.Raw(spans_[i].bytes.data(), spans_[i].bytes.size());
   }
 
