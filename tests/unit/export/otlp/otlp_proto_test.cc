@@ -198,13 +198,18 @@ TEST(OtlpProtoTest, EncodedSpanIsTheSpanMessageWhateverTheBufferHeld) {
   std::vector<trace::Span> spans;
   for (const trace::Span& s : testing::TrickyBatch()) spans.push_back(s);
   const trace::Span typical = testing::TypicalBatch(1)[0];
+  static const auto* const kKeys = [] {  // a span attribute's key outlives the span
+    auto* keys = new std::vector<std::string>;
+    for (int k = 0; k < 40; k++) keys->push_back("key." + std::to_string(k));
+    return keys;
+  }();
   // Attributes of every count and size, so that the room runs out before, at and after each
   // position; some of them not valid UTF-8 (the repairing path).
   for (size_t count : {0, 1, 7, 40}) {
     for (size_t length : {0, 100, 300, 5000}) {
       trace::Span s = typical;
       for (size_t k = 0; k < count; k++) {
-        s.attributes.push_back({"key." + std::to_string(k), std::string(length, 'a' + k % 26)});
+        s.attributes.push_back({(*kKeys)[k], std::string(length, 'a' + k % 26)});
         s.attributes.push_back({"n", int64_t{-1} - static_cast<int64_t>(k)});
       }
       s.name = std::string(length, 'n');
