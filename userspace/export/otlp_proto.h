@@ -35,5 +35,8 @@ void EncodeOtlpSpan(const trace::Span& span, std::string* out);
 // The request of spans encoded by EncodeOtlpSpan, appended to *out: grouped by resource as
 // AppendOtlpProto groups them, and byte for byte what it gives for the original spans.
 void AppendOtlpProto(std::span<const EncodedSpan> spans, std::string* out);
+// The same request replacing *out's contents: *out's bytes are overwritten where they are, not
+// cleared and zero-filled first (the exporters' request buffer is ~1 MB per batch).
+void AssignOtlpProto(std::span<const EncodedSpan> spans, std::string* out);
 
 }  // namespace zerotrace::exporter

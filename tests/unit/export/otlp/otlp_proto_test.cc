@@ -237,6 +237,25 @@ TEST(OtlpProtoTest, EncodedSpanIsTheSpanMessageWhateverTheBufferHeld) {
   }
 }
 
+// The exporters' request buffer is overwritten in place (AssignOtlpProto), not cleared first:
+// whatever it held (a larger request, a smaller one, other bytes), it ends up holding exactly
+// the request.
+TEST(OtlpProtoTest, AssignedRequestReplacesWhatTheBufferHeld) {
+  std::string body(5000, '\xff');
+  for (int n : {64, 3, 512, 0, 1, 64}) {
+    const auto spans = testing::TypicalBatch(n);
+    std::vector<EncodedSpan> encoded;
+    for (const trace::Span& s : spans) {
+      encoded.push_back({"", s.resource});
+      EncodeOtlpSpan(s, &encoded.back().bytes);
+    }
+    std::string want;
+    AppendOtlpProto(spans, &want);
+    AssignOtlpProto(std::span<const EncodedSpan>(encoded), &body);
+    EXPECT_EQ(body, want) << n << " spans";
+  }
+}
+
 // The varint size of every bit width, where a varint gains its next byte.
 TEST(OtlpProtoTest, VarintSizeIsTheBytesOfTheVarint) {
   auto bytes = [](uint64_t v) {
