@@ -173,6 +173,10 @@ void BM_EncodeOtlpSpan(benchmark::State& state) {
   state.counters["bytes_per_span"] = static_cast<double>(bytes) / static_cast<double>(i);
   state.counters["allocs_per_span"] =
       static_cast<double>(g_allocations.load() - allocations0) / static_cast<double>(i);
+  size_t capacity = 0;  // what a queued span's buffer holds, as the queue's memory
+  for (const std::string& b : buffers) capacity += b.capacity();
+  state.counters["buffer_capacity"] =
+      static_cast<double>(capacity) / static_cast<double>(buffers.size());
 }
 BENCHMARK(BM_EncodeOtlpSpan)->MinTime(1.0);
 
