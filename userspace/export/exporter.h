@@ -40,9 +40,10 @@ struct [[nodiscard]] ExportResult {
   }
 };
 
-// A span already in its exporter's wire format (OTLP protobuf: the ScopeSpans.spans field, tag
-// and length included), encoded on the ring-buffer consumer's thread right when the span was
-// finished, with the resource that requests group it by. The span itself is freed there.
+// A span already in its exporter's wire format (OTLP protobuf: the Span message, without the
+// ScopeSpans.spans tag and length that the request puts before it), encoded on the ring-buffer
+// consumer's thread right when the span was finished, with the resource that requests group it by.
+// The span itself is freed there.
 struct EncodedSpan {
   std::string bytes;
   std::shared_ptr<const trace::Resource> resource;

@@ -97,8 +97,7 @@ size_t OtlpGrpcExporter::Encode(const std::vector<trace::Span>& spans) {
 }
 
 size_t OtlpGrpcExporter::Assemble(std::span<const EncodedSpan> spans) {
-  body_.clear();
-  AppendOtlpProto(spans, &body_);
+  AssignOtlpProto(spans, &body_);
   return body_.size();
 }
 

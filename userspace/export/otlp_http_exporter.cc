@@ -167,8 +167,7 @@ size_t OtlpHttpExporter::Encode(const std::vector<trace::Span>& spans) {
 }
 
 size_t OtlpHttpExporter::Assemble(std::span<const EncodedSpan> spans) {
-  body_.clear();
-  AppendOtlpProto(spans, &body_);
+  AssignOtlpProto(spans, &body_);
   return Compress();
 }
 

@@ -266,12 +266,14 @@ class RepairingSpans {
 thread_local std::vector<MeasuredKeyValue> RepairingSpans::kvs_;
 thread_local std::vector<MeasuredSpan> RepairingSpans::measured_;
 
-// Spans encoded beforehand (EncodeOtlpSpan): their fields are copied as they are.
+// Spans encoded beforehand (EncodeOtlpSpan): each Span message is copied as it is, after its
+// tag and length.
 class EncodedSpans {
  public:
   explicit EncodedSpans(std::span<const EncodedSpan> spans) : spans_(spans) {}
-  size_t Measure(size_t i) const { return spans_[i].bytes.size(); }
+  size_t Measure(size_t i) const { return LenField(spans_[i].bytes.size()); }
   void Write(WireWriter& w, size_t i) const {
+    w.Header(2, spans_[i].bytes.size());  // ScopeSpans.spans
     w.Raw(spans_[i].bytes.data(), spans_[i].bytes.size());
   }
 
@@ -279,11 +281,13 @@ class EncodedSpans {
   std::span<const EncodedSpan> spans_;
 };
 
-// Appends the request: pass 1 computes every size bottom up, pass 2 writes the bytes into a
-// buffer of exactly the right size.
+// Writes the request from out[start] on, and cuts *out there: pass 1 computes every size bottom
+// up, pass 2 writes the bytes into a buffer of exactly the right size. Bytes of *out past
+// `start` are overwritten, so only what *out grows by is zero-filled first.
 template <typename Items, typename SpanCoder>
-void AppendRequest(const Items& spans, const std::vector<const Resource*>& resources,
-                   const std::vector<uint32_t>& group, SpanCoder& coder, std::string* out) {
+void WriteRequest(const Items& spans, const std::vector<const Resource*>& resources,
+                  const std::vector<uint32_t>& group, SpanCoder& coder, size_t start,
+                  std::string* out) {
   // Scratch reused across calls on this thread (the export thread): no allocation per batch.
   thread_local std::vector<MeasuredKeyValue> resource_kvs;
   thread_local std::vector<uint32_t> order;
@@ -310,7 +314,6 @@ void AppendRequest(const Items& spans, const std::vector<const Resource*>& resou
     for (size_t g = 0; g < resources.size(); g++) next[g + 1] += next[g];
     for (uint32_t i = 0; i < spans.size(); i++) order[next[group[i]]++] = i;
   }
-  const size_t start = out->size();
   out->resize(start + total);
   WireWriter w(out->data() + start);
   size_t k = 0, resource_kv = 0;
@@ -344,20 +347,31 @@ void AppendOtlpProto(const std::vector<Span>& spans, std::string* out) {
   // ill-formed one is encoded again, validating first and repairing.
   const size_t start = out->size();
   PlainSpans plain(spans);
-  AppendRequest(spans, resources, group, plain, out);
+  WriteRequest(spans, resources, group, plain, start, out);
   if (plain.valid()) return;
-  out->resize(start);
   RepairingSpans repairing(spans);
-  AppendRequest(spans, resources, group, repairing, out);
+  WriteRequest(spans, resources, group, repairing, start, out);
 }
 
-void AppendOtlpProto(std::span<const EncodedSpan> spans, std::string* out) {
+namespace {
+
+void WriteEncodedRequest(std::span<const EncodedSpan> spans, size_t start, std::string* out) {
   thread_local std::vector<const Resource*> resources;
   thread_local std::vector<uint32_t> group;
   resources.clear();
   GroupByResource(spans, &resources, &group);
   EncodedSpans encoded(spans);
-  AppendRequest(spans, resources, group, encoded, out);
+  WriteRequest(spans, resources, group, encoded, start, out);
+}
+
+}  // namespace
+
+void AppendOtlpProto(std::span<const EncodedSpan> spans, std::string* out) {
+  WriteEncodedRequest(spans, out->size(), out);
+}
+
+void AssignOtlpProto(std::span<const EncodedSpan> spans, std::string* out) {
+  WriteEncodedRequest(spans, 0, out);
 }
 
 }  // namespace zerotrace::exporter

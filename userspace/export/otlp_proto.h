@@ -26,13 +26,17 @@ void ToOtlpProto(const std::vector<trace::Span>& spans,
 // exact sizes, then bytes into one pre-sized buffer) and several times faster.
 void AppendOtlpProto(const std::vector<trace::Span>& spans, std::string* out);
 
-// One span as its ScopeSpans.spans field (tag, length and Span message, strings repaired to
-// UTF-8), replacing *out's contents (its capacity is reused): the very bytes AppendOtlpProto
-// writes for the span. A SpanEncoder, run on the ring-buffer consumer's thread.
+// One span as its Span message (strings repaired to UTF-8), replacing *out's contents (its
+// capacity is reused): the very bytes AppendOtlpProto writes for the span after the
+// ScopeSpans.spans tag and length. Written in one pass, without measuring the span first. A
+// SpanEncoder, run on the ring-buffer consumer's thread.
 void EncodeOtlpSpan(const trace::Span& span, std::string* out);
 
 // The request of spans encoded by EncodeOtlpSpan, appended to *out: grouped by resource as
 // AppendOtlpProto groups them, and byte for byte what it gives for the original spans.
 void AppendOtlpProto(std::span<const EncodedSpan> spans, std::string* out);
+// The same request replacing *out's contents: *out's bytes are overwritten where they are, not
+// cleared and zero-filled first (the exporters' request buffer is ~1 MB per batch).
+void AssignOtlpProto(std::span<const EncodedSpan> spans, std::string* out);
 
 }  // namespace zerotrace::exporter

@@ -1,5 +1,7 @@
-// One span as its OTLP protobuf wire bytes (EncodeOtlpSpan), and the plain span writer that
-// AppendOtlpProto uses too: sizes from string lengths, then bytes with the UTF-8 check.
+// One span as its OTLP protobuf wire bytes (EncodeOtlpSpan: one pass, each nested length
+// computed where it is written), and the plain span writer of AppendOtlpProto (sizes from
+// string lengths first, then bytes); both check UTF-8 while copying.
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -113,9 +115,12 @@ inline char* PutString(char* __restrict p, int field, std::string_view s, uint64
   return PutBytes(PutHeader(p, field, s.size()), s, any);
 }
 
-// A span attribute as Span.attributes, with the sizes PlainSpanSize found for it.
-inline char* PutPlainKeyValue(char* __restrict p, const Attribute& a, PlainKeyValueSizes sizes,
-                              uint64_t* any) {
+// A span attribute as Span.attributes, with the sizes PlainSpanSize found for it. Inlined (as
+// the span writers below), so that *any stays in a register: passed to a call it lives on the
+// stack, and its load and store per string stalled EncodeOtlpSpan 3x in some processes (4K
+// aliasing with the bytes copied, by where the stack happened to start).
+[[gnu::always_inline]] inline char* PutPlainKeyValue(char* __restrict p, const Attribute& a,
+                                                     PlainKeyValueSizes sizes, uint64_t* any) {
   p = PutHeader(p, 9, sizes.key_value);
   if (!a.key.empty()) p = PutString(p, 1, a.key, any);
   p = PutHeader(p, 2, sizes.value);
@@ -150,6 +155,73 @@ bool SpanStringsValid(const Span& s) {
   return true;
 }
 
+// The Span fields before the attributes: ids, trace_state, name, kind and times.
+[[gnu::always_inline]] inline char* PutSpanHead(char* __restrict p, const Span& s, uint64_t* any) {
+  p = PutHeader(p, 1, 16);
+  std::memcpy(p, s.trace_id.bytes.data(), 16);
+  p = PutHeader(p + 16, 2, 8);
+  std::memcpy(p, s.span_id.bytes.data(), 8);
+  p += 8;
+  if (!s.trace_state.empty()) p = PutString(p, 3, s.trace_state, any);
+  if (s.parent_span_id.valid()) {
+    p = PutHeader(p, 4, 8);
+    std::memcpy(p, s.parent_span_id.bytes.data(), 8);
+    p += 8;
+  }
+  if (!s.name.empty()) p = PutString(p, 5, s.name, any);
+  if (s.kind != trace::SpanKind{0}) {
+    *p++ = static_cast<char>(Tag(6, kVarint));
+    p = PutVarint(p, static_cast<uint64_t>(s.kind));
+  }
+  if (s.start_unix_ns != 0) p = PutFixed64(p, 7, s.start_unix_ns);
+  if (s.end_unix_ns != 0) p = PutFixed64(p, 8, s.end_unix_ns);
+  return p;
+}
+
+// The Span fields after the attributes: the status.
+[[gnu::always_inline]] inline char* PutSpanStatus(char* __restrict p, const Span& s,
+                                                  uint64_t* any) {
+  p = PutHeader(p, 15, PlainStatusSize(s));
+  if (!s.status_message.empty()) p = PutString(p, 2, s.status_message, any);
+  if (s.status != trace::StatusCode::kUnset) {
+    *p++ = static_cast<char>(Tag(3, kVarint));
+    p = PutVarint(p, static_cast<uint64_t>(s.status));
+  }
+  return p;
+}
+
+// ---- One pass (EncodeOtlpSpan): each length computed where it is written ----
+// Only the Span message's own length needs every field first, and the encoding leaves it out
+// (AppendOtlpProto writes it). Room is checked per field group against bounds on the framing.
+
+// Most bytes PutSpanHead and PutSpanStatus write besides their strings: 2 ids (28), parent
+// (10), three string headers (6 each), kind and status (11 each), times (9 each), status
+// header (6).
+constexpr size_t kSpanFraming = 128;
+// Most bytes PutSpanStatus writes besides its message: two headers (6 each), the code (11).
+constexpr size_t kStatusFraming = 24;
+// Most bytes a KeyValue writes besides its key and string value: four headers (6 each), or an
+// integer's tag and 10-byte varint.
+constexpr size_t kKeyValueFraming = 32;
+// Room beyond the previous encoding's size that a reused buffer gets up front: spans of one
+// workload differ little, and what this does not cover is grown into.
+constexpr size_t kRoomAhead = 128;
+// A typical attribute's KeyValue (HTTP spans: ~35 bytes), for a buffer's first span.
+constexpr size_t kTypicalKeyValue = 48;
+
+// Grows *out so that `need` bytes fit after p; returns p in the new buffer, *end its end.
+[[gnu::noinline]] char* Grow(std::string* out, char* p, size_t need, char** end) {
+  const size_t at = static_cast<size_t>(p - out->data());
+  out->resize(std::max(2 * out->size(), at + need));
+  *end = out->data() + out->size();
+  return out->data() + at;
+}
+
+inline size_t StringValueSize(const AttributeValue& v) {
+  const auto* s = std::get_if<std::string>(&v);
+  return s == nullptr ? 0 : s->size();
+}
+
 }  // namespace
 
 uint32_t PlainSpanSize(const Span& s, PlainKeyValueSizes* __restrict kvs) {
@@ -172,32 +244,9 @@ uint32_t PlainSpanSize(const Span& s, PlainKeyValueSizes* __restrict kvs) {
 char* PutPlainSpan(char* __restrict p, const Span& s, uint32_t size,
                    const PlainKeyValueSizes* __restrict kvs, bool* valid) {
   uint64_t any = 0;
-  p = PutHeader(p, 2, size);
-  p = PutHeader(p, 1, 16);
-  std::memcpy(p, s.trace_id.bytes.data(), 16);
-  p = PutHeader(p + 16, 2, 8);
-  std::memcpy(p, s.span_id.bytes.data(), 8);
-  p += 8;
-  if (!s.trace_state.empty()) p = PutString(p, 3, s.trace_state, &any);
-  if (s.parent_span_id.valid()) {
-    p = PutHeader(p, 4, 8);
-    std::memcpy(p, s.parent_span_id.bytes.data(), 8);
-    p += 8;
-  }
-  if (!s.name.empty()) p = PutString(p, 5, s.name, &any);
-  if (s.kind != trace::SpanKind{0}) {
-    *p++ = static_cast<char>(Tag(6, kVarint));
-    p = PutVarint(p, static_cast<uint64_t>(s.kind));
-  }
-  if (s.start_unix_ns != 0) p = PutFixed64(p, 7, s.start_unix_ns);
-  if (s.end_unix_ns != 0) p = PutFixed64(p, 8, s.end_unix_ns);
+  p = PutSpanHead(PutHeader(p, 2, size), s, &any);
   for (const Attribute& a : s.attributes) p = PutPlainKeyValue(p, a, *kvs++, &any);
-  p = PutHeader(p, 15, PlainStatusSize(s));
-  if (!s.status_message.empty()) p = PutString(p, 2, s.status_message, &any);
-  if (s.status != trace::StatusCode::kUnset) {
-    *p++ = static_cast<char>(Tag(3, kVarint));
-    p = PutVarint(p, static_cast<uint64_t>(s.status));
-  }
+  p = PutSpanStatus(p, s, &any);
   if ((any & kHighBits) != 0 && !SpanStringsValid(s)) *valid = false;
   return p;
 }
@@ -207,20 +256,34 @@ char* PutPlainSpan(char* __restrict p, const Span& s, uint32_t size,
 using otlp_wire::LenField;
 using otlp_wire::MeasuredKeyValue;
 using otlp_wire::MeasuredSpan;
-using otlp_wire::PlainKeyValueSizes;
 using otlp_wire::WireWriter;
 
 void EncodeOtlpSpan(const trace::Span& span, std::string* out) {
-  thread_local std::vector<PlainKeyValueSizes> kv_sizes;  // the consumer thread's scratch
-  if (kv_sizes.size() < span.attributes.size()) kv_sizes.resize(span.attributes.size());
-  const uint32_t size = otlp_wire::PlainSpanSize(span, kv_sizes.data());
-  out->resize(LenField(size));  // the previous span's size, mostly: little or nothing to fill
-  bool valid = true;
-  [[maybe_unused]] char* end =
-      otlp_wire::PutPlainSpan(out->data(), span, size, kv_sizes.data(), &valid);
-  assert(end == out->data() + out->size() && "size pass and write pass disagree");
-  if (valid) return;
-  // An ill-formed string: measured again with the repair, and written so.
+  // A reused buffer keeps its previous span's bytes: growing it past them costs only the
+  // zero fill of what is added. A new one gets room for typical attributes at once.
+  const size_t head = otlp_wire::kSpanFraming + span.trace_state.size() + span.name.size() +
+                      span.status_message.size();
+  out->resize(out->empty() ? head + span.attributes.size() * otlp_wire::kTypicalKeyValue
+                           : std::max(out->size() + otlp_wire::kRoomAhead, head));
+  char* p = out->data();
+  char* end = p + out->size();
+  const size_t tail = otlp_wire::kStatusFraming + span.status_message.size();
+  uint64_t any = 0;
+  p = otlp_wire::PutSpanHead(p, span, &any);
+  for (const trace::Attribute& a : span.attributes) {
+    const size_t need =
+        a.key.size() + otlp_wire::StringValueSize(a.value) + otlp_wire::kKeyValueFraming + tail;
+    if (static_cast<size_t>(end - p) < need) p = otlp_wire::Grow(out, p, need, &end);
+    const uint32_t value = otlp_wire::PlainValueSize(a.value);
+    p = otlp_wire::PutPlainKeyValue(p, a, {otlp_wire::PlainKeyValueSize(a.key, value), value},
+                                    &any);
+  }
+  p = otlp_wire::PutSpanStatus(p, span, &any);
+  assert(p <= end && "room checks missed a field");
+  out->resize(static_cast<size_t>(p - out->data()));
+  if ((any & otlp_wire::kHighBits) == 0 || otlp_wire::SpanStringsValid(span)) return;
+  // An ill-formed string: measured with the repair, and written so, without the span's own
+  // tag and length (AppendOtlpProto writes them).
   thread_local std::vector<MeasuredKeyValue> kvs;
   kvs.clear();
   const MeasuredSpan measured = otlp_wire::MeasureSpan(span, &kvs);
@@ -228,6 +291,7 @@ void EncodeOtlpSpan(const trace::Span& span, std::string* out) {
   WireWriter w(out->data());
   w.Span(span, measured, kvs.data());
   assert(w.end() == out->data() + out->size() && "size pass and write pass disagree");
+  out->erase(0, out->size() - measured.size);
 }
 
 }  // namespace zerotrace::exporter

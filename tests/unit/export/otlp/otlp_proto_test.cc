@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "export/otlp_json.h"
+#include "export/otlp_wire.h"
 #include "otlp_test_support.h"
 
 namespace zerotrace::exporter {
@@ -188,6 +189,90 @@ TEST(OtlpProtoTest, LengthsWhereAVarintGrowsEncodeAsProtobufDoes) {
   std::string assembled;
   AppendOtlpProto(std::span<const EncodedSpan>(encoded), &assembled);
   EXPECT_EQ(assembled, want);
+}
+
+// EncodeOtlpSpan writes the Span message alone, in one pass into a reused buffer that it grows
+// where a field does not fit: byte for byte what protobuf serializes for the span, whatever
+// the buffer held before (a smaller or a larger span, or nothing).
+TEST(OtlpProtoTest, EncodedSpanIsTheSpanMessageWhateverTheBufferHeld) {
+  std::vector<trace::Span> spans;
+  for (const trace::Span& s : testing::TrickyBatch()) spans.push_back(s);
+  const trace::Span typical = testing::TypicalBatch(1)[0];
+  static const auto* const kKeys = [] {  // a span attribute's key outlives the span
+    auto* keys = new std::vector<std::string>;
+    for (int k = 0; k < 40; k++) keys->push_back("key." + std::to_string(k));
+    return keys;
+  }();
+  // Attributes of every count and size, so that the room runs out before, at and after each
+  // position; some of them not valid UTF-8 (the repairing path).
+  for (size_t count : {0, 1, 7, 40}) {
+    for (size_t length : {0, 100, 300, 5000}) {
+      trace::Span s = typical;
+      for (size_t k = 0; k < count; k++) {
+        s.attributes.push_back({(*kKeys)[k], std::string(length, 'a' + k % 26)});
+        s.attributes.push_back({"n", int64_t{-1} - static_cast<int64_t>(k)});
+      }
+      s.name = std::string(length, 'n');
+      s.status_message = std::string(length / 2, 's');
+      spans.push_back(s);
+      if (count == 7) {
+        s.attributes[3].value = std::string(length, 'x') + "\xc3";
+        spans.push_back(std::move(s));
+      }
+    }
+  }
+  const size_t n = spans.size();
+  for (size_t i = 0; i < n; i++) spans.push_back(spans[n - 1 - i]);  // large ones, then small
+  std::string scratch;
+  for (const trace::Span& s : spans) {
+    EncodeOtlpSpan(s, &scratch);
+    ExportRequest request;
+    ToOtlpProto({s}, &request);
+    const auto& want = request.resource_spans(0).scope_spans(0).spans(0);
+    EXPECT_EQ(scratch, want.SerializeAsString())
+        << s.attributes.size() << " attributes, name " << s.name.size();
+    std::string fresh;
+    EncodeOtlpSpan(s, &fresh);
+    EXPECT_EQ(fresh, scratch);
+  }
+}
+
+// The exporters' request buffer is overwritten in place (AssignOtlpProto), not cleared first:
+// whatever it held (a larger request, a smaller one, other bytes), it ends up holding exactly
+// the request.
+TEST(OtlpProtoTest, AssignedRequestReplacesWhatTheBufferHeld) {
+  std::string body(5000, '\xff');
+  for (int n : {64, 3, 512, 0, 1, 64}) {
+    const auto spans = testing::TypicalBatch(n);
+    std::vector<EncodedSpan> encoded;
+    for (const trace::Span& s : spans) {
+      encoded.push_back({"", s.resource});
+      EncodeOtlpSpan(s, &encoded.back().bytes);
+    }
+    std::string want;
+    AppendOtlpProto(spans, &want);
+    AssignOtlpProto(std::span<const EncodedSpan>(encoded), &body);
+    EXPECT_EQ(body, want) << n << " spans";
+  }
+}
+
+// The varint size of every bit width, where a varint gains its next byte.
+TEST(OtlpProtoTest, VarintSizeIsTheBytesOfTheVarint) {
+  auto bytes = [](uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+      v >>= 7;
+      n++;
+    }
+    return n;
+  };
+  EXPECT_EQ(otlp_wire::VarintSize(0), 1u);
+  for (int bits = 1; bits <= 64; bits++) {
+    const uint64_t top = bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+    const uint64_t bottom = uint64_t{1} << (bits - 1);
+    EXPECT_EQ(otlp_wire::VarintSize(top), bytes(top)) << bits << " bits";
+    EXPECT_EQ(otlp_wire::VarintSize(bottom), bytes(bottom)) << bits << " bits";
+  }
 }
 
 }  // namespace
