@@ -53,6 +53,12 @@ struct ProtocolStage::ConnState : conn::ConnAttachment {
   std::vector<std::pair<uint64_t, uint64_t>> handles;  // (request id, linker handle)
   uint64_t candidate[2] = {kNone, kNone};  // per direction: a syscall start being judged
   uint32_t resync_tries = 0;
+  // The resource of this connection's spans and what it was made from: the connection's
+  // process info (held, so a newer one never shares its address) and the served port. A
+  // new process info (exec, a late /proc read) replaces the connection's and so remakes it.
+  std::shared_ptr<const trace::Resource> resource;
+  std::shared_ptr<const conn::ProcessInfo> resource_info;
+  uint16_t resource_port = 0;
 };
 
 ProtocolStage::ProtocolStage(std::vector<std::unique_ptr<Protocol>> protocols,
@@ -355,8 +361,13 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     stats_.exchanges++;
     trace::Span span = std::move(x.span);
     x.span = linker_->TakeSpare();  // storage for the next exchange this slot carries
-    trace::FrameSpan(x.start_ns, x.end_ns, s.endpoints, *clock_,
-                     ResourceOf(c, server ? c.tuple.local_port : 0), &span);
+    const uint16_t served_port = server ? c.tuple.local_port : 0;
+    if (!s.resource || s.resource_info != c.process || s.resource_port != served_port) {
+      s.resource = ResourceOf(c, served_port);
+      s.resource_info = c.process;
+      s.resource_port = served_port;
+    }
+    trace::FrameSpan(x.start_ns, x.end_ns, s.endpoints, *clock_, s.resource, &span);
     stats_.spans++;
     auto at = std::find_if(s.handles.begin(), s.handles.end(),
                            [&x](const auto& p) { return p.first == x.id; });

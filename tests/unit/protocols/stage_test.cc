@@ -133,6 +133,51 @@ TEST_F(StageTest, ResourceWithoutProcessInfoIsBuiltOncePerProcess) {
   EXPECT_EQ(sink.spans()[0].resource.get(), sink.spans()[1].resource.get());
 }
 
+// A connection's spans keep one resource until its process info is replaced: after an exec
+// or a late /proc read (ConnTable::RefreshProcesses hands the connection a new ProcessInfo)
+// the next span names what the new info says, while another connection of the process that
+// still holds the old info keeps naming the old program.
+TEST_F(StageTest, ResourceFollowsTheConnectionsProcessInfoAcrossExecAndLateIdentity) {
+  auto info = [](const std::string& exe, const std::string& name) {
+    auto i = std::make_shared<conn::ProcessInfo>();
+    i->pid = 4242;
+    i->comm = "svc";
+    i->exe_path = "/usr/bin/" + exe;
+    i->exe_name = exe;
+    i->service_name = name;
+    return i;
+  };
+  Conn a(&table, 1, ZT_ROLE_CLIENT);
+  Conn b(&table, 2, ZT_ROLE_CLIENT);
+  const auto old_info = info("old", "old");
+  table.Find(1)->process = old_info;
+  table.Find(2)->process = old_info;
+  uint64_t ts = 1000;
+  auto exchange = [&ts](Conn& c) {
+    c.Send(ZT_DIR_EGRESS, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", ts += 10);
+    c.Send(ZT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ts += 10);
+  };
+  exchange(a);
+  exchange(b);
+  exchange(a);
+  table.Find(1)->process = info("new", "new");  // exec
+  exchange(a);
+  exchange(b);
+  table.Find(1)->process = info("new", "from-env");  // the same program, read in full later
+  exchange(a);
+  table.Find(2)->process = table.Find(1)->process;
+  exchange(b);
+  const auto& spans = sink.spans();
+  std::vector<std::string> names;
+  for (const auto& s : spans) names.push_back(s.resource ? s.resource->service_name : "<none>");
+  EXPECT_EQ(names, (std::vector<std::string>{"old", "old", "old", "new", "old", "from-env",
+                                             "from-env"}));
+  ASSERT_EQ(spans.size(), 7u);
+  EXPECT_EQ(spans[0].resource.get(), spans[2].resource.get());  // made once, not per span
+  EXPECT_EQ(spans[3].resource->executable_path, "/usr/bin/new");
+  EXPECT_EQ(spans[4].resource->executable_path, "/usr/bin/old");
+}
+
 TEST_F(StageTest, ServerSpanJoinsIncomingTraceparent) {
   Conn c(&table, 2, ZT_ROLE_SERVER);
   c.Send(ZT_DIR_INGRESS,
