@@ -2,6 +2,8 @@
 #include "trace/span_linker.h"
 
 #include <algorithm>
+#include <cstring>
+#include <new>
 
 #include "trace/w3c.h"
 
@@ -35,11 +37,9 @@ size_t SpanLinker::PeerKeyHash::operator()(const PeerKey& k) const {
     h *= 1099511628211ULL;
   };
   for (size_t i = 0; i < 16; i += 8) {
-    uint64_t a = 0, b = 0;
-    for (size_t j = 0; j < 8; j++) {
-      a |= uint64_t{k.client_addr[i + j]} << (8 * j);
-      b |= uint64_t{k.server_addr[i + j]} << (8 * j);
-    }
+    uint64_t a, b;  // 8 address bytes at a time, in host order (the hash stays in the process)
+    std::memcpy(&a, k.client_addr.data() + i, 8);
+    std::memcpy(&b, k.server_addr.data() + i, 8);
     mix(a);
     mix(b);
   }
@@ -59,13 +59,6 @@ SpanLinker::PeerKey SpanLinker::KeyOf(const RequestStart& r) {
 bool SpanLinker::SameNetwork(const Record& other, const RequestStart& r) {
   if (other.netns == 0 || r.conn.netns == 0 || other.netns == r.conn.netns) return true;
   return !IsLoopback(r.conn.client_addr) && !IsLoopback(r.conn.server_addr);
-}
-
-SpanLinker::Record* SpanLinker::Find(uint64_t handle) {
-  const uint64_t index = (handle & 0xffffffffULL) - 1;  // handles are never 0
-  if (index >= slot_count_) return nullptr;
-  Slot& s = slot(index);
-  return s.live && s.gen == (handle >> 32) ? &s.rec : nullptr;
 }
 
 uint64_t SpanLinker::Allocate() {
@@ -223,7 +216,7 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
     Record& self = *Find(handle);
     if (auto tp = ParseTraceParent(r.traceparent)) {
       self.parent_span_id = tp->parent_id;
-      self.trace_state = std::string(r.tracestate);
+      self.trace_state.assign(r.tracestate);
       Resolve(handle, tp->trace_id);
     } else {
       ResolveAsRoot(handle);
@@ -324,6 +317,16 @@ bool SpanLinker::Adopt(uint64_t parent_handle, uint64_t child_handle) {
 
 // Fixes the trace id of `handle` and of every descendant waiting for it.
 void SpanLinker::Resolve(uint64_t handle, const TraceId& trace_id) {
+  Record* first = Find(handle);
+  if (first == nullptr || first->resolved) return;
+  if (first->waiters.empty()) {  // hot path: most have no waiters, and need no list
+    first->trace_id = trace_id;
+    first->resolved = true;
+    if (first->ctx.kernel) JudgeKernelContext(*first);
+    if (first->finished && !first->released) Release(*first);
+    if (Freeable(*first)) Free(handle);
+    return;
+  }
   std::vector<std::pair<uint64_t, TraceId>> todo{{handle, trace_id}};
   while (!todo.empty()) {
     auto [h, id] = todo.back();
@@ -468,11 +471,34 @@ void SpanLinker::Free(uint64_t handle) {
     if (it != peers_.end() && it->second == handle) ErasePeer(it);
   }
   Slot& s = slot((handle & 0xffffffffULL) - 1);
-  s.rec = Record();  // drops its strings and span; the slot keeps nothing alive
+  ResetRecord(s.rec);
   s.live = false;
   s.gen++;
   free_.push_back(static_cast<uint32_t>((handle & 0xffffffffULL) - 1));
   live_--;
+}
+
+// Empties a record for its slot's next request without a zero fill of the whole record (its
+// span's room): its member initialisers run, and its short strings and list keep their storage
+// (bounded: larger ones are freed), so the next request of the slot allocates nothing.
+void SpanLinker::ResetRecord(Record& rec) {
+  auto keep = [](std::string& s) {
+    std::string kept;
+    if (s.capacity() <= kMaxKeptBytes) kept = std::move(s);
+    kept.clear();
+    return kept;
+  };
+  std::string operation = keep(rec.operation), correlation = keep(rec.correlation),
+              trace_state = keep(rec.trace_state);
+  std::vector<uint64_t> waiters;
+  if (rec.waiters.capacity() <= kMaxKeptBytes / sizeof(uint64_t)) waiters = std::move(rec.waiters);
+  waiters.clear();
+  rec.~Record();
+  new (&rec) Record;  // default-initialised: every member has its initialiser
+  rec.operation = std::move(operation);
+  rec.correlation = std::move(correlation);
+  rec.trace_state = std::move(trace_state);
+  rec.waiters = std::move(waiters);
 }
 
 void SpanLinker::Tick(uint64_t now_ns) {

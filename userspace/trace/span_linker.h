@@ -185,7 +185,13 @@ class SpanLinker {
     ContextEvidence ctx;
   };
 
-  Record* Find(uint64_t handle);
+  // Hot path (several times per request).
+  Record* Find(uint64_t handle) {
+    const uint64_t index = (handle & 0xffffffffULL) - 1;  // handles are never 0
+    if (index >= slot_count_) return nullptr;
+    Slot& s = slot(index);
+    return s.live && s.gen == (handle >> 32) ? &s.rec : nullptr;
+  }
   uint64_t Allocate();
   static PeerKey KeyOf(const RequestStart& r);
   static bool SameNetwork(const Record& other, const RequestStart& r);
@@ -212,6 +218,9 @@ class SpanLinker {
   void InsertPeer(const PeerKey& key, uint64_t handle);
   void ErasePeer(PeerMap::iterator it);
   void Free(uint64_t handle);
+  // A freed slot's record, emptied: strings and lists up to this many bytes keep their storage.
+  static constexpr size_t kMaxKeptBytes = 256;
+  static void ResetRecord(Record& rec);
   bool Freeable(const Record& r) const;
 
   Sink sink_;
