@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <new>
 
 #include "trace/w3c.h"
 
@@ -478,27 +477,32 @@ void SpanLinker::Free(uint64_t handle) {
   live_--;
 }
 
-// Empties a record for its slot's next request without a zero fill of the whole record (its
-// span's room): its member initialisers run, and its short strings and list keep their storage
-// (bounded: larger ones are freed), so the next request of the slot allocates nothing.
+// Empties a record for its slot's next request in place, without a zero fill of the whole record
+// (its span's room): short strings and the waiter list keep their storage (bounded: larger ones
+// are freed), so the next request of the slot allocates nothing.
 void SpanLinker::ResetRecord(Record& rec) {
-  auto keep = [](std::string& s) {
-    std::string kept;
-    if (s.capacity() <= kMaxKeptBytes) kept = std::move(s);
-    kept.clear();
-    return kept;
+  auto empty = [](std::string& s) {
+    s.clear();
+    if (s.capacity() > kMaxKeptBytes) s.shrink_to_fit();
   };
-  std::string operation = keep(rec.operation), correlation = keep(rec.correlation),
-              trace_state = keep(rec.trace_state);
-  std::vector<uint64_t> waiters;
-  if (rec.waiters.capacity() <= kMaxKeptBytes / sizeof(uint64_t)) waiters = std::move(rec.waiters);
-  waiters.clear();
-  rec.~Record();
-  new (&rec) Record;  // default-initialised: every member has its initialiser
-  rec.operation = std::move(operation);
-  rec.correlation = std::move(correlation);
-  rec.trace_state = std::move(trace_state);
-  rec.waiters = std::move(waiters);
+  empty(rec.operation);
+  empty(rec.correlation);
+  empty(rec.trace_state);
+  rec.waiters.clear();
+  if (rec.waiters.capacity() > kMaxKeptBytes / sizeof(uint64_t)) rec.waiters.shrink_to_fit();
+  rec.span.reset();
+  rec.peer.reset();
+  // The plain values, back to their initialisers. A member added to Record must be reset here
+  // too: this size check fails until it is.
+  static_assert(sizeof(Record) == 552, "a new Record member: reset it here, then update the size");
+  rec.tgid = rec.tid = 0;
+  rec.netns = rec.conn_id = 0;
+  rec.server = rec.finished = rec.released = rec.resolved = rec.in_thread_index = false;
+  rec.start_ns = rec.end_ns = 0;
+  rec.span_id = rec.parent_span_id = SpanId();
+  rec.trace_id = rec.carried_trace = TraceId();
+  rec.parent = 0;
+  rec.ctx = ContextEvidence();
 }
 
 void SpanLinker::Tick(uint64_t now_ns) {
