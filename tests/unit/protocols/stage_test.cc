@@ -178,6 +178,61 @@ TEST_F(StageTest, ResourceFollowsTheConnectionsProcessInfoAcrossExecAndLateIdent
   EXPECT_EQ(spans[4].resource->executable_path, "/usr/bin/old");
 }
 
+// What a connection's requests share (its ends, its process's network namespace) is made once
+// per connection and remade when its process info is replaced: a server whose namespace was
+// unknown (so not its loopback caller's) links to its caller once /proc tells the same one.
+TEST_F(StageTest, RequestStartsFollowTheConnectionsProcessInfoWhenItIsReplaced) {
+  testing::ConnSpec client;
+  client.conn_id = 1;
+  client.role = ZT_ROLE_CLIENT;
+  client.remote_addr[0] = 127;
+  client.remote_addr[1] = client.remote_addr[2] = 0;
+  client.remote_addr[3] = 1;
+  client.local_port = 50000;
+  client.remote_port = 8080;
+  testing::ConnSpec server = client;
+  server.conn_id = 2;
+  server.role = ZT_ROLE_SERVER;
+  server.local_port = 8080;
+  server.remote_port = 50000;
+  testing::ScriptedConnection c(testing::Into(&table), client), v(testing::Into(&table), server);
+  auto in_netns = [](uint64_t netns) {
+    auto i = std::make_shared<conn::ProcessInfo>();
+    i->pid = 4242;
+    i->comm = "svc";
+    i->service_name = "svc";
+    i->netns = netns;
+    return i;
+  };
+  table.Find(1)->process = in_netns(1);
+  table.Find(2)->process = in_netns(2);
+  uint64_t ts = 1000;
+  auto exchange = [&](const std::string& target) {
+    const std::string req = "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n";
+    const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    c.Send(req, ts += 10);
+    v.Receive(req, ts += 10);
+    v.Send(resp, ts += 10);
+    c.Receive(resp, ts += 10);
+  };
+  exchange("/1");
+  table.Find(2)->process = in_netns(1);  // the full /proc read arrives
+  exchange("/2");
+  const auto& spans = sink.spans();
+  ASSERT_EQ(spans.size(), 4u);
+  auto find = [&spans](trace::SpanKind kind, const std::string& path) -> const trace::Span& {
+    for (const auto& s : spans) {
+      if (s.kind == kind && Str(s, "url.path") == path) return s;
+    }
+    ADD_FAILURE() << path;
+    return spans.front();
+  };
+  EXPECT_FALSE(find(trace::SpanKind::kServer, "/1").parent_span_id.valid());
+  EXPECT_EQ(find(trace::SpanKind::kServer, "/2").parent_span_id,
+            find(trace::SpanKind::kClient, "/2").span_id);
+  EXPECT_EQ(sink.linker.stats().link_peer, 1u);
+}
+
 TEST_F(StageTest, ServerSpanJoinsIncomingTraceparent) {
   Conn c(&table, 2, ZT_ROLE_SERVER);
   c.Send(ZT_DIR_INGRESS,
