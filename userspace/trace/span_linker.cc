@@ -259,8 +259,10 @@ uint64_t SpanLinker::MatchPeer(uint64_t handle, const RequestStart& r) {
 void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart& r) {
   served.operation.assign(r.operation);  // assign: a reused record keeps its capacity
   served.correlation.assign(r.correlation);
-  serving_[ThreadKey(r.tgid, r.tid)].push_back(handle);
-  serving_[ThreadKey(r.tgid, 0)].push_back(handle);  // the process-wide list (no tid is 0)
+  served.thread_list = &serving_[ThreadKey(r.tgid, r.tid)];
+  served.process_list = &serving_[ThreadKey(r.tgid, 0)];  // process-wide (no tid is 0)
+  served.thread_list->push_back(handle);
+  served.process_list->push_back(handle);
   served.in_thread_index = true;
   if (r.multiplexed && migrating_.count(r.tgid) == 0) {
     if (migrating_.size() >= kMaxMigratingProcesses) migrating_.clear();
@@ -421,19 +423,20 @@ bool SpanLinker::Freeable(const Record& r) const {
   return !r.in_thread_index || r.end_ns + kOtherThreadGraceNs < now_ns_;
 }
 
+// Hot path: the lists are the record's own pointers, no lookup. They stay valid while it is in
+// them: the sweep erases only empty lists, and a map's nodes never move.
 void SpanLinker::DropFromThreadIndex(uint64_t handle, Record& r) {
   r.in_thread_index = false;
-  for (const uint64_t key : {ThreadKey(r.tgid, r.tid), ThreadKey(r.tgid, 0)}) {
-    auto it = serving_.find(key);
-    if (it == serving_.end()) continue;
-    auto& v = it->second;
-    if (auto at = std::find(v.begin(), v.end(), handle); at != v.end()) {
-      *at = v.back();
-      v.pop_back();
+  for (std::vector<uint64_t>* v : {r.thread_list, r.process_list}) {
+    if (v == nullptr) continue;
+    if (auto at = std::find(v->begin(), v->end(), handle); at != v->end()) {
+      *at = v->back();
+      v->pop_back();
     }
     // An emptied list stays until the sweep: a thread serving one request after another
     // would otherwise allocate and free a map node and a vector per request.
   }
+  r.thread_list = r.process_list = nullptr;
 }
 
 // Every request waits in peers_ for a moment: its map nodes are recycled, not freed.
@@ -494,7 +497,7 @@ void SpanLinker::ResetRecord(Record& rec) {
   rec.peer.reset();
   // The plain values, back to their initialisers. A member added to Record must be reset here
   // too: this size check fails until it is.
-  static_assert(sizeof(Record) == 552, "a new Record member: reset it here, then update the size");
+  static_assert(sizeof(Record) == 568, "a new Record member: reset it here, then update the size");
   rec.tgid = rec.tid = 0;
   rec.netns = rec.conn_id = 0;
   rec.server = rec.finished = rec.released = rec.resolved = rec.in_thread_index = false;
@@ -502,6 +505,7 @@ void SpanLinker::ResetRecord(Record& rec) {
   rec.span_id = rec.parent_span_id = SpanId();
   rec.trace_id = rec.carried_trace = TraceId();
   rec.parent = 0;
+  rec.thread_list = rec.process_list = nullptr;
   rec.ctx = ContextEvidence();
 }
 

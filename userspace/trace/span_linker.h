@@ -173,6 +173,9 @@ class SpanLinker {
     bool released = false;
     bool resolved = false;  // trace_id is final
     bool in_thread_index = false;
+    // While in_thread_index: its lists in serving_ (its thread's, its process's).
+    std::vector<uint64_t>* thread_list = nullptr;
+    std::vector<uint64_t>* process_list = nullptr;
     std::optional<PeerKey> peer;  // set while waiting in peers_
     SpanId span_id, parent_span_id;
     TraceId trace_id;

@@ -97,6 +97,28 @@ TEST_F(SpanLinkerTest, ReusedRecordCarriesNothingOfTheRequestBefore) {
   EXPECT_NE(Get("b").span_id, Get("a").span_id);
 }
 
+// A request in flight keeps its place in its thread's list while the index grows (a thousand
+// other threads) and the sweep drops the lists others emptied: calls on its thread still find
+// it, and once its thread answered it, it is gone from the list.
+TEST_F(SpanLinkerTest, RequestStaysInItsThreadsListAcrossIndexGrowthAndSweeps) {
+  const uint64_t x = linker.Start(Req(true, 100, 1, 100, ConnEnds{}));
+  uint64_t ts = 200;
+  for (uint32_t i = 0; i < 1000; i++) {
+    const uint64_t h = linker.Start(Req(true, 200 + i % 7, 10 + i, ts, ConnEnds{}));
+    End(h, "other", ts + 1, 10 + i);
+    ts += 2;
+  }
+  linker.Tick(5 * kMs);  // sweeps: the emptied lists go
+  End(linker.Start(Req(false, 100, 1, 6 * kMs, ConnEnds{})), "call-1", 6 * kMs + 1);
+  End(x, "x", 7 * kMs, 1);
+  linker.Tick(7 * kMs + 1);
+  End(linker.Start(Req(false, 100, 1, 8 * kMs, ConnEnds{})), "call-2", 8 * kMs + 1);
+  ExpectChild("x", "call-1");
+  ExpectRoot("call-2");
+  EXPECT_EQ(linker.stats().link_thread, 1u);
+  EXPECT_EQ(linker.stats().client_roots, 1u);
+}
+
 TEST_F(SpanLinkerTest, InvalidTraceparentIsIgnored) {
   RequestStart r = Req(true, 20, 20, 100, ConnEnds{});
   r.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
