@@ -33,13 +33,9 @@ ConnTable::ConnTable(ConnTableLimits limits, ConnObserver* observer, KernelConnS
 
 ConnTable::~ConnTable() = default;
 
-// Hot path.
 Connection* ConnTable::Find(uint64_t conn_id) {
-  if (last_ != nullptr && last_->conn_id == conn_id) return last_;
   auto it = conns_.find(conn_id);
-  if (it == conns_.end()) return nullptr;
-  last_ = it->second.get();
-  return last_;
+  return it == conns_.end() ? nullptr : it->second.get();
 }
 
 size_t ConnTable::ConnectionsOf(uint32_t tgid) const {
@@ -58,7 +54,6 @@ Connection& ConnTable::Open(const zt_event_header& h) {
   c->sent = ByteStream(limits_.stream_byte_cap, &stats_.streams);
   c->received = ByteStream(limits_.stream_byte_cap, &stats_.streams);
   Connection& ref = *c;
-  last_ = nullptr;  // the slot may have held another connection
   conns_[h.conn_id] = std::move(c);
   by_tgid_[h.tgid].insert(h.conn_id);
   by_fd_[FdKey(h.tgid, h.fd)] = h.conn_id;
@@ -81,7 +76,6 @@ void ConnTable::Remove(uint64_t conn_id, CloseCause cause) {
   }
   auto f = by_fd_.find(FdKey(c.tgid, c.fd));
   if (f != by_fd_.end() && f->second == conn_id) by_fd_.erase(f);
-  if (last_ == &c) last_ = nullptr;
   conns_.erase(it);
   stats_.closed++;
 }

@@ -204,9 +204,6 @@ class ConnTable {
   KernelConnState* kernel_;
   ProcessCache* processes_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
-  // The connection Find returned last: consecutive records mostly belong to one connection.
-  // Cleared when a connection leaves (Remove) or one is added (Open).
-  Connection* last_ = nullptr;
   std::unordered_map<uint32_t, std::unordered_set<uint64_t>> by_tgid_;
   std::unordered_map<uint64_t, uint64_t> by_fd_;  // (tgid << 32 | fd) -> conn_id
   ConnTableStats stats_;

@@ -257,47 +257,6 @@ TEST(ConnTable, FdReuseAndStaleCloseAreCounted) {
   EXPECT_EQ(obs.log.back(), "close 1 fd_reuse");
 }
 
-// Find remembers the connection it returned last: records interleaved between connections,
-// a close, and the same fd opened again must each reach their own connection, and a record
-// for a closed connection must find nothing of it.
-TEST(ConnTable, LastConnectionCacheFollowsInterleavingCloseAndFdReuse) {
-  Records r;
-  Recorder obs;
-  ConnTable t({}, &obs, nullptr, nullptr);
-  t.OnEvent(r.Open(1, 100, 3, ZT_ROLE_CLIENT));
-  t.OnEvent(r.Open(2, 100, 4, ZT_ROLE_CLIENT));
-  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 0, 0, 2, "a1"));
-  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 2, 2, 2, "b1"));
-  t.OnEvent(r.Data(2, 100, ZT_DIR_EGRESS, 0, 0, 2, "a2"));
-  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 4, 4, 2, "c1"));
-  EXPECT_EQ(t.Find(1)->sent.end_pos(), 6u);
-  EXPECT_EQ(t.Find(2)->sent.end_pos(), 2u);
-  EXPECT_EQ(t.Find(2)->sent.Peek().data, "a2");
-  // Closed while it is the remembered one: gone for Find and for later records.
-  ASSERT_NE(t.Find(1), nullptr);
-  t.OnEvent(r.Close(1, 100, ZT_CLOSE_FD_REUSE));
-  EXPECT_EQ(t.Find(1), nullptr);
-  // Its fd opened again as another connection: records go to the new one only.
-  t.OnEvent(r.Open(3, 100, 3, ZT_ROLE_CLIENT));
-  t.OnEvent(r.Data(3, 100, ZT_DIR_EGRESS, 0, 0, 2, "n3"));
-  EXPECT_EQ(t.Find(3)->sent.Peek().data, "n3");
-  EXPECT_EQ(t.stats().data_unknown_conn, 0u);
-  // A late record of the closed connection starts a connection of its own (counted), empty of
-  // the old one's bytes.
-  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 6, 6, 2, "z1"));
-  EXPECT_EQ(t.stats().data_unknown_conn, 1u);
-  ASSERT_NE(t.Find(1), nullptr);
-  EXPECT_FALSE(t.Find(1)->open_seen);
-  EXPECT_EQ(t.Find(1)->sent.end_pos(), 8u);
-  EXPECT_TRUE(t.Find(1)->sent.Peek().data.empty());  // not "a1b1c1"
-  // Process exit removes the remembered connection too.
-  ASSERT_NE(t.Find(3), nullptr);
-  t.OnEvent(r.Exit(100));
-  EXPECT_EQ(t.Find(3), nullptr);
-  EXPECT_EQ(t.Find(2), nullptr);
-  EXPECT_EQ(t.size(), 0u);
-}
-
 TEST(ConnTable, IdleConnectionsExpire) {
   Records r;
   ConnTableLimits limits;
