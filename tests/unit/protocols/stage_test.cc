@@ -170,8 +170,8 @@ TEST_F(StageTest, ResourceFollowsTheConnectionsProcessInfoAcrossExecAndLateIdent
   const auto& spans = sink.spans();
   std::vector<std::string> names;
   for (const auto& s : spans) names.push_back(s.resource ? s.resource->service_name : "<none>");
-  EXPECT_EQ(names, (std::vector<std::string>{"old", "old", "old", "new", "old", "from-env",
-                                             "from-env"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"old", "old", "old", "new", "old", "from-env", "from-env"}));
   ASSERT_EQ(spans.size(), 7u);
   EXPECT_EQ(spans[0].resource.get(), spans[2].resource.get());  // made once, not per span
   EXPECT_EQ(spans[3].resource->executable_path, "/usr/bin/new");
