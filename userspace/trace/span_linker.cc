@@ -2,6 +2,7 @@
 #include "trace/span_linker.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "trace/w3c.h"
 
@@ -35,11 +36,9 @@ size_t SpanLinker::PeerKeyHash::operator()(const PeerKey& k) const {
     h *= 1099511628211ULL;
   };
   for (size_t i = 0; i < 16; i += 8) {
-    uint64_t a = 0, b = 0;
-    for (size_t j = 0; j < 8; j++) {
-      a |= uint64_t{k.client_addr[i + j]} << (8 * j);
-      b |= uint64_t{k.server_addr[i + j]} << (8 * j);
-    }
+    uint64_t a, b;  // 8 address bytes at a time, in host order (the hash stays in the process)
+    std::memcpy(&a, k.client_addr.data() + i, 8);
+    std::memcpy(&b, k.server_addr.data() + i, 8);
     mix(a);
     mix(b);
   }
@@ -59,31 +58,6 @@ SpanLinker::PeerKey SpanLinker::KeyOf(const RequestStart& r) {
 bool SpanLinker::SameNetwork(const Record& other, const RequestStart& r) {
   if (other.netns == 0 || r.conn.netns == 0 || other.netns == r.conn.netns) return true;
   return !IsLoopback(r.conn.client_addr) && !IsLoopback(r.conn.server_addr);
-}
-
-SpanLinker::Record* SpanLinker::Find(uint64_t handle) {
-  const uint64_t index = (handle & 0xffffffffULL) - 1;  // handles are never 0
-  if (index >= slot_count_) return nullptr;
-  Slot& s = slot(index);
-  return s.live && s.gen == (handle >> 32) ? &s.rec : nullptr;
-}
-
-uint64_t SpanLinker::Allocate() {
-  uint32_t index;
-  if (!free_.empty()) {
-    index = free_.back();
-    free_.pop_back();
-  } else {
-    index = static_cast<uint32_t>(slot_count_);
-    if (slot_count_ % kSlotsPerChunk == 0) {
-      slot_chunks_.push_back(std::make_unique<Slot[]>(kSlotsPerChunk));
-    }
-    slot_count_++;
-  }
-  Slot& s = slot(index);
-  s.live = true;
-  live_++;
-  return (uint64_t{s.gen} << 32) | (uint64_t{index} + 1);
 }
 
 uint64_t SpanLinker::Start(const RequestStart& r) {
@@ -223,7 +197,7 @@ void SpanLinker::LinkCall(uint64_t handle, const RequestStart& r) {
     Record& self = *Find(handle);
     if (auto tp = ParseTraceParent(r.traceparent)) {
       self.parent_span_id = tp->parent_id;
-      self.trace_state = std::string(r.tracestate);
+      self.trace_state.assign(r.tracestate);
       Resolve(handle, tp->trace_id);
     } else {
       ResolveAsRoot(handle);
@@ -267,8 +241,10 @@ uint64_t SpanLinker::MatchPeer(uint64_t handle, const RequestStart& r) {
 void SpanLinker::LinkServed(uint64_t handle, Record& served, const RequestStart& r) {
   served.operation.assign(r.operation);  // assign: a reused record keeps its capacity
   served.correlation.assign(r.correlation);
-  serving_[ThreadKey(r.tgid, r.tid)].push_back(handle);
-  serving_[ThreadKey(r.tgid, 0)].push_back(handle);  // the process-wide list (no tid is 0)
+  served.thread_list = &serving_[ThreadKey(r.tgid, r.tid)];
+  served.process_list = &serving_[ThreadKey(r.tgid, 0)];  // process-wide (no tid is 0)
+  served.thread_list->push_back(handle);
+  served.process_list->push_back(handle);
   served.in_thread_index = true;
   if (r.multiplexed && migrating_.count(r.tgid) == 0) {
     if (migrating_.size() >= kMaxMigratingProcesses) migrating_.clear();
@@ -324,6 +300,16 @@ bool SpanLinker::Adopt(uint64_t parent_handle, uint64_t child_handle) {
 
 // Fixes the trace id of `handle` and of every descendant waiting for it.
 void SpanLinker::Resolve(uint64_t handle, const TraceId& trace_id) {
+  Record* first = Find(handle);
+  if (first == nullptr || first->resolved) return;
+  if (first->waiters.empty()) {  // hot path: most have no waiters, and need no list
+    first->trace_id = trace_id;
+    first->resolved = true;
+    if (first->ctx.kernel) JudgeKernelContext(*first);
+    if (first->finished && !first->released) Release(*first);
+    if (Freeable(*first)) Free(handle);
+    return;
+  }
   std::vector<std::pair<uint64_t, TraceId>> todo{{handle, trace_id}};
   while (!todo.empty()) {
     auto [h, id] = todo.back();
@@ -419,19 +405,20 @@ bool SpanLinker::Freeable(const Record& r) const {
   return !r.in_thread_index || r.end_ns + kOtherThreadGraceNs < now_ns_;
 }
 
+// Hot path: the lists are the record's own pointers, no lookup. They stay valid while it is in
+// them: the sweep erases only empty lists, and a map's nodes never move.
 void SpanLinker::DropFromThreadIndex(uint64_t handle, Record& r) {
   r.in_thread_index = false;
-  for (const uint64_t key : {ThreadKey(r.tgid, r.tid), ThreadKey(r.tgid, 0)}) {
-    auto it = serving_.find(key);
-    if (it == serving_.end()) continue;
-    auto& v = it->second;
-    if (auto at = std::find(v.begin(), v.end(), handle); at != v.end()) {
-      *at = v.back();
-      v.pop_back();
+  for (std::vector<uint64_t>* v : {r.thread_list, r.process_list}) {
+    if (v == nullptr) continue;
+    if (auto at = std::find(v->begin(), v->end(), handle); at != v->end()) {
+      *at = v->back();
+      v->pop_back();
     }
     // An emptied list stays until the sweep: a thread serving one request after another
     // would otherwise allocate and free a map node and a vector per request.
   }
+  r.thread_list = r.process_list = nullptr;
 }
 
 // Every request waits in peers_ for a moment: its map nodes are recycled, not freed.
@@ -457,22 +444,6 @@ void SpanLinker::DropPeer(Record& r) {
   if (!r.peer) return;
   if (auto it = peers_.find(*r.peer); it != peers_.end()) ErasePeer(it);
   r.peer.reset();
-}
-
-void SpanLinker::Free(uint64_t handle) {
-  Record* r = Find(handle);
-  if (r == nullptr) return;
-  if (r->in_thread_index) DropFromThreadIndex(handle, *r);
-  if (r->peer) {
-    auto it = peers_.find(*r->peer);
-    if (it != peers_.end() && it->second == handle) ErasePeer(it);
-  }
-  Slot& s = slot((handle & 0xffffffffULL) - 1);
-  s.rec = Record();  // drops its strings and span; the slot keeps nothing alive
-  s.live = false;
-  s.gen++;
-  free_.push_back(static_cast<uint32_t>((handle & 0xffffffffULL) - 1));
-  live_--;
 }
 
 void SpanLinker::Tick(uint64_t now_ns) {

@@ -173,6 +173,9 @@ class SpanLinker {
     bool released = false;
     bool resolved = false;  // trace_id is final
     bool in_thread_index = false;
+    // While in_thread_index: its lists in serving_ (its thread's, its process's).
+    std::vector<uint64_t>* thread_list = nullptr;
+    std::vector<uint64_t>* process_list = nullptr;
     std::optional<PeerKey> peer;  // set while waiting in peers_
     SpanId span_id, parent_span_id;
     TraceId trace_id;
@@ -185,7 +188,13 @@ class SpanLinker {
     ContextEvidence ctx;
   };
 
-  Record* Find(uint64_t handle);
+  // Hot path (several times per request).
+  Record* Find(uint64_t handle) {
+    const uint64_t index = (handle & 0xffffffffULL) - 1;  // handles are never 0
+    if (index >= slot_count_) return nullptr;
+    Slot& s = slot(index);
+    return s.live && s.gen == (handle >> 32) ? &s.rec : nullptr;
+  }
   uint64_t Allocate();
   static PeerKey KeyOf(const RequestStart& r);
   static bool SameNetwork(const Record& other, const RequestStart& r);
@@ -212,6 +221,9 @@ class SpanLinker {
   void InsertPeer(const PeerKey& key, uint64_t handle);
   void ErasePeer(PeerMap::iterator it);
   void Free(uint64_t handle);
+  // A freed slot's record, emptied: strings and lists up to this many bytes keep their storage.
+  static constexpr size_t kMaxKeptBytes = 256;
+  static void ResetRecord(Record& rec);
   bool Freeable(const Record& r) const;
 
   Sink sink_;

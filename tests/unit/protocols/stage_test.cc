@@ -10,80 +10,10 @@
 
 #include "kernel_records.h"
 #include "protocols/registry.h"
+#include "stage_fixture.h"
 
 namespace zerotrace::protocols {
 namespace {
-
-// The linker's output. Server spans wait for a same-node caller; 60 s of synthetic time
-// later they have stopped waiting (and no request is old enough to be given up).
-struct Collect {
-  std::vector<trace::Span> released;
-  trace::SpanLinker linker{[this](trace::Span&& s) { released.push_back(std::move(s)); }};
-  const std::vector<trace::Span>& spans() {
-    linker.Tick(60'000'000'000ULL);
-    return released;
-  }
-};
-
-std::string Str(const trace::Span& s, const std::string& key) {
-  const auto* v = s.Find(key);
-  if (!v) return "<absent>";
-  if (auto* str = std::get_if<std::string>(v)) return *str;
-  if (auto* i = std::get_if<int64_t>(v)) return std::to_string(*i);
-  return "?";
-}
-
-// One connection's kernel records, fed to a ConnTable (tests/testing/kernel_records.h).
-class Conn {
- public:
-  // `flags`: ZT_CONN_F_* (ZT_CONN_F_PREEXISTING: found mid-life, positions from there).
-  // `remote_port`: the other end's port (0: the default of testing::ConnSpec).
-  Conn(conn::ConnTable* t, uint64_t id, uint8_t role, uint8_t flags = 0, uint16_t remote_port = 0)
-      : script_(testing::Into(t), Spec(id, role, flags, remote_port)) {}
-  // One syscall's bytes (`tls`: plaintext from the TLS probes, with its own positions).
-  void Send(uint8_t dir, const std::string& bytes, uint64_t ts, bool tls = false) {
-    script_.Syscall(dir, bytes, ts, testing::ScriptedConnection::kCaptureAll, tls);
-  }
-  // A syscall that moved `len` bytes of which none were captured (a trailer record).
-  void Gap(uint8_t dir, uint64_t len, uint64_t ts) { script_.Uncaptured(dir, len, ts); }
-  void Close() { script_.Close(0); }
-  // Goroutine evidence for the next request this client connection sends (at `send_pos`).
-  void GoCall(conn::ConnTable* t, uint64_t send_pos, uint64_t served_conn_id, uint64_t ts) {
-    testing::Into(t)(testing::GoCallRecord(script_.spec(), send_pos, served_conn_id, 0, ts));
-  }
-
- private:
-  static testing::ConnSpec Spec(uint64_t id, uint8_t role, uint8_t flags, uint16_t remote_port) {
-    testing::ConnSpec spec;
-    spec.conn_id = id;
-    spec.remote_port = remote_port;
-    spec.role = role;
-    spec.flags = flags;
-    return spec;
-  }
-  testing::ScriptedConnection script_;
-};
-
-struct MuteLog : conn::KernelConnState {
-  std::vector<uint64_t> muted;
-  void Forget(uint32_t, uint32_t) override {}
-  void MutePayload(uint32_t, uint32_t, uint64_t conn_id, bool) override {
-    muted.push_back(conn_id);
-  }
-};
-
-class StageTest : public ::testing::Test {
- protected:
-  Collect sink;
-  WallClock clock;
-  MuteLog kernel;
-  ProtocolStage producer{MakeRegisteredProtocols({}),
-                         &sink.linker,
-                         &clock,
-                         {{"k8s.node.name", std::string("node-1")}},
-                         &kernel};
-  conn::ConnTable table{{}, &producer, nullptr, nullptr};
-};
 
 TEST_F(StageTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   Conn c(&table, 1, ZT_ROLE_CLIENT);
@@ -117,20 +47,6 @@ TEST_F(StageTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   }
   EXPECT_EQ(s.resource->service_name, "svc");
   ASSERT_EQ(s.resource->extra.size(), 1u);
-}
-
-// Without process information (no /proc cache) a resource is named after the connection's
-// comm; it is built once per process, not again for every span.
-TEST_F(StageTest, ResourceWithoutProcessInfoIsBuiltOncePerProcess) {
-  Conn c(&table, 1, ZT_ROLE_CLIENT);
-  for (int i = 0; i < 2; i++) {
-    c.Send(ZT_DIR_EGRESS, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", 1000 + 10 * i);
-    c.Send(ZT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1005 + 10 * i);
-  }
-  ASSERT_EQ(sink.spans().size(), 2u);
-  ASSERT_TRUE(sink.spans()[0].resource);
-  EXPECT_EQ(sink.spans()[0].resource->service_name, "svc");
-  EXPECT_EQ(sink.spans()[0].resource.get(), sink.spans()[1].resource.get());
 }
 
 TEST_F(StageTest, ServerSpanJoinsIncomingTraceparent) {

@@ -72,6 +72,53 @@ TEST_F(SpanLinkerTest, ServerJoinsValidTraceparentAndKeepsTracestate) {
   EXPECT_EQ(linker.stats().link_traceparent, 1u);
 }
 
+// A freed record's slot serves the next request with its string storage kept: nothing of the
+// request before (operation, request id, trace state, trace) may remain as evidence or ids.
+TEST_F(SpanLinkerTest, ReusedRecordCarriesNothingOfTheRequestBefore) {
+  const std::string long_target = "/a/target/longer/than/a/string/keeps/inline?id=1";
+  RequestStart a = Req(true, 100, 1, 100, ConnEnds{}, long_target);
+  a.correlation = "req-aaaaaaaaaa";
+  a.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  a.tracestate = "vendor=1";
+  End(linker.Start(a), "a", 200, 1);  // answered by its thread: freed now
+  ASSERT_EQ(linker.records(), 0u);
+  const uint64_t hb = linker.Start(Req(true, 100, 1, 300, ConnEnds{}, ""));  // a's slot
+  const uint64_t hc = linker.Start(Req(true, 100, 1, 301, ConnEnds{}, "/c"));
+  RequestStart call = Req(false, 100, 1, 310, ConnEnds{}, long_target);
+  call.correlation = "req-aaaaaaaaaa";
+  End(linker.Start(call), "call", 320);
+  End(hb, "b", 330, 1);
+  End(hc, "c", 331, 1);
+  EXPECT_EQ(linker.stats().link_ambiguous, 1u);
+  ExpectRoot("call");
+  ExpectRoot("b");
+  EXPECT_EQ(Get("b").trace_state, "");
+  EXPECT_NE(Get("b").trace_id, Get("a").trace_id);
+  EXPECT_NE(Get("b").span_id, Get("a").span_id);
+}
+
+// A request in flight keeps its place in its thread's list while the index grows (a thousand
+// other threads) and the sweep drops the lists others emptied: calls on its thread still find
+// it, and once its thread answered it, it is gone from the list.
+TEST_F(SpanLinkerTest, RequestStaysInItsThreadsListAcrossIndexGrowthAndSweeps) {
+  const uint64_t x = linker.Start(Req(true, 100, 1, 100, ConnEnds{}));
+  uint64_t ts = 200;
+  for (uint32_t i = 0; i < 1000; i++) {
+    const uint64_t h = linker.Start(Req(true, 200 + i % 7, 10 + i, ts, ConnEnds{}));
+    End(h, "other", ts + 1, 10 + i);
+    ts += 2;
+  }
+  linker.Tick(5 * kMs);  // sweeps: the emptied lists go
+  End(linker.Start(Req(false, 100, 1, 6 * kMs, ConnEnds{})), "call-1", 6 * kMs + 1);
+  End(x, "x", 7 * kMs, 1);
+  linker.Tick(7 * kMs + 1);
+  End(linker.Start(Req(false, 100, 1, 8 * kMs, ConnEnds{})), "call-2", 8 * kMs + 1);
+  ExpectChild("x", "call-1");
+  ExpectRoot("call-2");
+  EXPECT_EQ(linker.stats().link_thread, 1u);
+  EXPECT_EQ(linker.stats().client_roots, 1u);
+}
+
 TEST_F(SpanLinkerTest, InvalidTraceparentIsIgnored) {
   RequestStart r = Req(true, 20, 20, 100, ConnEnds{});
   r.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
