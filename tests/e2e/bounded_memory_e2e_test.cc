@@ -38,7 +38,15 @@ constexpr uint64_t kRssBudget = 64u << 20;  // issue #7: RSS in steady state
 // BPF objects), and each idle connection's state ~160 bytes (the linker record's context
 // evidence and carried trace id, the connection's inserted-context slot, the fd index entry).
 // Explained, so the bound is 78 MiB; shrinking those (allocated only with the flag) is open.
-constexpr uint64_t kIdleRssBound = 78u << 20;
+// 2026-12-06 (issue 17, fourth session), measured one after the other: main 76.4 MiB, the
+// merged cost changes 77.5-78.4 MiB. Per idle connection the protocol stage now keeps its
+// spans' resource and the process info it was made from (~40 bytes, 0.4 MiB); the linker's
+// free slots keep their strings' storage only up to 1024 slots and encoded spans' buffers are
+// sized exactly (both measured here: without those limits the peak was 80.3 MiB). The
+// baseline varied 39.4-41.2 MiB between runs of builds that allocate nothing new at start
+// (how much of the ring buffer the consumer had touched when sampled), which is most of the
+// rest; so the bound is 80 MiB.
+constexpr uint64_t kIdleRssBound = 80u << 20;
 // Measured 2026-11-26: 10 k closed connections gave back 13 MB within 2 s (61.9 -> 48.8 MB).
 constexpr double kReturnedOnClose = 8 << 20;
 constexpr char kRss[] = "process_resident_memory_bytes";

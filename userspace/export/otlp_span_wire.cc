@@ -209,10 +209,19 @@ constexpr size_t kRoomAhead = 128;
 // A typical attribute's KeyValue (HTTP spans: ~35 bytes), for a buffer's first span.
 constexpr size_t kTypicalKeyValue = 48;
 
+// Slack a grown buffer gets past what it needs now.
+constexpr size_t kGrowSlack = 64;
+
 // Grows *out so that `need` bytes fit after p; returns p in the new buffer, *end its end.
+// Exactly, not by std::string's doubling: an encoded span waits in the export queue, and its
+// buffer's slack is resident memory (10k idle connections' spans, bounded_memory_e2e_test).
 [[gnu::noinline]] char* Grow(std::string* out, char* p, size_t need, char** end) {
   const size_t at = static_cast<size_t>(p - out->data());
-  out->resize(std::max(2 * out->size(), at + need));
+  std::string grown;
+  grown.reserve(at + need + kGrowSlack);  // from the inline buffer: exactly this
+  grown.append(out->data(), at);
+  grown.resize(grown.capacity());
+  out->swap(grown);
   *end = out->data() + out->size();
   return out->data() + at;
 }
@@ -260,11 +269,19 @@ using otlp_wire::WireWriter;
 
 void EncodeOtlpSpan(const trace::Span& span, std::string* out) {
   // A reused buffer keeps its previous span's bytes: growing it past them costs only the
-  // zero fill of what is added. A new one gets room for typical attributes at once.
+  // zero fill of what is added, and never past its capacity (Grow does that exactly). A new
+  // one gets room for typical attributes at once, and loses the slack at the end.
   const size_t head = otlp_wire::kSpanFraming + span.trace_state.size() + span.name.size() +
                       span.status_message.size();
-  out->resize(out->empty() ? head + span.attributes.size() * otlp_wire::kTypicalKeyValue
-                           : std::max(out->size() + otlp_wire::kRoomAhead, head));
+  const bool fresh = out->empty();
+  const size_t want = fresh ? head + span.attributes.size() * otlp_wire::kTypicalKeyValue
+                            : std::max(out->size() + otlp_wire::kRoomAhead, head);
+  if (want > out->capacity()) {
+    std::string sized;
+    sized.reserve(want);  // exactly (resize would double the capacity)
+    out->swap(sized);
+  }
+  out->resize(std::max(std::min(want, out->capacity()), head));
   char* p = out->data();
   char* end = p + out->size();
   const size_t tail = otlp_wire::kStatusFraming + span.status_message.size();
@@ -281,6 +298,7 @@ void EncodeOtlpSpan(const trace::Span& span, std::string* out) {
   p = otlp_wire::PutSpanStatus(p, span, &any);
   assert(p <= end && "room checks missed a field");
   out->resize(static_cast<size_t>(p - out->data()));
+  if (fresh && out->capacity() > out->size() + otlp_wire::kGrowSlack) out->shrink_to_fit();
   if ((any & otlp_wire::kHighBits) == 0 || otlp_wire::SpanStringsValid(span)) return;
   // An ill-formed string: measured with the repair, and written so, without the span's own
   // tag and length (AppendOtlpProto writes them).

@@ -53,16 +53,12 @@ struct ProtocolStage::ConnState : conn::ConnAttachment {
   std::vector<std::pair<uint64_t, uint64_t>> handles;  // (request id, linker handle)
   uint64_t candidate[2] = {kNone, kNone};  // per direction: a syscall start being judged
   uint32_t resync_tries = 0;
-  // What every request and span of the connection shares, made once: the connection's part
-  // of a RequestStart and its spans' resource. Both depend on the connection's process info
-  // (held, so a newer one never shares its address) and its role: a new process info (exec, a
-  // late /proc read) replaces the connection's and so remakes them. The rest (tuple, process,
-  // conn id) never changes once the connection is in the table.
-  bool derived = false;
-  bool derived_server = false;
-  std::shared_ptr<const conn::ProcessInfo> derived_info;
-  trace::RequestStart start_base;
+  // The resource of this connection's spans and what it was made from: the connection's
+  // process info (held, so a newer one never shares its address) and the served port. A
+  // new process info (exec, a late /proc read) replaces the connection's and so remakes it.
   std::shared_ptr<const trace::Resource> resource;
+  std::shared_ptr<const conn::ProcessInfo> resource_info;
+  uint16_t resource_port = 0;
 };
 
 ProtocolStage::ProtocolStage(std::vector<std::unique_ptr<Protocol>> protocols,
@@ -308,20 +304,31 @@ void ProtocolStage::Expire(conn::ConnTable& table, uint64_t now_ns) {
 // allows; finished exchanges become spans.
 void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
   const bool server = s.role == ZT_ROLE_SERVER;
-  const bool reported = out_.starts() != 0 || out_.exchanges() != 0;
-  if (reported && (!s.derived || s.derived_server != server || s.derived_info != c.process)) {
-    Derive(c, s, server);
-  }
   for (size_t i = 0; i < out_.starts(); i++) {
     const RequestStarted& rs = out_.start(i);
-    trace::RequestStart r = s.start_base;
+    trace::RequestStart r;
+    r.tgid = c.tgid;
     r.tid = rs.tid;
+    r.server = server;
     r.start_ns = rs.start_ns != 0 ? rs.start_ns : now_ns;
+    const conn::Tuple& t = c.tuple;
+    r.conn.known = c.open_seen && t.family != 0;
+    r.conn.from_start = r.conn.known && !c.preexisting;
+    const auto local = Canonical(t.family, t.local_addr),
+               remote = Canonical(t.family, t.remote_addr);
+    r.conn.client_addr = server ? remote : local;
+    r.conn.server_addr = server ? local : remote;
+    r.conn.client_port = server ? t.remote_port : t.local_port;
+    r.conn.server_port = server ? t.local_port : t.remote_port;
+    r.conn.netns = t.netns != 0 ? t.netns : c.process_info().netns;
     r.stream_pos = rs.stream_pos;
+    // Unknown until /proc is read: as if it might (the thread then proves nothing).
+    r.threads_migrate = c.process_info().go_runtime || c.process_info().partial;
     r.operation = rs.operation;
     r.correlation = rs.correlation;
     r.traceparent = rs.traceparent;
     r.tracestate = rs.tracestate;
+    r.conn_id = c.conn_id;
     // Goroutine evidence names the request this call's first byte starts (zt_go_call_event).
     // Evidence for another position is an earlier call's that wrote nothing: dropped.
     if (!server && c.go_call) {
@@ -354,6 +361,12 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     stats_.exchanges++;
     trace::Span span = std::move(x.span);
     x.span = linker_->TakeSpare();  // storage for the next exchange this slot carries
+    const uint16_t served_port = server ? c.tuple.local_port : 0;
+    if (!s.resource || s.resource_info != c.process || s.resource_port != served_port) {
+      s.resource = ResourceOf(c, served_port);
+      s.resource_info = c.process;
+      s.resource_port = served_port;
+    }
     trace::FrameSpan(x.start_ns, x.end_ns, s.endpoints, *clock_, s.resource, &span);
     stats_.spans++;
     auto at = std::find_if(s.handles.begin(), s.handles.end(),
@@ -367,29 +380,6 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     linker_->Finish(handle, std::move(span), x.end_ns != 0 ? x.end_ns : now_ns, x.response_tid);
   }
   out_.Clear();
-}
-
-void ProtocolStage::Derive(const conn::Connection& c, ConnState& s, bool server) {
-  s.derived = true;
-  s.derived_server = server;
-  s.derived_info = c.process;
-  trace::RequestStart& r = s.start_base;
-  r = trace::RequestStart();
-  r.tgid = c.tgid;
-  r.server = server;
-  const conn::Tuple& t = c.tuple;
-  r.conn.known = c.open_seen && t.family != 0;
-  r.conn.from_start = r.conn.known && !c.preexisting;
-  const auto local = Canonical(t.family, t.local_addr), remote = Canonical(t.family, t.remote_addr);
-  r.conn.client_addr = server ? remote : local;
-  r.conn.server_addr = server ? local : remote;
-  r.conn.client_port = server ? t.remote_port : t.local_port;
-  r.conn.server_port = server ? t.local_port : t.remote_port;
-  r.conn.netns = t.netns != 0 ? t.netns : c.process_info().netns;
-  // Unknown until /proc is read: as if it might (the thread then proves nothing).
-  r.threads_migrate = c.process_info().go_runtime || c.process_info().partial;
-  r.conn_id = c.conn_id;
-  s.resource = ResourceOf(c, server ? c.tuple.local_port : 0);
 }
 
 std::shared_ptr<const trace::Resource> ProtocolStage::ResourceOf(const conn::Connection& c,

@@ -64,8 +64,6 @@ class ProtocolStage : public conn::ConnObserver {
   void Advance(conn::Connection& c, ConnState& s, uint64_t now_ns);
   // Hands what the session reported to the linker: starts first, then finished exchanges.
   void Apply(conn::Connection& c, ConnState& s, uint64_t now_ns);
-  // Makes what the connection's requests and spans share (see ConnState::start_base).
-  void Derive(const conn::Connection& c, ConnState& s, bool server);
   // `served_port`: the local port of a server connection (0 for a client's), for the name
   // map's port rules.
   std::shared_ptr<const trace::Resource> ResourceOf(const conn::Connection& c,

@@ -223,7 +223,9 @@ class SpanLinker {
   void Free(uint64_t handle);
   // A freed slot's record, emptied: strings and lists up to this many bytes keep their storage.
   static constexpr size_t kMaxKeptBytes = 256;
-  static void ResetRecord(Record& rec);
+  // Free slots past this many keep no storage (ResetRecord).
+  static constexpr size_t kKeptStorageSlots = 1024;
+  static void ResetRecord(Record& rec, bool keep_storage);
   bool Freeable(const Record& r) const;
 
   Sink sink_;

@@ -30,7 +30,7 @@ void SpanLinker::Free(uint64_t handle) {
     if (it != peers_.end() && it->second == handle) ErasePeer(it);
   }
   Slot& s = slot((handle & 0xffffffffULL) - 1);
-  ResetRecord(s.rec);
+  ResetRecord(s.rec, free_.size() < kKeptStorageSlots);
   s.live = false;
   s.gen++;
   free_.push_back(static_cast<uint32_t>((handle & 0xffffffffULL) - 1));
@@ -39,17 +39,21 @@ void SpanLinker::Free(uint64_t handle) {
 
 // Empties a record for its slot's next request in place, without a zero fill of the whole record
 // (its span's room): short strings and the waiter list keep their storage (bounded: larger ones
-// are freed), so the next request of the slot allocates nothing.
-void SpanLinker::ResetRecord(Record& rec) {
-  auto empty = [](std::string& s) {
+// are freed), so the next request of the slot allocates nothing. Only the first
+// kKeptStorageSlots free slots keep it: a burst of requests (10k idle connections) leaves many
+// free slots whose storage would otherwise stay resident.
+void SpanLinker::ResetRecord(Record& rec, bool keep_storage) {
+  auto empty = [keep_storage](std::string& s) {
     s.clear();
-    if (s.capacity() > kMaxKeptBytes) s.shrink_to_fit();
+    if (!keep_storage || s.capacity() > kMaxKeptBytes) s.shrink_to_fit();
   };
   empty(rec.operation);
   empty(rec.correlation);
   empty(rec.trace_state);
   rec.waiters.clear();
-  if (rec.waiters.capacity() > kMaxKeptBytes / sizeof(uint64_t)) rec.waiters.shrink_to_fit();
+  if (!keep_storage || rec.waiters.capacity() > kMaxKeptBytes / sizeof(uint64_t)) {
+    rec.waiters.shrink_to_fit();
+  }
   rec.span.reset();
   rec.peer.reset();
   // The plain values, back to their initialisers. A member added to Record must be reset here
