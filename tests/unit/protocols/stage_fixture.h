@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernel_records.h"
+#include "mute_log.h"
 #include "protocols/registry.h"
 #include "protocols/stage.h"
 
@@ -63,13 +64,7 @@ class Conn {
   testing::ScriptedConnection script_;
 };
 
-struct MuteLog : conn::KernelConnState {
-  std::vector<uint64_t> muted;
-  void Forget(uint32_t, uint32_t) override {}
-  void MutePayload(uint32_t, uint32_t, uint64_t conn_id, bool) override {
-    muted.push_back(conn_id);
-  }
-};
+using zerotrace::testing::MuteLog;
 
 class StageTest : public ::testing::Test {
  protected:

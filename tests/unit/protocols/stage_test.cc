@@ -178,13 +178,7 @@ TEST_F(StageTest, TlsPlaintextReplacesCiphertextAndSpansSayHttps) {
 
 // A TLS connection that carries no HTTP mutes its plaintext, not its socket bytes.
 TEST_F(StageTest, NonHttpTlsPlaintextIsMutedAsPlaintext) {
-  struct TlsMuteLog : conn::KernelConnState {
-    std::vector<bool> plaintext;
-    void Forget(uint32_t, uint32_t) override {}
-    void MutePayload(uint32_t, uint32_t, uint64_t, bool tls_plaintext) override {
-      plaintext.push_back(tls_plaintext);
-    }
-  } tls_kernel;
+  MuteLog tls_kernel;
   ProtocolStage producer2{MakeRegisteredProtocols({}), &sink.linker, &clock, {}, &tls_kernel};
   conn::ConnTable table2{{}, &producer2, nullptr, nullptr};
   Conn c(&table2, 8, ZT_ROLE_CLIENT);

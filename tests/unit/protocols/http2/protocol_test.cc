@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "h2_test_util.h"
+#include "mute_log.h"
 #include "protocols/registry.h"
 #include "protocols/stage.h"
 
@@ -161,14 +162,6 @@ class Conn {
   uint64_t sent_ = 0, received_ = 0, ts_ = 0;
 };
 
-struct NoKernel : conn::KernelConnState {
-  std::vector<uint64_t> muted;
-  void Forget(uint32_t, uint32_t) override {}
-  void MutePayload(uint32_t, uint32_t, uint64_t conn_id, bool) override {
-    muted.push_back(conn_id);
-  }
-};
-
 class Http2StageTest : public ::testing::Test {
  protected:
   const Http2Stats& h2() {
@@ -180,7 +173,7 @@ class Http2StageTest : public ::testing::Test {
   }
   Collect sink;
   WallClock clock;
-  NoKernel kernel;
+  zerotrace::testing::MuteLog kernel;
   ProtocolStage stage{MakeRegisteredProtocols({}), &sink.linker, &clock, {}, &kernel};
   conn::ConnTable table{{}, &stage, nullptr, nullptr};
 };

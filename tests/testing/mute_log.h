@@ -1,0 +1,22 @@
+// A kernel side for tests of the protocol stage: records which connections userspace muted, and
+// whether each mute was of TLS plaintext, instead of writing BPF maps.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "conn/conn_table.h"
+
+namespace zerotrace::testing {
+
+struct MuteLog : conn::KernelConnState {
+  std::vector<uint64_t> muted;  // conn ids, in the order they were muted
+  std::vector<bool> plaintext;  // per mute: its TLS plaintext, not its socket bytes
+  void Forget(uint32_t, uint32_t) override {}
+  void MutePayload(uint32_t, uint32_t, uint64_t conn_id, bool tls_plaintext) override {
+    muted.push_back(conn_id);
+    plaintext.push_back(tls_plaintext);
+  }
+};
+
+}  // namespace zerotrace::testing
