@@ -164,12 +164,9 @@ void BatchQueue<T>::Release(std::vector<T>&& batch) {
     UpdateRefusing();
     // A few chunks cover the steady state (one filling, one exporting, one coming back).
     // Each kept chunk holds up to max_batch_size exported spans until pushes swap them out,
-    // so keeping enough for a full queue held ~9 MB of dead spans after a burst; large
-    // batches keep fewer chunks, so that no more than ~kKeptSpans dead spans stay.
+    // so keeping enough for a full queue held ~9 MB of dead spans after a burst.
     constexpr size_t kKeptChunks = 4;
-    constexpr size_t kKeptSpans = 9216;
-    const size_t keep = std::min({kKeptChunks, options_.capacity / options_.max_batch_size + 2,
-                                  std::max<size_t>(3, kKeptSpans / options_.max_batch_size)});
+    const size_t keep = std::min(kKeptChunks, options_.capacity / options_.max_batch_size + 2);
     if (free_storage_.size() < keep) {
       free_storage_.push_back(std::move(storage));
       return;

@@ -34,10 +34,9 @@ struct ExportCounters {
 struct SpanQueueOptions {
   // Most spans held by the pipeline at once: queued plus popped-but-not-released.
   size_t capacity = 8192;
-  // 3072 rather than the OTel SDKs' 512: each OTLP request costs a fixed amount of CPU besides
-  // its bytes (a quarter of the export thread's CPU at 512; at 2048, one call after the thread
-  // idled ~0.35 ms of ~0.9 ms, docs/PERFORMANCE.md); the exporter caps request bytes.
-  size_t max_batch_size = 3072;
+  // 2048 rather than the OTel SDKs' 512: each OTLP request costs a fixed amount of CPU besides
+  // its bytes (a quarter of the export thread's CPU at 512); the exporter caps request bytes.
+  size_t max_batch_size = 2048;
   // A queued span waits at most this long for its batch to fill up.
   std::chrono::milliseconds max_batch_delay{200};
   // Encoded spans (EncodedSpan) only: most bytes of encoding held at once, queued plus popped

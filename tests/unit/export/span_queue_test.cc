@@ -246,25 +246,6 @@ TEST(SpanQueueTest, PopTimesOutWhenNothingIsReady) {
   EXPECT_EQ(q.counters().dropped_stopping.load(), 1u);
 }
 
-// Spare chunks keep their exported spans (dead, until pushes swap them out): with large
-// batches fewer chunks are kept, so that a burst leaves no more dead spans resident than
-// four chunks of 2048 did (three of 3072, the default).
-TEST(SpanQueueTest, LargeBatchesKeepFewerSpareChunks) {
-  for (const size_t batch_size : {size_t{2048}, size_t{3072}}) {
-    SpanQueue q({.capacity = 16384, .max_batch_size = batch_size});
-    std::vector<std::vector<Span>> popped;  // four full batches out at once
-    for (int i = 0; i < 4; i++) {
-      for (size_t k = 0; k < batch_size; k++) ASSERT_TRUE(q.TryPush(Named("s")));
-      std::vector<Span> batch;
-      ASSERT_EQ(q.PopReady(&batch, Clock::now()), SpanQueue::PopResult::kBatch);
-      ASSERT_EQ(batch.size(), batch_size);
-      popped.push_back(std::move(batch));
-    }
-    for (auto& batch : popped) q.Release(std::move(batch));
-    EXPECT_EQ(q.spare_chunks(), batch_size == 2048 ? 4u : 3u) << batch_size;
-  }
-}
-
 TEST(SpanQueueTest, SpareStorageCanBeDroppedAndPushesGoOn) {
   SpanQueue q({.capacity = 8, .max_batch_size = 2, .max_batch_delay = milliseconds(0)});
   ExportAB(q);
