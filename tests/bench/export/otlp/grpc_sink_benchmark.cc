@@ -1,6 +1,7 @@
 // CPU per span of OTLP/gRPC export to a real otlp-sink process: the exporting thread's, the
 // whole process's (gRPC's own threads included) and the sink's, at the agent's pace or flat out.
 #include <benchmark/benchmark.h>
+#include <dirent.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,6 +20,7 @@
 
 #include "export/otlp_grpc_exporter.h"
 #include "export/otlp_proto.h"
+#include "export/span_queue.h"
 #include "otlp_test_support.h"
 
 extern char** environ;
@@ -39,10 +42,11 @@ double ClockSeconds(clockid_t clock) {
 
 double ProcessCpuSeconds() { return ClockSeconds(CLOCK_PROCESS_CPUTIME_ID); }
 
-// `otlp-sink --grpc 127.0.0.1:0 --http off --quiet` as a child process, killed on destruction.
+// `otlp-sink --grpc 127.0.0.1:0 --http off --quiet` (or `--count-only`, as
+// tests/bench/overhead/run starts it) as a child process, killed on destruction.
 class SinkProcess {
  public:
-  SinkProcess() {
+  explicit SinkProcess(bool count_only = false) {
     const char* path = std::getenv("ZT_OTLP_SINK");
     if (path == nullptr) path = ZT_OTLP_SINK_PATH;
     int out[2];
@@ -51,7 +55,9 @@ class SinkProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, out[0]);
-    const char* argv[] = {path, "--grpc", "127.0.0.1:0", "--http", "off", "--quiet", nullptr};
+    const char* argv[] = {path,     "--grpc", "127.0.0.1:0",
+                          "--http", "off",    count_only ? "--count-only" : "--quiet",
+                          nullptr};
     if (posix_spawn(&pid_, path, &actions, nullptr, const_cast<char* const*>(argv), environ) != 0) {
       pid_ = -1;
     }
@@ -152,6 +158,211 @@ BENCHMARK(BM_GrpcExportToSink)
     ->Args({1024, 20})
     ->Args({2048, 20})
     ->Iterations(150)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// The agent's path: spans encoded beforehand (on the consumer thread, EncodeOtlpSpan), the
+// exporting thread only assembling each request from their bytes (ExportEncoded) and sending it,
+// to `otlp-sink --count-only` as in tests/bench/overhead/run. Args: batch size, pause between
+// batches in ms (the agent at 10k requests/s, 20k spans/s, sends a 2048-span batch every
+// ~100 ms). CPU per span of the exporting thread and of the whole process.
+void BM_GrpcExportEncodedToSink(benchmark::State& state) {
+  const int batch = static_cast<int>(state.range(0));
+  const auto pause = std::chrono::milliseconds(state.range(1));
+  SinkProcess sink(/*count_only=*/true);
+  if (sink.endpoint().empty()) {
+    state.SkipWithError("otlp-sink did not start (set ZT_OTLP_SINK)");
+    return;
+  }
+  OtlpConfig config;
+  config.protocol = OtlpConfig::Protocol::kGrpc;
+  config.endpoint = sink.endpoint();
+  config.insecure = true;
+  auto made = OtlpGrpcExporter::Create(config);
+  if (!made.ok()) {
+    state.SkipWithError(made.status().message().c_str());
+    return;
+  }
+  OtlpGrpcExporter& exporter = **made;
+  std::vector<EncodedSpan> encoded(static_cast<size_t>(batch));
+  {
+    const auto spans = testing::TypicalBatch(batch);
+    for (size_t i = 0; i < spans.size(); i++) {
+      EncodeOtlpSpan(spans[i], &encoded[i].bytes);
+      encoded[i].resource = spans[i].resource;
+    }
+  }
+  for (int i = 0; i < 3; i++) (void)exporter.ExportEncoded(encoded);  // connect, warm up
+  const uint64_t ok0 = exporter.counters().spans_ok.load();
+  double thread_cpu = 0, process_cpu = 0;
+  rusage ru0;
+  getrusage(RUSAGE_THREAD, &ru0);
+  for (auto _ : state) {
+    const double t0 = ThreadCpuSeconds(), p0 = ProcessCpuSeconds();
+    (void)exporter.ExportEncoded(encoded);
+    thread_cpu += ThreadCpuSeconds() - t0;
+    process_cpu += ProcessCpuSeconds() - p0;
+    if (pause.count() > 0) {
+      state.PauseTiming();
+      std::this_thread::sleep_for(pause);
+      state.ResumeTiming();
+    }
+  }
+  const double n = static_cast<double>(state.iterations()) * batch;
+  state.SetItemsProcessed(static_cast<int64_t>(n));
+  state.counters["thread_ns_per_span"] = thread_cpu * 1e9 / n;
+  state.counters["process_ns_per_span"] = process_cpu * 1e9 / n;
+  rusage ru1;
+  getrusage(RUSAGE_THREAD, &ru1);
+  const auto us = [](const timeval& a, const timeval& b) {
+    return static_cast<double>(b.tv_sec - a.tv_sec) * 1e6 +
+           static_cast<double>(b.tv_usec - a.tv_usec);
+  };
+  state.counters["thread_sys_share"] =
+      us(ru0.ru_stime, ru1.ru_stime) /
+      (us(ru0.ru_stime, ru1.ru_stime) + us(ru0.ru_utime, ru1.ru_utime));
+  if (exporter.counters().spans_ok.load() - ok0 != static_cast<uint64_t>(n)) {
+    state.SkipWithError("not every span was accepted");
+  }
+}
+BENCHMARK(BM_GrpcExportEncodedToSink)
+    ->ArgNames({"batch", "pause_ms"})
+    ->Args({2048, 0})
+    ->Iterations(300)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GrpcExportEncodedToSink)
+    ->ArgNames({"batch", "pause_ms"})
+    ->Args({2048, 20})
+    ->Args({2048, 100})
+    ->Args({1, 100})
+    ->Args({1, 0})
+    ->Iterations(100)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// The CPU time of this process's thread named `name` (the export thread), from its schedstat.
+double NamedThreadCpuSeconds(const char* name) {
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return 0;
+  double seconds = 0;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string task = std::string("/proc/self/task/") + e->d_name;
+    std::ifstream comm(task + "/comm");
+    std::string line;
+    if (!std::getline(comm, line) || line != name) continue;
+    std::ifstream stat(task + "/schedstat");
+    uint64_t ns = 0;
+    if (stat >> ns) seconds = static_cast<double>(ns) * 1e-9;
+  }
+  closedir(dir);
+  return seconds;
+}
+
+// The agent's whole export path at its pace: this thread pushes spans as the ring-buffer
+// consumer does (ExportWorker::TryPushBatched, which encodes them here, and CommitBatch after
+// each poll round), 200 every 10 ms (10k requests/s, two spans each), for 4 s; the worker's
+// export thread batches them (SpanQueueOptions as the agent leaves them) and sends them over
+// gRPC to `otlp-sink --count-only`. CPU per span of the export thread (wakeups, assembly,
+// calls) and of this one.
+void BM_PacedWorkerToSink(benchmark::State& state) {
+  constexpr int kPerRound = 200;
+  constexpr auto kRound = std::chrono::milliseconds(10);
+  constexpr int kRounds = 400;
+  SinkProcess sink(/*count_only=*/true);
+  if (sink.endpoint().empty()) {
+    state.SkipWithError("otlp-sink did not start (set ZT_OTLP_SINK)");
+    return;
+  }
+  OtlpConfig config;
+  config.protocol = OtlpConfig::Protocol::kGrpc;
+  config.endpoint = sink.endpoint();
+  config.insecure = true;
+  const auto spans = testing::TypicalBatch(kPerRound);
+  double export_cpu = 0, pusher_cpu = 0;
+  uint64_t pushed = 0, exported = 0, batches = 0;
+  for (auto _ : state) {
+    auto made = OtlpGrpcExporter::Create(config);
+    if (!made.ok()) {
+      state.SkipWithError(made.status().message().c_str());
+      return;
+    }
+    const OtlpGrpcExporter* exporter = made->get();
+    std::vector<std::unique_ptr<SpanExporter>> exporters;
+    exporters.push_back(std::move(*made));
+    ExportWorker worker({}, std::move(exporters));
+    const double e0 = NamedThreadCpuSeconds("zt-export");
+    double p = 0;
+    auto next = std::chrono::steady_clock::now();
+    for (int round = 0; round < kRounds; round++) {
+      const double t0 = ThreadCpuSeconds();
+      for (const trace::Span& span : spans) {
+        trace::Span copy = span;
+        pushed += worker.TryPushBatched(std::move(copy)) ? 1 : 0;
+      }
+      worker.CommitBatch();
+      p += ThreadCpuSeconds() - t0;
+      next += kRound;
+      std::this_thread::sleep_until(next);
+    }
+    // The last partial batch waits out its delay, as in the agent; then the thread ends.
+    std::this_thread::sleep_for(SpanQueueOptions{}.max_batch_delay + std::chrono::milliseconds(50));
+    export_cpu += NamedThreadCpuSeconds("zt-export") - e0;
+    pusher_cpu += p;
+    batches += exporter->counters().batches_ok.load();
+    (void)worker.Stop(std::chrono::seconds(5));
+    exported += worker.counters().exported.load();
+  }
+  const double n = static_cast<double>(pushed);
+  state.counters["export_thread_ns_per_span"] = export_cpu * 1e9 / n;
+  state.counters["pusher_ns_per_span"] = pusher_cpu * 1e9 / n;
+  state.counters["spans_per_call"] = batches > 0 ? n / static_cast<double>(batches) : 0;
+  if (exported != pushed ||
+      pushed != uint64_t{kPerRound} * kRounds * static_cast<uint64_t>(state.iterations())) {
+    state.SkipWithError("not every span was exported");
+  }
+}
+BENCHMARK(BM_PacedWorkerToSink)
+    ->Iterations(1)
+    ->Repetitions(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The request assembly alone (AssignOtlpProto, what ExportEncoded does before the call) at the
+// same pace: the encoded spans and the request buffer as cold as on the export thread.
+void BM_AssignOtlpProtoPaced(benchmark::State& state) {
+  const int batch = static_cast<int>(state.range(0));
+  const auto pause = std::chrono::milliseconds(state.range(1));
+  std::vector<EncodedSpan> encoded(static_cast<size_t>(batch));
+  {
+    const auto spans = testing::TypicalBatch(batch);
+    for (size_t i = 0; i < spans.size(); i++) {
+      EncodeOtlpSpan(spans[i], &encoded[i].bytes);
+      encoded[i].resource = spans[i].resource;
+    }
+  }
+  std::string body;
+  double thread_cpu = 0;
+  for (auto _ : state) {
+    const double t0 = ThreadCpuSeconds();
+    AssignOtlpProto(encoded, &body);
+    benchmark::DoNotOptimize(body.data());
+    thread_cpu += ThreadCpuSeconds() - t0;
+    if (pause.count() > 0) {
+      state.PauseTiming();
+      std::this_thread::sleep_for(pause);
+      state.ResumeTiming();
+    }
+  }
+  const double n = static_cast<double>(state.iterations()) * batch;
+  state.counters["thread_ns_per_span"] = thread_cpu * 1e9 / n;
+}
+BENCHMARK(BM_AssignOtlpProtoPaced)
+    ->ArgNames({"batch", "pause_ms"})
+    ->Args({2048, 0})
+    ->Args({2048, 100})
+    ->Iterations(100)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
