@@ -82,8 +82,7 @@ void MetricsStage::OnSpan(const trace::Span& span, uint64_t now_ns) {
     graph_.OnClient(g, now_ns);  // records the RED client series once paired or not
   } else {
     if (shape.series == nullptr) shape.series = red_.Resolve(shape.key, {});
-    red_.RecordTo(shape.series, seconds);
-    graph_.OnServer(g, now_ns);
+    graph_.OnServer(g, now_ns);  // records the RED server series, under the lock it takes
   }
 }
 

@@ -278,9 +278,13 @@ RedMetrics::Series* RedMetrics::Resolve(const SeriesKey& key, std::string_view p
 }
 
 void RedMetrics::RecordTo(Series* s, double seconds) {
+  std::lock_guard lock(mu_);
+  RecordToLocked(s, seconds);
+}
+
+void RedMetrics::RecordToLocked(Series* s, double seconds) {
   const InstrumentSpec& spec = Instruments()[static_cast<size_t>(s->instrument)];
   if (s->overflow) overflow_.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lock(mu_);
   s->data.Record(seconds, spec.bounds);
 }
 

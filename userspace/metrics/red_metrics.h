@@ -77,6 +77,12 @@ class RedMetrics {
   // then durations into it. A series lives as long as this object.
   Series* Resolve(const SeriesKey& key, std::string_view peer_service);
   void RecordTo(Series* series, double seconds);
+  // RecordTo with mutex() already held: a caller that updates its own data under the same lock
+  // (the service graph's edges) takes one lock per request, not two.
+  void RecordToLocked(Series* series, double seconds);
+  // The lock guarding the series' data; a store that shares it must not call Resolve, RecordTo
+  // or AppendSnapshot while holding it.
+  std::mutex& mutex() const { return mu_; }
 
   // Any thread: every series, grouped by service, appended to *out.
   void AppendSnapshot(std::vector<ResourceMetrics>* out) const;

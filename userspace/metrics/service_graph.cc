@@ -45,16 +45,22 @@ void ServiceGraph::OnClient(const GraphSpan& span, uint64_t now_ns) {
 }
 
 void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
+  RedMetrics::Series* const series = (*span.shape)->series;
   if (span.parent_span_id == 0) {
     std::lock_guard lock(mu_);
+    red_->RecordToLocked(series, span.seconds);
     unpaired_servers_++;  // a root: its caller is not traced here
     return;
   }
   if (auto it = clients_.find(span.parent_span_id); it != clients_.end()) {
     const Side s{span.shape->get(), span.seconds, span.error};
-    Record(it->second.side(), &s);
+    Record(it->second.side(), &s, /*server_series=*/true);
     clients_.erase(it);
     return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    red_->RecordToLocked(series, span.seconds);
   }
   if (servers_.size() >= options_.max_pending && !server_deadlines_.empty()) {
     {
@@ -101,7 +107,7 @@ void ServiceGraph::Expire(uint64_t now_ns, bool all) {
 // Writer thread: one request on the edge from the client's service to the server's service or,
 // without a server (`s` null), to the client's peer address. The client's shape remembers the
 // series and edge of its last server and of its peer: found once, not per request.
-void ServiceGraph::Record(const Side& c, const Side* s) {
+void ServiceGraph::Record(const Side& c, const Side* s, bool server_series) {
   SpanShape& shape = *c.shape;
   const bool peer = s == nullptr;
   RedMetrics::Series* series;
@@ -116,9 +122,10 @@ void ServiceGraph::Record(const Side& c, const Side* s) {
     }
     series = shape.series;
   }
-  red_->RecordTo(series, c.seconds);
   const bool failed = c.error || (s != nullptr && s->error);
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(mu_);  // red_'s: the series and the edge under one lock
+  if (server_series) red_->RecordToLocked(s->shape->series, s->seconds);
+  red_->RecordToLocked(series, c.seconds);
   (peer ? to_peer_ : paired_)++;
   GraphEdge*& memo = peer ? shape.peer_edge : shape.edge;
   if (memo == nullptr) memo = FindEdge(shape.service, peer ? shape.peer : s->shape->service, peer);

@@ -66,10 +66,13 @@ class ServiceGraph {
     bool sketches = true;              // each edge's latency sketch (the top view's)
   };
   // Client durations go to `red` once their server is known (peer.service), or not.
-  ServiceGraph(Options options, RedMetrics* red) : options_(options), red_(red) {}
+  // Its data shares `red`'s lock (one lock per request for the edge and the client's series).
+  ServiceGraph(Options options, RedMetrics* red)
+      : options_(options), red_(red), mu_(red->mutex()) {}
 
   // Hot path, one writer thread.
   void OnClient(const GraphSpan& span, uint64_t now_ns);
+  // Also records the server span's duration into its shape's RED series (resolved already).
   void OnServer(const GraphSpan& span, uint64_t now_ns);
   // Writer thread: clients waiting past their time become edges to their peer address, and
   // servers waiting past theirs are counted as unpaired. `now_ns` 0 with `all`: everything.
@@ -95,7 +98,8 @@ class ServiceGraph {
   };
   using Edge = GraphEdge;
   // One request: the client's side and, if paired, the server's (else: to the peer address).
-  void Record(const Side& c, const Side* s);
+  // `server_series`: the server's duration goes into its RED series too, under the same lock.
+  void Record(const Side& c, const Side* s, bool server_series = false);
   Edge* FindEdge(std::string_view client, std::string_view server, bool peer);
   void ExpireClient(uint64_t span_id);
   void ExpireServer(uint64_t parent_id);
@@ -106,8 +110,8 @@ class ServiceGraph {
   std::unordered_map<uint64_t, Pending> clients_;  // by span id
   std::unordered_map<uint64_t, Pending> servers_;  // by parent (client) span id
   std::deque<std::pair<uint64_t, uint64_t>> client_deadlines_, server_deadlines_;
-  // Readers too.
-  mutable std::mutex mu_;
+  // Readers too: what follows is guarded by red_'s lock.
+  std::mutex& mu_;
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }

@@ -13,7 +13,7 @@ void AddEndpointAttributes(const ConnEndpoints& e, AttributeWriter* w) {
 }
 
 void FrameSpan(uint64_t start_ns, uint64_t end_ns, const ConnEndpoints& e, const WallClock& clock,
-               std::shared_ptr<const Resource> resource, Span* span) {
+               const std::shared_ptr<const Resource>& resource, Span* span) {
   span->trace_id = {};
   span->span_id = {};
   span->parent_span_id = {};
@@ -24,7 +24,8 @@ void FrameSpan(uint64_t start_ns, uint64_t end_ns, const ConnEndpoints& e, const
   AttributeWriter attrs(&span->attributes, span->attributes.size());
   AddEndpointAttributes(e, &attrs);
   attrs.Done();
-  span->resource = std::move(resource);
+  // A recycled span of the same process keeps its pointer: no count changes (2 atomic updates).
+  if (span->resource != resource) span->resource = resource;
 }
 
 }  // namespace zerotrace::trace

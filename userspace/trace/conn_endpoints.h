@@ -31,6 +31,6 @@ void AddEndpointAttributes(const ConnEndpoints& e, AttributeWriter* w);
 // *span already: kind, wall-clock times of the monotonic [start_ns, end_ns], the endpoint
 // attributes, the resource. Ids are cleared: the linker assigns them.
 void FrameSpan(uint64_t start_ns, uint64_t end_ns, const ConnEndpoints& e, const WallClock& clock,
-               std::shared_ptr<const Resource> resource, Span* span);
+               const std::shared_ptr<const Resource>& resource, Span* span);
 
 }  // namespace zerotrace::trace

@@ -45,6 +45,11 @@ TEST(HttpRoute, SplitTarget) {
       {"/a/b", "", "", "/a/b", ""},
       {"/a?", "", "", "/a", ""},
       {"/a#frag", "", "", "/a", ""},
+      {"/a?x=1#frag", "", "", "/a", "x=1"},
+      {"/a#frag?x=1", "", "", "/a", ""},
+      {"/a?x=1?y=2&z", "", "", "/a", "x=1?y=2&z"},
+      {"/?#", "", "", "/", ""},
+      {"/", "", "", "/", ""},
       {"http://example.com:8080/p?q=1", "http", "example.com:8080", "/p", "q=1"},
       {"http://example.com", "http", "example.com", "/", ""},
       {"http://example.com?q", "http", "example.com", "/", "q"},
@@ -120,6 +125,11 @@ TEST(HttpRoute, RedactPathAndRoute) {
       {"/cart;SECRET", "/cart;REDACTED", "/cart"},
       {"/reset/" + jwt, "/reset/REDACTED", "/reset/{token}"},
       {"/users/42/orders", "", "/users/{id}/orders"},  // nothing to redact: not copied
+      {"/k/" + jwt + "/x", "/k/REDACTED/x", "/k/{token}/x"},
+      {"/" + jwt + "/", "/REDACTED/", "/{token}/"},
+      {"/a/b;", "/a/b;", "/a/b"},
+      {"/" + std::string(40, 'w') + "/x", "", "/" + std::string(40, 'w') + "/x"},  // a word
+      {"", "", "/"},
   };
   for (const Case& tc : cases) {
     std::string out;
