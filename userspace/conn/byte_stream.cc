@@ -314,7 +314,7 @@ ByteStream::RangeMap::iterator ByteStream::PlaceGap(uint64_t start, uint64_t sto
   return gap;
 }
 
-void ByteStream::ReleaseIdle() {
+void ByteStream::FreeIdle() {
   if (!ranges_.empty() || front_ < end_) return;
   std::vector<RangeMap::node_type>().swap(spare_);
   std::vector<TsMark>().swap(ts_marks_);

@@ -97,7 +97,9 @@ class ByteStream {
 
   // Frees what the stream keeps for reuse (released range buffers, time marks) once every
   // known byte is consumed: for connections that rest between messages. No-op otherwise.
-  void ReleaseIdle();
+  void ReleaseIdle() {
+    if (spare_.capacity() != 0 || ts_marks_.capacity() != 0) FreeIdle();
+  }
 
   uint64_t front_pos() const { return front_; }
   // One past the furthest byte known to exist (data or gap).
@@ -128,6 +130,7 @@ class ByteStream {
   };
 
   void KeepLent();
+  void FreeIdle();
   void PlaceData(uint64_t pos, std::string_view data, const Stamp& stamp, RangeMap::iterator next);
   RangeMap::iterator PlaceGap(uint64_t start, uint64_t stop, RangeMap::iterator next);
   RangeMap::iterator NewRange(uint64_t start, RangeMap::iterator hint);
