@@ -58,7 +58,8 @@ class ByteStream {
   // Copies lent bytes that are still unconsumed into the stream's own buffer (and makes a
   // gap that followed them, not yet consumed, a range).
   void Settle() {
-    if (lent_data_ != nullptr || (ranges_.empty() && end_ > front_)) KeepLent();
+    if (end_ > front_ && (lent_data_ != nullptr || ranges_.empty())) KeepLent();
+    lent_data_ = nullptr;
   }
   // Hot path. Marks [pos, pos+len) as bytes that exist but were not captured. A gap that
   // directly follows lent bytes and has their syscall's time and thread (the rest of a call
