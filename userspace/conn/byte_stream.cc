@@ -48,14 +48,31 @@ void ByteStream::AddDataLent(uint64_t pos, std::string_view data, uint64_t ts_ns
   stats_->bytes_added += len;
 }
 
-// What a Settle() keeps: the unconsumed lent bytes become the stream's only range.
+// What a Settle() keeps: the unconsumed lent bytes become the stream's first range, and the
+// inline gap after them (or what is left of it) a gap range.
 void ByteStream::KeepLent() {
-  AddTsMark(front_, front_ + lent_size_, {lent_ts_ns_, lent_tid_});
-  Range& range = NewRange(front_, ranges_.end())->second;
-  range.is_gap = false;
-  range.base = front_;
-  range.end = front_ + lent_size_;
-  range.bytes.assign(lent_data_, lent_size_);
+  const Stamp stamp{lent_ts_ns_, lent_tid_};
+  const uint64_t data_end = front_ + lent_size_;
+  const bool gap_reached = lent_data_ == nullptr;  // its first byte was consumed (counted)
+  if (lent_size_ != 0) {
+    AddTsMark(front_, data_end, stamp);
+    Range& range = NewRange(front_, ranges_.end())->second;
+    range.is_gap = false;
+    range.base = front_;
+    range.end = data_end;
+    range.bytes.assign(lent_data_, lent_size_);
+  }
+  if (end_ > data_end) {
+    AddTsMark(data_end, end_, stamp);
+    // A gap already entered is keyed before the front, as a range partly consumed is, so
+    // that reaching the front does not count it again.
+    const uint64_t key = gap_reached ? front_ - 1 : data_end;
+    Range& gap = NewRange(key, ranges_.end())->second;
+    gap.is_gap = true;
+    gap.base = key;
+    gap.end = end_;
+    gap.bytes.clear();
+  }
   lent_data_ = nullptr;
   lent_size_ = 0;
 }
@@ -105,9 +122,15 @@ void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, ui
 
 // Hot path.
 void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid) {
-  Settle();
   len = ClampLen(pos, len);
   if (len == 0) return;
+  // The rest of a lent record's syscall (a body the kernel skipped): inline, as the record.
+  if (lent_data_ != nullptr && pos == end_ && pos >= front_ && ts_ns == lent_ts_ns_ &&
+      tid == lent_tid_) {
+    end_ = pos + len;
+    return;
+  }
+  Settle();
   const uint64_t end = pos + len;
   if (end <= front_) return;
   pos = std::max(pos, front_);
@@ -152,11 +175,14 @@ void ByteStream::DeclareHolesAsGaps() {
 ByteStream::Front ByteStream::Peek() const {
   Front front;
   front.pos = front_;
-  if (lent_size_ != 0) {
-    front.data = lent();
+  if (ranges_.empty()) {  // lent bytes, else the inline gap after them, else nothing
+    if (lent_size_ != 0) {
+      front.data = lent();
+    } else {
+      front.gap = end_ - front_;
+    }
     return front;
   }
-  if (ranges_.empty()) return front;
   const auto& [start, range] = *ranges_.begin();
   if (start > front_) return front;  // unknown hole: the parser waits
   if (range.is_gap) {
@@ -168,7 +194,7 @@ ByteStream::Front ByteStream::Peek() const {
 }
 
 bool ByteStream::GapAfterFrontData() const {
-  if (ranges_.empty()) return false;
+  if (ranges_.empty()) return lent_size_ != 0 && end_ > front_ + lent_size_;
   auto front = ranges_.begin();
   if (front->first > front_ || front->second.is_gap) return false;
   auto next = std::next(front);
@@ -178,13 +204,27 @@ bool ByteStream::GapAfterFrontData() const {
 // Hot path.
 void ByteStream::Consume(uint64_t n) {
   n = ClampLen(front_, n);
-  if (lent_size_ != 0) {
+  if (ranges_.empty()) {  // lent bytes and the inline gap after them, or nothing
     const uint32_t step = static_cast<uint32_t>(std::min<uint64_t>(n, lent_size_));
     lent_data_ += step;
     lent_size_ -= step;
     buffered_ -= step;
     front_ += step;
     n -= step;
+    if (n > 0 && end_ > front_) {
+      const uint64_t gap = std::min(n, end_ - front_);
+      if (lent_data_ != nullptr) {  // its first byte: the gap reached the front
+        ++stats_->gaps;
+        lent_data_ = nullptr;
+      }
+      stats_->gap_bytes += gap;
+      front_ += gap;
+      n -= gap;
+    }
+    front_ += n;  // past every known byte: an unknown hole
+    end_ = std::max(end_, front_);
+    if (!ts_marks_.empty()) PruneTsMarks();
+    return;
   }
   while (n > 0) {
     if (ranges_.empty()) {
@@ -222,7 +262,9 @@ void ByteStream::ConsumeTo(uint64_t pos) {
 
 ByteStream::Stamp ByteStream::StampAt(uint64_t pos) const {
   if (pos < front_) return {};
-  if (lent_size_ != 0 && pos - front_ < lent_size_) return {lent_ts_ns_, lent_tid_};
+  if (ranges_.empty()) {  // lent bytes and the inline gap after them: one syscall's
+    return pos < end_ ? Stamp{lent_ts_ns_, lent_tid_} : Stamp{};
+  }
   const auto first = ts_marks_.begin() + static_cast<std::ptrdiff_t>(ts_head_);
   auto it = std::upper_bound(first, ts_marks_.end(), pos,
                              [](uint64_t p, const TsMark& mark) { return p < mark.start; });
@@ -272,7 +314,7 @@ ByteStream::RangeMap::iterator ByteStream::PlaceGap(uint64_t start, uint64_t sto
   return gap;
 }
 
-void ByteStream::ReleaseIdle() {
+void ByteStream::FreeIdle() {
   if (!ranges_.empty() || front_ < end_) return;
   std::vector<RangeMap::node_type>().swap(spare_);
   std::vector<TsMark>().swap(ts_marks_);

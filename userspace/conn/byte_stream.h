@@ -55,11 +55,15 @@ class ByteStream {
   // lies. `data` must stay valid until Settle(), which copies what was not consumed. Its
   // syscall's time and thread are kept inline (no time mark, so no allocation) until then.
   void AddDataLent(uint64_t pos, std::string_view data, uint64_t ts_ns, uint32_t tid = 0);
-  // Copies lent bytes that are still unconsumed into the stream's own buffer.
+  // Copies lent bytes that are still unconsumed into the stream's own buffer (and makes a
+  // gap that followed them, not yet consumed, a range).
   void Settle() {
-    if (lent_size_ != 0) KeepLent();
+    if (end_ > front_ && (lent_data_ != nullptr || ranges_.empty())) KeepLent();
+    lent_data_ = nullptr;
   }
-  // Hot path. Marks [pos, pos+len) as bytes that exist but were not captured.
+  // Hot path. Marks [pos, pos+len) as bytes that exist but were not captured. A gap that
+  // directly follows lent bytes and has their syscall's time and thread (the rest of a call
+  // whose body the kernel skipped) is kept inline until Settle(), as the lent bytes are.
   void AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid = 0);
   // Every hole before the furthest known position becomes a gap.
   void DeclareHolesAsGaps();
@@ -94,7 +98,9 @@ class ByteStream {
 
   // Frees what the stream keeps for reuse (released range buffers, time marks) once every
   // known byte is consumed: for connections that rest between messages. No-op otherwise.
-  void ReleaseIdle();
+  void ReleaseIdle() {
+    if (spare_.capacity() != 0 || ts_marks_.capacity() != 0) FreeIdle();
+  }
 
   uint64_t front_pos() const { return front_; }
   // One past the furthest byte known to exist (data or gap).
@@ -103,7 +109,7 @@ class ByteStream {
   size_t buffered_bytes() const { return buffered_; }
   // Heap bytes the stream holds besides buffered data: time marks and spare range nodes.
   size_t reserved_bytes() const;
-  bool empty() const { return ranges_.empty() && lent_size_ == 0; }
+  bool empty() const { return ranges_.empty() && lent_size_ == 0 && end_ <= front_; }
   const ByteStreamStats& stats() const { return *stats_; }
 
  private:
@@ -125,6 +131,7 @@ class ByteStream {
   };
 
   void KeepLent();
+  void FreeIdle();
   void PlaceData(uint64_t pos, std::string_view data, const Stamp& stamp, RangeMap::iterator next);
   RangeMap::iterator PlaceGap(uint64_t start, uint64_t stop, RangeMap::iterator next);
   RangeMap::iterator NewRange(uint64_t start, RangeMap::iterator hint);
@@ -144,6 +151,10 @@ class ByteStream {
   uint32_t ts_head_ = 0;  // live marks are ts_marks_[ts_head_, size())
   // Bytes at front_ still in the caller's buffer (AddDataLent); while set, ranges_ is empty,
   // and the syscall that moved them is lent_ts_ns_ / lent_tid_ (they have no time mark).
+  // With ranges_ empty, [front_ + lent_size_, end_) is a known gap of that syscall, kept
+  // inline (no range, no mark): end_ > front_ happens only so. lent_data_ stays set (at the
+  // lent bytes' end once they are consumed) until that gap's first byte is consumed, so that
+  // the gap is counted once when it reaches the front.
   const char* lent_data_ = nullptr;
   uint32_t lent_size_ = 0;
   uint32_t lent_tid_ = 0;

@@ -94,10 +94,14 @@ void MirrorDrops(const ByteStream& s, Model& m) {
 void Consume(ByteStream& s, Model& m, uint64_t n);
 void CheckInvariants(const ByteStream& s, const Model& m, size_t cap, bool timed);
 
+void AddGap(ByteStream& s, Model& m, uint64_t pos, uint64_t len, uint64_t ts);
+
 // `lent`: through AddDataLent, as the connection table does; `lent_consume` bytes are then
 // consumed and the invariants checked while the bytes are still the caller's, before Settle().
+// `lent_gap`: the rest of the lent bytes' syscall is a gap of that many bytes (a body the
+// kernel skipped, ZT_DATA_REST_GAP), added right after them with their time.
 void AddData(ByteStream& s, Model& m, uint64_t pos, uint64_t len, uint8_t variant, uint64_t ts,
-             bool lent = false, uint64_t lent_consume = 0, size_t cap = 0) {
+             bool lent = false, uint64_t lent_consume = 0, size_t cap = 0, uint64_t lent_gap = 0) {
   if (pos + len >= kSpace) return;
   std::string bytes(len, '\0');
   for (uint64_t i = 0; i < len; ++i) bytes[i] = static_cast<char>(TrueByte(pos + i) ^ variant);
@@ -122,6 +126,7 @@ void AddData(ByteStream& s, Model& m, uint64_t pos, uint64_t len, uint8_t varian
   if (len > 0 && pos + len > m.end) m.end = pos + len;
   MirrorDrops(s, m);
   if (lent) {
+    if (lent_gap > 0) AddGap(s, m, pos + len, lent_gap, ts);
     CheckInvariants(s, m, cap, ts < kMaxTimedOps);
     Consume(s, m, std::min(lent_consume, m.end - m.front));
     CheckInvariants(s, m, cap, ts < kMaxTimedOps);
@@ -223,7 +228,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 1: {  // the same, lent (read in place where the stream is drained), then settled
         uint64_t pos = in.U8() % 4 == 0 ? NearFront(in, model) : model.front;
         uint64_t len = in.U8();
-        AddData(stream, model, pos, len, 0, ts, true, in.U8(), cap);
+        const uint64_t consume = in.U8();
+        const uint64_t gap = in.U8() % 2 == 0 ? 0 : in.U16() % 2048;
+        AddData(stream, model, pos, len, 0, ts, true, consume, cap, gap);
         break;
       }
       case 2: {  // data that disagrees: the first writer must win

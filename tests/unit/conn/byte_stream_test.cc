@@ -502,5 +502,89 @@ TEST(ByteStreamTest, LentBytesAreCopiedWhenTheyCannotBeLent) {
   }
 }
 
+// A lent record whose syscall's rest is a gap (ZT_DATA_REST_GAP: a body the kernel skipped)
+// keeps that gap inline too: no range, no time mark. Whatever the parser consumes before
+// Settle(), the stream then reads, stamps and counts exactly as if both had been copied.
+TEST(ByteStreamTest, GapAfterLentBytesIsInlineAndSettlesAsACopiedOne) {
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+  const uint64_t h = head.size(), end = h + 100;
+  for (const uint64_t consumed : {uint64_t{0}, uint64_t{4}, h, h + 30, end}) {
+    SCOPED_TRACE(consumed);
+    ByteStreamStats lent_counters, copied_counters;
+    ByteStream lent(1 << 20, &lent_counters), copied(1 << 20, &copied_counters);
+    lent.AddData(0, "x", 1);  // a message before, consumed: positions need not start at 0
+    lent.Consume(1);
+    lent.ReleaseIdle();
+    copied.AddData(0, "x", 1);
+    copied.Consume(1);
+    std::string record = head;
+    lent.AddDataLent(1, record, 5, 7);
+    lent.AddGap(1 + h, 100, 5, 7);
+    copied.AddData(1, head, 5, 7);
+    copied.AddGap(1 + h, 100, 5, 7);
+    EXPECT_EQ(lent.Peek().data.data(), record.data());  // read in place
+    EXPECT_EQ(lent.end_pos(), 1 + end);
+    EXPECT_TRUE(lent.GapAfterFrontData());
+    EXPECT_EQ(lent.StampAt(1 + h + 50).ts_ns, 5u);
+    EXPECT_EQ(lent.StampAt(1 + end - 1).tid, 7u);
+    EXPECT_EQ(lent.StampAt(1 + end).ts_ns, 0u);
+    EXPECT_EQ(lent.reserved_bytes(), 0u);
+    lent.Consume(consumed);
+    copied.Consume(consumed);
+    if (consumed == h) {  // at the gap: not counted until its first byte is consumed
+      EXPECT_EQ(lent.Peek().gap, 100u);
+      EXPECT_EQ(lent_counters.gaps, 0u);
+    }
+    lent.Settle();
+    std::fill(record.begin(), record.end(), 'z');  // the ring buffer's slot is reused
+    // Then read to the end in steps of up to 7 bytes: both show and count the same.
+    while (true) {
+      const ByteStream::Front a = lent.Peek(), b = copied.Peek();
+      EXPECT_EQ(a.pos, b.pos);
+      EXPECT_EQ(a.data, b.data);
+      EXPECT_EQ(a.gap, b.gap);
+      EXPECT_EQ(lent.GapAfterFrontData(), copied.GapAfterFrontData());
+      EXPECT_EQ(lent.StampAt(a.pos).ts_ns, copied.StampAt(b.pos).ts_ns);
+      EXPECT_EQ(lent.end_pos(), copied.end_pos());
+      EXPECT_EQ(lent.buffered_bytes(), copied.buffered_bytes());
+      if (a.data.empty() && a.gap == 0) break;
+      const uint64_t step = std::min<uint64_t>(7, a.data.empty() ? a.gap : a.data.size());
+      lent.Consume(step);
+      copied.Consume(step);
+    }
+    EXPECT_EQ(lent.front_pos(), 1 + end);
+    EXPECT_TRUE(lent.empty());
+    EXPECT_EQ(lent_counters.gaps, 1u);
+    EXPECT_EQ(lent_counters.gap_bytes, copied_counters.gap_bytes);
+    EXPECT_EQ(lent_counters.bytes_added, copied_counters.bytes_added);
+    lent.ReleaseIdle();
+    if (consumed == end) {
+      EXPECT_EQ(lent.reserved_bytes(), 0u);  // nothing was ever kept
+    }
+  }
+}
+
+// A gap of another syscall (another time or thread), or not right after the lent bytes, is a
+// range as before: the lent bytes are copied first.
+TEST(ByteStreamTest, OtherGapsWhileLentAreRanges) {
+  ByteStream stream;
+  std::string record = "abcd";
+  stream.AddDataLent(0, record, 5, 7);
+  stream.AddGap(4, 10, 6, 7);  // a later syscall's
+  std::fill(record.begin(), record.end(), 'z');
+  EXPECT_EQ(stream.Peek().data, "abcd");
+  EXPECT_EQ(stream.StampAt(4).ts_ns, 6u);
+  EXPECT_EQ(stream.StampAt(3).ts_ns, 5u);
+  record = "efgh";
+  stream.Consume(14);
+  stream.Settle();
+  stream.AddDataLent(14, record, 8, 1);
+  stream.AddGap(20, 2, 8, 1);  // past a hole
+  std::fill(record.begin(), record.end(), 'z');
+  EXPECT_EQ(stream.Peek().data, "efgh");
+  EXPECT_FALSE(stream.GapAfterFrontData());
+  EXPECT_EQ(stream.end_pos(), 22u);
+}
+
 }  // namespace
 }  // namespace zerotrace::conn

@@ -101,6 +101,9 @@ class Http1Stitcher {
 
   // A request awaiting pairing, or a loss marker standing for dropped/lost requests.
   struct Entry {
+    // User-provided: emplace_back() then runs the members' initializers only, instead of
+    // zero-filling the whole entry (≈ 0.5 KB, per request) first. Every member has one.
+    Entry() {}  // NOLINT(modernize-use-equals-default)
     uint64_t seq = 0;
     bool marker = false;
     // Request entries: the exchange being built (resp set when the response head is parsed).

@@ -2,6 +2,7 @@
 // delivered with random chunking, gaps, holes and late events (checks pairing is never wrong).
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -247,7 +248,18 @@ std::vector<Event> Schedule(FuzzedDataProvider& fdp, const std::vector<Piece>& r
   return events;
 }
 
-void Deliver(ByteStream& s, const Event& e, FuzzedDataProvider& fdp) {
+// `lent`: the bytes are the ring buffer's (a copy that the caller overwrites once the stream
+// is settled), read where they lie as the connection table has them read; a truncated write
+// is then a lent head followed by a gap of its syscall (a body the kernel skipped).
+void Deliver(ByteStream& s, const Event& e, FuzzedDataProvider& fdp,
+             const std::string* lent = nullptr) {
+  if (lent != nullptr && (e.kind == 0 || e.kind == 2)) {
+    const size_t keep =
+        e.kind == 0 ? lent->size() : fdp.ConsumeIntegralInRange<size_t>(0, lent->size());
+    s.AddDataLent(e.pos, std::string_view(*lent).substr(0, keep), e.ts);
+    if (keep < lent->size()) s.AddGap(e.pos + keep, lent->size() - keep, e.ts);
+    return;
+  }
   switch (e.kind) {
     case 1:
       s.AddGap(e.pos, e.bytes.size(), e.ts);
@@ -302,7 +314,13 @@ class CopyingSink final : public zt::protocols::http1::ExchangeSink {
       late.push_back(&e);
       continue;
     }
-    Deliver(e.response ? rs : rq, e, fdp);
+    std::string lent;  // the ring buffer's slot: valid until the streams are settled
+    if (fdp.ConsumeBool()) {
+      lent = e.bytes;
+      Deliver(e.response ? rs : rq, e, fdp, &lent);
+    } else {
+      Deliver(e.response ? rs : rq, e, fdp);
+    }
     if (!late.empty() && fdp.ConsumeBool()) {
       Event copy = *late.back();
       copy.kind = 0;
@@ -310,6 +328,9 @@ class CopyingSink final : public zt::protocols::http1::ExchangeSink {
       late.pop_back();
     }
     st.Advance(rq, rs, now, &out);
+    rq.Settle();
+    rs.Settle();
+    std::fill(lent.begin(), lent.end(), '\xee');  // the slot is reused
     if (fdp.ConsumeIntegralInRange(0, 15) == 0) {
       lossless = false;
       st.Expire(now, &out, fdp.ConsumeIntegralInRange<uint64_t>(1, 5000));

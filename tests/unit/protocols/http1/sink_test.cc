@@ -2,11 +2,16 @@
 // a vector) hands over exactly what the vector path appends, in the same order.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <string>
 #include <vector>
 
+#include "conn/byte_stream.h"
 #include "http1_test_util.h"
+#include "protocols/http1/protocol.h"
 #include "protocols/http1/stitcher.h"
+#include "trace/span_linker.h"
 
 namespace zerotrace::protocols::http1 {
 namespace {
@@ -89,6 +94,41 @@ TEST(Http1StitcherSink, TakesWhatTheVectorPathAppendsInOrder) {
     EXPECT_EQ(sink.got[3].error_type, "timeout");
     EXPECT_EQ(plain.stats().exchanges, sunk.stats().exchanges);
     EXPECT_EQ(plain.stats().unpaired_requests, sunk.stats().unpaired_requests);
+  }
+}
+
+// The session's request starts name the first request-id header the linker counts as
+// evidence, whatever its case; other names of the same lengths are not taken for one (the
+// session skips names that cannot be one before lowercasing them).
+TEST(Http1Session, RequestStartNamesTheFirstCorrelationHeaderInAnyCase) {
+  const std::vector<std::string> correlation = {
+      "X-Request-Id",          "x-correlation-id", "Request-ID",   "X-Amzn-Trace-Id",
+      "X-Cloud-Trace-Context", "X-B3-TraceId",     "Uber-Trace-Id"};
+  const std::vector<std::string> other = {"User-Agent", "X-Forwarded", "Content-Type",
+                                          "x-request-ix", "X-Trace-Id-Of-It"};
+  std::vector<std::string> names = correlation;
+  names.insert(names.end(), other.begin(), other.end());
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(trace::IsCorrelationHeader([&] {
+                std::string lower = name;
+                for (char& ch : lower) ch = static_cast<char>(std::tolower(ch));
+                return lower;
+              }()),
+              std::find(correlation.begin(), correlation.end(), name) != correlation.end());
+    auto protocol = MakeProtocol(ProtocolOptions{});
+    const trace::ConnEndpoints ends{true, true, "127.0.0.1", "127.0.0.1", 8080, 40000};
+    auto session = protocol->NewSession(SessionContext{ZT_ROLE_SERVER, false, &ends, false});
+    conn::ByteStream requests, responses;
+    const std::string request = "GET /a HTTP/1.1\r\nHost: h\r\nUser-Agent: u-12345678\r\n" + name +
+                                ": value-12345678\r\nX-Request-Id: second-1234\r\n\r\n";
+    requests.AddData(0, request, 10);
+    SessionOutput out;
+    session->Advance(requests, responses, 11, &out);
+    ASSERT_EQ(out.starts(), 1u);
+    const bool is = std::find(correlation.begin(), correlation.end(), name) != correlation.end();
+    EXPECT_EQ(out.start(0).correlation, is ? "value-12345678" : "second-1234");
+    EXPECT_EQ(out.start(0).operation, "GET /a");
   }
 }
 
