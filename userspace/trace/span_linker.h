@@ -66,7 +66,21 @@ struct RequestStart {
 
 // The request-id headers that count as evidence: the same value on a call and on one request
 // in flight identifies the request the call serves. Values shorter than 8 bytes do not count.
+inline constexpr std::string_view kCorrelationHeaders[] = {
+    "x-request-id",          "x-correlation-id", "request-id",   "x-amzn-trace-id",
+    "x-cloud-trace-context", "x-b3-traceid",     "uber-trace-id"};
 bool IsCorrelationHeader(std::string_view lowercase_name);
+// Hot path (every request header): false when name, in any case, cannot be one of
+// kCorrelationHeaders (no header of its length ends in its last letter), without a lowercase
+// copy. Most names (Host, User-Agent, Accept) stop here.
+inline bool MayBeCorrelationHeader(std::string_view name) {
+  if (name.empty()) return false;
+  const char last = static_cast<char>(name.back() | 0x20);  // ASCII letters to lowercase
+  for (std::string_view h : kCorrelationHeaders) {
+    if (name.size() == h.size() && last == h.back()) return true;
+  }
+  return false;
+}
 // The path prefix rewrite that turns a request's operation into a call's ("-/api" or "+/v1"),
 // or empty (see span_linker.cc): the evidence of link_forwarded_rewritten.
 std::string PrefixRewrite(std::string_view request_operation, std::string_view call_operation);

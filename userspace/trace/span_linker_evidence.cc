@@ -47,9 +47,10 @@ std::string PrefixRewrite(std::string_view request_op, std::string_view call_op)
 }
 
 bool IsCorrelationHeader(std::string_view n) {
-  return n == "x-request-id" || n == "x-correlation-id" || n == "request-id" ||
-         n == "x-amzn-trace-id" || n == "x-cloud-trace-context" || n == "x-b3-traceid" ||
-         n == "uber-trace-id";
+  for (std::string_view h : kCorrelationHeaders) {
+    if (n == h) return true;
+  }
+  return false;
 }
 
 }  // namespace zerotrace::trace

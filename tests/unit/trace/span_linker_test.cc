@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -414,6 +415,27 @@ TEST(PrefixRewrite, Table) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(PrefixRewrite(c.request, c.call), c.rewrite) << c.request << " -> " << c.call;
+  }
+}
+
+// The hot-path prefilter never rejects a correlation header, in any case, and rejects the
+// common names before anything lowercases them.
+TEST(CorrelationHeader, PrefilterPassesEveryCorrelationHeaderInAnyCase) {
+  for (std::string_view h : kCorrelationHeaders) {
+    EXPECT_TRUE(IsCorrelationHeader(h)) << h;
+    std::string upper(h), mixed(h);
+    for (size_t i = 0; i < upper.size(); i++) {
+      upper[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(upper[i])));
+      if (i % 2 == 0) mixed[i] = upper[i];
+    }
+    EXPECT_TRUE(MayBeCorrelationHeader(h)) << h;
+    EXPECT_TRUE(MayBeCorrelationHeader(upper)) << upper;
+    EXPECT_TRUE(MayBeCorrelationHeader(mixed)) << mixed;
+  }
+  for (std::string_view name : {"Host", "User-Agent", "Accept", "Content-Length", "Connection",
+                                "Accept-Encoding", "Content-Type", "", "x-request-ix"}) {
+    EXPECT_FALSE(MayBeCorrelationHeader(name)) << name;
+    EXPECT_FALSE(IsCorrelationHeader(name)) << name;
   }
 }
 

@@ -28,25 +28,6 @@ struct LinkFields {
   std::string_view correlation, traceparent, tracestate;
 };
 
-// Hot path: false for most names (Host, User-Agent, Accept...) without a lowercase copy. A
-// necessary condition of trace::IsCorrelationHeader: its names' lengths and last letters.
-bool MayBeCorrelationHeader(std::string_view name) {
-  if (name.empty()) return false;
-  const char last = static_cast<char>(name.back() | 0x20);
-  switch (name.size()) {
-    case 10:  // request-id
-    case 12:  // x-request-id, x-b3-traceid
-    case 13:  // uber-trace-id
-    case 15:  // x-amzn-trace-id
-    case 16:  // x-correlation-id
-      return last == 'd';
-    case 21:  // x-cloud-trace-context
-      return last == 't';
-    default:
-      return false;
-  }
-}
-
 // Measured hot path (every request head): one pass over the fields, where three lookups each
 // scanned all of them (traceparent and tracestate are usually absent).
 LinkFields LinkFieldsOf(const HttpRequest& req) {
@@ -65,7 +46,7 @@ LinkFields LinkFieldsOf(const HttpRequest& req) {
       tracestate = true;
       continue;
     }
-    if (correlation || !MayBeCorrelationHeader(name)) continue;
+    if (correlation || !trace::MayBeCorrelationHeader(name)) continue;
     for (size_t i = 0; i < name.size(); i++) {
       const char ch = name[i];  // ASCII only: no locale call per byte
       lower[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
