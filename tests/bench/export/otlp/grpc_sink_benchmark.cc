@@ -42,6 +42,28 @@ double ClockSeconds(clockid_t clock) {
 
 double ProcessCpuSeconds() { return ClockSeconds(CLOCK_PROCESS_CPUTIME_ID); }
 
+// Runs body once per iteration with `pause` of sleep (untimed) after each, as the export
+// thread's calls come; the CPU seconds body took: the calling thread's and the process's.
+struct PacedCpu {
+  double thread = 0, process = 0;
+};
+template <typename Body>
+PacedCpu RunPaced(benchmark::State& state, std::chrono::milliseconds pause, Body body) {
+  PacedCpu cpu;
+  for (auto _ : state) {
+    const double t0 = ThreadCpuSeconds(), p0 = ProcessCpuSeconds();
+    body();
+    cpu.thread += ThreadCpuSeconds() - t0;
+    cpu.process += ProcessCpuSeconds() - p0;
+    if (pause.count() > 0) {
+      state.PauseTiming();
+      std::this_thread::sleep_for(pause);
+      state.ResumeTiming();
+    }
+  }
+  return cpu;
+}
+
 // `otlp-sink --grpc 127.0.0.1:0 --http off --quiet` (or `--count-only`, as
 // tests/bench/overhead/run starts it) as a child process, killed on destruction.
 class SinkProcess {
@@ -121,19 +143,9 @@ void BM_GrpcExportToSink(benchmark::State& state) {
   const auto spans = testing::TypicalBatch(batch);
   for (int i = 0; i < 3; i++) (void)exporter.Export(spans);  // connect, warm up
   const uint64_t ok0 = exporter.counters().spans_ok.load();
-  double thread_cpu = 0, process_cpu = 0;
   const double sink0 = sink.CpuSeconds();
-  for (auto _ : state) {
-    const double t0 = ThreadCpuSeconds(), p0 = ProcessCpuSeconds();
-    (void)exporter.Export(spans);
-    thread_cpu += ThreadCpuSeconds() - t0;
-    process_cpu += ProcessCpuSeconds() - p0;
-    if (pause.count() > 0) {
-      state.PauseTiming();
-      std::this_thread::sleep_for(pause);
-      state.ResumeTiming();
-    }
-  }
+  const PacedCpu cpu = RunPaced(state, pause, [&] { (void)exporter.Export(spans); });
+  const double thread_cpu = cpu.thread, process_cpu = cpu.process;
   // Each Export returns after the sink answered it: all but the last request's cleanup counts.
   const double sink_cpu = sink.CpuSeconds() - sink0;
   const double n = static_cast<double>(state.iterations()) * batch;
@@ -194,20 +206,10 @@ void BM_GrpcExportEncodedToSink(benchmark::State& state) {
   }
   for (int i = 0; i < 3; i++) (void)exporter.ExportEncoded(encoded);  // connect, warm up
   const uint64_t ok0 = exporter.counters().spans_ok.load();
-  double thread_cpu = 0, process_cpu = 0;
   rusage ru0;
   getrusage(RUSAGE_THREAD, &ru0);
-  for (auto _ : state) {
-    const double t0 = ThreadCpuSeconds(), p0 = ProcessCpuSeconds();
-    (void)exporter.ExportEncoded(encoded);
-    thread_cpu += ThreadCpuSeconds() - t0;
-    process_cpu += ProcessCpuSeconds() - p0;
-    if (pause.count() > 0) {
-      state.PauseTiming();
-      std::this_thread::sleep_for(pause);
-      state.ResumeTiming();
-    }
-  }
+  const PacedCpu cpu = RunPaced(state, pause, [&] { (void)exporter.ExportEncoded(encoded); });
+  const double thread_cpu = cpu.thread, process_cpu = cpu.process;
   const double n = static_cast<double>(state.iterations()) * batch;
   state.SetItemsProcessed(static_cast<int64_t>(n));
   state.counters["thread_ns_per_span"] = thread_cpu * 1e9 / n;
@@ -343,18 +345,10 @@ void BM_AssignOtlpProtoPaced(benchmark::State& state) {
     }
   }
   std::string body;
-  double thread_cpu = 0;
-  for (auto _ : state) {
-    const double t0 = ThreadCpuSeconds();
-    AssignOtlpProto(encoded, &body);
-    benchmark::DoNotOptimize(body.data());
-    thread_cpu += ThreadCpuSeconds() - t0;
-    if (pause.count() > 0) {
-      state.PauseTiming();
-      std::this_thread::sleep_for(pause);
-      state.ResumeTiming();
-    }
-  }
+  const double thread_cpu = RunPaced(state, pause, [&] {
+                              AssignOtlpProto(encoded, &body);
+                              benchmark::DoNotOptimize(body.data());
+                            }).thread;
   const double n = static_cast<double>(state.iterations()) * batch;
   state.counters["thread_ns_per_span"] = thread_cpu * 1e9 / n;
 }
@@ -372,19 +366,11 @@ void BM_AppendOtlpProtoPaced(benchmark::State& state) {
   const auto pause = std::chrono::milliseconds(state.range(1));
   const auto spans = testing::TypicalBatch(batch);
   std::string body;
-  double thread_cpu = 0;
-  for (auto _ : state) {
-    const double t0 = ThreadCpuSeconds();
-    body.clear();
-    AppendOtlpProto(spans, &body);
-    benchmark::DoNotOptimize(body.data());
-    thread_cpu += ThreadCpuSeconds() - t0;
-    if (pause.count() > 0) {
-      state.PauseTiming();
-      std::this_thread::sleep_for(pause);
-      state.ResumeTiming();
-    }
-  }
+  const double thread_cpu = RunPaced(state, pause, [&] {
+                              body.clear();
+                              AppendOtlpProto(spans, &body);
+                              benchmark::DoNotOptimize(body.data());
+                            }).thread;
   const double n = static_cast<double>(state.iterations()) * batch;
   state.counters["thread_us_per_span"] = thread_cpu * 1e6 / n;
 }
