@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -120,26 +121,40 @@ class SinkProcess {
   std::string endpoint_;
 };
 
+// The OTLP/gRPC config for `sink`, or nullopt (the benchmark skipped) when it did not start.
+std::optional<OtlpConfig> ConfigFor(benchmark::State& state, const SinkProcess& sink) {
+  if (sink.endpoint().empty()) {
+    state.SkipWithError("otlp-sink did not start (set ZT_OTLP_SINK)");
+    return std::nullopt;
+  }
+  OtlpConfig config;
+  config.protocol = OtlpConfig::Protocol::kGrpc;
+  config.endpoint = sink.endpoint();
+  config.insecure = true;
+  return config;
+}
+
+// An exporter to `sink`, or nullptr (the benchmark skipped).
+std::unique_ptr<OtlpGrpcExporter> ExporterFor(benchmark::State& state, const SinkProcess& sink) {
+  const auto config = ConfigFor(state, sink);
+  if (!config) return nullptr;
+  auto made = OtlpGrpcExporter::Create(*config);
+  if (!made.ok()) {
+    state.SkipWithError(made.status().message().c_str());
+    return nullptr;
+  }
+  return std::move(*made);
+}
+
 // Args: batch size, pause between batches in ms (0: flat out; the agent at 10k spans/s and
 // 512-span batches calls every ~50 ms, with the connection idle in between).
 void BM_GrpcExportToSink(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
   const auto pause = std::chrono::milliseconds(state.range(1));
   SinkProcess sink;
-  if (sink.endpoint().empty()) {
-    state.SkipWithError("otlp-sink did not start (set ZT_OTLP_SINK)");
-    return;
-  }
-  OtlpConfig config;
-  config.protocol = OtlpConfig::Protocol::kGrpc;
-  config.endpoint = sink.endpoint();
-  config.insecure = true;
-  auto made = OtlpGrpcExporter::Create(config);
-  if (!made.ok()) {
-    state.SkipWithError(made.status().message().c_str());
-    return;
-  }
-  OtlpGrpcExporter& exporter = **made;
+  const auto made = ExporterFor(state, sink);
+  if (!made) return;
+  OtlpGrpcExporter& exporter = *made;
   const auto spans = testing::TypicalBatch(batch);
   for (int i = 0; i < 3; i++) (void)exporter.Export(spans);  // connect, warm up
   const uint64_t ok0 = exporter.counters().spans_ok.load();
@@ -182,20 +197,9 @@ void BM_GrpcExportEncodedToSink(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
   const auto pause = std::chrono::milliseconds(state.range(1));
   SinkProcess sink(/*count_only=*/true);
-  if (sink.endpoint().empty()) {
-    state.SkipWithError("otlp-sink did not start (set ZT_OTLP_SINK)");
-    return;
-  }
-  OtlpConfig config;
-  config.protocol = OtlpConfig::Protocol::kGrpc;
-  config.endpoint = sink.endpoint();
-  config.insecure = true;
-  auto made = OtlpGrpcExporter::Create(config);
-  if (!made.ok()) {
-    state.SkipWithError(made.status().message().c_str());
-    return;
-  }
-  OtlpGrpcExporter& exporter = **made;
+  const auto made = ExporterFor(state, sink);
+  if (!made) return;
+  OtlpGrpcExporter& exporter = *made;
   std::vector<EncodedSpan> encoded(static_cast<size_t>(batch));
   {
     const auto spans = testing::TypicalBatch(batch);
@@ -273,19 +277,13 @@ void BM_PacedWorkerToSink(benchmark::State& state) {
   constexpr auto kRound = std::chrono::milliseconds(10);
   constexpr int kRounds = 400;
   SinkProcess sink(/*count_only=*/true);
-  if (sink.endpoint().empty()) {
-    state.SkipWithError("otlp-sink did not start (set ZT_OTLP_SINK)");
-    return;
-  }
-  OtlpConfig config;
-  config.protocol = OtlpConfig::Protocol::kGrpc;
-  config.endpoint = sink.endpoint();
-  config.insecure = true;
+  const auto config = ConfigFor(state, sink);
+  if (!config) return;
   const auto spans = testing::TypicalBatch(kPerRound);
   double export_cpu = 0, pusher_cpu = 0;
   uint64_t pushed = 0, exported = 0, batches = 0;
   for (auto _ : state) {
-    auto made = OtlpGrpcExporter::Create(config);
+    auto made = OtlpGrpcExporter::Create(*config);
     if (!made.ok()) {
       state.SkipWithError(made.status().message().c_str());
       return;
