@@ -121,6 +121,41 @@ TEST_F(Http1E2eTest, NginxBodiesAreNotCopiedAndPipelinedHeadsPairInOrder) {
   EXPECT_GE(*skipped, bodies);
 }
 
+// Only nginx is traced, so that the stream counters are nginx's connections' alone.
+class Http1E2eNginxOnlyTest : public AgentTest {
+ protected:
+  std::vector<std::string> AgentFlags() const override { return {"--include-comm", "nginx"}; }
+};
+
+// nginx answers each static file with one writev [head, body]; the kernel copies the head and
+// skips the body on purpose (ZT_DATA_REST_GAP). That is a skip, counted as one, not a gap:
+// stream_gaps counts only bytes lost or not captured, and here none are.
+TEST_F(Http1E2eNginxOnlyTest, SkippedBodiesAreCountedAsSkipsNotAsGaps) {
+  auto& srv = StartNginx({{"/a.txt", std::string(3000, 'a')},
+                          {"/b.txt", std::string(700, 'b')},
+                          {"/c.txt", std::string(64, 'c')}});
+  const std::vector<Exchange> xs = {
+      {"GET", "/a.txt", 200, 3000}, {"GET", "/b.txt", 200, 700}, {"GET", "/c.txt", 200, 64}};
+  std::vector<std::string> urls;
+  for (const auto& x : xs) urls.push_back(Url(srv.port, x.target));
+  const auto curl = Curl(urls);
+  ASSERT_EQ(curl.exit_code, 0);
+  ASSERT_TRUE(OneConnection(curl.local_ports, xs.size()));
+
+  ASSERT_TRUE(AwaitSpans({{srv.pid(), xs.size()}}));  // stops the agent: its last stats line
+  EXPECT_TRUE(SpansAre(
+      srv.pid(), Spans(kServer, xs, srv.port, curl.local_ports[0], CurlUserAgent(), {"nginx"})));
+  const auto skips = StatsCounter("stream_skips", 0, 5s);
+  const auto gaps = StatsCounter("stream_gaps", 0, 5s);
+  const auto body_bytes = StatsCounter("body_bytes_skipped", 0, 5s);
+  ASSERT_TRUE(skips.has_value()) << "no stream_skips in the agent's stats line";
+  ASSERT_TRUE(gaps.has_value()) << "no stream_gaps in the agent's stats line";
+  ASSERT_TRUE(body_bytes.has_value());
+  EXPECT_GE(*body_bytes, 3000u + 700u + 64u);  // the kernel skipped every body...
+  EXPECT_EQ(*skips, xs.size());                // ...and each reached the parser as a skip
+  EXPECT_EQ(*gaps, 0u);
+}
+
 TEST_F(Http1E2eTest, NodeServerNamedByOtelServiceNameAndCurl) {
   auto& srv = StartNodeServer({"OTEL_SERVICE_NAME=zt-node-e2e"});
   const std::vector<Exchange> xs = {{"GET", "/hello", 200, kHelloBody},

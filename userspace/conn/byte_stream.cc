@@ -41,6 +41,7 @@ void ByteStream::AddDataLent(uint64_t pos, std::string_view data, uint64_t ts_ns
   }
   lent_data_ = data.data();
   lent_size_ = static_cast<uint32_t>(len);  // <= byte_cap_
+  lent_gap_skipped_ = 0;
   lent_ts_ns_ = ts_ns;
   lent_tid_ = tid;
   end_ = pos + len;
@@ -69,6 +70,7 @@ void ByteStream::KeepLent() {
     const uint64_t key = gap_reached ? front_ - 1 : data_end;
     Range& gap = NewRange(key, ranges_.end())->second;
     gap.is_gap = true;
+    gap.skipped = lent_gap_skipped_;
     gap.base = key;
     gap.end = end_;
     gap.bytes.clear();
@@ -121,12 +123,15 @@ void ByteStream::AddData(uint64_t pos, std::string_view data, uint64_t ts_ns, ui
 }
 
 // Hot path.
-void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid) {
+void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid, GapKind kind) {
   len = ClampLen(pos, len);
   if (len == 0) return;
+  const bool skipped = kind == GapKind::kSkipped;
   // The rest of a lent record's syscall (a body the kernel skipped): inline, as the record.
   if (lent_data_ != nullptr && pos == end_ && pos >= front_ && ts_ns == lent_ts_ns_ &&
       tid == lent_tid_) {
+    const bool had_gap = end_ > front_ + lent_size_;
+    lent_gap_skipped_ = skipped && (!had_gap || lent_gap_skipped_);
     end_ = pos + len;
     return;
   }
@@ -144,7 +149,7 @@ void ByteStream::AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid
       continue;
     }
     const uint64_t stop = it == ranges_.end() ? end : std::min(end, it->first);
-    auto gap = PlaceGap(cur, stop, it);
+    auto gap = PlaceGap(cur, stop, it, skipped);
     AddTsMark(cur, stop, {ts_ns, tid});
     cur = std::min(gap->second.end, end);  // a merged-in following gap is already known
     it = std::next(gap);
@@ -213,11 +218,9 @@ void ByteStream::Consume(uint64_t n) {
     n -= step;
     if (n > 0 && end_ > front_) {
       const uint64_t gap = std::min(n, end_ - front_);
-      if (lent_data_ != nullptr) {  // its first byte: the gap reached the front
-        ++stats_->gaps;
-        lent_data_ = nullptr;
-      }
-      stats_->gap_bytes += gap;
+      // lent_data_ set: its first byte, the gap reached the front
+      CountGap(lent_gap_skipped_, lent_data_ != nullptr, gap);
+      lent_data_ = nullptr;
       front_ += gap;
       n -= gap;
     }
@@ -241,8 +244,7 @@ void ByteStream::Consume(uint64_t n) {
     Range& range = it->second;
     const uint64_t step = std::min(n, range.end - front_);
     if (range.is_gap) {
-      if (front_ == it->first) ++stats_->gaps;
-      stats_->gap_bytes += step;
+      CountGap(range.skipped, front_ == it->first, step);
     } else {
       buffered_ -= step;
     }
@@ -295,20 +297,23 @@ void ByteStream::PlaceData(uint64_t pos, std::string_view data, const Stamp& sta
 
 // Makes [start, stop) a gap merged with adjacent gaps; returns the resulting gap range.
 ByteStream::RangeMap::iterator ByteStream::PlaceGap(uint64_t start, uint64_t stop,
-                                                    RangeMap::iterator next) {
+                                                    RangeMap::iterator next, bool skipped) {
   auto gap = next == ranges_.begin() ? ranges_.end() : std::prev(next);
   if (gap != ranges_.end() && gap->second.is_gap && gap->second.end == start) {
     gap->second.end = stop;
+    gap->second.skipped = gap->second.skipped && skipped;
   } else {
     gap = NewRange(start, next);
     Range& range = gap->second;
     range.is_gap = true;
+    range.skipped = skipped;
     range.base = start;
     range.end = stop;
     range.bytes.clear();
   }
   if (next != ranges_.end() && next->second.is_gap && next->first == stop) {
     gap->second.end = next->second.end;
+    gap->second.skipped = gap->second.skipped && next->second.skipped;
     Release(next);
   }
   return gap;

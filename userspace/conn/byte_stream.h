@@ -20,8 +20,16 @@ struct ByteStreamStats {
   uint64_t bytes_duplicate = 0;    // captured bytes already present (overlap)
   uint64_t bytes_dropped_cap = 0;  // captured bytes turned into a gap by the byte cap
   uint64_t bytes_stale = 0;        // bytes offered behind the consumed front
-  uint64_t gaps = 0;               // gap ranges that reached the front
+  uint64_t gaps = 0;               // gap ranges that reached the front (bytes lost or not captured)
   uint64_t gap_bytes = 0;          // bytes skipped as gaps at the front
+  uint64_t skips = 0;              // GapKind::kSkipped ranges that reached the front
+  uint64_t skipped_bytes = 0;      // their bytes, passed over at the front
+};
+
+// Why bytes that moved are not in a stream.
+enum class GapKind : uint8_t {
+  kLost,     // not captured: capture cap, ring-buffer loss, truncation, unknown
+  kSkipped,  // deliberately not copied by the kernel (an HTTP/1 body after a complete head)
 };
 
 // A byte stream with holes. Positions are absolute offsets since the stream began.
@@ -64,7 +72,9 @@ class ByteStream {
   // Hot path. Marks [pos, pos+len) as bytes that exist but were not captured. A gap that
   // directly follows lent bytes and has their syscall's time and thread (the rest of a call
   // whose body the kernel skipped) is kept inline until Settle(), as the lent bytes are.
-  void AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid = 0);
+  // Adjacent gaps merge; a merged gap is kSkipped only if every part of it was.
+  void AddGap(uint64_t pos, uint64_t len, uint64_t ts_ns, uint32_t tid = 0,
+              GapKind kind = GapKind::kLost);
   // Every hole before the furthest known position becomes a gap.
   void DeclareHolesAsGaps();
 
@@ -120,6 +130,7 @@ class ByteStream {
     uint64_t base = 0;  // position of bytes[0] (data only)
     std::string bytes;  // empty for a gap
     bool is_gap = false;
+    bool skipped = false;  // a gap whose every byte is GapKind::kSkipped
   };
   using RangeMap = std::map<uint64_t, Range>;  // start position -> range; never overlapping
   // The syscall time of [start, end); marks are sorted and never overlap.
@@ -133,7 +144,17 @@ class ByteStream {
   void KeepLent();
   void FreeIdle();
   void PlaceData(uint64_t pos, std::string_view data, const Stamp& stamp, RangeMap::iterator next);
-  RangeMap::iterator PlaceGap(uint64_t start, uint64_t stop, RangeMap::iterator next);
+  RangeMap::iterator PlaceGap(uint64_t start, uint64_t stop, RangeMap::iterator next,
+                              bool skipped = false);
+  void CountGap(bool skipped, bool reached, uint64_t bytes) {
+    if (skipped) {
+      stats_->skips += reached;
+      stats_->skipped_bytes += bytes;
+    } else {
+      stats_->gaps += reached;
+      stats_->gap_bytes += bytes;
+    }
+  }
   RangeMap::iterator NewRange(uint64_t start, RangeMap::iterator hint);
   RangeMap::iterator Release(RangeMap::iterator it);
   RangeMap::iterator Rekey(RangeMap::iterator it, uint64_t start);
@@ -148,7 +169,9 @@ class ByteStream {
 
   // Sized to keep a ByteStream at 160 bytes (10 k idle connections hold two each).
   uint32_t byte_cap_;
-  uint32_t ts_head_ = 0;  // live marks are ts_marks_[ts_head_, size())
+  uint32_t ts_head_ : 31 = 0;  // live marks are ts_marks_[ts_head_, size()): a few thousand at most
+  // The inline gap after lent bytes (see lent_data_) is GapKind::kSkipped in every byte.
+  uint32_t lent_gap_skipped_ : 1 = 0;
   // Bytes at front_ still in the caller's buffer (AddDataLent); while set, ranges_ is empty,
   // and the syscall that moved them is lent_ts_ns_ / lent_tid_ (they have no time mark).
   // With ranges_ empty, [front_ + lent_size_, end_) is a known gap of that syscall, kept

@@ -261,8 +261,9 @@ void ConnTable::OnData(const zt_data_event& d, std::string_view payload) {
     cur.covered_to = std::max<uint64_t>(cur.covered_to, d.stream_pos + d.captured);
     if (d.flags & ZT_DATA_REST_GAP) {  // a body the kernel skipped ends the syscall
       const uint64_t end = d.syscall_pos + d.byte_count;
-      if (end > cur.covered_to)
-        s.AddGap(cur.covered_to, end - cur.covered_to, d.hdr.ts_ns, d.hdr.tid);
+      if (end > cur.covered_to) {
+        s.AddGap(cur.covered_to, end - cur.covered_to, d.hdr.ts_ns, d.hdr.tid, GapKind::kSkipped);
+      }
       cur.covered_to = std::max(cur.covered_to, end);
     }
   } else {
@@ -377,10 +378,18 @@ void ConnTable::ReportCounters(CounterReport* r) const {
   r->Counter(nullptr, "zerotrace_conns_fd_reused_total", "connections ended by their fd's reuse",
              c.fd_reused);
   r->Counter("stream_gaps", "zerotrace_stream_gaps_total",
-             "gaps (bytes moved but not captured, or lost) that reached a stream's reader",
+             "gaps (bytes moved but lost or not captured: capture cap, ring loss, truncation) "
+             "that reached a stream's reader; deliberate skips are not among them",
              c.streams.gaps);
   r->Counter(nullptr, "zerotrace_stream_gap_bytes_total", "bytes skipped as gaps by stream readers",
              c.streams.gap_bytes);
+  r->Counter("stream_skips", "zerotrace_stream_skips_total",
+             "bytes the kernel deliberately did not copy (HTTP/1 bodies after a whole head), "
+             "as ranges that reached a stream's reader",
+             c.streams.skips);
+  r->Counter(nullptr, "zerotrace_stream_skipped_bytes_total",
+             "bytes the kernel deliberately did not copy, passed over by stream readers",
+             c.streams.skipped_bytes);
   r->Counter("stream_bytes_dropped_cap", "zerotrace_stream_bytes_dropped_cap_total",
              "captured bytes turned into a gap by a stream's buffer cap",
              c.streams.bytes_dropped_cap);

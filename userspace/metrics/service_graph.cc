@@ -23,24 +23,16 @@ void AddPoint(MetricFamily* f, uint64_t id, const Attributes& attrs, uint64_t st
 }  // namespace
 
 void ServiceGraph::OnClient(const GraphSpan& span, uint64_t now_ns) {
-  if (auto it = servers_.find(span.span_id); it != servers_.end()) {
-    const Side s = it->second.side();
+  if (Pending* server = servers_.Find(span.span_id)) {
+    const Side s = server->side();
     Record(Side{span.shape->get(), span.seconds, span.error}, &s);
-    servers_.erase(it);
+    servers_.Erase(server);
     return;
   }
-  if (clients_.size() >= options_.max_pending && !client_deadlines_.empty()) {
-    {
-      std::lock_guard lock(mu_);
-      pending_dropped_++;  // resolved early: as if its server were not traced here
-    }
-    const uint64_t oldest = client_deadlines_.front().second;
-    client_deadlines_.pop_front();
-    ExpireClient(oldest);
+  if (clients_.size() >= options_.max_pending) EvictOldest(/*client=*/true);
+  if (clients_.Insert(span.span_id, Pending{*span.shape, span.seconds, span.error})) {
+    client_deadlines_.push_back(now_ns + options_.wait_ns, span.span_id);
   }
-  auto [it, added] =
-      clients_.try_emplace(span.span_id, Pending{*span.shape, span.seconds, span.error});
-  if (added) client_deadlines_.emplace_back(now_ns + options_.wait_ns, span.span_id);
   // else: a span id seen twice: keep the first
 }
 
@@ -52,41 +44,55 @@ void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
     unpaired_servers_++;  // a root: its caller is not traced here
     return;
   }
-  if (auto it = clients_.find(span.parent_span_id); it != clients_.end()) {
+  if (Pending* client = clients_.Find(span.parent_span_id)) {
     const Side s{span.shape->get(), span.seconds, span.error};
-    Record(it->second.side(), &s, /*server_series=*/true);
-    clients_.erase(it);
+    Record(client->side(), &s, /*server_series=*/true);
+    clients_.Erase(client);
     return;
   }
   {
     std::lock_guard lock(mu_);
     red_->RecordToLocked(series, span.seconds);
   }
-  if (servers_.size() >= options_.max_pending && !server_deadlines_.empty()) {
+  if (servers_.size() >= options_.max_pending) EvictOldest(/*client=*/false);
+  if (servers_.Insert(span.parent_span_id, Pending{*span.shape, span.seconds, span.error})) {
+    server_deadlines_.push_back(now_ns + options_.wait_ns, span.parent_span_id);
+  }
+}
+
+// The oldest span still waiting on one side is resolved early, and counted. Deadlines of spans
+// paired meanwhile are passed over: they free no room.
+void ServiceGraph::EvictOldest(bool client) {
+  DeadlineQueue& deadlines = client ? client_deadlines_ : server_deadlines_;
+  PendingTable<Pending>& pending = client ? clients_ : servers_;
+  while (!deadlines.empty()) {
+    const uint64_t id = deadlines.front().second;
+    deadlines.pop_front();
+    if (pending.Find(id) == nullptr) continue;
     {
       std::lock_guard lock(mu_);
-      pending_dropped_++;
+      pending_dropped_++;  // a client: as if its server were not traced here
     }
-    const uint64_t oldest = server_deadlines_.front().second;
-    server_deadlines_.pop_front();
-    ExpireServer(oldest);
+    if (client) {
+      ExpireClient(id);
+    } else {
+      ExpireServer(id);
+    }
+    return;
   }
-  auto [it, added] =
-      servers_.try_emplace(span.parent_span_id, Pending{*span.shape, span.seconds, span.error});
-  if (added) server_deadlines_.emplace_back(now_ns + options_.wait_ns, span.parent_span_id);
 }
 
 void ServiceGraph::ExpireClient(uint64_t span_id) {
-  auto it = clients_.find(span_id);
-  if (it == clients_.end()) return;  // paired meanwhile
-  Record(it->second.side(), nullptr);
-  clients_.erase(it);
+  Pending* client = clients_.Find(span_id);
+  if (client == nullptr) return;  // paired meanwhile
+  Record(client->side(), nullptr);
+  clients_.Erase(client);
 }
 
 void ServiceGraph::ExpireServer(uint64_t parent_id) {
-  auto it = servers_.find(parent_id);
-  if (it == servers_.end()) return;
-  servers_.erase(it);
+  Pending* server = servers_.Find(parent_id);
+  if (server == nullptr) return;
+  servers_.Erase(server);
   std::lock_guard lock(mu_);
   unpaired_servers_++;
 }

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "metrics/metric_data.h"
+#include "metrics/pending_spans.h"
 #include "metrics/red_metrics.h"
 
 namespace zerotrace::metrics {
@@ -92,8 +92,8 @@ class ServiceGraph {
   };
   struct Pending {
     std::shared_ptr<SpanShape> shape;
-    double seconds;
-    bool error;
+    double seconds = 0;
+    bool error = false;
     Side side() const { return {shape.get(), seconds, error}; }
   };
   using Edge = GraphEdge;
@@ -101,15 +101,16 @@ class ServiceGraph {
   // `server_series`: the server's duration goes into its RED series too, under the same lock.
   void Record(const Side& c, const Side* s, bool server_series = false);
   Edge* FindEdge(std::string_view client, std::string_view server, bool peer);
+  void EvictOldest(bool client);
   void ExpireClient(uint64_t span_id);
   void ExpireServer(uint64_t parent_id);
 
   const Options options_;
   RedMetrics* red_;
-  // Writer thread only.
-  std::unordered_map<uint64_t, Pending> clients_;  // by span id
-  std::unordered_map<uint64_t, Pending> servers_;  // by parent (client) span id
-  std::deque<std::pair<uint64_t, uint64_t>> client_deadlines_, server_deadlines_;
+  // Writer thread only. Their storage is reused: nothing is allocated per waiting span.
+  PendingTable<Pending> clients_;                      // by span id
+  PendingTable<Pending> servers_;                      // by parent (client) span id
+  DeadlineQueue client_deadlines_, server_deadlines_;  // (deadline, id) in arrival order
   // Readers too: what follows is guarded by red_'s lock.
   std::mutex& mu_;
   struct Hash {

@@ -261,7 +261,8 @@ void Build(const http1::HttpExchange& x, int side, const WallClock& clock,
   const trace::ConnEndpoints& e = kEnds[side];
   const protocols::SessionContext ctx{e.server ? uint8_t{ZT_ROLE_SERVER} : uint8_t{ZT_ROLE_CLIENT},
                                       false, &e};
-  http1::BuildExchange(x, ctx, http1::SpanOptions{}, 3, done);
+  static protocols::http_common::HttpSpanFields fields;  // reused, as the protocol reuses its own
+  http1::BuildExchange(x, ctx, http1::SpanOptions{}, 3, done, &fields);
   trace::FrameSpan(done->start_ns, done->end_ns, e, clock, resource, &done->span);
 }
 

@@ -508,60 +508,141 @@ TEST(ByteStreamTest, LentBytesAreCopiedWhenTheyCannotBeLent) {
 TEST(ByteStreamTest, GapAfterLentBytesIsInlineAndSettlesAsACopiedOne) {
   const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
   const uint64_t h = head.size(), end = h + 100;
-  for (const uint64_t consumed : {uint64_t{0}, uint64_t{4}, h, h + 30, end}) {
-    SCOPED_TRACE(consumed);
-    ByteStreamStats lent_counters, copied_counters;
-    ByteStream lent(1 << 20, &lent_counters), copied(1 << 20, &copied_counters);
-    lent.AddData(0, "x", 1);  // a message before, consumed: positions need not start at 0
-    lent.Consume(1);
-    lent.ReleaseIdle();
-    copied.AddData(0, "x", 1);
-    copied.Consume(1);
-    std::string record = head;
-    lent.AddDataLent(1, record, 5, 7);
-    lent.AddGap(1 + h, 100, 5, 7);
-    copied.AddData(1, head, 5, 7);
-    copied.AddGap(1 + h, 100, 5, 7);
-    EXPECT_EQ(lent.Peek().data.data(), record.data());  // read in place
-    EXPECT_EQ(lent.end_pos(), 1 + end);
-    EXPECT_TRUE(lent.GapAfterFrontData());
-    EXPECT_EQ(lent.StampAt(1 + h + 50).ts_ns, 5u);
-    EXPECT_EQ(lent.StampAt(1 + end - 1).tid, 7u);
-    EXPECT_EQ(lent.StampAt(1 + end).ts_ns, 0u);
-    EXPECT_EQ(lent.reserved_bytes(), 0u);
-    lent.Consume(consumed);
-    copied.Consume(consumed);
-    if (consumed == h) {  // at the gap: not counted until its first byte is consumed
-      EXPECT_EQ(lent.Peek().gap, 100u);
-      EXPECT_EQ(lent_counters.gaps, 0u);
+  for (const GapKind kind : {GapKind::kLost, GapKind::kSkipped})
+    for (const uint64_t consumed : {uint64_t{0}, uint64_t{4}, h, h + 30, end}) {
+      SCOPED_TRACE(testing::Message() << consumed << (kind == GapKind::kSkipped ? " skipped" : ""));
+      ByteStreamStats lent_counters, copied_counters;
+      ByteStream lent(1 << 20, &lent_counters), copied(1 << 20, &copied_counters);
+      lent.AddData(0, "x", 1);  // a message before, consumed: positions need not start at 0
+      lent.Consume(1);
+      lent.ReleaseIdle();
+      copied.AddData(0, "x", 1);
+      copied.Consume(1);
+      std::string record = head;
+      lent.AddDataLent(1, record, 5, 7);
+      lent.AddGap(1 + h, 100, 5, 7, kind);
+      copied.AddData(1, head, 5, 7);
+      copied.AddGap(1 + h, 100, 5, 7, kind);
+      EXPECT_EQ(lent.Peek().data.data(), record.data());  // read in place
+      EXPECT_EQ(lent.end_pos(), 1 + end);
+      EXPECT_TRUE(lent.GapAfterFrontData());
+      EXPECT_EQ(lent.StampAt(1 + h + 50).ts_ns, 5u);
+      EXPECT_EQ(lent.StampAt(1 + end - 1).tid, 7u);
+      EXPECT_EQ(lent.StampAt(1 + end).ts_ns, 0u);
+      EXPECT_EQ(lent.reserved_bytes(), 0u);
+      lent.Consume(consumed);
+      copied.Consume(consumed);
+      if (consumed == h) {  // at the gap: not counted until its first byte is consumed
+        EXPECT_EQ(lent.Peek().gap, 100u);
+        EXPECT_EQ(lent_counters.gaps + lent_counters.skips, 0u);
+      }
+      lent.Settle();
+      std::fill(record.begin(), record.end(), 'z');  // the ring buffer's slot is reused
+      // Then read to the end in steps of up to 7 bytes: both show and count the same.
+      while (true) {
+        const ByteStream::Front a = lent.Peek(), b = copied.Peek();
+        EXPECT_EQ(a.pos, b.pos);
+        EXPECT_EQ(a.data, b.data);
+        EXPECT_EQ(a.gap, b.gap);
+        EXPECT_EQ(lent.GapAfterFrontData(), copied.GapAfterFrontData());
+        EXPECT_EQ(lent.StampAt(a.pos).ts_ns, copied.StampAt(b.pos).ts_ns);
+        EXPECT_EQ(lent.end_pos(), copied.end_pos());
+        EXPECT_EQ(lent.buffered_bytes(), copied.buffered_bytes());
+        if (a.data.empty() && a.gap == 0) break;
+        const uint64_t step = std::min<uint64_t>(7, a.data.empty() ? a.gap : a.data.size());
+        lent.Consume(step);
+        copied.Consume(step);
+      }
+      EXPECT_EQ(lent.front_pos(), 1 + end);
+      EXPECT_TRUE(lent.empty());
+      // Counted once, as its kind: a skipped body is not a loss.
+      const bool skipped = kind == GapKind::kSkipped;
+      EXPECT_EQ(lent_counters.gaps, skipped ? 0u : 1u);
+      EXPECT_EQ(lent_counters.skips, skipped ? 1u : 0u);
+      EXPECT_EQ(copied_counters.gaps, lent_counters.gaps);
+      EXPECT_EQ(copied_counters.skips, lent_counters.skips);
+      EXPECT_EQ(lent_counters.gap_bytes, copied_counters.gap_bytes);
+      EXPECT_EQ(lent_counters.skipped_bytes, copied_counters.skipped_bytes);
+      EXPECT_EQ(lent_counters.gap_bytes + lent_counters.skipped_bytes, 100u);
+      EXPECT_EQ(lent_counters.bytes_added, copied_counters.bytes_added);
+      lent.ReleaseIdle();
+      if (consumed == end) {
+        EXPECT_EQ(lent.reserved_bytes(), 0u);  // nothing was ever kept
+      }
     }
-    lent.Settle();
-    std::fill(record.begin(), record.end(), 'z');  // the ring buffer's slot is reused
-    // Then read to the end in steps of up to 7 bytes: both show and count the same.
+}
+
+// Table: deliberately skipped bytes are counted apart from lost ones; a gap that merges the
+// two kinds counts as lost (a loss is never hidden), as do holes and bytes dropped at the cap.
+TEST(ByteStreamTest, SkippedGapsAreCountedApartAndAMixedGapCountsAsLost) {
+  constexpr GapKind kLost = GapKind::kLost, kSkip = GapKind::kSkipped;
+  struct GapOp {
+    uint64_t pos, len;
+    GapKind kind;
+  };
+  struct Case {
+    const char* name;
+    bool lent;  // "ab" lent at 0 (the gaps of the same syscall stay inline), else copied
+    std::vector<GapOp> gaps;
+    uint64_t gaps_n, gap_bytes, skips, skipped_bytes;
+  };
+  const std::vector<Case> cases = {
+      {"skipped body", false, {{2, 8, kSkip}}, 0, 0, 1, 8},
+      {"skipped body, lent", true, {{2, 8, kSkip}}, 0, 0, 1, 8},
+      {"lost tail", false, {{2, 8, kLost}}, 1, 8, 0, 0},
+      {"lost tail, lent", true, {{2, 8, kLost}}, 1, 8, 0, 0},
+      {"two skips merge", false, {{2, 8, kSkip}, {10, 2, kSkip}}, 0, 0, 1, 10},
+      {"two skips merge, lent", true, {{2, 8, kSkip}, {10, 2, kSkip}}, 0, 0, 1, 10},
+      {"skip then loss", false, {{2, 8, kSkip}, {10, 2, kLost}}, 1, 10, 0, 0},
+      {"skip then loss, lent", true, {{2, 8, kSkip}, {10, 2, kLost}}, 1, 10, 0, 0},
+      {"loss then skip", false, {{2, 8, kLost}, {10, 2, kSkip}}, 1, 10, 0, 0},
+      {"loss then skip, lent", true, {{2, 8, kLost}, {10, 2, kSkip}}, 1, 10, 0, 0},
+      {"skip placed after a loss before it", false, {{10, 2, kSkip}, {2, 8, kLost}}, 1, 10, 0, 0},
+      {"apart: data between", false, {{2, 3, kSkip}, {6, 2, kLost}}, 1, 2, 1, 3},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ByteStreamStats counters;
+    ByteStream stream(1 << 20, &counters);
+    std::string record = "ab";
+    if (c.lent) {
+      stream.AddDataLent(0, record, 5, 7);
+    } else {
+      stream.AddData(0, record, 5, 7);
+    }
+    for (const GapOp& g : c.gaps) stream.AddGap(g.pos, g.len, 5, 7, g.kind);
+    if (c.gaps.back().pos == 6) stream.AddData(5, "c", 5, 7);  // "apart": one byte between
+    stream.Settle();
     while (true) {
-      const ByteStream::Front a = lent.Peek(), b = copied.Peek();
-      EXPECT_EQ(a.pos, b.pos);
-      EXPECT_EQ(a.data, b.data);
-      EXPECT_EQ(a.gap, b.gap);
-      EXPECT_EQ(lent.GapAfterFrontData(), copied.GapAfterFrontData());
-      EXPECT_EQ(lent.StampAt(a.pos).ts_ns, copied.StampAt(b.pos).ts_ns);
-      EXPECT_EQ(lent.end_pos(), copied.end_pos());
-      EXPECT_EQ(lent.buffered_bytes(), copied.buffered_bytes());
-      if (a.data.empty() && a.gap == 0) break;
-      const uint64_t step = std::min<uint64_t>(7, a.data.empty() ? a.gap : a.data.size());
-      lent.Consume(step);
-      copied.Consume(step);
+      const ByteStream::Front f = stream.Peek();
+      if (f.data.empty() && f.gap == 0) break;
+      stream.Consume(f.data.empty() ? f.gap : f.data.size());
     }
-    EXPECT_EQ(lent.front_pos(), 1 + end);
-    EXPECT_TRUE(lent.empty());
-    EXPECT_EQ(lent_counters.gaps, 1u);
-    EXPECT_EQ(lent_counters.gap_bytes, copied_counters.gap_bytes);
-    EXPECT_EQ(lent_counters.bytes_added, copied_counters.bytes_added);
-    lent.ReleaseIdle();
-    if (consumed == end) {
-      EXPECT_EQ(lent.reserved_bytes(), 0u);  // nothing was ever kept
-    }
+    uint64_t end = 0;
+    for (const GapOp& g : c.gaps) end = std::max(end, g.pos + g.len);
+    EXPECT_EQ(stream.front_pos(), end);
+    EXPECT_EQ(counters.gaps, c.gaps_n);
+    EXPECT_EQ(counters.gap_bytes, c.gap_bytes);
+    EXPECT_EQ(counters.skips, c.skips);
+    EXPECT_EQ(counters.skipped_bytes, c.skipped_bytes);
   }
+  // Holes declared gaps and data dropped at the cap are lost, even next to a skip.
+  ByteStreamStats counters;
+  ByteStream stream(4, &counters);
+  stream.AddData(0, "ab", 1);
+  stream.AddGap(2, 3, 1, 0, kSkip);
+  stream.AddData(8, "cd", 2);     // [5, 8) is a hole
+  stream.DeclareHolesAsGaps();    // [2, 5) skipped, [5, 8) lost: one gap, lost
+  stream.AddData(10, "efgh", 3);  // past the 4-byte cap: "ab" and "cd" are dropped as gaps
+  while (true) {
+    const ByteStream::Front f = stream.Peek();
+    if (f.data.empty() && f.gap == 0) break;
+    stream.Consume(f.data.empty() ? f.gap : f.data.size());
+  }
+  EXPECT_EQ(stream.front_pos(), 14u);
+  EXPECT_EQ(counters.skips, 0u);
+  EXPECT_EQ(counters.skipped_bytes, 0u);
+  EXPECT_EQ(counters.gap_bytes, 10u);  // [0, 8) ... [8, 10): all but "efgh"
 }
 
 // A gap of another syscall (another time or thread), or not right after the lent bytes, is a

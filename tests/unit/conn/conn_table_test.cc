@@ -215,7 +215,22 @@ TEST(ConnTable, RestGapFlagEndsTheSyscallWithAGapAndNoTrailer) {
   s.Consume(6);
   t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 10, 10, 3, "abc"));
   EXPECT_EQ(s.Peek().data, "abc");
-  EXPECT_EQ(t.stats().streams.gap_bytes, 6u);
+  // The body was skipped on purpose: counted as a skip, not as a gap (a loss).
+  EXPECT_EQ(t.stats().streams.skips, 1u);
+  EXPECT_EQ(t.stats().streams.skipped_bytes, 6u);
+  EXPECT_EQ(t.stats().streams.gaps, 0u);
+  EXPECT_EQ(t.stats().streams.gap_bytes, 0u);
+  // Bytes of a syscall that are neither captured nor flagged stay gaps: a trailer's.
+  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 13, 13, 5, "de"));
+  t.OnEvent(r.Data(1, 100, ZT_DIR_EGRESS, 13, 18, 5, ""));  // the trailer
+  s.Consume(3);
+  EXPECT_EQ(s.Peek().data, "de");
+  s.Consume(2);
+  EXPECT_EQ(s.Peek().gap, 3u);
+  s.Consume(3);
+  EXPECT_EQ(t.stats().streams.gaps, 1u);
+  EXPECT_EQ(t.stats().streams.gap_bytes, 3u);
+  EXPECT_EQ(t.stats().streams.skips, 1u);
 }
 
 TEST(ConnTable, ProcessExitClosesItsConnectionsAndFreesKernelState) {

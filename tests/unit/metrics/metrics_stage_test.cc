@@ -237,6 +237,68 @@ TEST(MetricsStageTest, ServerSpansWithoutTheirClientAreCountedAsUnpaired) {
   EXPECT_EQ(stage.stats().edges, 0u);
 }
 
+uint64_t PeerRequests(const MetricsSnapshot& s, const std::string& peer) {
+  const Point* p = EdgePoint(s, "traces_service_graph_request_total", "web", peer);
+  return p == nullptr ? 0 : p->value;
+}
+
+TEST(MetricsStageTest, PastMaxPendingTheOldestWaitingClientIsResolvedToItsPeerAndCounted) {
+  MetricsStage::Options o;
+  o.graph.max_pending = 2;
+  MetricsStage stage(o);
+  const auto client = [](uint64_t id) {
+    return HttpSpan("web", SpanKind::kClient, 200, 10, id, 0, "/x", "10.0.0." + std::to_string(id),
+                    80);
+  };
+  stage.OnSpan(client(1), 0);
+  stage.OnSpan(client(2), 1);
+  stage.OnSpan(client(3), 2);  // 1 is the oldest: resolved early, to its peer
+  MetricsSnapshot s = stage.Snapshot();
+  EXPECT_EQ(s.stats.pending_dropped, 1u);
+  EXPECT_EQ(PeerRequests(s, "10.0.0.1:80"), 1u);
+  EXPECT_EQ(PeerRequests(s, "10.0.0.2:80"), 0u);
+  // 2 pairs; the next oldest still waiting is 3 (2's deadline frees no room and is passed over).
+  stage.OnSpan(HttpSpan("orders", SpanKind::kServer, 200, 5, 102, /*parent=*/2), 3);
+  stage.OnSpan(client(4), 4);
+  stage.OnSpan(client(5), 5);
+  s = stage.Snapshot();
+  EXPECT_EQ(s.stats.edges_paired, 1u);
+  EXPECT_EQ(s.stats.pending_dropped, 2u);
+  EXPECT_EQ(PeerRequests(s, "10.0.0.3:80"), 1u);
+  EXPECT_EQ(PeerRequests(s, "10.0.0.4:80"), 0u);
+  // 1's server comes too late to pair: it waits, and is unpaired at its deadline.
+  stage.OnSpan(HttpSpan("orders", SpanKind::kServer, 200, 5, 101, /*parent=*/1), 6);
+  stage.Tick(6 + 5 * kSecond);
+  s = stage.Snapshot();
+  EXPECT_EQ(s.stats.edges_paired, 1u);
+  EXPECT_EQ(s.stats.unpaired_servers, 1u);
+  EXPECT_EQ(s.stats.edges_to_peer, 4u);  // 1, 3, then 4 and 5 at their deadlines
+}
+
+TEST(MetricsStageTest, WaitingSpansExpireInArrivalOrderEachAtItsOwnDeadline) {
+  MetricsStage stage;
+  for (uint64_t id = 1; id <= 3; id++) {
+    stage.OnSpan(HttpSpan("web", SpanKind::kClient, 200, 10, id, 0, "/x", "10.0.0.9", 80),
+                 id * kSecond);
+    stage.OnSpan(HttpSpan("orders", SpanKind::kServer, 200, 5, 100 + id, /*parent=*/50 + id),
+                 id * kSecond);
+  }
+  for (uint64_t id = 1; id <= 3; id++) {
+    stage.Tick((id + 5) * kSecond - 1);  // just before the id'th deadline
+    EXPECT_EQ(stage.Snapshot().stats.edges_to_peer, id - 1);
+    EXPECT_EQ(stage.stats().unpaired_servers, id - 1);
+    stage.Tick((id + 5) * kSecond);
+    EXPECT_EQ(stage.Snapshot().stats.edges_to_peer, id);
+    EXPECT_EQ(stage.stats().unpaired_servers, id);
+  }
+  // A server whose client comes after all is still paired while it waits.
+  stage.OnSpan(HttpSpan("orders", SpanKind::kServer, 200, 5, 200, /*parent=*/60), 10 * kSecond);
+  stage.OnSpan(HttpSpan("web", SpanKind::kClient, 200, 10, 60), 11 * kSecond);
+  stage.Tick(20 * kSecond);
+  EXPECT_EQ(stage.Snapshot().stats.edges_paired, 1u);
+  EXPECT_EQ(stage.stats().unpaired_servers, 3u);
+}
+
 TEST(MetricsStageTest, EdgesPastTheLimitFoldIntoTheOverflowEdge) {
   MetricsStage::Options o;
   o.graph.max_edges = 1;

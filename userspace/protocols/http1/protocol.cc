@@ -61,8 +61,9 @@ LinkFields LinkFieldsOf(const HttpRequest& req) {
 
 class Http1Session final : public Session, RequestListener, ExchangeSink {
  public:
-  Http1Session(const SessionContext& context, const SpanOptions* options, Http1Stats* stats)
-      : context_(context), options_(options), stitcher_(stats) {
+  Http1Session(const SessionContext& context, const SpanOptions* options,
+               http_common::HttpSpanFields* fields, Http1Stats* stats)
+      : context_(context), options_(options), fields_(fields), stitcher_(stats) {
     stitcher_.set_listener(this);
     stitcher_.set_sink(this);
   }
@@ -109,11 +110,12 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
   // Hot path: an exchange finished. Its span is built from it where it lies in the stitcher
   // (no move into a vector and out again); `finished_ns_` ends one that got no response.
   void OnExchange(HttpExchange& x) override {
-    BuildExchange(x, context_, *options_, finished_ns_, &out_->AddExchange());
+    BuildExchange(x, context_, *options_, finished_ns_, &out_->AddExchange(), fields_);
   }
 
   SessionContext context_;
   const SpanOptions* options_;
+  http_common::HttpSpanFields* fields_;  // the protocol's, reused by every session's spans
   Http1Stitcher stitcher_;
   SessionOutput* out_ = nullptr;  // the call in progress's output
   uint64_t finished_ns_ = 0;      // the call in progress's time
@@ -159,7 +161,7 @@ protocols::Detection Http1Protocol::DetectResync(const ResyncBytes& b) const {
 
 std::unique_ptr<Session> Http1Protocol::NewSession(const SessionContext& context) {
   conns_++;
-  return std::make_unique<Http1Session>(context, &span_options_, &stats_);
+  return std::make_unique<Http1Session>(context, &span_options_, &span_fields_, &stats_);
 }
 
 void Http1Protocol::ReportCounters(CounterReport* r) const {

@@ -25,6 +25,8 @@ class Http1Protocol final : public Protocol {
 
  private:
   SpanOptions span_options_;
+  // BuildExchange's scratch, reused: sessions run on one thread (the consumer's).
+  http_common::HttpSpanFields span_fields_;
   Http1Stats stats_;    // every session's stitcher counts here
   uint64_t conns_ = 0;  // sessions started: connections detected as HTTP/1.x
 };

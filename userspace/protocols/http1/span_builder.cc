@@ -7,8 +7,11 @@
 
 namespace zerotrace::protocols::http1 {
 
+// Every field of HttpSpanFields is assigned below: one added there must be too.
+static_assert(sizeof(http_common::HttpSpanFields) == 216, "assign the new field in BuildExchange");
+
 void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanOptions& options,
-                   uint64_t finished_ns, ExchangeDone* done) {
+                   uint64_t finished_ns, ExchangeDone* done, http_common::HttpSpanFields* fields) {
   const HttpRequest& req = x.req;
   const HttpResponse* resp = x.resp ? &*x.resp : nullptr;
   const uint64_t start = req.start_ts_ns;
@@ -20,9 +23,12 @@ void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanO
   done->end_ns = end;
   done->response_tid = resp ? resp->start_tid : 0;
 
-  http_common::HttpSpanFields f;
+  // Reused: a fresh one would be zero-filled whole (rep stos) and then written again.
+  http_common::HttpSpanFields& f = *fields;
   f.method = req.method;
   f.target = req.target;
+  f.host.reset();
+  f.user_agent.reset();
   // Measured hot path: Host and User-Agent (the first of each) in one pass over the fields.
   for (const HeaderList::Field h : req.headers) {
     if (h.name.size() == 4) {
@@ -36,15 +42,21 @@ void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanO
   f.scheme = ctx.tls ? "https" : "http";
   f.version = req.version_minor == 0 ? "1.0" : "1.1";
   f.request_body_size = req.body_size;
+  f.status = resp ? resp->status : 0;
   if (resp) {
-    f.status = resp->status;
     f.response_body_size = resp->body_size;
+  } else {
+    f.response_body_size.reset();
   }
+  f.request_error_type = {};
+  f.request_error_message = {};
   if (req.framing_conflict) {
     f.request_error_type = "http_framing_conflict";
     f.request_error_message = "request has both Content-Length and Transfer-Encoding";
   }
-  if (!resp || x.error != ExchangeError::kNone) f.error_type = x.error_type;
+  f.error_type = !resp || x.error != ExchangeError::kNone ? std::string_view(x.error_type)
+                                                          : std::string_view();
+  f.error_message = {};
   http_common::WriteHttpSpan(f, ctx, {options.infer_routes}, &done->span);
 }
 

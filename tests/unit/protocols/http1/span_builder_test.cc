@@ -147,6 +147,19 @@ TEST(Http1SpanBuilder, AttributesInOrderIntoFreshAndRecycledSpans) {
     BuildExchange(x, ctx, SpanOptions{}, 0, &recycled);
     EXPECT_EQ(Dump(recycled.span), tc.want);
   }
+  // The fields reused from span to span, as a protocol reuses them: nothing of one exchange
+  // shows in the next, in either order.
+  http_common::HttpSpanFields reused;
+  for (size_t i = 0; i < 2 * cases.size(); i++) {
+    const Case& tc = cases[i < cases.size() ? i : 2 * cases.size() - 1 - i];
+    SCOPED_TRACE(::testing::Message() << tc.what << ", fields reused");
+    const HttpExchange x = Exchange(tc.request, tc.response);
+    const SessionContext ctx{tc.server ? uint8_t{ZT_ROLE_SERVER} : uint8_t{ZT_ROLE_CLIENT}, false,
+                             tc.server ? &kServerEnds : &kClientEnds};
+    ExchangeDone done;
+    BuildExchange(x, ctx, SpanOptions{}, 0, &done, &reused);
+    EXPECT_EQ(Dump(done.span), tc.want);
+  }
 }
 
 TEST(Http1SpanBuilder, WithoutRouteInferenceTheNameIsTheMethod) {
