@@ -12,11 +12,23 @@ namespace zerotrace::metrics {
 
 // Values by 64-bit id: open addressing with linear probing; an erase shifts the entries after
 // it back (no tombstones, so probes stay short however many spans came and went). Grows at
-// half full; never shrinks (its users bound how many it holds). Writer thread only.
+// half full; ShrinkIfSparse gives a burst's room back. Hand-written, not std::unordered_map:
+// a heap node per waiting span was measured (docs/PERFORMANCE.md, sixth session). Writer
+// thread only.
 template <typename V>
 class PendingTable {
  public:
   size_t size() const { return size_; }
+  size_t capacity() const { return keys_.size(); }
+
+  // Off the hot path (once per tick): after a burst, when at most an eighth of the slots are
+  // used, rehashes into a quarter-full table, so that resident memory falls back.
+  void ShrinkIfSparse() {
+    if (keys_.size() <= kMinCapacity || 8 * size_ > keys_.size()) return;
+    size_t capacity = kMinCapacity;
+    while (capacity < 4 * size_) capacity *= 2;
+    Rehash(capacity);
+  }
 
   // Hot path. The value stored under `key`, or null. Valid until the next Insert or Erase.
   V* Find(uint64_t key) {
@@ -73,13 +85,15 @@ class PendingTable {
     values_[i] = std::move(value);
     size_++;
   }
-  void Grow() {
+
+  static constexpr size_t kMinCapacity = 64;
+
+  void Grow() { Rehash(keys_.empty() ? kMinCapacity : 2 * keys_.size()); }
+  void Rehash(size_t capacity) {
     std::vector<Key> old_keys = std::move(keys_);
     std::vector<V> old_values = std::move(values_);
-    const size_t capacity = old_keys.empty() ? 64 : 2 * old_keys.size();
     keys_.assign(capacity, Key());
-    values_.clear();
-    values_.resize(capacity);
+    values_ = std::vector<V>(capacity);
     mask_ = capacity - 1;
     shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(capacity));
     size_ = 0;
@@ -98,11 +112,21 @@ class PendingTable {
   unsigned shift_ = 64;
 };
 
-// (deadline, id) in arrival order: a ring that doubles when full and never shrinks.
+// (deadline, id) in arrival order: a ring that doubles when full; ShrinkIfSparse gives a
+// burst's room back.
 class DeadlineQueue {
  public:
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }
+  size_t capacity() const { return ring_.size(); }
+  // Off the hot path: when at most an eighth of the ring is used, halves it down to twice what
+  // it holds.
+  void ShrinkIfSparse() {
+    if (ring_.size() <= kMinCapacity || 8 * count_ > ring_.size()) return;
+    size_t capacity = kMinCapacity;
+    while (capacity < 2 * count_) capacity *= 2;
+    Resize(capacity);
+  }
   const std::pair<uint64_t, uint64_t>& front() const { return ring_[head_]; }
   void pop_front() {
     head_ = (head_ + 1) & (ring_.size() - 1);
@@ -115,10 +139,13 @@ class DeadlineQueue {
   }
 
  private:
-  void Grow() {
-    std::vector<std::pair<uint64_t, uint64_t>> bigger(ring_.empty() ? 64 : 2 * ring_.size());
-    for (size_t i = 0; i < count_; i++) bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
-    ring_ = std::move(bigger);
+  static constexpr size_t kMinCapacity = 64;
+
+  void Grow() { Resize(ring_.empty() ? kMinCapacity : 2 * ring_.size()); }
+  void Resize(size_t capacity) {
+    std::vector<std::pair<uint64_t, uint64_t>> next(capacity);
+    for (size_t i = 0; i < count_; i++) next[i] = ring_[(head_ + i) & (ring_.size() - 1)];
+    ring_ = std::move(next);
     head_ = 0;
   }
 

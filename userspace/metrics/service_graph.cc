@@ -108,6 +108,10 @@ void ServiceGraph::Expire(uint64_t now_ns, bool all) {
     server_deadlines_.pop_front();
     ExpireServer(id);
   }
+  clients_.ShrinkIfSparse();  // after a burst, resident memory falls back
+  servers_.ShrinkIfSparse();
+  client_deadlines_.ShrinkIfSparse();
+  server_deadlines_.ShrinkIfSparse();
 }
 
 // Writer thread: one request on the edge from the client's service to the server's service or,

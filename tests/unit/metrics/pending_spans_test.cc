@@ -7,6 +7,7 @@
 #include <memory>
 #include <random>
 #include <unordered_map>
+#include <vector>
 
 namespace zerotrace::metrics {
 namespace {
@@ -73,6 +74,47 @@ TEST(DeadlineQueueTest, KeepsArrivalOrderAcrossWrapsAndGrowth) {
     }
     ASSERT_EQ(q.size(), want.size());
   }
+}
+
+TEST(PendingSpansTest, RoomOfABurstIsGivenBackAndWhatStaysIsKept) {
+  PendingTable<std::shared_ptr<uint64_t>> table;
+  DeadlineQueue q;
+  for (uint64_t id = 1; id <= 50'000; id++) {
+    table.Insert(id, std::make_shared<uint64_t>(id));
+    q.push_back(id, id);
+  }
+  const size_t table_peak = table.capacity(), ring_peak = q.capacity();
+  ASSERT_GE(table_peak, 100'000u);
+  ASSERT_GE(ring_peak, 50'000u);
+  table.ShrinkIfSparse();  // full: nothing to give back
+  q.ShrinkIfSparse();
+  EXPECT_EQ(table.capacity(), table_peak);
+  EXPECT_EQ(q.capacity(), ring_peak);
+  // The burst drains: the table keeps every 1000th span, the ring its newest 50 deadlines.
+  for (uint64_t id = 1; id <= 50'000; id++) {
+    if (id % 1000 != 0) table.Erase(table.Find(id));
+  }
+  for (int i = 0; i < 49'950; i++) q.pop_front();
+  table.ShrinkIfSparse();
+  q.ShrinkIfSparse();
+  EXPECT_LE(table.capacity(), 256u);
+  EXPECT_LE(q.capacity(), 128u);
+  ASSERT_EQ(table.size(), 50u);
+  for (uint64_t id = 1000; id <= 50'000; id += 1000) {
+    std::shared_ptr<uint64_t>* v = table.Find(id);
+    ASSERT_NE(v, nullptr) << id;
+    EXPECT_EQ(**v, id);
+  }
+  EXPECT_EQ(table.Find(999), nullptr);
+  // The ring keeps its order across the shrink and grows again.
+  for (uint64_t id = 50'001; id <= 50'100; id++) q.push_back(id, id);
+  std::vector<uint64_t> order;
+  while (!q.empty()) {
+    order.push_back(q.front().second);
+    q.pop_front();
+  }
+  ASSERT_EQ(order.size(), 150u);
+  for (size_t i = 0; i < order.size(); i++) EXPECT_EQ(order[i], 49'951u + i);
 }
 
 }  // namespace
