@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -48,6 +49,34 @@ class ParserPool {
 };
 
 thread_local ParserPool parser_pool;
+
+// Field buffers of exchanges already emitted, for the parser whose head was just moved into an
+// entry: without them each message head allocated its buffer, and the entry freed it (two
+// malloc/free pairs per exchange). Bounded in count and per buffer, as the parser pool.
+class HeaderBufferPool {
+ public:
+  std::string Take() {
+    if (free_.empty()) return {};
+    std::string b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void Give(HeaderList* h) {
+    if (free_.size() >= kMaxPooled) return;
+    std::string b = h->TakeBuffer();
+    // Moved-from (inline storage only) or huge buffers are not worth keeping.
+    if (b.capacity() < kMinBytes || b.capacity() > kMaxBytes) return;
+    free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr size_t kMaxPooled = 64;
+  static constexpr size_t kMinBytes = 64;
+  static constexpr size_t kMaxBytes = 4096;
+  std::vector<std::string> free_;
+};
+
+thread_local HeaderBufferPool header_pool;
 
 }  // namespace
 
@@ -143,6 +172,7 @@ void Http1Stitcher::HandleRequest(Http1Parser::Result r, uint64_t now_ns) {
       e.seq = next_seq_++;
       e.x.seq = e.seq;
       e.x.req = std::move(req_parser().request());
+      req_parser().request().headers.AdoptBuffer(header_pool.Take());
       e.seen_ns = now_ns;
       req_in_progress_ = e.seq;
       if (listener_ != nullptr) listener_->OnRequestStart(e.seq, e.x.req);
@@ -233,6 +263,7 @@ void Http1Stitcher::OnResponseHead() {
   Entry& e = entries_[idx];
   if (!e.marker) {
     e.x.resp = std::move(resp_parser().response());
+    resp_parser().response().headers.AdoptBuffer(header_pool.Take());
     resp_for_ = e.seq;
     resp_discard_ = false;
     return;
@@ -467,6 +498,11 @@ void Http1Stitcher::Emit(Entry& e, ExchangeError error, std::vector<HttpExchange
 }
 
 void Http1Stitcher::PopFront() {
+  Entry& front = entries_[head_];
+  if (!front.marker) {  // its exchange was emitted (or moved out): its buffers go to the pool
+    header_pool.Give(&front.x.req.headers);
+    if (front.x.resp.has_value()) header_pool.Give(&front.x.resp->headers);
+  }
   ++head_;
   if (head_ == entries_.size()) {
     entries_.clear();

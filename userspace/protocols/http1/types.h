@@ -56,6 +56,18 @@ class HeaderList {
     buf_.clear();
     index_off_ = count_ = 0;
   }
+  // The buffer's storage, for another list to reuse (this one is left empty).
+  std::string TakeBuffer() {
+    index_off_ = count_ = 0;
+    std::string b = std::move(buf_);
+    buf_.clear();
+    return b;
+  }
+  // Reuses b's storage; for an empty list (one whose fields were moved away).
+  void AdoptBuffer(std::string&& b) {
+    buf_ = std::move(b);
+    clear();
+  }
 
   // Iteration yields Field.
   class Iterator {

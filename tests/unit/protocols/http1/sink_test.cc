@@ -97,6 +97,39 @@ TEST(Http1StitcherSink, TakesWhatTheVectorPathAppendsInOrder) {
   }
 }
 
+// Exchanges read in place hand their field buffers on to the next heads parsed, on any
+// connection: each exchange still carries its own fields, whatever sizes went before.
+TEST(Http1StitcherSink, ReusedFieldBuffersCarryEachExchangesOwnFields) {
+  FakeConn a, b;
+  CopyingSink sink_a, sink_b;
+  a.stitcher().set_sink(&sink_a);
+  b.stitcher().set_sink(&sink_b);
+  for (int i = 0; i < 200; ++i) {
+    // Field blocks from a few bytes to ~1.5 KB, so a reused buffer is sometimes too small.
+    const std::string big((i * 37) % 1500, 'v');
+    FakeConn& c = i % 2 == 0 ? a : b;
+    c.Request(Get(i, "X-Big: " + big + "\r\n"));
+    c.Response(Ok(i, "body", i % 3 == 0 ? "X-Big: " + big + "\r\n" : std::string()));
+  }
+  ASSERT_EQ(sink_a.got.size(), 100u);
+  ASSERT_EQ(sink_b.got.size(), 100u);
+  for (int i = 0; i < 200; ++i) {
+    SCOPED_TRACE(i);
+    const HttpExchange& x = (i % 2 == 0 ? sink_a : sink_b).got[static_cast<size_t>(i / 2)];
+    const size_t big = static_cast<size_t>((i * 37) % 1500);
+    EXPECT_EQ(IdOf(x.req), i);
+    EXPECT_EQ(x.req.target, "/items/" + std::to_string(i));
+    EXPECT_EQ(x.req.headers.Get("x-big").value_or("?").size(), big);
+    EXPECT_EQ(x.req.headers.Get("host"), "api.example");
+    ASSERT_TRUE(x.resp.has_value());
+    EXPECT_EQ(IdOf(*x.resp), i);
+    EXPECT_EQ(x.resp->headers.Has("x-big"), i % 3 == 0);
+    if (i % 3 == 0) {
+      EXPECT_EQ(x.resp->headers.Get("x-big").value_or("?").size(), big);
+    }
+  }
+}
+
 // The session's request starts name the first request-id header the linker counts as
 // evidence, whatever its case; other names of the same lengths are not taken for one (the
 // session skips names that cannot be one before lowercasing them).
