@@ -10,6 +10,19 @@
 
 namespace zerotrace::metrics {
 
+// Smallest capacity of a PendingTable or DeadlineQueue (a power of two).
+inline constexpr size_t kMinPendingCapacity = 64;
+
+// What a table or ring of `capacity` slots holding `used` entries shrinks to: the power of two
+// (at least kMinPendingCapacity) that holds them at one in `spread`; 0 (keep it) unless at most
+// an eighth of it is used.
+inline size_t SparseShrinkTo(size_t capacity, size_t used, size_t spread) {
+  if (capacity <= kMinPendingCapacity || 8 * used > capacity) return 0;
+  size_t to = kMinPendingCapacity;
+  while (to < spread * used) to *= 2;
+  return to;
+}
+
 // Values by 64-bit id: open addressing with linear probing; an erase shifts the entries after
 // it back (no tombstones, so probes stay short however many spans came and went). Grows at
 // half full; ShrinkIfSparse gives a burst's room back. Hand-written, not std::unordered_map:
@@ -24,10 +37,7 @@ class PendingTable {
   // Off the hot path (once per tick): after a burst, when at most an eighth of the slots are
   // used, rehashes into a quarter-full table, so that resident memory falls back.
   void ShrinkIfSparse() {
-    if (keys_.size() <= kMinCapacity || 8 * size_ > keys_.size()) return;
-    size_t capacity = kMinCapacity;
-    while (capacity < 4 * size_) capacity *= 2;
-    Rehash(capacity);
+    if (const size_t to = SparseShrinkTo(keys_.size(), size_, 4)) Rehash(to);
   }
 
   // Hot path. The value stored under `key`, or null. Valid until the next Insert or Erase.
@@ -86,9 +96,7 @@ class PendingTable {
     size_++;
   }
 
-  static constexpr size_t kMinCapacity = 64;
-
-  void Grow() { Rehash(keys_.empty() ? kMinCapacity : 2 * keys_.size()); }
+  void Grow() { Rehash(keys_.empty() ? kMinPendingCapacity : 2 * keys_.size()); }
   void Rehash(size_t capacity) {
     std::vector<Key> old_keys = std::move(keys_);
     std::vector<V> old_values = std::move(values_);
@@ -122,10 +130,7 @@ class DeadlineQueue {
   // Off the hot path: when at most an eighth of the ring is used, halves it down to twice what
   // it holds.
   void ShrinkIfSparse() {
-    if (ring_.size() <= kMinCapacity || 8 * count_ > ring_.size()) return;
-    size_t capacity = kMinCapacity;
-    while (capacity < 2 * count_) capacity *= 2;
-    Resize(capacity);
+    if (const size_t to = SparseShrinkTo(ring_.size(), count_, 2)) Resize(to);
   }
   const std::pair<uint64_t, uint64_t>& front() const { return ring_[head_]; }
   void pop_front() {
@@ -139,9 +144,7 @@ class DeadlineQueue {
   }
 
  private:
-  static constexpr size_t kMinCapacity = 64;
-
-  void Grow() { Resize(ring_.empty() ? kMinCapacity : 2 * ring_.size()); }
+  void Grow() { Resize(ring_.empty() ? kMinPendingCapacity : 2 * ring_.size()); }
   void Resize(size_t capacity) {
     std::vector<std::pair<uint64_t, uint64_t>> next(capacity);
     for (size_t i = 0; i < count_; i++) next[i] = ring_[(head_ + i) & (ring_.size() - 1)];
