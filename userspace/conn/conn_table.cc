@@ -33,10 +33,7 @@ ConnTable::ConnTable(ConnTableLimits limits, ConnObserver* observer, KernelConnS
 
 ConnTable::~ConnTable() = default;
 
-Connection* ConnTable::Find(uint64_t conn_id) {
-  auto it = conns_.find(conn_id);
-  return it == conns_.end() ? nullptr : it->second.get();
-}
+Connection* ConnTable::Find(uint64_t conn_id) { return conns_.Find(conn_id); }
 
 size_t ConnTable::ConnectionsOf(uint32_t tgid) const {
   auto it = by_tgid_.find(tgid);
@@ -53,8 +50,7 @@ Connection& ConnTable::Open(const zt_event_header& h) {
   c->last_ts_ns = h.ts_ns;
   c->sent = ByteStream(limits_.stream_byte_cap, &stats_.streams);
   c->received = ByteStream(limits_.stream_byte_cap, &stats_.streams);
-  Connection& ref = *c;
-  conns_[h.conn_id] = std::move(c);
+  Connection& ref = conns_.Insert(h.conn_id, std::move(c));
   by_tgid_[h.tgid].insert(h.conn_id);
   by_fd_[FdKey(h.tgid, h.fd)] = h.conn_id;
   stats_.opened++;
@@ -62,9 +58,9 @@ Connection& ConnTable::Open(const zt_event_header& h) {
 }
 
 void ConnTable::Remove(uint64_t conn_id, CloseCause cause) {
-  auto it = conns_.find(conn_id);
-  if (it == conns_.end()) return;
-  Connection& c = *it->second;
+  Connection* found = conns_.Find(conn_id);
+  if (found == nullptr) return;
+  Connection& c = *found;
   c.sent.DeclareHolesAsGaps();
   c.received.DeclareHolesAsGaps();
   if (observer_) observer_->OnClose(c, cause);
@@ -76,7 +72,7 @@ void ConnTable::Remove(uint64_t conn_id, CloseCause cause) {
   }
   auto f = by_fd_.find(FdKey(c.tgid, c.fd));
   if (f != by_fd_.end() && f->second == conn_id) by_fd_.erase(f);
-  conns_.erase(it);
+  conns_.Erase(conn_id);  // frees c
   stats_.closed++;
 }
 
@@ -319,22 +315,23 @@ void ConnTable::RememberAgentConn(const zt_conn_open& o) {
 
 void ConnTable::ExpireIdle(uint64_t now_ns) {
   std::vector<uint64_t> idle;
-  for (const auto& [id, c] : conns_) {
-    if (now_ns > c->last_ts_ns && now_ns - c->last_ts_ns > limits_.idle_timeout_ns) {
+  conns_.ForEach([&](uint64_t id, const Connection& c) {
+    if (now_ns > c.last_ts_ns && now_ns - c.last_ts_ns > limits_.idle_timeout_ns) {
       idle.push_back(id);
     }
-  }
+  });
   for (uint64_t id : idle) {
     stats_.expired_idle++;
     Remove(id, CloseCause::kIdle);
   }
+  conns_.ShrinkIfSparse();  // after a burst of connections, their slots go too
 }
 
 // Evicts the least recently active 1/16 of the table at once, so a flood costs O(1) amortised.
 void ConnTable::EvictOldest() {
   std::vector<std::pair<uint64_t, uint64_t>> by_age;  // (last_ts, id)
   by_age.reserve(conns_.size());
-  for (const auto& [id, c] : conns_) by_age.emplace_back(c->last_ts_ns, id);
+  conns_.ForEach([&](uint64_t id, const Connection& c) { by_age.emplace_back(c.last_ts_ns, id); });
   const size_t n = std::max<size_t>(1, by_age.size() / 16);
   std::nth_element(by_age.begin(), by_age.begin() + (n - 1), by_age.end());
   for (size_t i = 0; i < n; i++) {
@@ -355,7 +352,7 @@ void ConnTable::RefreshProcesses() {
 void ConnTable::CloseAll() {
   std::vector<uint64_t> ids;
   ids.reserve(conns_.size());
-  for (const auto& [id, c] : conns_) ids.push_back(id);
+  conns_.ForEach([&](uint64_t id, const Connection&) { ids.push_back(id); });
   for (uint64_t id : ids) Remove(id, CloseCause::kShutdown);
 }
 
