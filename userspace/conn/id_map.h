@@ -15,7 +15,7 @@ namespace zerotrace::conn {
 // gives a burst's room back. Hand-written, not std::unordered_map<uint64_t, unique_ptr<T>>:
 // its find walks bucket -> node before -> node -> object, on every ring-buffer record. Measured
 // (docs/PERFORMANCE.md, seventh session): BM_StageConn -13-18 % (-8 ns per span); in place the
-// lookup's share of the consumer thread 2.85 % -> 1.93 %. One thread only.
+// lookup's share of the consumer thread 2.77 % -> 1.99 %. One thread only.
 template <typename T>
 class IdMap {
  public:
