@@ -328,6 +328,35 @@ TEST(ExportWorkerSpanPathTest, IdleWorkerLetsGoOfExportedSpans) {
   EXPECT_EQ(c.name, "") << "an exported span was still kept after the worker idled";
 }
 
+// The span path, where a push shows what it got back: under steady load the spare storage
+// stays across flushes, so pushes keep getting exported spans back (nothing to encode afresh
+// or to free on the export thread); it used to go at every flush that found no batch ready.
+TEST(ExportWorkerSpanPathTest, BusyWorkerKeepsItsSpareStorageAcrossFlushes) {
+  ExportWorkerOptions o = Options(100, 2, std::chrono::hours(1));  // full batches only
+  o.flush_interval = milliseconds(200);
+  Harness h(o, /*encoded=*/false);
+  size_t pushed = 0;
+  const auto push_pair = [&](size_t* nothing_back) {
+    for (int i = 0; i < 2; i++) {
+      Span s = Named("s");
+      ASSERT_TRUE(h.worker->TryPush(std::move(s)));
+      if (s.name.empty()) ++*nothing_back;
+    }
+    pushed += 2;
+    ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == pushed; }));
+  };
+  size_t warm_up = 0;
+  for (int i = 0; i < 10; i++) push_pair(&warm_up);  // the storage in circulation is made
+  const int flushes = h.rec().flushes();
+  size_t nothing_back = 0, busy_pairs = 0;
+  while (h.rec().flushes() < flushes + 3) {  // every interval exports: none is idle
+    push_pair(&nothing_back);
+    busy_pairs++;
+  }
+  EXPECT_GT(busy_pairs, 10u);
+  EXPECT_EQ(nothing_back, 0u) << "spare storage was dropped while the worker was busy";
+}
+
 TEST_P(ExportWorkerTest, StopDrainsEverythingThenFlushes) {
   Harness h(Options(1000, 10, std::chrono::hours(1)), GetParam(), /*exporters=*/2);
   for (int i = 0; i < 25; i++) ASSERT_TRUE(h.worker->TryPush(Named("s")));
