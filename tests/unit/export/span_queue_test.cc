@@ -345,13 +345,27 @@ TEST(ExportWorkerSpanPathTest, BusyWorkerKeepsItsSpareStorageAcrossFlushes) {
     pushed += 2;
     ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == pushed; }));
   };
-  size_t warm_up = 0;
-  for (int i = 0; i < 10; i++) push_pair(&warm_up);  // the storage in circulation is made
+  // Two chunk storages in circulation, the second made while the first is held in export: a
+  // push then never races the release of the batch before it (its storage would be new).
+  h.rec().Close();
+  for (int i = 0; i < 2; i++) ASSERT_TRUE(h.worker->TryPush(Named("s")));
+  ASSERT_TRUE(WaitFor([&] { return h.rec().in_export(); }));
+  for (int i = 0; i < 2; i++) ASSERT_TRUE(h.worker->TryPush(Named("s")));
+  h.rec().Open();
+  pushed = 4;
+  ASSERT_TRUE(WaitFor([&] { return h.rec().span_count() == pushed; }));
   const int flushes = h.rec().flushes();
+  const size_t busy_from = h.rec().export_times().size();
   size_t nothing_back = 0, busy_pairs = 0;
   while (h.rec().flushes() < flushes + 3) {  // every interval exports: none is idle
     push_pair(&nothing_back);
     busy_pairs++;
+  }
+  // Only a pause of a whole interval between exports makes one idle (this thread descheduled
+  // that long on a loaded machine): then dropping was right, and this run proves nothing.
+  const auto times = h.rec().export_times();
+  for (size_t i = busy_from; i < times.size(); i++) {
+    if (times[i] - times[i - 1] >= o.flush_interval) GTEST_SKIP() << "exports paused";
   }
   EXPECT_GT(busy_pairs, 10u);
   EXPECT_EQ(nothing_back, 0u) << "spare storage was dropped while the worker was busy";
