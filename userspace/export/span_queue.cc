@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
-#include <type_traits>
 #include <utility>
 
 namespace zerotrace::exporter {
@@ -78,10 +77,6 @@ size_t BatchQueue<T>::TryPushBatch(std::span<T> items, Room* room) {
         std::swap(back.spans[back.count], item);  // the exported item goes back to the caller
       } else {
         back.spans.push_back(std::move(item));
-        if (!spare_items_.empty()) {  // an exported item from a cut batch's tail
-          item = std::move(spare_items_.back());
-          spare_items_.pop_back();
-        }
       }
       back.count++;
       queued_++;
@@ -143,8 +138,8 @@ typename BatchQueue<T>::PopResult BatchQueue<T>::PopReady(std::vector<T>* batch,
         queued_ -= count;
         in_flight_ += count;
         lock.unlock();
-        // A batch cut short by its delay (low rates): the storage is cut to the batch.
-        if (batch->size() > count) CutBatch(batch, count);
+        // A batch cut short by its delay: its recycled tail is freed here (low rates only).
+        batch->resize(count);
         return PopResult::kBatch;
       }
       wake = std::min(wake, due);
@@ -154,28 +149,6 @@ typename BatchQueue<T>::PopResult BatchQueue<T>::PopReady(std::vector<T>* batch,
     if (now >= until) return PopResult::kTimeout;
     ready_.wait_until(lock, wake);
   }
-}
-
-template <typename T>
-void BatchQueue<T>::CutBatch(std::vector<T>* batch, size_t count) {
-  // Encodings: the recycled tail is kept for pushes past a storage's end. Freed here, it made as
-  // many fresh encodings there: at 5k req/s every batch is cut (~2000 of 2048 spans), and 20 %
-  // of spans were encoded fresh (2 allocations and a copy each; temporary counter in place).
-  // Spans: freed here (the pusher would only free them; kept, they would be resident).
-  if constexpr (std::is_same_v<T, EncodedSpan>) {
-    std::vector<T> excess;  // past max_batch_size: destroyed after the lock is released
-    {
-      std::lock_guard lock(mu_);
-      for (size_t i = count; i < batch->size(); i++) {
-        if (spare_items_.size() < options_.max_batch_size) {
-          spare_items_.push_back(std::move((*batch)[i]));
-        } else {
-          excess.push_back(std::move((*batch)[i]));
-        }
-      }
-    }
-  }
-  batch->resize(count);  // encodings: moved-from items only
 }
 
 template <typename T>
@@ -205,11 +178,9 @@ void BatchQueue<T>::Release(std::vector<T>&& batch) {
 template <typename T>
 void BatchQueue<T>::DropSpareStorage() {
   std::vector<std::vector<T>> spare;  // destroyed after the lock is released
-  std::vector<T> spare_items;
   {
     std::lock_guard lock(mu_);
     spare.swap(free_storage_);
-    spare_items.swap(spare_items_);
   }
 }
 

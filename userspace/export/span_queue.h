@@ -125,18 +125,13 @@ class BatchQueue {
   std::condition_variable ready_;
   std::deque<Chunk> chunks_;                  // every chunk but the last is full
   std::vector<std::vector<T>> free_storage_;  // exported spans inside: see above
-  // Exported encodings from the tails of batches cut short by their delay (their storage is cut
-  // to the batch), handed back by pushes past a storage's end; at most max_batch_size.
-  std::vector<T> spare_items_;
-  size_t queued_ = 0;     // spans in chunks_
-  size_t in_flight_ = 0;  // spans popped and not yet released
-  size_t bytes_ = 0;      // ItemBytes of those, queued and in flight
+  size_t queued_ = 0;                         // spans in chunks_
+  size_t in_flight_ = 0;                      // spans popped and not yet released
+  size_t bytes_ = 0;                          // ItemBytes of those, queued and in flight
   bool closed_ = false;
   // closed_, or at capacity or max_bytes: RefuseIfFull takes the lock only then.
   std::atomic<bool> refusing_{false};
   void UpdateRefusing();  // with mu_ held
-  // Cuts *batch to count; an encoding's tail goes to spare_items_ (takes mu_).
-  void CutBatch(std::vector<T>* batch, size_t count);
 };
 
 using SpanQueue = BatchQueue<trace::Span>;

@@ -623,36 +623,5 @@ TEST(EncodedSpanQueueTest, PushHandsBackAnExportedEncodingForReuse) {
   EXPECT_EQ(q.bytes(), 10u);
 }
 
-TEST(EncodedSpanQueueTest, TheTailOfABatchCutByItsDelayComesBackToLaterPushes) {
-  EncodedSpanQueue q({.capacity = 8, .max_batch_size = 4, .max_batch_delay = milliseconds(0)});
-  std::vector<EncodedSpan> batch;
-  for (int i = 0; i < 4; i++) ASSERT_TRUE(q.TryPush(Bytes(30)));
-  ASSERT_EQ(q.PopReady(&batch, Clock::now()), EncodedSpanQueue::PopResult::kBatch);
-  q.Release(std::move(batch));  // a storage of 4 exported encodings
-  for (int i = 0; i < 2; i++) {
-    EncodedSpan e = Bytes(20);
-    ASSERT_TRUE(q.TryPush(std::move(e)));
-    EXPECT_EQ(e.bytes.size(), 30u);
-  }
-  batch = {};
-  ASSERT_EQ(q.PopReady(&batch, Clock::now()), EncodedSpanQueue::PopResult::kBatch);
-  ASSERT_EQ(batch.size(), 2u) << "cut by its delay";
-  EXPECT_EQ(batch[0].bytes.size(), 20u);
-  EXPECT_EQ(batch[1].bytes.size(), 20u);
-  q.Release(std::move(batch));  // the storage holds 2; the other 2 wait apart
-  std::vector<size_t> back;
-  for (int i = 0; i < 4; i++) {
-    EncodedSpan e = Bytes(10);
-    ASSERT_TRUE(q.TryPush(std::move(e)));
-    back.push_back(e.bytes.size());
-  }
-  EXPECT_EQ(back, (std::vector<size_t>{20, 20, 30, 30})) << "every push gets a buffer to reuse";
-  batch = {};
-  ASSERT_EQ(q.PopReady(&batch, Clock::now()), EncodedSpanQueue::PopResult::kBatch);
-  ASSERT_EQ(batch.size(), 4u);
-  for (const EncodedSpan& e : batch) EXPECT_EQ(e.bytes.size(), 10u);
-  EXPECT_EQ(q.bytes(), 40u);
-}
-
 }  // namespace
 }  // namespace zerotrace::exporter
