@@ -363,6 +363,7 @@ void ExportWorker::Run(BatchQueue<T>& queue) {
   using Result = typename BatchQueue<T>::PopResult;
   std::vector<T> batch;
   auto next_flush = Clock::now() + options_.flush_interval;
+  bool exported_in_interval = false;  // a batch went out since the last flush
   for (;;) {
     const Result r = queue.PopReady(&batch, next_flush);
     if (r == Result::kClosedAndEmpty) break;
@@ -379,10 +380,15 @@ void ExportWorker::Run(BatchQueue<T>& queue) {
       queue.Release(std::move(batch));
       batch = {};
       now = Clock::now();
-    } else if (r == Result::kTimeout) {
-      queue.DropSpareStorage();  // nothing to export for a flush interval: idle
+      exported_in_interval = true;
     }
     if (now >= next_flush) {
+      // Idle only when a whole interval exported nothing. A kTimeout alone says no batch was
+      // ready before this flush, which under load happens about once an interval: dropping the
+      // spare storage then cost 2048 fresh encodings and 2048 frees here per second (in place
+      // at 10k req/s: 9 of 9 drops under load, 9 % of spans encoded fresh).
+      if (!exported_in_interval) queue.DropSpareStorage();
+      exported_in_interval = false;
       FlushAll(/*finish=*/false);
       next_flush = now + options_.flush_interval;
     }
