@@ -64,7 +64,7 @@ class LineFinder {
       if (i >= n_) return n_;
       const size_t at = Block(i);
       const uint64_t m = stop_ >> (i - at);
-      // Bytes past n_ read as NUL, which stops a name: the result is never above n_.
+      // At most n_: bits past it are clear, or (padded copy) start at n_ itself.
       if (m != 0) return i + static_cast<size_t>(std::countr_zero(m));
       i = at + 64;
     }
@@ -94,7 +94,7 @@ class LineFinder {
       const size_t shift = 64 - left;
       Masks(b_ + n_ - 64, &lf_, &stop_);
       lf_ >>= shift;
-      stop_ = (stop_ >> shift) | (~uint64_t{0} << left);  // past the end stops a name
+      stop_ >>= shift;
     } else {
       alignas(16) char tail[64] = {};  // NUL stops a name and is no line feed
       std::memcpy(tail, b_ + at, left);
