@@ -6,10 +6,6 @@
 #include <bit>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 namespace zerotrace::protocols::http1 {
 namespace {
 
@@ -41,6 +37,8 @@ constexpr std::array<bool, 256> MakeTcharTable() {
 constexpr std::array<bool, 256> kTchar = MakeTcharTable();
 
 bool IsTchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
+// What NameEnd accepts in a field name.
+bool IsNameChar(char c) { return c > 0x20 && c < 0x7f && c != ':'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
 // What detection accepts in a request-target: no space, no control character, DEL excepted;
@@ -50,95 +48,10 @@ bool IsTargetByte(char c) {
   return u > 0x20 && u != 0x7f;
 }
 
-#if defined(__SSE2__)
-// Measured hot path (every head line; parse + stitch 0.90-0.92 of the name loop and memchr
-// per line, docs/PERFORMANCE.md "HTTP/1 head scan on 64-byte masks"): the line feeds and
-// field-name ends of 64 bytes at a time, as two bit masks, so each line's name end and line
-// end are a shift and a count of trailing zeros. Blocks lie on a grid from s[0], each
-// computed once per Scan.
-class LineFinder {
- public:
-  LineFinder(const char* b, size_t n) : b_(b), n_(n) {}
-  // What NameEnd(b, i, n) returns: the first byte at or after i that cannot be in a name.
-  size_t NameEnd(size_t i) {
-    for (;;) {
-      if (i >= n_) return n_;
-      const size_t at = Block(i);
-      const uint64_t m = stop_ >> (i - at);
-      // At most n_: bits past it are clear, or (padded copy) start at n_ itself.
-      if (m != 0) return i + static_cast<size_t>(std::countr_zero(m));
-      i = at + 64;
-    }
-  }
-  // The first '\n' at or after i, or npos.
-  size_t LineFeed(size_t i) {
-    for (;;) {
-      if (i >= n_) return npos;
-      const size_t at = Block(i);
-      const uint64_t m = lf_ >> (i - at);
-      if (m != 0) return i + static_cast<size_t>(std::countr_zero(m));
-      i = at + 64;
-    }
-  }
-
- private:
-  // Makes the masks those of the block holding i; returns the block's start.
-  size_t Block(size_t i) {
-    const size_t at = i & ~size_t{63};
-    if (at == at_) return at;
-    at_ = at;
-    const size_t left = n_ - at;
-    if (left >= 64) {
-      Masks(b_ + at, &lf_, &stop_);
-    } else if (n_ >= 64) {
-      // The last 64 bytes given, shifted into place: never a read past them.
-      const size_t shift = 64 - left;
-      Masks(b_ + n_ - 64, &lf_, &stop_);
-      lf_ >>= shift;
-      stop_ >>= shift;
-    } else {
-      alignas(16) char tail[64] = {};  // NUL stops a name and is no line feed
-      std::memcpy(tail, b_ + at, left);
-      Masks(tail, &lf_, &stop_);
-    }
-    return at;
-  }
-
-  // Bit k: p[k] is a line feed; p[k] cannot be in a field name (what NameEndFrom stops at).
-  static void Masks(const char* p, uint64_t* lf_mask, uint64_t* stop_mask) {
-    const __m128i lf = _mm_set1_epi8('\n');
-    const __m128i colon = _mm_set1_epi8(':');
-    const __m128i del = _mm_set1_epi8(0x7f);
-    const __m128i first_visible = _mm_set1_epi8(0x21);
-    uint64_t lfs = 0, stops = 0;
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
-      // Signed: below 0x21 is a space or control, or a byte of 0x80 and above.
-      const __m128i stop =
-          _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, first_visible), _mm_cmpeq_epi8(x, colon)),
-                       _mm_cmpeq_epi8(x, del));
-      lfs |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, lf)))} << (16 * k);
-      stops |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(stop))} << (16 * k);
-    }
-    *lf_mask = lfs;
-    *stop_mask = stops;
-  }
-
-  const char* b_;
-  size_t n_;
-  size_t at_ = npos;
-  uint64_t lf_ = 0;
-  uint64_t stop_ = 0;
-};
-#else
-// What NameEndFrom accepts in a field name.
-bool IsNameChar(char c) { return c > 0x20 && c < 0x7f && c != ':'; }
-
 // Hot path. End of a field name starting at i: the first byte that is a space or control,
 // ':', DEL or non-ASCII, found 8 bytes at a time. Names are thus visible ASCII without ':';
 // RFC 9110 tokens are stricter, but a passive observer need not reject what a peer accepted.
-size_t NameEndFrom(const char* b, size_t i, size_t n) {
+size_t NameEnd(const char* b, size_t i, size_t n) {
   static_assert(std::endian::native == std::endian::little, "byte 0 must be the lowest bits");
   constexpr uint64_t kOnes = 0x0101010101010101ULL;
   constexpr uint64_t kHigh = 0x8080808080808080ULL;
@@ -158,23 +71,6 @@ size_t NameEndFrom(const char* b, size_t i, size_t n) {
   while (i < n && IsNameChar(b[i])) ++i;
   return i;
 }
-
-// Without SSE2: the name loop and memchr.
-class LineFinder {
- public:
-  LineFinder(const char* b, size_t n) : b_(b), n_(n) {}
-  size_t NameEnd(size_t i) const { return NameEndFrom(b_, i, n_); }
-  size_t LineFeed(size_t i) const {
-    if (i >= n_) return npos;
-    const void* nl = std::memchr(b_ + i, '\n', n_ - i);
-    return nl == nullptr ? npos : static_cast<size_t>(static_cast<const char*>(nl) - b_);
-  }
-
- private:
-  const char* b_;
-  size_t n_;
-};
-#endif
 
 std::string_view TrimOws(std::string_view v) {
   while (!v.empty() && IsOws(v.front())) v.remove_prefix(1);
@@ -272,6 +168,7 @@ void HeadScanner::Reset(bool has_start_line) {
 size_t HeadScanner::Scan(std::string_view s) {
   const char* b = s.data();
   const size_t n = s.size();
+  const uint32_t base = static_cast<uint32_t>(fields_start_);
   if (line_start_ == 0) {
     // The bytes just arrived (from the ring buffer): cold. Ask for the cache lines a head
     // usually spans all at once, instead of one miss after another as the lines are read.
@@ -281,17 +178,16 @@ size_t HeadScanner::Scan(std::string_view s) {
       __builtin_prefetch(reinterpret_cast<const void*>(p));
     }
   }
-  LineFinder find(b, n);
-  uint32_t base = static_cast<uint32_t>(fields_start_);
   while (line_start_ < n) {
     const size_t i = line_start_;
     if (!in_start_line_ && !malformed_) {
-      // The common line, "name: value", read once: the name, then the line end.
-      size_t c = find.NameEnd(i);
+      // The common line, "name: value", read once: the name, then memchr for the line end.
+      size_t c = NameEnd(b, i, n);
       if (c == n) return npos;
       if (c > i && b[c] == ':') {
-        const size_t e = find.LineFeed(c);
-        if (e == npos) return npos;
+        const void* nl = std::memchr(b + c, '\n', n - c);
+        if (nl == nullptr) return npos;
+        const size_t e = static_cast<size_t>(static_cast<const char*>(nl) - b);
         line_start_ = e + 1;
         if (entries_.size() >= kMaxHeaderFields) {
           malformed_ = true;
@@ -316,14 +212,14 @@ size_t HeadScanner::Scan(std::string_view s) {
       }
     }
     // The start line, the empty line, an obs-fold, or a malformed line.
-    const size_t e = find.LineFeed(i);
-    if (e == npos) return npos;
+    const void* nl = std::memchr(b + i, '\n', n - i);
+    if (nl == nullptr) return npos;
+    const size_t e = static_cast<size_t>(static_cast<const char*>(nl) - b);
     line_start_ = e + 1;
     if (in_start_line_) {
       in_start_line_ = false;
       fields_start_ = line_start_;
-      base = static_cast<uint32_t>(fields_start_);  // fields are indexed relative to their start
-      continue;
+      return Scan(s);  // fields are indexed relative to their start
     }
     size_t le = e;
     if (le > i && b[le - 1] == '\r') --le;
