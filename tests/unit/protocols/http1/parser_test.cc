@@ -130,6 +130,65 @@ TEST(Http1Parser, LinesOfEveryLengthEndWhereTheirLineFeedIs) {
   }
 }
 
+// The head scan reads 64 bytes at a time: names of every length, at every offset from the
+// record's start, end where their first non-name byte is, whatever block it falls in. A name
+// that ends in a byte other than ':' (space, tab, NUL, DEL, non-ASCII) is malformed.
+TEST(Http1Parser, FieldNamesEndAtTheirFirstNonNameByteAtEveryOffset) {
+  const std::string bad_bytes[] = {"", " ", "\t", std::string(1, '\0'), "\x7f", "\x80", "\xff"};
+  for (size_t shift = 0; shift <= 64; ++shift) {
+    for (size_t len = 2; len <= 68; ++len) {
+      for (const std::string& bad : bad_bytes) {
+        SCOPED_TRACE(testing::Message() << "shift " << shift << " len " << len << " bad "
+                                        << (bad.empty() ? -1 : static_cast<int>(bad[0])));
+        std::string name(len, 'N');
+        if (!bad.empty()) name.back() = bad[0];
+        const std::string head = "GET /" + std::string(shift, 'p') + " HTTP/1.1\r\nA: b\r\n" +
+                                 name + ": v\r\nContent-Length: 1\r\n\r\nz";
+        Harness h(MessageKind::kRequest);
+        const std::vector<Result> rs = h.Feed(head);
+        if (bad.empty()) {
+          ASSERT_EQ(rs, (std::vector<Result>{Result::kHeaders, Result::kComplete}));
+          EXPECT_EQ(h.parser.request().headers.Get(name), "v");
+          EXPECT_EQ(h.parser.body().body_size, 1u);
+        } else {
+          ASSERT_FALSE(rs.empty());
+          EXPECT_EQ(rs.front(), Result::kDropped);
+          EXPECT_EQ(h.first_drop, DropReason::kMalformed);
+          EXPECT_EQ(h.stats.parse_errors, 1u);
+        }
+      }
+    }
+  }
+}
+
+// A head arriving one byte at a time is scanned on every shorter prefix (under and over 64
+// bytes) and gives the fields that it gives whole.
+TEST(Http1Parser, HeadFedByteByByteGivesTheFieldsItGivesWhole) {
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 14 May 2024 10:00:00 GMT\r\n"
+      "Content-Type: text/plain\r\nX-Folded: a\r\n\tb\r\nContent-Length: 3\r\n"
+      "Connection: keep-alive\r\nETag: \"66420a10-167\"\r\n\r\nabc";
+  Harness whole(MessageKind::kResponse);
+  ASSERT_EQ(whole.Feed(head, "GET"), (std::vector<Result>{Result::kHeaders, Result::kComplete}));
+  Harness bytes(MessageKind::kResponse);
+  std::vector<Result> rs;
+  for (size_t i = 0; i < head.size(); ++i) {
+    const std::vector<Result> r = bytes.Feed(head.substr(i, 1), "GET");
+    rs.insert(rs.end(), r.begin(), r.end());
+  }
+  ASSERT_EQ(rs, (std::vector<Result>{Result::kHeaders, Result::kComplete}));
+  const HeaderList& a = whole.parser.response().headers;
+  const HeaderList& b = bytes.parser.response().headers;
+  ASSERT_EQ(a.size(), 7u);
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].name, a[i].name);
+    EXPECT_EQ(b[i].value, a[i].value);
+  }
+  EXPECT_EQ(b.Get("x-folded"), "a  \tb");
+  EXPECT_EQ(bytes.parser.body().body_size, 3u);
+}
+
 TEST(Http1Parser, ResponseFramingTable) {
   struct Case {
     const char* name;

@@ -31,6 +31,15 @@ TEST(HttpRoute, RouteInference) {
       {"/files/12abc", "/files/12abc"},
       {"/123-456", "/123-456"},
       {"*", "*"},
+      // Around the whole-path shortcut: a digits-only segment first, last or alone, a
+      // 16-byte segment, a path parameter.
+      {"/f/7.txt", "/f/7.txt"},
+      {"7", "{id}"},
+      {"/7/f", "/{id}/f"},
+      {"/f/7", "/f/{id}"},
+      {"/x/deadbeefdeadbeef", "/x/{hex}"},
+      {"/x/deadbeefdeadbeeg", "/x/deadbeefdeadbeeg"},
+      {"/a;v=1/b", "/a/b"},
   };
   for (const Case& tc : cases) EXPECT_EQ(InferRoute(tc.path), tc.route) << tc.path;
 }
