@@ -142,6 +142,22 @@ void BM_StageConn(benchmark::State& state) {
 }
 BENCHMARK(BM_StageConn)->Unit(benchmark::kMillisecond);
 
+// The consumer thread's chain: connection table -> protocol stage (detect, parse, stitch,
+// build) -> linker, whose spans are counted into *spans and freed. Members go in reverse order.
+struct ConsumerChain {
+  ConsumerChain(const WallClock* clock, uint64_t* spans)
+      : linker([spans](trace::Span&& s) {
+          benchmark::DoNotOptimize(s.attributes.data());
+          (*spans)++;
+        }),
+        stage(protocols::MakeRegisteredProtocols({}), &linker, clock,
+              std::vector<trace::ResourceAttribute>{}),
+        table(conn::ConnTableLimits{}, &stage, nullptr, nullptr) {}
+  trace::SpanLinker linker;
+  protocols::ProtocolStage stage;
+  conn::ConnTable table;
+};
+
 // The whole consumer thread: records -> table -> protocol stage (detect, parse, stitch, build)
 // -> linker -> the export queue's place (spans counted and freed).
 void StageConsumer(benchmark::State& state, bool body_skipped) {
@@ -150,21 +166,11 @@ void StageConsumer(benchmark::State& state, bool body_skipped) {
   const WallClock clock;
   for (auto _ : state) {
     state.PauseTiming();
-    auto linker = std::make_unique<trace::SpanLinker>([&spans](trace::Span&& s) {
-      benchmark::DoNotOptimize(s.attributes.data());
-      spans++;
-    });
-    auto stage = std::make_unique<protocols::ProtocolStage>(
-        protocols::MakeRegisteredProtocols({}), linker.get(), &clock,
-        std::vector<trace::ResourceAttribute>{});
-    auto table =
-        std::make_unique<conn::ConnTable>(conn::ConnTableLimits{}, stage.get(), nullptr, nullptr);
+    auto chain = std::make_unique<ConsumerChain>(&clock, &spans);
     state.ResumeTiming();
-    Replay(records, table.get());
+    Replay(records, &chain->table);
     state.PauseTiming();
-    table.reset();
-    stage.reset();
-    linker.reset();
+    chain.reset();
     state.ResumeTiming();
   }
   if (spans != 2ull * kRequests * state.iterations()) state.SkipWithError("spans lost");
@@ -193,15 +199,7 @@ void BM_StageConsumerColdPolls(benchmark::State& state) {
   std::chrono::nanoseconds kept{0};
   const WallClock clock;
   for (auto _ : state) {
-    auto linker = std::make_unique<trace::SpanLinker>([&spans](trace::Span&& s) {
-      benchmark::DoNotOptimize(s.attributes.data());
-      spans++;
-    });
-    auto stage = std::make_unique<protocols::ProtocolStage>(
-        protocols::MakeRegisteredProtocols({}), linker.get(), &clock,
-        std::vector<trace::ResourceAttribute>{});
-    auto table =
-        std::make_unique<conn::ConnTable>(conn::ConnTableLimits{}, stage.get(), nullptr, nullptr);
+    auto chain = std::make_unique<ConsumerChain>(&clock, &spans);
     for (size_t i = 0; i < records.size(); i += kPollRecords) {
       for (size_t j = 0; j < evict.size(); j += 64 / sizeof(uint64_t)) evict[j] += j;
       benchmark::ClobberMemory();
@@ -210,7 +208,7 @@ void BM_StageConsumerColdPolls(benchmark::State& state) {
         probes::EventView v;
         if (probes::DecodeEvent(records[k].data(), records[k].size(), &v) ==
             probes::DecodeError::kNone) {
-          table->OnEvent(v);
+          chain->table.OnEvent(v);
         }
       }
       const std::chrono::nanoseconds took = std::chrono::steady_clock::now() - t0;
@@ -220,9 +218,7 @@ void BM_StageConsumerColdPolls(benchmark::State& state) {
         kept_polls++;
       }
     }
-    table.reset();
-    stage.reset();
-    linker.reset();
+    chain.reset();
   }
   if (spans != 2ull * kRequests * state.iterations()) state.SkipWithError("spans lost");
   const double per_poll = static_cast<double>(kept.count()) / std::max<double>(kept_polls, 1);
