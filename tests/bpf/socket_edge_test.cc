@@ -80,14 +80,15 @@ TEST(SocketEdge, EachReceiveKindAfterEagainCapturesItsBytes) {
   }
 }
 
-// A send is stamped when it began, before its bytes can reach the peer; a stamp taken ahead of
-// the syscall (sys_enter; a tcp_sendmsg_locked program was tried, docs/PERFORMANCE.md) must
-// belong to that very syscall. Each kind of send first fails with EAGAIN on a full socket
-// after reaching tcp_sendmsg_locked; the send that follows must carry its own time (after the
-// drain began, before it returned), not the failed one's.
+// Sends run no sys_enter program: tcp_sendmsg_locked stamps them, and their sys_exit takes
+// the stamp only for the syscall that made it. Each kind of send first fails with EAGAIN on a
+// full socket after reaching tcp_sendmsg_locked; the send that follows must carry its own
+// time (after the drain began, before it returned), not the failed one's, and no send falls
+// back to a stamp at exit.
 TEST(SocketEdge, SendAfterEagainIsStampedByItself) {
   TraceSession session;
   ASSERT_FALSE(::testing::Test::HasFailure());
+  const uint64_t at_exit_before = Counter(session, ZT_CNT_SEND_STAMPED_AT_EXIT);
   auto kv = RunSockops({"send_eagain", std::to_string(FreePort())});
   ASSERT_EQ(kv["eagains"], 5);
   const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
@@ -108,6 +109,7 @@ TEST(SocketEdge, SendAfterEagainIsStampedByItself) {
     EXPECT_GE(marks[0].hdr.ts_ns, t0) << mark << ": stamped before its own send (stale)";
     EXPECT_LE(marks[0].hdr.ts_ns, t1) << mark;
   }
+  EXPECT_EQ(Counter(session, ZT_CNT_SEND_STAMPED_AT_EXIT), at_exit_before);
 }
 
 // splice() moves bytes without a user buffer: their sizes still advance the stream (a gap), so
