@@ -2,8 +2,9 @@
  * tracepoint tcp_sendmsg_locked stamps the send's time in the thread's task storage, and the
  * send's sys_exit takes its arguments from the saved registers (as receives do,
  * recv_args.bpf.h). Hot path, measured (docs/PERFORMANCE.md, eighth session): the sending
- * thread's CPU per file write -81..-136 ns, per TCP send -13..-195 ns in 6 of 6 ABBA pairs;
- * BPF run time per request unchanged. Included by socket_trace.bpf.c after recv_args.bpf.h. */
+ * thread's CPU is lower per file write (11 of 12 ABBA pairs, 18-153 ns) and per TCP send (10
+ * of 12, within the noise); BPF run time per request is unchanged. Included by
+ * socket_trace.bpf.c after recv_args.bpf.h. */
 #ifndef ZT_SEND_STAMP_BPF_H
 #define ZT_SEND_STAMP_BPF_H
 
