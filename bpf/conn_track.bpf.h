@@ -90,16 +90,15 @@ static __noinline struct conn_state *zt_track(struct conn_key *key, struct file 
 	return bpf_map_lookup_elem(&conns, key);
 }
 
-/* The state of the tracked connection fd names now; discovers sockets opened before the
- * agent. For an fd dup() made, the state it shares with the other fds of its socket. */
-static __always_inline struct conn_state *zt_conn_for_fd(struct conn_key *key)
+/* The state of the tracked connection fd names now (file: the one it names); discovers sockets
+ * opened before the agent. For an fd dup() made, the state it shares with the other fds of its
+ * socket. */
+static __always_inline struct conn_state *zt_conn_for_file(struct conn_key *key,
+							    struct file *file)
 {
-	struct file *file = zt_fd_to_file(key->fd);
 	struct conn_state *st, *state;
 	struct sock *sk;
 
-	if (!file)
-		return NULL;
 	st = bpf_map_lookup_elem(&conns, key);
 	if (st) {
 		if (st->file != (__u64)file) {
@@ -115,6 +114,14 @@ static __always_inline struct conn_state *zt_conn_for_fd(struct conn_key *key)
 	if (!sk)
 		return NULL;
 	return zt_track(key, file, sk, ZT_ROLE_UNKNOWN, ZT_CONN_F_PREEXISTING);
+}
+
+/* zt_conn_for_file for the file fd names now (NULL when it names none). */
+static __always_inline struct conn_state *zt_conn_for_fd(struct conn_key *key)
+{
+	struct file *file = zt_fd_to_file(key->fd);
+
+	return file ? zt_conn_for_file(key, file) : NULL;
 }
 
 /* Open event for one of the agent's own connections; nothing is tracked for it. */

@@ -71,9 +71,12 @@ static __always_inline bool zt_unstash(struct syscall_args *out)
 
 #include "recv_args.bpf.h"
 
+#include "send_stamp.bpf.h"
+
 /* sys_enter_* of sends (and sendfile, splice): remember the arguments until sys_exit, but only
  * for fds that are tracked TCP connections (files and other sockets cost no map writes).
- * Returns 1 if it did. Receives have no sys_enter program (recv_args.bpf.h). */
+ * Returns 1 if it did. Receives have no sys_enter program (recv_args.bpf.h), nor sends where
+ * the kernel has the tcp_sendmsg_locked tracepoint (send_stamp.bpf.h). */
 static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -103,20 +106,31 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
  * connection. */
 static __always_inline int zt_exit_data(long nr, long ret)
 {
-	__u8 recv = zt_recv_sys(nr);
+	__u8 recv = zt_recv_sys(nr), send = ZT_SYS_COUNT;
+	struct send_stamp stamp = {};
 	struct syscall_args a = {};
 	struct conn_key key, ekey;
 	struct conn_state *st;
 	__u64 ts_ns, conn_id, id;
+	struct file *file;
 	__u32 head = 0;
 
-	/* A receive that moved nothing (EAGAIN: event loops read until it; EOF; failures) returns
-	 * before any helper call or lookup. A reset still flags its connection below. */
-	if (recv != ZT_SYS_COUNT && ret <= 0 && ret != -ZT_ECONNRESET && ret != -ZT_EPIPE)
+	if (send_stamps && recv == ZT_SYS_COUNT) {
+		send = zt_send_sys(nr);
+		if (send != ZT_SYS_COUNT) /* first: a stamp lives for one syscall (send_stamp.bpf.h) */
+			zt_take_send_stamp(&stamp);
+	}
+	/* A receive or send that moved nothing (EAGAIN: event loops read until it; EOF; failures)
+	 * returns before any lookup. A reset still flags its connection below. */
+	if ((recv != ZT_SYS_COUNT || send != ZT_SYS_COUNT) && ret <= 0 && ret != -ZT_ECONNRESET &&
+	    ret != -ZT_EPIPE)
 		return 0;
 	id = bpf_get_current_pid_tgid();
 	if (recv != ZT_SYS_COUNT) { /* a receive: no sys_enter program ran */
 		if (!zt_recv_exit_args(&a, recv, id >> 32))
+			return 0;
+	} else if (send != ZT_SYS_COUNT) { /* a send: nor here */
+		if (!zt_send_exit_args(&a, send, id >> 32))
 			return 0;
 	} else if (!zt_unstash(&a) || a.sys >= ZT_SYS_COUNT) {
 		return 0;
@@ -132,15 +146,25 @@ static __always_inline int zt_exit_data(long nr, long ret)
 	}
 	if (ret <= 0) /* other failures, EAGAIN and EOF move no bytes */
 		return 0;
-	if (a.verify) /* the fd may name another file than its entry's: released, rediscovered */
-		st = zt_conn_for_fd(&key);
-	else
+	file = NULL;
+	if (a.verify) { /* the fd may name another file than its entry's: released, rediscovered */
+		file = zt_fd_to_file(key.fd);
+		st = file ? zt_conn_for_file(&key, file) : NULL;
+	} else {
 		st = zt_conn_state(key.tgid, bpf_map_lookup_elem(&conns, &key));
+	}
 	if (!st)
 		return 0;
-	/* A receive inside a TLS call: ciphertext from now on, before anything is emitted. */
-	if (recv != ZT_SYS_COUNT)
+	/* A receive or send inside a TLS call: ciphertext from now on, before anything is
+	 * emitted. */
+	if (recv != ZT_SYS_COUNT || send != ZT_SYS_COUNT)
 		zt_note_tls_socket(&key, st);
+	if (send != ZT_SYS_COUNT) { /* stamped in tcp_sendmsg_locked, before its bytes left */
+		if (stamp.ts_ns && stamp.file == (__u64)file)
+			a.enter_ns = stamp.ts_ns;
+		else
+			zt_count(ZT_CNT_SEND_STAMPED_AT_EXIT);
+	}
 	ts_ns = a.enter_ns ? a.enter_ns : bpf_ktime_get_ns(); /* sends: stamped at entry */
 	a.enter_ns = ts_ns; /* what zt_note_read stamps a receive with */
 	conn_id = st->conn_id;

@@ -245,7 +245,8 @@ enum zt_kernel_counter {
 	ZT_CNT_H2_TLS_WALK_LOST = 23,      /* such walks that lost the frame boundaries (plain capture) */
 	ZT_CNT_BODY_BYTES_SKIPPED = 24,    /* HTTP/1 body bytes of vectored sends not copied */
 	ZT_CNT_MUTED_RECORDS_SKIPPED = 25, /* muted connections' syscalls that sent no record */
-	ZT_CNT_COUNT = 26,
+	ZT_CNT_SEND_STAMPED_AT_EXIT = 26,  /* sends without a valid tcp_sendmsg_locked stamp */
+	ZT_CNT_COUNT = 27,
 };
 
 #endif /* ZEROTRACE_EVENTS_H */

@@ -80,6 +80,38 @@ TEST(SocketEdge, EachReceiveKindAfterEagainCapturesItsBytes) {
   }
 }
 
+// Sends run no sys_enter program: tcp_sendmsg_locked stamps them, and their sys_exit takes
+// the stamp only for the syscall that made it. Each kind of send first fails with EAGAIN on a
+// full socket after reaching tcp_sendmsg_locked; the send that follows must carry its own
+// time (after the drain began, before it returned), not the failed one's, and no send falls
+// back to a stamp at exit.
+TEST(SocketEdge, SendAfterEagainIsStampedByItself) {
+  TraceSession session;
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const uint64_t at_exit_before = Counter(session, ZT_CNT_SEND_STAMPED_AT_EXIT);
+  auto kv = RunSockops({"send_eagain", std::to_string(FreePort())});
+  ASSERT_EQ(kv["eagains"], 5);
+  const Record c = OneOpen(session, kv["client_pid"], ZT_ROLE_CLIENT);
+  CloseOf(session, c.hdr.conn_id);
+  const uint8_t kinds[] = {ZT_SYS_WRITE, ZT_SYS_WRITEV, ZT_SYS_SENDTO, ZT_SYS_SENDMSG,
+                           ZT_SYS_SENDMMSG};
+  const std::vector<Record> out = session.DataOf(kv["client_pid"], c.hdr.conn_id, ZT_DIR_EGRESS);
+  for (size_t i = 0; i < std::size(kinds); i++) {
+    const std::string mark = "mark-" + std::to_string(i);
+    std::vector<Record> marks;
+    for (const Record& r : out) {
+      if (r.payload == mark) marks.push_back(r);
+    }
+    ASSERT_EQ(marks.size(), 1u) << mark;
+    EXPECT_EQ(marks[0].data.syscall, kinds[i]) << mark;
+    const auto t0 = uint64_t(kv["t0_" + std::to_string(i)]);
+    const auto t1 = uint64_t(kv["t1_" + std::to_string(i)]);
+    EXPECT_GE(marks[0].hdr.ts_ns, t0) << mark << ": stamped before its own send (stale)";
+    EXPECT_LE(marks[0].hdr.ts_ns, t1) << mark;
+  }
+  EXPECT_EQ(Counter(session, ZT_CNT_SEND_STAMPED_AT_EXIT), at_exit_before);
+}
+
 // splice() moves bytes without a user buffer: their sizes still advance the stream (a gap), so
 // what follows on the connection sits at its true position.
 TEST(SocketEdge, SpliceCountsItsBytesInTheRightDirection) {

@@ -92,6 +92,10 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
        "data syscalls of muted connections that sent no record (their byte totals ride on the "
        "close event)",
        kCounter, k[ZT_CNT_MUTED_RECORDS_SKIPPED]},
+      {"send_stamped_at_exit", "zerotrace_kernel_send_stamped_at_exit_total",
+       "sends on tracked connections stamped at their exit: no tcp_sendmsg_locked stamp for "
+       "their socket",
+       kCounter, k[ZT_CNT_SEND_STAMPED_AT_EXIT]},
       {"decode_errors", "zerotrace_decode_errors_total", "ring-buffer records that did not decode",
        kCounter, c.decode_errors},
       {"ring_lost_at_stop", "zerotrace_ring_lost_at_stop_total",

@@ -2,6 +2,7 @@
 #include "probes/socket_tracer.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
 #include <zerotrace/maps.h>
@@ -34,6 +35,23 @@ bool SplitTracepoint(const std::string& section, std::string* category, std::str
   if (slash == std::string::npos) return false;
   *category = rest.substr(0, slash);
   *name = rest.substr(slash + 1);
+  return true;
+}
+
+// Whether sends can be stamped by the BTF tracepoint tcp_sendmsg_locked (Linux 6.2+) instead
+// of five sys_enter programs: the tracepoint exists, and so does the sys_exit of every send,
+// which must clear each stamp (bpf/send_stamp.bpf.h).
+bool CanStampSendsInTcp(const std::string& tracefs) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) return false;
+  const bool has_tp =
+      btf__find_by_name_kind(vmlinux, "btf_trace_tcp_sendmsg_locked", BTF_KIND_TYPEDEF) > 0;
+  btf__free(vmlinux);
+  if (!has_tp) return false;
+  for (const char* name : {"sys_exit_write", "sys_exit_writev", "sys_exit_sendto",
+                           "sys_exit_sendmsg", "sys_exit_sendmmsg"}) {
+    if (!TracepointExists(tracefs, "syscalls", name)) return false;
+  }
   return true;
 }
 
@@ -71,6 +89,20 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   t->skel_->rodata->tls_evidence = config.tls ? 1 : 0;
   bpf_map__set_max_entries(t->skel_->maps.events, config.ringbuf_bytes);
 
+  const bool stamp_sends = CanStampSendsInTcp(tracefs);
+  t->skel_->rodata->send_stamps = stamp_sends ? 1 : 0;
+  bpf_program__set_autoload(t->skel_->progs.zt_send_stamp, stamp_sends);
+  for (bpf_program* send_enter : {t->skel_->progs.zt_enter_write, t->skel_->progs.zt_enter_writev,
+                                  t->skel_->progs.zt_enter_sendto, t->skel_->progs.zt_enter_sendmsg,
+                                  t->skel_->progs.zt_enter_sendmmsg}) {
+    bpf_program__set_autoload(send_enter, !stamp_sends);
+  }
+  if (!stamp_sends) {
+    notes->push_back(
+        "this kernel has no tracepoint tcp:tcp_sendmsg_locked; sends are stamped by sys_enter "
+        "programs");
+  }
+
   bpf_program* prog;
   bpf_object__for_each_program(prog, t->skel_->obj) {
     std::string category, name;
@@ -97,7 +129,7 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   }
   for (const uint32_t pid : config.skip_pids) t->SkipProcess(pid);
   bpf_object__for_each_program(prog, t->skel_->obj) {
-    if (!bpf_program__autoload(prog)) continue;
+    if (!bpf_program__autoload(prog) || prog == t->skel_->progs.zt_send_stamp) continue;
     bpf_link* link = bpf_program__attach(prog);
     if (!link) {
       return Status::Error(std::string("attaching ") + bpf_program__section_name(prog) +
@@ -133,6 +165,12 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
       }
       t->links_.push_back(link);
     }
+  }
+  // Last: every send's sys_exit, which clears the stamp this takes, is hooked already.
+  if (stamp_sends) {
+    bpf_link* link = bpf_program__attach(t->skel_->progs.zt_send_stamp);
+    if (!link) return Status::Error("attaching tp_btf/tcp_sendmsg_locked failed: " + Errno(errno));
+    t->links_.push_back(link);
   }
   t->sink_ = sink;
   t->rb_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingRecord, t.get(), nullptr);

@@ -1,7 +1,8 @@
 // zt_sockops modes that move bytes in unusual ways (MSG_PEEK, splice(), dup'd fds, io_uring,
-// receives that find nothing), and an echo the test drives line by line.
+// receives and sends that find nothing or no room), and an echo the test drives line by line.
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -250,6 +251,84 @@ void Echo(uint16_t port) {
   CloseAndWait(fd);
 }
 
+int64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Each kind of send (write, writev, sendto, sendmsg, sendmmsg) fills the socket until it fails
+// with EAGAIN (it reached tcp_sendmsg_locked, then found no room), then, once the server
+// drained it, sends "mark-I" (t0_I..t1_I: CLOCK_MONOTONIC before the drain began and after
+// the send returned). The server drains on a signal, not on a pipe: between the two sends the
+// client makes no other write, which would hide a stale stamp. A realtime signal queues: two
+// in a row are not merged into one.
+void SendEagain(uint16_t port) {
+  constexpr int kKinds = 5;
+  sigset_t drain;
+  sigemptyset(&drain);
+  sigaddset(&drain, SIGRTMIN);
+  Sys(sigprocmask(SIG_BLOCK, &drain, nullptr), "sigprocmask");  // the server inherits it
+  const int lfd = Bind(AF_INET, SOCK_STREAM, port);
+  const int small = 4096;
+  Sys(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), "SO_RCVBUF");
+  ForkServer(lfd, [&drain](int l) {
+    int fd = Accept(l);
+    char buf[4096];
+    for (int i = 0; i < kKinds; i++) {
+      int sig = 0;
+      Expect(sigwait(&drain, &sig) == 0, "sigwait");
+      const std::string mark = "mark-" + std::to_string(i);
+      std::string tail;
+      while (tail.find(mark) == std::string::npos) {
+        const long n = Sys(read(fd, buf, sizeof(buf)), "read");
+        Expect(n > 0, "EOF before " + mark);
+        tail = tail.substr(tail.size() > 16 ? tail.size() - 16 : 0) + std::string(buf, n);
+      }
+    }
+    CloseAtEof(fd);
+  });
+  int fd = Connect(AF_INET, port);
+  Sys(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), "SO_SNDBUF");
+  Sys(fcntl(fd, F_SETFL, O_NONBLOCK), "O_NONBLOCK");
+  std::string data;
+  iovec iov{};
+  const std::function<long()> sends[kKinds] = {
+      [&] { return write(fd, data.data(), data.size()); },
+      [&] { return writev(fd, &iov, 1); },
+      [&] { return sendto(fd, data.data(), data.size(), 0, nullptr, 0); },
+      [&] {
+        msghdr msg = Msg(&iov, 1);
+        return sendmsg(fd, &msg, 0);
+      },
+      [&] {
+        mmsghdr mm{};
+        mm.msg_hdr = Msg(&iov, 1);
+        const long n = sendmmsg(fd, &mm, 1, 0);
+        return n == 1 ? long(mm.msg_len) : n;
+      },
+  };
+  int eagains = 0;
+  for (int i = 0; i < kKinds; i++) {
+    data.assign(4096, 'x');  // this kind of send fills, so that its own last one finds no room
+    iov = {data.data(), data.size()};
+    while (sends[i]() > 0) {
+    }
+    Expect(errno == EAGAIN, "send " + std::to_string(i) + ": no EAGAIN");
+    eagains++;
+    data = "mark-" + std::to_string(i);
+    iov = {data.data(), data.size()};
+    const int64_t t0 = MonotonicNs();
+    Sys(kill(g_child, SIGRTMIN), "kill");
+    AwaitReady(fd, POLLOUT, "no room");
+    Expect(Sys(sends[i](), "send") == long(data.size()), "short send of " + data);
+    const int64_t t1 = MonotonicNs();
+    Say("t0_%d=%lld t1_%d=%lld", i, (long long)t0, i, (long long)t1);
+  }
+  Say("eagains=%d", eagains);
+  CloseAndWait(fd);
+}
+
 }  // namespace
 
 const Mode kEdgeModes[] = {
@@ -259,6 +338,7 @@ const Mode kEdgeModes[] = {
     {"uring", "PORT", [](uint16_t p, size_t) { Uring(p); }},
     {"echo", "PORT", [](uint16_t p, size_t) { Echo(p); }},
     {"recv_eagain", "PORT", [](uint16_t p, size_t) { RecvEagain(p); }},
+    {"send_eagain", "PORT", [](uint16_t p, size_t) { SendEagain(p); }},
 };
 const size_t kEdgeModeCount = sizeof(kEdgeModes) / sizeof(kEdgeModes[0]);
 

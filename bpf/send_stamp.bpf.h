@@ -1,0 +1,133 @@
+/* Sends (write, writev, sendto, sendmsg, sendmmsg) without a sys_enter program: the BTF
+ * tracepoint tcp_sendmsg_locked stamps the send's time in the thread's task storage, and the
+ * send's sys_exit takes its arguments from the saved registers (as receives do,
+ * recv_args.bpf.h). Hot path, measured (docs/PERFORMANCE.md, eighth session): the sending
+ * thread's CPU is lower per file write (11 of 12 ABBA pairs, 18-153 ns) and per TCP send (10
+ * of 12, within the noise); BPF run time per request is unchanged. Included by
+ * socket_trace.bpf.c after recv_args.bpf.h. */
+#ifndef ZT_SEND_STAMP_BPF_H
+#define ZT_SEND_STAMP_BPF_H
+
+/* 1: the loader found the tcp_sendmsg_locked tracepoint and loads zt_send_stamp instead of the
+ * five zt_enter_* programs of sends; 0: sends are stashed and stamped at sys_enter. */
+const volatile __u8 send_stamps = 0;
+
+/* Syscall numbers (trace_event_raw_sys_exit.id, the saved orig_ax/syscallno) of the sends. */
+#if defined(__TARGET_ARCH_x86)
+#define ZT_NR_WRITE 1
+#define ZT_NR_WRITEV 20
+#define ZT_NR_SENDTO 44
+#define ZT_NR_SENDMSG 46
+#define ZT_NR_SENDMMSG 307
+#elif defined(__TARGET_ARCH_arm64)
+#define ZT_NR_WRITE 64
+#define ZT_NR_WRITEV 66
+#define ZT_NR_SENDTO 206
+#define ZT_NR_SENDMSG 211
+#define ZT_NR_SENDMMSG 269
+#else
+#error "send syscall numbers are not known for this architecture"
+#endif
+
+/* The send a syscall number is, or ZT_SYS_COUNT. */
+static __always_inline __u8 zt_send_sys(long nr)
+{
+	switch (nr) {
+	case ZT_NR_WRITE:
+		return ZT_SYS_WRITE;
+	case ZT_NR_WRITEV:
+		return ZT_SYS_WRITEV;
+	case ZT_NR_SENDTO:
+		return ZT_SYS_SENDTO;
+	case ZT_NR_SENDMSG:
+		return ZT_SYS_SENDMSG;
+	case ZT_NR_SENDMMSG:
+		return ZT_SYS_SENDMMSG;
+	default:
+		return ZT_SYS_COUNT;
+	}
+}
+
+/* When a thread's send syscall first reached tcp_sendmsg_locked, and for which socket. */
+struct send_stamp {
+	__u64 ts_ns; /* 0: no stamp since the thread's last send exit */
+	__u64 file;  /* struct file * of the socket it fired for (NULL for kernel sockets) */
+};
+
+/* One stamp per thread, from the first tcp_sendmsg_locked of a send syscall to that syscall's
+ * sys_exit, which always clears it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct send_stamp);
+} send_stamp_slots SEC(".maps");
+
+/* Why a stamp found at a send's exit is that send's own, never a stale one:
+ * - it is written only while the thread is inside write/writev/sendto/sendmsg/sendmmsg (the
+ *   saved syscall number), so io_uring, sendfile, splice and kernel workers (kTLS) write none;
+ * - zt_exit_data_syscall runs at the exit of each of those five syscalls of every task and
+ *   clears the slot there before any other test, whatever the syscall returned;
+ * - the loader attaches zt_send_stamp after every sys_exit program, so no send is in flight
+ *   with a stamp and without its exit hooked;
+ * so a full slot at a send's exit was filled by the first tcp_sendmsg_locked of that very
+ * syscall. The exit uses it only if it is for the fd's own socket (file pointer): a write to a
+ * file on a network filesystem can fire for a kernel socket. */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(zt_send_stamp, const struct sock *sk, const struct msghdr *msg,
+	     const struct sk_buff *skb, int size_goal)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct send_stamp *s;
+	struct socket *sock;
+	long nr;
+
+#if defined(__TARGET_ARCH_x86)
+	nr = regs->orig_ax;
+#else
+	nr = BPF_CORE_READ(regs, syscallno);
+#endif
+	if (zt_send_sys(nr) == ZT_SYS_COUNT || !zt_traced_base(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	s = bpf_task_storage_get(&send_stamp_slots, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	/* Later fires of the same syscall (more segments, after waiting for memory) keep the
+	 * first: it precedes every byte the syscall pushes to the peer. */
+	if (!s || s->ts_ns)
+		return 0;
+	s->ts_ns = bpf_ktime_get_ns();
+	sock = sk->sk_socket;
+	s->file = sock ? (__u64)sock->file : 0;
+	return 0;
+}
+
+/* At a send's sys_exit: takes the thread's stamp into *out (ts_ns 0: none) and clears it. */
+static __always_inline void zt_take_send_stamp(struct send_stamp *out)
+{
+	struct send_stamp *s =
+		bpf_task_storage_get(&send_stamp_slots, bpf_get_current_task_btf(), 0, 0);
+
+	if (!s || !s->ts_ns)
+		return;
+	*out = *s;
+	s->ts_ns = 0;
+}
+
+/* The arguments of send sys from the saved registers into *a (as zt_enter stashed them); false
+ * if the process is not traced. */
+static __always_inline bool zt_send_exit_args(struct syscall_args *a, __u8 sys, __u32 tgid)
+{
+	__u64 arg[4];
+
+	if (!zt_traced(tgid))
+		return false;
+	zt_syscall_args4(arg);
+	a->fd = arg[0];
+	a->buf = arg[1];
+	a->vlen = arg[2]; /* writev's iovcnt, sendmmsg's vlen */
+	a->sys = sys;
+	a->verify = 1; /* nothing looked at the fd yet: the exit walks it */
+	return true;
+}
+
+#endif /* ZT_SEND_STAMP_BPF_H */
