@@ -324,7 +324,6 @@ void ByteStream::FreeIdle() {
   std::vector<RangeMap::node_type>().swap(spare_);
   std::vector<TsMark>().swap(ts_marks_);
   ts_head_ = 0;
-  holds_storage_ = 0;
 }
 
 size_t ByteStream::reserved_bytes() const {
@@ -349,7 +348,6 @@ ByteStream::RangeMap::iterator ByteStream::Release(RangeMap::iterator it) {
   auto next = std::next(it);
   RangeMap::node_type node = ranges_.extract(it);
   if (spare_.size() < kMaxSpareNodes) {
-    holds_storage_ = 1;
     std::string& bytes = node.mapped().bytes;
     if (bytes.capacity() > kMaxSpareCapacity) std::string().swap(bytes);
     spare_.push_back(std::move(node));
@@ -442,7 +440,6 @@ void ByteStream::DropFrontTo(uint64_t cut) {
 void ByteStream::AddTsMark(uint64_t start, uint64_t end, const Stamp& stamp) {
   const size_t live = ts_marks_.size() - ts_head_;
   const TsMark mark{start, end, stamp.ts_ns, stamp.tid};
-  holds_storage_ = 1;
   if (live == 0) {
     ts_marks_.push_back(mark);
     return;

@@ -109,7 +109,7 @@ class ByteStream {
   // Frees what the stream keeps for reuse (released range buffers, time marks) once every
   // known byte is consumed: for connections that rest between messages. No-op otherwise.
   void ReleaseIdle() {
-    if (holds_storage_) FreeIdle();
+    if (spare_.capacity() != 0 || ts_marks_.capacity() != 0) FreeIdle();
   }
 
   uint64_t front_pos() const { return front_; }
@@ -169,15 +169,9 @@ class ByteStream {
 
   // Sized to keep a ByteStream at 160 bytes (10 k idle connections hold two each).
   uint32_t byte_cap_;
-  uint32_t ts_head_ : 30 = 0;  // live marks are ts_marks_[ts_head_, size()): a few thousand at most
+  uint32_t ts_head_ : 31 = 0;  // live marks are ts_marks_[ts_head_, size()): a few thousand at most
   // The inline gap after lent bytes (see lent_data_) is GapKind::kSkipped in every byte.
   uint32_t lent_gap_skipped_ : 1 = 0;
-  // spare_ or ts_marks_ may have capacity (set where they grow, cleared by FreeIdle): what
-  // ReleaseIdle, called after every parse, reads instead of their capacities on a third line.
-  uint32_t holds_storage_ : 1 = 0;
-  // Beside the positions (every record counts its bytes): a stream's hot fields fit its first
-  // 64 bytes and the map's size, two cache lines (docs/PERFORMANCE.md, eighth session).
-  ByteStreamStats* stats_;
   // Bytes at front_ still in the caller's buffer (AddDataLent); while set, ranges_ is empty,
   // and the syscall that moved them is lent_ts_ns_ / lent_tid_ (they have no time mark).
   // With ranges_ empty, [front_ + lent_size_, end_) is a known gap of that syscall, kept
@@ -194,6 +188,7 @@ class ByteStream {
   RangeMap ranges_;
   std::vector<RangeMap::node_type> spare_;  // released nodes: steady state allocates nothing
   std::vector<TsMark> ts_marks_;            // live marks are [ts_head_, size())
+  ByteStreamStats* stats_;
   static thread_local ByteStreamStats unattributed_stats_;
 };
 
