@@ -34,15 +34,10 @@ struct SyscallCursor {
   uint64_t covered_to = 0;            // stream position after the last delivered byte
 };
 
-// Laid out by when the consumer reads a field (docs/PERFORMANCE.md, eighth session): the
-// first cache line holds all a data record reads besides its streams (flags, last_ts_ns,
-// the cursors, the stage's attachment); the second what a request start adds (process, tgid,
-// go_call); each stream starts on a line of its own, so that its hot fields take two lines;
-// names and the tuple come last. Aligned so that these lines are the cache's lines.
-struct alignas(64) Connection {
-  std::unique_ptr<ConnAttachment> attachment;
+struct Connection {
   uint64_t conn_id = 0;
-  uint64_t last_ts_ns = 0;
+  uint32_t tgid = 0;
+  uint32_t fd = 0;
   uint8_t role = ZT_ROLE_UNKNOWN;  // enum zt_role
   bool preexisting = false;        // found on first use: stream positions start mid-way
   bool open_seen = false;          // false: the open event was lost, tuple unknown
@@ -56,11 +51,15 @@ struct alignas(64) Connection {
   // TLS plaintext arrived: the streams hold plaintext (positions of the TLS calls, from 0)
   // and the connection's socket bytes, being ciphertext, are ignored.
   bool tls = false;
-  SyscallCursor sent_cursor, received_cursor;
-
+  Tuple tuple;
+  std::string comm;              // the opening thread's name, from the kernel (open event)
+  bool comm_of_process = false;  // that thread was the main one: comm is the process's name
   std::shared_ptr<const ProcessInfo> process;  // null without a process cache
-  uint32_t tgid = 0;
-  uint32_t fd = 0;
+  uint64_t open_ts_ns = 0;
+  uint64_t last_ts_ns = 0;
+  ByteStream sent;      // egress: what this process wrote
+  ByteStream received;  // ingress: what this process read
+  SyscallCursor sent_cursor, received_cursor;
   // Goroutine evidence for the next request this (client) connection sends: the request whose
   // first byte is at send_pos is a call made for a request of server connection served_conn_id
   // (the one in flight at served_since_ns; 0: at the call's start). See zt_go_call_event.
@@ -70,9 +69,6 @@ struct alignas(64) Connection {
     uint64_t served_since_ns = 0;
   };
   std::optional<GoCall> go_call;
-  uint64_t open_ts_ns = 0;
-
-  alignas(64) ByteStream sent;  // egress: what this process wrote
   // --propagate-context: the kernel inserted a traceparent with these ids into the request
   // this (client) connection's thread `tid` sends next (zt_ctx_event).
   struct CtxCall {
@@ -81,11 +77,7 @@ struct alignas(64) Connection {
     std::array<uint8_t, 8> span_id{};
   };
   std::optional<CtxCall> ctx_call;
-  alignas(64) ByteStream received;  // ingress: what this process read
-
-  std::string comm;  // the opening thread's name, from the kernel (open event)
-  Tuple tuple;
-  bool comm_of_process = false;  // that thread was the main one: comm is the process's name
+  std::unique_ptr<ConnAttachment> attachment;
 
   ByteStream& stream(uint8_t direction) { return direction == ZT_DIR_EGRESS ? sent : received; }
   const ProcessInfo& process_info() const {

@@ -37,10 +37,7 @@ bool KnownRole(uint8_t role) { return role == ZT_ROLE_CLIENT || role == ZT_ROLE_
 
 }  // namespace
 
-// Laid out by when it is read (docs/PERFORMANCE.md, eighth session): the first cache line
-// holds what every record (mode, session), every request start (handles) and every exchange
-// (resource) reads; then the endpoints of each exchange's span; detection's fields last.
-struct alignas(64) ProtocolStage::ConnState : conn::ConnAttachment {
+struct ProtocolStage::ConnState : conn::ConnAttachment {
   enum class Mode : uint8_t {
     kStart,   // detecting on the streams' first bytes
     kResync,  // followed mid-stream: looking for a message start at a syscall's first bytes
@@ -50,18 +47,18 @@ struct alignas(64) ProtocolStage::ConnState : conn::ConnAttachment {
   Mode mode = Mode::kStart;
   bool mode_decided = false;  // kStart vs kResync was chosen (on the first data)
   uint8_t role = ZT_ROLE_UNKNOWN;
-  uint16_t resource_port = 0;  // see resource
+  Protocol* protocol = nullptr;
   std::unique_ptr<Session> session;
+  trace::ConnEndpoints endpoints;
   std::vector<std::pair<uint64_t, uint64_t>> handles;  // (request id, linker handle)
+  uint64_t candidate[2] = {kNone, kNone};  // per direction: a syscall start being judged
+  uint32_t resync_tries = 0;
   // The resource of this connection's spans and what it was made from: the connection's
   // process info (held, so a newer one never shares its address) and the served port. A
   // new process info (exec, a late /proc read) replaces the connection's and so remakes it.
   std::shared_ptr<const trace::Resource> resource;
   std::shared_ptr<const conn::ProcessInfo> resource_info;
-  trace::ConnEndpoints endpoints;
-  Protocol* protocol = nullptr;
-  uint64_t candidate[2] = {kNone, kNone};  // per direction: a syscall start being judged
-  uint32_t resync_tries = 0;
+  uint16_t resource_port = 0;
 };
 
 ProtocolStage::ProtocolStage(std::vector<std::unique_ptr<Protocol>> protocols,
