@@ -33,10 +33,7 @@ ConnTable::ConnTable(ConnTableLimits limits, ConnObserver* observer, KernelConnS
 
 ConnTable::~ConnTable() = default;
 
-Connection* ConnTable::Find(uint64_t conn_id) {
-  const std::unique_ptr<Connection>* c = conns_.Find(conn_id);
-  return c != nullptr ? c->get() : nullptr;
-}
+Connection* ConnTable::Find(uint64_t conn_id) { return conns_.FindObject(conn_id); }
 
 size_t ConnTable::ConnectionsOf(uint32_t tgid) const {
   auto it = by_tgid_.find(tgid);

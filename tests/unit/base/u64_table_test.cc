@@ -27,6 +27,7 @@ void ExpectSame(const Owning& table, const std::map<uint64_t, Object*>& ref) {
     const std::unique_ptr<Object>* found = table.Find(id);
     ASSERT_NE(found, nullptr) << "id " << id;
     ASSERT_EQ(found->get(), object) << "id " << id;
+    ASSERT_EQ(table.FindObject(id), object) << "id " << id;
   }
   size_t visited = 0;
   table.ForEach([&](uint64_t id, const std::unique_ptr<Object>& o) {
@@ -61,6 +62,7 @@ TEST(U64TableTest, EmptyTableFindsAndErasesNothing) {
   Owning owning;
   EXPECT_EQ(owning.Find(0), nullptr);
   EXPECT_EQ(owning.Find(7), nullptr);
+  EXPECT_EQ(owning.FindObject(7), nullptr);
   EXPECT_EQ(owning.Take(7), nullptr);
   EXPECT_EQ(owning.size(), 0u);
   EXPECT_EQ(owning.capacity(), 0u);
@@ -74,9 +76,12 @@ TEST(U64TableTest, KeyZeroIsAKeyLikeAnyOther) {
   Owning owning;
   owning.InsertOrReplace(0, std::make_unique<Object>());
   ASSERT_NE(owning.Find(0), nullptr);
+  EXPECT_NE(owning.FindObject(0), nullptr);
   EXPECT_EQ(owning.Find(1), nullptr);
+  EXPECT_EQ(owning.FindObject(1), nullptr);
   EXPECT_NE(owning.Take(0), nullptr);
   EXPECT_EQ(owning.Find(0), nullptr);
+  EXPECT_EQ(owning.FindObject(0), nullptr);
   Values values;
   EXPECT_TRUE(values.InsertIfAbsent(0, std::make_shared<uint64_t>(0)));
   ASSERT_NE(values.Find(0), nullptr);
