@@ -33,7 +33,7 @@ ConnTable::ConnTable(ConnTableLimits limits, ConnObserver* observer, KernelConnS
 
 ConnTable::~ConnTable() = default;
 
-Connection* ConnTable::Find(uint64_t conn_id) { return conns_.Find(conn_id); }
+Connection* ConnTable::Find(uint64_t conn_id) { return conns_.FindObject(conn_id); }
 
 size_t ConnTable::ConnectionsOf(uint32_t tgid) const {
   auto it = by_tgid_.find(tgid);
@@ -50,7 +50,7 @@ Connection& ConnTable::Open(const zt_event_header& h) {
   c->last_ts_ns = h.ts_ns;
   c->sent = ByteStream(limits_.stream_byte_cap, &stats_.streams);
   c->received = ByteStream(limits_.stream_byte_cap, &stats_.streams);
-  Connection& ref = conns_.Insert(h.conn_id, std::move(c));
+  Connection& ref = *conns_.InsertOrReplace(h.conn_id, std::move(c));
   by_tgid_[h.tgid].insert(h.conn_id);
   by_fd_[FdKey(h.tgid, h.fd)] = h.conn_id;
   stats_.opened++;
@@ -58,7 +58,7 @@ Connection& ConnTable::Open(const zt_event_header& h) {
 }
 
 void ConnTable::Remove(uint64_t conn_id, CloseCause cause) {
-  Connection* found = conns_.Find(conn_id);
+  Connection* found = Find(conn_id);
   if (found == nullptr) return;
   Connection& c = *found;
   c.sent.DeclareHolesAsGaps();
@@ -72,7 +72,7 @@ void ConnTable::Remove(uint64_t conn_id, CloseCause cause) {
   }
   auto f = by_fd_.find(FdKey(c.tgid, c.fd));
   if (f != by_fd_.end() && f->second == conn_id) by_fd_.erase(f);
-  conns_.Erase(conn_id);  // frees c
+  conns_.Take(conn_id);  // frees c
   stats_.closed++;
 }
 
@@ -315,8 +315,8 @@ void ConnTable::RememberAgentConn(const zt_conn_open& o) {
 
 void ConnTable::ExpireIdle(uint64_t now_ns) {
   std::vector<uint64_t> idle;
-  conns_.ForEach([&](uint64_t id, const Connection& c) {
-    if (now_ns > c.last_ts_ns && now_ns - c.last_ts_ns > limits_.idle_timeout_ns) {
+  conns_.ForEach([&](uint64_t id, const std::unique_ptr<Connection>& c) {
+    if (now_ns > c->last_ts_ns && now_ns - c->last_ts_ns > limits_.idle_timeout_ns) {
       idle.push_back(id);
     }
   });
@@ -331,7 +331,9 @@ void ConnTable::ExpireIdle(uint64_t now_ns) {
 void ConnTable::EvictOldest() {
   std::vector<std::pair<uint64_t, uint64_t>> by_age;  // (last_ts, id)
   by_age.reserve(conns_.size());
-  conns_.ForEach([&](uint64_t id, const Connection& c) { by_age.emplace_back(c.last_ts_ns, id); });
+  conns_.ForEach([&](uint64_t id, const std::unique_ptr<Connection>& c) {
+    by_age.emplace_back(c->last_ts_ns, id);
+  });
   const size_t n = std::max<size_t>(1, by_age.size() / 16);
   std::nth_element(by_age.begin(), by_age.begin() + (n - 1), by_age.end());
   for (size_t i = 0; i < n; i++) {
@@ -352,7 +354,7 @@ void ConnTable::RefreshProcesses() {
 void ConnTable::CloseAll() {
   std::vector<uint64_t> ids;
   ids.reserve(conns_.size());
-  conns_.ForEach([&](uint64_t id, const Connection&) { ids.push_back(id); });
+  conns_.ForEach([&](uint64_t id, const std::unique_ptr<Connection>&) { ids.push_back(id); });
   for (uint64_t id : ids) Remove(id, CloseCause::kShutdown);
 }
 

@@ -14,8 +14,8 @@
 #include <unordered_set>
 
 #include "base/counters.h"
+#include "base/u64_table.h"
 #include "conn/byte_stream.h"
-#include "conn/id_map.h"
 #include "conn/process_info.h"
 #include "conn/tuple.h"
 #include "probes/event_decode.h"
@@ -180,7 +180,7 @@ class ConnTable {
   // Calls fn on every live connection (not on the hot path: timers and diagnostics).
   template <typename Fn>
   void ForEach(Fn&& fn) {
-    conns_.ForEach([&fn](uint64_t, Connection& c) { fn(c); });
+    conns_.ForEach([&fn](uint64_t, std::unique_ptr<Connection>& c) { fn(*c); });
   }
   size_t size() const { return conns_.size(); }
   size_t ConnectionsOf(uint32_t tgid) const;
@@ -204,7 +204,7 @@ class ConnTable {
   ConnObserver* observer_;
   KernelConnState* kernel_;
   ProcessCache* processes_;
-  IdMap<Connection> conns_;  // hot path: one lookup per record
+  U64Table<std::unique_ptr<Connection>> conns_;  // hot path: one lookup per record
   std::unordered_map<uint32_t, std::unordered_set<uint64_t>> by_tgid_;
   std::unordered_map<uint64_t, uint64_t> by_fd_;  // (tgid << 32 | fd) -> conn_id
   ConnTableStats stats_;

@@ -30,7 +30,7 @@ void ServiceGraph::OnClient(const GraphSpan& span, uint64_t now_ns) {
     return;
   }
   if (clients_.size() >= options_.max_pending) EvictOldest(/*client=*/true);
-  if (clients_.Insert(span.span_id, Pending{*span.shape, span.seconds, span.error})) {
+  if (clients_.InsertIfAbsent(span.span_id, Pending{*span.shape, span.seconds, span.error})) {
     client_deadlines_.push_back(now_ns + options_.wait_ns, span.span_id);
   }
   // else: a span id seen twice: keep the first
@@ -55,7 +55,8 @@ void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
     red_->RecordToLocked(series, span.seconds);
   }
   if (servers_.size() >= options_.max_pending) EvictOldest(/*client=*/false);
-  if (servers_.Insert(span.parent_span_id, Pending{*span.shape, span.seconds, span.error})) {
+  if (servers_.InsertIfAbsent(span.parent_span_id,
+                              Pending{*span.shape, span.seconds, span.error})) {
     server_deadlines_.push_back(now_ns + options_.wait_ns, span.parent_span_id);
   }
 }
@@ -64,7 +65,7 @@ void ServiceGraph::OnServer(const GraphSpan& span, uint64_t now_ns) {
 // paired meanwhile are passed over: they free no room.
 void ServiceGraph::EvictOldest(bool client) {
   DeadlineQueue& deadlines = client ? client_deadlines_ : server_deadlines_;
-  PendingTable<Pending>& pending = client ? clients_ : servers_;
+  PendingSpans& pending = client ? clients_ : servers_;
   while (!deadlines.empty()) {
     const uint64_t id = deadlines.front().second;
     deadlines.pop_front();

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/u64_table.h"
 #include "metrics/metric_data.h"
 #include "metrics/pending_spans.h"
 #include "metrics/red_metrics.h"
@@ -96,6 +97,9 @@ class ServiceGraph {
     bool error = false;
     Side side() const { return {shape.get(), seconds, error}; }
   };
+  // Spans by id; the first span under an id stays (InsertIfAbsent), a paired one is erased
+  // by the pointer Find returned.
+  using PendingSpans = U64Table<Pending, kMinPendingCapacity>;
   using Edge = GraphEdge;
   // One request: the client's side and, if paired, the server's (else: to the peer address).
   // `server_series`: the server's duration goes into its RED series too, under the same lock.
@@ -108,8 +112,8 @@ class ServiceGraph {
   const Options options_;
   RedMetrics* red_;
   // Writer thread only. Their storage is reused: nothing is allocated per waiting span.
-  PendingTable<Pending> clients_;                      // by span id
-  PendingTable<Pending> servers_;                      // by parent (client) span id
+  PendingSpans clients_;                               // by span id
+  PendingSpans servers_;                               // by parent (client) span id
   DeadlineQueue client_deadlines_, server_deadlines_;  // (deadline, id) in arrival order
   // Readers too: what follows is guarded by red_'s lock.
   std::mutex& mu_;

@@ -1,4 +1,5 @@
-// PendingTable and DeadlineQueue: the same answers as the standard containers under random use.
+// DeadlineQueue against std::deque under random use, and the service graph's pending spans
+// (U64Table, tested on its own in tests/unit/base) giving a burst's room back with it.
 #include "metrics/pending_spans.h"
 
 #include <gtest/gtest.h>
@@ -6,55 +7,10 @@
 #include <deque>
 #include <memory>
 #include <random>
-#include <unordered_map>
 #include <vector>
 
 namespace zerotrace::metrics {
 namespace {
-
-TEST(PendingTableTest, RandomInsertsFindsAndErasesAgreeWithAnUnorderedMap) {
-  // Table: few distinct keys (long probe runs, many collisions) and many.
-  for (uint64_t keys : {50u, 5000u}) {
-    SCOPED_TRACE(keys);
-    std::mt19937_64 rng(keys);
-    PendingTable<std::shared_ptr<uint64_t>> table;
-    std::unordered_map<uint64_t, uint64_t> want;
-    for (int step = 0; step < 200'000; step++) {
-      // Low bits only or spread over all 64: both hash apart.
-      const uint64_t key = step % 2 ? rng() % keys : (rng() % keys) << 40;
-      switch (rng() % 3) {
-        case 0: {
-          const bool stored = table.Insert(key, std::make_shared<uint64_t>(step));
-          EXPECT_EQ(stored, want.emplace(key, step).second);
-          break;
-        }
-        case 1: {
-          std::shared_ptr<uint64_t>* v = table.Find(key);
-          auto it = want.find(key);
-          ASSERT_EQ(v != nullptr, it != want.end());
-          if (v != nullptr) {
-            EXPECT_EQ(**v, it->second);
-          }
-          break;
-        }
-        default: {
-          std::shared_ptr<uint64_t>* v = table.Find(key);
-          if (v == nullptr) break;
-          std::weak_ptr<uint64_t> held = *v;
-          table.Erase(v);
-          EXPECT_TRUE(held.expired());  // what it held is let go at once
-          want.erase(key);
-        }
-      }
-      ASSERT_EQ(table.size(), want.size());
-    }
-    for (const auto& [key, value] : want) {
-      std::shared_ptr<uint64_t>* v = table.Find(key);
-      ASSERT_NE(v, nullptr);
-      EXPECT_EQ(**v, value);
-    }
-  }
-}
 
 TEST(DeadlineQueueTest, KeepsArrivalOrderAcrossWrapsAndGrowth) {
   DeadlineQueue q;
@@ -77,10 +33,10 @@ TEST(DeadlineQueueTest, KeepsArrivalOrderAcrossWrapsAndGrowth) {
 }
 
 TEST(PendingSpansTest, RoomOfABurstIsGivenBackAndWhatStaysIsKept) {
-  PendingTable<std::shared_ptr<uint64_t>> table;
+  U64Table<std::shared_ptr<uint64_t>, kMinPendingCapacity> table;
   DeadlineQueue q;
   for (uint64_t id = 1; id <= 50'000; id++) {
-    table.Insert(id, std::make_shared<uint64_t>(id));
+    table.InsertIfAbsent(id, std::make_shared<uint64_t>(id));
     q.push_back(id, id);
   }
   const size_t table_peak = table.capacity(), ring_peak = q.capacity();
