@@ -8,39 +8,60 @@
 
 #define ZT_MSG_PEEK 2
 
-/* Syscall numbers (trace_event_raw_sys_exit.id) of the receives. Compat (32-bit) syscalls fire
- * no syscall tracepoint. */
+/* Syscall numbers (trace_event_raw_sys_exit.id, the saved orig_ax/syscallno) of the receives
+ * and of the sends that send_stamp.bpf.h stamps. Compat (32-bit) syscalls fire no syscall
+ * tracepoint. */
 #if defined(__TARGET_ARCH_x86)
 #define ZT_NR_READ 0
+#define ZT_NR_WRITE 1
 #define ZT_NR_READV 19
+#define ZT_NR_WRITEV 20
+#define ZT_NR_SENDTO 44
 #define ZT_NR_RECVFROM 45
+#define ZT_NR_SENDMSG 46
 #define ZT_NR_RECVMSG 47
 #define ZT_NR_RECVMMSG 299
+#define ZT_NR_SENDMMSG 307
 #elif defined(__TARGET_ARCH_arm64)
 #define ZT_NR_READ 63
+#define ZT_NR_WRITE 64
 #define ZT_NR_READV 65
+#define ZT_NR_WRITEV 66
+#define ZT_NR_SENDTO 206
 #define ZT_NR_RECVFROM 207
+#define ZT_NR_SENDMSG 211
 #define ZT_NR_RECVMSG 212
 #define ZT_NR_RECVMMSG 243
+#define ZT_NR_SENDMMSG 269
 #else
-#error "receive syscall numbers are not known for this architecture"
+#error "receive and send syscall numbers are not known for this architecture"
 #endif
 
-/* The receive a sys_exit was of, or ZT_SYS_COUNT for any other syscall (its sys_enter stashed
- * its arguments). */
-static __always_inline __u8 zt_recv_sys(long nr)
+/* The receive or send (ZT_SYS_READ .. ZT_SYS_RECVMMSG; zt_sends tells which) a syscall number
+ * is, or ZT_SYS_COUNT for any other syscall. */
+static __always_inline __u8 zt_data_sys(long nr)
 {
 	switch (nr) {
 	case ZT_NR_READ:
 		return ZT_SYS_READ;
+	case ZT_NR_WRITE:
+		return ZT_SYS_WRITE;
 	case ZT_NR_READV:
 		return ZT_SYS_READV;
+	case ZT_NR_WRITEV:
+		return ZT_SYS_WRITEV;
+	case ZT_NR_SENDTO:
+		return ZT_SYS_SENDTO;
 	case ZT_NR_RECVFROM:
 		return ZT_SYS_RECVFROM;
+	case ZT_NR_SENDMSG:
+		return ZT_SYS_SENDMSG;
 	case ZT_NR_RECVMSG:
 		return ZT_SYS_RECVMSG;
 	case ZT_NR_RECVMMSG:
 		return ZT_SYS_RECVMMSG;
+	case ZT_NR_SENDMMSG:
+		return ZT_SYS_SENDMMSG;
 	default:
 		return ZT_SYS_COUNT;
 	}

@@ -12,42 +12,6 @@
  * five zt_enter_* programs of sends; 0: sends are stashed and stamped at sys_enter. */
 const volatile __u8 send_stamps = 0;
 
-/* Syscall numbers (trace_event_raw_sys_exit.id, the saved orig_ax/syscallno) of the sends. */
-#if defined(__TARGET_ARCH_x86)
-#define ZT_NR_WRITE 1
-#define ZT_NR_WRITEV 20
-#define ZT_NR_SENDTO 44
-#define ZT_NR_SENDMSG 46
-#define ZT_NR_SENDMMSG 307
-#elif defined(__TARGET_ARCH_arm64)
-#define ZT_NR_WRITE 64
-#define ZT_NR_WRITEV 66
-#define ZT_NR_SENDTO 206
-#define ZT_NR_SENDMSG 211
-#define ZT_NR_SENDMMSG 269
-#else
-#error "send syscall numbers are not known for this architecture"
-#endif
-
-/* The send a syscall number is, or ZT_SYS_COUNT. */
-static __always_inline __u8 zt_send_sys(long nr)
-{
-	switch (nr) {
-	case ZT_NR_WRITE:
-		return ZT_SYS_WRITE;
-	case ZT_NR_WRITEV:
-		return ZT_SYS_WRITEV;
-	case ZT_NR_SENDTO:
-		return ZT_SYS_SENDTO;
-	case ZT_NR_SENDMSG:
-		return ZT_SYS_SENDMSG;
-	case ZT_NR_SENDMMSG:
-		return ZT_SYS_SENDMMSG;
-	default:
-		return ZT_SYS_COUNT;
-	}
-}
-
 /* When a thread's send syscall first reached tcp_sendmsg_locked, and for which socket. */
 struct send_stamp {
 	__u64 ts_ns; /* 0: no stamp since the thread's last send exit */
@@ -82,13 +46,16 @@ int BPF_PROG(zt_send_stamp, const struct sock *sk, const struct msghdr *msg,
 	struct send_stamp *s;
 	struct socket *sock;
 	long nr;
+	__u8 sys;
 
 #if defined(__TARGET_ARCH_x86)
 	nr = regs->orig_ax;
 #else
 	nr = BPF_CORE_READ(regs, syscallno);
 #endif
-	if (zt_send_sys(nr) == ZT_SYS_COUNT || !zt_traced_base(bpf_get_current_pid_tgid() >> 32))
+	sys = zt_data_sys(nr);
+	if (sys == ZT_SYS_COUNT || !zt_sends(sys) ||
+	    !zt_traced_base(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	s = bpf_task_storage_get(&send_stamp_slots, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	/* Later fires of the same syscall (more segments, after waiting for memory) keep the

@@ -106,7 +106,7 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
  * connection. */
 static __always_inline int zt_exit_data(long nr, long ret)
 {
-	__u8 recv = zt_recv_sys(nr), send = ZT_SYS_COUNT;
+	__u8 sys = zt_data_sys(nr), recv = ZT_SYS_COUNT, send = ZT_SYS_COUNT;
 	struct send_stamp stamp = {};
 	struct syscall_args a = {};
 	struct conn_key key, ekey;
@@ -115,10 +115,11 @@ static __always_inline int zt_exit_data(long nr, long ret)
 	struct file *file;
 	__u32 head = 0;
 
-	if (send_stamps && recv == ZT_SYS_COUNT) {
-		send = zt_send_sys(nr);
-		if (send != ZT_SYS_COUNT) /* first: a stamp lives for one syscall (send_stamp.bpf.h) */
-			zt_take_send_stamp(&stamp);
+	if (sys != ZT_SYS_COUNT && !zt_sends(sys)) {
+		recv = sys;
+	} else if (sys != ZT_SYS_COUNT && send_stamps) {
+		send = sys;
+		zt_take_send_stamp(&stamp); /* first: a stamp lives for one syscall (send_stamp.bpf.h) */
 	}
 	/* A receive or send that moved nothing (EAGAIN: event loops read until it; EOF; failures)
 	 * returns before any lookup. A reset still flags its connection below. */
