@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Go crypto/tls uprobes: the plaintext of (*tls.Conn).Write and Read in Go binaries (register
  * ABI, Go >= 1.17), emitted as ZT_SRC_TLS data events on the connection whose fd the
- * tls.Conn's own net.Conn holds. Returns are caught by uprobes on the functions' RET
- * instructions (uretprobes would corrupt Go's movable stacks), and a call is matched to its
- * return by goroutine (the g pointer), not by thread: a goroutine may block in Read on one
- * thread and return on another. Goroutine causality: go_goroutines.bpf.h. */
+ * tls.Conn's own net.Conn holds (a Write's at its entry, a Read's at its return). Returns are
+ * caught by uprobes on the functions' RET instructions (uretprobes would corrupt Go's movable
+ * stacks), and a call is matched to its return by goroutine (the g pointer), not by thread: a
+ * goroutine may block in Read on one thread and return on another. Goroutine causality:
+ * go_goroutines.bpf.h. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -26,6 +27,10 @@ struct {
 	__type(value, struct zt_go_offsets);
 } go_binaries SEC(".maps");
 
+/* A Write entry this soon after an entry of the same goroutine and length that has not
+ * returned is that call restarted after stack growth. */
+#define ZT_GO_RESTART_NS 1000000
+
 /* A goroutine: its g pointer is unique among the live goroutines of a process. */
 struct go_call_key {
 	__u32 tgid;
@@ -39,6 +44,7 @@ struct go_call {
 	__u64 enter_ns; /* entry time: sent plaintext is stamped when the write began */
 	__u64 conn_id;  /* the connection tracked under fd at entry; 0: not tracked yet */
 	__u64 goid;     /* goroutine id (0: unknown), for goroutine-aware causality later */
+	__u64 len;      /* Write: the []byte's length (its plaintext is emitted at entry) */
 	__s32 fd;       /* the tls.Conn's socket; -1: its net.Conn is no TCP netFD */
 	__u8 op;        /* ZT_SYS_TLS_WRITE or ZT_SYS_TLS_READ */
 	__u8 pad[3];
@@ -70,32 +76,6 @@ static __always_inline struct conn_state *zt_go_mark_tls(__u32 tgid, __s32 fd)
 	return st;
 }
 
-static __always_inline int zt_go_enter(struct pt_regs *ctx, __u32 slot, __u8 op)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct go_call_key key = {.tgid = id >> 32, .g = ZT_GO_G(ctx)};
-	struct go_call call = {};
-	struct zt_go_offsets *o;
-	struct conn_state *st;
-
-	if (!zt_traced(key.tgid))
-		return 0;
-	o = bpf_map_lookup_elem(&go_binaries, &slot);
-	if (!o)
-		return 0;
-	call.fd = zt_go_conn_fd(o, ZT_GO_ARG0(ctx));
-	st = zt_go_mark_tls(key.tgid, call.fd);
-	if (op == ZT_TLS_OP_HANDSHAKE) /* nothing to return: it only marks the socket */
-		return 0;
-	call.buf = ZT_GO_ARG1(ctx);
-	call.enter_ns = bpf_ktime_get_ns();
-	call.conn_id = st ? st->conn_id : 0;
-	call.goid = zt_go_goid(o, key.g);
-	call.op = op;
-	bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY);
-	return 0;
-}
-
 /* Hot path: the plaintext of one finished call, placed in the connection's TLS stream. */
 static __noinline int zt_go_emit(struct conn_key *key, struct conn_state *st, struct go_call *call,
 				 __u64 bytes)
@@ -125,6 +105,52 @@ static __noinline int zt_go_emit(struct conn_key *key, struct conn_state *st, st
 	zt_emit_trailer(&s);
 	zt_count(ZT_CNT_TLS_CALLS);
 	return 0;
+}
+
+static __always_inline int zt_go_enter(struct pt_regs *ctx, __u32 slot, __u8 op)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_call_key key = {.tgid = id >> 32, .g = ZT_GO_G(ctx)};
+	struct conn_key ckey = {.tgid = id >> 32};
+	struct go_call call = {}, *prev;
+	struct zt_go_offsets *o;
+	struct conn_state *st;
+
+	if (!zt_traced(key.tgid))
+		return 0;
+	o = bpf_map_lookup_elem(&go_binaries, &slot);
+	if (!o)
+		return 0;
+	call.fd = zt_go_conn_fd(o, ZT_GO_ARG0(ctx));
+	st = zt_go_mark_tls(key.tgid, call.fd);
+	if (op == ZT_TLS_OP_HANDSHAKE) /* nothing to return: it only marks the socket */
+		return 0;
+	call.buf = ZT_GO_ARG1(ctx);
+	call.enter_ns = bpf_ktime_get_ns();
+	call.conn_id = st ? st->conn_id : 0;
+	call.goid = zt_go_goid(o, key.g);
+	call.op = op;
+	if (op != ZT_SYS_TLS_WRITE) {
+		bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY);
+		return 0;
+	}
+	/* A Write's plaintext goes out at its entry, where its buffer and length are known (Go's
+	 * Write sends all of b or fails): the goroutine may be descheduled between its write
+	 * syscall and its RET, and if the process exits meanwhile (a client right after its last
+	 * call) the RET never runs. A restart of the same call (stack growth runs the prologue
+	 * again, on a moved stack: b may have moved with it) finds its own entry, of the same
+	 * length and moments old, and emits nothing more; a new Write follows its predecessor's
+	 * RET, which removed that entry. */
+	call.len = ZT_GO_ARG2(ctx);
+	prev = bpf_map_lookup_elem(&go_calls, &key);
+	if (prev && prev->op == ZT_SYS_TLS_WRITE && prev->len == call.len &&
+	    call.enter_ns - prev->enter_ns < ZT_GO_RESTART_NS)
+		return 0;
+	bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY);
+	if (!st || call.len == 0)
+		return 0;
+	ckey.fd = call.fd;
+	return zt_go_emit(&ckey, st, &call, call.len > 0xffffffffULL ? 0xffffffffULL : call.len);
 }
 
 /* A RET of Write or Read: RAX holds the int result, the bytes the call moved. */
@@ -171,6 +197,8 @@ static __always_inline int zt_go_return(struct pt_regs *ctx, __u32 slot, __u8 op
 			zt_count(ZT_CNT_STASH_MISSING);
 			return 0;
 		}
+		if (op == ZT_SYS_TLS_WRITE && call.conn_id) /* emitted at its entry */
+			return 0;
 	}
 	if (n <= 0)
 		return 0;

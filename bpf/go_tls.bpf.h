@@ -15,12 +15,14 @@
 /* amd64: integer arguments and results in RAX, RBX, RCX, RDI, RSI, R8..R11; g in R14. */
 #define ZT_GO_ARG0(ctx) (__PT_REGS_CAST(ctx)->ax)
 #define ZT_GO_ARG1(ctx) (__PT_REGS_CAST(ctx)->bx)
+#define ZT_GO_ARG2(ctx) (__PT_REGS_CAST(ctx)->cx)
 #define ZT_GO_RET0(ctx) (__PT_REGS_CAST(ctx)->ax)
 #define ZT_GO_G(ctx) (__PT_REGS_CAST(ctx)->r14)
 #elif defined(__TARGET_ARCH_arm64)
 /* arm64: arguments and results in R0..R15; g in R28. (RET finding is amd64 only for now.) */
 #define ZT_GO_ARG0(ctx) (__PT_REGS_CAST(ctx)->regs[0])
 #define ZT_GO_ARG1(ctx) (__PT_REGS_CAST(ctx)->regs[1])
+#define ZT_GO_ARG2(ctx) (__PT_REGS_CAST(ctx)->regs[2])
 #define ZT_GO_RET0(ctx) (__PT_REGS_CAST(ctx)->regs[0])
 #define ZT_GO_G(ctx) (__PT_REGS_CAST(ctx)->regs[28])
 #else
