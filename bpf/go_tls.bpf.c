@@ -76,7 +76,8 @@ static __always_inline struct conn_state *zt_go_mark_tls(__u32 tgid, __s32 fd)
 	return st;
 }
 
-/* Hot path: the plaintext of one finished call, placed in the connection's TLS stream. */
+/* Hot path: the plaintext of one call (a Write at its entry, a Read at its RET), placed in the
+ * connection's TLS stream. */
 static __noinline int zt_go_emit(struct conn_key *key, struct conn_state *st, struct go_call *call,
 				 __u64 bytes)
 {
