@@ -37,6 +37,7 @@ struct h2_dir {
 	__u32 state;      /* enum zt_h2_walk_state */
 	__u32 budget;     /* DATA body bytes the current syscall may still capture */
 	__u32 pad;
+	__u64 done_run, done_end; /* zt_h2_step returned ZT_H2_STEP_FLUSH: the run it ended */
 };
 
 struct h2_walk {
@@ -102,20 +103,26 @@ static __always_inline bool zt_h2_read_hdr(struct h2_dir *d, __u64 ubuf, __u64 n
 	return true;
 }
 
+/* zt_h2_step's results besides 0 (go on). */
+#define ZT_H2_STEP_DONE 1  /* the buffer is done, or the walk lost */
+#define ZT_H2_STEP_FLUSH 2 /* go on once [d->done_run, d->done_end) is written */
+
 /* Hot path: one step of the walk over the buffer at ubuf (stream positions [d->start, d->end)):
- * the bytes at d->cur up to the next boundary, kept or skipped. Returns 1 when the buffer is
- * done or the walk lost. Global, and its state in *d, so the verifier checks it once, not once
- * per step with every range it could have. */
+ * the bytes at d->cur up to the next boundary, kept or skipped. Global, and its state in *d,
+ * so the verifier checks it once, not once per step with every range it could have. It
+ * writes nothing itself: the caller does (ZT_H2_STEP_FLUSH), so that zt_emit_buf is not one
+ * call deeper on a chain at the stack's 512-byte limit. */
 __noinline int zt_h2_step(struct emit_state *s, struct h2_dir *d, __u64 ubuf)
 {
 	__u64 cur, end, take, keep, flen, body;
+	int ret = 0;
 
 	if (!s || !d)
-		return 1;
+		return ZT_H2_STEP_DONE;
 	cur = d->cur;
 	end = d->end;
 	if (cur >= end || d->state != ZT_H2_WALK)
-		return 1;
+		return ZT_H2_STEP_DONE;
 	if (cur < d->must_until) {
 		take = (d->must_until < end ? d->must_until : end) - cur;
 		if (take > ZT_MAX_CAPTURE)
@@ -133,7 +140,7 @@ __noinline int zt_h2_step(struct emit_state *s, struct h2_dir *d, __u64 ubuf)
 		if (!zt_h2_read_hdr(d, ubuf + (cur - d->start), take)) {
 			zt_count(ZT_CNT_READ_USER_FAILED);
 			d->state = ZT_H2_LOST;
-			return 1;
+			return ZT_H2_STEP_DONE;
 		}
 		d->have += take;
 		if (d->have >= ZT_H2_FRAME_HDR) {
@@ -149,18 +156,20 @@ __noinline int zt_h2_step(struct emit_state *s, struct h2_dir *d, __u64 ubuf)
 		}
 	} else { /* the walk and the stream disagree */
 		d->state = ZT_H2_LOST;
-		return 1;
+		return ZT_H2_STEP_DONE;
 	}
 	if (keep) {
 		/* one record per contiguous run, each at most what zt_emit_buf copies */
 		if (d->run_end != cur || d->run_end - d->run + keep > ZT_MAX_CAPTURE) {
-			zt_h2_flush(s, ubuf, d->start, d->run, d->run_end);
+			d->done_run = d->run;
+			d->done_end = d->run_end;
+			ret = ZT_H2_STEP_FLUSH;
 			d->run = cur;
 		}
 		d->run_end = cur + keep;
 	}
 	d->cur = cur + take;
-	return 0;
+	return ret;
 }
 
 /* Hot path: emits what the walk d keeps of one user buffer of len bytes at s->pos. Global. */
@@ -177,7 +186,11 @@ __noinline int zt_h2_buf(struct emit_state *s, struct h2_dir *d, __u64 ubuf, __u
 	d->run = 0;
 	d->run_end = 0;
 	for (int i = 0; i < ZT_H2_STEPS; i++) {
-		if (zt_h2_step(s, d, ubuf))
+		int step = zt_h2_step(s, d, ubuf);
+
+		if (step == ZT_H2_STEP_FLUSH)
+			zt_h2_flush(s, ubuf, d->start, d->done_run, d->done_end);
+		else if (step)
 			break;
 	}
 	if (d->cur < d->end && d->state == ZT_H2_WALK) /* more frames than steps */
