@@ -67,6 +67,18 @@ static __always_inline __u8 zt_data_sys(long nr)
 	}
 }
 
+/* The number of the syscall the current task is in (its saved orig_ax/syscallno). */
+static __always_inline long zt_current_syscall_nr(void)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+#if defined(__TARGET_ARCH_x86)
+	return regs->orig_ax;
+#else
+	return BPF_CORE_READ(regs, syscallno);
+#endif
+}
+
 /* The first four arguments of the current task's syscall, at its sys_exit. */
 static __always_inline void zt_syscall_args4(__u64 arg[4])
 {

@@ -30,10 +30,13 @@ struct {
 /* Why a stamp found at a send's exit is that send's own, never a stale one:
  * - it is written only while the thread is inside write/writev/sendto/sendmsg/sendmmsg (the
  *   saved syscall number), so io_uring, sendfile, splice and kernel workers (kTLS) write none;
- * - zt_exit_data_syscall runs at the exit of each of those five syscalls of every task and
- *   clears the slot there before any other test, whatever the syscall returned;
- * - the loader attaches zt_send_stamp after every sys_exit program, so no send is in flight
- *   with a stamp and without its exit hooked;
+ * - where such a send ends, the slot is cleared before any other test, whatever the send
+ *   returned: at the syscall's exit (zt_exit_data_syscall), or, with the socket layer's
+ *   tracepoints (socket_trace.bpf.c, zt_sock_data), where sock_sendmsg returns, which every
+ *   tcp_sendmsg_locked of a user's send is inside (a kernel socket's send inside the syscall
+ *   drops the stamp there);
+ * - the loader attaches zt_send_stamp after those programs, so no send is in flight with a
+ *   stamp and without its end hooked;
  * so a full slot at a send's exit was filled by the first tcp_sendmsg_locked of that very
  * syscall. The exit uses it only if it is for the fd's own socket (file pointer): a write to a
  * file on a network filesystem can fire for a kernel socket. */
@@ -42,18 +45,10 @@ int BPF_PROG(zt_send_stamp, const struct sock *sk, const struct msghdr *msg,
 	     const struct sk_buff *skb, int size_goal)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u8 sys = zt_data_sys(zt_current_syscall_nr());
 	struct send_stamp *s;
 	struct socket *sock;
-	long nr;
-	__u8 sys;
 
-#if defined(__TARGET_ARCH_x86)
-	nr = regs->orig_ax;
-#else
-	nr = BPF_CORE_READ(regs, syscallno);
-#endif
-	sys = zt_data_sys(nr);
 	if (sys == ZT_SYS_COUNT || !zt_sends(sys) ||
 	    !zt_traced_base(bpf_get_current_pid_tgid() >> 32))
 		return 0;
@@ -78,6 +73,21 @@ static __always_inline void zt_take_send_stamp(struct send_stamp *out)
 		return;
 	*out = *s;
 	s->ts_ns = 0;
+}
+
+/* At the socket layer's end of a send on the socket whose file is file (0: a kernel socket):
+ * the thread's stamp if it is for that socket, else 0; clears it in any case. */
+static __always_inline __u64 zt_take_send_stamp_of(__u64 file)
+{
+	struct send_stamp *s =
+		bpf_task_storage_get(&send_stamp_slots, bpf_get_current_task_btf(), 0, 0);
+	__u64 ts_ns;
+
+	if (!s)
+		return 0;
+	ts_ns = s->file == file ? s->ts_ns : 0;
+	s->ts_ns = 0;
+	return file ? ts_ns : 0;
 }
 
 /* The arguments of send sys from the saved registers into *a (as zt_enter stashed them); false

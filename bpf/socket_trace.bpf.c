@@ -102,9 +102,27 @@ static __always_inline int zt_enter(__u32 fd, __u64 buf, __u32 vlen, __u8 sys)
 	return 1;
 }
 
-/* sys_exit_* of data syscalls (nr: the syscall's number): emit the bytes moved on a tracked
- * connection. */
-static __always_inline int zt_exit_data(long nr, long ret)
+/* The tracked connection fd names, for a receive or send the socket layer reported on sk's
+ * socket, whose file is file: the entry's file answers without walking the fd table. A
+ * mismatch (the fd was reused, or the syscall moved a kernel socket's bytes beneath another
+ * file, as a network filesystem does) walks it: only the fd's own socket is tracked. Not
+ * inlined: the exit's call chain is near the 512-byte stack limit. */
+static __noinline struct conn_state *zt_conn_for_sock_file(struct conn_key *key,
+							    struct file *file)
+{
+	struct conn_state *st = bpf_map_lookup_elem(&conns, key);
+
+	if (st && st->file == (__u64)file && (st = zt_conn_state(key->tgid, st)))
+		return st;
+	if (zt_fd_to_file(key->fd) != file)
+		return NULL;
+	return zt_conn_for_file(key, file);
+}
+
+/* The end of a receive or send (nr: the syscall's number), at its sys_exit (sock_file NULL)
+ * or where the socket layer reports on a user socket whose file is sock_file (zt_sock_recv,
+ * zt_sock_send): emit the bytes moved on a tracked connection. */
+static __always_inline int zt_exit_data(long nr, long ret, struct file *sock_file)
 {
 	__u8 sys = zt_data_sys(nr), recv = ZT_SYS_COUNT, send = ZT_SYS_COUNT;
 	struct send_stamp stamp = {};
@@ -119,7 +137,11 @@ static __always_inline int zt_exit_data(long nr, long ret)
 		recv = sys;
 	} else if (sys != ZT_SYS_COUNT && send_stamps) {
 		send = sys;
-		zt_take_send_stamp(&stamp); /* first: a stamp lives for one syscall (send_stamp.bpf.h) */
+		/* first: a stamp lives for one syscall (send_stamp.bpf.h) */
+		if (sock_file) /* the socket is known: only the stamp's time is kept */
+			a.enter_ns = zt_take_send_stamp_of((__u64)sock_file);
+		else
+			zt_take_send_stamp(&stamp);
 	}
 	/* A receive or send that moved nothing (EAGAIN: event loops read until it; EOF; failures)
 	 * returns before any lookup. A reset still flags its connection below. */
@@ -147,8 +169,10 @@ static __always_inline int zt_exit_data(long nr, long ret)
 	}
 	if (ret <= 0) /* other failures, EAGAIN and EOF move no bytes */
 		return 0;
-	file = NULL;
-	if (a.verify) { /* the fd may name another file than its entry's: released, rediscovered */
+	file = sock_file;
+	if (file) { /* the socket layer named the socket: no fd table walk */
+		st = zt_conn_for_sock_file(&key, file);
+	} else if (a.verify) { /* the fd may name another file than its entry's: released, rediscovered */
 		file = zt_fd_to_file(key.fd);
 		st = file ? zt_conn_for_file(&key, file) : NULL;
 	} else {
@@ -161,9 +185,9 @@ static __always_inline int zt_exit_data(long nr, long ret)
 	if (recv != ZT_SYS_COUNT || send != ZT_SYS_COUNT)
 		zt_note_tls_socket(&key, st);
 	if (send != ZT_SYS_COUNT) { /* stamped in tcp_sendmsg_locked, before its bytes left */
-		if (stamp.ts_ns && stamp.file == (__u64)file)
+		if (!sock_file && stamp.ts_ns && stamp.file == (__u64)file)
 			a.enter_ns = stamp.ts_ns;
-		else
+		if (!a.enter_ns)
 			zt_count(ZT_CNT_SEND_STAMPED_AT_EXIT);
 	}
 	ts_ns = a.enter_ns ? a.enter_ns : bpf_ktime_get_ns(); /* sends: stamped at entry */
@@ -216,10 +240,68 @@ int zt_enter_splice(struct trace_event_raw_sys_enter *ctx)
  * (the rest) says which syscall it was, so the verifier checks the emit path once. The loader
  * attaches it to the other sys_exit_* tracepoints of ZT_SYS_* (sys_exit_write, sys_exit_readv,
  * ...). */
-SEC("tracepoint/syscalls/sys_exit_read")
+SEC("tracepoint/syscalls/sys_exit_recvmmsg")
 int zt_exit_data_syscall(struct trace_event_raw_sys_exit *ctx)
 {
-	return zt_exit_data(ctx->id, ctx->ret);
+	return zt_exit_data(ctx->id, ctx->ret, NULL);
+}
+
+/* Task flags (include/linux/sched.h): io_uring's workers and kernel threads make no syscalls,
+ * and their saved registers (zeroed) would read as a read() of fd 0. */
+#define ZT_PF_IO_WORKER 0x00000010
+#define ZT_PF_KTHREAD 0x00200000
+
+/* Linux 6.3+, unless --no-socket-tracepoints: receives and sends other than recvmmsg and
+ * sendmmsg end in zt_sock_recv and zt_sock_send, at the socket layer's tracepoints
+ * sock_recv_length and sock_send_length, and the loader leaves their sys_exit tracepoints
+ * unhooked. Then a read or write of a file, pipe or terminal runs no program at all, a BTF
+ * tracepoint is dispatched without the perf record a syscall tracepoint builds, and the
+ * socket comes with the call instead of from the fd table. recvmmsg and sendmmsg report each
+ * message there, but their streams move at the syscall's exit, as before.
+ *
+ * One receive (send false) or send that sock_recvmsg or sock_sendmsg finished on sk (ret:
+ * bytes, or an error), inside whatever syscall the thread is in: only the ones that end no
+ * longer sees, on TCP sockets, go on. */
+static __always_inline int zt_sock_data(struct sock *sk, int ret, bool send)
+{
+	struct task_struct *task;
+	struct socket *sock;
+	struct file *file;
+	__u8 sys;
+	long nr;
+
+	/* An empty receive (EAGAIN: event loops read until it; EOF) returns first. A send must
+	 * reach zt_exit_data whatever it returned, which clears its stamp. */
+	if (!send && ret <= 0 && ret != -ZT_ECONNRESET)
+		return 0;
+	task = bpf_get_current_task_btf();
+	nr = zt_current_syscall_nr();
+	sys = zt_data_sys(nr);
+	if (sys == ZT_SYS_COUNT || sys == ZT_SYS_RECVMMSG || sys == ZT_SYS_SENDMMSG ||
+	    zt_sends(sys) != send || (task->flags & (ZT_PF_IO_WORKER | ZT_PF_KTHREAD)))
+		return 0;
+	sock = sk->sk_socket;
+	file = sock ? sock->file : NULL;
+	/* Neither UDP, unix or MPTCP sockets (never tracked) nor a kernel socket (a network
+	 * filesystem's, inside a write: not the fd's) go on. */
+	if (sk->sk_protocol != IPPROTO_TCP || !file) {
+		if (send) /* a stamp lives for one send (an MPTCP subflow's, say) */
+			zt_take_send_stamp_of(0);
+		return 0;
+	}
+	return zt_exit_data(nr, ret, file);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(zt_sock_recv, struct sock *sk, int ret, int flags)
+{
+	return zt_sock_data(sk, ret, false);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(zt_sock_send, struct sock *sk, int ret, int flags)
+{
+	return zt_sock_data(sk, ret, true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")

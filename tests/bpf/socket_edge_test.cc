@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -39,9 +41,70 @@ Record CloseOf(TraceSession& s, uint64_t conn_id) {
   return closes.empty() ? Record{} : closes[0];
 }
 
+// Receives and sends end where the socket layer reports them (the default on 6.3+), or at
+// their syscalls' exits (--no-socket-tracepoints, and kernels without those tracepoints): the
+// tests of receives and sends run both ways.
+class SocketEdgeHooks : public ::testing::TestWithParam<bool> {
+ protected:
+  static probes::TracerConfig Config() {
+    probes::TracerConfig cfg;
+    cfg.sock_hooks = GetParam();
+    return cfg;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Hooks, SocketEdgeHooks, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "SocketLayer" : "SyscallExits";
+                         });
+
+// The run count of the programs that end receives and sends, over the tracer's object.
+uint64_t DataProgramRuns(TraceSession& s) {
+  uint64_t runs = 0;
+  for (const probes::ProgramStats& p : s.tracer().ReadProgramStats()) {
+    if (p.name == "zt_sock_recv" || p.name == "zt_sock_send" || p.name == "zt_exit_data_syscall")
+      runs += p.run_count;
+  }
+  return runs;
+}
+
+// Reads and writes of pipes and files are most of a node's syscalls besides its network
+// traffic. At the socket layer they run none of the agent's programs; at syscall exits each
+// runs one (which the second half shows, so that the first can fail).
+TEST_P(SocketEdgeHooks, PipeReadsAndWritesRunADataProgramOnlyAtSyscallExits) {
+  const int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);  // run counts while it is open
+  ASSERT_GE(stats_fd, 0) << "BPF_ENABLE_STATS: " << strerror(errno);
+  TraceSession session(Config());
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  constexpr int kRoundTrips = 5000;  // a write and a read each
+  const uint64_t before = DataProgramRuns(session);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int p[2];
+    char c = 'x';
+    if (pipe(p) != 0) _exit(1);
+    for (int i = 0; i < kRoundTrips; i++) {
+      if (write(p[1], &c, 1) != 1 || read(p[0], &c, 1) != 1) _exit(1);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const uint64_t runs = DataProgramRuns(session) - before;
+  close(stats_fd);
+  if (GetParam()) {
+    // Other processes' socket traffic runs them meanwhile: far fewer than the pipe's.
+    EXPECT_LT(runs, uint64_t(kRoundTrips) / 10) << "pipe I/O ran the socket layer's programs";
+  } else {
+    EXPECT_GE(runs, uint64_t(2 * kRoundTrips)) << "one sys_exit run per pipe read and write";
+  }
+}
+
 // A peek copies bytes that stay queued: only the read that takes them moves the stream.
-TEST(SocketEdge, PeekNeverAdvancesTheStream) {
-  TraceSession session;
+TEST_P(SocketEdgeHooks, PeekNeverAdvancesTheStream) {
+  TraceSession session(Config());
   ASSERT_FALSE(::testing::Test::HasFailure());
   const uint64_t peeks_before = Counter(session, ZT_CNT_PEEK_SKIPPED);
   auto kv = RunSockops({"peek", std::to_string(FreePort())});
@@ -57,12 +120,12 @@ TEST(SocketEdge, PeekNeverAdvancesTheStream) {
   EXPECT_GE(Counter(session, ZT_CNT_PEEK_SKIPPED) - peeks_before, uint64_t(kv["server_peeks"]));
 }
 
-// Receives run no sys_enter program: their sys_exit takes the arguments from the task's saved
-// registers and returns at once when nothing moved. Each kind of receive (read, readv,
-// recvfrom, recvmsg, recvmmsg), after an EAGAIN on the same socket, captures its bytes at their
-// stream position under its own syscall, and the EAGAINs leave no record.
-TEST(SocketEdge, EachReceiveKindAfterEagainCapturesItsBytes) {
-  TraceSession session;
+// Receives run no sys_enter program: where they end (socket layer or sys_exit) the arguments
+// come from the task's saved registers, and it returns at once when nothing moved. Each kind of
+// receive (read, readv, recvfrom, recvmsg, recvmmsg), after an EAGAIN on the same socket, captures
+// its bytes at their stream position under its own syscall, and the EAGAINs leave no record.
+TEST_P(SocketEdgeHooks, EachReceiveKindAfterEagainCapturesItsBytes) {
+  TraceSession session(Config());
   ASSERT_FALSE(::testing::Test::HasFailure());
   auto kv = RunSockops({"recv_eagain", std::to_string(FreePort())});
   ASSERT_EQ(kv["eagains"], 5);
@@ -80,13 +143,13 @@ TEST(SocketEdge, EachReceiveKindAfterEagainCapturesItsBytes) {
   }
 }
 
-// Sends run no sys_enter program: tcp_sendmsg_locked stamps them, and their sys_exit takes
-// the stamp only for the syscall that made it. Each kind of send first fails with EAGAIN on a
-// full socket after reaching tcp_sendmsg_locked; the send that follows must carry its own
-// time (after the drain began, before it returned), not the failed one's, and no send falls
-// back to a stamp at exit.
-TEST(SocketEdge, SendAfterEagainIsStampedByItself) {
-  TraceSession session;
+// Sends run no sys_enter program: tcp_sendmsg_locked stamps them, and where they end
+// (socket layer or sys_exit) takes the stamp only for the syscall that made it. Each kind of send
+// first fails with EAGAIN on a full socket after reaching tcp_sendmsg_locked; the send that follows
+// must carry its own time (after the drain began, before it returned), not the failed one's, and no
+// send falls back to a stamp at exit.
+TEST_P(SocketEdgeHooks, SendAfterEagainIsStampedByItself) {
+  TraceSession session(Config());
   ASSERT_FALSE(::testing::Test::HasFailure());
   const uint64_t at_exit_before = Counter(session, ZT_CNT_SEND_STAMPED_AT_EXIT);
   auto kv = RunSockops({"send_eagain", std::to_string(FreePort())});
@@ -114,8 +177,8 @@ TEST(SocketEdge, SendAfterEagainIsStampedByItself) {
 
 // splice() moves bytes without a user buffer: their sizes still advance the stream (a gap), so
 // what follows on the connection sits at its true position.
-TEST(SocketEdge, SpliceCountsItsBytesInTheRightDirection) {
-  TraceSession session;
+TEST_P(SocketEdgeHooks, SpliceCountsItsBytesInTheRightDirection) {
+  TraceSession session(Config());
   ASSERT_FALSE(::testing::Test::HasFailure());
   const uint64_t splices_before = Counter(session, ZT_CNT_SPLICE);
   auto kv = RunSockops({"splice", std::to_string(FreePort())});
@@ -150,8 +213,8 @@ TEST(SocketEdge, SpliceCountsItsBytesInTheRightDirection) {
 
 // dup2/dup3/fcntl(F_DUPFD) make more fds for one socket: they share its connection (one id,
 // one role, one open and one close event) and its stream positions.
-TEST(SocketEdge, DupdFdsShareTheirSocketsConnection) {
-  TraceSession session;
+TEST_P(SocketEdgeHooks, DupdFdsShareTheirSocketsConnection) {
+  TraceSession session(Config());
   ASSERT_FALSE(::testing::Test::HasFailure());
   const uint64_t shared_before = Counter(session, ZT_CNT_DUP_SHARED);
   auto kv = RunSockops({"dup", std::to_string(FreePort())});

@@ -171,6 +171,7 @@ Status Agent::Start(std::vector<std::string>* notes) {
   cfg.skip_pids = o.selectors.exclude.pid;
   cfg.netns = static_cast<uint32_t>(o.netns_inode);  // namespace inodes are 32-bit in the kernel
   cfg.tls = o.tls;
+  cfg.sock_hooks = o.sock_hooks;
   cfg.capture_bytes = o.capture_bytes;
   cfg.ringbuf_bytes = o.ringbuf_bytes;
   // --propagate-context: roots get trace ids the kernel computes too, salted per start.

@@ -212,6 +212,10 @@ StatusOr<Options> ParseArgs(std::vector<std::string> args, bool* exit_now) {
                "name spans \"{METHOD}\" instead of \"{METHOD} {route template}\"");
   app.add_flag("!--no-tls", o.tls,
                "do not attach uprobes to TLS libraries (OpenSSL, GnuTLS): HTTPS stays opaque");
+  app.add_flag("!--no-socket-tracepoints", o.sock_hooks,
+               "take receives and sends at every read/write syscall's exit, as on kernels "
+               "before 6.3, instead of the socket layer's tracepoints (dearer: every file read "
+               "and write of the node then runs a program; for comparisons)");
   app.add_flag("--tls-per-function-probes", o.tls_per_function,
                "attach one uprobe per TLS function, as on kernels before 6.6, instead of one "
                "multi-uprobe link per library file (slower to attach and detach)");

@@ -55,6 +55,18 @@ bool CanStampSendsInTcp(const std::string& tracefs) {
   return true;
 }
 
+// Whether the BTF tracepoints sock_recv_length and sock_send_length (Linux 6.3+) exist: every
+// receive and send on a socket ends in one, with the socket.
+bool HasSocketLengthTracepoints() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) return false;
+  const bool has =
+      btf__find_by_name_kind(vmlinux, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0 &&
+      btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) > 0;
+  btf__free(vmlinux);
+  return has;
+}
+
 bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
@@ -102,6 +114,15 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
         "this kernel has no tracepoint tcp:tcp_sendmsg_locked; sends are stamped by sys_enter "
         "programs");
   }
+  // The socket layer's end of a send takes the stamp there, so it needs the stamps too.
+  const bool sock_hooks = config.sock_hooks && stamp_sends && HasSocketLengthTracepoints();
+  if (config.sock_hooks && !sock_hooks) {
+    notes->push_back(
+        "this kernel has no tracepoints sock:sock_recv_length and sock:sock_send_length; "
+        "receives and sends are taken at every read and write syscall's exit");
+  }
+  bpf_program__set_autoload(t->skel_->progs.zt_sock_recv, sock_hooks);
+  bpf_program__set_autoload(t->skel_->progs.zt_sock_send, sock_hooks);
 
   bpf_program* prog;
   bpf_object__for_each_program(prog, t->skel_->obj) {
@@ -137,17 +158,23 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
     }
     t->links_.push_back(link);
   }
-  // The shared sys_exit program (attached above to sys_exit_read) serves every data syscall,
-  // and the one of dup (attached to sys_exit_dup) the other dups.
-  static const char* kMoreDataExits[] = {
-      "sys_exit_write",    "sys_exit_readv",      "sys_exit_writev",  "sys_exit_sendto",
-      "sys_exit_recvfrom", "sys_exit_sendmsg",    "sys_exit_recvmsg", "sys_exit_sendmmsg",
-      "sys_exit_recvmmsg", "sys_exit_sendfile64", "sys_exit_splice"};
+  // The shared sys_exit program (attached above to sys_exit_recvmmsg) serves every data
+  // syscall whose end the socket layer's tracepoints do not take (all of them without
+  // sock_hooks), and the one of dup (attached to sys_exit_dup) the other dups.
+  static const char* kAllDataExits[] = {
+      "sys_exit_read",     "sys_exit_write",      "sys_exit_readv",   "sys_exit_writev",
+      "sys_exit_sendto",   "sys_exit_recvfrom",   "sys_exit_sendmsg", "sys_exit_recvmsg",
+      "sys_exit_sendmmsg", "sys_exit_sendfile64", "sys_exit_splice"};
+  static const char* kSockHookDataExits[] = {"sys_exit_sendmmsg", "sys_exit_sendfile64",
+                                             "sys_exit_splice"};
+  const std::span<const char* const> more_data_exits =
+      sock_hooks ? std::span<const char* const>(kSockHookDataExits)
+                 : std::span<const char* const>(kAllDataExits);
   static const char* kMoreDupExits[] = {"sys_exit_dup2", "sys_exit_dup3", "sys_exit_fcntl"};
   const struct {
     bpf_program* prog;
     std::span<const char* const> tracepoints;
-  } extra_exits[] = {{t->skel_->progs.zt_exit_data_syscall, kMoreDataExits},
+  } extra_exits[] = {{t->skel_->progs.zt_exit_data_syscall, more_data_exits},
                      {t->skel_->progs.zt_exit_dup, kMoreDupExits}};
   for (const auto& [exit_prog, tracepoints] : extra_exits) {
     if (!bpf_program__autoload(exit_prog)) continue;  // its own tracepoint is missing
@@ -166,7 +193,8 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
       t->links_.push_back(link);
     }
   }
-  // Last: every send's sys_exit, which clears the stamp this takes, is hooked already.
+  // Last: every send's end (its sys_exit, or zt_sock_send), which clears the stamp this takes,
+  // is hooked already.
   if (stamp_sends) {
     bpf_link* link = bpf_program__attach(t->skel_->progs.zt_send_stamp);
     if (!link) return Status::Error("attaching tp_btf/tcp_sendmsg_locked failed: " + Errno(errno));

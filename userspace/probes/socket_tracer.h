@@ -30,6 +30,10 @@ struct TracerConfig {
   bool propagate_ctx = false;                   // --propagate-context: the server-read hook
   uint64_t ctx_salt = 0;                        // its zt_ctx_trace_id() salt
   bool tls = true;  // false (--no-tls): receives keep no evidence for TLS binding
+  // Receives and sends at the socket layer's tracepoints where the kernel has them (6.3+),
+  // not at every read/write syscall's exit (bpf/socket_trace.bpf.c, sock_hooks). false
+  // (--no-socket-tracepoints): the syscall exits, as on older kernels.
+  bool sock_hooks = true;
 };
 
 // Receives raw ring-buffer records on the consumer thread.

@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 3 ? argv[3] : "write";
   const bool eagain = mode == "eagain";
   const bool writev_reply = mode == "writev" || eagain;
+  // "syscall": receives and sends taken at their syscalls' exits (--no-socket-tracepoints),
+  // not at the socket layer's tracepoints.
+  const bool sock_hooks = !(argc > 4 && std::string(argv[4]) == "syscall");
   probes::PreflightReport report;
   if (Status s = probes::Preflight(&report); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.message().c_str());
@@ -141,6 +144,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> notes;
     probes::TracerConfig cfg;
     cfg.self_tgid = getpid();
+    cfg.sock_hooks = sock_hooks;
     auto t = probes::SocketTracer::Start(cfg, report.tracefs, &sink, &notes);
     if (!t.ok()) {
       std::fprintf(stderr, "%s\n", t.status().message().c_str());
