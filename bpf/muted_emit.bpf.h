@@ -6,17 +6,24 @@
 #define ZT_MUTED_EMIT_BPF_H
 
 /* Muted socket bytes: the muted map is consulted only when userspace muted something since
- * this connection last looked (muted_epoch), not on every data syscall. */
+ * this connection last looked (muted_epoch), not on every data syscall. An entry for the
+ * connection with ZT_MUTED_CAP sets its receive cap instead (st->recv_cap). */
 static __always_inline bool zt_socket_muted(struct conn_key *key, struct conn_state *st)
 {
 	__u32 epoch = *(volatile __u32 *)&muted_epoch;
-	__u64 *muted_id;
+	__u64 *muted_id, v;
 
 	if (st->muted || st->muted_seen == epoch)
 		return st->muted;
 	muted_id = bpf_map_lookup_elem(&muted, key);
-	if (muted_id && *muted_id == st->conn_id)
-		st->muted = 1;
+	if (muted_id) {
+		v = *muted_id;
+		if (v == st->conn_id)
+			st->muted = 1;
+		else if ((v & ZT_MUTED_CAP) &&
+			 (v & ((1ULL << ZT_MUTED_ID_BITS) - 1)) == st->conn_id)
+			st->recv_cap = (__u16)(v >> ZT_MUTED_CAP_SHIFT);
+	}
 	st->muted_seen = epoch;
 	return st->muted;
 }

@@ -87,6 +87,8 @@ struct emit_state {
 #define ZT_IOV_SKIP_NEXT 2      /* it is an HTTP/1 body: its length only, no copy */
 #define ZT_IOV_REST_GAP 4       /* and it ends the syscall: the head's record says so */
 #define ZT_IOV_REST_GAP_SENT 8  /* a record said ZT_DATA_REST_GAP: no trailer */
+#define ZT_IOV_CAPPED 16        /* the budget is the connection's receive cap: the record that
+				 * spends it says ZT_DATA_REST_GAP when bytes are left */
 
 /* emit_state.head holds the syscall's first bytes (zt_note_read checks them for TLS). */
 #define ZT_HEAD_CAPTURED (1u << 24)
@@ -165,7 +167,9 @@ __noinline int zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 		ev->direction = s->direction;
 		ev->source = s->source;
 		ev->syscall = s->sys;
-		if ((s->iov_flags & ZT_IOV_REST_GAP) && off + n == len) {
+		if (((s->iov_flags & ZT_IOV_REST_GAP) && off + n == len) ||
+		    ((s->iov_flags & ZT_IOV_CAPPED) && n == s->budget &&
+		     s->pos + off + n < s->syscall_pos + s->byte_count)) {
 			ev->flags = ZT_DATA_REST_GAP;
 			s->iov_flags |= ZT_IOV_REST_GAP_SENT;
 		}
@@ -334,10 +338,17 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	muted = zt_socket_muted(key, st);
 	/* Sizes only, as userspace asked or as the syscall allows: no truncation. */
 	if (muted || a->sys == ZT_SYS_SENDFILE ||
-	    a->sys == ZT_SYS_SPLICE_READ || a->sys == ZT_SYS_SPLICE_WRITE)
+	    a->sys == ZT_SYS_SPLICE_READ || a->sys == ZT_SYS_SPLICE_WRITE) {
 		s.budget = 0;
-	else if (bytes > s.budget)
+	} else if (s.direction == ZT_DIR_INGRESS && st->recv_cap && bytes > st->recv_cap &&
+		   st->recv_cap < s.budget && !st->h2_walked) {
+		/* userspace's cap (an HTTP/1 body past a head it knows fits): a gap, not a copy */
+		s.budget = st->recv_cap;
+		s.iov_flags = ZT_IOV_CAPPED;
+		zt_count_add(ZT_CNT_RECV_BYTES_CAPPED, bytes - st->recv_cap);
+	} else if (bytes > s.budget) {
 		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
+	}
 	if (s.direction == ZT_DIR_EGRESS)
 		s.syscall_pos = __sync_fetch_and_add(&st->send_pos, bytes);
 	else

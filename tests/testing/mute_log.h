@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "conn/conn_table.h"
@@ -16,6 +17,10 @@ struct MuteLog : conn::KernelConnState {
   void MutePayload(uint32_t, uint32_t, uint64_t conn_id, bool tls_plaintext) override {
     muted.push_back(conn_id);
     plaintext.push_back(tls_plaintext);
+  }
+  std::vector<std::pair<uint64_t, uint32_t>> caps;  // (conn id, receive cap) in order asked
+  void CapReceives(uint32_t, uint32_t, uint64_t conn_id, uint32_t cap) override {
+    caps.emplace_back(conn_id, cap);
   }
 };
 

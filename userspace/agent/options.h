@@ -18,7 +18,7 @@ namespace zerotrace::agent {
 
 struct Options {
   bool dump_events = false;
-  double duration_s = 0;  // 0: until SIGINT/SIGTERM
+  double duration_s = 0;       // 0: until SIGINT/SIGTERM
   std::vector<uint32_t> pids;  // --pid / --include-pid: also filtered in the kernel
   uint32_t capture_bytes = ZT_DEFAULT_CAPTURE;
   uint32_t ringbuf_bytes = 8u << 20;
@@ -31,17 +31,18 @@ struct Options {
   bool tls = true;                      // --no-tls: no TLS library uprobes
   bool tls_per_function = false;        // --tls-per-function-probes: no multi-uprobe links
   bool sock_hooks = true;               // --no-socket-tracepoints: data at syscall exits
+  bool recv_caps = true;                // --no-receive-caps: receives copied whole
   std::string otlp_endpoint;            // --otlp-endpoint: wins over OTEL_EXPORTER_OTLP_*ENDPOINT
   std::string otlp_protocol;            // --otlp-protocol: grpc, http/protobuf or http/json
   std::string metrics_addr;             // --metrics-addr: serve /metrics here; empty: off
-  conn::ServiceNameMap service_name_map;  // --service-name-map rules, in the order given
+  conn::ServiceNameMap service_name_map;        // --service-name-map rules, in the order given
   std::vector<std::string> service_name_rules;  // the same, as given (--print-config)
   conn::Selectors selectors;                    // --include-*, --exclude-* (include.pid = pids)
   std::string netns;         // --netns as given (a name under /run/netns, or a path); empty: all
   uint64_t netns_inode = 0;  // its inode (0: no --netns); the agent adds it to include.netns
   bool propagate_context = false;  // --propagate-context: traceparent into cross-node HTTP/1 calls
-  std::string config_path;                      // --config: YAML file; empty: none
-  bool print_config = false;                    // --print-config: print the effective one, exit
+  std::string config_path;         // --config: YAML file; empty: none
+  bool print_config = false;       // --print-config: print the effective one, exit
   // The config file's env: section (OTEL_* variables), which wins over the environment.
   std::vector<std::pair<std::string, std::string>> file_env;
   bool top = false;                         // --top (or `zerotrace top`): the live RED view

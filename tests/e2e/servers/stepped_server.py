@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """A keep-alive HTTP/1.1 server on one connection whose first response the test paces.
 
-Usage: stepped_server.py PORT MODE
+Usage: stepped_server.py PORT MODE [BODY_BASE [PAD_FROM]]
   MODE split:  the first response's head and half of its body go at once; the other half
                when a line arrives on stdin ("go"). The agent can start in between.
   MODE whole:  every response goes at once (a thread then blocks reading the next request).
 
-Request /r/N is answered 200 with a body of 10 + N bytes, so a span's body size tells which
-request it answers. Prints "listening", then "served N" per response sent in full.
+Request /r/N is answered 200 with a body of BODY_BASE (default 10) + N bytes, so a span's body
+size tells which request it answers. From request PAD_FROM on, the head also carries a
+1000-byte X-Pad field. Prints "listening", then "served N" per response sent in full.
 """
 
 import socket
@@ -16,6 +17,8 @@ import sys
 
 def main():
     port, mode = int(sys.argv[1]), sys.argv[2]
+    body_base = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+    pad_from = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
@@ -32,8 +35,9 @@ def main():
             buf += chunk
         head, buf = buf.split(b"\r\n\r\n", 1)
         n = int(head.split(b" ")[1].rsplit(b"/", 1)[1])
-        body = b"b" * (10 + n)
-        resp = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        body = b"b" * (body_base + n)
+        pad = b"X-Pad: %s\r\n" % (b"p" * 1000) if pad_from and n >= pad_from else b""
+        resp = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), pad) + body
         if first and mode == "split":
             cut = len(resp) - len(body) // 2
             conn.sendall(resp[:cut])

@@ -44,6 +44,10 @@ class Conn {
   void Send(uint8_t dir, const std::string& bytes, uint64_t ts, bool tls = false) {
     script_.Syscall(dir, bytes, ts, testing::ScriptedConnection::kCaptureAll, tls);
   }
+  // One syscall of which the kernel copied only the first `capture` bytes (a receive cap).
+  void SendCapped(uint8_t dir, const std::string& bytes, uint64_t ts, uint32_t capture) {
+    script_.Syscall(dir, bytes, ts, capture);
+  }
   // A syscall that moved `len` bytes of which none were captured (a trailer record).
   void Gap(uint8_t dir, uint64_t len, uint64_t ts) { script_.Uncaptured(dir, len, ts); }
   void Close() { script_.Close(0); }

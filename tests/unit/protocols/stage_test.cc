@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -47,6 +48,84 @@ TEST_F(StageTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   }
   EXPECT_EQ(s.resource->service_name, "svc");
   ASSERT_EQ(s.resource->extra.size(), 1u);
+}
+
+// Issue 17, receive caps: a response /r/N of `body` bytes, with `pad` bytes of one more field.
+std::string CapResponse(size_t body, size_t pad = 0) {
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body) + "\r\n";
+  if (pad > 0) head += "X-Pad: " + std::string(pad, 'p') + "\r\n";
+  return head + "\r\n" + std::string(body, 'b');
+}
+
+// `n` exchanges GET /r/first.. on `c`, answered with bodies of 1000 + N bytes (pad: as above),
+// each receive copied up to `capture` bytes.
+void CapExchanges(Conn& c, int first, int n, uint64_t* ts, uint32_t capture = UINT32_MAX,
+                  size_t pad = 0) {
+  for (int i = first; i < first + n; i++) {
+    c.Send(ZT_DIR_EGRESS, "GET /r/" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n",
+           *ts += 10);
+    c.SendCapped(ZT_DIR_INGRESS, CapResponse(1000 + i, pad), *ts += 10, capture);
+  }
+}
+
+// Each span is /r/N, 200, with N's body size, or none where `unsized` says.
+void ExpectCapSpans(const std::vector<trace::Span>& spans, int n, std::vector<int> unsized = {}) {
+  ASSERT_EQ(spans.size(), static_cast<size_t>(n));
+  for (int i = 1; i <= n; i++) {
+    const trace::Span& s = spans[i - 1];
+    EXPECT_EQ(Str(s, "url.path"), "/r/" + std::to_string(i));
+    EXPECT_EQ(Str(s, "http.response.status_code"), "200");
+    const bool cut = std::find(unsized.begin(), unsized.end(), i) != unsized.end();
+    EXPECT_EQ(Str(s, "http.response.body.size"), cut ? "<absent>" : std::to_string(1000 + i)) << i;
+  }
+}
+
+// Four clean responses with 42-byte heads: the kernel is asked to copy 256 bytes of each
+// receive (42 + 128, rounded to 64, at least 256); the capped bodies are sized exactly.
+TEST_F(StageTest, SteadyResponseHeadsCapReceivesAndCappedBodiesStayExact) {
+  Conn c(&table, 7, ZT_ROLE_CLIENT);
+  uint64_t ts = 0;
+  CapExchanges(c, 1, 3, &ts);
+  EXPECT_TRUE(kernel.caps.empty());
+  CapExchanges(c, 4, 1, &ts);
+  ASSERT_EQ(kernel.caps, (std::vector<std::pair<uint64_t, uint32_t>>{{7, 256}}));
+  CapExchanges(c, 5, 3, &ts, 256);
+  ExpectCapSpans(sink.spans(), 7);
+  EXPECT_EQ(kernel.caps.size(), 1u);
+  EXPECT_EQ(producer.stats().recv_caps_set, 1u);
+  EXPECT_EQ(producer.stats().recv_caps_lifted, 0u);
+}
+
+// A head the cap cuts: its exchange keeps its pairing and status, loses only its body size,
+// and the cap is lifted; the next exchange, copied whole, is exact again.
+TEST_F(StageTest, AHeadTheCapCutsLiftsTheCapAndOnlyItsBodySizeIsLost) {
+  Conn c(&table, 8, ZT_ROLE_CLIENT);
+  uint64_t ts = 0;
+  CapExchanges(c, 1, 4, &ts);
+  ASSERT_EQ(kernel.caps.size(), 1u);
+  CapExchanges(c, 5, 1, &ts, 256, /*pad=*/600);
+  ASSERT_EQ(kernel.caps, (std::vector<std::pair<uint64_t, uint32_t>>{{8, 256}, {8, 0}}));
+  CapExchanges(c, 6, 2, &ts);
+  ExpectCapSpans(sink.spans(), 7, {5});
+  EXPECT_EQ(producer.stats().recv_caps_lifted, 1u);
+}
+
+// Chunked bodies need their framing bytes, and a server receives requests: never capped.
+TEST_F(StageTest, ChunkedResponsesAndServerConnectionsAreNeverCapped) {
+  Conn client(&table, 9, ZT_ROLE_CLIENT);
+  Conn server(&table, 10, ZT_ROLE_SERVER);
+  uint64_t ts = 0;
+  for (int i = 1; i <= 6; i++) {
+    client.Send(ZT_DIR_EGRESS, "GET /c HTTP/1.1\r\nHost: x\r\n\r\n", ts += 10);
+    client.Send(ZT_DIR_INGRESS,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" +
+                    std::string(1024, 'c') + "\r\n0\r\n\r\n",
+                ts += 10);
+    server.Send(ZT_DIR_INGRESS, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n", ts += 10);
+    server.Send(ZT_DIR_EGRESS, CapResponse(2000), ts += 10);
+  }
+  EXPECT_EQ(sink.spans().size(), 12u);
+  EXPECT_TRUE(kernel.caps.empty());
 }
 
 TEST_F(StageTest, ServerSpanJoinsIncomingTraceparent) {

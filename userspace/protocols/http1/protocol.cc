@@ -1,6 +1,7 @@
 // Http1Protocol: detection on request lines; sessions wrap an Http1Stitcher.
 #include "protocols/http1/protocol.h"
 
+#include <algorithm>
 #include <string_view>
 
 #include "protocols/http1/head.h"
@@ -66,12 +67,19 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
       : context_(context), options_(options), fields_(fields), stitcher_(stats) {
     stitcher_.set_listener(this);
     stitcher_.set_sink(this);
+    if (context.role == ZT_ROLE_CLIENT && !context.tls && !context.mid_stream) {
+      cap_ = Cap::kLearning;
+    }
   }
 
   void Advance(conn::ByteStream& requests, conn::ByteStream& responses, uint64_t now_ns,
                SessionOutput* out) override {
     Begin(now_ns, out);
     stitcher_.Advance(requests, responses, now_ns, nullptr);
+    if (stitcher_.response_losses() != losses_seen_) {
+      losses_seen_ = stitcher_.response_losses();
+      StopCapping();
+    }
     out_ = nullptr;
   }
   void Close(conn::ByteStream& requests, conn::ByteStream& responses, CloseReason reason,
@@ -110,7 +118,53 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
   // Hot path: an exchange finished. Its span is built from it where it lies in the stitcher
   // (no move into a vector and out again); `finished_ns_` ends one that got no response.
   void OnExchange(HttpExchange& x) override {
+    if (cap_ != Cap::kOff) LearnCap(x);
     BuildExchange(x, context_, *options_, finished_ns_, &out_->AddExchange(), fields_);
+  }
+
+  // Response bodies need not be copied by the kernel: a client connection whose responses
+  // are framed by Content-Length (or have no body) and whose heads are of a steady size has
+  // the kernel copy only the first bytes of each receive, enough for the largest head seen
+  // and a margin; the rest reaches the parser as a gap of known length, which it skips as a
+  // body by length. A response that breaks the pattern (chunked, a cut head, a loss) lifts the
+  // cap for good: the parser and stitcher already treat such gaps as losses (the cut response
+  // keeps its start line and loses its body size; pairing doubts until it is aligned again).
+  static constexpr uint32_t kCapLearnExchanges = 4;
+  static constexpr uint32_t kCapMin = 256, kCapMax = 4096, kCapMargin = 128;
+  enum class Cap : uint8_t { kLearning, kOn, kOff };
+
+  void LearnCap(const HttpExchange& x) {
+    const HttpResponse* r = x.resp ? &*x.resp : nullptr;
+    const bool framed = r != nullptr && (r->framing == BodyFraming::kContentLength ||
+                                         r->framing == BodyFraming::kNone);
+    if (!framed || x.error != ExchangeError::kNone || r->truncated || r->head_cut ||
+        r->body_framing_lost || r->end_pos < r->start_pos + r->body_size) {
+      StopCapping();
+      return;
+    }
+    const uint64_t head = r->end_pos - r->body_size - r->start_pos;
+    if (cap_ == Cap::kOn) {
+      if (head + kCapMargin / 2 > cap_bytes_) StopCapping();  // heads grew: no more margin
+      return;
+    }
+    max_head_ = std::max(max_head_, head);
+    max_message_ = std::max(max_message_, r->end_pos - r->start_pos);
+    if (++clean_ < kCapLearnExchanges) return;
+    const uint64_t margin = std::max<uint64_t>(kCapMargin, max_head_ / 2);
+    const uint64_t cap = std::max<uint64_t>(kCapMin, (max_head_ + margin + 63) & ~uint64_t{63});
+    if (cap > kCapMax) {
+      StopCapping();  // heads this large: not worth the risk of cutting one
+      return;
+    }
+    if (max_message_ <= cap) return;  // nothing to save yet: keep learning
+    cap_ = Cap::kOn;
+    cap_bytes_ = static_cast<uint32_t>(cap);
+    out_->AskReceiveCap(cap_bytes_);
+  }
+
+  void StopCapping() {
+    if (cap_ == Cap::kOn && out_ != nullptr) out_->AskReceiveCap(0);
+    cap_ = Cap::kOff;
   }
 
   SessionContext context_;
@@ -119,6 +173,12 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
   Http1Stitcher stitcher_;
   SessionOutput* out_ = nullptr;  // the call in progress's output
   uint64_t finished_ns_ = 0;      // the call in progress's time
+  // The receive cap (LearnCap): plain client connections followed from their start only.
+  Cap cap_ = Cap::kOff;
+  uint32_t cap_bytes_ = 0;
+  uint32_t clean_ = 0;
+  uint64_t max_head_ = 0, max_message_ = 0;
+  uint64_t losses_seen_ = 0;
 };
 
 }  // namespace

@@ -43,7 +43,8 @@ void BuildExchange(const HttpExchange& x, const SessionContext& ctx, const SpanO
   f.version = req.version_minor == 0 ? "1.0" : "1.1";
   f.request_body_size = req.body_size;
   f.status = resp ? resp->status : 0;
-  if (resp) {
+  // A head cut short, or a body whose framing was lost, leaves the size unknown: not 0.
+  if (resp && !resp->head_cut && !resp->body_framing_lost) {
     f.response_body_size = resp->body_size;
   } else {
     f.response_body_size.reset();

@@ -390,6 +390,7 @@ void Http1Stitcher::OnRequestLoss(uint64_t at_least_lost) {
 // before them joins a loss marker instead of taking the next answer (a phantom, as for answers
 // taken for dropped requests).
 void Http1Stitcher::OnResponseLoss(uint64_t at_least_lost, uint64_t lost_ns) {
+  ++response_losses_;
   const size_t idx = Awaiting();
   if (idx == entries_.size()) {
     AddPhantom(lost_ns);

@@ -88,6 +88,8 @@ class Http1Stitcher {
   bool aligned() const;
   // Requests (and loss markers) waiting for a response or for their own end.
   size_t pending() const { return entries_.size() - head_; }
+  // Times response bytes were lost in a way that may have hidden a response (or its end).
+  uint64_t response_losses() const { return response_losses_; }
   const Http1Stats& stats() const { return *stats_; }
 
   // Protocol inference on a connection's first bytes in either direction. False when the
@@ -167,6 +169,7 @@ class Http1Stitcher {
   bool resp_discard_ = false;     // the response in progress answers no kept request
   uint64_t paused_for_ = 0;       // seq of an Upgrade/CONNECT request awaiting its verdict
   bool tunneled_ = false;
+  uint64_t response_losses_ = 0;
   // Requests starting before this position lie inside the Content-Length of a request that had
   // both framings (HttpMessage::framing_conflict): doubtful.
   uint64_t conflict_until_ = 0;

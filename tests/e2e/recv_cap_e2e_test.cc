@@ -1,0 +1,111 @@
+// Response bodies the kernel does not copy (issue 17): once a plain HTTP/1 client connection
+// has shown responses framed by Content-Length with heads of a steady size, the agent caps what
+// the kernel copies of each receive there, and the bodies past the cap reach the parser as gaps
+// of known length. Every exchange must still be paired and sized exactly; a head that outgrows
+// the cap lifts it, and costs at most that response's body size, never a pairing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "e2e_fixture.h"
+
+namespace zerotrace::e2e {
+namespace {
+
+using zerotrace::testing::FreePort;
+using zerotrace::testing::kServerStartDeadline;
+
+constexpr int kBodyBase = 2000;  // /r/N is answered with kBodyBase + N body bytes
+
+class RecvCapTest : public AgentTest {
+ protected:
+  // A one-connection keep-alive server; from request `pad_from` on its heads carry 1000 more
+  // bytes (0: never).
+  zerotrace::testing::Subprocess& StartServer(int port, int pad_from) {
+    auto& s =
+        Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/stepped_server.py",
+               std::to_string(port), "whole", std::to_string(kBodyBase), std::to_string(pad_from)});
+    EXPECT_TRUE(s.WaitForLine("listening", kServerStartDeadline));
+    return s;
+  }
+  zerotrace::testing::Subprocess& StartClient(int port) {
+    return Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/clients/stepped_client.py",
+                  std::to_string(port)});
+  }
+  // Sends `n` more requests and waits until the client has read response `last`.
+  void Step(zerotrace::testing::Subprocess& client, int n, int last) {
+    client.WriteStdin(std::to_string(n) + "\n");
+    ASSERT_TRUE(client.WaitForLine("response " + std::to_string(last), 20s));
+  }
+
+  // The spans of `pid` are requests 1..last in order, each of `kind` and answered 200 with the
+  // body /r/N gets; `unsized` lists requests whose head the cap cut: their body size is
+  // unknown, so absent (never wrong).
+  void ExpectExchanges(pid_t pid, int kind, int last, const std::vector<int>& unsized = {}) {
+    std::vector<int> got;
+    for (const Span& s : SpansOf(pid)) {
+      EXPECT_EQ(s.kind, kind) << s.Describe();
+      const std::string path = s.Str("url.path").value_or("?");
+      ASSERT_EQ(path.rfind("/r/", 0), 0u) << s.Describe();
+      const int n = std::stoi(path.substr(3));
+      EXPECT_EQ(s.Int("http.response.status_code"), 200) << s.Describe();
+      const auto size = s.Int("http.response.body.size");
+      if (std::find(unsized.begin(), unsized.end(), n) != unsized.end()) {
+        EXPECT_FALSE(size.has_value()) << "a cut head's body size: " << s.Describe();
+      } else {
+        EXPECT_EQ(size, kBodyBase + n) << "mispaired or missized: " << s.Describe();
+      }
+      got.push_back(n);
+    }
+    std::vector<int> want;
+    for (int n = 1; n <= last; n++) want.push_back(n);
+    EXPECT_EQ(got, want) << Describe(pid);
+  }
+};
+
+// Four clean exchanges teach the head size; the six after it are capped in the kernel, and
+// every one of the eleven is paired and sized at both ends.
+TEST_F(RecvCapTest, BodiesPastTheLearntHeadSizeAreNotCopiedAndEveryExchangeStaysExact) {
+  const int port = FreePort();
+  auto& server = StartServer(port, 0);
+  auto& client = StartClient(port);
+  ASSERT_TRUE(client.WaitForLine("response 1", 10s));
+  ASSERT_NO_FATAL_FAILURE(Step(client, 4, 5));
+  // The agent has handled the fourth exchange (the cap is set) once it made the fifth span.
+  ASSERT_TRUE(WaitForSpans({{client.pid(), 5}}));
+  ASSERT_NO_FATAL_FAILURE(Step(client, 6, 11));
+  ASSERT_TRUE(AwaitSpans({{client.pid(), 11}, {server.pid(), 11}}));
+  ExpectExchanges(client.pid(), kClient, 11);
+  ExpectExchanges(server.pid(), kServer, 11);
+  EXPECT_EQ(StatsCounter("recv_caps_set", 0), 1u);
+  EXPECT_EQ(StatsCounter("recv_caps_lifted", 0), 0u);
+  // Responses 6..11 were capped: each read of ~2 KB copied at most 256 bytes.
+  const auto capped = StatsCounter("recv_bytes_capped", 0);
+  ASSERT_TRUE(capped.has_value());
+  EXPECT_GE(*capped, 6u * (kBodyBase - 256));
+}
+
+// Response 8's head is 1000 bytes longer than the learnt ones, so the cap cuts it: that
+// response keeps its status and loses its body size, the cap is lifted, and the requests after
+// it are paired and sized as before.
+TEST_F(RecvCapTest, AHeadLargerThanTheCapLiftsItAndCostsOnlyThatBodySize) {
+  const int port = FreePort();
+  auto& server = StartServer(port, 8);
+  auto& client = StartClient(port);
+  ASSERT_TRUE(client.WaitForLine("response 1", 10s));
+  ASSERT_NO_FATAL_FAILURE(Step(client, 4, 5));
+  ASSERT_TRUE(WaitForSpans({{client.pid(), 5}}));
+  ASSERT_NO_FATAL_FAILURE(Step(client, 3, 8));
+  ASSERT_TRUE(WaitForSpans({{client.pid(), 8}}));  // the cut head was handled: cap lifted
+  ASSERT_NO_FATAL_FAILURE(Step(client, 3, 11));
+  ASSERT_TRUE(AwaitSpans({{client.pid(), 11}, {server.pid(), 11}}));
+  ExpectExchanges(client.pid(), kClient, 11, {8});
+  ExpectExchanges(server.pid(), kServer, 11);
+  EXPECT_EQ(StatsCounter("recv_caps_set", 0), 1u);
+  EXPECT_EQ(StatsCounter("recv_caps_lifted", 0), 1u);
+}
+
+}  // namespace
+}  // namespace zerotrace::e2e
