@@ -82,7 +82,6 @@ static __noinline int zt_go_emit(struct conn_key *key, struct conn_state *st, st
 				 __u64 bytes)
 {
 	struct emit_state s = {};
-	__u64 *muted_id;
 
 	s.source = ZT_SRC_TLS;
 	s.sys = call->op;
@@ -91,17 +90,12 @@ static __noinline int zt_go_emit(struct conn_key *key, struct conn_state *st, st
 	s.conn_id = st->conn_id;
 	s.fd = key->fd;
 	s.byte_count = bytes;
-	s.budget = capture_bytes;
-	muted_id = bpf_map_lookup_elem(&muted, key);
-	if (muted_id && *muted_id == (st->conn_id | ZT_MUTED_TLS))
-		s.budget = 0;
+	zt_tls_budget(key, st, &s, bytes);
 	if (s.direction == ZT_DIR_EGRESS)
 		s.syscall_pos = __sync_fetch_and_add(&st->tls_send_pos, bytes);
 	else
 		s.syscall_pos = __sync_fetch_and_add(&st->tls_recv_pos, bytes);
 	s.pos = s.syscall_pos;
-	if (bytes > s.budget)
-		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
 	zt_emit_buf(&s, call->buf, bytes);
 	zt_emit_trailer(&s);
 	zt_count(ZT_CNT_TLS_CALLS);

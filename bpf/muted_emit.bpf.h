@@ -20,12 +20,40 @@ static __always_inline bool zt_socket_muted(struct conn_key *key, struct conn_st
 		v = *muted_id;
 		if (v == st->conn_id)
 			st->muted = 1;
-		else if ((v & ZT_MUTED_CAP) &&
+		else if ((v & (ZT_MUTED_CAP | ZT_MUTED_TLS)) == ZT_MUTED_CAP &&
 			 (v & ((1ULL << ZT_MUTED_ID_BITS) - 1)) == st->conn_id)
 			st->recv_cap = (__u16)(v >> ZT_MUTED_CAP_SHIFT);
 	}
 	st->muted_seen = epoch;
 	return st->muted;
+}
+
+/* TLS plaintext of one call of `bytes` on a connection: the muted map (looked up per call, as
+ * TLS calls are few) sets s->budget to 0 when userspace muted the plaintext, to its receive cap
+ * for a larger read (ZT_MUTED_TLS | ZT_MUTED_CAP; the record that spends it then says
+ * ZT_DATA_REST_GAP), else to capture_bytes. Needs s->direction. */
+static __always_inline void zt_tls_budget(struct conn_key *key, struct conn_state *st,
+					  struct emit_state *s, __u64 bytes)
+{
+	__u64 *muted_id = bpf_map_lookup_elem(&muted, key);
+	__u64 v = muted_id ? *muted_id : 0, cap;
+
+	s->budget = capture_bytes;
+	if (v == (st->conn_id | ZT_MUTED_TLS)) {
+		s->budget = 0; /* sizes only, as userspace asked: no truncation */
+		return;
+	}
+	cap = (v >> ZT_MUTED_CAP_SHIFT) & 0xffff;
+	if ((v & (ZT_MUTED_CAP | ZT_MUTED_TLS)) == (ZT_MUTED_CAP | ZT_MUTED_TLS) &&
+	    (v & ((1ULL << ZT_MUTED_ID_BITS) - 1)) == st->conn_id && cap &&
+	    s->direction == ZT_DIR_INGRESS && bytes > cap && cap < s->budget) {
+		s->budget = cap;
+		s->iov_flags = ZT_IOV_CAPPED;
+		zt_count_add(ZT_CNT_RECV_BYTES_CAPPED, bytes - cap);
+		return;
+	}
+	if (bytes > s->budget)
+		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
 }
 
 /* Whether a muted syscall at ts_ns is its connection's first in this second: it sends the

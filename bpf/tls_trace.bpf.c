@@ -186,7 +186,6 @@ static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
 {
 	int walked = 0;
 	struct emit_state s = {};
-	__u64 *muted_id;
 
 	if (bytes > 0xffffffffULL) /* byte_count is 32 bits; no TLS record API moves this much */
 		bytes = 0xffffffffULL;
@@ -197,12 +196,7 @@ static __noinline int zt_tls_emit(struct conn_key *key, struct conn_state *st,
 	s.conn_id = st->conn_id;
 	s.fd = key->fd;
 	s.byte_count = bytes;
-	s.budget = capture_bytes;
-	muted_id = bpf_map_lookup_elem(&muted, key);
-	if (muted_id && *muted_id == (st->conn_id | ZT_MUTED_TLS))
-		s.budget = 0; /* sizes only, as userspace asked: no truncation */
-	else if (bytes > s.budget)
-		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
+	zt_tls_budget(key, st, &s, bytes);
 	if (s.direction == ZT_DIR_EGRESS)
 		s.syscall_pos = __sync_fetch_and_add(&st->tls_send_pos, bytes);
 	else

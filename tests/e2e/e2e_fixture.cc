@@ -181,6 +181,15 @@ AgentTest::Server& AgentTest::StartNginx(
   return *servers_.back();
 }
 
+void AgentTest::MakeCertificate(std::string* cert, std::string* key) {
+  *cert = dir() + "/cert.pem";
+  *key = dir() + "/key.pem";
+  const auto r = Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", *key,
+                      "-out", *cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                      "subjectAltName=IP:127.0.0.1,DNS:localhost"});
+  ASSERT_EQ(r.exit_code, 0) << "openssl req failed";
+}
+
 AgentTest::ClientRun AgentTest::Run(std::vector<std::string> argv,
                                     std::chrono::milliseconds timeout) {
   Subprocess p(std::move(argv));

@@ -67,6 +67,9 @@ class AgentTest : public ::testing::Test {
 
   // Runs argv to exit (killed after `timeout`), collecting its stdout.
   ClientRun Run(std::vector<std::string> argv, std::chrono::milliseconds timeout = 30s);
+  // A self-signed certificate for 127.0.0.1 and localhost (its own CA: a client trusts exactly
+  // this file) in dir()/cert.pem and dir()/key.pem. Fails the test when openssl does.
+  void MakeCertificate(std::string* cert, std::string* key);
   // Runs a python helper from tests/e2e/clients.
   ClientRun RunPythonClient(const std::string& script, std::vector<std::string> args);
   // curl with `args` before the URLs; every URL is fetched on one connection (when it can).

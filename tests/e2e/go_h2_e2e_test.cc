@@ -42,12 +42,7 @@ class GoH2E2eTest : public AgentTest {
 
   void SetUp() override {
     ASSERT_TRUE(go_->ok()) << go_->error;
-    cert_ = dir() + "/cert.pem";
-    key_ = dir() + "/key.pem";
-    const auto r = Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key_,
-                        "-out", cert_, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                        "subjectAltName=IP:127.0.0.1,DNS:localhost"});
-    ASSERT_EQ(r.exit_code, 0) << "openssl req failed";
+    ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
     AgentTest::SetUp();
   }
 

@@ -48,17 +48,8 @@ class GoTlsE2eTest : public AgentTest {
 
   void SetUp() override {
     ASSERT_TRUE(go_->ok()) << go_->error;
-    MakeCertificate();
+    ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
     AgentTest::SetUp();
-  }
-
-  void MakeCertificate() {
-    cert_ = dir() + "/cert.pem";
-    key_ = dir() + "/key.pem";
-    const auto r = Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key_,
-                        "-out", cert_, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                        "subjectAltName=IP:127.0.0.1,DNS:localhost"});
-    ASSERT_EQ(r.exit_code, 0) << "openssl req failed";
   }
 
   struct Proc {
@@ -217,7 +208,7 @@ class GoServerBeforeAgentTest : public GoTlsE2eTest {
  protected:
   void SetUp() override {
     ASSERT_TRUE(go_->ok()) << go_->error;
-    MakeCertificate();
+    ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
     srv_port_ = FreePort();
     srv_ = std::make_unique<Subprocess>(
         std::vector<std::string>{Full(), "server", std::to_string(srv_port_), cert_, key_});
@@ -239,7 +230,7 @@ class GoConnectionBeforeAgentTest : public GoServerBeforeAgentTest {
  protected:
   void SetUp() override {
     ASSERT_TRUE(go_->ok()) << go_->error;
-    MakeCertificate();
+    ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
     srv_port_ = FreePort();
     srv_ = std::make_unique<Subprocess>(
         std::vector<std::string>{Full(), "server", std::to_string(srv_port_), cert_, key_});

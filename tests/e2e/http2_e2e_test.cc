@@ -62,16 +62,6 @@ class Http2E2eTest : public AgentTest {
     }
   }
 
-  // A self-signed certificate for 127.0.0.1.
-  void MakeCertificate() {
-    cert_ = dir() + "/cert.pem";
-    key_ = dir() + "/key.pem";
-    const auto r = Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key_,
-                        "-out", cert_, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                        "subjectAltName=IP:127.0.0.1"});
-    ASSERT_EQ(r.exit_code, 0) << "openssl req failed";
-  }
-
   // nginx with http2 on a cleartext listener (prior knowledge) and on a TLS one.
   Subprocess& StartNginxH2(int h2c_port, int tls_port) {
     namespace fs = std::filesystem;
@@ -163,7 +153,7 @@ class Http2CaptureTest : public Http2E2eTest {
 // probes), a 300 KB file then a small one on one connection at the default capture. Each
 // request is one span at each end with the HTTP conventions and version 2.
 TEST_F(Http2CaptureTest, NginxH2cAndTlsWithNghttpAndCurl) {
-  MakeCertificate();
+  ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
   const int h2c = FreePort(), tls = FreePort();
   auto& nginx = StartNginxH2(h2c, tls);
   const std::string base = "http://127.0.0.1:" + std::to_string(h2c);
@@ -266,7 +256,7 @@ TEST_F(Http2CaptureTest, TrailersBehindLargeDataAreCaptured) {
 // request after each on the same connection still decodes: the kernel walks the frames of the
 // socket bytes and of the TLS plaintext alike, and no header block is lost.
 TEST_F(Http2CaptureTest, NodeHttp2H2cAndTlsBothEnds) {
-  MakeCertificate();
+  ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
   const int h2c = FreePort(), tls = FreePort();
   auto& server = Spawn({"node", std::string(ZT_E2E_DIR) + "/servers/h2_server.js",
                         std::to_string(h2c), std::to_string(tls), cert_, key_});

@@ -22,18 +22,25 @@ constexpr int kBodyBase = 2000;  // /r/N is answered with kBodyBase + N body byt
 class RecvCapTest : public AgentTest {
  protected:
   // A one-connection keep-alive server; from request `pad_from` on its heads carry 1000 more
-  // bytes (0: never).
+  // bytes (0: never). HTTPS after UseTls().
   zerotrace::testing::Subprocess& StartServer(int port, int pad_from) {
-    auto& s =
-        Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/servers/stepped_server.py",
-               std::to_string(port), "whole", std::to_string(kBodyBase), std::to_string(pad_from)});
+    std::vector<std::string> argv = {"/usr/bin/python3", "-B",
+                                     std::string(ZT_E2E_DIR) + "/servers/stepped_server.py"};
+    if (!cert_.empty()) argv.insert(argv.end(), {"--tls", cert_, key_});
+    argv.insert(argv.end(), {std::to_string(port), "whole", std::to_string(kBodyBase),
+                             std::to_string(pad_from)});
+    auto& s = Spawn(argv);
     EXPECT_TRUE(s.WaitForLine("listening", kServerStartDeadline));
     return s;
   }
   zerotrace::testing::Subprocess& StartClient(int port) {
-    return Spawn({"/usr/bin/python3", "-B", std::string(ZT_E2E_DIR) + "/clients/stepped_client.py",
-                  std::to_string(port)});
+    std::vector<std::string> argv = {"/usr/bin/python3", "-B",
+                                     std::string(ZT_E2E_DIR) + "/clients/stepped_client.py"};
+    if (!cert_.empty()) argv.insert(argv.end(), {"--tls", cert_});
+    argv.push_back(std::to_string(port));
+    return Spawn(argv);
   }
+  void UseTls() { MakeCertificate(&cert_, &key_); }
   // Sends `n` more requests and waits until the client has read response `last`.
   void Step(zerotrace::testing::Subprocess& client, int n, int last) {
     client.WriteStdin(std::to_string(n) + "\n");
@@ -63,28 +70,41 @@ class RecvCapTest : public AgentTest {
     for (int n = 1; n <= last; n++) want.push_back(n);
     EXPECT_EQ(got, want) << Describe(pid);
   }
+
+  // Four exchanges teach the head size, six more are capped; all eleven stay exact.
+  void CapsSixOfEleven() {
+    const int port = FreePort();
+    auto& server = StartServer(port, 0);
+    auto& client = StartClient(port);
+    ASSERT_TRUE(client.WaitForLine("response 1", 10s));
+    ASSERT_NO_FATAL_FAILURE(Step(client, 4, 5));
+    // The agent has handled the fourth exchange (the cap is set) once it made the fifth span.
+    ASSERT_TRUE(WaitForSpans({{client.pid(), 5}}));
+    ASSERT_NO_FATAL_FAILURE(Step(client, 6, 11));
+    ASSERT_TRUE(AwaitSpans({{client.pid(), 11}, {server.pid(), 11}}));
+    ExpectExchanges(client.pid(), kClient, 11);
+    ExpectExchanges(server.pid(), kServer, 11);
+    EXPECT_EQ(StatsCounter("recv_caps_set", 0), 1u);
+    EXPECT_EQ(StatsCounter("recv_caps_lifted", 0), 0u);
+    // Responses 6..11 were capped: each read of ~2 KB copied at most 256 bytes.
+    const auto capped = StatsCounter("recv_bytes_capped", 0);
+    ASSERT_TRUE(capped.has_value());
+    EXPECT_GE(*capped, 6u * (kBodyBase - 256));
+  }
+
+  std::string cert_, key_;  // HTTPS when set
 };
 
 // Four clean exchanges teach the head size; the six after it are capped in the kernel, and
 // every one of the eleven is paired and sized at both ends.
 TEST_F(RecvCapTest, BodiesPastTheLearntHeadSizeAreNotCopiedAndEveryExchangeStaysExact) {
-  const int port = FreePort();
-  auto& server = StartServer(port, 0);
-  auto& client = StartClient(port);
-  ASSERT_TRUE(client.WaitForLine("response 1", 10s));
-  ASSERT_NO_FATAL_FAILURE(Step(client, 4, 5));
-  // The agent has handled the fourth exchange (the cap is set) once it made the fifth span.
-  ASSERT_TRUE(WaitForSpans({{client.pid(), 5}}));
-  ASSERT_NO_FATAL_FAILURE(Step(client, 6, 11));
-  ASSERT_TRUE(AwaitSpans({{client.pid(), 11}, {server.pid(), 11}}));
-  ExpectExchanges(client.pid(), kClient, 11);
-  ExpectExchanges(server.pid(), kServer, 11);
-  EXPECT_EQ(StatsCounter("recv_caps_set", 0), 1u);
-  EXPECT_EQ(StatsCounter("recv_caps_lifted", 0), 0u);
-  // Responses 6..11 were capped: each read of ~2 KB copied at most 256 bytes.
-  const auto capped = StatsCounter("recv_bytes_capped", 0);
-  ASSERT_TRUE(capped.has_value());
-  EXPECT_GE(*capped, 6u * (kBodyBase - 256));
+  CapsSixOfEleven();
+}
+
+// The same over HTTPS: the client's TLS plaintext reads (OpenSSL's uprobes) are capped.
+TEST_F(RecvCapTest, TlsPlaintextReadsAreCappedAlike) {
+  ASSERT_NO_FATAL_FAILURE(UseTls());
+  CapsSixOfEleven();
 }
 
 // Response 8's head is 1000 bytes longer than the learnt ones, so the cap cuts it: that

@@ -46,18 +46,8 @@ class TlsE2eTest : public AgentTest {
   std::vector<std::string> AgentFlags() const override { return {"--stats-interval", "1"}; }
 
   void SetUp() override {
-    MakeCertificate();
+    ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
     AgentTest::SetUp();
-  }
-
-  // A self-signed certificate for 127.0.0.1 (its own CA: clients trust exactly this file).
-  void MakeCertificate() {
-    cert_ = dir() + "/cert.pem";
-    key_ = dir() + "/key.pem";
-    const auto r = Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key_,
-                        "-out", cert_, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                        "subjectAltName=IP:127.0.0.1,DNS:localhost"});
-    ASSERT_EQ(r.exit_code, 0) << "openssl req failed";
   }
 
   struct Proc {
@@ -179,7 +169,7 @@ class TlsPerFunctionProbesTest : public TlsE2eTest {
 class TlsServerBeforeAgentTest : public TlsE2eTest {
  protected:
   void SetUp() override {
-    MakeCertificate();
+    ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
     server_ = StartHttpsPython();
     AgentTest::SetUp();
   }
@@ -190,7 +180,7 @@ class TlsServerBeforeAgentTest : public TlsE2eTest {
 class TlsStaticClientBeforeAgentTest : public TlsE2eTest {
  protected:
   void SetUp() override {
-    MakeCertificate();
+    ASSERT_NO_FATAL_FAILURE(MakeCertificate(&cert_, &key_));
     server_ = StartHttpsPython();
     client_ = &Spawn({ZT_TLS_STATIC_CLIENT, std::to_string(server_.port), cert_, "5", "--wait-go"});
     const auto line = client_->WaitForLine("local_port", 10s);

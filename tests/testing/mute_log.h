@@ -19,8 +19,11 @@ struct MuteLog : conn::KernelConnState {
     plaintext.push_back(tls_plaintext);
   }
   std::vector<std::pair<uint64_t, uint32_t>> caps;  // (conn id, receive cap) in order asked
-  void CapReceives(uint32_t, uint32_t, uint64_t conn_id, uint32_t cap) override {
+  std::vector<bool> cap_plaintext;                   // per cap: of its TLS plaintext
+  void CapReceives(uint32_t, uint32_t, uint64_t conn_id, uint32_t cap,
+                   bool tls_plaintext) override {
     caps.emplace_back(conn_id, cap);
+    cap_plaintext.push_back(tls_plaintext);
   }
 };
 

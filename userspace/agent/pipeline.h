@@ -19,8 +19,9 @@ class TracerKernelState : public conn::KernelConnState {
   void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext) override {
     if (tracer_) tracer_->MutePayload(tgid, fd, conn_id, tls_plaintext);
   }
-  void CapReceives(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap) override {
-    if (tracer_ && receive_caps_) tracer_->CapReceives(tgid, fd, conn_id, cap);
+  void CapReceives(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap,
+                   bool tls_plaintext) override {
+    if (tracer_ && receive_caps_) tracer_->CapReceives(tgid, fd, conn_id, cap, tls_plaintext);
   }
 
  private:

@@ -125,9 +125,9 @@ class KernelConnState {
   virtual void MutePayload(uint32_t /*tgid*/, uint32_t /*fd*/, uint64_t /*conn_id*/,
                            bool /*tls_plaintext*/) {}
   // Each receive on the connection may copy only its first `cap` bytes (0: lifts the cap); the
-  // rest arrives as a gap of known length. Socket bytes only (not TLS plaintext).
+  // rest arrives as a gap of known length. Of its TLS plaintext when `tls_plaintext`.
   virtual void CapReceives(uint32_t /*tgid*/, uint32_t /*fd*/, uint64_t /*conn_id*/,
-                           uint32_t /*cap*/) {}
+                           uint32_t /*cap*/, bool /*tls_plaintext*/) {}
 };
 
 struct ConnTableLimits {

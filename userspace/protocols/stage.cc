@@ -255,15 +255,14 @@ void ProtocolStage::Advance(conn::Connection& c, ConnState& s, uint64_t now_ns) 
 }
 
 void ProtocolStage::SetReceiveCap(conn::Connection& c, ConnState& s, uint32_t cap) {
-  // TLS plaintext comes from the library's buffers, which the cap does not apply to.
-  if (cap == s.recv_cap || kernel_ == nullptr || c.tls) return;
+  if (cap == s.recv_cap || kernel_ == nullptr) return;
   if (cap != 0) {
     stats_.recv_caps_set++;
   } else {
     stats_.recv_caps_lifted++;
   }
   s.recv_cap = cap;
-  kernel_->CapReceives(c.tgid, c.fd, c.conn_id, cap);
+  kernel_->CapReceives(c.tgid, c.fd, c.conn_id, cap, c.tls);
 }
 
 // TLS seen: whatever was detected on the ciphertext is void; detection restarts on plaintext.

@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Requests on ONE keep-alive connection, in steps the test drives from stdin.
 
-Usage: stepped_client.py PORT
+Usage: stepped_client.py [--tls CAFILE] PORT   (--tls: HTTPS, python's ssl module: libssl)
 Sends GET /r/1 at once and prints "response 1" once its response is complete. Then, per
 line "N" on stdin, sends the next N requests one after another (/r/2, /r/3, ...), printing
 "response K" for each. Exits at EOF on stdin.
 """
 
 import socket
+import ssl
 import sys
 
 
@@ -26,7 +27,14 @@ def read_response(s, buf):
 
 
 def main():
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    argv = sys.argv[1:]
+    tls = None
+    if argv[0] == "--tls":
+        tls = ssl.create_default_context(cafile=argv[1])
+        argv = argv[2:]
+    s = socket.create_connection(("127.0.0.1", int(argv[0])))
+    if tls:
+        s = tls.wrap_socket(s, server_hostname="127.0.0.1")
     buf = b""
     n = 1
     s.sendall(b"GET /r/1 HTTP/1.1\r\nHost: x\r\n\r\n")

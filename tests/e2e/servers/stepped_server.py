@@ -1,30 +1,40 @@
 #!/usr/bin/python3
 """A keep-alive HTTP/1.1 server on one connection whose first response the test paces.
 
-Usage: stepped_server.py PORT MODE [BODY_BASE [PAD_FROM]]
+Usage: stepped_server.py [--tls CERT KEY] PORT MODE [BODY_BASE [PAD_FROM]]
   MODE split:  the first response's head and half of its body go at once; the other half
                when a line arrives on stdin ("go"). The agent can start in between.
   MODE whole:  every response goes at once (a thread then blocks reading the next request).
 
 Request /r/N is answered 200 with a body of BODY_BASE (default 10) + N bytes, so a span's body
 size tells which request it answers. From request PAD_FROM on, the head also carries a
-1000-byte X-Pad field. Prints "listening", then "served N" per response sent in full.
+1000-byte X-Pad field. With --tls it speaks HTTPS (python's ssl module: libssl). Prints
+"listening", then "served N" per response sent in full.
 """
 
 import socket
+import ssl
 import sys
 
 
 def main():
-    port, mode = int(sys.argv[1]), sys.argv[2]
-    body_base = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-    pad_from = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    argv = sys.argv[1:]
+    tls = None
+    if argv[0] == "--tls":
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(argv[1], argv[2])
+        argv = argv[3:]
+    port, mode = int(argv[0]), argv[1]
+    body_base = int(argv[2]) if len(argv) > 2 else 10
+    pad_from = int(argv[3]) if len(argv) > 3 else 0
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
     ls.listen(1)
     print("listening", flush=True)
     conn, _ = ls.accept()
+    if tls:
+        conn = tls.wrap_socket(conn, server_side=True)
     buf = b""
     first = True
     while True:

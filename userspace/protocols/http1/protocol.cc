@@ -67,7 +67,7 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
       : context_(context), options_(options), fields_(fields), stitcher_(stats) {
     stitcher_.set_listener(this);
     stitcher_.set_sink(this);
-    if (context.role == ZT_ROLE_CLIENT && !context.tls && !context.mid_stream) {
+    if (context.role == ZT_ROLE_CLIENT && !context.mid_stream) {
       cap_ = Cap::kLearning;
     }
   }
@@ -173,7 +173,8 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
   Http1Stitcher stitcher_;
   SessionOutput* out_ = nullptr;  // the call in progress's output
   uint64_t finished_ns_ = 0;      // the call in progress's time
-  // The receive cap (LearnCap): plain client connections followed from their start only.
+  // The receive cap (LearnCap): client connections (socket bytes or TLS plaintext) followed
+  // from their start only.
   Cap cap_ = Cap::kOff;
   uint32_t cap_bytes_ = 0;
   uint32_t clean_ = 0;
