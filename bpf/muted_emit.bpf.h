@@ -7,7 +7,7 @@
 
 /* Muted socket bytes: the muted map is consulted only when userspace muted something since
  * this connection last looked (muted_epoch), not on every data syscall. An entry for the
- * connection with ZT_MUTED_CAP sets its receive cap instead (st->recv_cap). */
+ * connection with ZT_MUTED_CAP sets its head cap instead (st->head_cap). */
 static __always_inline bool zt_socket_muted(struct conn_key *key, struct conn_state *st)
 {
 	__u32 epoch = *(volatile __u32 *)&muted_epoch;
@@ -21,17 +21,19 @@ static __always_inline bool zt_socket_muted(struct conn_key *key, struct conn_st
 		if (v == st->conn_id)
 			st->muted = 1;
 		else if ((v & (ZT_MUTED_CAP | ZT_MUTED_TLS)) == ZT_MUTED_CAP &&
-			 (v & ((1ULL << ZT_MUTED_ID_BITS) - 1)) == st->conn_id)
-			st->recv_cap = (__u16)(v >> ZT_MUTED_CAP_SHIFT);
+			 (v & ((1ULL << ZT_MUTED_ID_BITS) - 1)) == st->conn_id) {
+			st->head_cap = (__u16)(v >> ZT_MUTED_CAP_SHIFT);
+			st->head_cap_egress = (v & ZT_MUTED_CAP_EGRESS) != 0;
+		}
 	}
 	st->muted_seen = epoch;
 	return st->muted;
 }
 
 /* TLS plaintext of one call of `bytes` on a connection: the muted map (looked up per call, as
- * TLS calls are few) sets s->budget to 0 when userspace muted the plaintext, to its receive cap
- * for a larger read (ZT_MUTED_TLS | ZT_MUTED_CAP; the record that spends it then says
- * ZT_DATA_REST_GAP), else to capture_bytes. Needs s->direction. */
+ * TLS calls are few) sets s->budget to 0 when userspace muted the plaintext, to its head cap
+ * for a larger call in the capped direction (ZT_MUTED_TLS | ZT_MUTED_CAP; the record that spends
+ * it then says ZT_DATA_REST_GAP), else to capture_bytes. Needs s->direction. */
 static __always_inline void zt_tls_budget(struct conn_key *key, struct conn_state *st,
 					  struct emit_state *s, __u64 bytes)
 {
@@ -46,10 +48,11 @@ static __always_inline void zt_tls_budget(struct conn_key *key, struct conn_stat
 	cap = (v >> ZT_MUTED_CAP_SHIFT) & 0xffff;
 	if ((v & (ZT_MUTED_CAP | ZT_MUTED_TLS)) == (ZT_MUTED_CAP | ZT_MUTED_TLS) &&
 	    (v & ((1ULL << ZT_MUTED_ID_BITS) - 1)) == st->conn_id && cap &&
-	    s->direction == ZT_DIR_INGRESS && bytes > cap && cap < s->budget) {
+	    (s->direction == ZT_DIR_EGRESS) == ((v & ZT_MUTED_CAP_EGRESS) != 0) && bytes > cap &&
+	    cap < s->budget) {
 		s->budget = cap;
 		s->iov_flags = ZT_IOV_CAPPED;
-		zt_count_add(ZT_CNT_RECV_BYTES_CAPPED, bytes - cap);
+		zt_count_add(ZT_CNT_HEAD_CAP_SKIPPED, bytes - cap);
 		return;
 	}
 	if (bytes > s->budget)

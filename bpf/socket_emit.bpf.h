@@ -87,7 +87,7 @@ struct emit_state {
 #define ZT_IOV_SKIP_NEXT 2      /* it is an HTTP/1 body: its length only, no copy */
 #define ZT_IOV_REST_GAP 4       /* and it ends the syscall: the head's record says so */
 #define ZT_IOV_REST_GAP_SENT 8  /* a record said ZT_DATA_REST_GAP: no trailer */
-#define ZT_IOV_CAPPED 16        /* the budget is the connection's receive cap: the record that
+#define ZT_IOV_CAPPED 16        /* the budget is the connection's head cap: the record that
 				 * spends it says ZT_DATA_REST_GAP when bytes are left */
 
 /* emit_state.head holds the syscall's first bytes (zt_note_read checks them for TLS). */
@@ -340,12 +340,12 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 	if (muted || a->sys == ZT_SYS_SENDFILE ||
 	    a->sys == ZT_SYS_SPLICE_READ || a->sys == ZT_SYS_SPLICE_WRITE) {
 		s.budget = 0;
-	} else if (s.direction == ZT_DIR_INGRESS && st->recv_cap && bytes > st->recv_cap &&
-		   st->recv_cap < s.budget && !st->h2_walked) {
-		/* userspace's cap (an HTTP/1 body past a head it knows fits): a gap, not a copy */
-		s.budget = st->recv_cap;
+	} else if (st->head_cap && (s.direction == ZT_DIR_EGRESS) == st->head_cap_egress &&
+		   bytes > st->head_cap && st->head_cap < s.budget && !st->h2_walked) {
+		/* userspace's cap (HTTP/1 bodies past heads it knows fit): a gap, not a copy */
+		s.budget = st->head_cap;
 		s.iov_flags = ZT_IOV_CAPPED;
-		zt_count_add(ZT_CNT_RECV_BYTES_CAPPED, bytes - st->recv_cap);
+		zt_count_add(ZT_CNT_HEAD_CAP_SKIPPED, bytes - st->head_cap);
 	} else if (bytes > s.budget) {
 		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
 	}

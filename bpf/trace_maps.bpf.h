@@ -40,8 +40,10 @@ struct conn_state {
 	__u8 muted;       /* 1: userspace muted its socket bytes (sticky: mutes are never undone) */
 	__u8 h2_walked;   /* 1: an HTTP/2 walk was set up for it (else h2_walks holds none) */
 	__u16 muted_sec;  /* muted: second (ktime >> 30, top bit set) of its last record */
-	__u16 recv_cap;   /* receives copy at most this many bytes (0: capture_bytes); see ZT_MUTED_CAP */
-	__u8 pad2[6];
+	__u16 head_cap;   /* syscalls in the capped direction copy at most this many bytes (0: no
+			   * cap; see ZT_MUTED_CAP) */
+	__u8 head_cap_egress; /* 1: the cap is of sends (a server's responses), 0: of receives */
+	__u8 pad2[5];
 };
 
 /* How a connection-table entry takes part in dup() sharing (conn_track.bpf.h). */

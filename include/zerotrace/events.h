@@ -90,11 +90,14 @@ enum zt_close_reason {
  * generation in the low bits, not its socket bytes (which are ciphertext once TLS is seen). */
 #define ZT_MUTED_TLS (1ULL << 63)
 /* Value flag in the `muted` map: the entry does not mute, it caps what the kernel copies of
- * each receive on the connection generation in the low ZT_MUTED_ID_BITS bits at the byte count
- * in the bits from ZT_MUTED_CAP_SHIFT (0: no cap). The rest of a capped receive is a gap of
- * known length (ZT_DATA_REST_GAP): userspace asks for it on HTTP/1 connections whose response
- * heads it has learnt to fit, so that the bodies after them are not copied. */
+ * each receive (each send with ZT_MUTED_CAP_EGRESS) on the connection generation in the low
+ * ZT_MUTED_ID_BITS bits at the byte count in the bits from ZT_MUTED_CAP_SHIFT (0: no cap); of
+ * its TLS plaintext with ZT_MUTED_TLS. The rest of a capped syscall is a gap of known length
+ * (ZT_DATA_REST_GAP): userspace asks for it in the direction of an HTTP/1 connection's
+ * responses once it has learnt that their heads fit, so that the bodies after them are not
+ * copied. */
 #define ZT_MUTED_CAP (1ULL << 62)
+#define ZT_MUTED_CAP_EGRESS (1ULL << 61)
 #define ZT_MUTED_CAP_SHIFT 44
 #define ZT_MUTED_ID_BITS 44
 
@@ -254,7 +257,7 @@ enum zt_kernel_counter {
 	ZT_CNT_BODY_BYTES_SKIPPED = 24,    /* HTTP/1 body bytes of vectored sends not copied */
 	ZT_CNT_MUTED_RECORDS_SKIPPED = 25, /* muted connections' syscalls that sent no record */
 	ZT_CNT_SEND_STAMPED_AT_EXIT = 26,  /* sends without a valid tcp_sendmsg_locked stamp */
-	ZT_CNT_RECV_BYTES_CAPPED = 27,     /* received bytes not copied: past their connection's cap */
+	ZT_CNT_HEAD_CAP_SKIPPED = 27,      /* bytes not copied: past their connection's head cap */
 	ZT_CNT_COUNT = 28,
 };
 

@@ -18,12 +18,14 @@ struct MuteLog : conn::KernelConnState {
     muted.push_back(conn_id);
     plaintext.push_back(tls_plaintext);
   }
-  std::vector<std::pair<uint64_t, uint32_t>> caps;  // (conn id, receive cap) in order asked
-  std::vector<bool> cap_plaintext;                   // per cap: of its TLS plaintext
-  void CapReceives(uint32_t, uint32_t, uint64_t conn_id, uint32_t cap,
-                   bool tls_plaintext) override {
+  std::vector<std::pair<uint64_t, uint32_t>> caps;  // (conn id, head cap) in order asked
+  std::vector<bool> cap_plaintext;                  // per cap: of its TLS plaintext
+  std::vector<bool> cap_egress;                     // per cap: of its sends
+  void CapPayload(uint32_t, uint32_t, uint64_t conn_id, uint32_t cap, bool tls_plaintext,
+                  bool egress) override {
     caps.emplace_back(conn_id, cap);
     cap_plaintext.push_back(tls_plaintext);
+    cap_egress.push_back(egress);
   }
 };
 

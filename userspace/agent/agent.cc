@@ -233,7 +233,7 @@ Status Agent::Start(std::vector<std::string>* notes) {
   if (!started.ok()) return started.status();
   tracer_ = std::move(started.value());
   kernel_state_.set_tracer(tracer_.get());
-  kernel_state_.set_receive_caps(o.recv_caps);
+  kernel_state_.set_head_caps(o.head_caps);
   if (o.propagate_context) {
     auto ctx = probes::CtxPropagator::Start(*tracer_, cfg.netns);
     if (!ctx.ok()) return ctx.status();

@@ -185,7 +185,7 @@ std::string EffectiveConfigYaml(const Options& o, const exporter::GetEnvFn& gete
   y << YAML::Key << "no-tls" << YAML::Value << !o.tls;
   y << YAML::Key << "tls-per-function-probes" << YAML::Value << o.tls_per_function;
   y << YAML::Key << "no-socket-tracepoints" << YAML::Value << !o.sock_hooks;
-  y << YAML::Key << "no-receive-caps" << YAML::Value << !o.recv_caps;
+  y << YAML::Key << "no-head-caps" << YAML::Value << !o.head_caps;
   y << YAML::Key << "top" << YAML::Value << o.top;
   y << YAML::Key << "top-interval" << YAML::Value << o.top_interval_s;
   y << YAML::Key << "metrics-cardinality-limit" << YAML::Value << o.metrics_cardinality_limit;

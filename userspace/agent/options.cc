@@ -216,11 +216,11 @@ StatusOr<Options> ParseArgs(std::vector<std::string> args, bool* exit_now) {
                "take receives and sends at every read/write syscall's exit, as on kernels "
                "before 6.3, instead of the socket layer's tracepoints (dearer: every file read "
                "and write of the node then runs a program; for comparisons)");
-  app.add_flag("!--no-receive-caps", o.recv_caps,
-               "copy every receive whole, as before the head caps: by default, an HTTP/1 "
-               "client connection whose response heads have a steady size has the kernel copy "
-               "only that much of each receive (the bodies are skipped by length; for "
-               "comparisons)");
+  app.add_flag("!--no-head-caps", o.head_caps,
+               "copy HTTP/1 response bodies whole: by default, once a connection's response "
+               "heads have shown a steady size, the kernel copies only that much of each "
+               "syscall that carries its responses (a client's receives, a server's sends) and "
+               "the bodies past it are skipped by length (for comparisons)");
   app.add_flag("--tls-per-function-probes", o.tls_per_function,
                "attach one uprobe per TLS function, as on kernels before 6.6, instead of one "
                "multi-uprobe link per library file (slower to attach and detach)");

@@ -31,7 +31,7 @@ struct Options {
   bool tls = true;                      // --no-tls: no TLS library uprobes
   bool tls_per_function = false;        // --tls-per-function-probes: no multi-uprobe links
   bool sock_hooks = true;               // --no-socket-tracepoints: data at syscall exits
-  bool recv_caps = true;                // --no-receive-caps: receives copied whole
+  bool head_caps = true;                // --no-head-caps: response bodies copied whole
   std::string otlp_endpoint;            // --otlp-endpoint: wins over OTEL_EXPORTER_OTLP_*ENDPOINT
   std::string otlp_protocol;            // --otlp-protocol: grpc, http/protobuf or http/json
   std::string metrics_addr;             // --metrics-addr: serve /metrics here; empty: off

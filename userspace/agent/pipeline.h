@@ -12,21 +12,21 @@ namespace zerotrace::agent {
 class TracerKernelState : public conn::KernelConnState {
  public:
   void set_tracer(probes::SocketTracer* t) { tracer_ = t; }
-  void set_receive_caps(bool on) { receive_caps_ = on; }  // --no-receive-caps: off
+  void set_head_caps(bool on) { head_caps_ = on; }  // --no-head-caps: off
   void Forget(uint32_t tgid, uint32_t fd) override {
     if (tracer_) tracer_->ForgetConnection(tgid, fd);
   }
   void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext) override {
     if (tracer_) tracer_->MutePayload(tgid, fd, conn_id, tls_plaintext);
   }
-  void CapReceives(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap,
-                   bool tls_plaintext) override {
-    if (tracer_ && receive_caps_) tracer_->CapReceives(tgid, fd, conn_id, cap, tls_plaintext);
+  void CapPayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap, bool tls_plaintext,
+                  bool egress) override {
+    if (tracer_ && head_caps_) tracer_->CapPayload(tgid, fd, conn_id, cap, tls_plaintext, egress);
   }
 
  private:
   probes::SocketTracer* tracer_ = nullptr;
-  bool receive_caps_ = true;
+  bool head_caps_ = true;
 };
 
 class Pipeline : public probes::RecordSink {

@@ -92,10 +92,10 @@ std::vector<MetricRow> MetricRows(const AgentSnapshot& s) {
        "data syscalls of muted connections that sent no record (their byte totals ride on the "
        "close event)",
        kCounter, k[ZT_CNT_MUTED_RECORDS_SKIPPED]},
-      {"recv_bytes_capped", "zerotrace_kernel_recv_bytes_capped_total",
-       "received bytes not copied: past their HTTP/1 connection's learnt head cap (a gap of "
-       "known length)",
-       kCounter, k[ZT_CNT_RECV_BYTES_CAPPED]},
+      {"head_cap_bytes_skipped", "zerotrace_kernel_head_cap_bytes_skipped_total",
+       "bytes not copied: HTTP/1 response bodies past their connection's learnt head cap (a gap "
+       "of known length)",
+       kCounter, k[ZT_CNT_HEAD_CAP_SKIPPED]},
       {"send_stamped_at_exit", "zerotrace_kernel_send_stamped_at_exit_total",
        "sends on tracked connections stamped at their exit: no tcp_sendmsg_locked stamp for "
        "their socket",

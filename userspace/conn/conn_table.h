@@ -124,10 +124,11 @@ class KernelConnState {
   // TLS plaintext when `tls_plaintext`, else its socket bytes).
   virtual void MutePayload(uint32_t /*tgid*/, uint32_t /*fd*/, uint64_t /*conn_id*/,
                            bool /*tls_plaintext*/) {}
-  // Each receive on the connection may copy only its first `cap` bytes (0: lifts the cap); the
-  // rest arrives as a gap of known length. Of its TLS plaintext when `tls_plaintext`.
-  virtual void CapReceives(uint32_t /*tgid*/, uint32_t /*fd*/, uint64_t /*conn_id*/,
-                           uint32_t /*cap*/, bool /*tls_plaintext*/) {}
+  // Each syscall in one direction of the connection (its sends when `egress`, else its
+  // receives) may copy only its first `cap` bytes (0: lifts the cap); the rest arrives as a gap
+  // of known length. Of its TLS plaintext when `tls_plaintext`.
+  virtual void CapPayload(uint32_t /*tgid*/, uint32_t /*fd*/, uint64_t /*conn_id*/,
+                          uint32_t /*cap*/, bool /*tls_plaintext*/, bool /*egress*/) {}
 };
 
 struct ConnTableLimits {

@@ -309,12 +309,12 @@ void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, boo
   __atomic_fetch_add(&skel_->bss->muted_epoch, 1, __ATOMIC_RELEASE);
 }
 
-void SocketTracer::CapReceives(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap,
-                               bool tls_plaintext) {
+void SocketTracer::CapPayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap,
+                              bool tls_plaintext, bool egress) {
   if (conn_id >= (1ULL << ZT_MUTED_ID_BITS) || cap > 0xffff) return;  // not expressible: no cap
   const conn_key key{tgid, fd};
   const uint64_t value = conn_id | ZT_MUTED_CAP | (tls_plaintext ? ZT_MUTED_TLS : 0) |
-                         (uint64_t{cap} << ZT_MUTED_CAP_SHIFT);
+                         (egress ? ZT_MUTED_CAP_EGRESS : 0) | (uint64_t{cap} << ZT_MUTED_CAP_SHIFT);
   bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
   __atomic_fetch_add(&skel_->bss->muted_epoch, 1, __ATOMIC_RELEASE);
 }

@@ -91,10 +91,10 @@ class SocketTracer {
   // From now on only byte counts (no payload) are sent for this connection generation: for
   // its socket bytes, or with `tls_plaintext` for the plaintext of its TLS calls.
   void MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext = false);
-  // Receives on the connection (its TLS plaintext reads when `tls_plaintext`) copy at most
-  // `cap` bytes (0: no cap); see ZT_MUTED_CAP.
-  void CapReceives(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap,
-                   bool tls_plaintext = false);
+  // Receives on the connection (sends when `egress`; TLS plaintext when `tls_plaintext`) copy
+  // at most `cap` bytes (0: no cap); see ZT_MUTED_CAP.
+  void CapPayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap,
+                  bool tls_plaintext = false, bool egress = false);
   // The selectors leave this process out: the kernel stops tracking its connections and
   // sending its bytes until it calls exec or exits (its exit is still reported).
   void SkipProcess(uint32_t tgid);

@@ -91,14 +91,15 @@ class SessionOutput {
   size_t exchanges() const { return n_exchanges_; }
   RequestStarted& start(size_t i) { return starts_[i]; }
   ExchangeDone& exchange(size_t i) { return exchanges_[i]; }
-  // The session asks that each receive on its connection copy at most `cap` bytes (0: lift
-  // the cap); ProtocolStage tells the kernel. The last ask of a call counts.
-  void AskReceiveCap(uint32_t cap) { receive_cap_ask_ = cap + 1; }
+  // The session asks that each syscall carrying its connection's responses (a client's
+  // receives, a server's sends) copy at most `cap` bytes (0: lift the cap); ProtocolStage tells
+  // the kernel. The last ask of a call counts.
+  void AskHeadCap(uint32_t cap) { head_cap_ask_ = cap + 1; }
   // The ask of this call: the cap plus one, 0 when none.
-  uint32_t receive_cap_ask() const { return receive_cap_ask_; }
+  uint32_t head_cap_ask() const { return head_cap_ask_; }
   void Clear() {
     n_starts_ = n_exchanges_ = 0;
-    receive_cap_ask_ = 0;
+    head_cap_ask_ = 0;
   }
 
  private:
@@ -110,7 +111,7 @@ class SessionOutput {
   std::vector<RequestStarted> starts_;
   std::vector<ExchangeDone> exchanges_;
   size_t n_starts_ = 0, n_exchanges_ = 0;
-  uint32_t receive_cap_ask_ = 0;
+  uint32_t head_cap_ask_ = 0;
 };
 
 // What a session knows of its connection.

@@ -53,7 +53,7 @@ struct ProtocolStage::ConnState : conn::ConnAttachment {
   std::vector<std::pair<uint64_t, uint64_t>> handles;  // (request id, linker handle)
   uint64_t candidate[2] = {kNone, kNone};  // per direction: a syscall start being judged
   uint32_t resync_tries = 0;
-  uint32_t recv_cap = 0;  // the receive cap the kernel was told (0: none)
+  uint32_t head_cap = 0;  // the head cap the kernel was told (0: none)
   // The resource of this connection's spans and what it was made from: the connection's
   // process info (held, so a newer one never shares its address) and the served port. A
   // new process info (exec, a late /proc read) replaces the connection's and so remakes it.
@@ -239,12 +239,12 @@ void ProtocolStage::Advance(conn::Connection& c, ConnState& s, uint64_t now_ns) 
   conn::ByteStream& req = s.role == ZT_ROLE_CLIENT ? c.sent : c.received;
   conn::ByteStream& resp = s.role == ZT_ROLE_CLIENT ? c.received : c.sent;
   s.session->Advance(req, resp, now_ns, &out_);
-  if (const uint32_t ask = out_.receive_cap_ask()) SetReceiveCap(c, s, ask - 1);
+  if (const uint32_t ask = out_.head_cap_ask()) SetHeadCap(c, s, ask - 1);
   Apply(c, s, now_ns);
   if (s.session->Left()) {
     // An upgrade: what follows may be another protocol we parse (h2c), from here on.
     stats_.protocol_left++;
-    SetReceiveCap(c, s, 0);
+    SetHeadCap(c, s, 0);
     for (const auto& [id, handle] : s.handles) linker_->Abandon(handle);
     s.handles.clear();
     s.session.reset();
@@ -254,15 +254,16 @@ void ProtocolStage::Advance(conn::Connection& c, ConnState& s, uint64_t now_ns) 
   }
 }
 
-void ProtocolStage::SetReceiveCap(conn::Connection& c, ConnState& s, uint32_t cap) {
-  if (cap == s.recv_cap || kernel_ == nullptr) return;
+void ProtocolStage::SetHeadCap(conn::Connection& c, ConnState& s, uint32_t cap) {
+  if (cap == s.head_cap || kernel_ == nullptr) return;
   if (cap != 0) {
-    stats_.recv_caps_set++;
+    stats_.head_caps_set++;
   } else {
-    stats_.recv_caps_lifted++;
+    stats_.head_caps_lifted++;
   }
-  s.recv_cap = cap;
-  kernel_->CapReceives(c.tgid, c.fd, c.conn_id, cap, c.tls);
+  s.head_cap = cap;
+  // Responses travel from the server: a server's sends, a client's receives.
+  kernel_->CapPayload(c.tgid, c.fd, c.conn_id, cap, c.tls, s.role == ZT_ROLE_SERVER);
 }
 
 // TLS seen: whatever was detected on the ciphertext is void; detection restarts on plaintext.
@@ -429,13 +430,13 @@ void ProtocolStage::ReportCounters(CounterReport* r) const {
   r->Counter(nullptr, "zerotrace_protocol_resync_bytes_skipped_total",
              "bytes dropped while looking for a message start mid-stream",
              stats_.resync_bytes_skipped);
-  r->Counter("recv_caps_set", "zerotrace_protocol_recv_caps_set_total",
-             "HTTP/1 connections given a receive cap: the kernel copies the learnt head size of "
-             "each receive (--no-receive-caps: asked for, not applied)",
-             stats_.recv_caps_set);
-  r->Counter("recv_caps_lifted", "zerotrace_protocol_recv_caps_lifted_total",
-             "receive caps lifted again: a response head did not fit, or the protocol changed",
-             stats_.recv_caps_lifted);
+  r->Counter("head_caps_set", "zerotrace_protocol_head_caps_set_total",
+             "HTTP/1 connections given a head cap: the kernel copies the learnt response head "
+             "size of each syscall carrying responses (--no-head-caps: asked for, not applied)",
+             stats_.head_caps_set);
+  r->Counter("head_caps_lifted", "zerotrace_protocol_head_caps_lifted_total",
+             "head caps lifted again: a response head did not fit, or the protocol changed",
+             stats_.head_caps_lifted);
   r->Counter(nullptr, "zerotrace_protocol_left_total",
              "connections that left their protocol (an upgrade); detection ran again",
              stats_.protocol_left);

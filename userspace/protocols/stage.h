@@ -29,8 +29,8 @@ struct ProtocolStageStats {
   uint64_t exchanges = 0;             // exchanges the sessions reported
   uint64_t spans = 0;                 // spans made from them
   uint64_t pending_dropped = 0;       // requests given up because too many were pending on a conn
-  uint64_t recv_caps_set = 0;         // connections whose receives the kernel copies only heads of
-  uint64_t recv_caps_lifted = 0;      // such caps lifted again (a head did not fit, an upgrade)
+  uint64_t head_caps_set = 0;         // connections whose responses the kernel copies heads of
+  uint64_t head_caps_lifted = 0;      // such caps lifted again (a head did not fit, an upgrade)
 };
 
 class ProtocolStage : public conn::ConnObserver {
@@ -64,8 +64,8 @@ class ProtocolStage : public conn::ConnObserver {
   void Claim(conn::Connection& c, ConnState& s, Protocol* p, uint8_t role, bool mid_stream);
   void Mute(conn::Connection& c, ConnState& s);
   void Advance(conn::Connection& c, ConnState& s, uint64_t now_ns);
-  // Tells the kernel the receive cap the session asked for (0: none), if it changed.
-  void SetReceiveCap(conn::Connection& c, ConnState& s, uint32_t cap);
+  // Tells the kernel the head cap the session asked for (0: none), if it changed.
+  void SetHeadCap(conn::Connection& c, ConnState& s, uint32_t cap);
   // Hands what the session reported to the linker: starts first, then finished exchanges.
   void Apply(conn::Connection& c, ConnState& s, uint64_t now_ns);
   // `served_port`: the local port of a server connection (0 for a client's), for the name

@@ -45,7 +45,7 @@ TEST(StatsLine, KeepsItsKeysInOrder) {
             "iov_overflow=106 stash_missing=107 peek_skipped=114 splice_calls=115 "
             "io_uring_ops=116 dup_shared=117 go_calls=118 go_call_no_conn=119 h2_walks=120 "
             "h2_walk_lost=121 body_bytes_skipped=124 muted_records_skipped=125 "
-            "recv_bytes_capped=127 send_stamped_at_exit=126 decode_errors=8 ring_lost_at_stop=9 "
+            "head_cap_bytes_skipped=127 send_stamped_at_exit=126 decode_errors=8 ring_lost_at_stop=9 "
             "http_conns=12 spans=13 "
             "link_abandoned=18 "
             "tls_calls=108 tls_no_fd=109 tls_fd_conflict=110 tls_conn_gone=111 tls_nested=112 "

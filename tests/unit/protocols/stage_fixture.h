@@ -44,7 +44,7 @@ class Conn {
   void Send(uint8_t dir, const std::string& bytes, uint64_t ts, bool tls = false) {
     script_.Syscall(dir, bytes, ts, testing::ScriptedConnection::kCaptureAll, tls);
   }
-  // One syscall of which the kernel copied only the first `capture` bytes (a receive cap).
+  // One syscall of which the kernel copied only the first `capture` bytes (a head cap).
   void SendCapped(uint8_t dir, const std::string& bytes, uint64_t ts, uint32_t capture) {
     script_.Syscall(dir, bytes, ts, capture);
   }

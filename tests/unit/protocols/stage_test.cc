@@ -50,7 +50,7 @@ TEST_F(StageTest, ClientExchangeBecomesClientSpanWithRedactedQuery) {
   ASSERT_EQ(s.resource->extra.size(), 1u);
 }
 
-// Issue 17, receive caps: a response /r/N of `body` bytes, with `pad` bytes of one more field.
+// Issue 17, head caps: a response /r/N of `body` bytes, with `pad` bytes of one more field.
 std::string CapResponse(size_t body, size_t pad = 0) {
   std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body) + "\r\n";
   if (pad > 0) head += "X-Pad: " + std::string(pad, 'p') + "\r\n";
@@ -82,7 +82,7 @@ void ExpectCapSpans(const std::vector<trace::Span>& spans, int n, std::vector<in
 
 // Four clean responses with 42-byte heads: the kernel is asked to copy 256 bytes of each
 // receive (42 + 128, rounded to 64, at least 256); the capped bodies are sized exactly.
-TEST_F(StageTest, SteadyResponseHeadsCapReceivesAndCappedBodiesStayExact) {
+TEST_F(StageTest, SteadyResponseHeadsCapPayloadAndCappedBodiesStayExact) {
   Conn c(&table, 7, ZT_ROLE_CLIENT);
   uint64_t ts = 0;
   CapExchanges(c, 1, 3, &ts);
@@ -92,8 +92,8 @@ TEST_F(StageTest, SteadyResponseHeadsCapReceivesAndCappedBodiesStayExact) {
   CapExchanges(c, 5, 3, &ts, 256);
   ExpectCapSpans(sink.spans(), 7);
   EXPECT_EQ(kernel.caps.size(), 1u);
-  EXPECT_EQ(producer.stats().recv_caps_set, 1u);
-  EXPECT_EQ(producer.stats().recv_caps_lifted, 0u);
+  EXPECT_EQ(producer.stats().head_caps_set, 1u);
+  EXPECT_EQ(producer.stats().head_caps_lifted, 0u);
 }
 
 // A head the cap cuts: its exchange keeps its pairing and status, loses only its body size,
@@ -107,13 +107,12 @@ TEST_F(StageTest, AHeadTheCapCutsLiftsTheCapAndOnlyItsBodySizeIsLost) {
   ASSERT_EQ(kernel.caps, (std::vector<std::pair<uint64_t, uint32_t>>{{8, 256}, {8, 0}}));
   CapExchanges(c, 6, 2, &ts);
   ExpectCapSpans(sink.spans(), 7, {5});
-  EXPECT_EQ(producer.stats().recv_caps_lifted, 1u);
+  EXPECT_EQ(producer.stats().head_caps_lifted, 1u);
 }
 
-// Chunked bodies need their framing bytes, and a server receives requests: never capped.
-TEST_F(StageTest, ChunkedResponsesAndServerConnectionsAreNeverCapped) {
+// Chunked bodies need their framing bytes: never capped.
+TEST_F(StageTest, ChunkedResponsesAreNeverCapped) {
   Conn client(&table, 9, ZT_ROLE_CLIENT);
-  Conn server(&table, 10, ZT_ROLE_SERVER);
   uint64_t ts = 0;
   for (int i = 1; i <= 6; i++) {
     client.Send(ZT_DIR_EGRESS, "GET /c HTTP/1.1\r\nHost: x\r\n\r\n", ts += 10);
@@ -121,11 +120,27 @@ TEST_F(StageTest, ChunkedResponsesAndServerConnectionsAreNeverCapped) {
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" +
                     std::string(1024, 'c') + "\r\n0\r\n\r\n",
                 ts += 10);
-    server.Send(ZT_DIR_INGRESS, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n", ts += 10);
-    server.Send(ZT_DIR_EGRESS, CapResponse(2000), ts += 10);
   }
-  EXPECT_EQ(sink.spans().size(), 12u);
+  EXPECT_EQ(sink.spans().size(), 6u);
   EXPECT_TRUE(kernel.caps.empty());
+}
+
+// A server's responses are its sends: those are capped, its receives (requests) never.
+TEST_F(StageTest, AServerCapsTheSendsOfItsResponses) {
+  Conn server(&table, 10, ZT_ROLE_SERVER);
+  uint64_t ts = 0;
+  for (int i = 1; i <= 7; i++) {
+    if (i == 5) {
+      ASSERT_EQ(kernel.caps, (std::vector<std::pair<uint64_t, uint32_t>>{{10, 256}}));
+      EXPECT_EQ(kernel.cap_egress, std::vector<bool>{true});
+    }
+    server.Send(ZT_DIR_INGRESS, "GET /r/" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n",
+                ts += 10);
+    server.SendCapped(ZT_DIR_EGRESS, CapResponse(1000 + i), ts += 10, i >= 5 ? 256 : UINT32_MAX);
+  }
+  std::vector<trace::Span> spans = sink.spans();
+  ExpectCapSpans(spans, 7);
+  EXPECT_EQ(kernel.caps.size(), 1u);
 }
 
 TEST_F(StageTest, ServerSpanJoinsIncomingTraceparent) {

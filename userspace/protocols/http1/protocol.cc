@@ -67,7 +67,7 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
       : context_(context), options_(options), fields_(fields), stitcher_(stats) {
     stitcher_.set_listener(this);
     stitcher_.set_sink(this);
-    if (context.role == ZT_ROLE_CLIENT && !context.mid_stream) {
+    if ((context.role == ZT_ROLE_CLIENT || context.role == ZT_ROLE_SERVER) && !context.mid_stream) {
       cap_ = Cap::kLearning;
     }
   }
@@ -122,13 +122,14 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
     BuildExchange(x, context_, *options_, finished_ns_, &out_->AddExchange(), fields_);
   }
 
-  // Response bodies need not be copied by the kernel: a client connection whose responses
-  // are framed by Content-Length (or have no body) and whose heads are of a steady size has
-  // the kernel copy only the first bytes of each receive, enough for the largest head seen
-  // and a margin; the rest reaches the parser as a gap of known length, which it skips as a
-  // body by length. A response that breaks the pattern (chunked, a cut head, a loss) lifts the
-  // cap for good: the parser and stitcher already treat such gaps as losses (the cut response
-  // keeps its start line and loses its body size; pairing doubts until it is aligned again).
+  // Response bodies need not be copied by the kernel: a connection whose responses are framed
+  // by Content-Length (or have no body) and whose heads are of a steady size has the kernel
+  // copy only the first bytes of each syscall that carries them (a client's receives, a
+  // server's sends), enough for the largest head seen and a margin; the rest reaches the
+  // parser as a gap of known length, which it skips as a body by length. A response that breaks the
+  // pattern (chunked, a cut head, a loss) lifts the cap for good: the parser and stitcher already
+  // treat such gaps as losses (the cut response keeps its start line and loses its body size;
+  // pairing doubts until it is aligned again).
   static constexpr uint32_t kCapLearnExchanges = 4;
   static constexpr uint32_t kCapMin = 256, kCapMax = 4096, kCapMargin = 128;
   enum class Cap : uint8_t { kLearning, kOn, kOff };
@@ -159,11 +160,11 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
     if (max_message_ <= cap) return;  // nothing to save yet: keep learning
     cap_ = Cap::kOn;
     cap_bytes_ = static_cast<uint32_t>(cap);
-    out_->AskReceiveCap(cap_bytes_);
+    out_->AskHeadCap(cap_bytes_);
   }
 
   void StopCapping() {
-    if (cap_ == Cap::kOn && out_ != nullptr) out_->AskReceiveCap(0);
+    if (cap_ == Cap::kOn && out_ != nullptr) out_->AskHeadCap(0);
     cap_ = Cap::kOff;
   }
 
@@ -173,8 +174,8 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
   Http1Stitcher stitcher_;
   SessionOutput* out_ = nullptr;  // the call in progress's output
   uint64_t finished_ns_ = 0;      // the call in progress's time
-  // The receive cap (LearnCap): client connections (socket bytes or TLS plaintext) followed
-  // from their start only.
+  // The head cap (LearnCap): connections (socket bytes or TLS plaintext) followed from their
+  // start only.
   Cap cap_ = Cap::kOff;
   uint32_t cap_bytes_ = 0;
   uint32_t clean_ = 0;

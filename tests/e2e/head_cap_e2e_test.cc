@@ -1,8 +1,9 @@
-// Response bodies the kernel does not copy (issue 17): once a plain HTTP/1 client connection
-// has shown responses framed by Content-Length with heads of a steady size, the agent caps what
-// the kernel copies of each receive there, and the bodies past the cap reach the parser as gaps
-// of known length. Every exchange must still be paired and sized exactly; a head that outgrows
-// the cap lifts it, and costs at most that response's body size, never a pairing.
+// Response bodies the kernel does not copy (issue 17): once an HTTP/1 connection has shown
+// responses framed by Content-Length with heads of a steady size, the agent caps what the
+// kernel copies of each syscall that carries them (the client's receives, the server's sends),
+// and the bodies past the cap reach the parser as gaps of known length. Every exchange must
+// still be paired and sized exactly at both ends; a head that outgrows the cap lifts it, and
+// costs at most that response's body size, never a pairing.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,7 +20,7 @@ using zerotrace::testing::kServerStartDeadline;
 
 constexpr int kBodyBase = 2000;  // /r/N is answered with kBodyBase + N body bytes
 
-class RecvCapTest : public AgentTest {
+class HeadCapTest : public AgentTest {
  protected:
   // A one-connection keep-alive server; from request `pad_from` on its heads carry 1000 more
   // bytes (0: never). HTTPS after UseTls().
@@ -78,18 +79,19 @@ class RecvCapTest : public AgentTest {
     auto& client = StartClient(port);
     ASSERT_TRUE(client.WaitForLine("response 1", 10s));
     ASSERT_NO_FATAL_FAILURE(Step(client, 4, 5));
-    // The agent has handled the fourth exchange (the cap is set) once it made the fifth span.
-    ASSERT_TRUE(WaitForSpans({{client.pid(), 5}}));
+    // The agent has handled the fourth exchanges (the caps are set) once it made the fifth
+    // spans.
+    ASSERT_TRUE(WaitForSpans({{client.pid(), 5}, {server.pid(), 5}}));
     ASSERT_NO_FATAL_FAILURE(Step(client, 6, 11));
     ASSERT_TRUE(AwaitSpans({{client.pid(), 11}, {server.pid(), 11}}));
     ExpectExchanges(client.pid(), kClient, 11);
     ExpectExchanges(server.pid(), kServer, 11);
-    EXPECT_EQ(StatsCounter("recv_caps_set", 0), 1u);
-    EXPECT_EQ(StatsCounter("recv_caps_lifted", 0), 0u);
-    // Responses 6..11 were capped: each read of ~2 KB copied at most 256 bytes.
-    const auto capped = StatsCounter("recv_bytes_capped", 0);
+    EXPECT_EQ(StatsCounter("head_caps_set", 0), 2u);  // the client's and the server's
+    EXPECT_EQ(StatsCounter("head_caps_lifted", 0), 0u);
+    // Responses 6..11 were capped at both ends: each ~2 KB send and read copied 256 bytes.
+    const auto capped = StatsCounter("head_cap_bytes_skipped", 0);
     ASSERT_TRUE(capped.has_value());
-    EXPECT_GE(*capped, 6u * (kBodyBase - 256));
+    EXPECT_GE(*capped, 2u * 6u * (kBodyBase - 256));
   }
 
   std::string cert_, key_;  // HTTPS when set
@@ -97,34 +99,36 @@ class RecvCapTest : public AgentTest {
 
 // Four clean exchanges teach the head size; the six after it are capped in the kernel, and
 // every one of the eleven is paired and sized at both ends.
-TEST_F(RecvCapTest, BodiesPastTheLearntHeadSizeAreNotCopiedAndEveryExchangeStaysExact) {
+TEST_F(HeadCapTest, BodiesPastTheLearntHeadSizeAreNotCopiedAndEveryExchangeStaysExact) {
   CapsSixOfEleven();
 }
 
-// The same over HTTPS: the client's TLS plaintext reads (OpenSSL's uprobes) are capped.
-TEST_F(RecvCapTest, TlsPlaintextReadsAreCappedAlike) {
+// The same over HTTPS: the TLS plaintext of the client's reads and the server's writes
+// (OpenSSL's uprobes) is capped.
+TEST_F(HeadCapTest, TlsPlaintextIsCappedAlike) {
   ASSERT_NO_FATAL_FAILURE(UseTls());
   CapsSixOfEleven();
 }
 
-// Response 8's head is 1000 bytes longer than the learnt ones, so the cap cuts it: that
-// response keeps its status and loses its body size, the cap is lifted, and the requests after
-// it are paired and sized as before.
-TEST_F(RecvCapTest, AHeadLargerThanTheCapLiftsItAndCostsOnlyThatBodySize) {
+// Response 8's head is 1000 bytes longer than the learnt ones, so the caps cut it at both
+// ends: that response keeps its status and loses its body size, the caps are lifted, and the
+// requests after it are paired and sized as before.
+TEST_F(HeadCapTest, AHeadLargerThanTheCapLiftsItAndCostsOnlyThatBodySize) {
   const int port = FreePort();
   auto& server = StartServer(port, 8);
   auto& client = StartClient(port);
   ASSERT_TRUE(client.WaitForLine("response 1", 10s));
   ASSERT_NO_FATAL_FAILURE(Step(client, 4, 5));
-  ASSERT_TRUE(WaitForSpans({{client.pid(), 5}}));
+  ASSERT_TRUE(WaitForSpans({{client.pid(), 5}, {server.pid(), 5}}));
   ASSERT_NO_FATAL_FAILURE(Step(client, 3, 8));
-  ASSERT_TRUE(WaitForSpans({{client.pid(), 8}}));  // the cut head was handled: cap lifted
+  // The cut heads were handled: caps lifted.
+  ASSERT_TRUE(WaitForSpans({{client.pid(), 8}, {server.pid(), 8}}));
   ASSERT_NO_FATAL_FAILURE(Step(client, 3, 11));
   ASSERT_TRUE(AwaitSpans({{client.pid(), 11}, {server.pid(), 11}}));
   ExpectExchanges(client.pid(), kClient, 11, {8});
-  ExpectExchanges(server.pid(), kServer, 11);
-  EXPECT_EQ(StatsCounter("recv_caps_set", 0), 1u);
-  EXPECT_EQ(StatsCounter("recv_caps_lifted", 0), 1u);
+  ExpectExchanges(server.pid(), kServer, 11, {8});
+  EXPECT_EQ(StatsCounter("head_caps_set", 0), 2u);
+  EXPECT_EQ(StatsCounter("head_caps_lifted", 0), 2u);
 }
 
 }  // namespace
