@@ -52,7 +52,6 @@ static __always_inline void zt_tls_budget(struct conn_key *key, struct conn_stat
 	    cap < s->budget) {
 		s->budget = cap;
 		s->iov_flags = ZT_IOV_CAPPED;
-		zt_count_add(ZT_CNT_HEAD_CAP_SKIPPED, bytes - cap);
 		return;
 	}
 	if (bytes > s->budget)

@@ -167,11 +167,15 @@ __noinline int zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 		ev->direction = s->direction;
 		ev->source = s->source;
 		ev->syscall = s->sys;
-		if (((s->iov_flags & ZT_IOV_REST_GAP) && off + n == len) ||
-		    ((s->iov_flags & ZT_IOV_CAPPED) && n == s->budget &&
-		     s->pos + off + n < s->syscall_pos + s->byte_count)) {
+		if ((s->iov_flags & ZT_IOV_REST_GAP) && off + n == len) {
 			ev->flags = ZT_DATA_REST_GAP;
 			s->iov_flags |= ZT_IOV_REST_GAP_SENT;
+		} else if ((s->iov_flags & ZT_IOV_CAPPED) && n == s->budget &&
+			   s->pos + off + n < s->syscall_pos + s->byte_count) {
+			ev->flags = ZT_DATA_REST_GAP;
+			s->iov_flags |= ZT_IOV_REST_GAP_SENT;
+			zt_count_add(ZT_CNT_HEAD_CAP_SKIPPED,
+				     s->syscall_pos + s->byte_count - (s->pos + off + n));
 		}
 		bpf_ringbuf_submit(ev, zt_wakeup_flag());
 		zt_count(ZT_CNT_DATA_EVENTS);
@@ -344,8 +348,7 @@ static __always_inline int zt_emit_syscall(struct conn_key *key, struct conn_sta
 		   bytes > st->head_cap && st->head_cap < s.budget && !st->h2_walked) {
 		/* userspace's cap (HTTP/1 bodies past heads it knows fit): a gap, not a copy */
 		s.budget = st->head_cap;
-		s.iov_flags = ZT_IOV_CAPPED;
-		zt_count_add(ZT_CNT_HEAD_CAP_SKIPPED, bytes - st->head_cap);
+		s.iov_flags = ZT_IOV_CAPPED; /* the record that spends it counts what it left out */
 	} else if (bytes > s.budget) {
 		zt_count(ZT_CNT_CAPTURE_TRUNCATED);
 	}
