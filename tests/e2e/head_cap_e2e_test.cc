@@ -72,16 +72,23 @@ class HeadCapTest : public AgentTest {
     EXPECT_EQ(got, want) << Describe(pid);
   }
 
+  // Starts the server (heads padded from request `pad_from`) and the client, and runs requests
+  // 1..5. The agent has handled the fourth exchanges (the caps are set) once it made the fifth
+  // spans, which this waits for.
+  void StartAndLearn(int pad_from) {
+    const int port = FreePort();
+    server_ = &StartServer(port, pad_from);
+    client_ = &StartClient(port);
+    ASSERT_TRUE(client_->WaitForLine("response 1", 10s));
+    ASSERT_NO_FATAL_FAILURE(Step(*client_, 4, 5));
+    ASSERT_TRUE(WaitForSpans({{client_->pid(), 5}, {server_->pid(), 5}}));
+  }
+
   // Four exchanges teach the head size, six more are capped; all eleven stay exact.
   void CapsSixOfEleven() {
-    const int port = FreePort();
-    auto& server = StartServer(port, 0);
-    auto& client = StartClient(port);
-    ASSERT_TRUE(client.WaitForLine("response 1", 10s));
-    ASSERT_NO_FATAL_FAILURE(Step(client, 4, 5));
-    // The agent has handled the fourth exchanges (the caps are set) once it made the fifth
-    // spans.
-    ASSERT_TRUE(WaitForSpans({{client.pid(), 5}, {server.pid(), 5}}));
+    ASSERT_NO_FATAL_FAILURE(StartAndLearn(0));
+    auto& server = *server_;
+    auto& client = *client_;
     ASSERT_NO_FATAL_FAILURE(Step(client, 6, 11));
     ASSERT_TRUE(AwaitSpans({{client.pid(), 11}, {server.pid(), 11}}));
     ExpectExchanges(client.pid(), kClient, 11);
@@ -94,7 +101,9 @@ class HeadCapTest : public AgentTest {
     EXPECT_GE(*capped, 2u * 6u * (kBodyBase - 256));
   }
 
-  std::string cert_, key_;  // HTTPS when set
+  std::string cert_, key_;                            // HTTPS when set
+  zerotrace::testing::Subprocess* server_ = nullptr;  // StartAndLearn's
+  zerotrace::testing::Subprocess* client_ = nullptr;
 };
 
 // Four clean exchanges teach the head size; the six after it are capped in the kernel, and
@@ -114,12 +123,9 @@ TEST_F(HeadCapTest, TlsPlaintextIsCappedAlike) {
 // ends: that response keeps its status and loses its body size, the caps are lifted, and the
 // requests after it are paired and sized as before.
 TEST_F(HeadCapTest, AHeadLargerThanTheCapLiftsItAndCostsOnlyThatBodySize) {
-  const int port = FreePort();
-  auto& server = StartServer(port, 8);
-  auto& client = StartClient(port);
-  ASSERT_TRUE(client.WaitForLine("response 1", 10s));
-  ASSERT_NO_FATAL_FAILURE(Step(client, 4, 5));
-  ASSERT_TRUE(WaitForSpans({{client.pid(), 5}, {server.pid(), 5}}));
+  ASSERT_NO_FATAL_FAILURE(StartAndLearn(8));
+  auto& server = *server_;
+  auto& client = *client_;
   ASSERT_NO_FATAL_FAILURE(Step(client, 3, 8));
   // The cut heads were handled: caps lifted.
   ASSERT_TRUE(WaitForSpans({{client.pid(), 8}, {server.pid(), 8}}));
