@@ -5,12 +5,13 @@
 #ifndef ZT_MUTED_EMIT_BPF_H
 #define ZT_MUTED_EMIT_BPF_H
 
-/* Muted socket bytes: the muted map is consulted only when userspace muted something since
- * this connection last looked (muted_epoch), not on every data syscall. An entry for the
- * connection with ZT_MUTED_CAP sets its head cap instead (st->head_cap). */
+/* Muted socket bytes: the muted map is consulted only when userspace muted or capped a
+ * connection of this one's epoch slot since it last looked (muted_epochs), not on every data
+ * syscall. An entry for the connection with ZT_MUTED_CAP sets its head cap instead
+ * (st->head_cap). */
 static __always_inline bool zt_socket_muted(struct conn_key *key, struct conn_state *st)
 {
-	__u32 epoch = *(volatile __u32 *)&muted_epoch;
+	__u32 epoch = *(volatile __u32 *)&muted_epochs[st->conn_id & (ZT_MUTED_EPOCHS - 1)];
 	__u64 *muted_id, v;
 
 	if (st->muted || st->muted_seen == epoch)

@@ -36,7 +36,7 @@ struct conn_state {
 	__u8 shared;    /* enum zt_share: fds that dup() made name one socket, so share one state */
 	__u32 event_fd; /* ZT_SHARE_STATE: the fd its records carry (the one its open event had) */
 	__u64 refs;     /* ZT_SHARE_STATE: the fds (alias entries) that name it */
-	__u32 muted_seen; /* muted_epoch when the muted map was last consulted for it */
+	__u32 muted_seen; /* its muted_epochs slot when the muted map was last consulted for it */
 	__u8 muted;       /* 1: userspace muted its socket bytes (sticky: mutes are never undone) */
 	__u8 h2_walked;   /* 1: an HTTP/2 walk was set up for it (else h2_walks holds none) */
 	__u16 muted_sec;  /* muted: second (ktime >> 30, top bit set) of its last record */
@@ -178,9 +178,10 @@ struct {
 	__type(value, __u64);
 } muted SEC(".maps");
 
-/* Bumped by userspace after each entry it puts in muted: a connection consults the muted map
- * only when this moved since it last did, not on every data syscall. */
-__u32 muted_epoch = 0;
+/* Bumped by userspace after each entry it puts in muted, in the slot of the entry's connection
+ * (conn_id % ZT_MUTED_EPOCHS): a connection consults the muted map only when its slot moved
+ * since it last did, not on every data syscall, nor after every mute or cap on the node. */
+__u32 muted_epochs[ZT_MUTED_EPOCHS] = {};
 
 /* tgids to trace when filter_pids is set (--pid). */
 struct {

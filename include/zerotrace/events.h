@@ -100,6 +100,9 @@ enum zt_close_reason {
 #define ZT_MUTED_CAP_EGRESS (1ULL << 61)
 #define ZT_MUTED_CAP_SHIFT 44
 #define ZT_MUTED_ID_BITS 44
+/* Userspace bumps muted_epochs[conn_id % ZT_MUTED_EPOCHS] after each entry it puts in the
+ * muted map; a connection consults the map only when its own slot moved. A power of two. */
+#define ZT_MUTED_EPOCHS 64
 
 /* Flags of a connection-close event. */
 #define ZT_CLOSE_F_RESET 0x1 /* a read or write failed with ECONNRESET/EPIPE before close */

@@ -301,22 +301,24 @@ void SocketTracer::ForgetConnection(uint32_t tgid, uint32_t fd) {
   bpf_map__delete_elem(skel_->maps.muted, &key, sizeof(key), 0);
 }
 
-void SocketTracer::PutMutedEntry(uint32_t tgid, uint32_t fd, uint64_t value) {
+void SocketTracer::PutMutedEntry(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint64_t flags) {
   const conn_key key{tgid, fd};
+  const uint64_t value = conn_id | flags;
   bpf_map__update_elem(skel_->maps.muted, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
-  // After the entry: the kernel consults the muted map only when this epoch moved.
-  __atomic_fetch_add(&skel_->bss->muted_epoch, 1, __ATOMIC_RELEASE);
+  // After the entry: the kernel consults the muted map only when the connection's slot moved.
+  __atomic_fetch_add(&skel_->bss->muted_epochs[conn_id & (ZT_MUTED_EPOCHS - 1)], 1,
+                     __ATOMIC_RELEASE);
 }
 
 void SocketTracer::MutePayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, bool tls_plaintext) {
-  PutMutedEntry(tgid, fd, tls_plaintext ? (conn_id | ZT_MUTED_TLS) : conn_id);
+  PutMutedEntry(tgid, fd, conn_id, tls_plaintext ? ZT_MUTED_TLS : 0);
 }
 
 void SocketTracer::CapPayload(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint32_t cap,
                               bool tls_plaintext, bool egress) {
   if (conn_id >= (1ULL << ZT_MUTED_ID_BITS) || cap > 0xffff) return;  // not expressible: no cap
-  PutMutedEntry(tgid, fd,
-                conn_id | ZT_MUTED_CAP | (tls_plaintext ? ZT_MUTED_TLS : 0) |
+  PutMutedEntry(tgid, fd, conn_id,
+                ZT_MUTED_CAP | (tls_plaintext ? ZT_MUTED_TLS : 0) |
                     (egress ? ZT_MUTED_CAP_EGRESS : 0) | (uint64_t{cap} << ZT_MUTED_CAP_SHIFT));
 }
 

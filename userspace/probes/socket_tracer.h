@@ -110,9 +110,9 @@ class SocketTracer {
   const std::vector<std::string>& disabled_hooks() const { return disabled_; }
 
  private:
-  // One entry of the kernel's `muted` map (a mute or a head cap), then the epoch bump that
-  // makes the kernel read it.
-  void PutMutedEntry(uint32_t tgid, uint32_t fd, uint64_t value);
+  // One entry of the kernel's `muted` map (a mute or a head cap: conn_id | flags), then the
+  // bump of the connection's epoch slot that makes the kernel read it.
+  void PutMutedEntry(uint32_t tgid, uint32_t fd, uint64_t conn_id, uint64_t flags);
   SocketTracer() = default;
   static int OnRingRecord(void* ctx, void* data, size_t size);
   void DrainLostCloses();

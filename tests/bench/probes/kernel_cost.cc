@@ -27,20 +27,27 @@ namespace {
 using namespace zerotrace;
 
 // Counts records; with `mute` set, mutes each connection at its open record, as the agent
-// does with one no protocol claims (payload muted: sizes only).
+// does with one no protocol claims (payload muted: sizes only). With `churn` set, each record
+// mutes a connection of a process that does not exist: a node where other connections are muted
+// or capped as often as this loop makes syscalls.
 class CountingSink : public probes::RecordSink {
  public:
   void OnRecord(const void* data, size_t size) override {
     records++;
     round_records++;
+    if (churn) {
+      constexpr uint32_t kNoProcess = 0x7ffffff0;
+      churn->MutePayload(kNoProcess, records % 1024, (records * 0x9E3779B1u) & 0xffffffffffULL);
+    }
     zt_event_header h;
     if (!mute || size < sizeof(h)) return;
     std::memcpy(&h, data, sizeof(h));
     if (h.type == ZT_EV_CONN_OPEN) mute->MutePayload(h.tgid, h.fd, h.conn_id);
   }
   uint64_t records = 0;
-  uint64_t round_records = 0;            // this round's
-  probes::SocketTracer* mute = nullptr;  // "muted" mode
+  uint64_t round_records = 0;             // this round's
+  probes::SocketTracer* mute = nullptr;   // "muted" mode
+  probes::SocketTracer* churn = nullptr;  // "churn" mode
 };
 
 // One request loop: a forked echo server and a forked client doing `n` 300-byte requests
@@ -123,10 +130,11 @@ void SetBpfStats(const char* v) { std::ofstream("/proc/sys/kernel/bpf_stats_enab
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::atoi(argv[1]) : 20000;
   const int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
-  // write, writev, eagain; muted: write, every connection muted at its open record
+  // write, writev, eagain; muted: write, every connection muted at its open record; churn:
+  // writev, and a mute of another process's connection per record
   const std::string mode = argc > 3 ? argv[3] : "write";
   const bool eagain = mode == "eagain";
-  const bool writev_reply = mode == "writev" || eagain;
+  const bool writev_reply = mode == "writev" || mode == "churn" || eagain;
   // "syscall": receives and sends taken at their syscalls' exits (--no-socket-tracepoints),
   // not at the socket layer's tracepoints.
   const bool sock_hooks = !(argc > 4 && std::string(argv[4]) == "syscall");
@@ -151,6 +159,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     sink.mute = mode == "muted" ? t->get() : nullptr;
+    sink.churn = mode == "churn" ? t->get() : nullptr;
     sink.round_records = 0;
     std::atomic<bool> stop{false};
     std::thread poller([&] {
@@ -162,6 +171,7 @@ int main(int argc, char** argv) {
     stats = (*t)->ReadProgramStats();
     SetBpfStats("0");
     sink.mute = nullptr;
+    sink.churn = nullptr;
   }
   std::printf(
       "request loop (%d requests, best of %d): %.1f us/request untraced, %.1f traced, "
