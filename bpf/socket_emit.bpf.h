@@ -145,8 +145,12 @@ __noinline int zt_emit_buf(struct emit_state *s, __u64 ubuf, __u32 len)
 			break;
 		if (n <= 256)
 			ev = zt_reserve_chunk(n, 256, ubuf + off);
+		else if (n <= 512)
+			ev = zt_reserve_chunk(n, 512, ubuf + off);
 		else if (n <= 1024)
 			ev = zt_reserve_chunk(n, 1024, ubuf + off);
+		else if (n <= 2048)
+			ev = zt_reserve_chunk(n, 2048, ubuf + off);
 		else if (n <= 4096)
 			ev = zt_reserve_chunk(n, 4096, ubuf + off);
 		else
