@@ -42,9 +42,10 @@ class HeadCapTest : public AgentTest {
     return Spawn(argv);
   }
   void UseTls() { MakeCertificate(&cert_, &key_); }
-  // Sends `n` more requests and waits until the client has read response `last`.
-  void Step(zerotrace::testing::Subprocess& client, int n, int last) {
-    client.WriteStdin(std::to_string(n) + "\n");
+  // Sends `n` more requests (in one write when `pipelined`) and waits until the client has
+  // read response `last`.
+  void Step(zerotrace::testing::Subprocess& client, int n, int last, bool pipelined = false) {
+    client.WriteStdin((pipelined ? "P " : "") + std::to_string(n) + "\n");
     ASSERT_TRUE(client.WaitForLine("response " + std::to_string(last), 20s));
   }
 
@@ -135,6 +136,24 @@ TEST_F(HeadCapTest, AHeadLargerThanTheCapLiftsItAndCostsOnlyThatBodySize) {
   ExpectExchanges(server.pid(), kServer, 11, {8});
   EXPECT_EQ(StatsCounter("head_caps_set", 0), 2u);
   EXPECT_EQ(StatsCounter("head_caps_lifted", 0), 2u);
+}
+
+// A client that pipelines, two requests per write: two responses can share one of its
+// receives (and, at the server, one read holds two requests). A cap would hide the second
+// response in the gap after the first's head, so neither end is ever capped, and all eleven
+// exchanges are exact at both ends.
+TEST_F(HeadCapTest, APipeliningClientIsNeverCapped) {
+  const int port = FreePort();
+  auto& server = StartServer(port, 0);
+  auto& client = StartClient(port);
+  ASSERT_TRUE(client.WaitForLine("response 1", 10s));
+  for (int last = 3; last <= 11; last += 2) {
+    ASSERT_NO_FATAL_FAILURE(Step(client, 2, last, /*pipelined=*/true));
+  }
+  ASSERT_TRUE(AwaitSpans({{client.pid(), 11}, {server.pid(), 11}}));
+  ExpectExchanges(client.pid(), kClient, 11);
+  ExpectExchanges(server.pid(), kServer, 11);
+  EXPECT_EQ(StatsCounter("head_caps_set", 0), 0u);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 Usage: stepped_client.py [--tls CAFILE] PORT   (--tls: HTTPS, python's ssl module: libssl)
 Sends GET /r/1 at once and prints "response 1" once its response is complete. Then, per
 line "N" on stdin, sends the next N requests one after another (/r/2, /r/3, ...), printing
-"response K" for each. Exits at EOF on stdin.
+"response K" for each; per line "P N", sends the next N requests in one write (pipelined),
+then reads their N responses. Exits at EOF on stdin.
 """
 
 import socket
@@ -42,6 +43,15 @@ def main():
     buf = read_response(s, buf)
     print("response 1", flush=True)
     for line in sys.stdin:
+        if line.startswith("P "):
+            first, count = n + 1, int(line[2:])
+            n += count
+            s.sendall(b"".join(b"GET /r/%d HTTP/1.1\r\nHost: x\r\n\r\n" % k
+                               for k in range(first, n + 1)))
+            for k in range(first, n + 1):
+                buf = read_response(s, buf)
+                print("response %d" % k, flush=True)
+            continue
         for _ in range(int(line)):
             n += 1
             s.sendall(b"GET /r/%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)

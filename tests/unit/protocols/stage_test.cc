@@ -110,6 +110,50 @@ TEST_F(StageTest, AHeadTheCapCutsLiftsTheCapAndOnlyItsBodySizeIsLost) {
   EXPECT_EQ(producer.stats().head_caps_lifted, 1u);
 }
 
+// A client that starts pipelining once its receives are capped: the cap is lifted at the second
+// request in flight, but the kernel may cap a receive before the lift arrives. Here two
+// responses share one capped receive, the second whole in the gap after the first's head. The
+// first stays exact, and no request is paired with a response that is not its own.
+TEST_F(StageTest, AResponseHiddenInACappedReceiveIsNeverPairedWithTheNextRequest) {
+  Conn c(&table, 11, ZT_ROLE_CLIENT);
+  uint64_t ts = 0;
+  CapExchanges(c, 1, 4, &ts);
+  ASSERT_EQ(kernel.caps.size(), 1u);
+  for (int i = 5; i <= 7; i++) {
+    c.Send(ZT_DIR_EGRESS, "GET /r/" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n", ts += 10);
+  }
+  c.SendCapped(ZT_DIR_INGRESS, CapResponse(1005) + CapResponse(1006), ts += 10, 256);
+  c.SendCapped(ZT_DIR_INGRESS, CapResponse(1007, /*pad=*/40), ts += 10, 256);
+  CapExchanges(c, 8, 12, &ts);
+  std::vector<trace::Span> spans = sink.spans();
+  ASSERT_GE(spans.size(), 5u);
+  ExpectCapSpans(std::vector<trace::Span>(spans.begin(), spans.begin() + 5), 5);
+  for (size_t i = 5; i < spans.size(); i++) {  // /r/6 and later: their own response or none
+    const int n = std::stoi(Str(spans[i], "url.path").substr(3));
+    const std::string size = Str(spans[i], "http.response.body.size");
+    EXPECT_GE(n, 6);
+    EXPECT_TRUE(size == std::to_string(1000 + n) || (n == 6 && size == "<absent>")) << n;
+  }
+  ASSERT_EQ(kernel.caps, (std::vector<std::pair<uint64_t, uint32_t>>{{11, 256}, {11, 0}}));
+  EXPECT_EQ(producer.stats().head_caps_lifted, 1u);
+}
+
+// A client that pipelines from the start: two responses may share one receive, so its
+// receives are never capped, however steady its heads.
+TEST_F(StageTest, APipeliningClientIsNeverCapped) {
+  Conn c(&table, 12, ZT_ROLE_CLIENT);
+  uint64_t ts = 0;
+  for (int i = 1; i <= 12; i += 2) {
+    c.Send(ZT_DIR_EGRESS,
+           "GET /r/" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\nGET /r/" +
+               std::to_string(i + 1) + " HTTP/1.1\r\nHost: x\r\n\r\n",
+           ts += 10);
+    c.Send(ZT_DIR_INGRESS, CapResponse(1000 + i) + CapResponse(1001 + i), ts += 10);
+  }
+  ExpectCapSpans(sink.spans(), 12);
+  EXPECT_TRUE(kernel.caps.empty());
+}
+
 // Chunked bodies need their framing bytes: never capped.
 TEST_F(StageTest, ChunkedResponsesAreNeverCapped) {
   Conn client(&table, 9, ZT_ROLE_CLIENT);

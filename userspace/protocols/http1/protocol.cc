@@ -103,6 +103,9 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
 
   // Hot path: the stitcher parsed a request head.
   void OnRequestStart(uint64_t seq, const HttpRequest& req) override {
+    // A request while another is in flight: pipelining, whose responses can share a syscall.
+    // A cap would hide all but the first in its gap, and how many it hid would stay unknown.
+    if (requests_started_++ != exchanges_done_ && cap_ != Cap::kOff) StopCapping();
     RequestStarted& r = out_->AddStart();
     r.id = seq;
     r.start_ns = req.start_ts_ns;
@@ -118,6 +121,7 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
   // Hot path: an exchange finished. Its span is built from it where it lies in the stitcher
   // (no move into a vector and out again); `finished_ns_` ends one that got no response.
   void OnExchange(HttpExchange& x) override {
+    exchanges_done_++;
     if (cap_ != Cap::kOff) LearnCap(x);
     BuildExchange(x, context_, *options_, finished_ns_, &out_->AddExchange(), fields_);
   }
@@ -127,9 +131,9 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
   // copy only the first bytes of each syscall that carries them (a client's receives, a
   // server's sends), enough for the largest head seen and a margin; the rest reaches the
   // parser as a gap of known length, which it skips as a body by length. A response that breaks the
-  // pattern (chunked, a cut head, a loss) lifts the cap for good: the parser and stitcher already
-  // treat such gaps as losses (the cut response keeps its start line and loses its body size;
-  // pairing doubts until it is aligned again).
+  // pattern (chunked, a cut head, a loss), or a pipelined request, lifts the cap for good: the
+  // parser and stitcher already treat such gaps as losses (the cut response keeps its start line
+  // and loses its body size; pairing doubts until it is aligned again).
   static constexpr uint32_t kCapLearnExchanges = 4;
   static constexpr uint32_t kCapMin = 256, kCapMax = 4096, kCapMargin = 128;
   enum class Cap : uint8_t { kLearning, kOn, kOff };
@@ -181,6 +185,9 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
   uint32_t clean_ = 0;
   uint64_t max_head_ = 0, max_message_ = 0;
   uint64_t losses_seen_ = 0;
+  // Requests whose heads were parsed, and exchanges finished: they differ at a request's start
+  // while an earlier one is in flight (pipelining) or was lost.
+  uint64_t requests_started_ = 0, exchanges_done_ = 0;
 };
 
 }  // namespace
