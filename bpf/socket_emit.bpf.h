@@ -118,7 +118,7 @@ static __always_inline struct zt_data_event *zt_reserve_chunk(__u64 n, __u64 cls
 
 /* Hot path: copies up to the budget of one user buffer of len bytes at s->pos, in chunks.
  * Each chunk goes straight into a ring-buffer record of the smallest size class that holds
- * it (payload 256, 1 Ki, 4 Ki or 16 Ki bytes: at most 4x the space, usually well under 2x),
+ * it (payload 256, 512, 1 Ki, 2 Ki, 4 Ki or 16 Ki bytes: at most twice the space up to 4 Ki),
  * not through a per-CPU scratch copy and bpf_ringbuf_output's second copy.
  * A global function: the verifier checks it once, not once per call site and loop iteration
  * of its callers (which made loading take a second). */
