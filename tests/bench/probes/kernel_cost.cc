@@ -1,9 +1,12 @@
 // Kernel-side cost (root): a loopback request loop in two child processes, run without and
 // with the tracer attached, with kernel.bpf_stats_enabled on. Prints ns of BPF per run of each
 // program and the loop's wall-time ratio.
+// Usage: kernel_cost [REQUESTS [ROUNDS [MODE [socket|syscall [split|same]]]]]; MODE is write,
+// writev, eagain, muted or churn (see main).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -56,7 +59,23 @@ class CountingSink : public probes::RecordSink {
 // `eagain`: the server is an event loop as nginx is (nonblocking recvfrom until EAGAIN, poll
 // between requests): three recvfrom per request, two of them empty. Returns wall seconds
 // measured by the parent.
-double RequestLoop(int n, bool writev_reply, bool eagain) {
+// Placement of the loop's two processes: where the scheduler puts them (which varies from run
+// to run, and moves BPF time per request by a third), or pinned to CPUs `server_cpu` and
+// `client_cpu`.
+struct Placement {
+  int server_cpu = -1;  // -1: not pinned
+  int client_cpu = -1;
+};
+
+void PinTo(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) _exit(2);
+}
+
+double RequestLoop(int n, bool writev_reply, bool eagain, Placement place) {
   int lfd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -68,6 +87,7 @@ double RequestLoop(int n, bool writev_reply, bool eagain) {
   const auto start = std::chrono::steady_clock::now();
   pid_t server = fork();
   if (server == 0) {
+    PinTo(place.server_cpu);
     int c = accept(lfd, nullptr, nullptr);
     char buf[2048], resp[1024];
     // A real response: a 240-byte head (padded with a header) and a 784-byte body.
@@ -102,6 +122,7 @@ double RequestLoop(int n, bool writev_reply, bool eagain) {
   }
   pid_t client = fork();
   if (client == 0) {
+    PinTo(place.client_cpu);
     int c = socket(AF_INET, SOCK_STREAM, 0);
     if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) _exit(1);
     char req[300] = {}, buf[1024];
@@ -138,6 +159,12 @@ int main(int argc, char** argv) {
   // "syscall": receives and sends taken at their syscalls' exits (--no-socket-tracepoints),
   // not at the socket layer's tracepoints.
   const bool sock_hooks = !(argc > 4 && std::string(argv[4]) == "syscall");
+  // "split": the server on CPU 0 and the client on CPU 1; "same": both on CPU 0; otherwise
+  // where the scheduler puts them.
+  const std::string pin = argc > 5 ? argv[5] : "";
+  Placement place;
+  if (pin == "split") place = {0, 1};
+  if (pin == "same") place = {0, 0};
   probes::PreflightReport report;
   if (Status s = probes::Preflight(&report); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.message().c_str());
@@ -147,7 +174,7 @@ int main(int argc, char** argv) {
   CountingSink sink;
   std::vector<probes::ProgramStats> stats;
   for (int r = 0; r < rounds; r++) {
-    base = std::min(base, RequestLoop(n, writev_reply, eagain));
+    base = std::min(base, RequestLoop(n, writev_reply, eagain, place));
     SetBpfStats("1");
     std::vector<std::string> notes;
     probes::TracerConfig cfg;
@@ -165,7 +192,7 @@ int main(int argc, char** argv) {
     std::thread poller([&] {
       while (!stop) (*t)->Poll(50);
     });
-    traced = std::min(traced, RequestLoop(n, writev_reply, eagain));
+    traced = std::min(traced, RequestLoop(n, writev_reply, eagain, place));
     stop = true;
     poller.join();
     stats = (*t)->ReadProgramStats();
