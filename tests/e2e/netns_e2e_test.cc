@@ -244,7 +244,15 @@ TEST_F(NetnsTest, PropagatedContextMakesOneTracePerRequestAcrossNodes) {
     EXPECT_EQ(wire["back2"], "-") << id << ": nothing propagates from the untraced node";
     checked++;
   }
+  // B's kernel may find a request head of back's unsure: one that reached back in two reads
+  // (the traceparent A's sk_msg inserted can leave A as a segment of its own). That read sets
+  // no context (docs/CONTEXT_PROPAGATION.md: split heads are AMBIGUOUS, `ctx_uncertain`), so
+  // back's call carries none and its hop to back2 starts a trace of its own: never a wrong
+  // parent, and counted. Anything else must be one trace per request.
+  const uint64_t unsure_b = agent_b_->Counter("ctx_uncertain").value_or(0);
+  EXPECT_LE(unsure_b, 2u) << "most of back's reads hold their whole head";
   std::set<std::string> traces;
+  size_t split = 0;
   for (const auto& [curl, ids] : {std::pair{seq_curl, seq_ids}, std::pair{par_curl, par_ids}}) {
     for (const std::string& id : ids) {
       const Hops h = FindHops(a, &b, curl, id);
@@ -257,25 +265,35 @@ TEST_F(NetnsTest, PropagatedContextMakesOneTracePerRequestAcrossNodes) {
       // back2 SERVER, in curl's trace.
       EXPECT_EQ(bs->parent_span_id, fc->span_id) << id;
       EXPECT_EQ(bc->parent_span_id, bs->span_id) << id;
-      EXPECT_EQ(b2->parent_span_id, bc->span_id) << id;
-      for (const Span* s : {fs, fc, bs, bc, b2}) {
+      const bool propagated = b2->parent_span_id == bc->span_id;
+      if (!propagated) {  // B's kernel had no context for back's call: back2 is a root
+        EXPECT_EQ(b2->parent_span_id, "") << id << ": " << b2->Describe();
+        EXPECT_NE(b2->trace_id, c->trace_id) << id;
+        EXPECT_EQ(WireContexts(id)["back2"], "-") << id;
+        split++;
+      }
+      for (const Span* s : {fs, fc, bs, bc}) {
         EXPECT_EQ(s->trace_id, c->trace_id) << id << ": " << s->Describe();
+      }
+      if (propagated) {
+        EXPECT_EQ(b2->trace_id, c->trace_id) << id << ": " << b2->Describe();
       }
       traces.insert(c->trace_id);
       checked++;
     }
   }
+  EXPECT_EQ(split, unsure_b) << "every request back2 got without a context was an unsure read";
   EXPECT_EQ(traces.size(), seq_ids.size() + par_ids.size()) << "one trace per request";
   EXPECT_EQ(checked, static_cast<int>(one_ids.size() + seq_ids.size() + par_ids.size()));
   // Every call that carried a context kept the span id the kernel put on the wire.
   EXPECT_EQ(agent_a_->Counter("ctx_adopted"), one_ids.size() + seq_ids.size() + par_ids.size());
-  EXPECT_EQ(agent_b_->Counter("ctx_adopted"), seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_b_->Counter("ctx_adopted"), seq_ids.size() + par_ids.size() - unsure_b);
   // The kernel's side: A inserted into front's calls, B into back's, whose trace id B's kernel
   // read from the traceparent A inserted (back2's requests carry B's: A parses those too).
   EXPECT_EQ(agent_a_->Counter("ctx_inserted"), one_ids.size() + seq_ids.size() + par_ids.size());
-  EXPECT_EQ(agent_b_->Counter("ctx_inserted"), seq_ids.size() + par_ids.size());
-  EXPECT_EQ(agent_b_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size());
-  EXPECT_EQ(agent_a_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size());
+  EXPECT_EQ(agent_b_->Counter("ctx_inserted"), seq_ids.size() + par_ids.size() - unsure_b);
+  EXPECT_EQ(agent_b_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size() - unsure_b);
+  EXPECT_EQ(agent_a_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size() - unsure_b);
   for (NodeAgent* agent : {agent_a_.get(), agent_b_.get()}) {
     EXPECT_EQ(agent->Counter("ctx_disagree"), 0u);
     EXPECT_EQ(agent->Counter("ctx_event_loop"), 0u);
