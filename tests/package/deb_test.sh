@@ -57,6 +57,11 @@ UNIT=/usr/lib/systemd/system/zerotrace.service
 caps=$(sed -n 's/^AmbientCapabilities=//p' "$UNIT")
 check "the unit grants exactly the capabilities docs/SECURITY.md lists" \
   test "$caps" = "CAP_BPF CAP_PERFMON CAP_DAC_READ_SEARCH CAP_SYS_PTRACE"
+# Without CAP_SYS_ADMIN the agent cannot mount tracefs: systemd must, before the agent starts.
+wants_tracefs() {
+  grep -qx 'After=.*sys-kernel-tracing\.mount.*' "$UNIT" && grep -qx 'Wants=.*sys-kernel-tracing\.mount.*' "$UNIT"
+}
+check "the unit wants tracefs mounted before it starts" wants_tracefs
 
 # A collector (the installed otlp-sink) and a server in this test's port range.
 PORT_SINK=${ZT_PORT_BASE:-24700}
@@ -80,6 +85,11 @@ if [[ "$(ps -p 1 -o comm=)" == systemd ]]; then
   AGENT_LOG() { journalctl -u zerotrace.service --no-pager -o cat; }
 else
   echo "PID 1 is $(ps -p 1 -o comm=), not systemd: starting ExecStart as the unit would (user nobody, the unit's capabilities only)"
+  # The unit wants sys-kernel-tracing.mount: what systemd would start first, done as root here.
+  if ! mountpoint -q /sys/kernel/tracing; then
+    echo "tracefs is not mounted: mounting it as the unit's sys-kernel-tracing.mount would"
+    mount -t tracefs -o nosuid,nodev,noexec tracefs /sys/kernel/tracing
+  fi
   lc=$(echo "$caps" | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
   # shellcheck disable=SC2086
   setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs \
