@@ -63,8 +63,9 @@ bool IsNameChar(char c) {
          c == '_' || c == '.';
 }
 
-// A bare argument that is safe to show: a path, a program file, or a small number (a port).
-// Any other bare word may be a value (`redis-cli SET key VALUE`, `mysql -u USER`): hidden.
+// A bare argument that is safe to show: a path, a program file, or a small number (a port);
+// also an IPv4 address and a Python module run with -m (below). Any other bare word may be a
+// value (`redis-cli SET key VALUE`, `mysql -u USER`): hidden.
 bool IsShownBareArg(std::string_view arg) {
   if (arg.find('/') != std::string_view::npos) return true;
   static constexpr std::string_view kProgramFiles[] = {".py", ".js", ".mjs", ".cjs", ".ts",
@@ -75,6 +76,44 @@ bool IsShownBareArg(std::string_view arg) {
   if (arg.empty() || arg.size() > 5) return false;
   for (char c : arg) {
     if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// A dotted-quad IPv4 address ("127.0.0.1"): where a process binds or connects, shown in its
+// spans' attributes anyway, never a credential.
+bool IsIpv4Literal(std::string_view arg) {
+  for (int part = 0; part < 4; part++) {
+    const size_t dot = arg.find('.');
+    if ((part < 3) != (dot != std::string_view::npos)) return false;  // exactly three dots
+    const std::string_view digits = arg.substr(0, dot);
+    if (digits.empty() || digits.size() > 3) return false;
+    int value = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return false;
+      value = value * 10 + (c - '0');
+    }
+    if (value > 255) return false;
+    if (dot != std::string_view::npos) arg.remove_prefix(dot + 1);
+  }
+  return true;
+}
+
+// `python3 -m http.server`: the module a Python interpreter runs is its program, as a script's
+// path would be. Only a dotted identifier after -m of a program named python*.
+bool IsPythonModule(const std::vector<std::string>& args, size_t i) {
+  if (i < 2 || args[i - 1] != "-m") return false;
+  const std::string_view program = args[0];
+  const size_t slash = program.rfind('/');
+  if (!program.substr(slash == std::string_view::npos ? 0 : slash + 1).starts_with("python")) {
+    return false;
+  }
+  const std::string_view module = args[i];
+  if (module.empty() || module.front() == '.' || module.back() == '.') return false;
+  for (char c : module) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.';
+    if (!ok) return false;
   }
   return true;
 }
@@ -113,7 +152,8 @@ std::vector<std::string> RedactCommandArgs(const std::vector<std::string>& args)
       out.push_back(arg.substr(0, 2) + std::string(kRedacted));
       continue;
     }
-    if (i > 0 && !arg.starts_with("-") && !IsUrl(arg) && !IsShownBareArg(arg)) {
+    if (i > 0 && !arg.starts_with("-") && !IsUrl(arg) && !IsShownBareArg(arg) &&
+        !IsIpv4Literal(arg) && !IsPythonModule(args, i)) {
       out.emplace_back(kRedacted);
       continue;
     }

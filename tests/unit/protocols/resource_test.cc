@@ -34,6 +34,16 @@ TEST(RedactCommandArgsTest, Table) {
        {"env", "AWS_SECRET_ACCESS_KEY=REDACTED", "LANG=C"}},
       {{"node", "-e", "a=1"}, {"node", "-e", "a=1"}},
       {{"x", "redis://h:6379"}, {"x", "redis://h:6379"}},
+      // A Python module run with -m is the program; an IPv4 address is no credential.
+      {{"/usr/bin/python3", "-m", "http.server", "47555", "--bind", "127.0.0.1"},
+       {"/usr/bin/python3", "-m", "http.server", "47555", "--bind", "127.0.0.1"}},
+      {{"python3.11", "-m", "uvicorn", "app.main:app", "--host", "10.0.0.25"},
+       {"python3.11", "-m", "uvicorn", "REDACTED", "--host", "10.0.0.25"}},
+      {{"python3", "-c", "import os"}, {"python3", "-c", "REDACTED"}},
+      {{"redis-cli", "-m", "s3cret"}, {"redis-cli", "-m", "REDACTED"}},
+      {{"python3", "-m", "http.server;rm"}, {"python3", "-m", "REDACTED"}},
+      {{"app", "999.1.1.1", "1.2.3", "1.2.3.4.5", "1..2.3"},
+       {"app", "REDACTED", "REDACTED", "REDACTED", "REDACTED"}},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(RedactCommandArgs(c.in), c.want) << c.in[1];
