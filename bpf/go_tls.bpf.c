@@ -47,7 +47,8 @@ struct go_call {
 	__u64 len;      /* Write: the []byte's length (its plaintext is emitted at entry) */
 	__s32 fd;       /* the tls.Conn's socket; -1: its net.Conn is no TCP netFD */
 	__u8 op;        /* ZT_SYS_TLS_WRITE or ZT_SYS_TLS_READ */
-	__u8 pad[3];
+	__u8 flags;     /* ZT_GO_CALL_PENDING */
+	__u8 pad[2];
 };
 
 /* Calls in progress. LRU: a goroutine that never returns (panic through Write) cannot fill
@@ -58,6 +59,27 @@ struct {
 	__type(key, struct go_call_key);
 	__type(value, struct go_call);
 } go_calls SEC(".maps");
+
+/* A Write whose connection was not tracked at its entry (opened before the agent: its own write
+ * syscall discovers it) has its plaintext emitted at its RET, or at a Read RET on the same
+ * connection if one comes first. Otherwise a goroutine descheduled between its write syscall
+ * and its RET lets the answer's record overtake the request's, and the stitcher, seeing a
+ * response before any request on a connection it joined mid-stream, pairs every later request
+ * with the next one's answer. Whoever deletes the entry emits the Write. */
+struct go_pending_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct go_pending_key);
+	__type(value, struct go_call);
+} go_pending_writes SEC(".maps");
+
+/* go_call.flags: the call is in go_pending_writes. */
+#define ZT_GO_CALL_PENDING 1
 
 #include "socket_emit.bpf.h"
 #include "go_goroutines.bpf.h"
@@ -141,6 +163,12 @@ static __always_inline int zt_go_enter(struct pt_regs *ctx, __u32 slot, __u8 op)
 	if (prev && prev->op == ZT_SYS_TLS_WRITE && prev->len == call.len &&
 	    call.enter_ns - prev->enter_ns < ZT_GO_RESTART_NS)
 		return 0;
+	if (!st && call.len > 0 && call.fd >= 0) {
+		struct go_pending_key pkey = {.tgid = key.tgid, .fd = call.fd};
+
+		if (!bpf_map_update_elem(&go_pending_writes, &pkey, &call, BPF_NOEXIST))
+			call.flags = ZT_GO_CALL_PENDING;
+	}
 	bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY);
 	if (!st || call.len == 0)
 		return 0;
@@ -194,6 +222,12 @@ static __always_inline int zt_go_return(struct pt_regs *ctx, __u32 slot, __u8 op
 		}
 		if (op == ZT_SYS_TLS_WRITE && call.conn_id) /* emitted at its entry */
 			return 0;
+		if (op == ZT_SYS_TLS_WRITE && call.flags == ZT_GO_CALL_PENDING) {
+			struct go_pending_key pkey = {.tgid = gkey.tgid, .fd = call.fd};
+
+			if (bpf_map_delete_elem(&go_pending_writes, &pkey))
+				return 0; /* a Read RET on its connection emitted it */
+		}
 	}
 	if (n <= 0)
 		return 0;
@@ -217,6 +251,18 @@ static __always_inline int zt_go_return(struct pt_regs *ctx, __u32 slot, __u8 op
 		return 0;
 	}
 	st->tls = 1;
+	if (op == ZT_SYS_TLS_READ) {
+		struct go_pending_key pkey = {.tgid = key.tgid, .fd = key.fd};
+		struct go_call *pending = bpf_map_lookup_elem(&go_pending_writes, &pkey);
+
+		if (pending) {
+			struct go_call w = *pending;
+
+			if (!bpf_map_delete_elem(&go_pending_writes, &pkey))
+				zt_go_emit(&key, st, &w,
+					   w.len > 0xffffffffULL ? 0xffffffffULL : w.len);
+		}
+	}
 	return zt_go_emit(&key, st, &call, n);
 }
 
