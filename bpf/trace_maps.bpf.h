@@ -18,8 +18,7 @@ const volatile __u8 filter_skip = 0;     /* 1: selectors in use: consult proc_sk
 const volatile __u32 filter_netns = 0;   /* --netns: trace only tasks in this netns (inode) */
 const volatile __u32 capture_bytes = ZT_DEFAULT_CAPTURE; /* per syscall, <= ZT_MAX_CAPTURE */
 /* Pending bytes above which a record wakes the consumer; below, it finds them on its next
- * timed poll. Batching wakeups saves a context switch per record, and under load lets the
- * consumer run in long rounds (userspace sets it: WakeupBytes). */
+ * timed poll. Batching wakeups saves a context switch per record. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
 

@@ -24,13 +24,6 @@ namespace {
 
 using ull = unsigned long long;
 constexpr uint64_t kSecondNs = 1'000'000'000ULL;
-// How long the consumer sleeps after a round that emptied the ring buffer, unless the ring
-// fills to half first (probes::WakeupBytes). At 10k requests/s a round is ~2 000 records and
-// costs what the ring's wakeups cost before; 10 ms rounds cost 13 % more agent CPU. Under
-// saturated HTTP, rounds this long kept the machine ~81 % busy where wakeups at an eighth or a
-// quarter of the ring left it ~74 % (docs/PERFORMANCE.md, fifteenth session). Spans wait in the
-// export batch up to 200 ms anyway.
-constexpr int kPollIntervalMs = 50;
 // How long the consumer waits for a new process's /proc read before going on with its comm (a
 // read takes well under a millisecond; a process stuck in the kernel can make it take seconds).
 constexpr std::chrono::milliseconds kProcessReadWait{20};
@@ -362,8 +355,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
   const uint64_t stats_every = static_cast<uint64_t>(o.stats_interval_s * 1e9);
   uint64_t next_stats = o.stats_interval_s > 0 ? start + stats_every : UINT64_MAX;
   while (!stop->load() && !output_closed_.load() && !top_quit_.load()) {
-    // Back at once when the last round stopped at its budget: the ring may be far behind.
-    const int n = tracer_->Poll(tracer_->drained() ? kPollIntervalMs : 0);
+    const int n = tracer_->Poll(100);
     if (n < 0 && n != -EINTR) {
       std::fprintf(stderr, "zerotrace: reading the ring buffer failed: %d\n", n);
       break;

@@ -37,7 +37,7 @@ StatusOr<std::unique_ptr<GoTlsTracer>> GoTlsTracer::Start(const TracerConfig& co
   skel->rodata->filter_pids = config.pids.empty() ? 0 : 1;
   skel->rodata->filter_netns = config.netns;
   skel->rodata->capture_bytes = config.capture_bytes;
-  skel->rodata->wakeup_bytes = WakeupBytes(config.ringbuf_bytes);
+  skel->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   const SocketTracer::SharedMapFds fds = sockets.shared_maps();
   const std::pair<bpf_map*, int> shared[] = {{skel->maps.conns, fds.conns},
                                              {skel->maps.tls_calls, fds.tls_calls},

@@ -93,7 +93,7 @@ StatusOr<std::unique_ptr<SocketTracer>> SocketTracer::Start(const TracerConfig& 
   t->skel_->rodata->filter_netns = config.netns;
   t->skel_->rodata->filter_skip = config.skip_processes ? 1 : 0;
   t->skel_->rodata->capture_bytes = config.capture_bytes;
-  t->skel_->rodata->wakeup_bytes = WakeupBytes(config.ringbuf_bytes);
+  t->skel_->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   t->skel_->rodata->propagate_ctx = config.propagate_ctx ? 1 : 0;
   t->skel_->rodata->ctx_salt = config.ctx_salt;
   // An LRU map is allocated whole at load: without the flag nothing uses it.

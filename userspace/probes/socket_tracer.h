@@ -36,13 +36,6 @@ struct TracerConfig {
   bool sock_hooks = true;
 };
 
-// Pending bytes above which a record wakes the consumer (every BPF object's wakeup_bytes).
-// Half the ring: below it the consumer runs on its own timer, in long rounds, instead of being
-// woken from inside the traced processes' syscalls every eighth of the ring. Saturated HTTP
-// with the agent: ~13 % more requests/s (docs/PERFORMANCE.md, fifteenth session). The other
-// half is room for the consumer's latency to that wakeup.
-inline uint64_t WakeupBytes(uint32_t ringbuf_bytes) { return ringbuf_bytes / 2; }
-
 // Receives raw ring-buffer records on the consumer thread.
 class RecordSink {
  public:
@@ -73,8 +66,7 @@ class SocketTracer {
   SocketTracer& operator=(const SocketTracer&) = delete;
 
   // Delivers pending records to the sink. Waits up to timeout_ms unless the ring buffer is
-  // half full (WakeupBytes; the kernel side batches wakeups), so records wait at most
-  // timeout_ms.
+  // an eighth full (the kernel side batches wakeups), so records wait at most timeout_ms.
   // Returns the number of records consumed, or a negative errno. At most kMaxRecordsPerPoll
   // are delivered per call: under overload the ring buffer never empties, and the caller must
   // still get control back (signals, timers, stats); drained() tells whether it emptied.

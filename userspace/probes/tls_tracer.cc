@@ -100,7 +100,7 @@ StatusOr<tls_trace*> OpenAndLoad(const TracerConfig& config, const SocketTracer&
   skel->rodata->filter_netns = config.netns;
   skel->rodata->filter_skip = config.skip_processes ? 1 : 0;
   skel->rodata->capture_bytes = config.capture_bytes;
-  skel->rodata->wakeup_bytes = WakeupBytes(config.ringbuf_bytes);
+  skel->rodata->wakeup_bytes = config.ringbuf_bytes / 8;
   const SocketTracer::SharedMapFds fds = sockets.shared_maps();
   const std::pair<bpf_map*, int> shared[] = {{skel->maps.conns, fds.conns},
                                              {skel->maps.tls_calls, fds.tls_calls},
