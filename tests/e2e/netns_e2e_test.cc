@@ -293,7 +293,13 @@ TEST_F(NetnsTest, PropagatedContextMakesOneTracePerRequestAcrossNodes) {
   EXPECT_EQ(agent_a_->Counter("ctx_inserted"), one_ids.size() + seq_ids.size() + par_ids.size());
   EXPECT_EQ(agent_b_->Counter("ctx_inserted"), seq_ids.size() + par_ids.size() - unsure_b);
   EXPECT_EQ(agent_b_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size() - unsure_b);
-  EXPECT_EQ(agent_a_->Counter("ctx_from_traceparent"), seq_ids.size() + par_ids.size() - unsure_b);
+  // A's kernel may find one of back2's request heads unsure in the same way (CI once: 1 of 21):
+  // that read counts as ctx_uncertain instead. front's reads hold curl's whole head (A inserts
+  // into every one of front's calls, above), so A's unsure reads are back2's.
+  const uint64_t unsure_a = agent_a_->Counter("ctx_uncertain").value_or(0);
+  EXPECT_LE(unsure_a, 2u) << "most of back2's reads hold their whole head";
+  EXPECT_EQ(agent_a_->Counter("ctx_from_traceparent"),
+            seq_ids.size() + par_ids.size() - unsure_b - unsure_a);
   for (NodeAgent* agent : {agent_a_.get(), agent_b_.get()}) {
     EXPECT_EQ(agent->Counter("ctx_disagree"), 0u);
     EXPECT_EQ(agent->Counter("ctx_event_loop"), 0u);
