@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "base/text.h"
 #include "trace/span.h"
 
 namespace zerotrace::trace {
@@ -20,7 +21,7 @@ class AttributeWriter {
   void Add(std::string_view key, std::string_view value) {
     Attribute& a = Next(key);
     if (auto* s = std::get_if<std::string>(&a.value)) {
-      s->assign(value);
+      AssignIfDifferent(s, value);  // a recycled span mostly holds this very value
     } else {
       a.value.emplace<std::string>(value);
     }

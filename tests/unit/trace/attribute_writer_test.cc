@@ -61,6 +61,30 @@ TEST(AttributeWriter, RecycledStorageIsOverwrittenWhateverItHeld) {
   ExpectEqual(v, Expected("/", 200));
 }
 
+TEST(AttributeWriter, RecycledValueChangedInOneByteAnywhereIsRewritten) {
+  // The writer compares a recycled value with the new one before copying: a value of the same
+  // length that differs in any one byte (inside a word, in the overlapping last word, or in a
+  // short value) must still be written.
+  for (size_t n = 1; n <= 40; n++) {
+    const std::string base(n, 'a');
+    for (size_t at = 0; at < n; at++) {
+      std::vector<Attribute> v;
+      {
+        AttributeWriter w(&v);
+        w.Add("k", base);
+        w.Done();
+      }
+      std::string changed = base;
+      changed[at] = 'b';
+      AttributeWriter w(&v);
+      w.Add("k", changed);
+      w.Done();
+      ASSERT_EQ(v.size(), 1u);
+      EXPECT_EQ(v[0].value, AttributeValue(changed)) << "length " << n << ", byte " << at;
+    }
+  }
+}
+
 TEST(AttributeWriter, KeptAttributesStayAndHasSeesThem) {
   std::vector<Attribute> v;
   WriteTypical(&v, "/x", 200);

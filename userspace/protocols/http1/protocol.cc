@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include "base/text.h"
 #include "protocols/http1/head.h"
 #include "protocols/http1/stitcher.h"
 #include "trace/span_linker.h"
@@ -113,9 +114,9 @@ class Http1Session final : public Session, RequestListener, ExchangeSink {
     r.stream_pos = req.start_pos;
     r.operation.assign(req.method).append(" ").append(req.target);
     const LinkFields link = LinkFieldsOf(req);
-    r.correlation.assign(link.correlation);
-    r.traceparent.assign(link.traceparent);
-    r.tracestate.assign(link.tracestate);
+    AssignIfDifferent(&r.correlation, link.correlation);  // mostly absent, as before
+    AssignIfDifferent(&r.traceparent, link.traceparent);
+    AssignIfDifferent(&r.tracestate, link.tracestate);
   }
 
   // Hot path: an exchange finished. Its span is built from it where it lies in the stitcher

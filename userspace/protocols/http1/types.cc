@@ -27,14 +27,6 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool EqualsLowerLiteral(std::string_view a, std::string_view lower) {
-  if (a.size() != lower.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != lower[i]) return false;
-  }
-  return true;
-}
-
 void HeaderList::Add(std::string_view name, std::string_view value) {
   std::vector<Entry> entries(count_);
   for (size_t i = 0; i < count_; ++i) entries[i] = entry(i);
@@ -51,9 +43,12 @@ void HeaderList::Add(std::string_view name, std::string_view value) {
 }
 
 void HeaderList::Assign(std::string_view text, const Entry* entries, size_t n) {
-  buf_.clear();
-  buf_.reserve(text.size() + n * sizeof(Entry));
-  buf_.append(text);
+  const size_t need = text.size() + n * sizeof(Entry);
+  if (buf_.capacity() < need) {  // once per pooled buffer: then it is rewritten in place
+    buf_.clear();
+    buf_.reserve(need);
+  }
+  buf_.assign(text);
   buf_.append(reinterpret_cast<const char*>(entries), n * sizeof(Entry));
   index_off_ = static_cast<uint32_t>(text.size());
   count_ = static_cast<uint32_t>(n);
