@@ -374,8 +374,7 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
   for (size_t i = 0; i < out_.exchanges(); i++) {
     ExchangeDone& x = out_.exchange(i);
     stats_.exchanges++;
-    trace::Span span = std::move(x.span);
-    x.span = linker_->TakeSpare();  // storage for the next exchange this slot carries
+    trace::Span& span = x.span;  // finished where it was built; the slot keeps storage
     const uint16_t served_port = server ? c.tuple.local_port : 0;
     if (!s.resource || s.resource_info != c.process || s.resource_port != served_port) {
       s.resource = ResourceOf(c, served_port);
@@ -387,12 +386,12 @@ void ProtocolStage::Apply(conn::Connection& c, ConnState& s, uint64_t now_ns) {
     auto at = std::find_if(s.handles.begin(), s.handles.end(),
                            [&x](const auto& p) { return p.first == x.id; });
     if (x.id == 0 || at == s.handles.end()) {
-      linker_->FinishUnstarted(std::move(span));
+      linker_->FinishUnstarted(std::move(span));  // what the sink leaves is the next storage
       continue;
     }
     const uint64_t handle = at->second;
     s.handles.erase(at);
-    linker_->Finish(handle, std::move(span), x.end_ns != 0 ? x.end_ns : now_ns, x.response_tid);
+    linker_->FinishInSlot(handle, &span, x.end_ns != 0 ? x.end_ns : now_ns, x.response_tid);
   }
   out_.Clear();
 }

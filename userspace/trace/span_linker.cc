@@ -332,6 +332,13 @@ void SpanLinker::ResolveAsRoot(uint64_t handle) {
 }
 
 void SpanLinker::Finish(uint64_t handle, Span&& span, uint64_t end_ns, uint32_t response_tid) {
+  FinishInSlot(handle, &span, end_ns, response_tid);
+  KeepSpare(span);
+}
+
+void SpanLinker::FinishInSlot(uint64_t handle, Span* slot, uint64_t end_ns,
+                              uint32_t response_tid) {
+  Span& span = *slot;
   Record* r = Find(handle);
   if (r == nullptr) {
     FinishUnstarted(std::move(span));
@@ -349,10 +356,11 @@ void SpanLinker::Finish(uint64_t handle, Span&& span, uint64_t end_ns, uint32_t 
   if (r->resolved) {
     // Released from where it lies: the record never holds it.
     r->released = true;
-    Emit(*r, span);
+    Deliver(*r, span);
     if (Freeable(*r)) Free(handle);
   } else {
     r->span = std::move(span);
+    TakeSpare(slot);
   }
 }
 
@@ -383,21 +391,31 @@ void SpanLinker::Release(Record& r) {
 }
 
 void SpanLinker::Emit(const Record& r, Span& s) {
+  Deliver(r, s);
+  KeepSpare(s);
+}
+
+void SpanLinker::Deliver(const Record& r, Span& s) {
   s.trace_id = r.trace_id;
   s.span_id = r.span_id;
   s.parent_span_id = r.parent_span_id;
   s.trace_state = r.trace_state;
   stats_.spans_released++;
   sink_(std::move(s));
-  // What the sink left in s (an exported span, or nothing) is storage for the next span.
+}
+
+// What the sink left in s (an exported span, or nothing) is storage for the next span.
+void SpanLinker::KeepSpare(Span& s) {
   if (s.attributes.capacity() > 0 && spares_.size() < kMaxSpares) spares_.push_back(std::move(s));
 }
 
-Span SpanLinker::TakeSpare() {
-  if (spares_.empty()) return Span();
-  Span s = std::move(spares_.back());
+void SpanLinker::TakeSpare(Span* into) {
+  if (spares_.empty()) {
+    *into = Span();
+    return;
+  }
+  *into = std::move(spares_.back());
   spares_.pop_back();
-  return s;
 }
 
 bool SpanLinker::Freeable(const Record& r) const {
