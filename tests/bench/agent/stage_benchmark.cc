@@ -15,8 +15,10 @@
 
 #include "conn/byte_stream.h"
 #include "conn/conn_table.h"
+#include "export/exporter.h"
 #include "export/otlp_proto.h"
 #include "kernel_records.h"
+#include "metrics/metrics_stage.h"
 #include "probes/event_decode.h"
 #include "protocols/http1/parser.h"
 #include "protocols/http1/span_builder.h"
@@ -181,6 +183,55 @@ BENCHMARK(BM_StageConsumer)->Unit(benchmark::kMillisecond);
 // The same with nginx's response body skipped by the kernel: the agent's records in place.
 void BM_StageConsumerBodySkipped(benchmark::State& state) { StageConsumer(state, true); }
 BENCHMARK(BM_StageConsumerBodySkipped)->Unit(benchmark::kMillisecond);
+
+// The same chain with the agent's own sink (agent.cc): each linked span goes to the metrics
+// stage (RED and service graph, as with /metrics or OTLP metrics, without the top view) and is
+// encoded into the next of 2048 recycled buffers, the export queue's batch, as TryPushBatched
+// does; its resource is moved out with it. The export thread's send is not included.
+struct ConsumerChainWithSink {
+  ConsumerChainWithSink(const WallClock* clock, uint64_t* spans)
+      : metrics([] {
+          metrics::MetricsStage::Options o;
+          o.summaries = false;
+          return o;
+        }()),
+        encoded(2048),
+        linker([this, spans](trace::Span&& s) {
+          metrics.OnSpan(s, WallClock::MonotonicNow());
+          exporter::EncodeOtlpSpan(s, &encoded[next].bytes);
+          encoded[next].resource = std::move(s.resource);
+          next = (next + 1) % encoded.size();
+          (*spans)++;
+        }),
+        stage(protocols::MakeRegisteredProtocols({}), &linker, clock,
+              std::vector<trace::ResourceAttribute>{}),
+        table(conn::ConnTableLimits{}, &stage, nullptr, nullptr) {}
+  metrics::MetricsStage metrics;
+  std::vector<exporter::EncodedSpan> encoded;
+  size_t next = 0;
+  trace::SpanLinker linker;
+  protocols::ProtocolStage stage;
+  conn::ConnTable table;
+};
+
+// BM_StageConsumerBodySkipped with the agent's sink: the consumer thread's work per span.
+void BM_StageConsumerWithSink(benchmark::State& state) {
+  const auto records = MakeRecords(/*body_skipped=*/true);
+  uint64_t spans = 0;
+  const WallClock clock;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto chain = std::make_unique<ConsumerChainWithSink>(&clock, &spans);
+    state.ResumeTiming();
+    Replay(records, &chain->table);
+    state.PauseTiming();
+    chain.reset();
+    state.ResumeTiming();
+  }
+  if (spans != 2ull * kRequests * state.iterations()) state.SkipWithError("spans lost");
+  PerSpan(state, static_cast<double>(spans));
+}
+BENCHMARK(BM_StageConsumerWithSink)->Unit(benchmark::kMillisecond);
 
 // The consumer as it runs in place, where it costs about twice BM_StageConsumer (issue 17):
 // records arrive in small polls, and between polls nginx, the client and the kernel run on the
