@@ -41,18 +41,8 @@ std::string ToHex(const std::array<uint8_t, N>& b) {
   return s;
 }
 
-template <size_t N>
-bool NonZero(const std::array<uint8_t, N>& b) {
-  for (uint8_t v : b) {
-    if (v) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
-bool TraceId::valid() const { return NonZero(bytes); }
-bool SpanId::valid() const { return NonZero(bytes); }
 std::string TraceId::Hex() const { return ToHex(bytes); }
 std::string SpanId::Hex() const { return ToHex(bytes); }
 
