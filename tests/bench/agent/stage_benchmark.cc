@@ -160,31 +160,7 @@ struct ConsumerChain {
   conn::ConnTable table;
 };
 
-// The whole consumer thread: records -> table -> protocol stage (detect, parse, stitch, build)
-// -> linker -> the export queue's place (spans counted and freed).
-void StageConsumer(benchmark::State& state, bool body_skipped) {
-  const auto records = MakeRecords(body_skipped);
-  uint64_t spans = 0;
-  const WallClock clock;
-  for (auto _ : state) {
-    state.PauseTiming();
-    auto chain = std::make_unique<ConsumerChain>(&clock, &spans);
-    state.ResumeTiming();
-    Replay(records, &chain->table);
-    state.PauseTiming();
-    chain.reset();
-    state.ResumeTiming();
-  }
-  if (spans != 2ull * kRequests * state.iterations()) state.SkipWithError("spans lost");
-  PerSpan(state, static_cast<double>(spans));
-}
-void BM_StageConsumer(benchmark::State& state) { StageConsumer(state, false); }
-BENCHMARK(BM_StageConsumer)->Unit(benchmark::kMillisecond);
-// The same with nginx's response body skipped by the kernel: the agent's records in place.
-void BM_StageConsumerBodySkipped(benchmark::State& state) { StageConsumer(state, true); }
-BENCHMARK(BM_StageConsumerBodySkipped)->Unit(benchmark::kMillisecond);
-
-// The same chain with the agent's own sink (agent.cc): each linked span goes to the metrics
+// The consumer chain with the agent's own sink (agent.cc): each linked span goes to the metrics
 // stage (RED and service graph, as with /metrics or OTLP metrics, without the top view) and is
 // encoded into the next of 2048 recycled buffers, the export queue's batch, as TryPushBatched
 // does; its resource is moved out with it. The export thread's send is not included.
@@ -214,14 +190,16 @@ struct ConsumerChainWithSink {
   conn::ConnTable table;
 };
 
-// BM_StageConsumerBodySkipped with the agent's sink: the consumer thread's work per span.
-void BM_StageConsumerWithSink(benchmark::State& state) {
-  const auto records = MakeRecords(/*body_skipped=*/true);
+// The whole consumer thread: records -> table -> protocol stage (detect, parse, stitch, build)
+// -> linker -> the chain's sink (ConsumerChain: spans counted and freed).
+template <typename Chain>
+void StageConsumer(benchmark::State& state, bool body_skipped) {
+  const auto records = MakeRecords(body_skipped);
   uint64_t spans = 0;
   const WallClock clock;
   for (auto _ : state) {
     state.PauseTiming();
-    auto chain = std::make_unique<ConsumerChainWithSink>(&clock, &spans);
+    auto chain = std::make_unique<Chain>(&clock, &spans);
     state.ResumeTiming();
     Replay(records, &chain->table);
     state.PauseTiming();
@@ -230,6 +208,17 @@ void BM_StageConsumerWithSink(benchmark::State& state) {
   }
   if (spans != 2ull * kRequests * state.iterations()) state.SkipWithError("spans lost");
   PerSpan(state, static_cast<double>(spans));
+}
+void BM_StageConsumer(benchmark::State& state) { StageConsumer<ConsumerChain>(state, false); }
+BENCHMARK(BM_StageConsumer)->Unit(benchmark::kMillisecond);
+// The same with nginx's response body skipped by the kernel: the agent's records in place.
+void BM_StageConsumerBodySkipped(benchmark::State& state) {
+  StageConsumer<ConsumerChain>(state, true);
+}
+BENCHMARK(BM_StageConsumerBodySkipped)->Unit(benchmark::kMillisecond);
+// And with the agent's sink: the consumer thread's work per span.
+void BM_StageConsumerWithSink(benchmark::State& state) {
+  StageConsumer<ConsumerChainWithSink>(state, true);
 }
 BENCHMARK(BM_StageConsumerWithSink)->Unit(benchmark::kMillisecond);
 
