@@ -597,3 +597,64 @@ TEST_F(SpanLinkerTest, IdsAreNeverZeroAndSpanIdsDiffer) {
 
 }  // namespace
 }  // namespace zerotrace::trace
+
+namespace zerotrace::trace {
+namespace {
+
+// FinishInSlot with a sink that, like the agent's (encode, then keep nothing), leaves the span
+// where it is: a span that leaves at once leaves its storage in the slot; one that must wait
+// is kept whole in its record, the slot gets other storage, and it is released intact later.
+TEST(SpanLinkerSlot, LeavingSpanKeepsItsStorageInTheSlotAndAWaitingOneLeavesWhole) {
+  std::vector<Span> out;
+  SpanLinker linker([&out](Span&& s) { out.push_back(s); }, SpanLinker::Options{});
+  auto fill = [](Span* s, const std::string& name) {
+    s->name = name;
+    s->attributes.clear();
+    s->attributes.push_back({"url.path", std::string("/a/path/longer/than/inline/storage")});
+    s->attributes.push_back({"http.response.status_code", int64_t{200}});
+  };
+  Span slot;
+
+  // A call from a thread serving nothing: a root, resolved at its start, so it leaves at once.
+  RequestStart call;
+  call.tgid = call.tid = 5;
+  call.start_ns = 100;
+  const uint64_t c = linker.Start(call);
+  fill(&slot, "call");
+  const Attribute* storage = slot.attributes.data();
+  linker.FinishInSlot(c, &slot, 110, 5);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].name, "call");
+  EXPECT_TRUE(out[0].trace_id.valid());
+  EXPECT_EQ(out[0].attributes.size(), 2u);
+  EXPECT_EQ(slot.attributes.data(), storage) << "the slot keeps the span's storage";
+
+  // A same-node server whose caller is unknown: it waits for its peer, held in its record.
+  RequestStart served;
+  served.server = true;
+  served.tgid = served.tid = 6;
+  served.start_ns = 200;
+  served.conn.known = served.conn.from_start = true;
+  served.conn.client_addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+  served.conn.server_addr = served.conn.client_addr;
+  served.conn.client_port = 40100;
+  served.conn.server_port = 80;
+  served.conn.netns = 1;
+  const uint64_t s = linker.Start(served);
+  fill(&slot, "served");
+  linker.FinishInSlot(s, &slot, 210, 6);
+  EXPECT_EQ(out.size(), 1u) << "released before its caller's wait ended";
+  EXPECT_NE(slot.name, "served") << "the waiting span left the slot for its record";
+  fill(&slot, "next");  // the slot is reused at once; the held span must not change
+  linker.Tick(200 + 2'000'000'000ull);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].name, "served");
+  ASSERT_EQ(out[1].attributes.size(), 2u);
+  EXPECT_EQ(out[1].attributes[0].value,
+            AttributeValue(std::string("/a/path/longer/than/inline/storage")));
+  EXPECT_TRUE(out[1].trace_id.valid());
+  EXPECT_FALSE(out[1].parent_span_id.valid());
+}
+
+}  // namespace
+}  // namespace zerotrace::trace
