@@ -206,8 +206,11 @@ Status Agent::Start(std::vector<std::string>* notes) {
   linker_options.hashed_roots = o.propagate_context;
   linker_options.root_salt = cfg.ctx_salt;
   linker_ = std::make_unique<trace::SpanLinker>(
-      [w = export_.get(), m = metrics_stage_.get()](trace::Span&& span) {
-        if (m) m->OnSpan(span, WallClock::MonotonicNow());
+      [this, w = export_.get(), m = metrics_stage_.get()](trace::Span&& span) {
+        if (m) {
+          if (round_now_ns_ == 0) round_now_ns_ = WallClock::MonotonicNow();
+          m->OnSpan(span, round_now_ns_);
+        }
         if (w) w->TryPushBatched(std::move(span));  // committed once per poll round
       },
       linker_options);
@@ -355,6 +358,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
   const uint64_t stats_every = static_cast<uint64_t>(o.stats_interval_s * 1e9);
   uint64_t next_stats = o.stats_interval_s > 0 ? start + stats_every : UINT64_MAX;
   while (!stop->load() && !output_closed_.load() && !top_quit_.load()) {
+    round_now_ns_ = 0;
     const int n = tracer_->Poll(100);
     if (n < 0 && n != -EINTR) {
       std::fprintf(stderr, "zerotrace: reading the ring buffer failed: %d\n", n);
@@ -408,6 +412,7 @@ void Agent::Stop() {
   uint64_t drained_records = 0;
   bool drained = false;
   while (!drained && WallClock::MonotonicNow() < drain_deadline) {
+    round_now_ns_ = 0;
     const int n = tracer_->Poll(0);
     if (n < 0 && n != -EINTR) break;
     drained_records += n > 0 ? static_cast<uint64_t>(n) : 0;
@@ -423,6 +428,7 @@ void Agent::Stop() {
                  (ull)drained_records, (ull)((WallClock::MonotonicNow() - drain_start) / 1000000),
                  (ull)ring_lost_at_stop_);
   }
+  round_now_ns_ = 0;
   pipeline_->table().CloseAll();  // complete exchanges become spans, in-flight ones errors
   linker_->Flush();
   if (export_) export_->CommitBatches();

@@ -79,6 +79,9 @@ class Agent {
   // RED metrics and the service graph (null when nothing reads them), and their readers.
   MetricsEnv metrics_env_;
   std::unique_ptr<metrics::MetricsStage> metrics_stage_;
+  // The metrics stage's time for the spans of one poll round, read at the round's first span
+  // (0: not yet). Its deadlines are seconds long; a clock read per span cost ~55 ns here.
+  uint64_t round_now_ns_ = 0;
   std::unique_ptr<exporter::OtlpMetricsExporter> otlp_metrics_;
   std::unique_ptr<exporter::PeriodicMetricsExport> metrics_export_;
   std::unique_ptr<TopView> top_;

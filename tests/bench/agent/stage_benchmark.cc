@@ -173,7 +173,8 @@ struct ConsumerChainWithSink {
         }()),
         encoded(2048),
         linker([this, spans](trace::Span&& s) {
-          metrics.OnSpan(s, WallClock::MonotonicNow());
+          if (round_now == 0) round_now = WallClock::MonotonicNow();  // as agent.cc: once a round
+          metrics.OnSpan(s, round_now);
           exporter::EncodeOtlpSpan(s, &encoded[next].bytes);
           encoded[next].resource = std::move(s.resource);
           next = (next + 1) % encoded.size();
@@ -185,6 +186,7 @@ struct ConsumerChainWithSink {
   metrics::MetricsStage metrics;
   std::vector<exporter::EncodedSpan> encoded;
   size_t next = 0;
+  uint64_t round_now = 0;  // one poll round: the replay
   trace::SpanLinker linker;
   protocols::ProtocolStage stage;
   conn::ConnTable table;
