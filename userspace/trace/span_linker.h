@@ -152,9 +152,6 @@ class SpanLinker {
   void Tick(uint64_t now_ns);
   // Resolves everything still waiting and releases every finished span (shutdown).
   void Flush();
-  // *into becomes a span to build the next one into (http1::BuildSpanInto): one the sink
-  // handed back when it took a span (the export queue returns exported ones), or an empty one.
-  void TakeSpare(Span* into);
 
   const SpanLinkerStats& stats() const { return stats_; }
   size_t records() const { return live_; }
@@ -239,6 +236,9 @@ class SpanLinker {
   void Deliver(const Record& r, Span& s);
   // Keeps what is left in `s` as a spare, if it has storage worth keeping and there is room.
   void KeepSpare(Span& s);
+  // *into becomes storage for the next span: one the sink handed back when it took a span, or
+  // an empty one (FinishInSlot, when the span it finished must wait in its record).
+  void TakeSpare(Span* into);
   void DropFromThreadIndex(uint64_t handle, Record& r);
   void DropPeer(Record& r);
   void InsertPeer(const PeerKey& key, uint64_t handle);
